@@ -1,0 +1,35 @@
+//! `sealos completion bash|zsh|fish`: shell completion scripts.
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+/// Arguments of `sealos completion`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionArgs {
+    /// The shell to generate completions for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// Shells we generate completions for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompletionShell {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// Writes the completion script to stdout.
+pub fn run(args: &CompletionArgs) -> anyhow::Result<()> {
+    let shell = match args.shell {
+        CompletionShell::Bash => Shell::Bash,
+        CompletionShell::Zsh => Shell::Zsh,
+        CompletionShell::Fish => Shell::Fish,
+    };
+    let mut cmd = crate::Cli::command();
+    clap_complete::generate(shell, &mut cmd, "sealos", &mut std::io::stdout());
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! One module per `sealos` subcommand: its clap arguments and a `run` function.
+
+pub mod completion;
+pub mod version;

@@ -1,0 +1,25 @@
+//! `sealos version`: the version and git commit.
+
+use crate::output::Format;
+
+/// Arguments of `sealos version`.
+#[derive(Debug, clap::Args)]
+pub struct VersionArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Prints the version.
+pub fn run(args: &VersionArgs) -> anyhow::Result<()> {
+    let version = env!("CARGO_PKG_VERSION");
+    let commit = env!("SEALOS_GIT_COMMIT");
+    match args.format {
+        Format::Text => println!("sealos {version}\ngit commit: {commit}"),
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({"version": version, "gitCommit": commit})
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! The `sealos` command line: clap definitions and thin glue over the library crates.
+//!
+//! Each subcommand lives in its own module under [`cmd`]; this file only parses arguments, sets up
+//! global options and reports errors the same way everywhere (`error: ...` then `hint: ...`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod cmd;
+pub mod output;
+
+/// Build, ship, serve and run Kubernetes cluster images.
+#[derive(Debug, Parser)]
+#[command(name = "sealos", version = version_line(), propagate_version = true, max_term_width = 110)]
+pub struct Cli {
+    /// Global options shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// Directory of the local image store (an OCI image layout).
+    /// Default: $SEALOS_ROOT, else /var/lib/sealos/store as root, else $XDG_DATA_HOME/sealos/store
+    /// (~/.local/share/sealos/store).
+    #[arg(long, global = true, env = "SEALOS_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Print debug logs and full error chains.
+    #[arg(long, global = true)]
+    pub debug: bool,
+}
+
+impl GlobalArgs {
+    /// The local store directory, from `--root`/`SEALOS_ROOT` or the documented default.
+    pub fn store_root(&self) -> PathBuf {
+        if let Some(root) = &self.root {
+            return root.clone();
+        }
+        default_store_root()
+    }
+}
+
+/// The default store directory when neither `--root` nor `SEALOS_ROOT` is given.
+pub fn default_store_root() -> PathBuf {
+    if is_root_user() {
+        return PathBuf::from("/var/lib/sealos/store");
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("sealos/store");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/share/sealos/store")
+}
+
+fn is_root_user() -> bool {
+    std::env::var("USER").is_ok_and(|u| u == "root")
+        || std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false)
+}
+
+/// All `sealos` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the version and the git commit it was built from.
+    Version(cmd::version::VersionArgs),
+    /// Print a shell completion script.
+    Completion(cmd::completion::CompletionArgs),
+}
+
+fn version_line() -> &'static str {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (",
+        env!("SEALOS_GIT_COMMIT"),
+        ")"
+    )
+}
+
+/// Parses `args`, runs the command and turns its outcome into an exit code.
+pub fn run_from_iter<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
+    let debug = cli.global.debug;
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            output::report_error(&err, debug);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let _global = cli.global;
+    match cli.command {
+        Command::Version(args) => cmd::version::run(&args),
+        Command::Completion(args) => cmd::completion::run(&args),
+    }
+    .map(|()| ExitCode::SUCCESS)
+}

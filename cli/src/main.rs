@@ -1,0 +1,5 @@
+//! The `sealos` binary: a shim over [`sealos::run_from_iter`].
+
+fn main() -> std::process::ExitCode {
+    sealos::run_from_iter(std::env::args_os())
+}

@@ -1,0 +1,19 @@
+//! Pure data formats for cluster images, with no network and no async.
+//!
+//! Everything here is content-addressed and verified while streaming: [`digest`] hashes bytes as they pass,
+//! [`reference`] parses image names the way docker does, [`manifest`] keeps manifests byte-exact,
+//! [`oci_layout`] and [`distribution`] read and write the two on-disk layouts, [`layer`] writes deterministic
+//! tar layers and unpacks untrusted ones safely, and [`kubefile`] parses and evaluates Kubefiles.
+#![deny(missing_docs)]
+
+pub mod digest;
+pub mod distribution;
+pub mod fsutil;
+pub mod kubefile;
+pub mod layer;
+pub mod manifest;
+pub mod media_type;
+pub mod oci_layout;
+pub mod reference;
+
+pub use digest::{Algorithm, Digest, DigestError};

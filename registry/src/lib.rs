@@ -1,0 +1,4 @@
+//! OCI Distribution for cluster images: a storage trait with filesystem (Docker Distribution layout) and
+//! in-memory backends, the `registry serve` HTTP server, the registry client, and mirroring (save, sync, copy).
+//!
+//! The server lives behind the `server` feature so the builder can use the client without compiling it.
