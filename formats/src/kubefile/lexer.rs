@@ -356,17 +356,18 @@ pub(crate) fn heredoc_marker_at(chars: &[char]) -> Option<(HereDoc, usize)> {
     ))
 }
 
-/// Splits `chars[start..]` into words at blanks outside quotes; quotes and escapes stay in the words.
+/// Splits `chars[start..]` into at most `limit` words at blanks outside quotes; quotes and escapes stay in the words.
 pub(crate) fn split_words(
     line: &LogicalLine,
     start: usize,
     escape: char,
     lines: &Lines<'_>,
+    limit: usize,
 ) -> Result<Vec<Word>, ParseError> {
     let chars = &line.chars;
     let mut words = Vec::new();
     let mut i = start;
-    while i < chars.len() {
+    while i < chars.len() && words.len() < limit {
         if is_space(chars[i]) {
             i += 1;
             continue;

@@ -204,7 +204,13 @@ impl InstructionParser<'_> {
             "RUN" => {
                 let (flags, rest_at) = self.flags(keyword, args, RUN_FLAGS)?;
                 if rest_at >= chars.len() {
-                    return missing("requires a command");
+                    return Err(self.err(
+                        rest_at,
+                        ParseErrorKind::MissingArguments {
+                            instruction: keyword,
+                            expected: "requires a command",
+                        },
+                    ));
                 }
                 let heredocs = self.line.heredocs.iter().map(|(_, d)| d.clone()).collect();
                 InstructionKind::Run {
@@ -246,7 +252,7 @@ impl InstructionParser<'_> {
             "HEALTHCHECK" => self.healthcheck(args)?,
             "ONBUILD" => {
                 if in_onbuild {
-                    return Err(self.bad_onbuild(args, "ONBUILD"));
+                    return Err(self.bad_onbuild(start, "ONBUILD"));
                 }
                 let inner = self.instruction(args, true)?;
                 if matches!(inner, InstructionKind::From { .. }) {
@@ -276,7 +282,12 @@ impl InstructionParser<'_> {
     }
 
     fn words(&self, start: usize) -> Result<Vec<Word>, ParseError> {
-        split_words(self.line, start, self.escape, self.lines)
+        split_words(self.line, start, self.escape, self.lines, usize::MAX)
+    }
+
+    /// The word starting at or after `start`, if any.
+    fn next_word(&self, start: usize) -> Result<Option<Word>, ParseError> {
+        Ok(split_words(self.line, start, self.escape, self.lines, 1)?.pop())
     }
 
     fn json_array(&self, start: usize) -> Option<Vec<String>> {
@@ -302,11 +313,12 @@ impl InstructionParser<'_> {
         accepted: &'static [&'static str],
     ) -> Result<(Vec<Flag>, usize), ParseError> {
         let mut flags = Vec::new();
-        let mut at = start;
-        for word in self.words(start)? {
-            let Some(body) = word.text.strip_prefix("--") else {
+        let mut at = self.skip_space(start);
+        while self.line.chars.get(at) == Some(&'-') && self.line.chars.get(at + 1) == Some(&'-') {
+            let Some(word) = self.next_word(at)? else {
                 break;
             };
+            let body = word.text.strip_prefix("--").unwrap_or(&word.text);
             let (name, value) = match body.split_once('=') {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (body.to_string(), None),
@@ -527,8 +539,10 @@ impl InstructionParser<'_> {
     }
 
     fn healthcheck(&self, args: usize) -> Result<InstructionKind, ParseError> {
-        let words = self.words(args)?;
-        if words.len() == 1 && words[0].text.eq_ignore_ascii_case("none") {
+        if let Some(first) = self.next_word(args)?
+            && first.text.eq_ignore_ascii_case("none")
+            && self.skip_space(first.end) >= self.line.chars.len()
+        {
             return Ok(InstructionKind::Healthcheck(Healthcheck::None));
         }
         let (flags, rest) = self.flags("HEALTHCHECK", args, HEALTHCHECK_FLAGS)?;
@@ -540,8 +554,7 @@ impl InstructionParser<'_> {
                 },
             )
         };
-        let words = self.words(rest)?;
-        match words.first() {
+        match self.next_word(rest)? {
             Some(w) if w.text.eq_ignore_ascii_case("cmd") => {
                 let command_at = self.skip_space(w.end);
                 if command_at >= self.line.chars.len() {
