@@ -1,0 +1,288 @@
+//! Layer compression: deterministic gzip and zstd encoders, and a decoder that detects the format by magic bytes.
+//!
+//! Output depends only on the input and the chosen level: gzip headers carry no mtime, file name or OS byte
+//! (255, "unknown"), and zstd always runs through its multithread API with [`ZSTD_WORKERS`] workers, a constant
+//! that does not depend on the machine, so the same layer compresses to the same blob everywhere.
+
+use std::fmt;
+use std::io::{self, Cursor, Read, Write};
+use std::str::FromStr;
+
+/// Default gzip level (the one `gzip` and docker use).
+pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+/// Default zstd level (the one the `zstd` CLI and containerd use).
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// Number of zstd worker threads. Fixed, never derived from the host's cores: zstd's multithreaded format is
+/// decided by job splitting, so a constant count keeps blobs identical on every machine.
+pub const ZSTD_WORKERS: u32 = 2;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// How a layer's tar stream is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar.
+    None,
+    /// gzip (RFC 1952) at `level` 0..=9.
+    Gzip {
+        /// Compression level, 0 (store) to 9 (best).
+        level: u32,
+    },
+    /// zstd at `level` (1..=22; negative levels are the fast modes).
+    Zstd {
+        /// Compression level.
+        level: i32,
+    },
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression::Gzip {
+            level: DEFAULT_GZIP_LEVEL,
+        }
+    }
+}
+
+impl Compression {
+    /// The suffix this compression adds to a layer media type: `""`, `"+gzip"` or `"+zstd"`.
+    pub fn media_type_suffix(self) -> &'static str {
+        match self {
+            Compression::None => "",
+            Compression::Gzip { .. } => "+gzip",
+            Compression::Zstd { .. } => "+zstd",
+        }
+    }
+
+    /// The short name accepted by [`FromStr`]: `none`, `gzip` or `zstd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip { .. } => "gzip",
+            Compression::Zstd { .. } => "zstd",
+        }
+    }
+
+    /// Detects the compression of a stream from its first bytes (at least 4 for zstd). Anything else is
+    /// reported as [`Compression::None`] with default levels for the others.
+    pub fn detect(magic: &[u8]) -> Compression {
+        if magic.starts_with(&ZSTD_MAGIC) {
+            Compression::Zstd {
+                level: DEFAULT_ZSTD_LEVEL,
+            }
+        } else if magic.starts_with(&GZIP_MAGIC) {
+            Compression::Gzip {
+                level: DEFAULT_GZIP_LEVEL,
+            }
+        } else {
+            Compression::None
+        }
+    }
+
+    /// Wraps `inner` in an encoder. Call [`CompressingWriter::finish`] to write the trailer and get `inner`
+    /// back: dropping the writer loses the end of the stream.
+    pub fn compressing_writer<W: Write>(self, inner: W) -> io::Result<CompressingWriter<W>> {
+        Ok(match self {
+            Compression::None => CompressingWriter::None(inner),
+            Compression::Gzip { level } => CompressingWriter::Gzip(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(255)
+                    .write(inner, flate2::Compression::new(level.min(9))),
+            ),
+            Compression::Zstd { level } => {
+                let mut encoder = zstd::stream::write::Encoder::new(inner, level)?;
+                encoder.include_checksum(true)?;
+                encoder.multithread(ZSTD_WORKERS)?;
+                CompressingWriter::Zstd(encoder)
+            }
+        })
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A compression name that is not `none`, `gzip` or `zstd`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown compression `{0}`: use `none`, `gzip` or `zstd`")]
+pub struct ParseCompressionError(pub String);
+
+impl FromStr for Compression {
+    type Err = ParseCompressionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" | "uncompressed" => Ok(Compression::None),
+            "gzip" => Ok(Compression::Gzip {
+                level: DEFAULT_GZIP_LEVEL,
+            }),
+            "zstd" => Ok(Compression::Zstd {
+                level: DEFAULT_ZSTD_LEVEL,
+            }),
+            _ => Err(ParseCompressionError(s.to_string())),
+        }
+    }
+}
+
+/// An encoder for one [`Compression`]; must be ended with [`CompressingWriter::finish`].
+pub enum CompressingWriter<W: Write> {
+    /// Bytes pass through unchanged.
+    None(W),
+    /// A gzip encoder.
+    Gzip(flate2::write::GzEncoder<W>),
+    /// A multithreaded zstd encoder.
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> CompressingWriter<W> {
+    /// Writes the end of the compressed stream and returns the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            CompressingWriter::None(w) => Ok(w),
+            CompressingWriter::Gzip(e) => e.finish(),
+            CompressingWriter::Zstd(e) => e.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for CompressingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            CompressingWriter::None(w) => w.write(buf),
+            CompressingWriter::Gzip(e) => e.write(buf),
+            CompressingWriter::Zstd(e) => e.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            CompressingWriter::None(w) => w.flush(),
+            CompressingWriter::Gzip(e) => e.flush(),
+            CompressingWriter::Zstd(e) => e.flush(),
+        }
+    }
+}
+
+/// Returns a reader of the decompressed stream, detecting gzip, zstd or plain data by its magic bytes.
+///
+/// Concatenated gzip members and zstd frames are read through to the end. Errors only when reading the first
+/// bytes fails or the zstd decoder cannot be created.
+pub fn decompressing_reader<'a, R: Read + 'a>(mut reader: R) -> io::Result<Box<dyn Read + 'a>> {
+    let mut magic = [0u8; 4];
+    let mut filled = 0;
+    while filled < magic.len() {
+        match reader.read(&mut magic[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let prefix = &magic[..filled];
+    let stream = Cursor::new(prefix.to_vec()).chain(reader);
+    Ok(match Compression::detect(prefix) {
+        Compression::None => Box::new(stream),
+        Compression::Gzip { .. } => Box::new(flate2::read::MultiGzDecoder::new(stream)),
+        Compression::Zstd { .. } => Box::new(zstd::stream::read::Decoder::new(stream)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compress(c: Compression, data: &[u8]) -> Vec<u8> {
+        let mut w = c.compressing_writer(Vec::new()).unwrap();
+        w.write_all(data).unwrap();
+        w.finish().unwrap()
+    }
+
+    fn sample() -> Vec<u8> {
+        (0..3_000_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn names_parse_with_default_levels_and_unknown_names_are_rejected() {
+        assert_eq!("none".parse(), Ok(Compression::None));
+        assert_eq!("gzip".parse(), Ok(Compression::Gzip { level: 6 }));
+        assert_eq!("ZSTD".parse(), Ok(Compression::Zstd { level: 3 }));
+        let err = "lz4".parse::<Compression>().unwrap_err();
+        assert!(err.to_string().contains("`lz4`"), "{err}");
+    }
+
+    #[test]
+    fn media_type_suffixes_match_the_oci_names() {
+        assert_eq!(Compression::None.media_type_suffix(), "");
+        assert_eq!(Compression::Gzip { level: 1 }.media_type_suffix(), "+gzip");
+        assert_eq!(Compression::Zstd { level: 1 }.media_type_suffix(), "+zstd");
+    }
+
+    #[test]
+    fn every_compression_round_trips_through_the_detecting_reader() {
+        let data = sample();
+        for c in [
+            Compression::None,
+            Compression::Gzip { level: 6 },
+            Compression::Zstd { level: 3 },
+        ] {
+            let blob = compress(c, &data);
+            assert_eq!(Compression::detect(&blob).name(), c.name());
+            let mut out = Vec::new();
+            decompressing_reader(&blob[..])
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert!(out == data, "{c} did not round-trip");
+        }
+    }
+
+    #[test]
+    fn gzip_and_zstd_output_is_identical_across_runs() {
+        let data = sample();
+        for c in [
+            Compression::Gzip { level: 6 },
+            Compression::Zstd { level: 3 },
+        ] {
+            assert_eq!(compress(c, &data), compress(c, &data), "{c}");
+        }
+        let gz = compress(Compression::Gzip { level: 6 }, b"x");
+        // mtime (bytes 4..8) is zero and the OS byte says "unknown": nothing from the host.
+        assert_eq!(&gz[4..8], &[0, 0, 0, 0]);
+        assert_eq!(gz[9], 255);
+    }
+
+    #[test]
+    fn zstd_multithread_output_does_not_depend_on_the_worker_count() {
+        let data = sample();
+        let with = |workers: u32| {
+            let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+            e.include_checksum(true).unwrap();
+            e.multithread(workers).unwrap();
+            e.write_all(&data).unwrap();
+            e.finish().unwrap()
+        };
+        assert_eq!(with(1), with(4));
+        assert_eq!(
+            with(ZSTD_WORKERS),
+            compress(Compression::Zstd { level: 3 }, &data)
+        );
+    }
+
+    #[test]
+    fn short_and_empty_plain_streams_are_passed_through() {
+        for data in [&b""[..], b"a", b"abc"] {
+            let mut out = Vec::new();
+            decompressing_reader(data)
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, data);
+        }
+    }
+}

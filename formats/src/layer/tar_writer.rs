@@ -1,0 +1,598 @@
+//! Deterministic layer writer: the same files give the same tar, diff_id and blob digest on every machine.
+//!
+//! Entries are sorted bytewise by path (a parent is a prefix of its children, so it always comes first), missing
+//! parent directories are added (mode 0755, owner 0), every header carries the same mtime (`SOURCE_DATE_EPOCH` or
+//! 0), uid/gid 0 unless overridden, empty user and group names, and the permission bits of the source. Symlinks
+//! stay symlinks, the second path of a hardlinked file becomes a hardlink entry, names longer than 100 bytes use
+//! GNU long-name entries, and file contents are streamed. One pass produces both digests:
+//! tar bytes -> sha256 (diff_id) -> compressor -> sha256 (blob digest) -> output.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use tar::{EntryType, Header};
+
+use super::OCI_LAYER_MEDIA_TYPE;
+use super::compression::Compression;
+use crate::digest::{Algorithm, Digest, DigestWriter};
+
+const BLOCK: usize = 512;
+const NAME_FIELD: usize = 100;
+const DEFAULT_DIR_MODE: u32 = 0o755;
+const DEFAULT_FILE_MODE: u32 = 0o644;
+
+/// How a layer is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerOptions {
+    /// Compression of the blob.
+    pub compression: Compression,
+    /// The mtime written into every header, in seconds since the epoch.
+    pub mtime: u64,
+}
+
+impl Default for LayerOptions {
+    /// gzip at its default level, mtime 0.
+    fn default() -> Self {
+        LayerOptions {
+            compression: Compression::default(),
+            mtime: 0,
+        }
+    }
+}
+
+impl LayerOptions {
+    /// Default options with the mtime taken from the `SOURCE_DATE_EPOCH` environment variable (0 when unset).
+    pub fn from_env() -> Result<Self, LayerError> {
+        let value = std::env::var_os("SOURCE_DATE_EPOCH");
+        Ok(LayerOptions {
+            mtime: Self::parse_source_date_epoch(value.as_deref())?,
+            ..LayerOptions::default()
+        })
+    }
+
+    /// Parses a `SOURCE_DATE_EPOCH` value: absent or empty is 0, otherwise a decimal number of seconds.
+    pub fn parse_source_date_epoch(value: Option<&OsStr>) -> Result<u64, LayerError> {
+        let Some(value) = value else { return Ok(0) };
+        let text = value.to_string_lossy();
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(0);
+        }
+        text.parse::<u64>()
+            .map_err(|_| LayerError::SourceDateEpoch(text.to_string()))
+    }
+}
+
+/// What writing a layer produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerDigests {
+    /// Digest of the (compressed) blob as written to the output.
+    pub blob_digest: Digest,
+    /// Size of the blob in bytes.
+    pub blob_size: u64,
+    /// Digest of the uncompressed tar: the layer's `diff_id` in the image config.
+    pub diff_id: Digest,
+    /// Size of the uncompressed tar in bytes.
+    pub uncompressed_size: u64,
+    /// The OCI layer media type, with the compression suffix.
+    pub media_type: String,
+}
+
+/// Where the content of a [`LayerEntry`] comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntrySource {
+    /// A path on disk. A directory brings its whole tree (symlinks inside are kept, not followed); the path
+    /// itself is resolved like a COPY source, following a symlink at the top.
+    Disk(PathBuf),
+    /// An empty directory created from memory.
+    Dir,
+    /// A regular file with these contents.
+    File(Vec<u8>),
+    /// A symlink with this target.
+    Symlink(String),
+}
+
+/// One item of a layer: a source and the path it gets in the tar, with optional `--chmod`/`--chown` overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerEntry {
+    /// Path inside the tar (a leading `/` or `./` is dropped; `..` is refused). Empty means the tar's root,
+    /// only meaningful for a directory source.
+    pub path: String,
+    /// Where the content comes from.
+    pub source: EntrySource,
+    /// Permission bits replacing the source's (applies to files and directories, not symlinks).
+    pub mode: Option<u32>,
+    /// `(uid, gid)` replacing 0/0.
+    pub owner: Option<(u64, u64)>,
+}
+
+impl LayerEntry {
+    /// Copies `source` from disk to `path` in the tar.
+    pub fn from_disk(source: impl Into<PathBuf>, path: impl Into<String>) -> Self {
+        Self::new(path, EntrySource::Disk(source.into()))
+    }
+
+    /// An empty directory at `path`.
+    pub fn dir(path: impl Into<String>) -> Self {
+        Self::new(path, EntrySource::Dir)
+    }
+
+    /// A regular file at `path` holding `contents`.
+    pub fn file(path: impl Into<String>, contents: impl Into<Vec<u8>>) -> Self {
+        Self::new(path, EntrySource::File(contents.into()))
+    }
+
+    /// A symlink at `path` pointing to `target`.
+    pub fn symlink(path: impl Into<String>, target: impl Into<String>) -> Self {
+        Self::new(path, EntrySource::Symlink(target.into()))
+    }
+
+    /// Sets the permission bits (like `COPY --chmod`).
+    pub fn with_mode(mut self, mode: u32) -> Self {
+        self.mode = Some(mode & 0o7777);
+        self
+    }
+
+    /// Sets the owner (like `COPY --chown`).
+    pub fn with_owner(mut self, uid: u64, gid: u64) -> Self {
+        self.owner = Some((uid, gid));
+        self
+    }
+
+    fn new(path: impl Into<String>, source: EntrySource) -> Self {
+        LayerEntry {
+            path: path.into(),
+            source,
+            mode: None,
+            owner: None,
+        }
+    }
+}
+
+/// Why a layer could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// A path inside the tar is not acceptable.
+    #[error("invalid path `{path}` in layer: {reason}")]
+    InvalidPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The source tree holds a socket, fifo or device, which a layer cannot carry.
+    #[error(
+        "`{path}` is a {kind}: layers hold only files, directories and symlinks; remove it or exclude it"
+    )]
+    SpecialFile {
+        /// The special file.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// A source file or directory could not be read.
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        /// The source path.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A file shrank while it was being written into the layer.
+    #[error(
+        "`{path}` changed while being read ({expected} bytes expected, {actual} read): retry when it is stable"
+    )]
+    FileChanged {
+        /// The file.
+        path: PathBuf,
+        /// Size from its metadata.
+        expected: u64,
+        /// Bytes actually read.
+        actual: u64,
+    },
+    /// Writing the layer output failed.
+    #[error("cannot write layer: {0}")]
+    Write(#[source] io::Error),
+    /// `SOURCE_DATE_EPOCH` is not a number of seconds.
+    #[error("SOURCE_DATE_EPOCH `{0}` is not a non-negative whole number of seconds")]
+    SourceDateEpoch(String),
+}
+
+/// Writes `dir`'s tree under `prefix_in_tar` (empty: at the tar's root) as one layer to `out`.
+pub fn write_dir_layer(
+    dir: &Path,
+    prefix_in_tar: &str,
+    opts: &LayerOptions,
+    out: impl Write,
+) -> Result<LayerDigests, LayerError> {
+    write_entries_layer([LayerEntry::from_disk(dir, prefix_in_tar)], opts, out)
+}
+
+/// Writes `entries` as one layer to `out`. When two entries give the same path, the later one wins.
+pub fn write_entries_layer(
+    entries: impl IntoIterator<Item = LayerEntry>,
+    opts: &LayerOptions,
+    out: impl Write,
+) -> Result<LayerDigests, LayerError> {
+    let tree = collect(entries)?;
+    let blob = DigestWriter::new(BufWriter::with_capacity(1 << 16, out), Algorithm::Sha256);
+    let compressor = opts
+        .compression
+        .compressing_writer(blob)
+        .map_err(LayerError::Write)?;
+    let mut tar = DigestWriter::new(compressor, Algorithm::Sha256);
+    emit(&tree, opts.mtime, &mut tar)?;
+    let (compressor, diff_id, uncompressed_size) = tar.finish();
+    let blob = compressor.finish().map_err(LayerError::Write)?;
+    let (out, blob_digest, blob_size) = blob.finish();
+    out.into_inner()
+        .map_err(|e| LayerError::Write(e.into_error()))?
+        .flush()
+        .map_err(LayerError::Write)?;
+    Ok(LayerDigests {
+        blob_digest,
+        blob_size,
+        diff_id,
+        uncompressed_size,
+        media_type: format!(
+            "{OCI_LAYER_MEDIA_TYPE}{}",
+            opts.compression.media_type_suffix()
+        ),
+    })
+}
+
+#[derive(Debug)]
+enum NodeKind {
+    Dir,
+    DiskFile {
+        path: PathBuf,
+        size: u64,
+        /// (dev, inode) when the file has more than one link.
+        link_id: Option<(u64, u64)>,
+    },
+    MemFile(Vec<u8>),
+    Symlink(Vec<u8>),
+}
+
+#[derive(Debug)]
+struct Node {
+    kind: NodeKind,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+}
+
+type Tree = BTreeMap<Vec<u8>, Node>;
+
+/// Turns a user-given tar path into its canonical bytes: no leading `/` or `./`, no empty or `.` components.
+fn normalize_tar_path(path: &str) -> Result<Vec<u8>, LayerError> {
+    let invalid = |reason| LayerError::InvalidPath {
+        path: path.to_string(),
+        reason,
+    };
+    if path.contains('\0') {
+        return Err(invalid("it contains a NUL byte"));
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for component in path.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => return Err(invalid("`..` would leave the layer's root")),
+            c => {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(c.as_bytes());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn join(base: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(base.len() + 1 + name.len());
+    key.extend_from_slice(base);
+    if !base.is_empty() {
+        key.push(b'/');
+    }
+    key.extend_from_slice(name);
+    key
+}
+
+fn collect(entries: impl IntoIterator<Item = LayerEntry>) -> Result<Tree, LayerError> {
+    let mut tree = Tree::new();
+    for entry in entries {
+        let key = normalize_tar_path(&entry.path)?;
+        let (uid, gid) = entry.owner.unwrap_or((0, 0));
+        let node = |kind, mode: u32| Node {
+            kind,
+            mode: entry.mode.unwrap_or(mode) & 0o7777,
+            uid,
+            gid,
+        };
+        let needs_name = || {
+            if key.is_empty() {
+                Err(LayerError::InvalidPath {
+                    path: entry.path.clone(),
+                    reason: "only a directory can be placed at the layer's root",
+                })
+            } else {
+                Ok(())
+            }
+        };
+        match &entry.source {
+            EntrySource::Dir => {
+                tree.insert(key.clone(), node(NodeKind::Dir, DEFAULT_DIR_MODE));
+            }
+            EntrySource::File(bytes) => {
+                needs_name()?;
+                tree.insert(
+                    key.clone(),
+                    node(NodeKind::MemFile(bytes.clone()), DEFAULT_FILE_MODE),
+                );
+            }
+            EntrySource::Symlink(target) => {
+                needs_name()?;
+                let mut n = node(NodeKind::Symlink(target.as_bytes().to_vec()), 0o777);
+                n.mode = 0o777;
+                tree.insert(key.clone(), n);
+            }
+            EntrySource::Disk(source) => {
+                let metadata = fs::metadata(source).map_err(|e| LayerError::Read {
+                    path: source.clone(),
+                    source: e,
+                })?;
+                if !metadata.is_dir() {
+                    needs_name()?;
+                }
+                collect_disk(&mut tree, source, metadata, key.clone(), &entry)?;
+            }
+        }
+    }
+    add_missing_parents(&mut tree);
+    Ok(tree)
+}
+
+fn collect_disk(
+    tree: &mut Tree,
+    root: &Path,
+    root_metadata: fs::Metadata,
+    root_key: Vec<u8>,
+    entry: &LayerEntry,
+) -> Result<(), LayerError> {
+    let (uid, gid) = entry.owner.unwrap_or((0, 0));
+    // An explicit work list, not recursion: a deep tree must not overflow the stack.
+    let mut pending = vec![(root.to_path_buf(), root_metadata, root_key)];
+    while let Some((path, metadata, key)) = pending.pop() {
+        let read_error = |e| LayerError::Read {
+            path: path.clone(),
+            source: e,
+        };
+        let file_type = metadata.file_type();
+        let mode = entry.mode.unwrap_or(metadata.mode()) & 0o7777;
+        let kind = if file_type.is_dir() {
+            for child in fs::read_dir(&path).map_err(read_error)? {
+                let child = child.map_err(read_error)?;
+                let child_path = child.path();
+                let child_metadata =
+                    fs::symlink_metadata(&child_path).map_err(|e| LayerError::Read {
+                        path: child_path.clone(),
+                        source: e,
+                    })?;
+                let child_key = join(&key, child.file_name().as_bytes());
+                pending.push((child_path, child_metadata, child_key));
+            }
+            NodeKind::Dir
+        } else if file_type.is_file() {
+            NodeKind::DiskFile {
+                size: metadata.len(),
+                link_id: (metadata.nlink() > 1).then(|| (metadata.dev(), metadata.ino())),
+                path: path.clone(),
+            }
+        } else if file_type.is_symlink() {
+            let target = fs::read_link(&path).map_err(read_error)?;
+            NodeKind::Symlink(target.as_os_str().as_bytes().to_vec())
+        } else {
+            let kind = if file_type.is_socket() {
+                "socket"
+            } else if file_type.is_fifo() {
+                "fifo"
+            } else if file_type.is_char_device() {
+                "character device"
+            } else if file_type.is_block_device() {
+                "block device"
+            } else {
+                "special file"
+            };
+            return Err(LayerError::SpecialFile { path, kind });
+        };
+        let mode = if matches!(kind, NodeKind::Symlink(_)) {
+            0o777
+        } else {
+            mode
+        };
+        tree.insert(
+            key,
+            Node {
+                kind,
+                mode,
+                uid,
+                gid,
+            },
+        );
+    }
+    Ok(())
+}
+
+fn add_missing_parents(tree: &mut Tree) {
+    let mut missing = Vec::new();
+    for key in tree.keys() {
+        for (i, byte) in key.iter().enumerate() {
+            if *byte == b'/' && !tree.contains_key(&key[..i]) {
+                missing.push(key[..i].to_vec());
+            }
+        }
+    }
+    for key in missing {
+        tree.entry(key).or_insert(Node {
+            kind: NodeKind::Dir,
+            mode: DEFAULT_DIR_MODE,
+            uid: 0,
+            gid: 0,
+        });
+    }
+}
+
+fn emit(tree: &Tree, mtime: u64, w: &mut impl Write) -> Result<(), LayerError> {
+    let mut first_links: HashMap<(u64, u64), &[u8]> = HashMap::new();
+    for (key, node) in tree {
+        if key.is_empty() {
+            continue;
+        }
+        let meta = HeaderFields {
+            mode: node.mode,
+            uid: node.uid,
+            gid: node.gid,
+            mtime,
+        };
+        match &node.kind {
+            NodeKind::Dir => {
+                let mut name = key.clone();
+                name.push(b'/');
+                write_header(w, &name, None, EntryType::Directory, 0, &meta)
+                    .map_err(LayerError::Write)?;
+            }
+            NodeKind::Symlink(target) => {
+                write_header(w, key, Some(target), EntryType::Symlink, 0, &meta)
+                    .map_err(LayerError::Write)?;
+            }
+            NodeKind::MemFile(bytes) => {
+                write_header(w, key, None, EntryType::Regular, bytes.len() as u64, &meta)
+                    .map_err(LayerError::Write)?;
+                w.write_all(bytes).map_err(LayerError::Write)?;
+                pad(w, bytes.len() as u64).map_err(LayerError::Write)?;
+            }
+            NodeKind::DiskFile {
+                path,
+                size,
+                link_id,
+            } => {
+                if let Some(id) = link_id {
+                    if let Some(first) = first_links.get(id) {
+                        write_header(w, key, Some(first), EntryType::Link, 0, &meta)
+                            .map_err(LayerError::Write)?;
+                        continue;
+                    }
+                    first_links.insert(*id, key);
+                }
+                write_header(w, key, None, EntryType::Regular, *size, &meta)
+                    .map_err(LayerError::Write)?;
+                stream_file(path, *size, w)?;
+                pad(w, *size).map_err(LayerError::Write)?;
+            }
+        }
+    }
+    w.write_all(&[0u8; 2 * BLOCK]).map_err(LayerError::Write)
+}
+
+struct HeaderFields {
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: u64,
+}
+
+fn write_header(
+    w: &mut impl Write,
+    name: &[u8],
+    link: Option<&[u8]>,
+    entry_type: EntryType,
+    size: u64,
+    fields: &HeaderFields,
+) -> io::Result<()> {
+    if let Some(link) = link.filter(|l| l.len() > NAME_FIELD) {
+        write_long_name(w, b'K', link)?;
+    }
+    if name.len() > NAME_FIELD {
+        write_long_name(w, b'L', name)?;
+    }
+    let mut header = Header::new_gnu();
+    {
+        let old = header.as_old_mut();
+        let n = name.len().min(NAME_FIELD);
+        old.name[..n].copy_from_slice(&name[..n]);
+        if let Some(link) = link {
+            let n = link.len().min(NAME_FIELD);
+            old.linkname[..n].copy_from_slice(&link[..n]);
+        }
+    }
+    header.set_mode(fields.mode);
+    header.set_uid(fields.uid);
+    header.set_gid(fields.gid);
+    header.set_mtime(fields.mtime);
+    header.set_size(size);
+    header.set_entry_type(entry_type);
+    header.set_cksum();
+    w.write_all(header.as_bytes())
+}
+
+/// A GNU `././@LongLink` entry carrying a name (`L`) or link target (`K`) longer than the 100-byte field.
+fn write_long_name(w: &mut impl Write, kind: u8, data: &[u8]) -> io::Result<()> {
+    let mut header = Header::new_gnu();
+    let marker = b"././@LongLink";
+    header.as_old_mut().name[..marker.len()].copy_from_slice(marker);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_size(data.len() as u64 + 1);
+    header.set_entry_type(EntryType::new(kind));
+    header.set_cksum();
+    w.write_all(header.as_bytes())?;
+    w.write_all(data)?;
+    w.write_all(&[0])?;
+    pad(w, data.len() as u64 + 1)
+}
+
+fn pad(w: &mut impl Write, size: u64) -> io::Result<()> {
+    let rest = (size % BLOCK as u64) as usize;
+    if rest == 0 {
+        Ok(())
+    } else {
+        w.write_all(&[0u8; BLOCK][..BLOCK - rest])
+    }
+}
+
+/// Copies exactly `size` bytes of `path` (its size when listed) so the header stays true even if it grows.
+fn stream_file(path: &Path, size: u64, w: &mut impl Write) -> Result<(), LayerError> {
+    let read_error = |e| LayerError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let mut file = File::open(path).map_err(read_error)?.take(size);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut copied = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_error(e)),
+        };
+        w.write_all(&buf[..n]).map_err(LayerError::Write)?;
+        copied += n as u64;
+    }
+    if copied != size {
+        return Err(LayerError::FileChanged {
+            path: path.to_path_buf(),
+            expected: size,
+            actual: copied,
+        });
+    }
+    Ok(())
+}

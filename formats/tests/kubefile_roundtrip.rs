@@ -1,0 +1,219 @@
+//! Printing is the inverse of parsing: parse(print(ast)) == ast for generated trees, and any text that parses
+//! prints to text that parses to the same tree. Nothing panics on arbitrary input.
+
+use formats::kubefile::{
+    ArgDecl, Command, CopyArgs, Directives, Flag, Healthcheck, HereDoc, Instruction, InstructionKind, KeyValue,
+    Kubefile, Source, parse,
+};
+use proptest::prelude::*;
+
+fn word() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9_./-]{1,8}",
+        "[a-z]{1,4}\\$[A-Z]{1,3}",
+        "\\$\\{[A-Z]{1,3}:-[a-z]{0,3}\\}",
+        "\"[a-z $]{0,6}\"",
+        "'[a-z =]{0,6}'",
+    ]
+    .prop_filter("not a flag or JSON", |w| !w.starts_with("--") && !w.starts_with('['))
+}
+
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof!["[A-Za-z_][A-Za-z0-9_.]{0,6}", "\"[a-z./]{1,8}\""]
+}
+
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        word(),
+        "\"[a-z \\n]{0,8}\"",
+        "\\$\\{[A-Z]{1,3}:-\"[a-z]{1,5}\"\\}"
+    ]
+}
+
+/// Shell text: non-empty, no leading `[`/`--`, no heredoc markers, trimmed.
+fn text() -> impl Strategy<Value = String> {
+    "[a-z0-9][a-z0-9 $()=./-]{0,12}".prop_map(|s| s.trim_end().to_string())
+}
+
+fn exec() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec("\\PC{0,6}", 0..3)
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    prop_oneof![exec().prop_map(Command::Exec), text().prop_map(Command::Shell)]
+}
+
+fn flag(names: &'static [&'static str]) -> impl Strategy<Value = Flag> {
+    (prop::sample::select(names), "[a-z0-9:]{1,5}").prop_map(|(name, v)| Flag {
+        name: name.to_string(),
+        value: if name == "link" { None } else { Some(v) },
+    })
+}
+
+fn heredoc() -> impl Strategy<Value = HereDoc> {
+    ("[A-Z]{2,4}", any::<bool>(), any::<bool>(), prop::collection::vec("[a-z ]{0,6}", 0..3)).prop_map(
+        |(delimiter, quoted, strip_tabs, lines)| HereDoc {
+            body: lines.iter().map(|l| format!("{l}\n")).collect(),
+            delimiter,
+            quoted,
+            strip_tabs,
+        },
+    )
+}
+
+fn copy_args() -> impl Strategy<Value = CopyArgs> {
+    (
+        prop::collection::vec(flag(&["from", "chmod", "chown", "link"]), 0..3),
+        prop::collection::vec(prop_oneof![word().prop_map(Source::Path), heredoc().prop_map(Source::HereDoc)], 1..3),
+        word(),
+    )
+        .prop_map(|(flags, sources, destination)| CopyArgs {
+            flags,
+            sources,
+            destination,
+        })
+}
+
+fn pairs() -> impl Strategy<Value = (Vec<KeyValue>, bool)> {
+    prop_oneof![
+        prop::collection::vec((key(), value()).prop_map(|(key, value)| KeyValue { key, value }), 1..4)
+            .prop_map(|p| (p, false)),
+        ("[a-z]{1,6}", "[a-z0-9.]{1,4}( [a-z0-9.]{1,4}){0,2}")
+            .prop_map(|(key, value)| (vec![KeyValue { key, value }], true)),
+    ]
+}
+
+fn stage_instruction() -> impl Strategy<Value = InstructionKind> {
+    prop_oneof![
+        copy_args().prop_map(InstructionKind::Copy),
+        copy_args()
+            .prop_map(|mut a| {
+                a.flags.retain(|f| f.name != "from");
+                a
+            })
+            .prop_map(InstructionKind::Add),
+        pairs().prop_map(|(pairs, legacy)| InstructionKind::Env { pairs, legacy }),
+        pairs().prop_map(|(pairs, legacy)| InstructionKind::Label { pairs, legacy }),
+        prop::collection::vec(("[A-Z_]{1,5}", proptest::option::of(word())), 1..3)
+            .prop_map(|d| InstructionKind::Arg(d.into_iter().map(|(name, default)| ArgDecl { name, default }).collect())),
+        command().prop_map(InstructionKind::Cmd),
+        command().prop_map(InstructionKind::Entrypoint),
+        (prop::collection::vec(flag(&["network"]), 0..2), heredoc()).prop_map(|(flags, doc)| {
+            InstructionKind::Run {
+                flags,
+                command: Command::Shell(format!(
+                    "cat {}",
+                    match (doc.strip_tabs, doc.quoted) {
+                        (false, false) => format!("<<{}", doc.delimiter),
+                        (true, false) => format!("<<-{}", doc.delimiter),
+                        (false, true) => format!("<<\"{}\"", doc.delimiter),
+                        (true, true) => format!("<<-\"{}\"", doc.delimiter),
+                    }
+                )),
+                heredocs: vec![doc],
+            }
+        }),
+        (prop::collection::vec(flag(&["network"]), 0..2), command()).prop_map(|(flags, command)| {
+            InstructionKind::Run {
+                flags,
+                command,
+                heredocs: vec![],
+            }
+        }),
+        text().prop_map(InstructionKind::Workdir),
+        text().prop_map(InstructionKind::User),
+        text().prop_map(InstructionKind::Maintainer),
+        text().prop_map(InstructionKind::StopSignal),
+        prop::collection::vec(word(), 1..3).prop_map(InstructionKind::Expose),
+        prop::collection::vec(word(), 1..3).prop_map(|paths| InstructionKind::Volume { paths, json: false }),
+        prop::collection::vec("\\PC{0,5}", 1..3).prop_map(|paths| InstructionKind::Volume { paths, json: true }),
+        prop::collection::vec("\\PC{0,5}", 1..3).prop_map(InstructionKind::Shell),
+        Just(InstructionKind::Healthcheck(Healthcheck::None)),
+        (prop::collection::vec(flag(&["interval", "retries"]), 0..2), command())
+            .prop_map(|(flags, command)| InstructionKind::Healthcheck(Healthcheck::Cmd { flags, command })),
+        command().prop_map(|c| InstructionKind::Onbuild(Box::new(InstructionKind::Cmd(c)))),
+    ]
+}
+
+fn kubefile() -> impl Strategy<Value = Kubefile> {
+    (
+        any::<bool>(),
+        proptest::option::of("[a-z/:]{1,10}"),
+        prop::collection::vec(word(), 1..3),
+        prop::collection::vec(stage_instruction(), 0..8),
+    )
+        .prop_map(|(backtick, syntax, from, body)| {
+            let mut kinds = vec![InstructionKind::From {
+                flags: vec![],
+                image: from[0].clone(),
+                alias: from.get(1).map(|_| "stage".to_string()),
+            }];
+            kinds.extend(body);
+            Kubefile {
+                directives: Directives {
+                    escape: if backtick { '`' } else { '\\' },
+                    syntax,
+                },
+                instructions: kinds
+                    .into_iter()
+                    .map(|kind| Instruction {
+                        line: 0,
+                        column: 0,
+                        kind,
+                    })
+                    .collect(),
+            }
+        })
+}
+
+/// Dockerfile-ish token soup, to reach odd corners of the lexer.
+fn soup() -> impl Strategy<Value = String> {
+    let token = prop_oneof![
+        Just("FROM scratch".to_string()),
+        Just("\n".to_string()),
+        Just(" ".to_string()),
+        Just("\\".to_string()),
+        Just("`".to_string()),
+        Just("\"".to_string()),
+        Just("'".to_string()),
+        Just("=".to_string()),
+        Just("#".to_string()),
+        Just("<<EOF".to_string()),
+        Just("<<-'X'".to_string()),
+        Just("EOF".to_string()),
+        Just("[\"a\"]".to_string()),
+        Just("--from=a".to_string()),
+        Just("# escape=`\n".to_string()),
+        Just("\t".to_string()),
+        Just("\r".to_string()),
+        prop::sample::select(&formats::kubefile::KEYWORDS[..]).prop_map(|k| format!("\n{k} ")),
+        "[a-z$]{1,4}",
+    ];
+    prop::collection::vec(token, 0..40).prop_map(|t| format!("FROM scratch\n{}", t.concat()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn printed_tree_parses_back_to_the_same_tree(ast in kubefile()) {
+        let text = ast.to_string();
+        let back = parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n---\n{text}")))?;
+        prop_assert!(back.same_content(&ast), "text:\n{}\nback:\n{:#?}\nast:\n{:#?}", text, back, ast);
+    }
+
+    #[test]
+    fn anything_that_parses_prints_to_the_same_tree(input in soup()) {
+        if let Ok(ast) = parse(&input) {
+            let text = ast.to_string();
+            let back = parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\ninput {input:?}\nprinted {text:?}")))?;
+            prop_assert!(back.same_content(&ast), "input {:?}\nprinted {:?}\nback {:#?}\nast {:#?}", input, text, back, ast);
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(input in "\\PC{0,200}") {
+        let _ = parse(&input);
+    }
+}
