@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::harness::Pair;
 
+mod layers;
 mod sha256;
 
 /// What every group gets from the command line.
@@ -40,5 +41,10 @@ pub const GROUPS: &[Group] = &[
         rows: sha256::ROWS,
         pairs: sha256::pairs,
     },
-    // gzip, zstd, tar: add here.
+    Group {
+        name: "layers",
+        about: "gzip -6, zstd -3 of a compressible file and a deterministic tar of a tree vs gzip, zstd, GNU tar",
+        rows: layers::ROWS,
+        pairs: layers::pairs,
+    },
 ];
