@@ -5,11 +5,14 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use formats::digest::Digest;
-use registry::client::{BlobSource, ClientOptions, PushOutcome, RegistryClient};
+use registry::client::{
+    BlobSource, ClientOptions, Direction, ProgressEvent, PushOutcome, RegistryClient,
+};
 
 /// A `docker-registry serve` process, killed when dropped.
 struct DockerRegistry {
@@ -157,8 +160,16 @@ fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 async fn pushed_image_is_read_back_byte_exact_by_skopeo_and_by_the_client() {
     let reg = start_docker_registry().await;
     let host = reg.host.as_str();
-    // Chunked uploads for anything above 1000 bytes, in 700-byte PATCHes.
-    let client = insecure_client(None, Some(1000));
+    // Chunked uploads for anything above 1000 bytes, in 700-byte PATCHes; progress tells the chunks.
+    let pushed_offsets = Arc::new(Mutex::new(Vec::new()));
+    let sink = pushed_offsets.clone();
+    let mut opts = insecure_client(None, Some(1000)).options().clone();
+    opts.progress = Some(Arc::new(move |e: ProgressEvent| {
+        if e.direction == Direction::Push {
+            sink.lock().unwrap().push(e.bytes_done);
+        }
+    }));
+    let client = RegistryClient::new(opts).unwrap();
     client.ping(host).await.unwrap();
     let img = test_image();
     let tmp = tempfile::tempdir().unwrap();
@@ -178,6 +189,10 @@ async fn pushed_image_is_read_back_byte_exact_by_skopeo_and_by_the_client() {
         .await
         .unwrap();
     assert_eq!(pushed, PushOutcome::Uploaded);
+    assert_eq!(
+        *pushed_offsets.lock().unwrap(),
+        vec![700, 1400, 2100, 2800, 3072]
+    );
     let pushed = client
         .push_blob(
             host,

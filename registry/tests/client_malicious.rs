@@ -33,6 +33,8 @@ struct Evil {
     blob_bytes_served: u64,
     busy_left: u32,
     token_requests: Vec<String>,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 type Shared = Arc<Mutex<Evil>>;
@@ -46,6 +48,18 @@ fn manifest_bytes() -> Vec<u8> {
 }
 
 async fn handle(State(state): State<Shared>, req: Request) -> Response {
+    // A slow blob: tracks how many requests are in flight at once.
+    if req.uri().path().starts_with("/v2/slow/repo/blobs/") {
+        let blob = {
+            let mut s = state.lock().unwrap();
+            s.in_flight += 1;
+            s.max_in_flight = s.max_in_flight.max(s.in_flight);
+            s.blob.clone()
+        };
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        state.lock().unwrap().in_flight -= 1;
+        return blob.into_response();
+    }
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let headers = req.headers().clone();
@@ -95,6 +109,26 @@ async fn handle(State(state): State<Shared>, req: Request) -> Response {
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, challenge)],
                 r#"{"errors":[{"code":"UNAUTHORIZED","message":"token required"}]}"#,
+            )
+                .into_response();
+        }
+        return manifest_response(&s.manifest, &manifest_digest);
+    }
+
+    if path.starts_with("/v2/basic/repo/") {
+        let basic = format!(
+            "Basic {}",
+            base64_encode(format!("{USER}:{PASS}").as_bytes())
+        );
+        if headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            != Some(basic.as_str())
+        {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, r#"Basic realm="evil""#)],
+                "",
             )
                 .into_response();
         }
@@ -478,4 +512,144 @@ async fn plain_http_registry_is_refused_when_tls_is_verified() {
     let err = client.ping(&host).await.unwrap_err();
     assert!(matches!(err, ClientError::Transport { .. }), "{err}");
     assert!(err.to_string().contains("https://"), "{err}");
+}
+
+#[tokio::test]
+async fn basic_challenge_is_answered_with_stored_credentials() {
+    let (host, state) = start_evil().await;
+    let client = client_for(&host, true);
+    for _ in 0..2 {
+        client
+            .get_manifest(
+                &host,
+                "basic/repo",
+                "v1",
+                registry::client::DEFAULT_MANIFEST_ACCEPT,
+            )
+            .await
+            .unwrap();
+    }
+    // The first request learns the challenge; later ones send credentials straight away.
+    let hits = state
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .filter(|(_, p, _)| p.starts_with("/v2/basic/"))
+        .count();
+    assert_eq!(hits, 3);
+    let anonymous = client_for(&host, false);
+    let err = anonymous
+        .get_manifest(
+            &host,
+            "basic/repo",
+            "v1",
+            registry::client::DEFAULT_MANIFEST_ACCEPT,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("none are stored"), "{err}");
+}
+
+#[tokio::test]
+async fn requests_to_one_host_never_exceed_the_concurrency_limit() {
+    let (host, state) = start_evil().await;
+    let mut opts = client_for(&host, false).options().clone();
+    opts.max_concurrent_per_host = 2;
+    let client = RegistryClient::new(opts).unwrap();
+    let digest = Digest::sha256_of(&blob_bytes());
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (client, host, digest) = (client.clone(), host.clone(), digest.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            client
+                .fetch_blob_to_writer(&host, "slow/repo", &digest, None, &mut out)
+                .await
+                .map(|_| out.len())
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), blob_bytes().len());
+    }
+    assert_eq!(state.lock().unwrap().max_in_flight, 2);
+}
+
+#[tokio::test]
+async fn bad_mirror_is_skipped_and_the_rewritten_location_serves_the_blob() {
+    let (host, state) = start_evil().await;
+    let conf = registry::client::RegistriesConf::parse(
+        &format!(
+            r#"
+[[registry]]
+prefix = "{host}/good/blob"
+location = "{host}/cut/blob"
+insecure = true
+[[registry.mirror]]
+location = "{host}/wrong/bytes"
+insecure = true
+"#
+        ),
+        "test-registries.conf",
+    )
+    .unwrap();
+    // TLS verification stays on: only `insecure = true` in the configuration allows plain HTTP here.
+    let client = RegistryClient::new(ClientOptions {
+        registries_conf: conf,
+        retry: RetryPolicy {
+            initial_backoff: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        },
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("blob");
+    let digest = Digest::sha256_of(&blob_bytes());
+    client
+        .fetch_blob(&host, "good/blob", &digest, None, &dest)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), blob_bytes());
+    let paths: Vec<String> = state
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .filter(|(_, p, _)| p.contains("/blobs/"))
+        .map(|(_, p, _)| p.split("/blobs/").next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        vec!["/v2/wrong/bytes", "/v2/cut/blob", "/v2/cut/blob"]
+    );
+    assert_eq!(dir_entries(dir.path()), vec!["blob".to_string()]);
+}
+
+#[tokio::test]
+async fn blocked_registry_is_refused_before_any_request() {
+    let (host, state) = start_evil().await;
+    let conf = registry::client::RegistriesConf::parse(
+        &format!("[[registry]]\nlocation = \"{host}\"\nblocked = true\n"),
+        "blocked.conf",
+    )
+    .unwrap();
+    let client = RegistryClient::new(ClientOptions {
+        registries_conf: conf,
+        tls_verify: false,
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let err = client
+        .get_manifest(
+            &host,
+            "busy/repo",
+            "v1",
+            registry::client::DEFAULT_MANIFEST_ACCEPT,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Blocked { .. }), "{err}");
+    assert!(err.to_string().contains("blocked.conf"), "{err}");
+    assert!(state.lock().unwrap().log.is_empty());
 }
