@@ -394,3 +394,104 @@ async fn tags_and_catalog_follow_pagination_one_entry_per_page() {
     let catalog = client.catalog(host).await.unwrap();
     assert_eq!(catalog, vec!["a/b", "c/d/e"]);
 }
+
+#[tokio::test]
+async fn blob_copied_between_registries_streams_verified_and_mounts_within_one() {
+    let (src, dst) = (start_docker_registry().await, start_docker_registry().await);
+    let client = insecure_client(None, None);
+    let img = test_image();
+    let layer_digest = Digest::sha256_of(&img.layer);
+    let size = img.layer.len() as u64;
+    client
+        .push_blob(
+            &src.host,
+            "a/b",
+            &layer_digest,
+            size,
+            BlobSource::Bytes(Bytes::from(img.layer.clone())),
+            None,
+        )
+        .await
+        .unwrap();
+    let remote = |host: &str| BlobSource::Remote {
+        host: host.to_string(),
+        repository: "a/b".to_string(),
+    };
+    // Another registry: streamed from the source into the upload.
+    let copied = client
+        .push_blob(
+            &dst.host,
+            "x/y",
+            &layer_digest,
+            size,
+            remote(&src.host),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(copied, PushOutcome::Uploaded);
+    let mut out = Vec::new();
+    client
+        .fetch_blob_to_writer(&dst.host, "x/y", &layer_digest, Some(size), &mut out)
+        .await
+        .unwrap();
+    assert_eq!(out, img.layer);
+    // The same registry: mounted, nothing sent.
+    let mounted = client
+        .push_blob(
+            &src.host,
+            "c/d",
+            &layer_digest,
+            size,
+            remote(&src.host),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(mounted, PushOutcome::Mounted);
+}
+
+#[tokio::test]
+async fn blob_copied_from_a_source_serving_wrong_bytes_is_not_stored() {
+    use axum::response::IntoResponse;
+    let dst = start_docker_registry().await;
+    let img = test_image();
+    let layer_digest = Digest::sha256_of(&img.layer);
+    let mut wrong = img.layer.clone();
+    wrong[10] = 1;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let src = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let app = axum::Router::new().fallback(move || {
+        let wrong = wrong.clone();
+        async move { wrong.into_response() }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let client = insecure_client(None, None);
+    let err = client
+        .push_blob(
+            &dst.host,
+            "x/y",
+            &layer_digest,
+            img.layer.len() as u64,
+            BlobSource::Remote {
+                host: src.clone(),
+                repository: "a/b".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap_err();
+    // Whichever notices first says so: our hashing of the source stream (which aborts the upload body) or
+    // the registry (which gets every byte before our stream reports the mismatch and refuses the digest).
+    let refused_by_us = matches!(err, registry::client::ClientError::Verification { .. });
+    let refused_by_registry = err.to_string().contains("DIGEST_INVALID");
+    assert!(refused_by_us || refused_by_registry, "{err}");
+    assert_eq!(
+        client
+            .blob_exists(&dst.host, "x/y", &layer_digest)
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -3,11 +3,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use formats::digest::{Digest, DigestError, Hasher};
 use formats::fsutil::{StageError, StagedFile};
+use futures_util::{Stream, StreamExt};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -25,7 +27,21 @@ pub enum BlobSource {
     File(PathBuf),
     /// Any reader; read once, so an upload that fails mid-way cannot be retried.
     Reader(Box<dyn AsyncRead + Send + Unpin>),
+    /// Any stream of chunks; read once, like `Reader`.
+    Stream(ChunkStream),
+    /// The same blob in another repository (of this or another registry): streamed from there straight
+    /// into the upload, verified on the way (a mismatch aborts the upload so the registry keeps nothing).
+    /// Mounted instead when it is in the same registry.
+    Remote {
+        /// Registry host of the source.
+        host: String,
+        /// Repository of the source.
+        repository: String,
+    },
 }
+
+/// A one-shot stream of blob chunks.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
 impl std::fmt::Debug for BlobSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,6 +49,8 @@ impl std::fmt::Debug for BlobSource {
             BlobSource::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
             BlobSource::File(p) => write!(f, "File({})", p.display()),
             BlobSource::Reader(_) => write!(f, "Reader"),
+            BlobSource::Stream(_) => write!(f, "Stream"),
+            BlobSource::Remote { host, repository } => write!(f, "Remote({host}/{repository})"),
         }
     }
 }
@@ -340,8 +358,23 @@ impl RegistryClient {
         if self.blob_exists_at(&ep, digest, true).await?.is_some() {
             return Ok(PushOutcome::Existed);
         }
-        let replayable = !matches!(source, BlobSource::Reader(_));
-        let source = Mutex::new(Some(source));
+        let replayable = !matches!(source, BlobSource::Reader(_) | BlobSource::Stream(_));
+        let mount_from = match (&source, mount_from) {
+            (_, Some(m)) => Some(m.to_string()),
+            (
+                BlobSource::Remote {
+                    host: h,
+                    repository,
+                },
+                None,
+            ) if super::normalize_host(h) == ep.host => Some(repository.clone()),
+            _ => None,
+        };
+        let mount_from = mount_from.as_deref();
+        let source = SourceSlot {
+            source: Mutex::new(Some(source)),
+            mismatch: Arc::new(Mutex::new(None)),
+        };
         let policy = self.inner.opts.retry.clone();
         let mut session = 0u32;
         loop {
@@ -362,13 +395,26 @@ impl RegistryClient {
                 self.upload_monolithic(&ep, &location, digest, size, &source)
                     .await
             };
-            match result {
-                Ok(()) => return Ok(PushOutcome::Uploaded),
-                Err(e) if replayable && session < policy.max_attempts && retryable_upload(&e) => {
+            let mismatch = source
+                .mismatch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            match (result, mismatch) {
+                (_, Some(source)) => {
+                    return Err(ClientError::Verification {
+                        what: format!("blob {digest} copied to {}/{}", ep.host, ep.repository),
+                        source,
+                    });
+                }
+                (Ok(()), None) => return Ok(PushOutcome::Uploaded),
+                (Err(e), None)
+                    if replayable && session < policy.max_attempts && retryable_upload(&e) =>
+                {
                     tracing::debug!(%digest, error = %e, session, "upload failed; starting a new session");
                     tokio::time::sleep(policy.backoff(session)).await;
                 }
-                Err(e) => return Err(e),
+                (Err(e), None) => return Err(e),
             }
         }
     }
@@ -422,44 +468,23 @@ impl RegistryClient {
         location: &str,
         digest: &Digest,
         size: u64,
-        source: &Mutex<Option<BlobSource>>,
+        source: &SourceSlot,
     ) -> Result<(), ClientError> {
         let url = with_digest(location, digest);
-        let body = {
-            let guard = source.lock().unwrap_or_else(|p| p.into_inner());
-            match &*guard {
-                Some(BlobSource::Bytes(b)) => Some(reqwest::Body::from(b.clone())),
-                _ => None,
-            }
-        };
-        let body = match body {
-            Some(b) => b,
-            None => {
-                let reader = open_source(source, digest).await?;
-                let client = self.clone();
-                let digest = digest.clone();
-                let stream = futures_util::stream::unfold(
-                    (reader, 0u64, client, digest),
-                    move |(mut r, done, client, digest)| async move {
-                        let mut buf = BytesMut::zeroed(256 * 1024);
-                        match r.read(&mut buf).await {
-                            Ok(0) => None,
-                            Ok(n) => {
-                                buf.truncate(n);
-                                let done = done + n as u64;
-                                client.progress(&digest, done, Some(size), Direction::Push);
-                                Some((
-                                    Ok::<Bytes, std::io::Error>(buf.freeze()),
-                                    (r, done, client, digest),
-                                ))
-                            }
-                            Err(e) => Some((Err(e), (r, done, client, digest))),
-                        }
-                    },
-                );
-                reqwest::Body::wrap_stream(stream)
-            }
-        };
+        let client = self.clone();
+        let progress_digest = digest.clone();
+        let mut done = 0u64;
+        let stream = self
+            .open_source(source, digest, &ep.host)
+            .await?
+            .map(move |item| {
+                if let Ok(chunk) = &item {
+                    done += chunk.len() as u64;
+                    client.progress(&progress_digest, done, Some(size), Direction::Push);
+                }
+                item
+            });
+        let body = reqwest::Body::wrap_stream(stream);
         let once = Mutex::new(Some(body));
         let sent = self
             .inner
@@ -493,29 +518,33 @@ impl RegistryClient {
         location: &str,
         digest: &Digest,
         size: u64,
-        source: &Mutex<Option<BlobSource>>,
+        source: &SourceSlot,
     ) -> Result<(), ClientError> {
         let base = self.inner.base(ep).await?;
         let chunk_size = self.inner.opts.upload_chunk_size.max(1);
-        let mut reader = open_source(source, digest).await?;
+        let mut chunks = self.open_source(source, digest, &ep.host).await?.fuse();
+        let mut pending = Bytes::new();
         let mut location = location.to_string();
         let mut offset = 0u64;
         let scopes = [repo_scope(&ep.repository, true)];
         loop {
             let mut buf = BytesMut::with_capacity(chunk_size.min(size.max(1)) as usize);
             while (buf.len() as u64) < chunk_size {
-                let n = (&mut reader)
-                    .take(chunk_size - buf.len() as u64)
-                    .read_buf(&mut buf)
-                    .await
-                    .map_err(|source| ClientError::Io {
-                        op: "read blob to upload",
-                        what: digest.to_string(),
-                        source,
-                    })?;
-                if n == 0 {
-                    break;
+                if pending.is_empty() {
+                    match chunks.next().await {
+                        Some(Ok(c)) => pending = c,
+                        Some(Err(source)) => {
+                            return Err(ClientError::Io {
+                                op: "read blob to upload",
+                                what: digest.to_string(),
+                                source,
+                            });
+                        }
+                        None => break,
+                    }
                 }
+                let room = (chunk_size - buf.len() as u64).min(pending.len() as u64) as usize;
+                buf.extend_from_slice(&pending.split_to(room));
             }
             if buf.is_empty() {
                 break;
@@ -595,43 +624,179 @@ fn check_stored_digest(sent: &Sent, digest: &Digest, url: &str) -> Result<(), Cl
     }
 }
 
-/// Opens the source for one upload attempt (files are reopened; readers are taken once).
-async fn open_source(
-    source: &Mutex<Option<BlobSource>>,
-    digest: &Digest,
-) -> Result<Box<dyn AsyncRead + Send + Unpin>, ClientError> {
-    let taken = {
-        let mut guard = source.lock().unwrap_or_else(|p| p.into_inner());
-        match guard.take() {
-            Some(BlobSource::Reader(r)) => Ok(r),
-            Some(BlobSource::Bytes(b)) => {
-                *guard = Some(BlobSource::Bytes(b.clone()));
-                Ok(Box::new(std::io::Cursor::new(b)) as Box<dyn AsyncRead + Send + Unpin>)
-            }
-            Some(BlobSource::File(p)) => {
-                *guard = Some(BlobSource::File(p.clone()));
-                Err(p)
-            }
-            None => {
-                return Err(ClientError::InvalidInput(format!(
-                    "the reader of blob {digest} was used up by a failed attempt and cannot be replayed"
-                )));
-            }
+impl RegistryClient {
+    /// Opens the source for one upload attempt as a chunk stream (files are reopened, remote blobs fetched
+    /// again; readers and streams are taken once). `dest_host` is where the upload goes.
+    async fn open_source(
+        &self,
+        source: &SourceSlot,
+        digest: &Digest,
+        dest_host: &str,
+    ) -> Result<ChunkStream, ClientError> {
+        enum Opened {
+            Ready(ChunkStream),
+            File(PathBuf),
+            Remote(String, String),
         }
-    };
-    match taken {
-        Ok(r) => Ok(r),
-        Err(path) => {
-            let f = tokio::fs::File::open(&path)
+        let opened = {
+            let mut guard = source.source.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.take() {
+                Some(BlobSource::Reader(r)) => Opened::Ready(reader_stream(r)),
+                Some(BlobSource::Stream(st)) => Opened::Ready(st),
+                Some(BlobSource::Bytes(b)) => {
+                    *guard = Some(BlobSource::Bytes(b.clone()));
+                    Opened::Ready(Box::pin(futures_util::stream::iter([Ok(b)])))
+                }
+                Some(BlobSource::File(p)) => {
+                    *guard = Some(BlobSource::File(p.clone()));
+                    Opened::File(p)
+                }
+                Some(BlobSource::Remote { host, repository }) => {
+                    *guard = Some(BlobSource::Remote {
+                        host: host.clone(),
+                        repository: repository.clone(),
+                    });
+                    Opened::Remote(host, repository)
+                }
+                None => {
+                    return Err(ClientError::InvalidInput(format!(
+                        "the source of blob {digest} was used up by a failed attempt and cannot be replayed"
+                    )));
+                }
+            }
+        };
+        match opened {
+            Opened::Ready(st) => Ok(st),
+            Opened::File(path) => {
+                let f = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(|source| ClientError::Io {
+                        op: "open blob to upload",
+                        what: path.display().to_string(),
+                        source,
+                    })?;
+                Ok(reader_stream(Box::new(f)))
+            }
+            Opened::Remote(host, repository) => {
+                self.remote_stream(
+                    &host,
+                    &repository,
+                    digest,
+                    dest_host,
+                    source.mismatch.clone(),
+                )
                 .await
-                .map_err(|source| ClientError::Io {
-                    op: "open blob to upload",
-                    what: path.display().to_string(),
-                    source,
-                })?;
-            Ok(Box::new(f))
+            }
         }
     }
+
+    /// A verified stream of a blob from another repository: it ends with an error instead of its last
+    /// chunk when the bytes do not hash to `digest`, so an upload fed from it is aborted.
+    async fn remote_stream(
+        &self,
+        host: &str,
+        repository: &str,
+        digest: &Digest,
+        dest_host: &str,
+        mismatch: Arc<Mutex<Option<DigestError>>>,
+    ) -> Result<ChunkStream, ClientError> {
+        let eps = self.inner.endpoints(host, repository, true, true)?;
+        let mut last = None;
+        for ep in &eps {
+            let url = self.inner.url(ep, &blob_path(ep, digest)).await?;
+            let sent = match self
+                .inner
+                .send(
+                    ep,
+                    &[repo_scope(&ep.repository, false)],
+                    Method::GET,
+                    &url,
+                    &|rb| Ok(rb),
+                )
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            let Sent { resp, _permit } = match expect_success(sent, "GET", &url).await {
+                Ok(s) => s,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            // Holding a slot of the source host while the destination takes one of its own would deadlock
+            // a copy within one host whose limit is 1; there the upload's slot covers both.
+            let permit = (ep.host != dest_host).then_some(_permit);
+            let want = digest.clone();
+            let mismatch = mismatch.clone();
+            let state = (resp, want.algorithm().hasher(), want, permit, false);
+            let stream = futures_util::stream::unfold(
+                state,
+                move |(mut resp, mut hasher, want, permit, done)| {
+                    let mismatch = mismatch.clone();
+                    async move {
+                        if done {
+                            return None;
+                        }
+                        match resp.chunk().await {
+                            Ok(Some(c)) => {
+                                hasher.update(&c);
+                                Some((Ok(c), (resp, hasher, want, permit, false)))
+                            }
+                            Ok(None) => {
+                                let actual = hasher.finish();
+                                match want.expect(&actual) {
+                                    Ok(()) => None,
+                                    Err(e) => Some((
+                                        Err(std::io::Error::other({
+                                            let text = e.to_string();
+                                            *mismatch.lock().unwrap_or_else(|p| p.into_inner()) =
+                                                Some(e);
+                                            text
+                                        })),
+                                        (resp, want.algorithm().hasher(), want, permit, true),
+                                    )),
+                                }
+                            }
+                            Err(e) => Some((
+                                Err(std::io::Error::other(e)),
+                                (resp, hasher, want, permit, true),
+                            )),
+                        }
+                    }
+                },
+            );
+            return Ok(Box::pin(stream));
+        }
+        Err(last.unwrap_or_else(|| {
+            ClientError::InvalidInput(format!("no source for `{host}/{repository}`"))
+        }))
+    }
+}
+
+/// Reads `r` as a stream of chunks of up to 256 KiB.
+fn reader_stream(r: Box<dyn AsyncRead + Send + Unpin>) -> ChunkStream {
+    Box::pin(futures_util::stream::unfold(r, |mut r| async move {
+        let mut buf = BytesMut::zeroed(256 * 1024);
+        match r.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(buf.freeze()), r))
+            }
+            Err(e) => Some((Err(e), r)),
+        }
+    }))
+}
+
+/// The source of one upload, shared by its attempts, and what a verifying source found wrong.
+struct SourceSlot {
+    source: Mutex<Option<BlobSource>>,
+    mismatch: Arc<Mutex<Option<DigestError>>>,
 }
 
 /// Counts what reaches a writer, to know whether a failed download already wrote something.

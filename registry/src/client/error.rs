@@ -21,7 +21,7 @@ pub enum ClientError {
         conf: String,
     },
     /// The request could not be sent or the response could not be read (connection, TLS, timeout).
-    #[error("{method} {url}: {source}{hint}")]
+    #[error("{method} {url}: {}{hint}", error_chain(source))]
     Transport {
         /// The HTTP method.
         method: String,
@@ -108,6 +108,21 @@ pub enum ClientError {
     /// The caller passed something the client cannot use.
     #[error("{0}")]
     InvalidInput(String),
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message omits the cause that matters).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 fn describe_registry_error(code: &Option<String>, message: &str) -> String {

@@ -47,7 +47,7 @@ pub use auth::{
     Challenge, CredentialFiles, Credentials, Logout, Token, default_auth_file, parse_challenge,
     parse_token_response, remove_credentials, store_credentials,
 };
-pub use blobs::{BlobSource, PushOutcome};
+pub use blobs::{BlobSource, ChunkStream, PushOutcome};
 pub use conf::{Endpoint, MirrorEntry, RegistriesConf, RegistryEntry, SYSTEM_REGISTRIES_CONF};
 pub use error::ClientError;
 pub use manifests::{DEFAULT_MANIFEST_ACCEPT, FetchedManifest, ManifestHead, Referrer};
