@@ -135,6 +135,37 @@ async fn handle(State(state): State<Shared>, req: Request) -> Response {
         return manifest_response(&s.manifest, &manifest_digest);
     }
 
+    // Paginated listings, one entry a page, 250 entries: relative Link headers for tags, absolute for
+    // the catalog.
+    if path == "/v2/paged/repo/tags/list" || path == "/v2/_catalog" {
+        let all: Vec<String> = (0..250).map(|i| format!("item{i:03}")).collect();
+        let last = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("last="))
+            .map(str::to_string);
+        let start = last.map_or(0, |l| all.iter().position(|t| *t == l).unwrap() + 1);
+        let page = &all[start..(start + 1).min(all.len())];
+        let field = if path == "/v2/_catalog" {
+            "repositories"
+        } else {
+            "tags"
+        };
+        let body = serde_json::json!({ field: page }).to_string();
+        let mut resp = body.into_response();
+        if start + 1 < all.len() {
+            let target = if path == "/v2/_catalog" {
+                format!("http://127.0.0.1:{}{path}?n=1&last={}", s.port, page[0])
+            } else {
+                format!("{path}?n=1&last={}", page[0])
+            };
+            resp.headers_mut().insert(
+                header::LINK,
+                format!("<{target}>; rel=\"next\"").parse().unwrap(),
+            );
+        }
+        return resp;
+    }
+
     match path.as_str() {
         // A blob whose bytes do not match the digest in the URL.
         p if p == format!("/v2/wrong/bytes/blobs/{blob_digest}") => {
@@ -652,4 +683,23 @@ async fn blocked_registry_is_refused_before_any_request() {
     assert!(matches!(err, ClientError::Blocked { .. }), "{err}");
     assert!(err.to_string().contains("blocked.conf"), "{err}");
     assert!(state.lock().unwrap().log.is_empty());
+}
+
+#[tokio::test]
+async fn tags_and_catalog_follow_every_link_page_without_a_cap() {
+    let (host, state) = start_evil().await;
+    let mut opts = client_for(&host, false).options().clone();
+    opts.list_page_size = Some(1);
+    let client = RegistryClient::new(opts).unwrap();
+    let want: Vec<String> = (0..250).map(|i| format!("item{i:03}")).collect();
+    assert_eq!(client.tags(&host, "paged/repo").await.unwrap(), want);
+    assert_eq!(client.catalog(&host).await.unwrap(), want);
+    let pages = state
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .filter(|(_, p, _)| p == "/v2/paged/repo/tags/list")
+        .count();
+    assert_eq!(pages, 250);
 }
