@@ -35,6 +35,7 @@ struct Evil {
     token_requests: Vec<String>,
     in_flight: usize,
     max_in_flight: usize,
+    cut_manifest_left: u32,
 }
 
 type Shared = Arc<Mutex<Evil>>;
@@ -223,6 +224,23 @@ async fn handle(State(state): State<Shared>, req: Request) -> Response {
             }
             manifest_response(&s.manifest, &manifest_digest)
         }
+        // The first answer dies after a few bytes of the body; then it is served whole.
+        "/v2/flaky/repo/manifests/v1" => {
+            if s.cut_manifest_left > 0 {
+                s.cut_manifest_left -= 1;
+                let start = Bytes::copy_from_slice(&s.manifest[..10]);
+                let stream = futures_util::stream::iter(vec![Ok::<Bytes, std::io::Error>(start)])
+                    .chain(futures_util::stream::once(async {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Err(std::io::Error::other("connection cut on purpose"))
+                    }));
+                return Response::builder()
+                    .header(header::CONTENT_LENGTH, s.manifest.len())
+                    .body(Body::from_stream(stream))
+                    .unwrap();
+            }
+            manifest_response(&s.manifest, &manifest_digest)
+        }
         // The manifest comes with someone else's digest.
         "/v2/lying/repo/manifests/v1" => {
             manifest_response(&s.manifest, &Digest::sha256_of(b"other").to_string())
@@ -270,6 +288,7 @@ async fn start_evil() -> (String, Shared) {
         blob: blob_bytes(),
         manifest: manifest_bytes(),
         busy_left: 2,
+        cut_manifest_left: 1,
         ..Evil::default()
     }));
     let app = Router::new().fallback(handle).with_state(state.clone());
@@ -702,4 +721,63 @@ async fn tags_and_catalog_follow_every_link_page_without_a_cap() {
         .filter(|(_, p, _)| p == "/v2/paged/repo/tags/list")
         .count();
     assert_eq!(pages, 250);
+}
+
+#[tokio::test]
+async fn manifest_whose_body_is_cut_is_fetched_again() {
+    let (host, state) = start_evil().await;
+    let client = client_for(&host, false);
+    let m = client
+        .get_manifest(
+            &host,
+            "flaky/repo",
+            "v1",
+            registry::client::DEFAULT_MANIFEST_ACCEPT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(&m.bytes[..], &manifest_bytes()[..]);
+    let hits = state
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .filter(|(_, p, _)| p == "/v2/flaky/repo/manifests/v1")
+        .count();
+    assert_eq!(hits, 2);
+}
+
+#[tokio::test]
+async fn credentials_stored_for_login_are_used_from_the_auth_file() {
+    let (host, _state) = start_evil().await;
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("containers/auth.json");
+    registry::client::store_credentials(&host, USER, PASS, &auth).unwrap();
+    let mut opts = client_for(&host, false).options().clone();
+    opts.credential_files = registry::client::CredentialFiles {
+        files: vec![auth.clone()],
+    };
+    let client = RegistryClient::new(opts.clone()).unwrap();
+    client
+        .get_manifest(
+            &host,
+            "private/repo",
+            "v1",
+            registry::client::DEFAULT_MANIFEST_ACCEPT,
+        )
+        .await
+        .unwrap();
+    // After logout a fresh client is anonymous again and refused.
+    registry::client::remove_credentials(registry::client::Logout::Host(&host), &auth).unwrap();
+    let err = RegistryClient::new(opts)
+        .unwrap()
+        .get_manifest(
+            &host,
+            "private/repo",
+            "v1",
+            registry::client::DEFAULT_MANIFEST_ACCEPT,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Unauthorized { .. }), "{err}");
 }

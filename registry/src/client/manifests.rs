@@ -125,48 +125,7 @@ impl RegistryClient {
             .url(ep, &format!("/v2/{}/manifests/{reference}", ep.repository))
             .await?;
         let accept = accept.join(", ");
-        let sent = self
-            .inner
-            .send(
-                ep,
-                &[repo_scope(&ep.repository, false)],
-                Method::GET,
-                &url,
-                &|rb| Ok(rb.header(ACCEPT, accept.as_str())),
-            )
-            .await?;
-        let mut sent = expect_success(sent, "GET", &url).await?;
-        let headers = sent.resp.headers().clone();
-        if sent
-            .resp
-            .content_length()
-            .is_some_and(|n| n > MAX_MANIFEST as u64)
-        {
-            return Err(ClientError::InvalidResponse {
-                url,
-                message: format!("manifest larger than {MAX_MANIFEST} bytes"),
-            });
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = sent
-            .resp
-            .chunk()
-            .await
-            .map_err(|e| ClientError::Transport {
-                method: "GET".into(),
-                url: url.clone(),
-                source: e,
-                hint: String::new(),
-            })?
-        {
-            if body.len() + chunk.len() > MAX_MANIFEST {
-                return Err(ClientError::InvalidResponse {
-                    url,
-                    message: format!("manifest larger than {MAX_MANIFEST} bytes"),
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let (headers, body) = self.get_small(ep, &url, &accept, MAX_MANIFEST).await?;
         let served = header_digest(&headers, &url)?;
         let digest = match (expected, &served) {
             (Some(want), _) => {
@@ -199,6 +158,64 @@ impl RegistryClient {
             media_type,
             digest,
         })
+    }
+
+    /// GETs a small document (at most `limit` bytes), retrying the whole request when its body is cut.
+    async fn get_small(
+        &self,
+        ep: &Endpoint,
+        url: &str,
+        accept: &str,
+        limit: usize,
+    ) -> Result<(HeaderMap, Vec<u8>), ClientError> {
+        let policy = &self.inner.opts.retry;
+        let mut attempt = 1u32;
+        loop {
+            let sent = self
+                .inner
+                .send(
+                    ep,
+                    &[repo_scope(&ep.repository, false)],
+                    Method::GET,
+                    url,
+                    &|rb| Ok(rb.header(ACCEPT, accept)),
+                )
+                .await?;
+            let mut sent = expect_success(sent, "GET", url).await?;
+            let too_large = || ClientError::InvalidResponse {
+                url: url.to_string(),
+                message: format!("manifest larger than {limit} bytes"),
+            };
+            if sent.resp.content_length().is_some_and(|n| n > limit as u64) {
+                return Err(too_large());
+            }
+            let headers = sent.resp.headers().clone();
+            let mut body = Vec::new();
+            let cut = loop {
+                match sent.resp.chunk().await {
+                    Ok(Some(chunk)) => {
+                        if body.len() + chunk.len() > limit {
+                            return Err(too_large());
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            match cut {
+                None => return Ok((headers, body)),
+                Some(e) if attempt >= policy.max_attempts => {
+                    return Err(super::transport::transport_error(&Method::GET, url, e, ep));
+                }
+                Some(e) => {
+                    tracing::debug!(%url, error = %e, attempt, "body cut; fetching again");
+                    drop(sent);
+                    tokio::time::sleep(policy.backoff(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
     }
 
     /// `HEAD` on a manifest: `None` when it does not exist.
