@@ -20,6 +20,7 @@ use registry::client::{
 const USER: &str = "alice";
 const PASS: &str = "s3cret";
 const TOKEN: &str = "token-for-private-repo";
+const REFRESH: &str = "refresh-from-oauth-login";
 
 /// What the misbehaving registry serves and what it saw.
 #[derive(Default)]
@@ -49,6 +50,25 @@ fn manifest_bytes() -> Vec<u8> {
 }
 
 async fn handle(State(state): State<Shared>, req: Request) -> Response {
+    // The OAuth2 flow for identity tokens: a form POST with the refresh token.
+    if req.method() == axum::http::Method::POST && req.uri().path() == "/token" {
+        let body = axum::body::to_bytes(req.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let form = String::from_utf8_lossy(&body).into_owned();
+        state
+            .lock()
+            .unwrap()
+            .token_requests
+            .push(format!("POST {form}"));
+        let ok = form.contains("grant_type=refresh_token")
+            && form.contains(&format!("refresh_token={REFRESH}"))
+            && form.contains("scope=repository%3Aprivate%2Frepo%3Apull");
+        if !ok {
+            return (StatusCode::UNAUTHORIZED, "bad refresh token").into_response();
+        }
+        return format!(r#"{{"access_token":"{TOKEN}","expires_in":300}}"#).into_response();
+    }
     // A slow blob: tracks how many requests are in flight at once.
     if req.uri().path().starts_with("/v2/slow/repo/blobs/") {
         let blob = {
@@ -780,4 +800,33 @@ async fn credentials_stored_for_login_are_used_from_the_auth_file() {
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::Unauthorized { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn identity_token_from_docker_config_uses_the_oauth_refresh_flow() {
+    let (host, state) = start_evil().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(r#"{{"auths":{{"{host}":{{"auth":"","identitytoken":"{REFRESH}"}}}}}}"#),
+    )
+    .unwrap();
+    let mut opts = client_for(&host, false).options().clone();
+    opts.credential_files = registry::client::CredentialFiles {
+        files: vec![config],
+    };
+    let client = RegistryClient::new(opts).unwrap();
+    client
+        .get_manifest(
+            &host,
+            "private/repo",
+            "v1",
+            registry::client::DEFAULT_MANIFEST_ACCEPT,
+        )
+        .await
+        .unwrap();
+    let requests = state.lock().unwrap().token_requests.clone();
+    assert_eq!(requests.len(), 1);
+    assert!(requests[0].starts_with("POST "), "{requests:?}");
 }

@@ -31,7 +31,15 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The user name docker uses for an identity (OAuth refresh) token instead of a password.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+
 impl Credentials {
+    /// The identity (OAuth refresh) token, when these credentials are one rather than a password.
+    pub fn identity_token(&self) -> Option<&str> {
+        (self.username == IDENTITY_TOKEN_USER).then_some(self.password.as_str())
+    }
+
     /// The value of an `Authorization: Basic ...` header for these credentials.
     pub fn basic_header(&self) -> String {
         format!(
@@ -163,6 +171,16 @@ fn normalize_key(key: &str) -> String {
 }
 
 fn decode_entry(entry: &Value, file: &Path, key: &str) -> Result<Option<Credentials>, ClientError> {
+    if let Some(token) = entry
+        .get("identitytoken")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
+        return Ok(Some(Credentials {
+            username: IDENTITY_TOKEN_USER.to_string(),
+            password: token.to_string(),
+        }));
+    }
     if let Some(auth) = entry
         .get("auth")
         .and_then(Value::as_str)

@@ -44,8 +44,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use auth::{
-    Challenge, CredentialFiles, Credentials, Logout, Token, default_auth_file, parse_challenge,
-    parse_token_response, remove_credentials, store_credentials,
+    Challenge, CredentialFiles, Credentials, IDENTITY_TOKEN_USER, Logout, Token, default_auth_file,
+    parse_challenge, parse_token_response, remove_credentials, store_credentials,
 };
 pub use blobs::{BlobSource, ChunkStream, PushOutcome};
 pub use conf::{Endpoint, MirrorEntry, RegistriesConf, RegistryEntry, SYSTEM_REGISTRIES_CONF};

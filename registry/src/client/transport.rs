@@ -249,19 +249,41 @@ impl Inner {
         for s in scopes {
             query.push(("scope", s));
         }
-        let mut rb = self.client(ep).get(realm).query(&query);
-        if let Some(c) = self.credentials(ep).await? {
-            rb = rb.header(AUTHORIZATION, c.basic_header());
-        }
+        let creds = self.credentials(ep).await?;
+        let (method, rb) = match creds.as_ref().and_then(Credentials::identity_token) {
+            // An identity (refresh) token from `docker login` with OAuth: the OAuth2 POST flow.
+            Some(refresh) => {
+                let joined = scopes.join(" ");
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh),
+                    ("client_id", "sealos"),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s));
+                }
+                if !joined.is_empty() {
+                    form.push(("scope", &joined));
+                }
+                ("POST", self.client(ep).post(realm).form(&form))
+            }
+            None => {
+                let mut rb = self.client(ep).get(realm).query(&query);
+                if let Some(c) = &creds {
+                    rb = rb.header(AUTHORIZATION, c.basic_header());
+                }
+                ("GET", rb)
+            }
+        };
         let resp = rb.send().await.map_err(|e| ClientError::Transport {
-            method: "GET".into(),
+            method: method.into(),
             url: realm.to_string(),
             source: e,
             hint: " (token server)".into(),
         })?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| ClientError::Transport {
-            method: "GET".into(),
+            method: method.into(),
             url: realm.to_string(),
             source: e,
             hint: " (token server)".into(),
