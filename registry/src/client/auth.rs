@@ -215,6 +215,19 @@ fn decode_entry(entry: &Value, file: &Path, key: &str) -> Result<Option<Credenti
 
 /// Runs `docker-credential-<helper> get` with the server URL on stdin.
 fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, ClientError> {
+    run_helper_program(
+        std::ffi::OsStr::new(&format!("docker-credential-{helper}")),
+        helper,
+        host,
+    )
+}
+
+/// Runs credential helper `program` (named `helper` in errors) the way docker does.
+fn run_helper_program(
+    program: &std::ffi::OsStr,
+    helper: &str,
+    host: &str,
+) -> Result<Option<Credentials>, ClientError> {
     let err = |message: String| ClientError::CredentialHelper {
         helper: helper.to_string(),
         host: host.to_string(),
@@ -226,7 +239,7 @@ fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, ClientErr
     } else {
         host.to_string()
     };
-    let mut child = Command::new(format!("docker-credential-{helper}"))
+    let mut child = Command::new(program)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -577,6 +590,24 @@ mod tests {
             err.to_string()
                 .contains("docker-credential-no-such-helper-xyz")
         );
+    }
+
+    #[test]
+    fn credential_helper_gets_the_host_on_stdin_and_its_answer_is_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let helper = dir.path().join("docker-credential-fake");
+        std::fs::write(
+            &helper,
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 3\nread host\ncase \"$host\" in\n  r.example) echo '{\"ServerURL\":\"r.example\",\"Username\":\"bot\",\"Secret\":\"pw\"}' ;;\n  https://index.docker.io/v1/) echo '{\"Username\":\"<token>\",\"Secret\":\"refresh\"}' ;;\n  *) echo 'credentials not found in native keychain'; exit 1 ;;\nesac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let run = |host: &str| run_helper_program(helper.as_os_str(), "fake", host).unwrap();
+        let c = run("r.example").unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("bot", "pw"));
+        assert_eq!(run("docker.io").unwrap().identity_token(), Some("refresh"));
+        assert!(run("other.example").is_none());
     }
 
     #[test]
