@@ -18,6 +18,28 @@
 //! The client talks in plain names (`host`, `repository`, `reference`) and [`Digest`]s; callers that hold a
 //! parsed image reference pass its parts.
 //!
+//! # Behaviour
+//!
+//! - **Verification.** A manifest fetched by digest must hash to it; one fetched by tag must match
+//!   `Docker-Content-Digest` when sent. Blobs are staged beside their destination and renamed into place
+//!   only after digest and size match; a blob never grows past its expected size on disk.
+//! - **Scheme.** `https` with verified TLS, always, unless the registry is `insecure` in `registries.conf`
+//!   or [`ClientOptions::tls_verify`] is off: then `https` without verification when the host speaks TLS,
+//!   else plain `http` (decided once per host). `HTTP(S)_PROXY`/`NO_PROXY` are honoured (reqwest's default).
+//! - **Auth.** Credentials from [`ClientOptions::credentials`], else the [`CredentialFiles`] (docker
+//!   `config.json`, containers `auth.json`, credential helpers, identity tokens), else anonymous. A host's
+//!   first challenge (`Basic` or `Bearer`) is remembered so later requests authenticate up front; bearer
+//!   tokens are cached per host and scope set until shortly before they expire.
+//! - **Retries.** Connection errors, 5xx and 429 are retried up to [`RetryPolicy::max_attempts`] with
+//!   doubling backoff; `Retry-After` (seconds) wins over backoff, capped at
+//!   [`RetryPolicy::max_retry_after`]. A cut blob body is resumed with `Range: bytes=N-` (up to
+//!   [`RetryPolicy::max_resumes`] times); a cut manifest body is fetched again; a failed upload from a
+//!   replayable source starts a new upload session.
+//! - **Limits.** At most [`ClientOptions::max_concurrent_per_host`] requests per host are in flight; a slot
+//!   is held until the response body is dropped.
+//! - **Mirrors.** Pulls try `registries.conf` mirrors in order, then the (rewritten) registry; a mirror
+//!   that fails or serves bad content is skipped. Pushes, tags and catalogs go to the registry itself.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -150,7 +172,7 @@ pub struct ClientOptions {
     pub tls_verify: bool,
     /// Mirrors, rewrites, blocked and insecure registries.
     pub registries_conf: RegistriesConf,
-    /// Where stored credentials are looked up.
+    /// Where stored credentials are looked up (empty by default: [`ClientOptions::from_env`] fills it).
     pub credential_files: CredentialFiles,
     /// Credentials given directly (e.g. `--creds`), by normalised host; they win over stored ones.
     pub credentials: HashMap<String, Credentials>,
