@@ -37,6 +37,7 @@ struct Evil {
     in_flight: usize,
     max_in_flight: usize,
     cut_manifest_left: u32,
+    unavailable_left: u32,
 }
 
 type Shared = Arc<Mutex<Evil>>;
@@ -244,6 +245,17 @@ async fn handle(State(state): State<Shared>, req: Request) -> Response {
             }
             manifest_response(&s.manifest, &manifest_digest)
         }
+        // 503 twice, then the blob is there.
+        p if p == format!("/v2/unstable/repo/blobs/{blob_digest}") => {
+            if s.unavailable_left > 0 {
+                s.unavailable_left -= 1;
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            Response::builder()
+                .header(header::CONTENT_LENGTH, s.blob.len())
+                .body(Body::empty())
+                .unwrap()
+        }
         // The first answer dies after a few bytes of the body; then it is served whole.
         "/v2/flaky/repo/manifests/v1" => {
             if s.cut_manifest_left > 0 {
@@ -309,6 +321,7 @@ async fn start_evil() -> (String, Shared) {
         manifest: manifest_bytes(),
         busy_left: 2,
         cut_manifest_left: 1,
+        unavailable_left: 2,
         ..Evil::default()
     }));
     let app = Router::new().fallback(handle).with_state(state.clone());
@@ -829,4 +842,19 @@ async fn identity_token_from_docker_config_uses_the_oauth_refresh_flow() {
     let requests = state.lock().unwrap().token_requests.clone();
     assert_eq!(requests.len(), 1);
     assert!(requests[0].starts_with("POST "), "{requests:?}");
+}
+
+#[tokio::test]
+async fn service_unavailable_is_retried_with_backoff() {
+    let (host, state) = start_evil().await;
+    let client = client_for(&host, false);
+    let digest = Digest::sha256_of(&blob_bytes());
+    let size = client
+        .blob_exists(&host, "unstable/repo", &digest)
+        .await
+        .unwrap();
+    assert_eq!(size, Some(blob_bytes().len() as u64));
+    let s = state.lock().unwrap();
+    assert_eq!(s.unavailable_left, 0);
+    assert_eq!(s.log.iter().filter(|(m, _, _)| m == "HEAD").count(), 3);
 }
