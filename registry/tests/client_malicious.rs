@@ -38,6 +38,10 @@ struct Evil {
     max_in_flight: usize,
     cut_manifest_left: u32,
     unavailable_left: u32,
+    /// The chunked upload in progress and whether its first PATCH answer was "lost".
+    upload: Vec<u8>,
+    lost_answer: bool,
+    stored: Option<Vec<u8>>,
 }
 
 type Shared = Arc<Mutex<Evil>>;
@@ -51,6 +55,9 @@ fn manifest_bytes() -> Vec<u8> {
 }
 
 async fn handle(State(state): State<Shared>, req: Request) -> Response {
+    if req.uri().path().starts_with("/v2/up/repo/blobs/") {
+        return chunked_upload(state, req).await;
+    }
     // The OAuth2 flow for identity tokens: a form POST with the refresh token.
     if req.method() == axum::http::Method::POST && req.uri().path() == "/token" {
         let body = axum::body::to_bytes(req.into_body(), 1 << 16)
@@ -289,6 +296,57 @@ async fn handle(State(state): State<Shared>, req: Request) -> Response {
             r#"{"errors":[{"code":"NAME_UNKNOWN","message":"no such thing"}]}"#,
         )
             .into_response(),
+    }
+}
+
+/// A chunked upload whose first PATCH is taken but answered 500, as if the answer were lost.
+async fn chunked_upload(state: Shared, req: Request) -> Response {
+    let method = req.method().to_string();
+    let range = req
+        .headers()
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let query = req.uri().query().unwrap_or("").to_string();
+    state
+        .lock()
+        .unwrap()
+        .log
+        .push((method.clone(), req.uri().path().to_string(), None));
+    let location = (header::LOCATION, "/v2/up/repo/blobs/uploads/u1".to_string());
+    match method.as_str() {
+        "HEAD" => StatusCode::NOT_FOUND.into_response(),
+        "POST" => (StatusCode::ACCEPTED, [location]).into_response(),
+        "GET" => {
+            let n = state.lock().unwrap().upload.len();
+            let taken = (header::RANGE, format!("0-{}", n.saturating_sub(1)));
+            (StatusCode::NO_CONTENT, [taken, location]).into_response()
+        }
+        "PATCH" => {
+            let start: usize = range.unwrap().split('-').next().unwrap().parse().unwrap();
+            if start != state.lock().unwrap().upload.len() {
+                return StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            }
+            let body = axum::body::to_bytes(req.into_body(), 1 << 24)
+                .await
+                .unwrap();
+            let mut s = state.lock().unwrap();
+            s.upload.extend_from_slice(&body);
+            if !s.lost_answer {
+                s.lost_answer = true;
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+            (StatusCode::ACCEPTED, [location]).into_response()
+        }
+        "PUT" => {
+            let mut s = state.lock().unwrap();
+            if Digest::sha256_of(&s.upload).to_string() != query.trim_start_matches("digest=") {
+                return StatusCode::BAD_REQUEST.into_response();
+            }
+            s.stored = Some(std::mem::take(&mut s.upload));
+            StatusCode::CREATED.into_response()
+        }
+        _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
 }
 
@@ -857,4 +915,38 @@ async fn service_unavailable_is_retried_with_backoff() {
     let s = state.lock().unwrap();
     assert_eq!(s.unavailable_left, 0);
     assert_eq!(s.log.iter().filter(|(m, _, _)| m == "HEAD").count(), 3);
+}
+
+#[tokio::test]
+async fn retried_chunk_the_registry_already_took_is_not_sent_twice() {
+    let (host, state) = start_evil().await;
+    let mut opts = client_for(&host, false).options().clone();
+    opts.chunked_upload_threshold = Some(1);
+    opts.upload_chunk_size = 64 * 1024;
+    let client = RegistryClient::new(opts).unwrap();
+    let blob = blob_bytes();
+    let digest = Digest::sha256_of(&blob);
+    let outcome = client
+        .push_blob(
+            &host,
+            "up/repo",
+            &digest,
+            blob.len() as u64,
+            registry::client::BlobSource::Bytes(Bytes::from(blob.clone())),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, registry::client::PushOutcome::Uploaded);
+    let s = state.lock().unwrap();
+    assert_eq!(s.stored.as_deref(), Some(&blob[..]));
+    let methods: Vec<&str> = s.log.iter().map(|(m, _, _)| m.as_str()).collect();
+    // 4 chunks of 64 KiB (the last shorter); the first is sent again, refused with 416, and the status
+    // check shows it arrived.
+    assert_eq!(
+        methods,
+        vec![
+            "HEAD", "POST", "PATCH", "PATCH", "GET", "PATCH", "PATCH", "PATCH", "PUT"
+        ]
+    );
 }

@@ -512,6 +512,33 @@ impl RegistryClient {
         check_stored_digest(&sent, digest, &url)
     }
 
+    /// Where an upload stands: how many bytes the registry holds, and the upload's next location.
+    async fn upload_status(
+        &self,
+        ep: &Endpoint,
+        url: &str,
+    ) -> Result<(u64, Option<String>), ClientError> {
+        let scopes = [repo_scope(&ep.repository, true)];
+        let sent = self
+            .inner
+            .send(ep, &scopes, Method::GET, url, &|rb| Ok(rb))
+            .await?;
+        let sent = expect_success(sent, "GET", url).await?;
+        let h = sent.resp.headers();
+        // `Range: 0-N` means bytes 0..=N are held; no header (or `0-0` on some registries) means none.
+        let taken = h
+            .get(RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|r| r.trim().trim_start_matches("bytes=").split('-').nth(1))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .map_or(0, |n| n + 1);
+        let next = h
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok((taken, next))
+    }
+
     async fn upload_chunked(
         &self,
         ep: &Endpoint,
@@ -562,14 +589,30 @@ impl RegistryClient {
                         .body(chunk.clone()))
                 })
                 .await?;
-            let sent = expect_success(sent, "PATCH", &url).await?;
-            if let Some(l) = sent
-                .resp
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-            {
-                location = resolve(&base, l).map_err(|message| ClientError::InvalidResponse {
+            let next = if sent.resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+                // A chunk sent again after a lost answer: the registry may have taken it already.
+                drop(sent);
+                let (taken, next) = self.upload_status(ep, &url).await?;
+                if taken != end + 1 {
+                    return Err(ClientError::InvalidResponse {
+                        url,
+                        message: format!(
+                            "upload of {digest} is at byte {taken}, expected {} after a retried chunk",
+                            end + 1
+                        ),
+                    });
+                }
+                next
+            } else {
+                let sent = expect_success(sent, "PATCH", &url).await?;
+                sent.resp
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            if let Some(l) = next {
+                location = resolve(&base, &l).map_err(|message| ClientError::InvalidResponse {
                     url: url.clone(),
                     message,
                 })?;
