@@ -297,6 +297,16 @@ async fn pushed_image_is_read_back_byte_exact_by_skopeo_and_by_the_client() {
     assert_eq!(n, img.layer.len() as u64);
     assert_eq!(std::fs::read(&dest).unwrap(), img.layer);
 
+    // Deleted by digest, it is gone by tag too.
+    client.delete_manifest(host, "a/b", &digest).await.unwrap();
+    assert!(
+        client
+            .head_manifest(host, "a/b", "v1", registry::client::DEFAULT_MANIFEST_ACCEPT)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
     // No referrers: the registry lacks the API and the fallback tag does not exist.
     assert!(
         client
