@@ -613,8 +613,10 @@ mod tests {
         }
     }
 
-    /// (path, type byte, link name, mode, uid, gid, mtime) of every entry, as the `tar` crate reads them.
-    fn list(tar_bytes: &[u8]) -> Vec<(String, u8, Option<String>, u32, u64, u64, u64)> {
+    /// (path, type byte, link name, mode, uid, gid, mtime) of one entry, as the `tar` crate reads it.
+    type Listed = (String, u8, Option<String>, u32, u64, u64, u64);
+
+    fn list(tar_bytes: &[u8]) -> Vec<Listed> {
         let mut archive = tar::Archive::new(tar_bytes);
         archive
             .entries()
