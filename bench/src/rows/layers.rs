@@ -85,7 +85,8 @@ fn tar_job(tree: &Path, out: &Path) -> Job {
             compression: Compression::None,
             mtime: 0,
         };
-        let file = File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
+        let file =
+            File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
         write_dir_layer(&tree, "", &opts, file)?;
         Ok(())
     })

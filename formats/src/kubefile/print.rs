@@ -2,7 +2,9 @@
 
 use std::fmt::{self, Write};
 
-use super::ast::{Command, CopyArgs, Flag, HereDoc, Healthcheck, InstructionKind, KeyValue, Kubefile, Source};
+use super::ast::{
+    Command, CopyArgs, Flag, Healthcheck, HereDoc, InstructionKind, KeyValue, Kubefile, Source,
+};
 
 impl fmt::Display for Kubefile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -72,7 +74,11 @@ fn marker(doc: &HereDoc) -> String {
     }
 }
 
-fn write_copy<'a>(f: &mut fmt::Formatter<'_>, args: &'a CopyArgs, bodies: &mut Vec<&'a HereDoc>) -> fmt::Result {
+fn write_copy<'a>(
+    f: &mut fmt::Formatter<'_>,
+    args: &'a CopyArgs,
+    bodies: &mut Vec<&'a HereDoc>,
+) -> fmt::Result {
     write_flags(f, &args.flags)?;
     let has_doc = args.sources.iter().any(|s| matches!(s, Source::HereDoc(_)));
     let needs_json = !has_doc
@@ -110,7 +116,11 @@ fn write_instruction<'a>(
 ) -> fmt::Result {
     f.write_str(kind.keyword())?;
     match kind {
-        InstructionKind::From { flags, image, alias } => {
+        InstructionKind::From {
+            flags,
+            image,
+            alias,
+        } => {
             write_flags(f, flags)?;
             write!(f, " {image}")?;
             if let Some(alias) = alias {

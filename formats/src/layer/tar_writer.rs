@@ -220,7 +220,29 @@ pub fn write_entries_layer(
     out: impl Write,
 ) -> Result<LayerDigests, LayerError> {
     let tree = collect(entries)?;
-    let blob = DigestWriter::new(BufWriter::with_capacity(1 << 16, out), Algorithm::Sha256);
+    let media_type = format!(
+        "{OCI_LAYER_MEDIA_TYPE}{}",
+        opts.compression.media_type_suffix()
+    );
+    let out = BufWriter::with_capacity(1 << 16, out);
+    if opts.compression == Compression::None {
+        // Uncompressed: the blob is the tar, so one hash gives both the diff_id and the blob digest.
+        let mut tar = DigestWriter::new(out, Algorithm::Sha256);
+        emit(&tree, opts.mtime, &mut tar)?;
+        let (out, diff_id, size) = tar.finish();
+        out.into_inner()
+            .map_err(|e| LayerError::Write(e.into_error()))?
+            .flush()
+            .map_err(LayerError::Write)?;
+        return Ok(LayerDigests {
+            blob_digest: diff_id.clone(),
+            blob_size: size,
+            diff_id,
+            uncompressed_size: size,
+            media_type,
+        });
+    }
+    let blob = DigestWriter::new(out, Algorithm::Sha256);
     let compressor = opts
         .compression
         .compressing_writer(blob)
@@ -239,10 +261,7 @@ pub fn write_entries_layer(
         blob_size,
         diff_id,
         uncompressed_size,
-        media_type: format!(
-            "{OCI_LAYER_MEDIA_TYPE}{}",
-            opts.compression.media_type_suffix()
-        ),
+        media_type,
     })
 }
 
