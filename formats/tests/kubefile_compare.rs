@@ -26,13 +26,25 @@ const DOCKERFILES: &[&str] = &[
 fn ours(kind: &InstructionKind) -> Vec<String> {
     let mut out = vec![kind.keyword().to_string()];
     match kind {
-        InstructionKind::From { flags, image, alias } => {
-            out.extend(flags.iter().map(|f| format!("--{}={}", f.name, f.value.clone().unwrap_or_default())));
+        InstructionKind::From {
+            flags,
+            image,
+            alias,
+        } => {
+            out.extend(
+                flags
+                    .iter()
+                    .map(|f| format!("--{}={}", f.name, f.value.clone().unwrap_or_default())),
+            );
             out.push(image.clone());
             out.extend(alias.clone());
         }
         InstructionKind::Copy(a) | InstructionKind::Add(a) => {
-            out.extend(a.flags.iter().map(|f| format!("--{}={}", f.name, f.value.clone().unwrap_or_default())));
+            out.extend(
+                a.flags
+                    .iter()
+                    .map(|f| format!("--{}={}", f.name, f.value.clone().unwrap_or_default())),
+            );
             for s in &a.sources {
                 match s {
                     Source::Path(p) => out.push(p.clone()),
@@ -46,19 +58,25 @@ fn ours(kind: &InstructionKind) -> Vec<String> {
             let args = printed.split_once(' ').map(|(_, a)| a).unwrap_or_default();
             out.push(args.split_whitespace().collect::<Vec<_>>().join(" "));
         }
-        InstructionKind::Cmd(c) | InstructionKind::Entrypoint(c) | InstructionKind::Run { command: c, .. } => {
+        InstructionKind::Cmd(c)
+        | InstructionKind::Entrypoint(c)
+        | InstructionKind::Run { command: c, .. } => {
             out.extend(command(c));
         }
         InstructionKind::Workdir(t)
         | InstructionKind::User(t)
         | InstructionKind::Maintainer(t)
         | InstructionKind::StopSignal(t) => out.push(t.clone()),
-        InstructionKind::Expose(w) | InstructionKind::Volume { paths: w, .. } | InstructionKind::Shell(w) => {
-            out.extend(w.iter().cloned())
-        }
+        InstructionKind::Expose(w)
+        | InstructionKind::Volume { paths: w, .. }
+        | InstructionKind::Shell(w) => out.extend(w.iter().cloned()),
         InstructionKind::Healthcheck(Healthcheck::None) => out.push("NONE".into()),
         InstructionKind::Healthcheck(Healthcheck::Cmd { flags, command: c }) => {
-            out.extend(flags.iter().map(|f| format!("--{}={}", f.name, f.value.clone().unwrap_or_default())));
+            out.extend(
+                flags
+                    .iter()
+                    .map(|f| format!("--{}={}", f.name, f.value.clone().unwrap_or_default())),
+            );
             out.extend(command(c));
         }
         InstructionKind::Onbuild(inner) => out.extend(ours(inner)),
@@ -69,21 +87,38 @@ fn ours(kind: &InstructionKind) -> Vec<String> {
 fn command(c: &Command) -> Vec<String> {
     match c {
         Command::Exec(args) => args.iter().map(|a| format!("exec:{a}")).collect(),
-        Command::Shell(text) => vec![format!("shell:{}", text.split_whitespace().collect::<Vec<_>>().join(" "))],
+        Command::Shell(text) => vec![format!(
+            "shell:{}",
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        )],
     }
 }
 
 fn flag(f: &pd::Flag<'_>) -> String {
-    format!("--{}={}", f.name.value, f.value.as_ref().map(|v| v.value.to_string()).unwrap_or_default())
+    format!(
+        "--{}={}",
+        f.name.value,
+        f.value
+            .as_ref()
+            .map(|v| v.value.to_string())
+            .unwrap_or_default()
+    )
 }
 
 fn their_command(c: &pd::Command<'_>) -> Vec<String> {
     match c {
-        pd::Command::Exec(args) => args.value.iter().map(|a| format!("exec:{}", a.value)).collect(),
+        pd::Command::Exec(args) => args
+            .value
+            .iter()
+            .map(|a| format!("exec:{}", a.value))
+            .collect(),
         pd::Command::Shell(text) => {
             // Continuations are kept in its shell text; join them as our lexer does.
             let joined = text.value.replace("\\\n", "");
-            vec![format!("shell:{}", joined.split_whitespace().collect::<Vec<_>>().join(" "))]
+            vec![format!(
+                "shell:{}",
+                joined.split_whitespace().collect::<Vec<_>>().join(" ")
+            )]
         }
         _ => vec!["unknown command form".into()],
     }
@@ -137,8 +172,12 @@ fn theirs(instruction: &pd::Instruction<'_>) -> Vec<String> {
         I::Volume(i) => {
             out.push("VOLUME".into());
             match &i.arguments {
-                pd::JsonOrStringArray::Json(a) => out.extend(a.value.iter().map(|a| a.value.to_string())),
-                pd::JsonOrStringArray::String(a) => out.extend(a.iter().map(|a| a.value.to_string())),
+                pd::JsonOrStringArray::Json(a) => {
+                    out.extend(a.value.iter().map(|a| a.value.to_string()))
+                }
+                pd::JsonOrStringArray::String(a) => {
+                    out.extend(a.iter().map(|a| a.value.to_string()))
+                }
             }
         }
         I::Shell(i) => {
@@ -183,7 +222,8 @@ fn raw(out: &mut Vec<String>, keyword: &str, args: &str) {
 fn instruction_lists_and_arguments_match_an_independent_parser() {
     for text in DOCKERFILES {
         let mine = parse(text).unwrap_or_else(|e| panic!("ours failed: {e}\n{text}"));
-        let other = pd::parse(text).unwrap_or_else(|e| panic!("parse-dockerfile failed: {e}\n{text}"));
+        let other =
+            pd::parse(text).unwrap_or_else(|e| panic!("parse-dockerfile failed: {e}\n{text}"));
         let mine: Vec<Vec<String>> = mine.instructions.iter().map(|i| ours(&i.kind)).collect();
         let other: Vec<Vec<String>> = other.instructions.iter().map(theirs).collect();
         assert_eq!(mine, other, "\n---\n{text}");
@@ -195,7 +235,13 @@ fn directives_match_an_independent_parser() {
     let text = "# syntax=docker/dockerfile:1.7\n# escape=`\nFROM scratch\nCOPY a `\n  b\n";
     let mine = parse(text).unwrap();
     let other = pd::parse(text).unwrap();
-    assert_eq!(mine.directives.syntax.as_deref(), other.parser_directives.syntax.map(|s| s.value.value));
-    assert_eq!(Some(mine.directives.escape), other.parser_directives.escape.map(|s| s.value.value));
+    assert_eq!(
+        mine.directives.syntax.as_deref(),
+        other.parser_directives.syntax.map(|s| s.value.value)
+    );
+    assert_eq!(
+        Some(mine.directives.escape),
+        other.parser_directives.escape.map(|s| s.value.value)
+    );
     assert_eq!(mine.instructions.len(), other.instructions.len());
 }

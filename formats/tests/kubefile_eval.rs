@@ -2,7 +2,8 @@
 //! context listing of COPY sources.
 
 use formats::kubefile::{
-    BaseImage, BuildPlan, CopyFrom, EvalErrorKind, EvalOptions, FileKind, Platform, evaluate, parse, resolve_sources,
+    BaseImage, BuildPlan, CopyFrom, EvalErrorKind, EvalOptions, FileKind, Platform, evaluate,
+    parse, resolve_sources,
 };
 
 fn options() -> EvalOptions {
@@ -37,21 +38,37 @@ fn chart_default_env_is_resolved_and_cmd_is_left_alone() {
          CMD [\"helm upgrade -i $(NAME) -n $(NAMESPACE) $HOME\"]\n",
     );
     assert_eq!(p.config.env, ["NAME=calico", "NAMESPACE=tigera-operator"]);
-    assert_eq!(p.config.cmd, Some(vec!["helm upgrade -i $(NAME) -n $(NAMESPACE) $HOME".to_string()]));
+    assert_eq!(
+        p.config.cmd,
+        Some(vec![
+            "helm upgrade -i $(NAME) -n $(NAMESPACE) $HOME".to_string()
+        ])
+    );
 }
 
 #[test]
 fn shell_form_commands_run_through_the_shell_without_substitution() {
     let p = plan("FROM scratch\nENV A=1\nENTRYPOINT echo $A\nCMD run $A\n");
-    assert_eq!(p.config.entrypoint, Some(vec!["/bin/sh".into(), "-c".into(), "echo $A".into()]));
-    assert_eq!(p.config.cmd, Some(vec!["/bin/sh".into(), "-c".into(), "run $A".into()]));
+    assert_eq!(
+        p.config.entrypoint,
+        Some(vec!["/bin/sh".into(), "-c".into(), "echo $A".into()])
+    );
+    assert_eq!(
+        p.config.cmd,
+        Some(vec!["/bin/sh".into(), "-c".into(), "run $A".into()])
+    );
     let p = plan("FROM scratch\nSHELL [\"/bin/bash\", \"-ec\"]\nCMD run\n");
-    assert_eq!(p.config.cmd, Some(vec!["/bin/bash".into(), "-ec".into(), "run".into()]));
+    assert_eq!(
+        p.config.cmd,
+        Some(vec!["/bin/bash".into(), "-ec".into(), "run".into()])
+    );
 }
 
 #[test]
 fn escaped_dollars_survive_into_labels_and_quoted_keys_lose_their_quotes() {
-    let p = plan("FROM scratch\nLABEL check=\"check.sh \\$registryData\" \"apps.sealos.io/type\"=rootfs\n");
+    let p = plan(
+        "FROM scratch\nLABEL check=\"check.sh \\$registryData\" \"apps.sealos.io/type\"=rootfs\n",
+    );
     assert_eq!(p.config.labels["check"], "check.sh $registryData");
     assert_eq!(p.config.labels["apps.sealos.io/type"], "rootfs");
 }
@@ -65,7 +82,10 @@ fn env_pairs_in_one_instruction_see_the_values_from_before_it() {
 #[test]
 fn legacy_env_keeps_spaces_in_its_value() {
     let p = plan("FROM scratch\nENV hostname rancher.my.org\nENV greeting hello  big world\n");
-    assert_eq!(p.config.env, ["hostname=rancher.my.org", "greeting=hello  big world"]);
+    assert_eq!(
+        p.config.env,
+        ["hostname=rancher.my.org", "greeting=hello  big world"]
+    );
 }
 
 #[test]
@@ -88,7 +108,10 @@ fn build_args_override_defaults_and_unused_ones_are_reported() {
         build_args: vec![("TAG".into(), "v2".into()), ("NOPE".into(), "x".into())],
         ..options()
     };
-    let p = plan_with("ARG TAG=v1\nFROM scratch\nARG TAG\nARG OTHER=${TAG}-x\nLABEL t=$TAG o=$OTHER\n", &options);
+    let p = plan_with(
+        "ARG TAG=v1\nFROM scratch\nARG TAG\nARG OTHER=${TAG}-x\nLABEL t=$TAG o=$OTHER\n",
+        &options,
+    );
     assert_eq!(p.config.labels["t"], "v2");
     assert_eq!(p.config.labels["o"], "v2-x");
     assert_eq!(p.unused_build_args, ["NOPE"]);
@@ -122,8 +145,16 @@ fn labels_merge_and_command_line_overrides_win() {
         annotations: vec![("org.opencontainers.image.title".into(), "t".into())],
         ..options()
     };
-    let p = plan_with("FROM scratch\nLABEL a=1 b=1\nLABEL a=2 c=3\nENV A=file\n", &options);
-    let labels: Vec<(&str, &str)> = p.config.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let p = plan_with(
+        "FROM scratch\nLABEL a=1 b=1\nLABEL a=2 c=3\nENV A=file\n",
+        &options,
+    );
+    let labels: Vec<(&str, &str)> = p
+        .config
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(labels, [("a", "2"), ("b", "cli"), ("c", "3")]);
     assert_eq!(p.config.env, ["A=cli", "NEW=1"]);
     assert_eq!(p.annotations["org.opencontainers.image.title"], "t");
@@ -138,13 +169,28 @@ fn config_instructions_fill_the_image_config() {
     let c = &p.config;
     assert_eq!(c.working_dir.as_deref(), Some("/app/data"));
     assert_eq!(c.user.as_deref(), Some("8080:0"));
-    assert_eq!(c.exposed_ports.iter().collect::<Vec<_>>(), ["53/udp", "8080/tcp"]);
+    assert_eq!(
+        c.exposed_ports.iter().collect::<Vec<_>>(),
+        ["53/udp", "8080/tcp"]
+    );
     assert_eq!(c.volumes.iter().collect::<Vec<_>>(), ["/var/8080"]);
     assert_eq!(c.stop_signal.as_deref(), Some("SIGINT"));
-    assert_eq!(c.healthcheck, Some(vec!["CMD-SHELL".to_string(), "curl localhost".to_string()]));
+    assert_eq!(
+        c.healthcheck,
+        Some(vec!["CMD-SHELL".to_string(), "curl localhost".to_string()])
+    );
     assert_eq!(c.on_build, ["COPY . /src"]);
-    let expose = p.stages[0].steps.iter().find(|s| s.instruction == "EXPOSE").expect("EXPOSE step");
-    assert!(expose.note.as_deref().is_some_and(|n| n.contains("not run as containers")));
+    let expose = p.stages[0]
+        .steps
+        .iter()
+        .find(|s| s.instruction == "EXPOSE")
+        .expect("EXPOSE step");
+    assert!(
+        expose
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("not run as containers"))
+    );
 }
 
 #[test]
@@ -155,9 +201,15 @@ fn copy_plans_resolve_destinations_against_workdir_and_name_their_source() {
     );
     let copies: Vec<_> = p.copies().map(|(_, _, c)| c.clone()).collect();
     assert_eq!(copies[1].from, CopyFrom::Stage { index: 0 });
-    assert_eq!((copies[1].destination.as_str(), copies[1].destination_is_dir), ("/opt/charts", true));
+    assert_eq!(
+        (copies[1].destination.as_str(), copies[1].destination_is_dir),
+        ("/opt/charts", true)
+    );
     assert_eq!(copies[1].chown.as_deref(), Some("1:1"));
-    assert_eq!((copies[2].destination.as_str(), copies[2].destination_is_dir), ("/opt/single", false));
+    assert_eq!(
+        (copies[2].destination.as_str(), copies[2].destination_is_dir),
+        ("/opt/single", false)
+    );
     assert_eq!(
         copies[3].from,
         CopyFrom::Image {
@@ -209,8 +261,14 @@ fn evaluation_errors_name_the_line() {
         eval_error("FROM scratch\nENV A=\"${B:?set B with --build-arg}\"\n"),
         "Kubefile:2: B is required: set B with --build-arg"
     );
-    assert_eq!(eval_error("FROM scratch\nLABEL a=${B\n"), "Kubefile:2: in \"${B\": missing '}' to close '${'");
-    assert_eq!(eval_error("FROM scratch AS a\nFROM scratch AS A\n"), "Kubefile:2: stage name \"A\" is used twice");
+    assert_eq!(
+        eval_error("FROM scratch\nLABEL a=${B\n"),
+        "Kubefile:2: in \"${B\": missing '}' to close '${'"
+    );
+    assert_eq!(
+        eval_error("FROM scratch AS a\nFROM scratch AS A\n"),
+        "Kubefile:2: stage name \"A\" is used twice"
+    );
     assert_eq!(
         eval_error("FROM --platform=linux scratch\n"),
         "Kubefile:1: invalid platform \"linux\": write os/arch[/variant], like linux/amd64"
@@ -221,24 +279,45 @@ fn evaluation_errors_name_the_line() {
 fn context_sources_expand_globs_walk_directories_and_reject_missing_or_escaping_paths() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    for f in ["charts/a/Chart.yaml", "charts/a/templates/x.yaml", "bin/tool-1", "bin/tool-2", "one.txt"] {
+    for f in [
+        "charts/a/Chart.yaml",
+        "charts/a/templates/x.yaml",
+        "bin/tool-1",
+        "bin/tool-2",
+        "one.txt",
+    ] {
         std::fs::create_dir_all(root.join(f).parent().expect("parent")).expect("mkdir");
         std::fs::write(root.join(f), "data").expect("write");
     }
-    let mut p = plan("FROM scratch\nCOPY charts charts\nCOPY bin/tool-* /usr/bin/\nCOPY one.txt /etc/renamed\n");
+    let mut p = plan(
+        "FROM scratch\nCOPY charts charts\nCOPY bin/tool-* /usr/bin/\nCOPY one.txt /etc/renamed\n",
+    );
     resolve_sources(&mut p, root, "Kubefile").expect("sources exist");
     let files: Vec<Vec<(String, String, FileKind)>> = p
         .copies()
-        .map(|(_, _, c)| c.files.iter().map(|f| (f.path.clone(), f.destination.clone(), f.kind)).collect())
+        .map(|(_, _, c)| {
+            c.files
+                .iter()
+                .map(|f| (f.path.clone(), f.destination.clone(), f.kind))
+                .collect()
+        })
         .collect();
     let s = |a: &str, b: &str, k| (a.to_string(), b.to_string(), k);
     assert_eq!(
         files[0],
         [
             s("charts/a", "/charts/a", FileKind::Dir),
-            s("charts/a/Chart.yaml", "/charts/a/Chart.yaml", FileKind::File),
+            s(
+                "charts/a/Chart.yaml",
+                "/charts/a/Chart.yaml",
+                FileKind::File
+            ),
             s("charts/a/templates", "/charts/a/templates", FileKind::Dir),
-            s("charts/a/templates/x.yaml", "/charts/a/templates/x.yaml", FileKind::File),
+            s(
+                "charts/a/templates/x.yaml",
+                "/charts/a/templates/x.yaml",
+                FileKind::File
+            ),
         ]
     );
     assert_eq!(
@@ -253,10 +332,18 @@ fn context_sources_expand_globs_walk_directories_and_reject_missing_or_escaping_
     let mut p = plan("FROM scratch\nCOPY one.txt /\nCOPY nothing-* /x/\n");
     let err = resolve_sources(&mut p, root, "ctx/Kubefile").expect_err("missing source");
     assert_eq!(err.line, 3);
-    assert!(matches!(err.kind, EvalErrorKind::SourceNotFound { ref source_path, .. } if source_path == "nothing-*"));
-    assert!(err.to_string().starts_with("ctx/Kubefile:3: source \"nothing-*\" not found in the build context"));
+    assert!(
+        matches!(err.kind, EvalErrorKind::SourceNotFound { ref source_path, .. } if source_path == "nothing-*")
+    );
+    assert!(
+        err.to_string()
+            .starts_with("ctx/Kubefile:3: source \"nothing-*\" not found in the build context")
+    );
 
     let mut p = plan("FROM scratch\nCOPY ../secret /x\n");
     let err = resolve_sources(&mut p, root, "Kubefile").expect_err("outside");
-    assert_eq!(err.to_string(), "Kubefile:2: source \"../secret\" is outside the build context");
+    assert_eq!(
+        err.to_string(),
+        "Kubefile:2: source \"../secret\" is outside the build context"
+    );
 }

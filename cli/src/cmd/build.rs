@@ -62,7 +62,8 @@ pub struct DryRun {
 pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     if !args.dry_run {
         return Err(anyhow::Error::new(Hint(
-            "run `sealos build --dry-run` to check a Kubefile and see what would be built".to_string(),
+            "run `sealos build --dry-run` to check a Kubefile and see what would be built"
+                .to_string(),
         ))
         .context("building images is not implemented yet; use --dry-run"));
     }
@@ -82,7 +83,8 @@ pub fn dry_run(args: &BuildArgs) -> anyhow::Result<DryRun> {
     }
     let path = kubefile_path(args.file.as_deref(), context)?;
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading Kubefile `{name}`"))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading Kubefile `{name}`"))?;
     let kubefile = kubefile::parse_named(&name, &text)?;
     let platforms = if args.platform.is_empty() {
         vec![Platform::host()]
@@ -125,13 +127,14 @@ fn kubefile_path(file: Option<&Path>, context: &Path) -> anyhow::Result<PathBuf>
         return Ok(file.to_path_buf());
     }
     kubefile::find_default(context).ok_or_else(|| {
-        anyhow::Error::new(Hint("add a Kubefile to the context or pass one with -f FILE".to_string())).context(
-            format!(
-                "no Kubefile in `{}`: looked for {}",
-                context.display(),
-                kubefile::DEFAULT_NAMES.join(", ")
-            ),
-        )
+        anyhow::Error::new(Hint(
+            "add a Kubefile to the context or pass one with -f FILE".to_string(),
+        ))
+        .context(format!(
+            "no Kubefile in `{}`: looked for {}",
+            context.display(),
+            kubefile::DEFAULT_NAMES.join(", ")
+        ))
     })
 }
 
@@ -184,8 +187,16 @@ pub fn render_text(dry_run: &DryRun) -> String {
                 BaseImage::Image { reference } => reference.clone(),
                 BaseImage::Stage { index } => format!("stage {index}"),
             };
-            let name = stage.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
-            let _ = writeln!(out, "stage {}{name}: FROM {base}  [line {}]", stage.index, stage.line);
+            let name = stage
+                .name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "stage {}{name}: FROM {base}  [line {}]",
+                stage.index, stage.line
+            );
             for step in &stage.steps {
                 let _ = writeln!(out, "  {:>4}  {}", step.line, step.text);
                 if let Some(note) = &step.note {
@@ -195,14 +206,30 @@ pub fn render_text(dry_run: &DryRun) -> String {
                 match &copy.from {
                     CopyFrom::Context => {}
                     CopyFrom::Stage { index } => {
-                        let _ = writeln!(out, "        from stage {index}: {} -> {}", copy.sources.join(" "), copy.destination);
+                        let _ = writeln!(
+                            out,
+                            "        from stage {index}: {} -> {}",
+                            copy.sources.join(" "),
+                            copy.destination
+                        );
                     }
                     CopyFrom::Image { reference } => {
-                        let _ = writeln!(out, "        from image {reference}: {} -> {}", copy.sources.join(" "), copy.destination);
+                        let _ = writeln!(
+                            out,
+                            "        from image {reference}: {} -> {}",
+                            copy.sources.join(" "),
+                            copy.destination
+                        );
                     }
                 }
                 for file in &copy.inline {
-                    let _ = writeln!(out, "        <<{} ({} bytes) -> {}", file.name, file.content.len(), copy.destination);
+                    let _ = writeln!(
+                        out,
+                        "        <<{} ({} bytes) -> {}",
+                        file.name,
+                        file.content.len(),
+                        copy.destination
+                    );
                 }
                 for file in &copy.files {
                     let _ = writeln!(out, "        {} -> {}", file.path, file.destination);
@@ -230,10 +257,22 @@ pub fn render_text(dry_run: &DryRun) -> String {
             let _ = writeln!(out, "  User:         {v}");
         }
         if !c.exposed_ports.is_empty() {
-            let _ = writeln!(out, "  ExposedPorts: {}", c.exposed_ports.iter().cloned().collect::<Vec<_>>().join(" "));
+            let _ = writeln!(
+                out,
+                "  ExposedPorts: {}",
+                c.exposed_ports
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
         }
         if !c.volumes.is_empty() {
-            let _ = writeln!(out, "  Volumes:      {}", c.volumes.iter().cloned().collect::<Vec<_>>().join(" "));
+            let _ = writeln!(
+                out,
+                "  Volumes:      {}",
+                c.volumes.iter().cloned().collect::<Vec<_>>().join(" ")
+            );
         }
         if let Some(v) = &c.stop_signal {
             let _ = writeln!(out, "  StopSignal:   {v}");
@@ -242,7 +281,11 @@ pub fn render_text(dry_run: &DryRun) -> String {
             let _ = writeln!(out, "  Annotation:   {k}={v}");
         }
         if !plan.unused_build_args.is_empty() {
-            let _ = writeln!(out, "warning: build args not used by any ARG: {}", plan.unused_build_args.join(", "));
+            let _ = writeln!(
+                out,
+                "warning: build args not used by any ARG: {}",
+                plan.unused_build_args.join(", ")
+            );
         }
     }
     out

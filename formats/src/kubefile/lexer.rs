@@ -106,7 +106,10 @@ pub(crate) struct Lines<'a> {
 
 impl<'a> Lines<'a> {
     pub fn new(text: &'a str, file: &'a str) -> Self {
-        let mut lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+        let mut lines: Vec<&str> = text
+            .split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .collect();
         if text.ends_with('\n') {
             lines.pop();
         }
@@ -140,7 +143,10 @@ impl<'a> Lines<'a> {
         for c in self.lines[index].chars() {
             column += 1;
             chars.push(c);
-            pos.push(Pos { line: index + 1, column });
+            pos.push(Pos {
+                line: index + 1,
+                column,
+            });
         }
         Pos {
             line: index + 1,
@@ -206,7 +212,11 @@ impl<'a> Lines<'a> {
             while self.next < self.lines.len() {
                 let raw = self.lines[self.next];
                 self.next += 1;
-                let text = if doc.strip_tabs { raw.trim_start_matches('\t') } else { raw };
+                let text = if doc.strip_tabs {
+                    raw.trim_start_matches('\t')
+                } else {
+                    raw
+                };
                 if text == doc.delimiter {
                     closed = true;
                     break;
@@ -248,7 +258,11 @@ fn normalize_end(chars: &mut Vec<char>, pos: &mut Vec<Pos>, escape: char) {
 }
 
 fn escape_run_before(chars: &[char], index: usize, escape: char) -> usize {
-    chars[..index].iter().rev().take_while(|c| **c == escape).count()
+    chars[..index]
+        .iter()
+        .rev()
+        .take_while(|c| **c == escape)
+        .count()
 }
 
 fn first_keyword(chars: &[char]) -> String {
@@ -329,7 +343,9 @@ pub(crate) fn heredoc_marker_at(chars: &[char]) -> Option<(HereDoc, usize)> {
         _ => None,
     };
     let start = i;
-    while i < chars.len() && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '_' | '.' | '-')) {
+    while i < chars.len()
+        && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '_' | '.' | '-'))
+    {
         i += 1;
     }
     if i == start {

@@ -17,7 +17,11 @@ pub enum SubstitutionError {
 }
 
 /// Processes one raw word: removes quotes and escapes and substitutes variables found by `lookup`.
-pub fn expand(word: &str, escape: char, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, SubstitutionError> {
+pub fn expand(
+    word: &str,
+    escape: char,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, SubstitutionError> {
     let mut lexer = WordLexer {
         chars: word.chars().collect(),
         i: 0,
@@ -130,7 +134,9 @@ impl WordLexer<'_> {
                 self.i += 1;
                 let name = self.name();
                 if name.is_empty() {
-                    return Err(syntax("bad substitution: '${' must be followed by a variable name"));
+                    return Err(syntax(
+                        "bad substitution: '${' must be followed by a variable name",
+                    ));
                 }
                 let value = (self.lookup)(&name);
                 match self.peek() {
@@ -159,7 +165,11 @@ impl WordLexer<'_> {
                             Some('?') if set => Ok(value.unwrap_or_default()),
                             Some('?') => Err(SubstitutionError::Required {
                                 name,
-                                message: if word.is_empty() { "parameter not set".to_string() } else { word },
+                                message: if word.is_empty() {
+                                    "parameter not set".to_string()
+                                } else {
+                                    word
+                                },
                             }),
                             _ => Err(syntax(format!(
                                 "unsupported modifier in '${{{name}:...}}': use :-, :+ or :?"
@@ -202,7 +212,10 @@ mod tests {
 
     #[test]
     fn escaped_dollar_survives_in_and_out_of_quotes() {
-        assert_eq!(run(r#""check.sh \$registryData""#).unwrap(), "check.sh $registryData");
+        assert_eq!(
+            run(r#""check.sh \$registryData""#).unwrap(),
+            "check.sh $registryData"
+        );
         assert_eq!(run(r"\$HOME").unwrap(), "$HOME");
     }
 
@@ -235,8 +248,20 @@ mod tests {
 
     #[test]
     fn malformed_substitutions_are_errors_not_panics() {
-        for bad in ["${", "${NAME", "${NAME:-x", "${}", "${NAME%x}", "\"abc", "'abc", "${NAME:"] {
-            assert!(matches!(run(bad), Err(SubstitutionError::Syntax(_))), "{bad}");
+        for bad in [
+            "${",
+            "${NAME",
+            "${NAME:-x",
+            "${}",
+            "${NAME%x}",
+            "\"abc",
+            "'abc",
+            "${NAME:",
+        ] {
+            assert!(
+                matches!(run(bad), Err(SubstitutionError::Syntax(_))),
+                "{bad}"
+            );
         }
     }
 }
