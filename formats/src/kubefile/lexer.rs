@@ -162,8 +162,6 @@ impl<'a> Lines<'a> {
         let mut pos = Vec::new();
         let mut end = self.push_line(self.next, &mut chars, &mut pos);
         self.next += 1;
-        let keyword = first_keyword(&chars);
-        let quotes_span = matches!(keyword.as_str(), "ENV" | "LABEL" | "ARG");
         loop {
             if let Some(cut) = continuation_index(&chars, escape) {
                 chars.truncate(cut);
@@ -178,6 +176,7 @@ impl<'a> Lines<'a> {
                 self.next += 1;
                 continue;
             }
+            let quotes_span = matches!(first_keyword(&chars).as_str(), "ENV" | "LABEL" | "ARG");
             if quotes_span && self.next < self.lines.len() && open_quote(&chars, escape).is_some() {
                 chars.push('\n');
                 pos.push(end);
@@ -188,6 +187,8 @@ impl<'a> Lines<'a> {
             break;
         }
         normalize_end(&mut chars, &mut pos, escape);
+        // The keyword is known only once continuations are joined (a first line may be a lone `\`).
+        let keyword = first_keyword(&chars);
         let mut line = LogicalLine {
             chars,
             pos,
