@@ -43,18 +43,18 @@ pub(crate) struct Word {
 }
 
 pub(crate) fn is_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n')
+    matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
 fn is_blank_or_comment(line: &str) -> bool {
-    let t = line.trim_start_matches([' ', '\t']);
+    let t = line.trim_start_matches([' ', '\t', '\r']);
     t.is_empty() || t.starts_with('#')
 }
 
 /// True when `chars` ends (ignoring trailing blanks) with an odd run of escape characters.
 fn continuation_index(chars: &[char], escape: char) -> Option<usize> {
     let mut end = chars.len();
-    while end > 0 && matches!(chars[end - 1], ' ' | '\t') {
+    while end > 0 && matches!(chars[end - 1], ' ' | '\t' | '\r') {
         end -= 1;
     }
     let mut run = 0;
