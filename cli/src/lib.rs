@@ -73,6 +73,8 @@ pub enum Command {
     Version(cmd::version::VersionArgs),
     /// Print a shell completion script.
     Completion(cmd::completion::CompletionArgs),
+    /// Build a cluster image from a Kubefile (for now: `--dry-run` prints the build plan).
+    Build(cmd::build::BuildArgs),
 }
 
 fn version_line() -> &'static str {
@@ -106,6 +108,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Version(args) => cmd::version::run(&args),
         Command::Completion(args) => cmd::completion::run(&args),
+        Command::Build(args) => cmd::build::run(&args),
     }
     .map(|()| ExitCode::SUCCESS)
 }

@@ -252,3 +252,19 @@ proptest! {
         let _ = parse(&input);
     }
 }
+
+#[test]
+fn fuzz_seeds_and_examples_round_trip() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/kubefile");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz/corpus/kubefile exists") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("seed is text");
+        let ast = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let back =
+            parse(&ast.to_string()).unwrap_or_else(|e| panic!("{}: printed: {e}", path.display()));
+        assert!(back.same_content(&ast), "{}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 10, "only {seen} seeds");
+}

@@ -43,18 +43,18 @@ pub(crate) struct Word {
 }
 
 pub(crate) fn is_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n')
+    matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
 fn is_blank_or_comment(line: &str) -> bool {
-    let t = line.trim_start_matches([' ', '\t']);
+    let t = line.trim_start_matches([' ', '\t', '\r']);
     t.is_empty() || t.starts_with('#')
 }
 
 /// True when `chars` ends (ignoring trailing blanks) with an odd run of escape characters.
 fn continuation_index(chars: &[char], escape: char) -> Option<usize> {
     let mut end = chars.len();
-    while end > 0 && matches!(chars[end - 1], ' ' | '\t') {
+    while end > 0 && matches!(chars[end - 1], ' ' | '\t' | '\r') {
         end -= 1;
     }
     let mut run = 0;
@@ -162,8 +162,6 @@ impl<'a> Lines<'a> {
         let mut pos = Vec::new();
         let mut end = self.push_line(self.next, &mut chars, &mut pos);
         self.next += 1;
-        let keyword = first_keyword(&chars);
-        let quotes_span = matches!(keyword.as_str(), "ENV" | "LABEL" | "ARG");
         loop {
             if let Some(cut) = continuation_index(&chars, escape) {
                 chars.truncate(cut);
@@ -178,6 +176,7 @@ impl<'a> Lines<'a> {
                 self.next += 1;
                 continue;
             }
+            let quotes_span = matches!(first_keyword(&chars).as_str(), "ENV" | "LABEL" | "ARG");
             if quotes_span && self.next < self.lines.len() && open_quote(&chars, escape).is_some() {
                 chars.push('\n');
                 pos.push(end);
@@ -188,6 +187,8 @@ impl<'a> Lines<'a> {
             break;
         }
         normalize_end(&mut chars, &mut pos, escape);
+        // The keyword is known only once continuations are joined (a first line may be a lone `\`).
+        let keyword = first_keyword(&chars);
         let mut line = LogicalLine {
             chars,
             pos,

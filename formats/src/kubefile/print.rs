@@ -19,7 +19,7 @@ impl fmt::Display for Kubefile {
             write_instruction(f, &instruction.kind, &mut bodies)?;
             f.write_char('\n')?;
             for doc in bodies {
-                write!(f, "{}{}\n", doc.body, doc.delimiter)?;
+                writeln!(f, "{}{}", doc.body, doc.delimiter)?;
             }
         }
         Ok(())

@@ -27,6 +27,7 @@ pub fn expand(
         i: 0,
         escape,
         lookup,
+        depth: 0,
     };
     lexer.process(None)
 }
@@ -36,7 +37,11 @@ struct WordLexer<'a> {
     i: usize,
     escape: char,
     lookup: &'a dyn Fn(&str) -> Option<String>,
+    depth: usize,
 }
+
+/// Nesting limit of `${V:-${W:-...}}`, so hostile input cannot exhaust the stack.
+const MAX_DEPTH: usize = 32;
 
 fn syntax(message: impl Into<String>) -> SubstitutionError {
     SubstitutionError::Syntax(message.into())
@@ -154,7 +159,13 @@ impl WordLexer<'_> {
                         } else {
                             Some(c)
                         };
-                        let word = self.process(Some('}'))?;
+                        if self.depth >= MAX_DEPTH {
+                            return Err(syntax("substitutions nested too deeply"));
+                        }
+                        self.depth += 1;
+                        let word = self.process(Some('}'));
+                        self.depth -= 1;
+                        let word = word?;
                         let set = match &value {
                             Some(v) => !colon || !v.is_empty(),
                             None => false,
@@ -244,6 +255,13 @@ mod tests {
                 message: "set UNSET first".into()
             })
         );
+    }
+
+    #[test]
+    fn deeply_nested_defaults_are_an_error_not_a_stack_overflow() {
+        let deep = "${A:-".repeat(100_000);
+        assert!(matches!(run(&deep), Err(SubstitutionError::Syntax(_))));
+        assert_eq!(run("${A:-${B:-${NAME}}}").unwrap(), "calico");
     }
 
     #[test]

@@ -1,0 +1,292 @@
+//! `sealos build`: builds a cluster image from a Kubefile. For now only `--dry-run` exists: it parses and
+//! evaluates the Kubefile, checks every COPY/ADD source in the context and prints the plan, writing nothing.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use formats::kubefile::{self, BaseImage, BuildPlan, CopyFrom, EvalOptions, Platform};
+use serde::Serialize;
+
+use crate::output::{Format, Hint};
+
+/// Arguments of `sealos build` (shared with the image builder when it lands).
+#[derive(Debug, Clone, clap::Args)]
+pub struct BuildArgs {
+    /// Parse and evaluate the Kubefile and print the build plan; build nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format of the plan (`json` is stable: see the README's "Kubefile support").
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The Kubefile. Default: the first of Sealfile, Kubefile, Dockerfile, Containerfile in the context.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Set a build-time ARG (`K=V`; a bare `K` takes the value of environment variable K). Repeatable.
+    #[arg(long = "build-arg", value_name = "K=V")]
+    pub build_args: Vec<String>,
+    /// Target platforms, comma separated (`linux/amd64,linux/arm64`). Default: this machine's.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// Add or override a label of the image (`K=V`). Repeatable.
+    #[arg(long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+    /// Add or override an environment variable of the image (`K=V`). Repeatable.
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Add a manifest annotation (`K=V`). Repeatable.
+    #[arg(long = "annotation", value_name = "K=V")]
+    pub annotations: Vec<String>,
+    /// Name the image (`NAME:TAG`). Repeatable.
+    #[arg(short = 't', long = "tag", value_name = "NAME:TAG")]
+    pub tags: Vec<String>,
+    /// The build context directory.
+    #[arg(default_value = ".")]
+    pub context: PathBuf,
+}
+
+/// What `sealos build --dry-run --format json` prints. Stable: fields are only ever added.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRun {
+    /// The Kubefile path, as given or found in the context.
+    pub kubefile: String,
+    /// The context directory, as given.
+    pub context: String,
+    /// The `-t` names.
+    pub tags: Vec<String>,
+    /// One plan per target platform, in `--platform` order.
+    pub plans: Vec<BuildPlan>,
+}
+
+/// Runs `sealos build`.
+pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
+    if !args.dry_run {
+        return Err(anyhow::Error::new(Hint(
+            "run `sealos build --dry-run` to check a Kubefile and see what would be built"
+                .to_string(),
+        ))
+        .context("building images is not implemented yet; use --dry-run"));
+    }
+    let dry_run = dry_run(args)?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&dry_run)?),
+        Format::Text => print!("{}", render_text(&dry_run)),
+    }
+    Ok(())
+}
+
+/// Parses, evaluates and resolves the Kubefile for every platform, without writing anything.
+pub fn dry_run(args: &BuildArgs) -> anyhow::Result<DryRun> {
+    let context = &args.context;
+    if !context.is_dir() {
+        bail!("build context `{}` is not a directory", context.display());
+    }
+    let path = kubefile_path(args.file.as_deref(), context)?;
+    let name = path.display().to_string();
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading Kubefile `{name}`"))?;
+    let kubefile = kubefile::parse_named(&name, &text)?;
+    let platforms = if args.platform.is_empty() {
+        vec![Platform::host()]
+    } else {
+        args.platform
+            .iter()
+            .map(|p| {
+                Platform::parse(p).with_context(|| {
+                    format!("invalid --platform `{p}`: write os/arch[/variant], like linux/amd64")
+                })
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let mut options = EvalOptions {
+        file: name.clone(),
+        build_args: build_args(&args.build_args)?,
+        build_platform: Platform::host(),
+        labels: pairs("--label", &args.labels)?,
+        env: pairs("--env", &args.env)?,
+        annotations: pairs("--annotation", &args.annotations)?,
+        ..EvalOptions::default()
+    };
+    let mut plans = Vec::new();
+    for platform in platforms {
+        options.platform = platform;
+        let mut plan = kubefile::evaluate(&kubefile, &options)?;
+        kubefile::resolve_sources(&mut plan, context, &name)?;
+        plans.push(plan);
+    }
+    Ok(DryRun {
+        kubefile: name,
+        context: context.display().to_string(),
+        tags: args.tags.clone(),
+        plans,
+    })
+}
+
+fn kubefile_path(file: Option<&Path>, context: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(file) = file {
+        return Ok(file.to_path_buf());
+    }
+    kubefile::find_default(context).ok_or_else(|| {
+        anyhow::Error::new(Hint(
+            "add a Kubefile to the context or pass one with -f FILE".to_string(),
+        ))
+        .context(format!(
+            "no Kubefile in `{}`: looked for {}",
+            context.display(),
+            kubefile::DEFAULT_NAMES.join(", ")
+        ))
+    })
+}
+
+fn split_pair<'a>(flag: &str, text: &'a str) -> anyhow::Result<(&'a str, &'a str)> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k, v)),
+        _ => bail!("{flag} `{text}` must be KEY=VALUE"),
+    }
+}
+
+fn pairs(flag: &str, values: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    values
+        .iter()
+        .map(|v| split_pair(flag, v).map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect()
+}
+
+fn build_args(values: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for v in values {
+        if v.contains('=') {
+            let (k, val) = split_pair("--build-arg", v)?;
+            out.push((k.to_string(), val.to_string()));
+        } else if let Ok(val) = std::env::var(v) {
+            // Docker's rule: a bare name takes its value from the environment, and is ignored when unset.
+            out.push((v.clone(), val));
+        }
+    }
+    Ok(out)
+}
+
+fn quote_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_default()
+}
+
+/// The human-readable plan.
+pub fn render_text(dry_run: &DryRun) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "Kubefile: {}", dry_run.kubefile);
+    let _ = writeln!(out, "context:  {}", dry_run.context);
+    if !dry_run.tags.is_empty() {
+        let _ = writeln!(out, "tags:     {}", dry_run.tags.join(", "));
+    }
+    for plan in &dry_run.plans {
+        let _ = writeln!(out, "\nplatform {}", plan.platform);
+        for stage in &plan.stages {
+            let base = match &stage.base {
+                BaseImage::Scratch => "scratch".to_string(),
+                BaseImage::Image { reference } => reference.clone(),
+                BaseImage::Stage { index } => format!("stage {index}"),
+            };
+            let name = stage
+                .name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "stage {}{name}: FROM {base}  [line {}]",
+                stage.index, stage.line
+            );
+            for step in &stage.steps {
+                let _ = writeln!(out, "  {:>4}  {}", step.line, step.text);
+                if let Some(note) = &step.note {
+                    let _ = writeln!(out, "        note: {note}");
+                }
+                let Some(copy) = &step.copy else { continue };
+                match &copy.from {
+                    CopyFrom::Context => {}
+                    CopyFrom::Stage { index } => {
+                        let _ = writeln!(
+                            out,
+                            "        from stage {index}: {} -> {}",
+                            copy.sources.join(" "),
+                            copy.destination
+                        );
+                    }
+                    CopyFrom::Image { reference } => {
+                        let _ = writeln!(
+                            out,
+                            "        from image {reference}: {} -> {}",
+                            copy.sources.join(" "),
+                            copy.destination
+                        );
+                    }
+                }
+                for file in &copy.inline {
+                    let _ = writeln!(
+                        out,
+                        "        <<{} ({} bytes) -> {}",
+                        file.name,
+                        file.content.len(),
+                        copy.destination
+                    );
+                }
+                for file in &copy.files {
+                    let _ = writeln!(out, "        {} -> {}", file.path, file.destination);
+                }
+            }
+        }
+        let c = &plan.config;
+        let _ = writeln!(out, "config:");
+        for e in &c.env {
+            let _ = writeln!(out, "  Env:          {e}");
+        }
+        if let Some(v) = &c.entrypoint {
+            let _ = writeln!(out, "  Entrypoint:   {}", quote_list(v));
+        }
+        if let Some(v) = &c.cmd {
+            let _ = writeln!(out, "  Cmd:          {}", quote_list(v));
+        }
+        for (k, v) in &c.labels {
+            let _ = writeln!(out, "  Label:        {k}={v}");
+        }
+        if let Some(v) = &c.working_dir {
+            let _ = writeln!(out, "  WorkingDir:   {v}");
+        }
+        if let Some(v) = &c.user {
+            let _ = writeln!(out, "  User:         {v}");
+        }
+        if !c.exposed_ports.is_empty() {
+            let _ = writeln!(
+                out,
+                "  ExposedPorts: {}",
+                c.exposed_ports
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+        if !c.volumes.is_empty() {
+            let _ = writeln!(
+                out,
+                "  Volumes:      {}",
+                c.volumes.iter().cloned().collect::<Vec<_>>().join(" ")
+            );
+        }
+        if let Some(v) = &c.stop_signal {
+            let _ = writeln!(out, "  StopSignal:   {v}");
+        }
+        for (k, v) in &plan.annotations {
+            let _ = writeln!(out, "  Annotation:   {k}={v}");
+        }
+        if !plan.unused_build_args.is_empty() {
+            let _ = writeln!(
+                out,
+                "warning: build args not used by any ARG: {}",
+                plan.unused_build_args.join(", ")
+            );
+        }
+    }
+    out
+}
