@@ -28,7 +28,7 @@ use formats::manifest::{Descriptor, ManifestError, RawManifest};
 use formats::oci_layout::{ANNOTATION_REF_NAME, GcReport, LayoutError, OciLayout};
 use formats::reference::{Reference, ReferenceError};
 
-pub use details::{ImageDetails, ImageSummary, LayerDetails, PlatformImage};
+pub use details::{ImageDetails, ImageSummary, LayerDetails, PlatformImage, parse_rfc3339};
 pub use load::LoadedImage;
 pub use save::{ArchiveFormat, SaveReport};
 pub use transport::ImageSource;
@@ -182,6 +182,11 @@ pub struct WriteGuard {
 #[derive(Debug, Clone)]
 pub struct Store {
     layout: OciLayout,
+}
+
+/// Inspects an image behind a transport (`oci:`, `oci-archive:`, `docker-archive:`) without a store.
+pub fn inspect_transport(source: &ImageSource) -> Result<ImageDetails, StoreError> {
+    transport::inspect(source)
 }
 
 /// Normalises a name a user typed to the full reference stored in `index.json`.
