@@ -15,20 +15,30 @@ use formats::reference::Reference;
 
 /// A temporary directory with a store in `<dir>/store`.
 pub struct Env {
+    /// Removed when the test ends.
     pub dir: tempfile::TempDir,
 }
 
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Env {
+    /// A fresh temporary directory.
     pub fn new() -> Self {
         Env {
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
+    /// The store the commands use by default.
     pub fn store(&self) -> PathBuf {
         self.dir.path().join("store")
     }
 
+    /// A path inside the temporary directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -38,6 +48,7 @@ impl Env {
         self.sealos_in(&self.store(), args)
     }
 
+    /// Runs `sealos --root STORE ARGS`.
     pub fn sealos_in(&self, store: &Path, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_sealos"))
             .arg("--root")
@@ -66,6 +77,7 @@ impl Env {
     }
 }
 
+/// The stderr of a finished command.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

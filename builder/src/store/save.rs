@@ -226,8 +226,8 @@ impl<'a> ArchiveWriter<'a> {
     }
 }
 
-fn open_verified<'s>(
-    store: &'s Store,
+fn open_verified(
+    store: &Store,
     d: &Descriptor,
 ) -> Result<Verifying<io::BufReader<std::fs::File>>, StoreError> {
     let file = store.layout.open_blob(&d.digest)?;

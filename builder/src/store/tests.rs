@@ -66,7 +66,7 @@ fn resolve_finds_short_and_full_names_and_digests() {
         &desc.digest.to_string(),
         &format!("sha256:{}", &desc.digest.hex()[..10]),
         &desc.digest.hex()[..12],
-        &desc.digest.hex().to_string(),
+        desc.digest.hex(),
         &format!("myapp@{}", desc.digest),
     ] {
         let img = s.resolve(name).unwrap_or_else(|e| panic!("{name}: {e}"));
