@@ -4,15 +4,17 @@
 //!
 //! Member names are normalised (`./a//b` -> `a/b`); a name that is absolute or climbs out with `..` makes
 //! the whole archive refused. Symlinks and hardlinks between members are followed inside the archive only.
+//! A gzip- or zstd-compressed archive (`docker save | gzip`) is decompressed once into an unlinked scratch
+//! file, since members can only be read in place from a plain tar.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use formats::digest::{Digest, DigestReader};
-use formats::layer::Compression;
+use formats::layer::{Compression, decompressing_reader};
 use formats::manifest::Descriptor;
 use formats::oci_layout::MAX_JSON_BLOB;
 
@@ -105,26 +107,21 @@ impl Read for RangeReader<'_> {
 }
 
 impl ArchiveSource {
-    /// Opens a directory as is, or indexes a tar file's members.
-    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Opens a directory as is, or indexes a tar file's members. A gzip- or zstd-compressed tar is first
+    /// decompressed, streaming, into an anonymous temporary file in `scratch` (unlinked at once, so it
+    /// vanishes with the process whatever happens).
+    pub(crate) fn open(path: &Path, scratch: &Path) -> Result<Self, StoreError> {
         let meta = std::fs::metadata(path).map_err(io_err("open", path))?;
         if meta.is_dir() {
             return Ok(ArchiveSource::Dir {
                 path: path.to_path_buf(),
             });
         }
-        let file = File::open(path).map_err(io_err("open", path))?;
+        let mut file = File::open(path).map_err(io_err("open", path))?;
         let mut magic = [0u8; 4];
         let n = file.read_at(&mut magic, 0).map_err(io_err("read", path))?;
         if Compression::detect(&magic[..n]) != Compression::None {
-            return Err(StoreError::BadArchive {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "the archive is {}-compressed; decompress it first (for example `gzip -d` or \
-                     `zstd -d`) and load the plain tar",
-                    Compression::detect(&magic[..n])
-                ),
-            });
+            file = decompress_to_scratch(path, file, scratch)?;
         }
         let members = index_tar(path, &file)?;
         Ok(ArchiveSource::Tar {
@@ -265,6 +262,32 @@ impl JsonBlobs for ArchiveSource {
             .map_err(|e| verify_err(format!("`{name}` in the archive"), e, self.path()))?;
         Ok(bytes)
     }
+}
+
+/// Decompresses `file` into a new, already unlinked file in `scratch` and returns that file.
+fn decompress_to_scratch(path: &Path, file: File, scratch: &Path) -> Result<File, StoreError> {
+    std::fs::create_dir_all(scratch).map_err(io_err("create directory", scratch))?;
+    let temp = scratch.join(format!(".tmp-archive-{}", formats::fsutil::unique_suffix()));
+    let mut out = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .map_err(io_err("create", &temp))?;
+    let removed = std::fs::remove_file(&temp);
+    removed.map_err(io_err("remove", &temp))?;
+    let mut reader = decompressing_reader(io::BufReader::with_capacity(256 * 1024, file))
+        .map_err(io_err("decompress", path))?;
+    let mut writer = io::BufWriter::with_capacity(256 * 1024, &mut out);
+    io::copy(&mut reader, &mut writer).map_err(|e| StoreError::BadArchive {
+        path: path.to_path_buf(),
+        reason: format!("cannot decompress the archive: {e}"),
+    })?;
+    writer.flush().map_err(io_err("write", scratch))?;
+    drop(writer);
+    out.seek(io::SeekFrom::Start(0))
+        .map_err(io_err("rewind", scratch))?;
+    Ok(out)
 }
 
 /// One pass over the tar headers (data skipped by seeking): member name -> where its data lies.

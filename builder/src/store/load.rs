@@ -43,7 +43,7 @@ pub struct LoadedImage {
 
 /// Detects the format of `path` and loads every image in it.
 pub(crate) fn load(store: &Store, path: &Path) -> Result<Vec<LoadedImage>, StoreError> {
-    let src = ArchiveSource::open(path)?;
+    let src = ArchiveSource::open(path, store.root())?;
     let _guard = store.write_guard()?;
     if src.contains("oci-layout") && src.contains("index.json") {
         load_oci(store, &src)

@@ -375,7 +375,7 @@ fn docker_archive_round_trip_keeps_config_and_diff_ids() {
     s.save(&names, ArchiveFormat::DockerArchive, &out).unwrap();
 
     // The archive is in docker's layout with uncompressed layers whose hash is the diff_id.
-    let src = archive::ArchiveSource::open(&out).unwrap();
+    let src = archive::ArchiveSource::open(&out, d.path()).unwrap();
     let entries = transport::read_docker_manifest(&src).unwrap();
     assert_eq!(entries.len(), 3);
     for e in &entries {
@@ -501,17 +501,41 @@ fn oci_archive_with_a_corrupt_blob_is_refused_and_not_tagged() {
 }
 
 #[test]
-fn compressed_archives_are_refused_with_a_hint() {
+fn gzip_and_zstd_compressed_archives_load_through_a_scratch_file() {
     let (d, s) = store();
-    let gz = d.path().join("x.tar.gz");
+    let one = simple(&s, "myapp:v1", "one");
+    let plain = d.path().join("p.tar");
+    s.save(&["myapp:v1"], ArchiveFormat::DockerArchive, &plain)
+        .unwrap();
+    let gz = d.path().join("p.tar.gz");
     let mut enc = flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), Default::default());
-    std::io::Write::write_all(&mut enc, b"not really a tar").unwrap();
+    std::io::copy(&mut fs::File::open(&plain).unwrap(), &mut enc).unwrap();
     enc.finish().unwrap();
-    let e = s.load(&gz).unwrap_err().to_string();
-    assert!(
-        e.contains("gzip-compressed") && e.contains("decompress"),
-        "{e}"
-    );
+    let zst = d.path().join("p.tar.zst");
+    let mut w = Compression::Zstd { level: 3 }
+        .compressing_writer(fs::File::create(&zst).unwrap())
+        .unwrap();
+    std::io::copy(&mut fs::File::open(&plain).unwrap(), &mut w).unwrap();
+    w.finish().unwrap();
+    for archive in [&gz, &zst] {
+        let other = Store::open_or_create(d.path().join(format!("s-{}", one.size))).unwrap();
+        let loaded = other.load(archive).unwrap();
+        assert_eq!(loaded[0].name, "docker.io/library/myapp:v1");
+        assert_eq!(diff_ids(&s, "myapp:v1"), diff_ids(&other, "myapp:v1"));
+        // The scratch copy is gone.
+        assert!(fs::read_dir(other.root()).unwrap().all(|e| {
+            !e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".tmp-")
+        }));
+    }
+    let junk = d.path().join("junk.gz");
+    let mut enc =
+        flate2::write::GzEncoder::new(fs::File::create(&junk).unwrap(), Default::default());
+    std::io::Write::write_all(&mut enc, b"not a tar at all, just some words").unwrap();
+    enc.finish().unwrap();
+    assert!(matches!(s.load(&junk), Err(StoreError::BadArchive { .. })));
 }
 
 #[test]
@@ -592,7 +616,7 @@ fn archive_members_are_streamed_not_loaded() {
     let (d, _s) = store();
     let t = d.path().join("t.tar");
     raw_tar(&t, &[("a", b"first"), ("b", b"second")]);
-    let src = archive::ArchiveSource::open(&t).unwrap();
+    let src = archive::ArchiveSource::open(&t, d.path()).unwrap();
     let (mut r, n) = src.open_member("./b").unwrap();
     let mut s = String::new();
     r.read_to_string(&mut s).unwrap();

@@ -139,7 +139,7 @@ pub(crate) fn inspect(source: &ImageSource) -> Result<ImageDetails, StoreError> 
                     },
                 });
             }
-            let src = ArchiveSource::open(path)?;
+            let src = ArchiveSource::open(path, &std::env::temp_dir())?;
             let index = read_oci_index(&src)?;
             let entry = select_oci_entry(&src, &index, reference.as_deref())?;
             let raw = read_manifest(&src, &entry)?;
@@ -149,7 +149,7 @@ pub(crate) fn inspect(source: &ImageSource) -> Result<ImageDetails, StoreError> 
             details::describe(&src, name, &top, &raw)
         }
         ImageSource::DockerArchive { path, reference } => {
-            let src = ArchiveSource::open(path)?;
+            let src = ArchiveSource::open(path, &std::env::temp_dir())?;
             let entries = read_docker_manifest(&src)?;
             let entry = select_docker_entry(&src, &entries, reference.as_deref())?;
             let image = docker_image_view(&src, entry)?;
