@@ -622,3 +622,79 @@ fn archive_members_are_streamed_not_loaded() {
     r.read_to_string(&mut s).unwrap();
     assert_eq!((s.as_str(), n), ("second", 6));
 }
+
+/// A docker archive whose second layer is a symlink to the first (as `docker save` writes repeated layers).
+fn docker_archive_with_link(path: &Path, link_target: &str) {
+    let layer = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "f.txt", &b"hi"[..]).unwrap();
+        b.into_inner().unwrap()
+    };
+    let diff = Digest::sha256_of(&layer);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff}","{diff}"]}}}}"#
+    );
+    let manifest =
+        r#"[{"Config":"c.json","RepoTags":["linked:v1"],"Layers":["a/layer.tar","b/layer.tar"]}]"#;
+    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
+    for (name, data) in [
+        ("manifest.json", manifest.as_bytes()),
+        ("c.json", config.as_bytes()),
+        ("a/layer.tar", layer.as_slice()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.as_gnu_mut().unwrap().linkname[..link_target.len()].copy_from_slice(link_target.as_bytes());
+    b.append_data(&mut h, "b/layer.tar", std::io::empty())
+        .unwrap();
+    b.finish().unwrap();
+}
+
+#[test]
+fn docker_archive_layers_linked_inside_the_archive_are_followed() {
+    let (d, s) = store();
+    let a = d.path().join("linked.tar");
+    docker_archive_with_link(&a, "../a/layer.tar");
+    let loaded = s.load(&a).unwrap();
+    assert_eq!(loaded[0].name, "docker.io/library/linked:v1");
+    assert_eq!(s.inspect("linked:v1").unwrap().images[0].layers.len(), 2);
+}
+
+#[test]
+fn docker_archive_symlink_pointing_outside_the_archive_is_refused() {
+    let (d, s) = store();
+    let a = d.path().join("escape.tar");
+    docker_archive_with_link(&a, "../../../etc/passwd");
+    let e = s.load(&a).unwrap_err();
+    assert!(matches!(e, StoreError::UnsafeEntry { .. }), "{e}");
+    assert!(s.list().unwrap().is_empty());
+}
+
+#[test]
+fn an_unpacked_docker_archive_directory_loads_too() {
+    let (d, s) = store();
+    simple(&s, "myapp:v1", "one");
+    let a = d.path().join("d.tar");
+    s.save(&["myapp:v1"], ArchiveFormat::DockerArchive, &a)
+        .unwrap();
+    let dir = d.path().join("unpacked");
+    tar::Archive::new(fs::File::open(&a).unwrap())
+        .unpack(&dir)
+        .unwrap();
+    let other = Store::open_or_create(d.path().join("second")).unwrap();
+    assert_eq!(
+        other.load(&dir).unwrap()[0].name,
+        "docker.io/library/myapp:v1"
+    );
+    assert_eq!(diff_ids(&s, "myapp:v1"), diff_ids(&other, "myapp:v1"));
+}
