@@ -698,3 +698,62 @@ fn an_unpacked_docker_archive_directory_loads_too() {
     );
     assert_eq!(diff_ids(&s, "myapp:v1"), diff_ids(&other, "myapp:v1"));
 }
+
+#[test]
+fn one_image_saved_under_two_names_is_one_docker_archive_entry_with_both_names() {
+    let (d, s) = store();
+    simple(&s, "myapp:v1", "one");
+    s.tag("myapp:v1", "alias:v2").unwrap();
+    let a = d.path().join("d.tar");
+    s.save(&["myapp:v1", "alias:v2"], ArchiveFormat::DockerArchive, &a)
+        .unwrap();
+    let src = archive::ArchiveSource::open(&a, d.path()).unwrap();
+    let entries = transport::read_docker_manifest(&src).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        entries[0].repo_tags,
+        vec!["docker.io/library/myapp:v1", "docker.io/library/alias:v2"]
+    );
+    let other = Store::open_or_create(d.path().join("second")).unwrap();
+    assert_eq!(other.load(&a).unwrap().len(), 2);
+}
+
+#[test]
+fn loads_racing_with_garbage_collection_never_lose_blobs() {
+    let (d, s) = store();
+    let mut archives = Vec::new();
+    for i in 0..6 {
+        let src = Store::open_or_create(d.path().join(format!("src{i}"))).unwrap();
+        simple(&src, &format!("app{i}:v1"), &format!("content {i}"));
+        let a = d.path().join(format!("a{i}.tar"));
+        src.save(&[&format!("app{i}:v1")], ArchiveFormat::OciArchive, &a)
+            .unwrap();
+        archives.push(a);
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                s.gc().unwrap();
+            }
+        });
+        let loaders: Vec<_> = archives
+            .chunks(3)
+            .map(|chunk| {
+                let s = s.clone();
+                scope.spawn(move || {
+                    for a in chunk {
+                        s.load(a).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for l in loaders {
+            l.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert_eq!(s.list().unwrap().len(), 6);
+    let report = s.layout().fsck().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
