@@ -75,6 +75,20 @@ pub enum Command {
     Completion(cmd::completion::CompletionArgs),
     /// Build a cluster image from a Kubefile (for now: `--dry-run` prints the build plan).
     Build(cmd::build::BuildArgs),
+    /// List the images in the local store.
+    Images(cmd::images::ImagesArgs),
+    /// Show an image's config, layers, platforms and annotations.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Give an image in the local store more names.
+    Tag(cmd::tag::TagArgs),
+    /// Remove images from the local store and the blobs no image uses any more.
+    Rmi(cmd::rmi::RmiArgs),
+    /// Remove dangling blobs and stale temporary files from the local store.
+    Prune(cmd::prune::PruneArgs),
+    /// Export images as an OCI archive, a docker archive or an OCI layout directory.
+    Save(cmd::save::SaveArgs),
+    /// Import the images of an OCI archive, docker archive or OCI layout directory.
+    Load(cmd::load::LoadArgs),
 }
 
 fn version_line() -> &'static str {
@@ -104,11 +118,18 @@ where
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let _global = cli.global;
+    let global = cli.global;
     match cli.command {
         Command::Version(args) => cmd::version::run(&args),
         Command::Completion(args) => cmd::completion::run(&args),
         Command::Build(args) => cmd::build::run(&args),
+        Command::Images(args) => cmd::images::run(&global, &args),
+        Command::Inspect(args) => cmd::inspect::run(&global, &args),
+        Command::Tag(args) => cmd::tag::run(&global, &args),
+        Command::Rmi(args) => cmd::rmi::run(&global, &args),
+        Command::Prune(args) => cmd::prune::run(&global, &args),
+        Command::Save(args) => cmd::save::run(&global, &args),
+        Command::Load(args) => cmd::load::run(&global, &args),
     }
     .map(|()| ExitCode::SUCCESS)
 }

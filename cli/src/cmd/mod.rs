@@ -2,4 +2,11 @@
 
 pub mod build;
 pub mod completion;
+pub mod images;
+pub mod inspect;
+pub mod load;
+pub mod prune;
+pub mod rmi;
+pub mod save;
+pub mod tag;
 pub mod version;

@@ -1,0 +1,194 @@
+//! `sealos images`: the images in the local store as a table, JSON, or just their digests; also the helpers
+//! the other store commands share (opening the store, explaining store errors, human sizes and times).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use builder::store::{Store, StoreError};
+
+use crate::GlobalArgs;
+use crate::output::{Format, Hint};
+
+/// Arguments of `sealos images`.
+#[derive(Debug, clap::Args)]
+pub struct ImagesArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Print only the image digests, one per line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Opens (creating when missing) the local store of `global`.
+pub fn open_store(global: &GlobalArgs) -> anyhow::Result<Store> {
+    let root = global.store_root();
+    Store::open_or_create(&root).map_err(|e| {
+        anyhow::Error::new(Hint(format!(
+            "the store is `{}`; choose another with --root or SEALOS_ROOT",
+            root.display()
+        )))
+        .context(e.to_string())
+    })
+}
+
+/// Turns a store error into a CLI error, with a hint where there is something to suggest.
+pub fn explain(err: StoreError) -> anyhow::Error {
+    let hint = match &err {
+        StoreError::NotFound(_) => {
+            Some("run `sealos images` to list the images in the local store")
+        }
+        StoreError::UnsafeEntry { .. } => Some("the archive may be malicious; it was not loaded"),
+        _ => None,
+    };
+    match hint {
+        Some(h) => anyhow::Error::new(Hint(h.to_string())).context(err.to_string()),
+        None => anyhow::Error::new(err),
+    }
+}
+
+/// Sizes the way docker prints them: decimal units, three significant digits (`13.3MB`).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else if value < 10.0 {
+        format!("{value:.2}{}", UNITS[unit])
+    } else if value < 100.0 {
+        format!("{value:.1}{}", UNITS[unit])
+    } else {
+        format!("{value:.0}{}", UNITS[unit])
+    }
+}
+
+/// `3 days ago`, from an RFC 3339 time; `N/A` when absent or unreadable.
+pub fn human_age(created: Option<&str>, now: SystemTime) -> String {
+    let Some(then) = created.and_then(builder::store::parse_rfc3339) else {
+        return "N/A".to_string();
+    };
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let secs = now.saturating_sub(then);
+    if secs < 0 {
+        return "in the future".to_string();
+    }
+    let plural = |n: i64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit} ago")
+        } else {
+            format!("{n} {unit}s ago")
+        }
+    };
+    match secs {
+        0..60 => "less than a minute ago".to_string(),
+        60..3600 => plural(secs / 60, "minute"),
+        3600..86_400 => plural(secs / 3600, "hour"),
+        86_400..1_209_600 => plural(secs / 86_400, "day"),
+        1_209_600..5_184_000 => plural(secs / 604_800, "week"),
+        5_184_000..63_072_000 => plural(secs / 2_592_000, "month"),
+        _ => plural(secs / 31_536_000, "year"),
+    }
+}
+
+/// Prints rows as columns separated by three spaces, each as wide as its widest cell.
+pub fn print_table(rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
+            }
+        }
+        println!("{}", line.trim_end());
+    }
+}
+
+/// Lists the images.
+pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> anyhow::Result<()> {
+    let store = open_store(global)?;
+    let images = store.list().map_err(explain)?;
+    if args.quiet {
+        let mut seen = std::collections::BTreeSet::new();
+        for i in &images {
+            if seen.insert(i.digest.clone()) {
+                println!("{}", i.digest);
+            }
+        }
+        return Ok(());
+    }
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&images)?),
+        Format::Text => {
+            let now = SystemTime::now();
+            let mut rows = vec![
+                ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
+            for i in &images {
+                rows.push(vec![
+                    i.repository.clone(),
+                    i.tag.clone(),
+                    i.digest.hex().chars().take(12).collect(),
+                    human_age(i.created.as_deref(), now),
+                    human_size(i.size),
+                ]);
+            }
+            print_table(&rows);
+            for i in images.iter().filter(|i| i.error.is_some()) {
+                eprintln!(
+                    "warning: `{}` is damaged: {}",
+                    i.name,
+                    i.error.as_deref().unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn sizes_use_decimal_units_with_three_significant_digits() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1500), "1.50kB");
+        assert_eq!(human_size(13_300_000), "13.3MB");
+        assert_eq!(human_size(250_000_000_000), "250GB");
+    }
+
+    #[test]
+    fn ages_are_relative_to_now() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_704_164_645 + 3 * 86_400);
+        assert_eq!(human_age(Some("2024-01-02T03:04:05Z"), now), "3 days ago");
+        assert_eq!(human_age(None, now), "N/A");
+        assert_eq!(human_age(Some("garbage"), now), "N/A");
+        let now = UNIX_EPOCH + Duration::from_secs(1_704_164_645 + 59);
+        assert_eq!(
+            human_age(Some("2024-01-02T03:04:05Z"), now),
+            "less than a minute ago"
+        );
+    }
+}
