@@ -73,6 +73,8 @@ pub enum Command {
     Version(cmd::version::VersionArgs),
     /// Print a shell completion script.
     Completion(cmd::completion::CompletionArgs),
+    /// Serve and maintain OCI registries.
+    Registry(cmd::registry::RegistryArgs),
 }
 
 fn version_line() -> &'static str {
@@ -106,6 +108,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Version(args) => cmd::version::run(&args),
         Command::Completion(args) => cmd::completion::run(&args),
+        Command::Registry(args) => cmd::registry::run(&args),
     }
     .map(|()| ExitCode::SUCCESS)
 }
