@@ -289,10 +289,10 @@ async fn dispatch(
         | Route::Manifest(n, _)
         | Route::Referrers(n, _) => Some(*n),
     };
-    if let Some(n) = name {
-        if !names::valid_repository(n) {
-            return Err(ApiError::name_invalid(n));
-        }
+    if let Some(n) = name
+        && !names::valid_repository(n)
+    {
+        return Err(ApiError::name_invalid(n));
     }
     let writes = !matches!(method, Method::GET | Method::HEAD);
     if writes && app.config.read_only {
@@ -329,9 +329,8 @@ async fn dispatch(
 fn body_stream(app: &App, body: Body) -> ByteStream {
     let counter = app.metrics.bytes_in.clone();
     Box::pin(body.into_data_stream().map(move |r| {
-        r.map(|b| {
+        r.inspect(|b| {
             counter.fetch_add(b.len() as u64, Ordering::Relaxed);
-            b
         })
         .map_err(io::Error::other)
     }))

@@ -110,10 +110,10 @@ fn list_digest_dirs(dir: &Path) -> Result<Vec<Digest>> {
             continue;
         };
         for hex in hexes.flatten() {
-            if let Ok(d) = Digest::from_parts(algorithm, &hex.file_name().to_string_lossy()) {
-                if hex.path().join("link").is_file() {
-                    out.push(d);
-                }
+            if let Ok(d) = Digest::from_parts(algorithm, &hex.file_name().to_string_lossy())
+                && hex.path().join("link").is_file()
+            {
+                out.push(d);
             }
         }
     }
@@ -324,10 +324,10 @@ impl Storage for FsStorage {
                         .flatten()
                     {
                         let name = hex.file_name().to_string_lossy().into_owned();
-                        if let Ok(d) = Digest::from_parts(algorithm, &name) {
-                            if hex.path().join("data").is_file() {
-                                out.push(d);
-                            }
+                        if let Ok(d) = Digest::from_parts(algorithm, &name)
+                            && hex.path().join("data").is_file()
+                        {
+                            out.push(d);
                         }
                     }
                 }
