@@ -116,15 +116,14 @@ async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Respo
     let path = req.uri().path().to_string();
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
-    if method != Method::HEAD {
-        if let Some(len) = resp
+    if method != Method::HEAD
+        && let Some(len) = resp
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
-        {
-            app.metrics.bytes_out.fetch_add(len, Ordering::Relaxed);
-        }
+    {
+        app.metrics.bytes_out.fetch_add(len, Ordering::Relaxed);
     }
     {
         let mut map = app
@@ -493,13 +492,12 @@ async fn start_upload(
 ) -> ApiResult {
     if let Some(mount) = param(q, "mount") {
         let digest = parse_digest(mount)?;
-        if let Some(from) = param(q, "from").filter(|f| names::valid_repository(f)) {
-            if app.storage.has_layer(from, &digest).await?
-                && app.storage.blob_size(&digest).await?.is_some()
-            {
-                app.storage.link_layer(name, &digest).await?;
-                return Ok(blob_created(name, &digest));
-            }
+        if let Some(from) = param(q, "from").filter(|f| names::valid_repository(f))
+            && app.storage.has_layer(from, &digest).await?
+            && app.storage.blob_size(&digest).await?.is_some()
+        {
+            app.storage.link_layer(name, &digest).await?;
+            return Ok(blob_created(name, &digest));
         }
         // Not mountable: fall through to a fresh session, as the spec allows.
     } else if let Some(d) = param(q, "digest") {
