@@ -89,6 +89,8 @@ pub enum Command {
     Save(cmd::save::SaveArgs),
     /// Import the images of an OCI archive, docker archive or OCI layout directory.
     Load(cmd::load::LoadArgs),
+    /// Serve and maintain OCI registries.
+    Registry(cmd::registry::RegistryArgs),
 }
 
 fn version_line() -> &'static str {
@@ -130,6 +132,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prune(args) => cmd::prune::run(&global, &args),
         Command::Save(args) => cmd::save::run(&global, &args),
         Command::Load(args) => cmd::load::run(&global, &args),
+        Command::Registry(args) => cmd::registry::run(&args),
     }
     .map(|()| ExitCode::SUCCESS)
 }

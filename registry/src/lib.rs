@@ -1,7 +1,12 @@
 //! OCI Distribution for cluster images: a storage trait with filesystem (Docker Distribution layout) and
-//! in-memory backends, the `registry serve` HTTP server, the registry client, and mirroring (save, sync, copy).
+//! in-memory backends, and the `registry serve` HTTP server.
 //!
 //! The server lives behind the `server` feature so the builder can use the client without compiling it.
 
 #[cfg(feature = "client")]
 pub mod client;
+
+pub mod storage;
+
+#[cfg(feature = "server")]
+pub mod server;

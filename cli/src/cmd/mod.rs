@@ -6,6 +6,7 @@ pub mod images;
 pub mod inspect;
 pub mod load;
 pub mod prune;
+pub mod registry;
 pub mod rmi;
 pub mod save;
 pub mod tag;

@@ -1,0 +1,746 @@
+//! The filesystem backend, in the Docker Distribution layout (`docker/registry/v2/...`), so a distribution data
+//! directory or a cluster image's `registry/` directory serves as is and distribution reads what we write.
+//!
+//! Upload sessions live in `repositories/<repo>/_uploads/<id>/` as a `data` file and a `startedat` file (RFC 3339
+//! time, as distribution writes it). The running sha256 state of each session is kept in memory; after a restart
+//! the first request touching a session re-reads its data once to rebuild it. Finishing a session fsyncs the data
+//! file and renames it to `blobs/<alg>/<xx>/<hex>/data`, so a blob appears whole or not at all.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use formats::digest::{Algorithm, Digest, Hasher};
+use formats::distribution::{DistributionPaths, link_text};
+use formats::fsutil::atomic_write;
+use futures_util::StreamExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use super::{BlobReader, ByteRange, ByteStream, Result, Storage, StorageError, UploadStatus};
+
+/// Read buffer for blob streams.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Storage in a directory holding (or to hold) `docker/registry/v2`.
+pub struct FsStorage {
+    paths: DistributionPaths,
+    sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
+}
+
+/// In-memory state of an upload session; `hasher` is `None` until loaded from disk.
+#[derive(Default)]
+struct Session {
+    hasher: Option<Hasher>,
+    offset: u64,
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StorageError + 'a {
+    move |source| StorageError::Io {
+        op,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn is_not_found(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+}
+
+/// Runs blocking filesystem work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Io {
+            op: "run filesystem task",
+            path: String::new(),
+            source: io::Error::other(e),
+        })?
+}
+
+/// Upload ids are UUIDs; anything else (a `../`, say) names no session.
+fn valid_upload_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+fn write_link(path: &Path, digest: &Digest) -> Result<()> {
+    atomic_write(path, link_text(digest).as_bytes()).map_err(|e| StorageError::Io {
+        op: "write link",
+        path: path.display().to_string(),
+        source: io::Error::other(e),
+    })
+}
+
+async fn read_link(path: &Path) -> Result<Option<Digest>> {
+    match tokio::fs::read_to_string(path).await {
+        Ok(text) => Digest::parse(text.trim())
+            .map(Some)
+            .map_err(|e| StorageError::Corrupt {
+                what: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(io_err("read link", path)(e)),
+    }
+}
+
+fn remove_dir_if_exists(path: &Path) -> Result<bool> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(io_err("remove", path)(e)),
+    }
+}
+
+/// Lists `<dir>/<alg>/<hex>` entries (the shape of `_layers` and `_manifests/revisions`) as digests.
+fn list_digest_dirs(dir: &Path) -> Result<Vec<Digest>> {
+    let mut out = Vec::new();
+    let algs = match std::fs::read_dir(dir) {
+        Ok(r) => r,
+        Err(e) if is_not_found(&e) => return Ok(out),
+        Err(e) => return Err(io_err("list", dir)(e)),
+    };
+    for alg in algs.flatten() {
+        let Ok(algorithm) = alg.file_name().to_string_lossy().parse::<Algorithm>() else {
+            continue;
+        };
+        let Ok(hexes) = std::fs::read_dir(alg.path()) else {
+            continue;
+        };
+        for hex in hexes.flatten() {
+            if let Ok(d) = Digest::from_parts(algorithm, &hex.file_name().to_string_lossy())
+                && hex.path().join("link").is_file()
+            {
+                out.push(d);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Seconds since the epoch formatted as RFC 3339 UTC.
+fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Hashes a file with `algorithm` in one pass.
+fn hash_file(path: &Path, algorithm: Algorithm) -> Result<(Hasher, u64)> {
+    let mut file = std::fs::File::open(path).map_err(io_err("open", path))?;
+    let mut hasher = algorithm.hasher();
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(io_err("read", path))?;
+        if n == 0 {
+            return Ok((hasher, len));
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    // Best effort: makes the rename durable on filesystems that need it; failure does not undo the rename.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ignored = d.sync_all();
+    }
+}
+
+impl FsStorage {
+    /// Storage rooted at `root` (the directory that holds, or will hold, `docker/registry/v2`).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FsStorage {
+            paths: DistributionPaths::new(root),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The layout this storage reads and writes.
+    pub fn paths(&self) -> &DistributionPaths {
+        &self.paths
+    }
+
+    fn upload_dir(&self, repo: &str, id: &str) -> PathBuf {
+        self.paths.uploads_dir(repo).join(id)
+    }
+
+    fn session(&self, id: &str) -> Arc<tokio::sync::Mutex<Session>> {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(id.to_string()).or_default().clone()
+    }
+
+    fn forget_session(&self, id: &str) {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(id);
+    }
+
+    /// Makes sure the session exists on disk and its hash state is loaded (re-reading the data after a restart).
+    async fn load_session(&self, repo: &str, id: &str, s: &mut Session) -> Result<()> {
+        if !valid_upload_id(id) {
+            return Err(StorageError::UploadUnknown(id.to_string()));
+        }
+        let data = self.upload_dir(repo, id).join("data");
+        if s.hasher.is_some() {
+            if tokio::fs::metadata(&data).await.is_ok() {
+                return Ok(());
+            }
+            return Err(StorageError::UploadUnknown(id.to_string()));
+        }
+        if tokio::fs::metadata(&data).await.is_err() {
+            return Err(StorageError::UploadUnknown(id.to_string()));
+        }
+        let (hasher, len) = blocking(move || hash_file(&data, Algorithm::Sha256)).await?;
+        s.hasher = Some(hasher);
+        s.offset = len;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Storage for FsStorage {
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        let path = self.paths.blob_data(digest);
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(io_err("stat", &path)(e)),
+        }
+    }
+
+    async fn read_blob(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobReader> {
+        let path = self.paths.blob_data(digest);
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if is_not_found(&e) => return Err(StorageError::BlobUnknown(digest.clone())),
+            Err(e) => return Err(io_err("open", &path)(e)),
+        };
+        let size = file.metadata().await.map_err(io_err("stat", &path))?.len();
+        let range = match range {
+            None => None,
+            Some(r) => {
+                if r.start >= size || r.end < r.start {
+                    return Err(StorageError::RangeNotSatisfiable {
+                        start: r.start,
+                        end: r.end,
+                        size,
+                    });
+                }
+                Some(ByteRange {
+                    start: r.start,
+                    end: r.end.min(size - 1),
+                })
+            }
+        };
+        let stream: ByteStream = match range {
+            None => Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                file, READ_CHUNK,
+            )),
+            Some(r) => {
+                file.seek(io::SeekFrom::Start(r.start))
+                    .await
+                    .map_err(io_err("seek", &path))?;
+                use tokio::io::AsyncReadExt;
+                Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                    file.take(r.len()),
+                    READ_CHUNK,
+                ))
+            }
+        };
+        Ok(BlobReader {
+            size,
+            range,
+            stream,
+        })
+    }
+
+    async fn put_blob_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
+        let actual = Digest::of(digest.algorithm(), &bytes);
+        if &actual != digest {
+            return Err(StorageError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        let dest = self.paths.blob_data(digest);
+        blocking(move || {
+            if dest.is_file() {
+                return Ok(());
+            }
+            atomic_write(&dest, &bytes).map_err(|e| StorageError::Io {
+                op: "write blob",
+                path: dest.display().to_string(),
+                source: io::Error::other(e),
+            })
+        })
+        .await
+    }
+
+    async fn list_blobs(&self) -> Result<Vec<Digest>> {
+        let dir = self.paths.blobs_dir();
+        blocking(move || {
+            let mut out = Vec::new();
+            let Ok(algs) = std::fs::read_dir(&dir) else {
+                return Ok(out);
+            };
+            for alg in algs.flatten() {
+                let Ok(algorithm) = alg.file_name().to_string_lossy().parse::<Algorithm>() else {
+                    continue;
+                };
+                for prefix in std::fs::read_dir(alg.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    for hex in std::fs::read_dir(prefix.path())
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                    {
+                        let name = hex.file_name().to_string_lossy().into_owned();
+                        if let Ok(d) = Digest::from_parts(algorithm, &name)
+                            && hex.path().join("data").is_file()
+                        {
+                            out.push(d);
+                        }
+                    }
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn remove_blob(&self, digest: &Digest) -> Result<()> {
+        let dir = self.paths.blob_dir(digest);
+        let d = digest.clone();
+        blocking(move || {
+            if remove_dir_if_exists(&dir)? {
+                Ok(())
+            } else {
+                Err(StorageError::BlobUnknown(d))
+            }
+        })
+        .await
+    }
+
+    async fn create_upload(&self, repo: &str) -> Result<UploadStatus> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let dir = self.upload_dir(repo, &id);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(io_err("create upload directory", &dir))?;
+        let data = dir.join("data");
+        tokio::fs::File::create(&data)
+            .await
+            .map_err(io_err("create", &data))?;
+        let started = dir.join("startedat");
+        tokio::fs::write(&started, rfc3339(now_secs()))
+            .await
+            .map_err(io_err("write", &started))?;
+        let session = self.session(&id);
+        let mut s = session.lock().await;
+        s.hasher = Some(Algorithm::Sha256.hasher());
+        s.offset = 0;
+        Ok(UploadStatus { id, offset: 0 })
+    }
+
+    async fn upload_status(&self, repo: &str, id: &str) -> Result<UploadStatus> {
+        let session = self.session(id);
+        let mut s = session.lock().await;
+        if let Err(e) = self.load_session(repo, id, &mut s).await {
+            drop(s);
+            self.forget_session(id);
+            return Err(e);
+        }
+        Ok(UploadStatus {
+            id: id.to_string(),
+            offset: s.offset,
+        })
+    }
+
+    async fn append_upload(
+        &self,
+        repo: &str,
+        id: &str,
+        offset: Option<u64>,
+        expected_len: Option<u64>,
+        mut body: ByteStream,
+    ) -> Result<UploadStatus> {
+        let session = self.session(id);
+        let mut s = session.lock().await;
+        if let Err(e) = self.load_session(repo, id, &mut s).await {
+            drop(s);
+            self.forget_session(id);
+            return Err(e);
+        }
+        if let Some(given) = offset.filter(|o| *o != s.offset) {
+            return Err(StorageError::OutOfOrder {
+                current: s.offset,
+                given,
+            });
+        }
+        let path = self.upload_dir(repo, id).join("data");
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .await
+            .map_err(io_err("open", &path))?;
+        let start = s.offset;
+        file.seek(io::SeekFrom::Start(start))
+            .await
+            .map_err(io_err("seek", &path))?;
+        let Some(saved) = s.hasher.clone() else {
+            return Err(StorageError::UploadUnknown(id.to_string()));
+        };
+        let mut hasher = saved.clone();
+        let mut written = 0u64;
+        let outcome: Result<()> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(StorageError::Body)?;
+                hasher.update(&chunk);
+                file.write_all(&chunk)
+                    .await
+                    .map_err(io_err("write", &path))?;
+                written += chunk.len() as u64;
+            }
+            if let Some(expected) = expected_len.filter(|e| *e != written) {
+                return Err(StorageError::ChunkLength {
+                    expected,
+                    actual: written,
+                });
+            }
+            file.flush().await.map_err(io_err("write", &path))?;
+            file.sync_data().await.map_err(io_err("sync", &path))?;
+            Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                s.hasher = Some(hasher);
+                s.offset = start + written;
+                Ok(UploadStatus {
+                    id: id.to_string(),
+                    offset: s.offset,
+                })
+            }
+            Err(e) => {
+                // Roll the chunk back so the session stays at its last acknowledged offset.
+                let _ignored = file.set_len(start).await;
+                s.hasher = Some(saved);
+                Err(e)
+            }
+        }
+    }
+
+    async fn finish_upload(&self, repo: &str, id: &str, digest: &Digest) -> Result<u64> {
+        let session = self.session(id);
+        let mut s = session.lock().await;
+        if let Err(e) = self.load_session(repo, id, &mut s).await {
+            drop(s);
+            self.forget_session(id);
+            return Err(e);
+        }
+        let dir = self.upload_dir(repo, id);
+        let data = dir.join("data");
+        let size = s.offset;
+        let actual = match s.hasher.take() {
+            Some(h) if h.algorithm() == digest.algorithm() => h.finish(),
+            _ => {
+                // The running hash is sha256; any other algorithm costs one more read of the data.
+                let alg = digest.algorithm();
+                let p = data.clone();
+                blocking(move || hash_file(&p, alg)).await?.0.finish()
+            }
+        };
+        let dest = self.paths.blob_data(digest);
+        let expected = digest.clone();
+        let result = blocking(move || {
+            if actual != expected {
+                remove_dir_if_exists(&dir)?;
+                return Err(StorageError::DigestMismatch { expected, actual });
+            }
+            let file = std::fs::File::open(&data).map_err(io_err("open", &data))?;
+            file.sync_all().map_err(io_err("sync", &data))?;
+            if !dest.is_file() {
+                let parent = dest.parent().unwrap_or(Path::new("/"));
+                std::fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
+                std::fs::rename(&data, &dest).map_err(io_err("rename into", &dest))?;
+                sync_dir(parent);
+            }
+            remove_dir_if_exists(&dir)?;
+            Ok(())
+        })
+        .await;
+        drop(s);
+        self.forget_session(id);
+        result.map(|()| size)
+    }
+
+    async fn cancel_upload(&self, repo: &str, id: &str) -> Result<()> {
+        if !valid_upload_id(id) {
+            return Err(StorageError::UploadUnknown(id.to_string()));
+        }
+        let session = self.session(id);
+        let s = session.lock().await;
+        let dir = self.upload_dir(repo, id);
+        let removed = blocking(move || remove_dir_if_exists(&dir)).await;
+        drop(s);
+        self.forget_session(id);
+        if removed? {
+            Ok(())
+        } else {
+            Err(StorageError::UploadUnknown(id.to_string()))
+        }
+    }
+
+    async fn list_uploads(&self) -> Result<Vec<(String, String, u64)>> {
+        let repos = self.paths.repositories_dir();
+        blocking(move || {
+            let mut out = Vec::new();
+            let now = std::time::SystemTime::now();
+            walk_repositories(&repos, "", &mut |name, dir| {
+                for entry in std::fs::read_dir(dir.join("_uploads"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let age = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| now.duration_since(t).ok())
+                        .map_or(0, |d| d.as_secs());
+                    out.push((
+                        name.to_string(),
+                        entry.file_name().to_string_lossy().into_owned(),
+                        age,
+                    ));
+                }
+            });
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn link_layer(&self, repo: &str, digest: &Digest) -> Result<()> {
+        let path = self.paths.layer_link(repo, digest);
+        let d = digest.clone();
+        blocking(move || {
+            if path.is_file() {
+                return Ok(());
+            }
+            write_link(&path, &d)
+        })
+        .await
+    }
+
+    async fn has_layer(&self, repo: &str, digest: &Digest) -> Result<bool> {
+        Ok(read_link(&self.paths.layer_link(repo, digest))
+            .await?
+            .is_some())
+    }
+
+    async fn unlink_layer(&self, repo: &str, digest: &Digest) -> Result<()> {
+        let link = self.paths.layer_link(repo, digest);
+        let d = digest.clone();
+        blocking(move || {
+            let dir = link.parent().unwrap_or(Path::new("/")).to_path_buf();
+            if link.is_file() && remove_dir_if_exists(&dir)? {
+                Ok(())
+            } else {
+                Err(StorageError::BlobUnknown(d))
+            }
+        })
+        .await
+    }
+
+    async fn list_layers(&self, repo: &str) -> Result<Vec<Digest>> {
+        let dir = self.paths.repository_dir(repo).join("_layers");
+        blocking(move || list_digest_dirs(&dir)).await
+    }
+
+    async fn link_revision(&self, repo: &str, digest: &Digest) -> Result<()> {
+        let path = self.paths.revision_link(repo, digest);
+        let d = digest.clone();
+        blocking(move || {
+            if path.is_file() {
+                return Ok(());
+            }
+            write_link(&path, &d)
+        })
+        .await
+    }
+
+    async fn has_revision(&self, repo: &str, digest: &Digest) -> Result<bool> {
+        Ok(read_link(&self.paths.revision_link(repo, digest))
+            .await?
+            .is_some())
+    }
+
+    async fn unlink_revision(&self, repo: &str, digest: &Digest) -> Result<()> {
+        let link = self.paths.revision_link(repo, digest);
+        let tags_dir = self.paths.tags_dir(repo);
+        let d = digest.clone();
+        blocking(move || {
+            let dir = link.parent().unwrap_or(Path::new("/")).to_path_buf();
+            if !(link.is_file() && remove_dir_if_exists(&dir)?) {
+                return Err(StorageError::ManifestUnknown(d.to_string()));
+            }
+            // Tags pointing at a deleted manifest go with it, as in distribution.
+            for tag in std::fs::read_dir(&tags_dir).into_iter().flatten().flatten() {
+                let current = tag.path().join("current/link");
+                let points_here = std::fs::read_to_string(&current)
+                    .ok()
+                    .is_some_and(|t| t.trim() == d.to_string());
+                if points_here {
+                    remove_dir_if_exists(&tag.path())?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_revisions(&self, repo: &str) -> Result<Vec<Digest>> {
+        let dir = self.paths.repository_dir(repo).join("_manifests/revisions");
+        blocking(move || list_digest_dirs(&dir)).await
+    }
+
+    async fn set_tag(&self, repo: &str, tag: &str, digest: &Digest) -> Result<()> {
+        let index = self.paths.tag_index_link(repo, tag, digest);
+        let current = self.paths.tag_current_link(repo, tag);
+        let d = digest.clone();
+        blocking(move || {
+            if !index.is_file() {
+                write_link(&index, &d)?;
+            }
+            write_link(&current, &d)
+        })
+        .await
+    }
+
+    async fn resolve_tag(&self, repo: &str, tag: &str) -> Result<Option<Digest>> {
+        read_link(&self.paths.tag_current_link(repo, tag)).await
+    }
+
+    async fn delete_tag(&self, repo: &str, tag: &str) -> Result<()> {
+        let dir = self.paths.tags_dir(repo).join(tag);
+        let t = tag.to_string();
+        blocking(move || {
+            if dir.join("current/link").is_file() && remove_dir_if_exists(&dir)? {
+                Ok(())
+            } else {
+                Err(StorageError::ManifestUnknown(t))
+            }
+        })
+        .await
+    }
+
+    async fn list_tags(&self, repo: &str) -> Result<Vec<String>> {
+        let repo_dir = self.paths.repository_dir(repo);
+        let tags_dir = self.paths.tags_dir(repo);
+        let name = repo.to_string();
+        blocking(move || {
+            if !repo_dir.is_dir() {
+                return Err(StorageError::NameUnknown(name));
+            }
+            let mut tags: Vec<String> = std::fs::read_dir(&tags_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().join("current/link").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            tags.sort();
+            Ok(tags)
+        })
+        .await
+    }
+
+    async fn list_repositories(&self) -> Result<Vec<String>> {
+        let repos = self.paths.repositories_dir();
+        blocking(move || {
+            let mut out = Vec::new();
+            walk_repositories(&repos, "", &mut |name, dir| {
+                if dir.join("_manifests").is_dir() {
+                    out.push(name.to_string());
+                }
+            });
+            out.sort();
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn repository_exists(&self, repo: &str) -> Result<bool> {
+        Ok(tokio::fs::metadata(self.paths.repository_dir(repo))
+            .await
+            .is_ok_and(|m| m.is_dir()))
+    }
+}
+
+/// Calls `visit(name, dir)` for every directory under `dir` that is a repository candidate (any depth), skipping
+/// the `_`-prefixed internal directories distribution uses.
+fn walk_repositories(dir: &Path, prefix: &str, visit: &mut dyn FnMut(&str, &Path)) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('_') || name.starts_with('.') {
+            continue;
+        }
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let full = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let path = entry.path();
+        visit(&full, &path);
+        walk_repositories(&path, &full, visit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+}

@@ -1,0 +1,332 @@
+//! Registry storage: the [`Storage`] trait the server talks to (content-addressed blobs, repository links,
+//! manifest revisions, tags, resumable upload sessions), with a filesystem backend in the Docker Distribution
+//! layout ([`FsStorage`]) and an in-memory one ([`MemoryStorage`]).
+//!
+//! # Atomicity, honestly
+//! - A blob becomes visible only once complete and verified: the filesystem backend renames a fully written,
+//!   fsynced upload file into `blobs/` (atomic on one filesystem). Readers never see a partial blob.
+//! - Each link (layer, revision, tag `current`, tag `index`) is written atomically (temporary file + rename),
+//!   but a group of links is not: pushing a manifest writes the revision link, then the tag index link, then the
+//!   tag's `current` link. A crash between them leaves a revision without the tag, never a tag without its
+//!   manifest. Readers may observe any prefix of that sequence.
+//! - Deletions remove links, not shared blob data; blob data is only removed by garbage collection.
+//! - Upload sessions are durable on disk in the filesystem backend: a chunk that was acknowledged is in the
+//!   session's data file. The running hash state lives in memory only; after a restart it is recomputed by reading
+//!   the partial data once, on the first request that touches the session.
+
+use std::io;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use formats::digest::Digest;
+use futures_util::Stream;
+
+mod fs;
+mod memory;
+
+pub use fs::FsStorage;
+pub use memory::MemoryStorage;
+
+/// A stream of bytes: request bodies going in, blob contents going out.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// Errors from a storage backend. Each variant maps to one distribution-spec error code in the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The blob is not stored (or not linked into the repository).
+    #[error("blob `{0}` is not stored")]
+    BlobUnknown(Digest),
+    /// The manifest revision is not in the repository.
+    #[error("manifest `{0}` is not in the repository")]
+    ManifestUnknown(String),
+    /// The repository does not exist.
+    #[error("repository `{0}` does not exist")]
+    NameUnknown(String),
+    /// No upload session has this id in this repository.
+    #[error("upload session `{0}` does not exist (finished, cancelled or never started)")]
+    UploadUnknown(String),
+    /// A chunk did not start at the session's current offset.
+    #[error("chunk starts at byte {given} but the upload is at byte {current}")]
+    OutOfOrder {
+        /// Bytes the session holds.
+        current: u64,
+        /// Where the rejected chunk claimed to start.
+        given: u64,
+    },
+    /// A chunk's body was not as long as its Content-Range or Content-Length said; it was rolled back.
+    #[error("chunk body has {actual} bytes but the request announced {expected}")]
+    ChunkLength {
+        /// Announced length.
+        expected: u64,
+        /// Bytes received.
+        actual: u64,
+    },
+    /// Uploaded content did not hash to the digest the client named; nothing was stored.
+    #[error("uploaded content has digest `{actual}`, not `{expected}`")]
+    DigestMismatch {
+        /// The digest the client named.
+        expected: Digest,
+        /// What the content hashed to.
+        actual: Digest,
+    },
+    /// Content exceeded a size limit.
+    #[error("content is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// A requested byte range lies outside the blob.
+    #[error("range {start}-{end} is outside the blob of {size} bytes")]
+    RangeNotSatisfiable {
+        /// First byte asked for.
+        start: u64,
+        /// Last byte asked for (inclusive).
+        end: u64,
+        /// The blob's size.
+        size: u64,
+    },
+    /// The request body failed while streaming (client went away); the chunk was rolled back.
+    #[error("reading the request body: {0}")]
+    Body(io::Error),
+    /// Stored data is damaged (an unreadable link, a blob whose bytes do not match).
+    #[error("corrupt storage at `{what}`: {reason}; run `sealos registry fsck` on the directory")]
+    Corrupt {
+        /// The item that is damaged.
+        what: String,
+        /// Why it is considered damaged.
+        reason: String,
+    },
+    /// A filesystem operation failed.
+    #[error("{op} `{path}`: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path involved.
+        path: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+/// Result alias for storage operations.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// An inclusive byte range `start..=end` of a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte, inclusive.
+    pub end: u64,
+}
+
+impl ByteRange {
+    /// Number of bytes in the range.
+    pub fn len(&self) -> u64 {
+        self.end - self.start + 1
+    }
+
+    /// Always false: a range holds at least one byte.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// An open blob: its total size and a stream of the requested bytes.
+pub struct BlobReader {
+    /// Total size of the blob (not of the range).
+    pub size: u64,
+    /// The range being streamed, if one was asked for.
+    pub range: Option<ByteRange>,
+    /// The bytes.
+    pub stream: ByteStream,
+}
+
+/// State of an upload session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadStatus {
+    /// The session id (a UUID).
+    pub id: String,
+    /// Bytes received so far; the next chunk must start here.
+    pub offset: u64,
+}
+
+/// A manifest that names a subject, as listed by the referrers API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Referrer {
+    /// The referring manifest's digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its media type.
+    pub media_type: String,
+    /// Its `artifactType`, or for an image manifest without one, its config's media type.
+    pub artifact_type: Option<String>,
+    /// Its annotations, if any.
+    pub annotations: Option<serde_json::Value>,
+}
+
+/// A registry's storage. All names are already validated repository names; all methods are safe to call
+/// concurrently. See the module docs for what is atomic.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// The size of a stored blob, or `None` when it is not stored. Ignores repository links.
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>>;
+
+    /// Opens a blob for reading, optionally only `range` of it (checked against the size:
+    /// [`StorageError::RangeNotSatisfiable`] when it starts past the end; an end past the end is clamped).
+    async fn read_blob(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobReader>;
+
+    /// Reads a whole blob into memory, refusing blobs larger than `limit` (for manifests only).
+    async fn read_blob_bytes(&self, digest: &Digest, limit: u64) -> Result<Bytes> {
+        let reader = self.read_blob(digest, None).await?;
+        if reader.size > limit {
+            return Err(StorageError::TooLarge { limit });
+        }
+        let mut out = Vec::with_capacity(usize::try_from(reader.size).unwrap_or(0));
+        let mut stream = reader.stream;
+        use futures_util::StreamExt;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| StorageError::Io {
+                op: "read blob",
+                path: digest.to_string(),
+                source,
+            })?;
+            out.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// Stores small content already in memory (manifests) under its digest with `digest`'s algorithm.
+    async fn put_blob_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<()>;
+
+    /// Lists every stored blob (for fsck and gc).
+    async fn list_blobs(&self) -> Result<Vec<Digest>>;
+
+    /// Removes a blob's data (gc only; the server never calls this).
+    async fn remove_blob(&self, digest: &Digest) -> Result<()>;
+
+    /// Starts an upload session in `repo`.
+    async fn create_upload(&self, repo: &str) -> Result<UploadStatus>;
+
+    /// The state of an upload session.
+    async fn upload_status(&self, repo: &str, id: &str) -> Result<UploadStatus>;
+
+    /// Appends `body` to a session, hashing as it streams. `offset` (when the client gave one) must equal the
+    /// current offset, else [`StorageError::OutOfOrder`]. When the body fails mid-way, or `expected_len` is given
+    /// and the body has another length ([`StorageError::ChunkLength`]), the chunk is rolled back.
+    async fn append_upload(
+        &self,
+        repo: &str,
+        id: &str,
+        offset: Option<u64>,
+        expected_len: Option<u64>,
+        body: ByteStream,
+    ) -> Result<UploadStatus>;
+
+    /// Completes a session: verifies the content against `digest` and makes it a blob (atomic rename), then
+    /// removes the session. On mismatch the session is removed and nothing is stored. Returns the blob size.
+    /// Does not link the blob into the repository; see [`Storage::link_layer`].
+    async fn finish_upload(&self, repo: &str, id: &str, digest: &Digest) -> Result<u64>;
+
+    /// Cancels a session and removes its data.
+    async fn cancel_upload(&self, repo: &str, id: &str) -> Result<()>;
+
+    /// Lists `(repo, id, age in seconds)` of every upload session (for gc).
+    async fn list_uploads(&self) -> Result<Vec<(String, String, u64)>>;
+
+    /// Links a stored blob into a repository (the repository's `_layers`).
+    async fn link_layer(&self, repo: &str, digest: &Digest) -> Result<()>;
+
+    /// True when the repository links the blob.
+    async fn has_layer(&self, repo: &str, digest: &Digest) -> Result<bool>;
+
+    /// Removes a repository's link to a blob; [`StorageError::BlobUnknown`] when there was none.
+    async fn unlink_layer(&self, repo: &str, digest: &Digest) -> Result<()>;
+
+    /// Lists the blobs a repository links.
+    async fn list_layers(&self, repo: &str) -> Result<Vec<Digest>>;
+
+    /// Records a manifest revision in a repository (its bytes must already be a blob).
+    async fn link_revision(&self, repo: &str, digest: &Digest) -> Result<()>;
+
+    /// True when the repository holds the manifest revision.
+    async fn has_revision(&self, repo: &str, digest: &Digest) -> Result<bool>;
+
+    /// Removes a manifest revision and every tag that points to it;
+    /// [`StorageError::ManifestUnknown`] when there was none.
+    async fn unlink_revision(&self, repo: &str, digest: &Digest) -> Result<()>;
+
+    /// Lists a repository's manifest revisions.
+    async fn list_revisions(&self, repo: &str) -> Result<Vec<Digest>>;
+
+    /// Points `tag` at a manifest revision (index link first, then `current`).
+    async fn set_tag(&self, repo: &str, tag: &str, digest: &Digest) -> Result<()>;
+
+    /// The manifest a tag points to, or `None`.
+    async fn resolve_tag(&self, repo: &str, tag: &str) -> Result<Option<Digest>>;
+
+    /// Removes a tag; [`StorageError::ManifestUnknown`] when there was none.
+    async fn delete_tag(&self, repo: &str, tag: &str) -> Result<()>;
+
+    /// Every tag of a repository, sorted; [`StorageError::NameUnknown`] when the repository does not exist.
+    async fn list_tags(&self, repo: &str) -> Result<Vec<String>>;
+
+    /// Every repository that holds manifests, at any depth, sorted.
+    async fn list_repositories(&self) -> Result<Vec<String>>;
+
+    /// True when the repository exists (has manifests, layers or uploads).
+    async fn repository_exists(&self, repo: &str) -> Result<bool>;
+
+    /// Manifests in `repo` whose `subject` is `subject`. The default scans the repository's revisions
+    /// (fine for the sizes cluster images have; a backend with an index may override it).
+    async fn referrers(&self, repo: &str, subject: &Digest) -> Result<Vec<Referrer>> {
+        let mut found = Vec::new();
+        for digest in self.list_revisions(repo).await? {
+            let bytes = match self.read_blob_bytes(&digest, MANIFEST_LIMIT).await {
+                Ok(b) => b,
+                Err(StorageError::BlobUnknown(_) | StorageError::TooLarge { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            if let Some(r) = referrer_of(&digest, &bytes, subject) {
+                found.push(r);
+            }
+        }
+        found.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(found)
+    }
+}
+
+/// The largest manifest the registry accepts (4 MiB, as distribution and the OCI guidance say).
+pub const MANIFEST_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// The referrer entry for manifest `bytes` when its `subject` is `subject`.
+fn referrer_of(digest: &Digest, bytes: &[u8], subject: &Digest) -> Option<Referrer> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let subj = v.get("subject")?.get("digest")?.as_str()?;
+    if subj != subject.to_string() {
+        return None;
+    }
+    let media_type = v
+        .get("mediaType")
+        .and_then(|m| m.as_str())
+        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+        .to_string();
+    let artifact_type = v
+        .get("artifactType")
+        .and_then(|a| a.as_str())
+        .or_else(|| {
+            v.get("config")
+                .and_then(|c| c.get("mediaType"))
+                .and_then(|m| m.as_str())
+        })
+        .map(str::to_string);
+    Some(Referrer {
+        digest: digest.clone(),
+        size: bytes.len() as u64,
+        media_type,
+        artifact_type,
+        annotations: v.get("annotations").cloned(),
+    })
+}
