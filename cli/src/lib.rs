@@ -69,6 +69,8 @@ fn is_root_user() -> bool {
 /// All `sealos` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build a cluster image from a Kubefile into the local store.
+    Build(cmd::build::BuildArgs),
     /// Print the version and the git commit it was built from.
     Version(cmd::version::VersionArgs),
     /// Print a shell completion script.
@@ -102,8 +104,9 @@ where
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let _global = cli.global;
+    let global = cli.global;
     match cli.command {
+        Command::Build(args) => cmd::build::run(&global, &args),
         Command::Version(args) => cmd::version::run(&args),
         Command::Completion(args) => cmd::completion::run(&args),
     }
