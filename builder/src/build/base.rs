@@ -30,10 +30,17 @@ fn base_err(reference: &str, reason: impl Into<String>) -> BuildError {
     }
 }
 
-/// Splits `PATH[:TAG]`: the whole text when it names an existing path, else at the last `:`.
+/// Splits `PATH[:TAG]`: the whole text when it names an existing path, else at the first `:` whose prefix
+/// exists (so tags may contain `:`, as in `oci:DIR:docker.io/library/app:v1`), else at the last `:`.
 fn split_path_tag(text: &str) -> (PathBuf, Option<String>) {
     if Path::new(text).exists() {
         return (PathBuf::from(text), None);
+    }
+    for (i, _) in text.match_indices(':') {
+        let (path, tag) = (&text[..i], &text[i + 1..]);
+        if !path.is_empty() && !tag.is_empty() && Path::new(path).exists() {
+            return (PathBuf::from(path), Some(tag.to_string()));
+        }
     }
     match text.rsplit_once(':') {
         Some((path, tag)) if !tag.contains('/') && !tag.is_empty() => {
