@@ -70,7 +70,7 @@ fn is_root_user() -> bool {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build a cluster image from a Kubefile into the local store.
-    Build(cmd::build::BuildArgs),
+    Build(Box<cmd::build::BuildArgs>),
     /// Print the version and the git commit it was built from.
     Version(cmd::version::VersionArgs),
     /// Print a shell completion script.
