@@ -69,12 +69,12 @@ fn is_root_user() -> bool {
 /// All `sealos` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build a cluster image from a Kubefile into the local store.
-    Build(Box<cmd::build::BuildArgs>),
     /// Print the version and the git commit it was built from.
     Version(cmd::version::VersionArgs),
     /// Print a shell completion script.
     Completion(cmd::completion::CompletionArgs),
+    /// Build a cluster image from a Kubefile into the local store (`--dry-run` prints the plan).
+    Build(cmd::build::BuildArgs),
 }
 
 fn version_line() -> &'static str {
@@ -106,9 +106,9 @@ where
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     match cli.command {
-        Command::Build(args) => cmd::build::run(&global, &args),
         Command::Version(args) => cmd::version::run(&args),
         Command::Completion(args) => cmd::completion::run(&args),
+        Command::Build(args) => cmd::build::run(&global, &args),
     }
     .map(|()| ExitCode::SUCCESS)
 }

@@ -33,7 +33,7 @@ fn every_kubefile_example_builds_into_the_store() {
 }
 
 #[test]
-fn calico_example_honours_dockerignore_and_chmod() {
+fn calico_example_has_one_layer_and_the_kubefile_config() {
     let store = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let rootfs = out.path().join("rootfs");
@@ -49,35 +49,61 @@ fn calico_example_honours_dockerignore_and_chmod() {
         ],
     );
     assert!(rootfs.join("charts/calico/Chart.yaml").is_file());
-    assert!(rootfs.join("manifests/custom-resources.yaml").is_file());
     assert!(
-        !rootfs.join("manifests/custom-resources.yaml.bak").exists(),
-        ".dockerignore'd file was copied"
+        rootfs.join("Kubefile").is_file(),
+        "COPY . . takes the whole context"
     );
-    use std::os::unix::fs::PermissionsExt;
-    let mode = fs::metadata(rootfs.join("scripts/install.sh"))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o755);
     let descriptor = tagged(store.path(), "docker.io/library/calico:v1").expect("tagged");
     let manifest = blob_json(store.path(), descriptor["digest"].as_str().unwrap());
     assert_eq!(
         manifest["layers"].as_array().unwrap().len(),
-        3,
+        1,
         "one layer per COPY"
     );
     let config = blob_json(store.path(), manifest["config"]["digest"].as_str().unwrap());
-    assert_eq!(config["config"]["Env"][0], "NAMESPACE=tigera-operator");
-    assert_eq!(config["config"]["Labels"]["sealos.io/type"], "application");
+    assert_eq!(
+        config["config"]["Env"],
+        serde_json::json!(["NAME=calico", "NAMESPACE=tigera-operator"])
+    );
+    assert!(
+        config["config"]["Cmd"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("helm upgrade -i $(NAME)")
+    );
     assert_eq!(config["created"], "1970-01-01T00:00:00Z");
 }
 
 #[test]
-fn add_archive_example_unpacks_the_archive_and_keeps_the_copied_one() {
+fn multi_stage_example_copies_from_its_named_stage_with_chmod() {
+    use std::os::unix::fs::PermissionsExt;
     let store = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let context = examples_dir().join("add-archive");
+    let context = examples_dir().join("multi-stage");
+    build_ok(
+        store.path(),
+        &[
+            "-t",
+            "ms:v1",
+            "-o",
+            &format!("type=local,dest={}", out.path().display()),
+            context.to_str().unwrap(),
+        ],
+    );
+    assert!(out.path().join("manifests/app.yaml").is_file());
+    let mode = fs::metadata(out.path().join("scripts/install.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
+}
+
+#[test]
+fn add_of_a_local_archive_unpacks_the_archive_and_keeps_the_copied_one() {
+    let store = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let context =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/build_fixtures/add-archive");
     build_ok(
         store.path(),
         &[
@@ -103,17 +129,17 @@ fn add_archive_example_unpacks_the_archive_and_keeps_the_copied_one() {
 }
 
 #[test]
-fn multi_stage_example_builds_for_two_platforms_with_their_own_tools() {
+fn multi_arch_example_builds_an_index_with_each_platforms_binary() {
     let store = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let context = examples_dir().join("multi-stage");
+    let context = examples_dir().join("multi-arch");
     let report = build_json(
         store.path(),
         &[
             "--platform",
             "linux/amd64,linux/arm64",
             "-t",
-            "kube:v1",
+            "helm:v1",
             "-o",
             &format!("type=local,dest={}", out.path().display()),
             context.to_str().unwrap(),
@@ -121,6 +147,11 @@ fn multi_stage_example_builds_for_two_platforms_with_their_own_tools() {
     );
     assert_eq!(
         report["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let descriptor = tagged(store.path(), "docker.io/library/helm:v1").expect("index tagged");
+    assert_eq!(
+        descriptor["mediaType"],
         "application/vnd.oci.image.index.v1+json"
     );
     let index = blob_json(store.path(), report["digest"].as_str().unwrap());
@@ -137,23 +168,9 @@ fn multi_stage_example_builds_for_two_platforms_with_their_own_tools() {
         })
         .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
-    for arch in ["amd64", "arm64"] {
-        let kubeadm =
-            fs::read_to_string(out.path().join(format!("linux_{arch}/opt/bin/kubeadm"))).unwrap();
-        assert!(
-            kubeadm.contains(&format!("kubeadm {arch}")),
-            "{arch}: {kubeadm}"
-        );
-        let env = fs::read_to_string(
-            out.path()
-                .join(format!("linux_{arch}/etc/kubernetes/kubelet.env")),
-        )
-        .unwrap();
-        assert!(env.contains("--max-pods=110"));
-        assert!(
-            out.path()
-                .join(format!("linux_{arch}/etc/kubernetes/kubeadm.yaml"))
-                .is_file()
-        );
-    }
+    let amd = fs::read(out.path().join("linux_amd64/opt/helm")).unwrap();
+    let arm = fs::read(out.path().join("linux_arm64/opt/helm")).unwrap();
+    assert_eq!(amd, fs::read(context.join("bin/amd64/helm")).unwrap());
+    assert_eq!(arm, fs::read(context.join("bin/arm64/helm")).unwrap());
+    assert_ne!(amd, arm);
 }

@@ -499,3 +499,38 @@ fn umoci_unpack_gives_the_same_tree_as_the_local_output() {
         tree_listing(local.path())
     );
 }
+
+#[test]
+fn dockerignore_keeps_excluded_files_out_of_the_image() {
+    let ctx = tempfile::tempdir().unwrap();
+    write_context(
+        ctx.path(),
+        &[
+            ("Kubefile", "FROM scratch\nCOPY . /app/\n"),
+            (".dockerignore", "# leftovers\n.git\n**/*.bak\n!keep.bak\n"),
+            (".git/config", "secret"),
+            ("manifests/app.yaml", "kind: ConfigMap\n"),
+            ("manifests/app.yaml.bak", "old"),
+            ("keep.bak", "kept"),
+        ],
+    );
+    let store = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    build_ok(
+        store.path(),
+        &[
+            "-t",
+            "app:v1",
+            "-o",
+            &format!("type=local,dest={}", out.path().display()),
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    assert!(out.path().join("app/manifests/app.yaml").is_file());
+    assert!(
+        out.path().join("app/keep.bak").is_file(),
+        "an exception re-includes the file"
+    );
+    assert!(!out.path().join("app/manifests/app.yaml.bak").exists());
+    assert!(!out.path().join("app/.git").exists());
+}

@@ -10,10 +10,20 @@
 //! <root>/docker/registry/v2/repositories/<repo>/_uploads/<id>/...
 //! ```
 //! A link file holds the text `sha256:<hex>` and nothing else.
+//!
+//! [`DistributionPaths`] only computes paths; [`DistributionLayout`] writes blobs (verified while streaming),
+//! links and manifests the way `docker-registry` does, copies whole images in from an [`OciLayout`], and
+//! reads repositories, tags and manifests back.
 
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::digest::Digest;
+use crate::digest::{Algorithm, Digest};
+use crate::fsutil::{StageError, StagedFile, atomic_write};
+use crate::manifest::{Descriptor, ManifestError, RawManifest};
+use crate::media_type;
+use crate::oci_layout::{LayoutError, MAX_JSON_BLOB, OciLayout};
 
 /// Paths inside one Distribution layout rooted at `root` (the directory that holds `docker/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +125,650 @@ pub fn link_text(digest: &Digest) -> String {
     digest.to_string()
 }
 
+/// Errors from reading or writing a Distribution layout.
+#[derive(Debug, thiserror::Error)]
+pub enum DistributionError {
+    /// A filesystem operation failed.
+    #[error("{op} `{path}`: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A repository name is not acceptable.
+    #[error(
+        "invalid repository name `{name}`: {reason} (use lower-case components like `library/nginx`)"
+    )]
+    InvalidRepository {
+        /// The rejected name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A tag is not acceptable.
+    #[error("invalid tag `{tag}`: {reason} (tags match `[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}`)")]
+    InvalidTag {
+        /// The rejected tag.
+        tag: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Staging or verifying a blob failed; nothing was stored.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// A blob is not in the layout.
+    #[error("blob {0} is not in the distribution layout")]
+    BlobNotFound(Digest),
+    /// A manifest is not linked into the repository.
+    #[error("manifest {digest} is not in repository `{repo}`")]
+    ManifestNotInRepository {
+        /// The repository.
+        repo: String,
+        /// The manifest digest.
+        digest: Digest,
+    },
+    /// A stored manifest blob is unusable.
+    #[error("manifest {digest}: {reason}")]
+    BadManifest {
+        /// The manifest digest.
+        digest: Digest,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A manifest could not be parsed.
+    #[error("manifest {digest}: {source}")]
+    Manifest {
+        /// The manifest digest.
+        digest: Digest,
+        /// Why it was rejected.
+        source: ManifestError,
+    },
+    /// A link file does not hold a digest.
+    #[error("link file `{path}` is invalid: {reason}")]
+    BadLink {
+        /// The link file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The source OCI layout has no such tag.
+    #[error("tag `{0}` is not in the OCI layout")]
+    TagNotInLayout(String),
+    /// Reading the source OCI layout failed.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+}
+
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> DistributionError + 'a {
+    move |source| DistributionError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Checks a repository name: slash-separated components of lower-case letters, digits and single
+/// separators (`.`, `_`, `__`, `-`), each starting and ending with a letter or digit. This rejects `..`,
+/// absolute paths and empty components.
+pub fn validate_repository(name: &str) -> Result<(), DistributionError> {
+    let bad = |reason: &str| DistributionError::InvalidRepository {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if name.is_empty() {
+        return Err(bad("empty"));
+    }
+    if name.len() > 255 {
+        return Err(bad("longer than 255 characters"));
+    }
+    if name.starts_with('/') {
+        return Err(bad("absolute paths are not repository names"));
+    }
+    for component in name.split('/') {
+        if component.is_empty() {
+            return Err(bad("empty path component"));
+        }
+        if component == "." || component == ".." {
+            return Err(bad("`.` and `..` components are not allowed"));
+        }
+        let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+        if !component
+            .chars()
+            .all(|c| alnum(c) || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(bad(
+                "only lower-case letters, digits, `.`, `_`, `-` and `/` are allowed",
+            ));
+        }
+        let first_last = [component.chars().next(), component.chars().last()];
+        if !first_last.into_iter().flatten().all(alnum) {
+            return Err(bad(
+                "each component must start and end with a letter or digit",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn validate_tag(tag: &str) -> Result<(), DistributionError> {
+    let bad = |reason: &str| DistributionError::InvalidTag {
+        tag: tag.to_string(),
+        reason: reason.to_string(),
+    };
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    match tag.chars().next() {
+        None => Err(bad("empty")),
+        Some(c) if !word(c) => Err(bad("must start with a letter, digit or `_`")),
+        _ if tag.len() > 128 => Err(bad("longer than 128 characters")),
+        _ if !tag.chars().all(|c| word(c) || c == '.' || c == '-') => {
+            Err(bad("only letters, digits, `_`, `.` and `-` are allowed"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A Distribution layout that can be written and read: the storage of `docker-registry`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistributionLayout {
+    paths: DistributionPaths,
+}
+
+impl DistributionLayout {
+    /// The layout rooted at `root` (the directory that holds, or will hold, `docker/registry/v2`).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DistributionLayout {
+            paths: DistributionPaths::new(root),
+        }
+    }
+
+    /// The paths of this layout.
+    pub fn paths(&self) -> &DistributionPaths {
+        &self.paths
+    }
+
+    /// Where blobs are staged before their verified rename: `<root>/.staging`, outside `docker/` so the
+    /// registry never sees a half-written file, but on the same filesystem so the rename is atomic.
+    fn staging_dir(&self) -> PathBuf {
+        self.paths.root().join(".staging")
+    }
+
+    /// Streams `reader` into `blobs/.../data`, verifying it against `expected` and `size` when given.
+    /// A blob already present is not rewritten (the reader is not read).
+    pub fn write_blob(
+        &self,
+        mut reader: impl Read,
+        expected: Option<&Digest>,
+        size: Option<u64>,
+    ) -> Result<(Digest, u64), DistributionError> {
+        if let Some(d) = expected
+            && let Ok(meta) = fs::metadata(self.paths.blob_data(d))
+        {
+            return Ok((d.clone(), meta.len()));
+        }
+        let alg = expected.map_or(Algorithm::Sha256, Digest::algorithm);
+        let dir = self.staging_dir();
+        let mut staged = StagedFile::new_in(&dir, alg)?;
+        io::copy(&mut reader, &mut staged).map_err(io_err("write blob into", &dir))?;
+        match expected {
+            Some(d) => {
+                let len = staged.commit_verified(d, size, &self.paths.blob_data(d))?;
+                Ok((d.clone(), len))
+            }
+            None => {
+                if let Some(size) = size.filter(|s| *s != staged.len()) {
+                    return Err(DistributionError::Io {
+                        op: "write blob into",
+                        path: dir,
+                        source: io::Error::other(format!(
+                            "expected {size} bytes, got {}",
+                            staged.len()
+                        )),
+                    });
+                }
+                Ok(staged.commit_by_digest(|d| self.paths.blob_data(d))?)
+            }
+        }
+    }
+
+    fn write_link(&self, path: &Path, digest: &Digest) -> Result<(), DistributionError> {
+        atomic_write(path, link_text(digest).as_bytes())?;
+        Ok(())
+    }
+
+    /// Makes a blob (layer or config) part of `repo`.
+    pub fn link_layer(&self, repo: &str, digest: &Digest) -> Result<(), DistributionError> {
+        validate_repository(repo)?;
+        self.write_link(&self.paths.layer_link(repo, digest), digest)
+    }
+
+    /// Stores a manifest's exact bytes as a blob, links the revision into `repo`, and when `tag` is given
+    /// records it in the tag's history and points the tag at it.
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        manifest: &RawManifest,
+        tag: Option<&str>,
+    ) -> Result<(), DistributionError> {
+        validate_repository(repo)?;
+        if let Some(tag) = tag {
+            validate_tag(tag)?;
+        }
+        let d = &manifest.digest;
+        self.write_blob(
+            manifest.bytes.as_slice(),
+            Some(d),
+            Some(manifest.bytes.len() as u64),
+        )?;
+        self.write_link(&self.paths.revision_link(repo, d), d)?;
+        if let Some(tag) = tag {
+            self.write_link(&self.paths.tag_index_link(repo, tag, d), d)?;
+            self.write_link(&self.paths.tag_current_link(repo, tag), d)?;
+        }
+        Ok(())
+    }
+
+    /// Copies the image `tag_in_layout` (an index or a manifest, with its children, configs and layers)
+    /// from an OCI layout into `repo:tag`. Returns the top manifest's digest.
+    pub fn write_image_from_oci(
+        &self,
+        layout: &OciLayout,
+        tag_in_layout: &str,
+        repo: &str,
+        tag: &str,
+    ) -> Result<Digest, DistributionError> {
+        validate_repository(repo)?;
+        validate_tag(tag)?;
+        let top = layout
+            .resolve(tag_in_layout)?
+            .ok_or_else(|| DistributionError::TagNotInLayout(tag_in_layout.to_string()))?;
+        self.copy_manifest(layout, &top, repo, Some(tag))?;
+        Ok(top.digest)
+    }
+
+    /// Copies one manifest's children first, then the manifest itself, so a tag never points at a
+    /// manifest whose content is not there yet.
+    fn copy_manifest(
+        &self,
+        layout: &OciLayout,
+        desc: &Descriptor,
+        repo: &str,
+        tag: Option<&str>,
+    ) -> Result<(), DistributionError> {
+        let raw = layout.read_manifest(desc)?;
+        for child in raw.referenced_blobs() {
+            if media_type::is_manifest(&child.media_type) || media_type::is_index(&child.media_type)
+            {
+                self.copy_manifest(layout, child, repo, None)?;
+                continue;
+            }
+            if !layout.has_blob(&child.digest)
+                && media_type::is_non_distributable(&child.media_type)
+            {
+                continue;
+            }
+            let file = layout.open_blob(&child.digest)?;
+            self.write_blob(
+                io::BufReader::new(file),
+                Some(&child.digest),
+                Some(child.size),
+            )?;
+            self.link_layer(repo, &child.digest)?;
+        }
+        self.put_manifest(repo, &raw, tag)
+    }
+
+    /// Every repository (a directory holding `_manifests`, at any depth), sorted.
+    pub fn repositories(&self) -> Result<Vec<String>, DistributionError> {
+        let mut found = Vec::new();
+        let base = self.paths.repositories_dir();
+        let mut stack = vec![(base.clone(), String::new())];
+        while let Some((dir, name)) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && dir == base => continue,
+                Err(e) => return Err(io_err("list", &dir)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io_err("list", &dir))?;
+                let file_name = entry.file_name();
+                let Some(child) = file_name.to_str() else {
+                    continue;
+                };
+                if !entry
+                    .file_type()
+                    .map_err(io_err("stat", &entry.path()))?
+                    .is_dir()
+                {
+                    continue;
+                }
+                if child == "_manifests" && !name.is_empty() {
+                    found.push(name.clone());
+                } else if !child.starts_with('_') {
+                    let full = if name.is_empty() {
+                        child.to_string()
+                    } else {
+                        format!("{name}/{child}")
+                    };
+                    stack.push((entry.path(), full));
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// The tags of `repo` that point somewhere, sorted.
+    pub fn tags(&self, repo: &str) -> Result<Vec<String>, DistributionError> {
+        validate_repository(repo)?;
+        let dir = self.paths.tags_dir(repo);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("list", &dir)(e)),
+        };
+        let mut tags = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err("list", &dir))?;
+            if let Some(tag) = entry.file_name().to_str()
+                && entry.path().join("current/link").is_file()
+            {
+                tags.push(tag.to_string());
+            }
+        }
+        tags.sort();
+        Ok(tags)
+    }
+
+    fn read_link(&self, path: &Path) -> Result<Option<Digest>, DistributionError> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("read link", path)(e)),
+        };
+        Digest::parse(text.trim())
+            .map(Some)
+            .map_err(|e| DistributionError::BadLink {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The manifest digest `repo:tag` points to, if the tag exists.
+    pub fn resolve_tag(&self, repo: &str, tag: &str) -> Result<Option<Digest>, DistributionError> {
+        validate_repository(repo)?;
+        validate_tag(tag)?;
+        self.read_link(&self.paths.tag_current_link(repo, tag))
+    }
+
+    /// Reads a manifest linked into `repo`, verifying its digest; the bytes are returned exactly as stored.
+    pub fn read_manifest(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<RawManifest, DistributionError> {
+        validate_repository(repo)?;
+        if self
+            .read_link(&self.paths.revision_link(repo, digest))?
+            .as_ref()
+            != Some(digest)
+        {
+            return Err(DistributionError::ManifestNotInRepository {
+                repo: repo.to_string(),
+                digest: digest.clone(),
+            });
+        }
+        let path = self.paths.blob_data(digest);
+        let mut bytes = Vec::new();
+        self.open_blob(digest)?
+            .take(MAX_JSON_BLOB + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_err("read", &path))?;
+        if bytes.len() as u64 > MAX_JSON_BLOB {
+            return Err(DistributionError::BadManifest {
+                digest: digest.clone(),
+                reason: format!("larger than {MAX_JSON_BLOB} bytes"),
+            });
+        }
+        digest
+            .verify(&bytes)
+            .map_err(|e| DistributionError::BadManifest {
+                digest: digest.clone(),
+                reason: format!("stored blob is corrupt: {e}"),
+            })?;
+        RawManifest::from_bytes(bytes, None).map_err(|source| DistributionError::Manifest {
+            digest: digest.clone(),
+            source,
+        })
+    }
+
+    /// Opens a blob's data for streaming.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File, DistributionError> {
+        let path = self.paths.blob_data(digest);
+        File::open(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => DistributionError::BlobNotFound(digest.clone()),
+            _ => DistributionError::Io {
+                op: "open blob",
+                path,
+                source: e,
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::manifest::{ImageIndex, ImageManifest, ParsedManifest, Platform};
+
+    fn oci_image(layout: &OciLayout) -> RawManifest {
+        layout.write_blob_bytes(b"{}").unwrap();
+        layout.write_blob_bytes(b"layer").unwrap();
+        let m = ImageManifest::new(
+            Descriptor::empty(),
+            vec![Descriptor::for_bytes(media_type::OCI_LAYER_TAR, b"layer")],
+        );
+        let raw = RawManifest::from_created(&m, media_type::OCI_MANIFEST).unwrap();
+        layout.write_manifest(&raw).unwrap();
+        raw
+    }
+
+    #[test]
+    fn repository_names_and_tags_are_validated() {
+        for ok in ["a", "library/nginx", "a/b/c/d/e", "my-app.v2/x_y", "a__b"] {
+            validate_repository(ok).unwrap();
+        }
+        for bad in [
+            "", "/abs", "a/../b", "..", "a//b", "A", "a/", "-a", "a-", "a b", "a/.",
+        ] {
+            let e = validate_repository(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid repository name"), "{bad}: {e}");
+        }
+        for ok in ["v1", "latest", "_x", "1.2.3-rc.1"] {
+            validate_tag(ok).unwrap();
+        }
+        for bad in ["", ".x", "-x", "a/b", "..", "a b", &"x".repeat(129)] {
+            assert!(validate_tag(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn blob_is_written_verified_and_stays_when_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = DistributionLayout::new(dir.path());
+        let d = Digest::sha256_of(b"data");
+        assert_eq!(
+            l.write_blob(&b"data"[..], Some(&d), Some(4)).unwrap(),
+            (d.clone(), 4)
+        );
+        assert_eq!(fs::read(l.paths().blob_data(&d)).unwrap(), b"data");
+        assert_eq!(
+            l.write_blob(&b"other"[..], Some(&d), None).unwrap(),
+            (d.clone(), 4)
+        );
+        let (d2, _) = l.write_blob(&b"free"[..], None, None).unwrap();
+        assert_eq!(d2, Digest::sha256_of(b"free"));
+        let mut s = String::new();
+        l.open_blob(&d).unwrap().read_to_string(&mut s).unwrap();
+        assert_eq!(s, "data");
+    }
+
+    #[test]
+    fn blob_with_wrong_digest_is_rejected_and_nothing_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = DistributionLayout::new(dir.path());
+        let d = Digest::sha256_of(b"data");
+        assert!(l.write_blob(&b"evil"[..], Some(&d), None).is_err());
+        assert!(!l.paths().blob_data(&d).exists());
+        assert!(matches!(
+            l.open_blob(&d),
+            Err(DistributionError::BlobNotFound(_))
+        ));
+        assert_eq!(fs::read_dir(l.staging_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn put_manifest_writes_blob_revision_and_tag_links_with_exact_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = DistributionLayout::new(dir.path());
+        let m = ImageManifest::new(Descriptor::empty(), vec![]);
+        let raw = RawManifest::from_created(&m, media_type::OCI_MANIFEST).unwrap();
+        l.put_manifest("team/app", &raw, Some("v1")).unwrap();
+        let p = l.paths();
+        let text = format!("sha256:{}", raw.digest.hex());
+        assert_eq!(
+            fs::read_to_string(p.revision_link("team/app", &raw.digest)).unwrap(),
+            text
+        );
+        assert_eq!(
+            fs::read_to_string(p.tag_current_link("team/app", "v1")).unwrap(),
+            text
+        );
+        assert_eq!(
+            fs::read_to_string(p.tag_index_link("team/app", "v1", &raw.digest)).unwrap(),
+            text
+        );
+        assert_eq!(
+            l.resolve_tag("team/app", "v1").unwrap(),
+            Some(raw.digest.clone())
+        );
+        assert_eq!(l.resolve_tag("team/app", "v2").unwrap(), None);
+        assert_eq!(l.read_manifest("team/app", &raw.digest).unwrap(), raw);
+        assert!(matches!(
+            l.read_manifest("other", &raw.digest),
+            Err(DistributionError::ManifestNotInRepository { .. })
+        ));
+        let e = l
+            .put_manifest("../escape", &raw, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`..`"), "{e}");
+        assert!(l.put_manifest("ok", &raw, Some("bad/tag")).is_err());
+    }
+
+    #[test]
+    fn link_layer_writes_the_digest_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = DistributionLayout::new(dir.path());
+        let d = Digest::sha256_of(b"x");
+        l.link_layer("r", &d).unwrap();
+        assert_eq!(
+            fs::read_to_string(l.paths().layer_link("r", &d)).unwrap(),
+            d.to_string()
+        );
+        assert!(l.link_layer("/etc", &d).is_err());
+    }
+
+    #[test]
+    fn repositories_are_found_at_any_depth_and_tags_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = DistributionLayout::new(dir.path());
+        assert!(l.repositories().unwrap().is_empty());
+        let raw = RawManifest::from_created(
+            &ImageManifest::new(Descriptor::empty(), vec![]),
+            media_type::OCI_MANIFEST,
+        )
+        .unwrap();
+        for repo in ["a", "a/b", "x/y/z"] {
+            l.put_manifest(repo, &raw, Some("v1")).unwrap();
+        }
+        l.put_manifest("a", &raw, Some("v0")).unwrap();
+        l.put_manifest("untagged/repo", &raw, None).unwrap();
+        assert_eq!(
+            l.repositories().unwrap(),
+            ["a", "a/b", "untagged/repo", "x/y/z"]
+        );
+        assert_eq!(l.tags("a").unwrap(), ["v0", "v1"]);
+        assert!(l.tags("untagged/repo").unwrap().is_empty());
+        assert!(l.tags("missing").unwrap().is_empty());
+    }
+
+    #[test]
+    fn corrupt_manifest_blob_and_bad_link_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = DistributionLayout::new(dir.path());
+        let raw = RawManifest::from_created(
+            &ImageManifest::new(Descriptor::empty(), vec![]),
+            media_type::OCI_MANIFEST,
+        )
+        .unwrap();
+        l.put_manifest("r", &raw, Some("v1")).unwrap();
+        fs::write(l.paths().blob_data(&raw.digest), b"{}").unwrap();
+        let e = l.read_manifest("r", &raw.digest).unwrap_err().to_string();
+        assert!(e.contains("corrupt"), "{e}");
+        fs::write(l.paths().tag_current_link("r", "v1"), "garbage").unwrap();
+        let e = l.resolve_tag("r", "v1").unwrap_err().to_string();
+        assert!(e.contains("link file") && e.contains("invalid"), "{e}");
+    }
+
+    #[test]
+    fn image_index_is_copied_from_an_oci_layout_with_children_and_blobs() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let layout = OciLayout::create(src.path()).unwrap();
+        let child = oci_image(&layout);
+        let mut child_desc = child.descriptor();
+        child_desc.platform = Some(Platform::parse("linux/amd64").unwrap());
+        let index =
+            RawManifest::from_created(&ImageIndex::new(vec![child_desc]), media_type::OCI_INDEX)
+                .unwrap();
+        layout
+            .set_tag("v1", layout.write_manifest(&index).unwrap())
+            .unwrap();
+        let l = DistributionLayout::new(dst.path());
+        let top = l
+            .write_image_from_oci(&layout, "v1", "lib/app", "1.0")
+            .unwrap();
+        assert_eq!(top, index.digest);
+        assert_eq!(
+            l.resolve_tag("lib/app", "1.0").unwrap(),
+            Some(index.digest.clone())
+        );
+        let back = l.read_manifest("lib/app", &index.digest).unwrap();
+        assert_eq!(back.bytes, index.bytes);
+        let ParsedManifest::Index(_) = back.parsed else {
+            panic!("expected an index")
+        };
+        assert_eq!(
+            l.read_manifest("lib/app", &child.digest).unwrap().bytes,
+            child.bytes
+        );
+        for blob in [Descriptor::empty().digest, Digest::sha256_of(b"layer")] {
+            assert!(l.paths().layer_link("lib/app", &blob).is_file());
+            assert!(l.paths().blob_data(&blob).is_file());
+        }
+        assert!(matches!(
+            l.write_image_from_oci(&layout, "nope", "lib/app", "x"),
+            Err(DistributionError::TagNotInLayout(_))
+        ));
+    }
 
     #[test]
     fn paths_follow_the_distribution_layout() {

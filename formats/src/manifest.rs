@@ -453,6 +453,9 @@ pub struct ImageConfig {
 }
 
 /// A parsed manifest: a single image or an index of images.
+// One value per manifest, never held in bulk, so the size difference between variants does not matter
+// and unboxed variants keep pattern matching plain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParsedManifest {
     /// An image manifest (OCI or Docker schema 2).

@@ -737,6 +737,45 @@ mod tests {
         assert_eq!(l.tags().unwrap().len(), 40);
     }
 
+    /// Runs as the parent normally; re-run by itself with `OCI_LAYOUT_TAGGER_DIR` set, it is a child
+    /// process that tags 20 entries and exits.
+    #[test]
+    fn two_processes_tagging_concurrently_both_keep_all_their_tags() {
+        const NAME: &str =
+            "oci_layout::tests::two_processes_tagging_concurrently_both_keep_all_their_tags";
+        if let Some(dir) = std::env::var_os("OCI_LAYOUT_TAGGER_DIR") {
+            let who = std::env::var("OCI_LAYOUT_TAGGER_ID").unwrap();
+            let l = OciLayout::open(PathBuf::from(dir)).unwrap();
+            for i in 0..20 {
+                let d = Descriptor::for_bytes(
+                    media_type::OCI_MANIFEST,
+                    format!("{who}-{i}").as_bytes(),
+                );
+                l.set_tag(&format!("p{who}-{i}"), d).unwrap();
+            }
+            return;
+        }
+        let dir = tmp();
+        let l = OciLayout::create(dir.path()).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let children: Vec<_> = (0..2)
+            .map(|id| {
+                std::process::Command::new(&exe)
+                    .args(["--exact", NAME, "--test-threads=1"])
+                    .env("OCI_LAYOUT_TAGGER_DIR", dir.path())
+                    .env("OCI_LAYOUT_TAGGER_ID", id.to_string())
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        let tags = l.tags().unwrap();
+        assert_eq!(tags.len(), 40, "{tags:?}");
+    }
+
     #[test]
     fn fsck_of_a_good_layout_is_clean_and_lists_unreferenced_blobs() {
         let dir = tmp();

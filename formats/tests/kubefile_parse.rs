@@ -1,8 +1,8 @@
 //! Parser behaviour: every instruction, directives, continuations, heredocs, quoting, and exact error positions.
 
 use formats::kubefile::{
-    ArgDecl, Command, Flag, Healthcheck, InstructionKind, KeyValue, Kubefile, ParseErrorKind, Source, parse,
-    parse_named,
+    ArgDecl, Command, Flag, Healthcheck, InstructionKind, KeyValue, Kubefile, ParseErrorKind,
+    Source, parse, parse_named,
 };
 
 fn kinds(text: &str) -> Vec<InstructionKind> {
@@ -61,8 +61,17 @@ fn copy_and_add_take_every_flag_and_several_sources() {
         panic!("not a COPY")
     };
     assert_eq!(args.flags.len(), 4);
-    assert_eq!(args.flags[3], Flag { name: "link".into(), value: None });
-    assert_eq!(args.sources, vec![Source::Path("a".into()), Source::Path("b*".into())]);
+    assert_eq!(
+        args.flags[3],
+        Flag {
+            name: "link".into(),
+            value: None
+        }
+    );
+    assert_eq!(
+        args.sources,
+        vec![Source::Path("a".into()), Source::Path("b*".into())]
+    );
     assert_eq!(args.destination, "dir/");
     let InstructionKind::Add(args) = second("FROM scratch\nADD [\"a b\", \"/c d/\"]\n") else {
         panic!("not an ADD")
@@ -99,9 +108,14 @@ fn env_accepts_pairs_legacy_form_quotes_and_continuations() {
 #[test]
 fn quoted_values_may_span_lines() {
     assert_eq!(
-        second("FROM scratch\nLABEL description=\"first line\n# not a comment\nlast\" x=y\nCMD [\"a\"]\n"),
+        second(
+            "FROM scratch\nLABEL description=\"first line\n# not a comment\nlast\" x=y\nCMD [\"a\"]\n"
+        ),
         InstructionKind::Label {
-            pairs: vec![kv("description", "\"first line\n# not a comment\nlast\""), kv("x", "y")],
+            pairs: vec![
+                kv("description", "\"first line\n# not a comment\nlast\""),
+                kv("x", "y")
+            ],
             legacy: false
         }
     );
@@ -110,9 +124,14 @@ fn quoted_values_may_span_lines() {
 #[test]
 fn quoted_label_keys_and_escaped_dollars_are_kept_raw() {
     assert_eq!(
-        second("FROM scratch\nLABEL \"apps.sealos.io/type\"=rootfs check=\"check.sh \\$registryData\"\n"),
+        second(
+            "FROM scratch\nLABEL \"apps.sealos.io/type\"=rootfs check=\"check.sh \\$registryData\"\n"
+        ),
         InstructionKind::Label {
-            pairs: vec![kv("\"apps.sealos.io/type\"", "rootfs"), kv("check", "\"check.sh \\$registryData\"")],
+            pairs: vec![
+                kv("\"apps.sealos.io/type\"", "rootfs"),
+                kv("check", "\"check.sh \\$registryData\"")
+            ],
             legacy: false
         }
     );
@@ -138,7 +157,9 @@ fn arg_declares_several_names_with_and_without_defaults() {
 #[test]
 fn exec_form_is_json_and_anything_else_is_shell_form() {
     assert_eq!(
-        second("FROM scratch\nCMD [\"helm upgrade -i $(NAME) charts/calico\", \"kubectl get po\"]\n"),
+        second(
+            "FROM scratch\nCMD [\"helm upgrade -i $(NAME) charts/calico\", \"kubectl get po\"]\n"
+        ),
         InstructionKind::Cmd(Command::Exec(vec![
             "helm upgrade -i $(NAME) charts/calico".into(),
             "kubectl get po".into()
@@ -156,8 +177,9 @@ fn exec_form_is_json_and_anything_else_is_shell_form() {
 
 #[test]
 fn run_with_heredocs_keeps_their_bodies() {
-    let InstructionKind::Run { command, heredocs, .. } =
-        second("FROM scratch\nRUN <<EOF cat <<-'END'\necho $HOME\nEOF\n\tliteral\n\tEND\nCMD x\n")
+    let InstructionKind::Run {
+        command, heredocs, ..
+    } = second("FROM scratch\nRUN <<EOF cat <<-'END'\necho $HOME\nEOF\n\tliteral\n\tEND\nCMD x\n")
     else {
         panic!("not RUN")
     };
@@ -171,13 +193,17 @@ fn run_with_heredocs_keeps_their_bodies() {
 
 #[test]
 fn copy_heredoc_is_an_inline_source() {
-    let InstructionKind::Copy(args) = second("FROM scratch\nCOPY <<EOF /etc/motd\nhello\nEOF\n") else {
+    let InstructionKind::Copy(args) = second("FROM scratch\nCOPY <<EOF /etc/motd\nhello\nEOF\n")
+    else {
         panic!("not COPY")
     };
     let [Source::HereDoc(doc)] = args.sources.as_slice() else {
         panic!("no heredoc: {args:?}")
     };
-    assert_eq!((doc.delimiter.as_str(), doc.body.as_str()), ("EOF", "hello\n"));
+    assert_eq!(
+        (doc.delimiter.as_str(), doc.body.as_str()),
+        ("EOF", "hello\n")
+    );
 }
 
 #[test]
@@ -203,8 +229,14 @@ fn every_other_instruction_parses() {
          HEALTHCHECK --interval=5s CMD curl -f localhost\nHEALTHCHECK NONE\nONBUILD COPY . /src\n",
     );
     assert_eq!(all[1], InstructionKind::Workdir("/app".into()));
-    assert_eq!(all[3], InstructionKind::Maintainer("me <me@example.com>".into()));
-    assert_eq!(all[4], InstructionKind::Expose(vec!["80".into(), "443/udp".into()]));
+    assert_eq!(
+        all[3],
+        InstructionKind::Maintainer("me <me@example.com>".into())
+    );
+    assert_eq!(
+        all[4],
+        InstructionKind::Expose(vec!["80".into(), "443/udp".into()])
+    );
     assert_eq!(
         all[6],
         InstructionKind::Volume {
@@ -212,10 +244,17 @@ fn every_other_instruction_parses() {
             json: false
         }
     );
-    assert_eq!(all[8], InstructionKind::Shell(vec!["/bin/bash".into(), "-c".into()]));
-    assert!(matches!(&all[9], InstructionKind::Healthcheck(Healthcheck::Cmd { flags, .. }) if flags.len() == 1));
+    assert_eq!(
+        all[8],
+        InstructionKind::Shell(vec!["/bin/bash".into(), "-c".into()])
+    );
+    assert!(
+        matches!(&all[9], InstructionKind::Healthcheck(Healthcheck::Cmd { flags, .. }) if flags.len() == 1)
+    );
     assert_eq!(all[10], InstructionKind::Healthcheck(Healthcheck::None));
-    assert!(matches!(&all[11], InstructionKind::Onbuild(inner) if matches!(**inner, InstructionKind::Copy(_))));
+    assert!(
+        matches!(&all[11], InstructionKind::Onbuild(inner) if matches!(**inner, InstructionKind::Copy(_)))
+    );
 }
 
 #[test]
@@ -229,20 +268,50 @@ const MALFORMED: &[(&str, &str)] = &[
         "FROM scratch\nLABEL a=b\nENV x=1\n\n\n\nCOPPY . .\n",
         "Kubefile:7:1: unknown instruction \"COPPY\" (did you mean COPY?)",
     ),
-    ("FROM scratch\n  EVN a=b\n", "Kubefile:2:3: unknown instruction \"EVN\" (did you mean ENV?)"),
-    ("FROM scratch\nBOGUS x\n", "Kubefile:2:1: unknown instruction \"BOGUS\""),
-    ("FROM\n", "Kubefile:1:5: FROM requires a base image, like FROM scratch"),
-    ("FROM scratch\nCOPY\n", "Kubefile:2:5: COPY requires a source and a destination"),
-    ("FROM scratch\nCOPY onlyone\n", "Kubefile:2:13: COPY requires a source and a destination"),
-    ("FROM scratch\nADD [\"a\"]\n", "Kubefile:2:5: ADD requires a source and a destination"),
-    ("FROM scratch\nENV\n", "Kubefile:2:4: ENV requires at least one name=value pair"),
-    ("FROM scratch\nENV key\n", "Kubefile:2:8: ENV requires a value: write name=value"),
+    (
+        "FROM scratch\n  EVN a=b\n",
+        "Kubefile:2:3: unknown instruction \"EVN\" (did you mean ENV?)",
+    ),
+    (
+        "FROM scratch\nBOGUS x\n",
+        "Kubefile:2:1: unknown instruction \"BOGUS\"",
+    ),
+    (
+        "FROM\n",
+        "Kubefile:1:5: FROM requires a base image, like FROM scratch",
+    ),
+    (
+        "FROM scratch\nCOPY\n",
+        "Kubefile:2:5: COPY requires a source and a destination",
+    ),
+    (
+        "FROM scratch\nCOPY onlyone\n",
+        "Kubefile:2:13: COPY requires a source and a destination",
+    ),
+    (
+        "FROM scratch\nADD [\"a\"]\n",
+        "Kubefile:2:5: ADD requires a source and a destination",
+    ),
+    (
+        "FROM scratch\nENV\n",
+        "Kubefile:2:4: ENV requires at least one name=value pair",
+    ),
+    (
+        "FROM scratch\nENV key\n",
+        "Kubefile:2:8: ENV requires a value: write name=value",
+    ),
     (
         "FROM scratch\nENV a=1 b\n",
         "Kubefile:2:9: ENV expects name=value pairs, but \"b\" has no \"=\"",
     ),
-    ("FROM scratch\nLABEL a=1 =2\n", "Kubefile:2:11: LABEL has an empty name in \"=2\""),
-    ("ARG =x\nFROM scratch\n", "Kubefile:1:5: ARG has an empty name in \"=x\""),
+    (
+        "FROM scratch\nLABEL a=1 =2\n",
+        "Kubefile:2:11: LABEL has an empty name in \"=2\"",
+    ),
+    (
+        "ARG =x\nFROM scratch\n",
+        "Kubefile:1:5: ARG has an empty name in \"=x\"",
+    ),
     (
         "FROM scratch\nENV a=\"open\n",
         "Kubefile:2:7: unterminated \" quote in \"a=\\\"open\": close it or escape it",
@@ -263,7 +332,10 @@ const MALFORMED: &[(&str, &str)] = &[
         "FROM scratch\nCOPY --chown a b\n",
         "Kubefile:2:6: flag \"--chown\" of COPY needs a value: write --name=value",
     ),
-    ("FROM scratch\nADD --chmod= a b\n", "Kubefile:2:5: flag \"--chmod=\" of ADD has an empty value"),
+    (
+        "FROM scratch\nADD --chmod= a b\n",
+        "Kubefile:2:5: flag \"--chmod=\" of ADD has an empty value",
+    ),
     (
         "FROM scratch AS\n",
         "Kubefile:1:6: FROM takes an image and an optional \"AS name\", got \"scratch AS\"",
@@ -292,9 +364,18 @@ const MALFORMED: &[(&str, &str)] = &[
         "# escape=`\n# escape=\\\nFROM scratch\n",
         "Kubefile:2:10: invalid parser directive \"# escape=\\\\\": a directive may appear only once",
     ),
-    ("FROM scratch\nONBUILD ONBUILD CMD x\n", "Kubefile:2:9: ONBUILD ONBUILD is not allowed"),
-    ("FROM scratch\nONBUILD FROM x\n", "Kubefile:2:9: ONBUILD FROM is not allowed"),
-    ("FROM scratch\nONBUILD MAINTAINER x\n", "Kubefile:2:9: ONBUILD MAINTAINER is not allowed"),
+    (
+        "FROM scratch\nONBUILD ONBUILD CMD x\n",
+        "Kubefile:2:9: ONBUILD ONBUILD is not allowed",
+    ),
+    (
+        "FROM scratch\nONBUILD FROM x\n",
+        "Kubefile:2:9: ONBUILD FROM is not allowed",
+    ),
+    (
+        "FROM scratch\nONBUILD MAINTAINER x\n",
+        "Kubefile:2:9: ONBUILD MAINTAINER is not allowed",
+    ),
     (
         "FROM scratch\nHEALTHCHECK --interval=1s curl x\n",
         "Kubefile:2:27: HEALTHCHECK takes NONE or [flags] CMD command, got \"--interval=1s curl x\"",
@@ -303,11 +384,26 @@ const MALFORMED: &[(&str, &str)] = &[
         "ENV A=1\nFROM scratch\n",
         "Kubefile:1:1: ENV before the first FROM: only ARG may come before FROM",
     ),
-    ("# only a comment\n", "Kubefile:1:1: no FROM instruction: a Kubefile starts with FROM (e.g. FROM scratch)"),
-    ("ARG A\n\nARG B\n", "Kubefile:3:1: no FROM instruction: a Kubefile starts with FROM (e.g. FROM scratch)"),
-    ("FROM scratch\nRUN --mount\n", "Kubefile:2:5: flag \"--mount\" of RUN needs a value: write --name=value"),
-    ("FROM scratch\nRUN --network=none\n", "Kubefile:2:19: RUN requires a command"),
-    ("FROM scratch\nWORKDIR\n", "Kubefile:2:8: WORKDIR requires an argument"),
+    (
+        "# only a comment\n",
+        "Kubefile:1:1: no FROM instruction: a Kubefile starts with FROM (e.g. FROM scratch)",
+    ),
+    (
+        "ARG A\n\nARG B\n",
+        "Kubefile:3:1: no FROM instruction: a Kubefile starts with FROM (e.g. FROM scratch)",
+    ),
+    (
+        "FROM scratch\nRUN --mount\n",
+        "Kubefile:2:5: flag \"--mount\" of RUN needs a value: write --name=value",
+    ),
+    (
+        "FROM scratch\nRUN --network=none\n",
+        "Kubefile:2:19: RUN requires a command",
+    ),
+    (
+        "FROM scratch\nWORKDIR\n",
+        "Kubefile:2:8: WORKDIR requires an argument",
+    ),
 ];
 
 #[test]
@@ -317,7 +413,9 @@ fn malformed_inputs_report_their_exact_position_and_text() {
     for (input, expected) in MALFORMED {
         let got = error(input);
         if got != *expected {
-            failures.push(format!("input {input:?}\n  expected {expected}\n  got      {got}"));
+            failures.push(format!(
+                "input {input:?}\n  expected {expected}\n  got      {got}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -326,12 +424,24 @@ fn malformed_inputs_report_their_exact_position_and_text() {
 #[test]
 fn error_position_points_into_continued_lines() {
     let got = error("FROM scratch\nENV a=1 \\\n    b=2 \\\n    c\n");
-    assert_eq!(got, "Kubefile:4:5: ENV expects name=value pairs, but \"c\" has no \"=\"");
+    assert_eq!(
+        got,
+        "Kubefile:4:5: ENV expects name=value pairs, but \"c\" has no \"=\""
+    );
 }
 
 #[test]
 fn custom_file_name_appears_in_messages() {
     let got = parse_named("apps/calico/Kubefile", "FROM scratch\nCOPPY . .\n").unwrap_err();
-    assert_eq!(got.to_string(), "apps/calico/Kubefile:2:1: unknown instruction \"COPPY\" (did you mean COPY?)");
-    assert!(matches!(got.kind, ParseErrorKind::UnknownInstruction { suggestion: Some("COPY"), .. }));
+    assert_eq!(
+        got.to_string(),
+        "apps/calico/Kubefile:2:1: unknown instruction \"COPPY\" (did you mean COPY?)"
+    );
+    assert!(matches!(
+        got.kind,
+        ParseErrorKind::UnknownInstruction {
+            suggestion: Some("COPY"),
+            ..
+        }
+    ));
 }

@@ -2,8 +2,8 @@
 //! prints to text that parses to the same tree. Nothing panics on arbitrary input.
 
 use formats::kubefile::{
-    ArgDecl, Command, CopyArgs, Directives, Flag, Healthcheck, HereDoc, Instruction, InstructionKind, KeyValue,
-    Kubefile, Source, parse,
+    ArgDecl, Command, CopyArgs, Directives, Flag, Healthcheck, HereDoc, Instruction,
+    InstructionKind, KeyValue, Kubefile, Source, parse,
 };
 use proptest::prelude::*;
 
@@ -15,7 +15,9 @@ fn word() -> impl Strategy<Value = String> {
         "\"[a-z $]{0,6}\"",
         "'[a-z =]{0,6}'",
     ]
-    .prop_filter("not a flag or JSON", |w| !w.starts_with("--") && !w.starts_with('['))
+    .prop_filter("not a flag or JSON", |w| {
+        !w.starts_with("--") && !w.starts_with('[')
+    })
 }
 
 fn key() -> impl Strategy<Value = String> {
@@ -41,7 +43,10 @@ fn exec() -> impl Strategy<Value = Vec<String>> {
 }
 
 fn command() -> impl Strategy<Value = Command> {
-    prop_oneof![exec().prop_map(Command::Exec), text().prop_map(Command::Shell)]
+    prop_oneof![
+        exec().prop_map(Command::Exec),
+        text().prop_map(Command::Shell)
+    ]
 }
 
 fn flag(names: &'static [&'static str]) -> impl Strategy<Value = Flag> {
@@ -52,20 +57,30 @@ fn flag(names: &'static [&'static str]) -> impl Strategy<Value = Flag> {
 }
 
 fn heredoc() -> impl Strategy<Value = HereDoc> {
-    ("[A-Z]{2,4}", any::<bool>(), any::<bool>(), prop::collection::vec("[a-z ]{0,6}", 0..3)).prop_map(
-        |(delimiter, quoted, strip_tabs, lines)| HereDoc {
+    (
+        "[A-Z]{2,4}",
+        any::<bool>(),
+        any::<bool>(),
+        prop::collection::vec("[a-z ]{0,6}", 0..3),
+    )
+        .prop_map(|(delimiter, quoted, strip_tabs, lines)| HereDoc {
             body: lines.iter().map(|l| format!("{l}\n")).collect(),
             delimiter,
             quoted,
             strip_tabs,
-        },
-    )
+        })
 }
 
 fn copy_args() -> impl Strategy<Value = CopyArgs> {
     (
         prop::collection::vec(flag(&["from", "chmod", "chown", "link"]), 0..3),
-        prop::collection::vec(prop_oneof![word().prop_map(Source::Path), heredoc().prop_map(Source::HereDoc)], 1..3),
+        prop::collection::vec(
+            prop_oneof![
+                word().prop_map(Source::Path),
+                heredoc().prop_map(Source::HereDoc)
+            ],
+            1..3,
+        ),
         word(),
     )
         .prop_map(|(flags, sources, destination)| CopyArgs {
@@ -77,8 +92,11 @@ fn copy_args() -> impl Strategy<Value = CopyArgs> {
 
 fn pairs() -> impl Strategy<Value = (Vec<KeyValue>, bool)> {
     prop_oneof![
-        prop::collection::vec((key(), value()).prop_map(|(key, value)| KeyValue { key, value }), 1..4)
-            .prop_map(|p| (p, false)),
+        prop::collection::vec(
+            (key(), value()).prop_map(|(key, value)| KeyValue { key, value }),
+            1..4
+        )
+        .prop_map(|p| (p, false)),
         ("[a-z]{1,6}", "[a-z0-9.]{1,4}( [a-z0-9.]{1,4}){0,2}")
             .prop_map(|(key, value)| (vec![KeyValue { key, value }], true)),
     ]
@@ -95,8 +113,13 @@ fn stage_instruction() -> impl Strategy<Value = InstructionKind> {
             .prop_map(InstructionKind::Add),
         pairs().prop_map(|(pairs, legacy)| InstructionKind::Env { pairs, legacy }),
         pairs().prop_map(|(pairs, legacy)| InstructionKind::Label { pairs, legacy }),
-        prop::collection::vec(("[A-Z_]{1,5}", proptest::option::of(word())), 1..3)
-            .prop_map(|d| InstructionKind::Arg(d.into_iter().map(|(name, default)| ArgDecl { name, default }).collect())),
+        prop::collection::vec(("[A-Z_]{1,5}", proptest::option::of(word())), 1..3).prop_map(|d| {
+            InstructionKind::Arg(
+                d.into_iter()
+                    .map(|(name, default)| ArgDecl { name, default })
+                    .collect(),
+            )
+        }),
         command().prop_map(InstructionKind::Cmd),
         command().prop_map(InstructionKind::Entrypoint),
         (prop::collection::vec(flag(&["network"]), 0..2), heredoc()).prop_map(|(flags, doc)| {
@@ -114,24 +137,36 @@ fn stage_instruction() -> impl Strategy<Value = InstructionKind> {
                 heredocs: vec![doc],
             }
         }),
-        (prop::collection::vec(flag(&["network"]), 0..2), command()).prop_map(|(flags, command)| {
-            InstructionKind::Run {
-                flags,
-                command,
-                heredocs: vec![],
+        (prop::collection::vec(flag(&["network"]), 0..2), command()).prop_map(
+            |(flags, command)| {
+                InstructionKind::Run {
+                    flags,
+                    command,
+                    heredocs: vec![],
+                }
             }
-        }),
+        ),
         text().prop_map(InstructionKind::Workdir),
         text().prop_map(InstructionKind::User),
         text().prop_map(InstructionKind::Maintainer),
         text().prop_map(InstructionKind::StopSignal),
         prop::collection::vec(word(), 1..3).prop_map(InstructionKind::Expose),
-        prop::collection::vec(word(), 1..3).prop_map(|paths| InstructionKind::Volume { paths, json: false }),
-        prop::collection::vec("\\PC{0,5}", 1..3).prop_map(|paths| InstructionKind::Volume { paths, json: true }),
+        prop::collection::vec(word(), 1..3)
+            .prop_map(|paths| InstructionKind::Volume { paths, json: false }),
+        prop::collection::vec("\\PC{0,5}", 1..3)
+            .prop_map(|paths| InstructionKind::Volume { paths, json: true }),
         prop::collection::vec("\\PC{0,5}", 1..3).prop_map(InstructionKind::Shell),
         Just(InstructionKind::Healthcheck(Healthcheck::None)),
-        (prop::collection::vec(flag(&["interval", "retries"]), 0..2), command())
-            .prop_map(|(flags, command)| InstructionKind::Healthcheck(Healthcheck::Cmd { flags, command })),
+        (
+            prop::collection::vec(flag(&["interval", "retries"]), 0..2),
+            command()
+        )
+            .prop_map(
+                |(flags, command)| InstructionKind::Healthcheck(Healthcheck::Cmd {
+                    flags,
+                    command
+                })
+            ),
         command().prop_map(|c| InstructionKind::Onbuild(Box::new(InstructionKind::Cmd(c)))),
     ]
 }
@@ -216,4 +251,20 @@ proptest! {
     fn arbitrary_text_never_panics(input in "\\PC{0,200}") {
         let _ = parse(&input);
     }
+}
+
+#[test]
+fn fuzz_seeds_and_examples_round_trip() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/kubefile");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz/corpus/kubefile exists") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("seed is text");
+        let ast = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let back =
+            parse(&ast.to_string()).unwrap_or_else(|e| panic!("{}: printed: {e}", path.display()));
+        assert!(back.same_content(&ast), "{}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 10, "only {seen} seeds");
 }

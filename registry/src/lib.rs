@@ -2,3 +2,6 @@
 //! in-memory backends, the `registry serve` HTTP server, the registry client, and mirroring (save, sync, copy).
 //!
 //! The server lives behind the `server` feature so the builder can use the client without compiling it.
+
+#[cfg(feature = "client")]
+pub mod client;

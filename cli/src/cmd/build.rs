@@ -1,13 +1,14 @@
-//! `sealos build`: build a cluster image from a Kubefile into the local store (or, with `--dry-run`, print
-//! the evaluated plan without building).
+//! `sealos build`: builds a cluster image from a Kubefile into the local store (see [`builder::build`]).
+//! `--dry-run` parses and evaluates the Kubefile, checks every COPY/ADD source in the context and prints the
+//! plan, writing nothing.
 
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::{Context as _, bail};
 use builder::build::{BuildOptions, BuildReport, Output, Progress};
-use formats::kubefile::{EvalOptions, Platform};
-use formats::layer::Compression;
+use formats::kubefile::{self, BaseImage, BuildPlan, CopyFrom, EvalOptions, Platform};
+use serde::Serialize;
 
 use crate::GlobalArgs;
 use crate::output::{Format, Hint};
@@ -15,74 +16,300 @@ use crate::output::{Format, Hint};
 /// Arguments of `sealos build`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BuildArgs {
-    /// The Kubefile (default: Sealfile, Kubefile, Dockerfile or Containerfile in CONTEXT).
+    /// Parse and evaluate the Kubefile and print the build plan; build nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format of the plan (`json` is stable: see the README's "Kubefile support").
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The Kubefile. Default: the first of Sealfile, Kubefile, Dockerfile, Containerfile in the context.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Tag the image NAME[:TAG] (repeatable).
+    /// Set a build-time ARG (`K=V`; a bare `K` takes the value of environment variable K). Repeatable.
+    #[arg(long = "build-arg", value_name = "K=V")]
+    pub build_args: Vec<String>,
+    /// Target platforms, comma separated (`linux/amd64,linux/arm64`). Default: this machine's.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// Add or override a label of the image (`K=V`). Repeatable.
+    #[arg(long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+    /// Add or override an environment variable of the image (`K=V`). Repeatable.
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Add a manifest annotation (`K=V`). Repeatable.
+    #[arg(long = "annotation", value_name = "K=V")]
+    pub annotations: Vec<String>,
+    /// Name the image (`NAME:TAG`). Repeatable.
     #[arg(short = 't', long = "tag", value_name = "NAME:TAG")]
     pub tags: Vec<String>,
-    /// Set a build argument (repeatable).
-    #[arg(long = "build-arg", value_name = "KEY=VALUE", value_parser = key_value)]
-    pub build_args: Vec<(String, String)>,
-    /// Add or override a label of the image (repeatable).
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = key_value)]
-    pub labels: Vec<(String, String)>,
-    /// Add a manifest annotation (repeatable).
-    #[arg(long = "annotation", value_name = "KEY=VALUE", value_parser = key_value)]
-    pub annotations: Vec<(String, String)>,
-    /// Add or override an environment variable of the image (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value)]
-    pub env: Vec<(String, String)>,
-    /// Target platforms, comma-separated (`linux/amd64,linux/arm64`); several give an image index.
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub platform: Vec<String>,
-    /// Do not reuse cached layers.
+    /// Do not reuse cached layers (what is built is still recorded in the cache).
     #[arg(long)]
     pub no_cache: bool,
-    /// Image creation time and file mtimes, in seconds since the epoch (default: $SOURCE_DATE_EPOCH, else 0).
+    /// Image creation time and every file mtime, in seconds since the epoch.
+    /// Default: $SOURCE_DATE_EPOCH, else 0.
     #[arg(long, value_name = "SECS")]
     pub timestamp: Option<u64>,
     /// Layer compression: gzip, zstd or none.
     #[arg(long, value_name = "ALG", default_value = "gzip")]
     pub compression: String,
-    /// Also write the result: type=local,dest=DIR | type=tar,dest=FILE | type=oci-archive,dest=FILE.
+    /// Also write the result: `type=local,dest=DIR`, `type=tar,dest=FILE` or
+    /// `type=oci-archive,dest=FILE`. Repeatable.
     #[arg(short = 'o', long = "output", value_name = "SPEC", value_parser = parse_output)]
     pub outputs: Vec<Output>,
-    /// Print only the image digest.
+    /// Print only the digest of the image.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Print the evaluated plan instead of building.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Output format of the result (or of the plan with --dry-run).
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: Format,
     /// The build context directory.
-    #[arg(value_name = "CONTEXT", default_value = ".")]
+    #[arg(default_value = ".")]
     pub context: PathBuf,
 }
 
-fn key_value(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+/// What `sealos build --dry-run --format json` prints. Stable: fields are only ever added.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRun {
+    /// The Kubefile path, as given or found in the context.
+    pub kubefile: String,
+    /// The context directory, as given.
+    pub context: String,
+    /// The `-t` names.
+    pub tags: Vec<String>,
+    /// One plan per target platform, in `--platform` order.
+    pub plans: Vec<BuildPlan>,
+}
+
+/// Runs `sealos build`.
+pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
+    if !args.dry_run {
+        return build_image(global, args);
     }
+    let dry_run = dry_run(args)?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&dry_run)?),
+        Format::Text => print!("{}", render_text(&dry_run)),
+    }
+    Ok(())
+}
+
+/// Parses, evaluates and resolves the Kubefile for every platform, without writing anything.
+pub fn dry_run(args: &BuildArgs) -> anyhow::Result<DryRun> {
+    let context = &args.context;
+    if !context.is_dir() {
+        bail!("build context `{}` is not a directory", context.display());
+    }
+    let path = kubefile_path(args.file.as_deref(), context)?;
+    let name = path.display().to_string();
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading Kubefile `{name}`"))?;
+    let kubefile = kubefile::parse_named(&name, &text)?;
+    let platforms = if args.platform.is_empty() {
+        vec![Platform::host()]
+    } else {
+        args.platform
+            .iter()
+            .map(|p| {
+                Platform::parse(p).with_context(|| {
+                    format!("invalid --platform `{p}`: write os/arch[/variant], like linux/amd64")
+                })
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let mut options = EvalOptions {
+        file: name.clone(),
+        build_args: build_args(&args.build_args)?,
+        build_platform: Platform::host(),
+        labels: pairs("--label", &args.labels)?,
+        env: pairs("--env", &args.env)?,
+        annotations: pairs("--annotation", &args.annotations)?,
+        ..EvalOptions::default()
+    };
+    let mut plans = Vec::new();
+    for platform in platforms {
+        options.platform = platform;
+        let mut plan = kubefile::evaluate(&kubefile, &options)?;
+        kubefile::resolve_sources(&mut plan, context, &name)?;
+        plans.push(plan);
+    }
+    Ok(DryRun {
+        kubefile: name,
+        context: context.display().to_string(),
+        tags: args.tags.clone(),
+        plans,
+    })
+}
+
+fn kubefile_path(file: Option<&Path>, context: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(file) = file {
+        return Ok(file.to_path_buf());
+    }
+    kubefile::find_default(context).ok_or_else(|| {
+        anyhow::Error::new(Hint(
+            "add a Kubefile to the context or pass one with -f FILE".to_string(),
+        ))
+        .context(format!(
+            "no Kubefile in `{}`: looked for {}",
+            context.display(),
+            kubefile::DEFAULT_NAMES.join(", ")
+        ))
+    })
+}
+
+fn split_pair<'a>(flag: &str, text: &'a str) -> anyhow::Result<(&'a str, &'a str)> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k, v)),
+        _ => bail!("{flag} `{text}` must be KEY=VALUE"),
+    }
+}
+
+fn pairs(flag: &str, values: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    values
+        .iter()
+        .map(|v| split_pair(flag, v).map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect()
+}
+
+fn build_args(values: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for v in values {
+        if v.contains('=') {
+            let (k, val) = split_pair("--build-arg", v)?;
+            out.push((k.to_string(), val.to_string()));
+        } else if let Ok(val) = std::env::var(v) {
+            // Docker's rule: a bare name takes its value from the environment, and is ignored when unset.
+            out.push((v.clone(), val));
+        }
+    }
+    Ok(out)
+}
+
+fn quote_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_default()
+}
+
+/// The human-readable plan.
+pub fn render_text(dry_run: &DryRun) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "Kubefile: {}", dry_run.kubefile);
+    let _ = writeln!(out, "context:  {}", dry_run.context);
+    if !dry_run.tags.is_empty() {
+        let _ = writeln!(out, "tags:     {}", dry_run.tags.join(", "));
+    }
+    for plan in &dry_run.plans {
+        let _ = writeln!(out, "\nplatform {}", plan.platform);
+        for stage in &plan.stages {
+            let base = match &stage.base {
+                BaseImage::Scratch => "scratch".to_string(),
+                BaseImage::Image { reference } => reference.clone(),
+                BaseImage::Stage { index } => format!("stage {index}"),
+            };
+            let name = stage
+                .name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "stage {}{name}: FROM {base}  [line {}]",
+                stage.index, stage.line
+            );
+            for step in &stage.steps {
+                let _ = writeln!(out, "  {:>4}  {}", step.line, step.text);
+                if let Some(note) = &step.note {
+                    let _ = writeln!(out, "        note: {note}");
+                }
+                let Some(copy) = &step.copy else { continue };
+                match &copy.from {
+                    CopyFrom::Context => {}
+                    CopyFrom::Stage { index } => {
+                        let _ = writeln!(
+                            out,
+                            "        from stage {index}: {} -> {}",
+                            copy.sources.join(" "),
+                            copy.destination
+                        );
+                    }
+                    CopyFrom::Image { reference } => {
+                        let _ = writeln!(
+                            out,
+                            "        from image {reference}: {} -> {}",
+                            copy.sources.join(" "),
+                            copy.destination
+                        );
+                    }
+                }
+                for file in &copy.inline {
+                    let _ = writeln!(
+                        out,
+                        "        <<{} ({} bytes) -> {}",
+                        file.name,
+                        file.content.len(),
+                        copy.destination
+                    );
+                }
+                for file in &copy.files {
+                    let _ = writeln!(out, "        {} -> {}", file.path, file.destination);
+                }
+            }
+        }
+        let c = &plan.config;
+        let _ = writeln!(out, "config:");
+        for e in &c.env {
+            let _ = writeln!(out, "  Env:          {e}");
+        }
+        if let Some(v) = &c.entrypoint {
+            let _ = writeln!(out, "  Entrypoint:   {}", quote_list(v));
+        }
+        if let Some(v) = &c.cmd {
+            let _ = writeln!(out, "  Cmd:          {}", quote_list(v));
+        }
+        for (k, v) in &c.labels {
+            let _ = writeln!(out, "  Label:        {k}={v}");
+        }
+        if let Some(v) = &c.working_dir {
+            let _ = writeln!(out, "  WorkingDir:   {v}");
+        }
+        if let Some(v) = &c.user {
+            let _ = writeln!(out, "  User:         {v}");
+        }
+        if !c.exposed_ports.is_empty() {
+            let _ = writeln!(
+                out,
+                "  ExposedPorts: {}",
+                c.exposed_ports
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+        if !c.volumes.is_empty() {
+            let _ = writeln!(
+                out,
+                "  Volumes:      {}",
+                c.volumes.iter().cloned().collect::<Vec<_>>().join(" ")
+            );
+        }
+        if let Some(v) = &c.stop_signal {
+            let _ = writeln!(out, "  StopSignal:   {v}");
+        }
+        for (k, v) in &plan.annotations {
+            let _ = writeln!(out, "  Annotation:   {k}={v}");
+        }
+        if !plan.unused_build_args.is_empty() {
+            let _ = writeln!(
+                out,
+                "warning: build args not used by any ARG: {}",
+                plan.unused_build_args.join(", ")
+            );
+        }
+    }
+    out
 }
 
 fn parse_output(text: &str) -> Result<Output, String> {
     text.parse()
-}
-
-fn platforms(args: &BuildArgs) -> anyhow::Result<Vec<Platform>> {
-    args.platform
-        .iter()
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| {
-            Platform::parse(p).with_context(|| {
-                format!("invalid platform {p:?}: write os/arch[/variant], like linux/amd64")
-            })
-        })
-        .collect()
 }
 
 fn timestamp(args: &BuildArgs) -> anyhow::Result<u64> {
@@ -95,31 +322,36 @@ fn timestamp(args: &BuildArgs) -> anyhow::Result<u64> {
     )?)
 }
 
-/// Runs `sealos build`.
-pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
-    if args.dry_run {
-        return dry_run(args);
-    }
+/// Builds the image into the store at `--root` and prints its digest (and tags, unless `-q`).
+fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
     if args.tags.is_empty() && args.outputs.is_empty() {
         return Err(anyhow::Error::new(Hint(
-            "add -t NAME:TAG to tag the image (or -o to write it somewhere)".into(),
+            "add -t NAME:TAG to tag the image, or -o to write it somewhere".to_string(),
         ))
         .context("nothing would name the built image"));
     }
-    let compression: Compression = args.compression.parse()?;
+    let platforms = args
+        .platform
+        .iter()
+        .map(|p| {
+            Platform::parse(p).with_context(|| {
+                format!("invalid --platform `{p}`: write os/arch[/variant], like linux/amd64")
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
     let opts = BuildOptions {
         store: global.store_root(),
         context: args.context.clone(),
         kubefile: args.file.clone(),
         tags: args.tags.clone(),
-        build_args: args.build_args.clone(),
-        labels: args.labels.clone(),
-        env: args.env.clone(),
-        annotations: args.annotations.clone(),
-        platforms: platforms(args)?,
+        build_args: build_args(&args.build_args)?,
+        labels: pairs("--label", &args.labels)?,
+        env: pairs("--env", &args.env)?,
+        annotations: pairs("--annotation", &args.annotations)?,
+        platforms,
         no_cache: args.no_cache,
         timestamp: timestamp(args)?,
-        compression,
+        compression: args.compression.parse()?,
         outputs: args.outputs.clone(),
     };
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
@@ -136,9 +368,9 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
             } => writeln!(err, "[{platform}] line {line}: {text}"),
             Progress::StepFinished { platform, report } => writeln!(
                 err,
-                "[{platform}] line {}: {} ({} files, {} hashed, {} compressed)",
+                "[{platform}] line {}: {} ({} entries, {} hashed, {} compressed)",
                 report.line,
-                if report.cached { "cached" } else { "done" },
+                if report.cached { "cached" } else { "written" },
                 report.files,
                 human(report.bytes_hashed),
                 human(report.bytes_written),
@@ -171,69 +403,11 @@ fn print_report(args: &BuildArgs, report: &BuildReport) -> anyhow::Result<()> {
         return Ok(());
     }
     match args.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, report)?;
-            writeln!(out)?;
-        }
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(report)?)?,
         Format::Text => {
             writeln!(out, "{}", report.digest)?;
             for tag in &report.tags {
                 writeln!(out, "tagged {tag}")?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn dry_run(args: &BuildArgs) -> anyhow::Result<()> {
-    let file = match &args.file {
-        Some(f) => f.clone(),
-        None => match formats::kubefile::find_default(&args.context) {
-            Some(f) => f,
-            None => bail!(
-                "no Kubefile in {}: add one named Sealfile, Kubefile, Dockerfile or Containerfile, or pass -f FILE",
-                args.context.display()
-            ),
-        },
-    };
-    let name = file.display().to_string();
-    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {name}"))?;
-    let kubefile = formats::kubefile::parse_named(&name, &text)?;
-    let platforms = match platforms(args)? {
-        p if p.is_empty() => vec![Platform::host()],
-        p => p,
-    };
-    let mut plans = Vec::new();
-    for platform in platforms {
-        let options = EvalOptions {
-            file: name.clone(),
-            build_args: args.build_args.clone(),
-            platform,
-            build_platform: Platform::host(),
-            labels: args.labels.clone(),
-            env: args.env.clone(),
-            annotations: args.annotations.clone(),
-        };
-        let mut plan = formats::kubefile::evaluate(&kubefile, &options)?;
-        formats::kubefile::resolve_sources(&mut plan, &args.context, &name)?;
-        plans.push(plan);
-    }
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &plans)?;
-            writeln!(out)?;
-        }
-        Format::Text => {
-            for plan in &plans {
-                writeln!(out, "platform {}", plan.platform)?;
-                for stage in &plan.stages {
-                    writeln!(out, "stage {} (line {})", stage.index, stage.line)?;
-                    for step in &stage.steps {
-                        let files = step.copy.as_ref().map_or(0, |c| c.files.len());
-                        writeln!(out, "  {:>4}: {} [{files} entries]", step.line, step.text)?;
-                    }
-                }
             }
         }
     }

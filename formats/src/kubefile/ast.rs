@@ -19,7 +19,11 @@ impl Kubefile {
     pub fn same_content(&self, other: &Kubefile) -> bool {
         self.directives == other.directives
             && self.instructions.len() == other.instructions.len()
-            && self.instructions.iter().zip(&other.instructions).all(|(a, b)| a.kind == b.kind)
+            && self
+                .instructions
+                .iter()
+                .zip(&other.instructions)
+                .all(|(a, b)| a.kind == b.kind)
     }
 }
 

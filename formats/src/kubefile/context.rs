@@ -64,8 +64,16 @@ fn files_for(copy: &CopyPlan, context: &Path) -> Result<Vec<ContextFile>, EvalEr
             glob(context, &parts)?
         } else {
             let rel = parts.join("/");
-            let path = if rel.is_empty() { context.to_path_buf() } else { context.join(&rel) };
-            if fs::symlink_metadata(&path).is_ok() { vec![rel] } else { Vec::new() }
+            let path = if rel.is_empty() {
+                context.to_path_buf()
+            } else {
+                context.join(&rel)
+            };
+            if fs::symlink_metadata(&path).is_ok() {
+                vec![rel]
+            } else {
+                Vec::new()
+            }
         };
         if matches.is_empty() {
             return Err(EvalErrorKind::SourceNotFound {
@@ -75,7 +83,11 @@ fn files_for(copy: &CopyPlan, context: &Path) -> Result<Vec<ContextFile>, EvalEr
         }
         let into_dir = several || matches.len() > 1;
         for rel in matches {
-            let path = if rel.is_empty() { context.to_path_buf() } else { context.join(&rel) };
+            let path = if rel.is_empty() {
+                context.to_path_buf()
+            } else {
+                context.join(&rel)
+            };
             let meta = fs::symlink_metadata(&path).map_err(|e| io_error(&path, &e))?;
             if meta.is_dir() {
                 walk(context, &rel, &copy.destination, &mut files)?;
@@ -111,10 +123,18 @@ fn entry(rel: &str, destination: String, meta: &fs::Metadata) -> ContextFile {
         FileKind::File
     };
     ContextFile {
-        path: if rel.is_empty() { ".".to_string() } else { rel.to_string() },
+        path: if rel.is_empty() {
+            ".".to_string()
+        } else {
+            rel.to_string()
+        },
         destination,
         kind,
-        size: if kind == FileKind::File { meta.len() } else { 0 },
+        size: if kind == FileKind::File {
+            meta.len()
+        } else {
+            0
+        },
     }
 }
 
@@ -127,8 +147,17 @@ fn join(dir: &str, name: &str) -> String {
 }
 
 /// The contents of directory `rel` go into `destination` (the directory itself is not recreated).
-fn walk(context: &Path, rel: &str, destination: &str, out: &mut Vec<ContextFile>) -> Result<(), EvalErrorKind> {
-    let dir = if rel.is_empty() { context.to_path_buf() } else { context.join(rel) };
+fn walk(
+    context: &Path,
+    rel: &str,
+    destination: &str,
+    out: &mut Vec<ContextFile>,
+) -> Result<(), EvalErrorKind> {
+    let dir = if rel.is_empty() {
+        context.to_path_buf()
+    } else {
+        context.join(rel)
+    };
     let mut entries: Vec<_> = fs::read_dir(&dir)
         .map_err(|e| io_error(&dir, &e))?
         .collect::<Result<_, _>>()
@@ -136,7 +165,11 @@ fn walk(context: &Path, rel: &str, destination: &str, out: &mut Vec<ContextFile>
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let name = e.file_name().to_string_lossy().into_owned();
-        let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+        let child_rel = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
         let child_dest = join(destination, &name);
         let meta = fs::symlink_metadata(e.path()).map_err(|err| io_error(&e.path(), &err))?;
         out.push(entry(&child_rel, child_dest.clone(), &meta));
@@ -172,7 +205,11 @@ fn glob(context: &Path, parts: &[String]) -> Result<Vec<String>, EvalErrorKind> 
     for part in parts {
         let mut next = Vec::new();
         for base in &current {
-            let dir = if base.is_empty() { context.to_path_buf() } else { context.join(base) };
+            let dir = if base.is_empty() {
+                context.to_path_buf()
+            } else {
+                context.join(base)
+            };
             if !has_glob(part) {
                 if fs::symlink_metadata(dir.join(part)).is_ok() {
                     next.push(join_rel(base, part));
@@ -196,7 +233,11 @@ fn glob(context: &Path, parts: &[String]) -> Result<Vec<String>, EvalErrorKind> 
 }
 
 fn join_rel(base: &str, name: &str) -> String {
-    if base.is_empty() { name.to_string() } else { format!("{base}/{name}") }
+    if base.is_empty() {
+        name.to_string()
+    } else {
+        format!("{base}/{name}")
+    }
 }
 
 /// Shell-style matching of one path component: `*`, `?`, `[abc]`, `[a-z]`, `[!a]` / `[^a]`, `\x`.
@@ -287,6 +328,9 @@ mod tests {
     fn sources_climbing_out_of_the_context_are_refused() {
         assert_eq!(clean_relative("../etc"), None);
         assert_eq!(clean_relative("a/../../b"), None);
-        assert_eq!(clean_relative("/abs/./x/"), Some(vec!["abs".to_string(), "x".to_string()]));
+        assert_eq!(
+            clean_relative("/abs/./x/"),
+            Some(vec!["abs".to_string(), "x".to_string()])
+        );
     }
 }

@@ -86,13 +86,17 @@ pub enum ParseErrorKind {
         text: String,
     },
     /// A stage name that is not lower-case letters, digits, `-`, `_` and `.`.
-    #[error("invalid stage name {name:?}: use letters, digits, '-', '_' and '.', starting with a letter")]
+    #[error(
+        "invalid stage name {name:?}: use letters, digits, '-', '_' and '.', starting with a letter"
+    )]
     BadStageName {
         /// The name.
         name: String,
     },
     /// An instruction needs the JSON form but did not get a valid JSON array of strings.
-    #[error("{instruction} needs a JSON array of strings, like [\"/bin/sh\", \"-c\"], got {text:?}")]
+    #[error(
+        "{instruction} needs a JSON array of strings, like [\"/bin/sh\", \"-c\"], got {text:?}"
+    )]
     NeedsJson {
         /// The instruction keyword.
         instruction: &'static str,
@@ -100,7 +104,9 @@ pub enum ParseErrorKind {
         text: String,
     },
     /// A here-document whose delimiter line never comes.
-    #[error("here-document <<{delimiter} is never closed: add a line containing only {delimiter:?}")]
+    #[error(
+        "here-document <<{delimiter} is never closed: add a line containing only {delimiter:?}"
+    )]
     UnterminatedHereDoc {
         /// The delimiter.
         delimiter: String,
@@ -185,7 +191,9 @@ pub enum EvalErrorKind {
         message: String,
     },
     /// `COPY --from` naming a stage that does not exist yet.
-    #[error("COPY --from={name}: no earlier stage has that name or index; name a stage with FROM ... AS {name}")]
+    #[error(
+        "COPY --from={name}: no earlier stage has that name or index; name a stage with FROM ... AS {name}"
+    )]
     UnknownStage {
         /// The stage reference.
         name: String,

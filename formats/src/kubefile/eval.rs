@@ -31,7 +31,11 @@ impl Platform {
     /// Parses `os/arch[/variant]`; `None` when it is not of that shape.
     pub fn parse(text: &str) -> Option<Platform> {
         let parts: Vec<&str> = text.trim().split('/').collect();
-        let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
         match parts.as_slice() {
             [os, arch] if ok(os) && ok(arch) => Some(Platform {
                 os: os.to_ascii_lowercase(),
@@ -320,12 +324,18 @@ pub struct ImageConfig {
 impl ImageConfig {
     /// The value of environment variable `key`, if set.
     pub fn env_value(&self, key: &str) -> Option<&str> {
-        self.env.iter().find_map(|e| e.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+        self.env
+            .iter()
+            .find_map(|e| e.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
     }
 
     fn set_env(&mut self, key: &str, value: &str) {
         let entry = format!("{key}={value}");
-        match self.env.iter_mut().find(|e| e.split_once('=').is_some_and(|(k, _)| k == key)) {
+        match self
+            .env
+            .iter_mut()
+            .find(|e| e.split_once('=').is_some_and(|(k, _)| k == key))
+        {
             Some(existing) => *existing = entry,
             None => self.env.push(entry),
         }
@@ -333,7 +343,8 @@ impl ImageConfig {
 }
 
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
-const NO_EFFECT: &str = "recorded in the image config only: cluster images are not run as containers";
+const NO_EFFECT: &str =
+    "recorded in the image config only: cluster images are not run as containers";
 
 /// Evaluates `kubefile` for `options.platform`.
 pub fn evaluate(kubefile: &Kubefile, options: &EvalOptions) -> Result<BuildPlan, EvalError> {
@@ -361,11 +372,17 @@ struct Evaluator<'a> {
 impl<'a> Evaluator<'a> {
     fn new(kubefile: &Kubefile, options: &'a EvalOptions) -> Self {
         let mut predefined = BTreeMap::new();
-        for (prefix, p) in [("TARGET", &options.platform), ("BUILD", &options.build_platform)] {
+        for (prefix, p) in [
+            ("TARGET", &options.platform),
+            ("BUILD", &options.build_platform),
+        ] {
             predefined.insert(format!("{prefix}PLATFORM"), p.to_string());
             predefined.insert(format!("{prefix}OS"), p.os.clone());
             predefined.insert(format!("{prefix}ARCH"), p.architecture.clone());
-            predefined.insert(format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default());
+            predefined.insert(
+                format!("{prefix}VARIANT"),
+                p.variant.clone().unwrap_or_default(),
+            );
         }
         let build_args: BTreeMap<String, String> = options.build_args.iter().cloned().collect();
         let mut global_args = predefined.clone();
@@ -412,14 +429,20 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn expand_with(&self, word: &str, vars: &BTreeMap<String, String>) -> Result<String, EvalError> {
+    fn expand_with(
+        &self,
+        word: &str,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<String, EvalError> {
         let lookup = |name: &str| vars.get(name).cloned();
         expand(word, self.escape, &lookup).map_err(|e| match e {
             SubstitutionError::Syntax(problem) => self.error(EvalErrorKind::Substitution {
                 text: word.to_string(),
                 problem,
             }),
-            SubstitutionError::Required { name, message } => self.error(EvalErrorKind::Required { name, message }),
+            SubstitutionError::Required { name, message } => {
+                self.error(EvalErrorKind::Required { name, message })
+            }
         })
     }
 
@@ -432,7 +455,13 @@ impl<'a> Evaluator<'a> {
         &mut self.stages[last]
     }
 
-    fn push_step(&mut self, instruction: &str, text: String, copy: Option<CopyPlan>, note: Option<&str>) {
+    fn push_step(
+        &mut self,
+        instruction: &str,
+        text: String,
+        copy: Option<CopyPlan>,
+        note: Option<&str>,
+    ) {
         let line = self.line;
         self.stage().steps.push(Step {
             line,
@@ -447,7 +476,11 @@ impl<'a> Evaluator<'a> {
         if self.stages.is_empty() {
             return match kind {
                 InstructionKind::Arg(decls) => self.global_arg(decls),
-                InstructionKind::From { flags, image, alias } => self.from(flags, image, alias.as_deref()),
+                InstructionKind::From {
+                    flags,
+                    image,
+                    alias,
+                } => self.from(flags, image, alias.as_deref()),
                 // The parser rejects anything else before FROM.
                 other => Err(self.error(EvalErrorKind::Substitution {
                     text: other.keyword().to_string(),
@@ -456,7 +489,11 @@ impl<'a> Evaluator<'a> {
             };
         }
         match kind {
-            InstructionKind::From { flags, image, alias } => self.from(flags, image, alias.as_deref()),
+            InstructionKind::From {
+                flags,
+                image,
+                alias,
+            } => self.from(flags, image, alias.as_deref()),
             InstructionKind::Arg(decls) => self.stage_arg(decls),
             InstructionKind::Env { pairs, .. } => {
                 let vars = self.scope();
@@ -493,7 +530,12 @@ impl<'a> Evaluator<'a> {
                 for (k, v) in &expanded {
                     self.stage().config.labels.insert(k.clone(), v.clone());
                 }
-                self.push_step("LABEL", format!("LABEL {}", show_pairs(&expanded)), None, None);
+                self.push_step(
+                    "LABEL",
+                    format!("LABEL {}", show_pairs(&expanded)),
+                    None,
+                    None,
+                );
                 Ok(())
             }
             InstructionKind::Copy(args) => self.copy(false, args),
@@ -545,7 +587,12 @@ impl<'a> Evaluator<'a> {
             InstructionKind::StopSignal(raw) => {
                 let signal = self.expand(raw)?;
                 self.stage().config.stop_signal = Some(signal.clone());
-                self.push_step("STOPSIGNAL", format!("STOPSIGNAL {signal}"), None, Some(NO_EFFECT));
+                self.push_step(
+                    "STOPSIGNAL",
+                    format!("STOPSIGNAL {signal}"),
+                    None,
+                    Some(NO_EFFECT),
+                );
                 Ok(())
             }
             InstructionKind::Expose(words) => {
@@ -560,8 +607,16 @@ impl<'a> Evaluator<'a> {
                         ports.push(port);
                     }
                 }
-                self.stage().config.exposed_ports.extend(ports.iter().cloned());
-                self.push_step("EXPOSE", format!("EXPOSE {}", ports.join(" ")), None, Some(NO_EFFECT));
+                self.stage()
+                    .config
+                    .exposed_ports
+                    .extend(ports.iter().cloned());
+                self.push_step(
+                    "EXPOSE",
+                    format!("EXPOSE {}", ports.join(" ")),
+                    None,
+                    Some(NO_EFFECT),
+                );
                 Ok(())
             }
             InstructionKind::Volume { paths, .. } => {
@@ -570,7 +625,12 @@ impl<'a> Evaluator<'a> {
                     expanded.push(self.expand(p)?);
                 }
                 self.stage().config.volumes.extend(expanded.iter().cloned());
-                self.push_step("VOLUME", format!("VOLUME {}", expanded.join(" ")), None, Some(NO_EFFECT));
+                self.push_step(
+                    "VOLUME",
+                    format!("VOLUME {}", expanded.join(" ")),
+                    None,
+                    Some(NO_EFFECT),
+                );
                 Ok(())
             }
             InstructionKind::Shell(shell) => {
@@ -584,7 +644,9 @@ impl<'a> Evaluator<'a> {
                     Healthcheck::Cmd {
                         command: Command::Exec(args),
                         ..
-                    } => std::iter::once("CMD".to_string()).chain(args.iter().cloned()).collect(),
+                    } => std::iter::once("CMD".to_string())
+                        .chain(args.iter().cloned())
+                        .collect(),
                     Healthcheck::Cmd {
                         command: Command::Shell(text),
                         ..
@@ -619,7 +681,10 @@ impl<'a> Evaluator<'a> {
                     .last()
                     .and_then(|s| s.config.shell.clone())
                     .unwrap_or_else(|| DEFAULT_SHELL.iter().map(|s| s.to_string()).collect());
-                shell.into_iter().chain(std::iter::once(text.clone())).collect()
+                shell
+                    .into_iter()
+                    .chain(std::iter::once(text.clone()))
+                    .collect()
             }
         }
     }
@@ -715,12 +780,17 @@ impl<'a> Evaluator<'a> {
         if let Some(name) = alias
             && self.stage_index(name).is_some()
         {
-            return Err(self.error(EvalErrorKind::DuplicateStage { name: name.to_string() }));
+            return Err(self.error(EvalErrorKind::DuplicateStage {
+                name: name.to_string(),
+            }));
         }
         let (base, config) = if reference.eq_ignore_ascii_case("scratch") {
             (BaseImage::Scratch, ImageConfig::default())
         } else if let Some(index) = self.stage_index(&reference) {
-            (BaseImage::Stage { index }, self.stages[index].config.clone())
+            (
+                BaseImage::Stage { index },
+                self.stages[index].config.clone(),
+            )
         } else {
             (BaseImage::Image { reference }, ImageConfig::default())
         };
@@ -740,16 +810,20 @@ impl<'a> Evaluator<'a> {
     }
 
     fn stage_index(&self, name: &str) -> Option<usize> {
-        self.stages
-            .iter()
-            .position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        self.stages.iter().position(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
     }
 
     fn copy(&mut self, add: bool, args: &CopyArgs) -> Result<(), EvalError> {
         let keyword = if add { "ADD" } else { "COPY" };
         let vars = self.scope();
         let opt = |me: &Self, name: &str| -> Result<Option<String>, EvalError> {
-            flag(&args.flags, name).map(|v| me.expand_with(v, &vars)).transpose()
+            flag(&args.flags, name)
+                .map(|v| me.expand_with(v, &vars))
+                .transpose()
         };
         let from = match opt(self, "from")? {
             None => CopyFrom::Context,
@@ -769,7 +843,10 @@ impl<'a> Evaluator<'a> {
         };
         let chown = opt(self, "chown")?;
         let chmod = opt(self, "chmod")?;
-        let link = args.flags.iter().any(|f| f.name == "link" && f.value.as_deref() != Some("false"));
+        let link = args
+            .flags
+            .iter()
+            .any(|f| f.name == "link" && f.value.as_deref() != Some("false"));
         let mut sources = Vec::new();
         let mut inline = Vec::new();
         for source in &args.sources {
@@ -799,7 +876,8 @@ impl<'a> Evaluator<'a> {
                 text: args.destination.clone(),
             }));
         }
-        let written_as_dir = dest.ends_with('/') || dest == "." || dest.ends_with("/.") || dest == "..";
+        let written_as_dir =
+            dest.ends_with('/') || dest == "." || dest.ends_with("/.") || dest == "..";
         let destination = resolve_path(self.workdir(), &dest);
         let several = sources.len() + inline.len() > 1;
         if several && !written_as_dir {
@@ -843,7 +921,11 @@ impl<'a> Evaluator<'a> {
     }
 
     fn finish(self) -> Result<BuildPlan, EvalError> {
-        let mut config = self.stages.last().map(|s| s.config.clone()).unwrap_or_default();
+        let mut config = self
+            .stages
+            .last()
+            .map(|s| s.config.clone())
+            .unwrap_or_default();
         for (k, v) in &self.options.labels {
             config.labels.insert(k.clone(), v.clone());
         }
@@ -868,12 +950,19 @@ impl<'a> Evaluator<'a> {
 }
 
 fn flag<'f>(flags: &'f [Flag], name: &str) -> Option<&'f str> {
-    flags.iter().rev().find(|f| f.name == name).and_then(|f| f.value.as_deref())
+    flags
+        .iter()
+        .rev()
+        .find(|f| f.name == name)
+        .and_then(|f| f.value.as_deref())
 }
 
 /// A value for display: quoted (JSON style) when it would not read back as one plain word.
 fn show_value(v: &str) -> String {
-    let plain = !v.is_empty() && !v.chars().any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '$' | '`'));
+    let plain = !v.is_empty()
+        && !v
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '$' | '`'));
     if plain {
         v.to_string()
     } else {

@@ -43,18 +43,18 @@ pub(crate) struct Word {
 }
 
 pub(crate) fn is_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n')
+    matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
 fn is_blank_or_comment(line: &str) -> bool {
-    let t = line.trim_start_matches([' ', '\t']);
+    let t = line.trim_start_matches([' ', '\t', '\r']);
     t.is_empty() || t.starts_with('#')
 }
 
 /// True when `chars` ends (ignoring trailing blanks) with an odd run of escape characters.
 fn continuation_index(chars: &[char], escape: char) -> Option<usize> {
     let mut end = chars.len();
-    while end > 0 && matches!(chars[end - 1], ' ' | '\t') {
+    while end > 0 && matches!(chars[end - 1], ' ' | '\t' | '\r') {
         end -= 1;
     }
     let mut run = 0;
@@ -106,7 +106,10 @@ pub(crate) struct Lines<'a> {
 
 impl<'a> Lines<'a> {
     pub fn new(text: &'a str, file: &'a str) -> Self {
-        let mut lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+        let mut lines: Vec<&str> = text
+            .split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .collect();
         if text.ends_with('\n') {
             lines.pop();
         }
@@ -140,7 +143,10 @@ impl<'a> Lines<'a> {
         for c in self.lines[index].chars() {
             column += 1;
             chars.push(c);
-            pos.push(Pos { line: index + 1, column });
+            pos.push(Pos {
+                line: index + 1,
+                column,
+            });
         }
         Pos {
             line: index + 1,
@@ -156,8 +162,6 @@ impl<'a> Lines<'a> {
         let mut pos = Vec::new();
         let mut end = self.push_line(self.next, &mut chars, &mut pos);
         self.next += 1;
-        let keyword = first_keyword(&chars);
-        let quotes_span = matches!(keyword.as_str(), "ENV" | "LABEL" | "ARG");
         loop {
             if let Some(cut) = continuation_index(&chars, escape) {
                 chars.truncate(cut);
@@ -172,6 +176,7 @@ impl<'a> Lines<'a> {
                 self.next += 1;
                 continue;
             }
+            let quotes_span = matches!(first_keyword(&chars).as_str(), "ENV" | "LABEL" | "ARG");
             if quotes_span && self.next < self.lines.len() && open_quote(&chars, escape).is_some() {
                 chars.push('\n');
                 pos.push(end);
@@ -182,6 +187,8 @@ impl<'a> Lines<'a> {
             break;
         }
         normalize_end(&mut chars, &mut pos, escape);
+        // The keyword is known only once continuations are joined (a first line may be a lone `\`).
+        let keyword = first_keyword(&chars);
         let mut line = LogicalLine {
             chars,
             pos,
@@ -206,7 +213,11 @@ impl<'a> Lines<'a> {
             while self.next < self.lines.len() {
                 let raw = self.lines[self.next];
                 self.next += 1;
-                let text = if doc.strip_tabs { raw.trim_start_matches('\t') } else { raw };
+                let text = if doc.strip_tabs {
+                    raw.trim_start_matches('\t')
+                } else {
+                    raw
+                };
                 if text == doc.delimiter {
                     closed = true;
                     break;
@@ -248,7 +259,11 @@ fn normalize_end(chars: &mut Vec<char>, pos: &mut Vec<Pos>, escape: char) {
 }
 
 fn escape_run_before(chars: &[char], index: usize, escape: char) -> usize {
-    chars[..index].iter().rev().take_while(|c| **c == escape).count()
+    chars[..index]
+        .iter()
+        .rev()
+        .take_while(|c| **c == escape)
+        .count()
 }
 
 fn first_keyword(chars: &[char]) -> String {
@@ -329,7 +344,9 @@ pub(crate) fn heredoc_marker_at(chars: &[char]) -> Option<(HereDoc, usize)> {
         _ => None,
     };
     let start = i;
-    while i < chars.len() && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '_' | '.' | '-')) {
+    while i < chars.len()
+        && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '_' | '.' | '-'))
+    {
         i += 1;
     }
     if i == start {

@@ -26,14 +26,14 @@ mod print;
 pub mod substitute;
 
 pub use ast::{
-    ArgDecl, Command, CopyArgs, Directives, Flag, HereDoc, Healthcheck, Instruction, InstructionKind, KEYWORDS, KeyValue,
-    Kubefile, Source,
+    ArgDecl, Command, CopyArgs, Directives, Flag, Healthcheck, HereDoc, Instruction,
+    InstructionKind, KEYWORDS, KeyValue, Kubefile, Source,
 };
 pub use context::{DEFAULT_NAMES, find_default, resolve_sources};
 pub use error::{EvalError, EvalErrorKind, ParseError, ParseErrorKind};
 pub use eval::{
-    BaseImage, BuildPlan, ContextFile, CopyFrom, CopyPlan, EvalOptions, FileKind, ImageConfig, InlineFile, Platform,
-    Stage, Step, evaluate,
+    BaseImage, BuildPlan, ContextFile, CopyFrom, CopyPlan, EvalOptions, FileKind, ImageConfig,
+    InlineFile, Platform, Stage, Step, evaluate,
 };
 
 /// Parses a Kubefile; errors are reported against the name `Kubefile`.

@@ -1,11 +1,13 @@
 //! Turns Kubefile text into a [`Kubefile`] syntax tree: directives, then one instruction per logical line.
 
 use super::ast::{
-    ArgDecl, Command, CopyArgs, Directives, Flag, Healthcheck, Instruction, InstructionKind, KEYWORDS, KeyValue,
-    Kubefile, Source,
+    ArgDecl, Command, CopyArgs, Directives, Flag, Healthcheck, Instruction, InstructionKind,
+    KEYWORDS, KeyValue, Kubefile, Source,
 };
 use super::error::{ParseError, ParseErrorKind};
-use super::lexer::{Lines, LogicalLine, Pos, Word, heredoc_marker_at, is_space, split_words, unquoted_equals};
+use super::lexer::{
+    Lines, LogicalLine, Pos, Word, heredoc_marker_at, is_space, split_words, unquoted_equals,
+};
 
 /// Parses a whole Kubefile; errors name the file `file`.
 pub(crate) fn parse_file(file: &str, text: &str) -> Result<Kubefile, ParseError> {
@@ -118,16 +120,31 @@ fn directive(raw: &str) -> Option<(String, &str, usize)> {
         return None;
     }
     let value_trimmed = value.trim_matches([' ', '\t']);
-    let offset = raw.len() - value.len() + (value.len() - value.trim_start_matches([' ', '\t']).len());
+    let offset =
+        raw.len() - value.len() + (value.len() - value.trim_start_matches([' ', '\t']).len());
     let column = raw[..offset].chars().count() + 1;
     Some((name.to_ascii_lowercase(), value_trimmed, column))
 }
 
 const FROM_FLAGS: &[&str] = &["platform"];
 const COPY_FLAGS: &[&str] = &["from", "chmod", "chown", "link", "parents", "exclude"];
-const ADD_FLAGS: &[&str] = &["chmod", "chown", "link", "keep-git-dir", "checksum", "exclude", "unpack"];
+const ADD_FLAGS: &[&str] = &[
+    "chmod",
+    "chown",
+    "link",
+    "keep-git-dir",
+    "checksum",
+    "exclude",
+    "unpack",
+];
 const RUN_FLAGS: &[&str] = &["mount", "network", "security", "device"];
-const HEALTHCHECK_FLAGS: &[&str] = &["interval", "timeout", "start-period", "start-interval", "retries"];
+const HEALTHCHECK_FLAGS: &[&str] = &[
+    "interval",
+    "timeout",
+    "start-period",
+    "start-interval",
+    "retries",
+];
 /// Flags that are switches (no `=value` needed).
 const BOOL_FLAGS: &[&str] = &["link", "parents", "keep-git-dir", "unpack"];
 
@@ -228,7 +245,9 @@ impl InstructionParser<'_> {
                 InstructionKind::Maintainer(rest())
             }
             "STOPSIGNAL" => InstructionKind::StopSignal(rest()),
-            "EXPOSE" => InstructionKind::Expose(self.words(args)?.into_iter().map(|w| w.text).collect()),
+            "EXPOSE" => {
+                InstructionKind::Expose(self.words(args)?.into_iter().map(|w| w.text).collect())
+            }
             "VOLUME" => match self.json_array(args) {
                 Some(paths) if !paths.is_empty() => InstructionKind::Volume { paths, json: true },
                 Some(_) => return missing("requires at least one path"),
@@ -385,7 +404,11 @@ impl InstructionParser<'_> {
                 alias: None,
             }),
             [image, as_, name] if as_.text.eq_ignore_ascii_case("as") => {
-                let valid = name.text.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                let valid = name
+                    .text
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
                     && name
                         .text
                         .chars()
@@ -460,7 +483,11 @@ impl InstructionParser<'_> {
         })
     }
 
-    fn key_values(&self, instruction: &'static str, args: usize) -> Result<(Vec<KeyValue>, bool), ParseError> {
+    fn key_values(
+        &self,
+        instruction: &'static str,
+        args: usize,
+    ) -> Result<(Vec<KeyValue>, bool), ParseError> {
         let words = self.words(args)?;
         let Some(first) = words.first() else {
             return Ok((Vec::new(), false));
@@ -574,7 +601,9 @@ fn accepted_list(accepted: &'static [&'static str]) -> &'static str {
     match accepted.first() {
         Some(&"platform") => "--platform",
         Some(&"from") => "--from, --chmod, --chown, --link, --parents, --exclude",
-        Some(&"chmod") => "--chmod, --chown, --link, --keep-git-dir, --checksum, --exclude, --unpack",
+        Some(&"chmod") => {
+            "--chmod, --chown, --link, --keep-git-dir, --checksum, --exclude, --unpack"
+        }
         Some(&"mount") => "--mount, --network, --security, --device",
         _ => "--interval, --timeout, --start-period, --start-interval, --retries",
     }

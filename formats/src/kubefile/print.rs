@@ -2,7 +2,9 @@
 
 use std::fmt::{self, Write};
 
-use super::ast::{Command, CopyArgs, Flag, HereDoc, Healthcheck, InstructionKind, KeyValue, Kubefile, Source};
+use super::ast::{
+    Command, CopyArgs, Flag, Healthcheck, HereDoc, InstructionKind, KeyValue, Kubefile, Source,
+};
 
 impl fmt::Display for Kubefile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -17,7 +19,7 @@ impl fmt::Display for Kubefile {
             write_instruction(f, &instruction.kind, &mut bodies)?;
             f.write_char('\n')?;
             for doc in bodies {
-                write!(f, "{}{}\n", doc.body, doc.delimiter)?;
+                writeln!(f, "{}{}", doc.body, doc.delimiter)?;
             }
         }
         Ok(())
@@ -72,7 +74,11 @@ fn marker(doc: &HereDoc) -> String {
     }
 }
 
-fn write_copy<'a>(f: &mut fmt::Formatter<'_>, args: &'a CopyArgs, bodies: &mut Vec<&'a HereDoc>) -> fmt::Result {
+fn write_copy<'a>(
+    f: &mut fmt::Formatter<'_>,
+    args: &'a CopyArgs,
+    bodies: &mut Vec<&'a HereDoc>,
+) -> fmt::Result {
     write_flags(f, &args.flags)?;
     let has_doc = args.sources.iter().any(|s| matches!(s, Source::HereDoc(_)));
     let needs_json = !has_doc
@@ -110,7 +116,11 @@ fn write_instruction<'a>(
 ) -> fmt::Result {
     f.write_str(kind.keyword())?;
     match kind {
-        InstructionKind::From { flags, image, alias } => {
+        InstructionKind::From {
+            flags,
+            image,
+            alias,
+        } => {
             write_flags(f, flags)?;
             write!(f, " {image}")?;
             if let Some(alias) = alias {

@@ -17,12 +17,17 @@ pub enum SubstitutionError {
 }
 
 /// Processes one raw word: removes quotes and escapes and substitutes variables found by `lookup`.
-pub fn expand(word: &str, escape: char, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, SubstitutionError> {
+pub fn expand(
+    word: &str,
+    escape: char,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, SubstitutionError> {
     let mut lexer = WordLexer {
         chars: word.chars().collect(),
         i: 0,
         escape,
         lookup,
+        depth: 0,
     };
     lexer.process(None)
 }
@@ -32,7 +37,11 @@ struct WordLexer<'a> {
     i: usize,
     escape: char,
     lookup: &'a dyn Fn(&str) -> Option<String>,
+    depth: usize,
 }
+
+/// Nesting limit of `${V:-${W:-...}}`, so hostile input cannot exhaust the stack.
+const MAX_DEPTH: usize = 32;
 
 fn syntax(message: impl Into<String>) -> SubstitutionError {
     SubstitutionError::Syntax(message.into())
@@ -130,7 +139,9 @@ impl WordLexer<'_> {
                 self.i += 1;
                 let name = self.name();
                 if name.is_empty() {
-                    return Err(syntax("bad substitution: '${' must be followed by a variable name"));
+                    return Err(syntax(
+                        "bad substitution: '${' must be followed by a variable name",
+                    ));
                 }
                 let value = (self.lookup)(&name);
                 match self.peek() {
@@ -148,7 +159,13 @@ impl WordLexer<'_> {
                         } else {
                             Some(c)
                         };
-                        let word = self.process(Some('}'))?;
+                        if self.depth >= MAX_DEPTH {
+                            return Err(syntax("substitutions nested too deeply"));
+                        }
+                        self.depth += 1;
+                        let word = self.process(Some('}'));
+                        self.depth -= 1;
+                        let word = word?;
                         let set = match &value {
                             Some(v) => !colon || !v.is_empty(),
                             None => false,
@@ -159,7 +176,11 @@ impl WordLexer<'_> {
                             Some('?') if set => Ok(value.unwrap_or_default()),
                             Some('?') => Err(SubstitutionError::Required {
                                 name,
-                                message: if word.is_empty() { "parameter not set".to_string() } else { word },
+                                message: if word.is_empty() {
+                                    "parameter not set".to_string()
+                                } else {
+                                    word
+                                },
                             }),
                             _ => Err(syntax(format!(
                                 "unsupported modifier in '${{{name}:...}}': use :-, :+ or :?"
@@ -202,7 +223,10 @@ mod tests {
 
     #[test]
     fn escaped_dollar_survives_in_and_out_of_quotes() {
-        assert_eq!(run(r#""check.sh \$registryData""#).unwrap(), "check.sh $registryData");
+        assert_eq!(
+            run(r#""check.sh \$registryData""#).unwrap(),
+            "check.sh $registryData"
+        );
         assert_eq!(run(r"\$HOME").unwrap(), "$HOME");
     }
 
@@ -234,9 +258,28 @@ mod tests {
     }
 
     #[test]
+    fn deeply_nested_defaults_are_an_error_not_a_stack_overflow() {
+        let deep = "${A:-".repeat(100_000);
+        assert!(matches!(run(&deep), Err(SubstitutionError::Syntax(_))));
+        assert_eq!(run("${A:-${B:-${NAME}}}").unwrap(), "calico");
+    }
+
+    #[test]
     fn malformed_substitutions_are_errors_not_panics() {
-        for bad in ["${", "${NAME", "${NAME:-x", "${}", "${NAME%x}", "\"abc", "'abc", "${NAME:"] {
-            assert!(matches!(run(bad), Err(SubstitutionError::Syntax(_))), "{bad}");
+        for bad in [
+            "${",
+            "${NAME",
+            "${NAME:-x",
+            "${}",
+            "${NAME%x}",
+            "\"abc",
+            "'abc",
+            "${NAME:",
+        ] {
+            assert!(
+                matches!(run(bad), Err(SubstitutionError::Syntax(_))),
+                "{bad}"
+            );
         }
     }
 }

@@ -220,7 +220,29 @@ pub fn write_entries_layer(
     out: impl Write,
 ) -> Result<LayerDigests, LayerError> {
     let tree = collect(entries)?;
-    let blob = DigestWriter::new(BufWriter::with_capacity(1 << 16, out), Algorithm::Sha256);
+    let media_type = format!(
+        "{OCI_LAYER_MEDIA_TYPE}{}",
+        opts.compression.media_type_suffix()
+    );
+    let out = BufWriter::with_capacity(1 << 16, out);
+    if opts.compression == Compression::None {
+        // Uncompressed: the blob is the tar, so one hash gives both the diff_id and the blob digest.
+        let mut tar = DigestWriter::new(out, Algorithm::Sha256);
+        emit(&tree, opts.mtime, &mut tar)?;
+        let (out, diff_id, size) = tar.finish();
+        out.into_inner()
+            .map_err(|e| LayerError::Write(e.into_error()))?
+            .flush()
+            .map_err(LayerError::Write)?;
+        return Ok(LayerDigests {
+            blob_digest: diff_id.clone(),
+            blob_size: size,
+            diff_id,
+            uncompressed_size: size,
+            media_type,
+        });
+    }
+    let blob = DigestWriter::new(out, Algorithm::Sha256);
     let compressor = opts
         .compression
         .compressing_writer(blob)
@@ -239,10 +261,7 @@ pub fn write_entries_layer(
         blob_size,
         diff_id,
         uncompressed_size,
-        media_type: format!(
-            "{OCI_LAYER_MEDIA_TYPE}{}",
-            opts.compression.media_type_suffix()
-        ),
+        media_type,
     })
 }
 
@@ -595,4 +614,359 @@ fn stream_file(path: &Path, size: u64, w: &mut impl Write) -> Result<(), LayerEr
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::{UnpackOptions, decompressing_reader, unpack};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, SystemTime};
+
+    fn plain() -> LayerOptions {
+        LayerOptions {
+            compression: Compression::None,
+            mtime: 0,
+        }
+    }
+
+    /// (path, type byte, link name, mode, uid, gid, mtime) of one entry, as the `tar` crate reads it.
+    type Listed = (String, u8, Option<String>, u32, u64, u64, u64);
+
+    fn list(tar_bytes: &[u8]) -> Vec<Listed> {
+        let mut archive = tar::Archive::new(tar_bytes);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    String::from_utf8(e.path_bytes().into_owned()).unwrap(),
+                    h.entry_type().as_byte(),
+                    e.link_name_bytes()
+                        .map(|l| String::from_utf8(l.into_owned()).unwrap()),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    h.mtime().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn write_tree(root: &Path, files: &BTreeMap<String, Vec<u8>>, reverse: bool, mtime: u64) {
+        let mut items: Vec<_> = files.iter().collect();
+        if reverse {
+            items.reverse();
+        }
+        for (path, contents) in items {
+            let full = root.join(path);
+            fs::create_dir_all(full.parent().unwrap()).unwrap();
+            fs::write(&full, contents).unwrap();
+            let f = File::options().write(true).open(&full).unwrap();
+            f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime))
+                .unwrap();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn same_tree_created_in_different_orders_and_times_gives_the_same_digests(
+            files in proptest::collection::btree_map(
+                ("(|d/|d/e/|x/)", "f[a-z0-9._-]{0,6}").prop_map(|(dir, name)| format!("{dir}{name}")),
+                proptest::collection::vec(any::<u8>(), 0..2000),
+                1..8,
+            ),
+            mtime_a in 0u64..2_000_000_000,
+            mtime_b in 0u64..2_000_000_000,
+        ) {
+            let a = tempfile::tempdir().unwrap();
+            let b = tempfile::tempdir().unwrap();
+            write_tree(a.path(), &files, false, mtime_a);
+            write_tree(b.path(), &files, true, mtime_b);
+            for compression in [Compression::None, Compression::Zstd { level: 3 }] {
+                let opts = LayerOptions { compression, mtime: 7 };
+                let da = write_dir_layer(a.path(), "", &opts, io::sink()).unwrap();
+                let db = write_dir_layer(b.path(), "", &opts, io::sink()).unwrap();
+                prop_assert_eq!(da, db);
+            }
+        }
+    }
+
+    #[test]
+    fn digests_are_computed_in_one_pass_over_the_bytes_written() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hello"), b"hello world").unwrap();
+        for compression in [
+            Compression::None,
+            Compression::Gzip { level: 6 },
+            Compression::Zstd { level: 3 },
+        ] {
+            let mut blob = Vec::new();
+            let opts = LayerOptions {
+                compression,
+                mtime: 0,
+            };
+            let d = write_dir_layer(dir.path(), "app", &opts, &mut blob).unwrap();
+            assert_eq!(d.blob_digest, Digest::sha256_of(&blob));
+            assert_eq!(d.blob_size, blob.len() as u64);
+            let mut tar_bytes = Vec::new();
+            decompressing_reader(&blob[..])
+                .unwrap()
+                .read_to_end(&mut tar_bytes)
+                .unwrap();
+            assert_eq!(d.diff_id, Digest::sha256_of(&tar_bytes));
+            assert_eq!(d.uncompressed_size, tar_bytes.len() as u64);
+            assert_eq!(
+                d.media_type,
+                format!(
+                    "application/vnd.oci.image.layer.v1.tar{}",
+                    compression.media_type_suffix()
+                )
+            );
+            let names: Vec<_> = list(&tar_bytes).into_iter().map(|e| e.0).collect();
+            assert_eq!(names, ["app/", "app/hello"]);
+        }
+    }
+
+    #[test]
+    fn headers_are_sorted_owned_by_root_with_fixed_mtime_and_source_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("b")).unwrap();
+        fs::write(dir.path().join("b/run.sh"), b"#!/bin/sh").unwrap();
+        fs::set_permissions(
+            dir.path().join("b/run.sh"),
+            fs::Permissions::from_mode(0o750),
+        )
+        .unwrap();
+        fs::write(dir.path().join("a-c"), b"x").unwrap();
+        fs::set_permissions(dir.path().join("a-c"), fs::Permissions::from_mode(0o600)).unwrap();
+        let mut out = Vec::new();
+        let opts = LayerOptions {
+            compression: Compression::None,
+            mtime: 1_700_000_000,
+        };
+        write_dir_layer(dir.path(), "", &opts, &mut out).unwrap();
+        let entries = list(&out);
+        let names: Vec<_> = entries.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(names, ["a-c", "b/", "b/run.sh"]);
+        assert_eq!(entries[0].3, 0o600);
+        assert_eq!(entries[2].3, 0o750);
+        for e in &entries {
+            assert_eq!((e.4, e.5, e.6), (0, 0, 1_700_000_000), "{}", e.0);
+        }
+        let mut archive = tar::Archive::new(&out[..]);
+        for e in archive.entries().unwrap() {
+            let e = e.unwrap();
+            assert_eq!(e.header().username_bytes(), Some(&b""[..]));
+            assert_eq!(e.header().groupname_bytes(), Some(&b""[..]));
+        }
+    }
+
+    #[test]
+    fn long_names_and_long_link_targets_round_trip() {
+        let long_dir = "d".repeat(120);
+        let long_file = format!("{long_dir}/{}", "f".repeat(150));
+        let long_target = format!("/{}", "t".repeat(200));
+        let mut out = Vec::new();
+        write_entries_layer(
+            [
+                LayerEntry::file(long_file.clone(), b"content".to_vec()),
+                LayerEntry::symlink("short-link", long_target.clone()),
+            ],
+            &plain(),
+            &mut out,
+        )
+        .unwrap();
+        let entries = list(&out);
+        assert_eq!(entries[0].0, format!("{long_dir}/"));
+        assert_eq!(entries[1].0, long_file);
+        assert_eq!(entries[2].0, "short-link");
+        assert_eq!(entries[2].2.as_deref(), Some(long_target.as_str()));
+        let target = tempfile::tempdir().unwrap();
+        unpack(&out[..], target.path(), &UnpackOptions::default()).unwrap();
+        assert_eq!(
+            fs::read(target.path().join(&long_file)).unwrap(),
+            b"content"
+        );
+    }
+
+    #[test]
+    fn symlinks_and_hardlinks_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a"), b"data").unwrap();
+        fs::hard_link(dir.path().join("a"), dir.path().join("b")).unwrap();
+        std::os::unix::fs::symlink("a", dir.path().join("c")).unwrap();
+        std::os::unix::fs::symlink("/nowhere", dir.path().join("dangling")).unwrap();
+        let mut out = Vec::new();
+        write_dir_layer(dir.path(), "", &plain(), &mut out).unwrap();
+        let entries = list(&out);
+        let summary: Vec<_> = entries
+            .iter()
+            .map(|e| (e.0.as_str(), e.1, e.2.as_deref()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("a", b'0', None),
+                ("b", b'1', Some("a")),
+                ("c", b'2', Some("a")),
+                ("dangling", b'2', Some("/nowhere")),
+            ]
+        );
+        let target = tempfile::tempdir().unwrap();
+        unpack(&out[..], target.path(), &UnpackOptions::default()).unwrap();
+        let a = fs::metadata(target.path().join("a")).unwrap();
+        let b = fs::metadata(target.path().join("b")).unwrap();
+        assert_eq!(a.ino(), b.ino());
+        assert_eq!(
+            fs::read_link(target.path().join("c")).unwrap(),
+            Path::new("a")
+        );
+    }
+
+    #[test]
+    fn gnu_tar_lists_what_we_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("etc")).unwrap();
+        fs::write(dir.path().join("etc/conf"), b"k=v\n").unwrap();
+        fs::hard_link(dir.path().join("etc/conf"), dir.path().join("etc/conf2")).unwrap();
+        std::os::unix::fs::symlink("conf", dir.path().join("etc/link")).unwrap();
+        let long = format!("etc/{}", "n".repeat(130));
+        fs::write(dir.path().join(&long), b"").unwrap();
+        let layer = dir.path().join("layer.tar");
+        let src = dir.path().join("etc");
+        write_entries_layer(
+            [LayerEntry::from_disk(&src, "etc")],
+            &plain(),
+            File::create(&layer).unwrap(),
+        )
+        .unwrap();
+        let output = std::process::Command::new("tar")
+            .arg("-tvf")
+            .arg(&layer)
+            .output()
+            .expect("GNU `tar` is required for this test but could not be run");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let listing = String::from_utf8(output.stdout).unwrap();
+        let lines: Vec<_> = listing.lines().collect();
+        assert_eq!(lines.len(), 5, "{listing}");
+        assert!(
+            lines[0].starts_with("drwxr-xr-x 0/0") && lines[0].ends_with(" etc/"),
+            "{listing}"
+        );
+        assert!(
+            lines[1].contains(" 0/0 ") && lines[1].ends_with(" etc/conf"),
+            "{listing}"
+        );
+        assert!(
+            lines[2].ends_with(" etc/conf2 link to etc/conf"),
+            "{listing}"
+        );
+        assert!(lines[3].ends_with(" etc/link -> conf"), "{listing}");
+        assert!(lines[4].ends_with(&long), "{listing}");
+        assert!(
+            lines.iter().all(|l| l.contains(" 1970-01-01 ")),
+            "{listing}"
+        );
+    }
+
+    #[test]
+    fn source_date_epoch_sets_the_mtime_of_every_entry() {
+        assert_eq!(LayerOptions::parse_source_date_epoch(None).unwrap(), 0);
+        assert_eq!(
+            LayerOptions::parse_source_date_epoch(Some(OsStr::new(""))).unwrap(),
+            0
+        );
+        assert_eq!(
+            LayerOptions::parse_source_date_epoch(Some(OsStr::new("1700000000"))).unwrap(),
+            1_700_000_000
+        );
+        let err = LayerOptions::parse_source_date_epoch(Some(OsStr::new("yesterday"))).unwrap_err();
+        assert!(err.to_string().contains("`yesterday`"), "{err}");
+        // from_env reads the variable this process actually has.
+        let from_env = LayerOptions::from_env().unwrap();
+        let expected =
+            LayerOptions::parse_source_date_epoch(std::env::var_os("SOURCE_DATE_EPOCH").as_deref())
+                .unwrap();
+        assert_eq!(from_env.mtime, expected);
+        let mut out = Vec::new();
+        let opts = LayerOptions {
+            compression: Compression::None,
+            mtime: 1_234_567,
+        };
+        write_entries_layer([LayerEntry::file("a/b", b"x".to_vec())], &opts, &mut out).unwrap();
+        assert!(list(&out).iter().all(|e| e.6 == 1_234_567));
+    }
+
+    #[test]
+    fn memory_entries_with_chmod_and_chown_get_implied_parents() {
+        let mut out = Vec::new();
+        write_entries_layer(
+            [
+                LayerEntry::file("/etc/app/conf.yaml", b"a: 1".to_vec())
+                    .with_mode(0o600)
+                    .with_owner(1000, 1001),
+                LayerEntry::dir("var/lib/app").with_owner(5, 5),
+                LayerEntry::symlink("./etc/app/current", "conf.yaml"),
+            ],
+            &plain(),
+            &mut out,
+        )
+        .unwrap();
+        let entries: Vec<_> = list(&out)
+            .into_iter()
+            .map(|e| (e.0, e.3, e.4, e.5))
+            .collect();
+        let expected = [
+            ("etc/", 0o755, 0, 0),
+            ("etc/app/", 0o755, 0, 0),
+            ("etc/app/conf.yaml", 0o600, 1000, 1001),
+            ("etc/app/current", 0o777, 0, 0),
+            ("var/", 0o755, 0, 0),
+            ("var/lib/", 0o755, 0, 0),
+            ("var/lib/app/", 0o755, 5, 5),
+        ];
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|(p, m, u, g)| (p.to_string(), *m, *u, *g))
+            .collect();
+        assert_eq!(entries, expected);
+    }
+
+    #[test]
+    fn paths_leaving_the_root_are_refused() {
+        let err = write_entries_layer(
+            [LayerEntry::file("a/../../x", b"".to_vec())],
+            &plain(),
+            io::sink(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, LayerError::InvalidPath { .. }), "{err}");
+        assert!(err.to_string().contains("a/../../x"), "{err}");
+    }
+
+    #[test]
+    fn a_socket_in_the_source_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("control.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let err = write_dir_layer(dir.path(), "", &plain(), io::sink()).unwrap_err();
+        match &err {
+            LayerError::SpecialFile { path, kind } => {
+                assert_eq!(path, &socket);
+                assert_eq!(*kind, "socket");
+            }
+            other => panic!("unexpected error {other}"),
+        }
+        assert!(err.to_string().contains("control.sock"), "{err}");
+    }
 }

@@ -1,0 +1,240 @@
+//! Runs a benchmark row: ours and a peer alternately (A B A B) after one warm-up of each, and reduces the
+//! timings to median, min and max.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// One timed action: a run of ours or of a peer. Called once for the warm-up and once per pair.
+pub type Job = Box<dyn FnMut() -> anyhow::Result<()>>;
+
+/// One row of the table: our implementation and a peer doing the same work on the same data.
+pub struct Pair {
+    /// Row id shown in the table and accepted on the command line (`sha256-vs-openssl`).
+    pub id: String,
+    /// Our implementation.
+    pub ours: Job,
+    /// The peer's name as shown in the table (`openssl`).
+    pub peer_name: String,
+    /// The peer doing the same work.
+    pub peer: Job,
+}
+
+/// Median, fastest and slowest of a set of timings.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Stats {
+    /// Median in seconds (mean of the middle two for an even count).
+    pub median_s: f64,
+    /// Fastest run in seconds.
+    pub min_s: f64,
+    /// Slowest run in seconds.
+    pub max_s: f64,
+}
+
+impl Stats {
+    /// Reduces timings to their median, min and max; `None` when there are none.
+    pub fn of(samples: &[Duration]) -> Option<Stats> {
+        let mut secs: Vec<f64> = samples.iter().map(Duration::as_secs_f64).collect();
+        secs.sort_by(f64::total_cmp);
+        let n = secs.len();
+        let median_s = match n {
+            0 => return None,
+            _ if n % 2 == 1 => secs[n / 2],
+            _ => (secs[n / 2 - 1] + secs[n / 2]) / 2.0,
+        };
+        Some(Stats {
+            median_s,
+            min_s: secs[0],
+            max_s: secs[n - 1],
+        })
+    }
+}
+
+/// The measured result of one row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    /// Row id.
+    pub id: String,
+    /// Our timings.
+    pub ours: Stats,
+    /// Peer name.
+    pub peer_name: String,
+    /// The peer's timings.
+    pub peer: Stats,
+    /// Ours median divided by the peer's median: below 1 means we are faster.
+    pub ratio: f64,
+    /// Number of A B pairs measured (warm-up excluded).
+    pub pairs: usize,
+}
+
+/// Runs one warm-up of each side, then `pairs` alternating runs (ours, peer, ours, peer, ...).
+pub fn run_pair(pair: &mut Pair, pairs: usize) -> anyhow::Result<Outcome> {
+    if pairs == 0 {
+        bail!("--pairs must be at least 1");
+    }
+    (pair.ours)().with_context(|| format!("{}: warm-up of ours failed", pair.id))?;
+    (pair.peer)().with_context(|| format!("{}: warm-up of {} failed", pair.id, pair.peer_name))?;
+    let mut ours = Vec::with_capacity(pairs);
+    let mut peer = Vec::with_capacity(pairs);
+    for i in 0..pairs {
+        ours.push(time(&mut pair.ours).with_context(|| format!("{}: ours, run {i}", pair.id))?);
+        peer.push(
+            time(&mut pair.peer)
+                .with_context(|| format!("{}: {}, run {i}", pair.id, pair.peer_name))?,
+        );
+    }
+    let (Some(ours), Some(peer)) = (Stats::of(&ours), Stats::of(&peer)) else {
+        bail!("{}: no timings recorded", pair.id);
+    };
+    Ok(Outcome {
+        id: pair.id.clone(),
+        ours,
+        peer_name: pair.peer_name.clone(),
+        peer,
+        ratio: ours.median_s / peer.median_s,
+        pairs,
+    })
+}
+
+fn time(job: &mut Job) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    job()?;
+    Ok(start.elapsed())
+}
+
+/// A job that runs `cmdline` with `sh -c`, discarding stdout; it fails with the command's stderr when the exit
+/// status is not zero, and names the tool when the shell cannot find it.
+pub fn shell(cmdline: &str) -> Job {
+    let cmdline = cmdline.to_string();
+    Box::new(move || {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&cmdline)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .with_context(|| format!("cannot start `sh -c {cmdline}`"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() == Some(127) {
+            let tool = cmdline.split_whitespace().next().unwrap_or_default();
+            bail!("peer tool `{tool}` is not installed (`{cmdline}` exited 127): {stderr}");
+        }
+        bail!("`{cmdline}` failed with {}: {stderr}", out.status)
+    })
+}
+
+/// Quotes `s` for `sh` (single quotes, with embedded ones escaped).
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Prints outcomes as an aligned text table.
+pub fn print_table(outcomes: &[Outcome]) {
+    let header = [
+        "row",
+        "ours median",
+        "ours min-max",
+        "peer",
+        "peer median",
+        "peer min-max",
+        "ours/peer",
+    ];
+    let rows: Vec<[String; 7]> = outcomes
+        .iter()
+        .map(|o| {
+            [
+                o.id.clone(),
+                secs(o.ours.median_s),
+                format!("{}-{}", secs(o.ours.min_s), secs(o.ours.max_s)),
+                o.peer_name.clone(),
+                secs(o.peer.median_s),
+                format!("{}-{}", secs(o.peer.min_s), secs(o.peer.max_s)),
+                format!("{:.2}", o.ratio),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+}
+
+fn secs(s: f64) -> String {
+    format!("{s:.3}s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        let d = |ms: u64| Duration::from_millis(ms);
+        let s = Stats::of(&[d(30), d(10), d(20)]).unwrap();
+        assert_eq!((s.median_s, s.min_s, s.max_s), (0.02, 0.01, 0.03));
+        let s = Stats::of(&[d(40), d(10), d(20), d(30)]).unwrap();
+        assert!((s.median_s - 0.025).abs() < 1e-9);
+        assert!(Stats::of(&[]).is_none());
+    }
+
+    #[test]
+    fn pairs_alternate_ours_and_peer_after_one_warm_up_each() {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        let log = Rc::new(RefCell::new(String::new()));
+        let (a, b) = (log.clone(), log.clone());
+        let mut pair = Pair {
+            id: "t".into(),
+            ours: Box::new(move || {
+                a.borrow_mut().push('A');
+                Ok(())
+            }),
+            peer_name: "p".into(),
+            peer: Box::new(move || {
+                b.borrow_mut().push('B');
+                Ok(())
+            }),
+        };
+        let outcome = run_pair(&mut pair, 3).unwrap();
+        assert_eq!(*log.borrow(), "ABABABAB");
+        assert_eq!(outcome.pairs, 3);
+    }
+
+    #[test]
+    fn shell_job_reports_failure_and_missing_tool() {
+        assert!(shell("true")().is_ok());
+        let err = shell("false")().unwrap_err().to_string();
+        assert!(err.contains("`false` failed"), "{err}");
+        let err = shell("no-such-tool-xyz --flag")().unwrap_err().to_string();
+        assert!(err.contains("`no-such-tool-xyz` is not installed"), "{err}");
+    }
+
+    #[test]
+    fn quote_survives_single_quotes() {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", quote("it's a b")))
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"it's a b");
+    }
+}

@@ -1,0 +1,57 @@
+//! The benchmark rows, one file per group. To add a group (gzip, zstd, tar, registry...): write
+//! `rows/<group>.rs` with a `pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>>` that prepares its data
+//! under `ctx.work` (see [`crate::data`]) and returns one [`Pair`] per row, then add a [`Group`] entry to
+//! [`GROUPS`]. Row ids are `<what>-vs-<peer>`.
+
+use std::path::PathBuf;
+
+use crate::harness::Pair;
+
+mod build;
+mod layers;
+mod sha256;
+
+/// What every group gets from the command line.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Seed for all generated data.
+    pub seed: u64,
+    /// Size of the main input in bytes.
+    pub size: u64,
+    /// Directory for generated data and scratch output.
+    pub work: PathBuf,
+}
+
+/// A named group of rows that share their input data.
+pub struct Group {
+    /// Name given on the command line (`sha256`).
+    pub name: &'static str,
+    /// One line for `bench list`.
+    pub about: &'static str,
+    /// Ids of the rows the group produces, for `bench list` and selecting one row.
+    pub rows: &'static [&'static str],
+    /// Prepares the data and builds the rows.
+    pub pairs: fn(&Context) -> anyhow::Result<Vec<Pair>>,
+}
+
+/// Every group, in the order `bench all` runs them.
+pub const GROUPS: &[Group] = &[
+    Group {
+        name: "sha256",
+        about: "stream-hash a random file (formats::digest, 1 MiB reads) vs sha256sum and openssl",
+        rows: sha256::ROWS,
+        pairs: sha256::pairs,
+    },
+    Group {
+        name: "layers",
+        about: "gzip -6, zstd -3 of a compressible file and a deterministic tar of a tree vs gzip, zstd, GNU tar",
+        rows: layers::ROWS,
+        pairs: layers::pairs,
+    },
+    Group {
+        name: "build",
+        about: "B1/B2: sealos build of a 300 MiB context, cold and after touching one file, vs buildah bud (vfs)",
+        rows: build::ROWS,
+        pairs: build::pairs,
+    },
+];

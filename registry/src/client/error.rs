@@ -1,0 +1,150 @@
+//! Errors of the registry client: each says what failed, where (host, URL or file) and, when there is one,
+//! what to do about it.
+
+use std::io;
+use std::path::PathBuf;
+
+use formats::digest::DigestError;
+use formats::fsutil::StageError;
+
+/// Everything that can go wrong talking to a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `registries.conf` marks the registry as blocked.
+    #[error(
+        "registry `{registry}` is blocked by `{conf}`; remove `blocked = true` there to use it"
+    )]
+    Blocked {
+        /// The blocked registry prefix as written in the configuration.
+        registry: String,
+        /// The configuration file that blocks it.
+        conf: String,
+    },
+    /// The request could not be sent or the response could not be read (connection, TLS, timeout).
+    #[error("{method} {url}: {}{hint}", error_chain(source))]
+    Transport {
+        /// The HTTP method.
+        method: String,
+        /// The URL requested.
+        url: String,
+        /// The underlying error.
+        source: reqwest::Error,
+        /// A hint for the user (empty when there is none).
+        hint: String,
+    },
+    /// The registry answered with an error status.
+    #[error("{method} {url}: {status}{}", describe_registry_error(code, message))]
+    Registry {
+        /// The HTTP method.
+        method: String,
+        /// The URL requested.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The first OCI error code in the body (`BLOB_UNKNOWN`, `DENIED`...), when any.
+        code: Option<String>,
+        /// The message of that error, or the start of the body.
+        message: String,
+    },
+    /// The registry demanded credentials we do not have, or rejected the ones we sent.
+    #[error(
+        "{url}: unauthorized ({detail}); log in with `sealos login {host}` or check the credentials for `{host}`"
+    )]
+    Unauthorized {
+        /// The registry host.
+        host: String,
+        /// The URL requested.
+        url: String,
+        /// What the registry or the token server said.
+        detail: String,
+    },
+    /// Content did not match its digest or size; nothing was kept.
+    #[error("{what}: {source}; nothing was kept")]
+    Verification {
+        /// What was being fetched (URL or description).
+        what: String,
+        /// The mismatch.
+        source: DigestError,
+    },
+    /// The registry sent something that is not a valid answer (bad header, bad JSON, too large).
+    #[error("{url}: invalid response: {message}")]
+    InvalidResponse {
+        /// The URL requested.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A configuration or credentials file could not be read or parsed.
+    #[error("`{path}`: {message}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A `docker-credential-*` helper failed.
+    #[error("credential helper `docker-credential-{helper}` for `{host}`: {message}")]
+    CredentialHelper {
+        /// The helper name (without the `docker-credential-` prefix).
+        helper: String,
+        /// The registry host asked about.
+        host: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Writing a downloaded blob to disk failed, or verifying it did.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// Reading a blob to upload, or writing one to a sink, failed.
+    #[error("{op} `{what}`: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path or blob involved.
+        what: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The caller passed something the client cannot use.
+    #[error("{0}")]
+    InvalidInput(String),
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message omits the cause that matters).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+fn describe_registry_error(code: &Option<String>, message: &str) -> String {
+    match (code, message.is_empty()) {
+        (Some(c), false) => format!(" {c}: {message}"),
+        (Some(c), true) => format!(" {c}"),
+        (None, false) => format!(": {message}"),
+        (None, true) => String::new(),
+    }
+}
+
+impl ClientError {
+    /// True when the registry said the manifest, blob or repository does not exist (HTTP 404).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::Registry { status: 404, .. })
+    }
+
+    /// The HTTP status the registry answered with, when the error is an error answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Registry { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,584 @@
+//! Sending one registry request well: choosing https or http per host, attaching credentials or bearer
+//! tokens (answering challenges and caching tokens per host and scope), limiting concurrency per host, and
+//! retrying connection errors, 5xx and 429 with backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
+
+use super::auth::{Challenge, Credentials, parse_challenge, parse_token_response};
+use super::conf::Endpoint;
+use super::{ClientError, ClientOptions, api_host, normalize_host};
+
+/// Shared state behind a [`super::RegistryClient`].
+pub(crate) struct Inner {
+    pub(crate) opts: ClientOptions,
+    secure: reqwest::Client,
+    insecure: reqwest::Client,
+    hosts: Mutex<HashMap<String, Arc<HostState>>>,
+}
+
+/// What we know about one registry host.
+struct HostState {
+    limit: Arc<Semaphore>,
+    base: OnceCell<String>,
+    auth: Mutex<AuthState>,
+    creds: Mutex<HashMap<String, Option<Credentials>>>,
+}
+
+#[derive(Default)]
+struct AuthState {
+    /// The last challenge the host sent: lets later requests authenticate without a 401 first.
+    scheme: Option<Challenge>,
+    /// Bearer tokens by scope set, with when they expire.
+    tokens: HashMap<String, (String, Instant)>,
+}
+
+/// A response together with the host slot it occupies; the slot is freed when the body is dropped.
+pub(crate) struct Sent {
+    pub(crate) resp: reqwest::Response,
+    pub(crate) _permit: OwnedSemaphorePermit,
+}
+
+/// Builds the request for one attempt; `Err` when the request cannot be made again (a one-shot body).
+pub(crate) type Build<'a> =
+    dyn Fn(RequestBuilder) -> Result<RequestBuilder, ClientError> + Send + Sync + 'a;
+
+impl Inner {
+    pub(crate) fn new(opts: ClientOptions) -> Result<Self, ClientError> {
+        let build = |insecure: bool| {
+            reqwest::Client::builder()
+                .user_agent(opts.user_agent.clone())
+                .connect_timeout(opts.connect_timeout)
+                .danger_accept_invalid_certs(insecure)
+                .build()
+                .map_err(|e| ClientError::InvalidInput(format!("cannot set up HTTP client: {e}")))
+        };
+        Ok(Inner {
+            secure: build(false)?,
+            insecure: build(true)?,
+            hosts: Mutex::new(HashMap::new()),
+            opts,
+        })
+    }
+
+    fn host_state(&self, host: &str) -> Arc<HostState> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts
+            .entry(host.to_string())
+            .or_insert_with(|| {
+                Arc::new(HostState {
+                    limit: Arc::new(Semaphore::new(self.opts.max_concurrent_per_host.max(1))),
+                    base: OnceCell::new(),
+                    auth: Mutex::new(AuthState::default()),
+                    creds: Mutex::new(HashMap::new()),
+                })
+            })
+            .clone()
+    }
+
+    /// Where to look for `host/repository`, mirrors first when pulling.
+    pub(crate) fn endpoints(
+        &self,
+        host: &str,
+        repository: &str,
+        for_pull: bool,
+        by_digest: bool,
+    ) -> Result<Vec<Endpoint>, ClientError> {
+        let host = normalize_host(host);
+        let mut eps = self
+            .opts
+            .registries_conf
+            .endpoints(&host, repository, for_pull, by_digest)?;
+        if !self.opts.tls_verify {
+            for e in &mut eps {
+                e.insecure = true;
+            }
+        }
+        Ok(eps)
+    }
+
+    /// The one endpoint for requests that have no mirrors (push, listing).
+    pub(crate) fn single_endpoint(
+        &self,
+        host: &str,
+        repository: &str,
+    ) -> Result<Endpoint, ClientError> {
+        let host = normalize_host(host);
+        if repository.is_empty() {
+            let insecure = !self.opts.tls_verify
+                || self.opts.registries_conf.registries.iter().any(|r| {
+                    r.insecure && normalize_host(r.location.split('/').next().unwrap_or("")) == host
+                });
+            let blocked = self
+                .opts
+                .registries_conf
+                .registries
+                .iter()
+                .find(|r| r.blocked && r.prefix == host);
+            if let Some(b) = blocked {
+                return Err(ClientError::Blocked {
+                    registry: b.prefix.clone(),
+                    conf: self.opts.registries_conf.source.clone(),
+                });
+            }
+            return Ok(Endpoint {
+                host,
+                repository: String::new(),
+                insecure,
+                mirror: false,
+            });
+        }
+        let mut eps = self.endpoints(&host, repository, false, false)?;
+        eps.pop().ok_or_else(|| {
+            ClientError::InvalidInput(format!("no endpoint for `{host}/{repository}`"))
+        })
+    }
+
+    /// `scheme://api-host` of an endpoint: https, or http for insecure hosts that do not speak TLS.
+    pub(crate) async fn base(&self, ep: &Endpoint) -> Result<String, ClientError> {
+        let state = self.host_state(&ep.host);
+        let api = api_host(&ep.host);
+        let base = state
+            .base
+            .get_or_init(|| async {
+                if !ep.insecure {
+                    return format!("https://{api}");
+                }
+                // Insecure: https without verification if the host speaks TLS, plain http otherwise.
+                let probe = self
+                    .insecure
+                    .get(format!("https://{api}/v2/"))
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await;
+                match probe {
+                    Ok(_) => format!("https://{api}"),
+                    Err(_) => format!("http://{api}"),
+                }
+            })
+            .await;
+        Ok(base.clone())
+    }
+
+    /// The full URL of `path` (starting with `/v2/`) on an endpoint.
+    pub(crate) async fn url(&self, ep: &Endpoint, path: &str) -> Result<String, ClientError> {
+        Ok(format!("{}{path}", self.base(ep).await?))
+    }
+
+    fn client(&self, ep: &Endpoint) -> &reqwest::Client {
+        if ep.insecure {
+            &self.insecure
+        } else {
+            &self.secure
+        }
+    }
+
+    async fn credentials(&self, ep: &Endpoint) -> Result<Option<Credentials>, ClientError> {
+        if let Some(c) = self.opts.credentials.get(&ep.host) {
+            return Ok(Some(c.clone()));
+        }
+        let state = self.host_state(&ep.host);
+        if let Some(c) = state
+            .creds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ep.repository)
+        {
+            return Ok(c.clone());
+        }
+        let files = self.opts.credential_files.clone();
+        let (host, repo) = (ep.host.clone(), ep.repository.clone());
+        // Credential helpers are processes: keep them off the async threads.
+        let found = tokio::task::spawn_blocking(move || files.lookup(&host, &repo))
+            .await
+            .map_err(|e| ClientError::InvalidInput(format!("credential lookup panicked: {e}")))??;
+        state
+            .creds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ep.repository.clone(), found.clone());
+        Ok(found)
+    }
+
+    /// The Authorization header to send for `scopes`, from what the host asked for before.
+    async fn auth_header(
+        &self,
+        ep: &Endpoint,
+        scopes: &[String],
+    ) -> Result<Option<String>, ClientError> {
+        let state = self.host_state(&ep.host);
+        let key = scopes.join(" ");
+        let scheme = {
+            let auth = state.auth.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((token, until)) = auth.tokens.get(&key)
+                && Instant::now() < *until
+            {
+                return Ok(Some(format!("Bearer {token}")));
+            }
+            auth.scheme.clone()
+        };
+        match scheme {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(self.credentials(ep).await?.map(|c| c.basic_header())),
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let token = self
+                    .fetch_token(ep, &realm, service.as_deref(), scopes)
+                    .await?;
+                Ok(Some(format!("Bearer {token}")))
+            }
+        }
+    }
+
+    /// Gets a token for `scopes` from `realm` (with Basic credentials when we have some) and caches it.
+    async fn fetch_token(
+        &self,
+        ep: &Endpoint,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> Result<String, ClientError> {
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if let Some(s) = service {
+            query.push(("service", s));
+        }
+        for s in scopes {
+            query.push(("scope", s));
+        }
+        let creds = self.credentials(ep).await?;
+        let (method, rb) = match creds.as_ref().and_then(Credentials::identity_token) {
+            // An identity (refresh) token from `docker login` with OAuth: the OAuth2 POST flow.
+            Some(refresh) => {
+                let joined = scopes.join(" ");
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh),
+                    ("client_id", "sealos"),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s));
+                }
+                if !joined.is_empty() {
+                    form.push(("scope", &joined));
+                }
+                ("POST", self.client(ep).post(realm).form(&form))
+            }
+            None => {
+                let mut rb = self.client(ep).get(realm).query(&query);
+                if let Some(c) = &creds {
+                    rb = rb.header(AUTHORIZATION, c.basic_header());
+                }
+                ("GET", rb)
+            }
+        };
+        let resp = rb.send().await.map_err(|e| ClientError::Transport {
+            method: method.into(),
+            url: realm.to_string(),
+            source: e,
+            hint: " (token server)".into(),
+        })?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| ClientError::Transport {
+            method: method.into(),
+            url: realm.to_string(),
+            source: e,
+            hint: " (token server)".into(),
+        })?;
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(ClientError::Unauthorized {
+                host: ep.host.clone(),
+                url: realm.to_string(),
+                detail: format!(
+                    "token server refused scope `{}`: {}",
+                    scopes.join(" "),
+                    String::from_utf8_lossy(&body[..body.len().min(300)]).trim()
+                ),
+            });
+        }
+        if !status.is_success() {
+            return Err(ClientError::InvalidResponse {
+                url: realm.to_string(),
+                message: format!("token server answered {status}"),
+            });
+        }
+        let token = parse_token_response(&body).ok_or_else(|| ClientError::InvalidResponse {
+            url: realm.to_string(),
+            message: "token server answer has no `token` or `access_token`".into(),
+        })?;
+        // Renew a little early so a token does not expire between check and use.
+        let slack = Duration::from_secs(5).min(token.lifetime / 2);
+        let until = Instant::now() + token.lifetime - slack;
+        let state = self.host_state(&ep.host);
+        state
+            .auth
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .tokens
+            .insert(scopes.join(" "), (token.token.clone(), until));
+        Ok(token.token)
+    }
+
+    /// Sends a request built by `build`, authenticating, waiting for a host slot and retrying as configured.
+    pub(crate) async fn send(
+        &self,
+        ep: &Endpoint,
+        scopes: &[String],
+        method: Method,
+        url: &str,
+        build: &Build<'_>,
+    ) -> Result<Sent, ClientError> {
+        let policy = &self.opts.retry;
+        let state = self.host_state(&ep.host);
+        let mut retries = 0u32;
+        let mut challenges = 0u32;
+        // Why the previous attempt failed: reported instead of "cannot replay" when a one-shot body is spent.
+        let mut last: Option<ClientError> = None;
+        loop {
+            let permit = state.limit.clone().acquire_owned().await.map_err(|_| {
+                ClientError::InvalidInput("the client's connection limiter was closed".into())
+            })?;
+            let auth = self.auth_header(ep, scopes).await?;
+            let mut rb = match build(self.client(ep).request(method.clone(), url)) {
+                Ok(rb) => rb,
+                Err(e) => return Err(last.unwrap_or(e)),
+            };
+            if let Some(a) = &auth {
+                rb = rb.header(AUTHORIZATION, a);
+            }
+            let (failure, wait) = match rb.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    if status == StatusCode::UNAUTHORIZED && challenges < 2 {
+                        challenges += 1;
+                        let challenge = pick_challenge(resp.headers());
+                        drop(permit);
+                        let Some(challenge) = challenge else {
+                            return Err(ClientError::Unauthorized {
+                                host: ep.host.clone(),
+                                url: url.to_string(),
+                                detail: "the registry sent no usable WWW-Authenticate challenge"
+                                    .into(),
+                            });
+                        };
+                        self.answer_challenge(ep, url, challenge, scopes, auth.is_some())
+                            .await?;
+                        continue;
+                    }
+                    if status == StatusCode::UNAUTHORIZED {
+                        return Err(ClientError::Unauthorized {
+                            host: ep.host.clone(),
+                            url: url.to_string(),
+                            detail: "the registry rejected our credentials".into(),
+                        });
+                    }
+                    if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
+                        return Ok(Sent {
+                            resp,
+                            _permit: permit,
+                        });
+                    }
+                    let wait = retry_after(resp.headers()).map(|d| d.min(policy.max_retry_after));
+                    (registry_error(resp, method.as_str(), url).await, wait)
+                }
+                Err(e) => {
+                    let retryable = is_retryable(&e);
+                    let failure = transport_error(&method, url, e, ep);
+                    if !retryable {
+                        return Err(failure);
+                    }
+                    (failure, None)
+                }
+            };
+            drop(permit);
+            if retries + 1 >= policy.max_attempts {
+                return Err(failure);
+            }
+            retries += 1;
+            let wait = wait.unwrap_or_else(|| policy.backoff(retries));
+            tracing::debug!(%url, error = %failure, ?wait, retries, "retrying");
+            last = Some(failure);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Records what the host asked for and gets what it takes (a fresh token, or checks we have creds).
+    async fn answer_challenge(
+        &self,
+        ep: &Endpoint,
+        url: &str,
+        challenge: Challenge,
+        scopes: &[String],
+        had_auth: bool,
+    ) -> Result<(), ClientError> {
+        let state = self.host_state(&ep.host);
+        {
+            let mut auth = state.auth.lock().unwrap_or_else(|p| p.into_inner());
+            auth.scheme = Some(challenge.clone());
+            // Whatever we sent was not good enough: forget the token for this scope.
+            auth.tokens.remove(&scopes.join(" "));
+        }
+        match challenge {
+            Challenge::Basic => {
+                if had_auth || self.credentials(ep).await?.is_none() {
+                    return Err(ClientError::Unauthorized {
+                        host: ep.host.clone(),
+                        url: url.to_string(),
+                        detail: if had_auth {
+                            "the registry rejected our credentials".into()
+                        } else {
+                            "the registry wants credentials and none are stored".into()
+                        },
+                    });
+                }
+                Ok(())
+            }
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => {
+                let mut wanted: Vec<String> = scopes.to_vec();
+                if let Some(s) = scope {
+                    for part in s.split(' ').filter(|p| !p.is_empty()) {
+                        if !wanted.iter().any(|w| w == part) {
+                            wanted.push(part.to_string());
+                        }
+                    }
+                }
+                let token = self
+                    .fetch_token(ep, &realm, service.as_deref(), &wanted)
+                    .await?;
+                // Cache under the scopes the caller will ask with, too.
+                if wanted.len() != scopes.len() {
+                    let until = Instant::now() + Duration::from_secs(30);
+                    state
+                        .auth
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .tokens
+                        .insert(scopes.join(" "), (token, until));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The scope of a repository for pulling (and pushing).
+pub(crate) fn repo_scope(repository: &str, push: bool) -> String {
+    if push {
+        format!("repository:{repository}:pull,push")
+    } else {
+        format!("repository:{repository}:pull")
+    }
+}
+
+fn pick_challenge(headers: &HeaderMap) -> Option<Challenge> {
+    let all: Vec<Challenge> = headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(parse_challenge)
+        .collect();
+    all.iter()
+        .find(|c| matches!(c, Challenge::Bearer { .. }))
+        .or_else(|| all.first())
+        .cloned()
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    v.parse::<u64>().ok().map(Duration::from_secs)
+}
+
+pub(crate) fn is_retryable(e: &reqwest::Error) -> bool {
+    e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()
+}
+
+pub(crate) fn transport_error(
+    method: &Method,
+    url: &str,
+    e: reqwest::Error,
+    ep: &Endpoint,
+) -> ClientError {
+    let text = format!("{e:?}");
+    let hint = if text.contains("certificate") || text.contains("InvalidCertificate") {
+        format!(
+            "; if `{}` uses a self-signed certificate, mark it `insecure` in registries.conf or pass --tls-verify=false",
+            ep.host
+        )
+    } else if e.is_connect() && !ep.insecure {
+        format!(
+            "; is `{}` up? A plain-HTTP registry needs `insecure = true` in registries.conf or --tls-verify=false",
+            ep.host
+        )
+    } else {
+        String::new()
+    };
+    ClientError::Transport {
+        method: method.to_string(),
+        url: url.to_string(),
+        source: e,
+        hint,
+    }
+}
+
+/// Returns the response when its status is 2xx, else the registry's error read from the body.
+pub(crate) async fn expect_success(
+    sent: Sent,
+    method: &str,
+    url: &str,
+) -> Result<Sent, ClientError> {
+    if sent.resp.status().is_success() {
+        return Ok(sent);
+    }
+    Err(registry_error(sent.resp, method, url).await)
+}
+
+/// Reads an OCI error body (`{"errors":[{"code":..,"message":..}]}`) into a [`ClientError::Registry`].
+pub(crate) async fn registry_error(
+    mut resp: reqwest::Response,
+    method: &str,
+    url: &str,
+) -> ClientError {
+    let status = resp.status().as_u16();
+    let mut body = Vec::new();
+    while body.len() < 64 * 1024 {
+        match resp.chunk().await {
+            Ok(Some(c)) => body.extend_from_slice(&c),
+            _ => break,
+        }
+    }
+    let (code, message) = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(v) => {
+            let first = v.get("errors").and_then(|e| e.get(0));
+            let code = first
+                .and_then(|e| e.get("code"))
+                .and_then(|c| c.as_str())
+                .map(str::to_string);
+            let msg = first
+                .and_then(|e| e.get("message"))
+                .and_then(|c| c.as_str())
+                .unwrap_or("")
+                .to_string();
+            (code, msg)
+        }
+        Err(_) => (
+            None,
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+                .trim()
+                .to_string(),
+        ),
+    };
+    ClientError::Registry {
+        method: method.to_string(),
+        url: url.to_string(),
+        status,
+        code,
+        message,
+    }
+}
