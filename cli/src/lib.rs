@@ -74,7 +74,7 @@ pub enum Command {
     /// Print a shell completion script.
     Completion(cmd::completion::CompletionArgs),
     /// Build a cluster image from a Kubefile into the local store (`--dry-run` prints the plan).
-    Build(cmd::build::BuildArgs),
+    Build(Box<cmd::build::BuildArgs>),
 }
 
 fn version_line() -> &'static str {
