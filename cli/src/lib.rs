@@ -73,8 +73,8 @@ pub enum Command {
     Version(cmd::version::VersionArgs),
     /// Print a shell completion script.
     Completion(cmd::completion::CompletionArgs),
-    /// Build a cluster image from a Kubefile (for now: `--dry-run` prints the build plan).
-    Build(cmd::build::BuildArgs),
+    /// Build a cluster image from a Kubefile into the local store (`--dry-run` prints the plan).
+    Build(Box<cmd::build::BuildArgs>),
     /// List the images in the local store.
     Images(cmd::images::ImagesArgs),
     /// Show an image's config, layers, platforms and annotations.
@@ -124,7 +124,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Version(args) => cmd::version::run(&args),
         Command::Completion(args) => cmd::completion::run(&args),
-        Command::Build(args) => cmd::build::run(&args),
+        Command::Build(args) => cmd::build::run(&global, &args),
         Command::Images(args) => cmd::images::run(&global, &args),
         Command::Inspect(args) => cmd::inspect::run(&global, &args),
         Command::Tag(args) => cmd::tag::run(&global, &args),

@@ -312,10 +312,11 @@ fn context_without_kubefile_says_which_names_were_looked_for() {
 }
 
 #[test]
-fn build_without_dry_run_says_it_is_not_implemented_yet() {
+fn build_without_tag_or_output_asks_for_one() {
     let err = stderr_failed(&sealos(&examples_dir(), &["build", "calico"]));
     assert!(
-        err.contains("error: building images is not implemented yet; use --dry-run"),
+        err.contains("error: nothing would name the built image"),
         "{err}"
     );
+    assert!(err.contains("hint: add -t NAME:TAG"), "{err}");
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::harness::Pair;
 
+mod build;
 mod layers;
 mod sha256;
 
@@ -46,5 +47,11 @@ pub const GROUPS: &[Group] = &[
         about: "gzip -6, zstd -3 of a compressible file and a deterministic tar of a tree vs gzip, zstd, GNU tar",
         rows: layers::ROWS,
         pairs: layers::pairs,
+    },
+    Group {
+        name: "build",
+        about: "B1/B2: sealos build of a 300 MiB context, cold and after touching one file, vs buildah bud (vfs)",
+        rows: build::ROWS,
+        pairs: build::pairs,
     },
 ];

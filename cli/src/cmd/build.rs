@@ -1,15 +1,19 @@
-//! `sealos build`: builds a cluster image from a Kubefile. For now only `--dry-run` exists: it parses and
-//! evaluates the Kubefile, checks every COPY/ADD source in the context and prints the plan, writing nothing.
+//! `sealos build`: builds a cluster image from a Kubefile into the local store (see [`builder::build`]).
+//! `--dry-run` parses and evaluates the Kubefile, checks every COPY/ADD source in the context and prints the
+//! plan, writing nothing.
 
+use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use builder::build::{BuildOptions, BuildReport, Output, Progress};
 use formats::kubefile::{self, BaseImage, BuildPlan, CopyFrom, EvalOptions, Platform};
 use serde::Serialize;
 
+use crate::GlobalArgs;
 use crate::output::{Format, Hint};
 
-/// Arguments of `sealos build` (shared with the image builder when it lands).
+/// Arguments of `sealos build`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BuildArgs {
     /// Parse and evaluate the Kubefile and print the build plan; build nothing.
@@ -39,6 +43,23 @@ pub struct BuildArgs {
     /// Name the image (`NAME:TAG`). Repeatable.
     #[arg(short = 't', long = "tag", value_name = "NAME:TAG")]
     pub tags: Vec<String>,
+    /// Do not reuse cached layers (what is built is still recorded in the cache).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Image creation time and every file mtime, in seconds since the epoch.
+    /// Default: $SOURCE_DATE_EPOCH, else 0.
+    #[arg(long, value_name = "SECS")]
+    pub timestamp: Option<u64>,
+    /// Layer compression: gzip, zstd or none.
+    #[arg(long, value_name = "ALG", default_value = "gzip")]
+    pub compression: String,
+    /// Also write the result: `type=local,dest=DIR`, `type=tar,dest=FILE` or
+    /// `type=oci-archive,dest=FILE`. Repeatable.
+    #[arg(short = 'o', long = "output", value_name = "SPEC", value_parser = parse_output)]
+    pub outputs: Vec<Output>,
+    /// Print only the digest of the image.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// The build context directory.
     #[arg(default_value = ".")]
     pub context: PathBuf,
@@ -59,13 +80,9 @@ pub struct DryRun {
 }
 
 /// Runs `sealos build`.
-pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
+pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
     if !args.dry_run {
-        return Err(anyhow::Error::new(Hint(
-            "run `sealos build --dry-run` to check a Kubefile and see what would be built"
-                .to_string(),
-        ))
-        .context("building images is not implemented yet; use --dry-run"));
+        return build_image(global, args);
     }
     let dry_run = dry_run(args)?;
     match args.format {
@@ -289,4 +306,110 @@ pub fn render_text(dry_run: &DryRun) -> String {
         }
     }
     out
+}
+
+fn parse_output(text: &str) -> Result<Output, String> {
+    text.parse()
+}
+
+fn timestamp(args: &BuildArgs) -> anyhow::Result<u64> {
+    if let Some(t) = args.timestamp {
+        return Ok(t);
+    }
+    let value = std::env::var_os("SOURCE_DATE_EPOCH");
+    Ok(formats::layer::LayerOptions::parse_source_date_epoch(
+        value.as_deref(),
+    )?)
+}
+
+/// Builds the image into the store at `--root` and prints its digest (and tags, unless `-q`).
+fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
+    if args.tags.is_empty() && args.outputs.is_empty() {
+        return Err(anyhow::Error::new(Hint(
+            "add -t NAME:TAG to tag the image, or -o to write it somewhere".to_string(),
+        ))
+        .context("nothing would name the built image"));
+    }
+    let platforms = args
+        .platform
+        .iter()
+        .map(|p| {
+            Platform::parse(p).with_context(|| {
+                format!("invalid --platform `{p}`: write os/arch[/variant], like linux/amd64")
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let opts = BuildOptions {
+        store: global.store_root(),
+        context: args.context.clone(),
+        kubefile: args.file.clone(),
+        tags: args.tags.clone(),
+        build_args: build_args(&args.build_args)?,
+        labels: pairs("--label", &args.labels)?,
+        env: pairs("--env", &args.env)?,
+        annotations: pairs("--annotation", &args.annotations)?,
+        platforms,
+        no_cache: args.no_cache,
+        timestamp: timestamp(args)?,
+        compression: args.compression.parse()?,
+        outputs: args.outputs.clone(),
+    };
+    let show_progress = !args.quiet && std::io::stderr().is_terminal();
+    let mut progress = |event: Progress<'_>| {
+        if !show_progress {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = match event {
+            Progress::StepStarted {
+                platform,
+                line,
+                text,
+            } => writeln!(err, "[{platform}] line {line}: {text}"),
+            Progress::StepFinished { platform, report } => writeln!(
+                err,
+                "[{platform}] line {}: {} ({} entries, {} hashed, {} compressed)",
+                report.line,
+                if report.cached { "cached" } else { "written" },
+                report.files,
+                human(report.bytes_hashed),
+                human(report.bytes_written),
+            ),
+        };
+    };
+    let report = builder::build::build(&opts, &mut progress).context("build failed")?;
+    print_report(args, &report)
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn print_report(args: &BuildArgs, report: &BuildReport) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        writeln!(out, "{}", report.digest)?;
+        return Ok(());
+    }
+    match args.format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(report)?)?,
+        Format::Text => {
+            writeln!(out, "{}", report.digest)?;
+            for tag in &report.tags {
+                writeln!(out, "tagged {tag}")?;
+            }
+        }
+    }
+    Ok(())
 }

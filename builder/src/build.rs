@@ -1,0 +1,1231 @@
+//! `sealos build`: turns a Kubefile and its build context into an OCI image in the local store.
+//!
+//! The Kubefile is evaluated once per target platform ([`formats::kubefile::evaluate`]), its context sources
+//! listed ([`formats::kubefile::resolve_sources`]) and filtered by `.dockerignore` ([`ignore`]). Each stage the
+//! final stage needs is built from its base (scratch, an earlier stage, or an image from the store, an `oci:`
+//! directory or an `oci-archive:` file, see [`base`]); every COPY/ADD becomes exactly one deterministic layer
+//! and every other instruction a history entry. Layers are reused through the caches in [`cache`] (the rule
+//! for skipping file reads is documented there). Blobs are written through staged files and renamed into the
+//! store only once verified; tags are set last, so a failed or interrupted build tags nothing. Several
+//! platforms give one image each and an OCI index over them, which is what gets tagged.
+
+pub mod base;
+pub mod cache;
+pub mod ignore;
+mod output;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use formats::digest::{Algorithm, Digest};
+use formats::fsutil::StagedFile;
+use formats::kubefile::{
+    BaseImage, BuildPlan, ContextFile, CopyFrom, CopyPlan, EvalOptions, FileKind,
+    ImageConfig as PlanConfig, Platform, Stage, Step,
+};
+use formats::layer::{
+    Compression, LayerEntry, LayerError, LayerOptions, decompressing_reader, write_entries_layer,
+};
+use formats::manifest::{
+    ContainerConfig, Descriptor, EmptyObject, History, ImageConfig as OciConfig, ImageIndex,
+    ImageManifest, Platform as OciPlatform, RawManifest, RootFs,
+};
+use formats::media_type;
+use formats::oci_layout::{LayoutError, OciLayout};
+use formats::reference::Reference;
+use serde::Serialize;
+use tempfile::TempDir;
+
+use self::base::{ImageState, resolve_image, unpack_layers};
+use self::cache::{CachedLayer, LayerCache, StatCache, chain_id, hash_file};
+use self::ignore::IgnoreRules;
+
+/// Where the built image is also written, besides the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// `type=local,dest=DIR`: the final image's file system unpacked into DIR.
+    Local(PathBuf),
+    /// `type=tar,dest=FILE`: the final image's file system as one tar.
+    Tar(PathBuf),
+    /// `type=oci-archive,dest=FILE`: a tar of an OCI layout holding the image.
+    OciArchive(PathBuf),
+}
+
+impl FromStr for Output {
+    type Err = String;
+
+    /// Parses `type=local|tar|oci-archive,dest=PATH`.
+    fn from_str(text: &str) -> Result<Output, String> {
+        let mut kind = None;
+        let mut dest = None;
+        for part in text.split(',') {
+            match part.split_once('=') {
+                Some(("type", v)) => kind = Some(v.to_string()),
+                Some(("dest", v)) if !v.is_empty() => dest = Some(PathBuf::from(v)),
+                _ => {
+                    return Err(format!(
+                        "unknown output option {part:?}: write type=local|tar|oci-archive,dest=PATH"
+                    ));
+                }
+            }
+        }
+        let dest = dest.ok_or_else(|| format!("output {text:?} has no dest=PATH"))?;
+        match kind.as_deref() {
+            Some("local") => Ok(Output::Local(dest)),
+            Some("tar") => Ok(Output::Tar(dest)),
+            Some("oci-archive") => Ok(Output::OciArchive(dest)),
+            other => Err(format!(
+                "unknown output type {:?}: use type=local, type=tar or type=oci-archive",
+                other.unwrap_or("")
+            )),
+        }
+    }
+}
+
+/// Everything a build needs besides the Kubefile's content.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The local store (an OCI image layout; created when missing).
+    pub store: PathBuf,
+    /// The build context directory.
+    pub context: PathBuf,
+    /// The Kubefile; `None` looks for Sealfile, Kubefile, Dockerfile, Containerfile in the context.
+    pub kubefile: Option<PathBuf>,
+    /// Tags to set on the result (normalised with [`Reference::parse`]).
+    pub tags: Vec<String>,
+    /// `--build-arg` values.
+    pub build_args: Vec<(String, String)>,
+    /// `--label` values.
+    pub labels: Vec<(String, String)>,
+    /// `--env` values.
+    pub env: Vec<(String, String)>,
+    /// `--annotation` values (manifest annotations).
+    pub annotations: Vec<(String, String)>,
+    /// Target platforms; empty means the host's.
+    pub platforms: Vec<Platform>,
+    /// Bypass the layer cache (results are still recorded).
+    pub no_cache: bool,
+    /// The image `created` time and every tar mtime, in seconds since the epoch.
+    pub timestamp: u64,
+    /// Layer compression.
+    pub compression: Compression,
+    /// Extra outputs.
+    pub outputs: Vec<Output>,
+}
+
+/// What happened in one COPY/ADD step (other steps are reported with no layer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepReport {
+    /// Index of the stage.
+    pub stage: usize,
+    /// Kubefile line.
+    pub line: usize,
+    /// The instruction as evaluated.
+    pub text: String,
+    /// True when the layer came from the layer cache.
+    pub cached: bool,
+    /// The layer blob, for COPY/ADD.
+    pub layer: Option<Digest>,
+    /// Entries the step copies.
+    pub files: u64,
+    /// Files whose content was read to compute the cache key.
+    pub files_hashed: u64,
+    /// Bytes read to compute the cache key.
+    pub bytes_hashed: u64,
+    /// Bytes of layer blob written (0 when cached).
+    pub bytes_written: u64,
+}
+
+/// One platform's image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageReport {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// Manifest digest.
+    pub manifest: Digest,
+    /// Config digest.
+    pub config: Digest,
+    /// Layer-producing steps of the stages built, in order.
+    pub steps: Vec<StepReport>,
+}
+
+/// The result of a build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildReport {
+    /// Digest of what was tagged: the manifest, or the index for several platforms.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Tags set, normalised.
+    pub tags: Vec<String>,
+    /// One entry per platform.
+    pub images: Vec<ImageReport>,
+}
+
+/// Progress events, for a UI to draw.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// A layer step is starting.
+    StepStarted {
+        /// Target platform.
+        platform: &'a str,
+        /// Kubefile line.
+        line: usize,
+        /// The instruction.
+        text: &'a str,
+    },
+    /// A layer step finished.
+    StepFinished {
+        /// Target platform.
+        platform: &'a str,
+        /// What it did.
+        report: &'a StepReport,
+    },
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// No Kubefile was given or found.
+    #[error(
+        "no Kubefile in {context}: add one named Sealfile, Kubefile, Dockerfile or Containerfile, or pass -f FILE"
+    )]
+    NoKubefile {
+        /// The context.
+        context: PathBuf,
+    },
+    /// The Kubefile does not parse.
+    #[error(transparent)]
+    Parse(#[from] formats::kubefile::ParseError),
+    /// The Kubefile cannot be evaluated or its sources listed.
+    #[error(transparent)]
+    Eval(#[from] formats::kubefile::EvalError),
+    /// A step failed, at `file:line`.
+    #[error("{file}:{line}: {message}")]
+    Step {
+        /// Kubefile name.
+        file: String,
+        /// Line.
+        line: usize,
+        /// What went wrong.
+        message: String,
+    },
+    /// A tag is not a valid image reference.
+    #[error("invalid tag {tag:?}: {reason}")]
+    Tag {
+        /// The tag as given.
+        tag: String,
+        /// Why.
+        reason: String,
+    },
+    /// A base image from a registry was asked for.
+    #[error(
+        "base image {reference} is not in the local store, and pulling base images from a registry is not \
+         supported yet; pull it first (or use oci:DIR or oci-archive:FILE)"
+    )]
+    RegistryBase {
+        /// The normalised reference.
+        reference: String,
+    },
+    /// A base image could not be used.
+    #[error("base image {reference}: {reason}")]
+    BaseImage {
+        /// The reference as written.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
+    /// Writing a layer failed.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    /// Unpacking a layer failed.
+    #[error("unpacking layer {layer}: {source}")]
+    Unpack {
+        /// The layer digest.
+        layer: String,
+        /// The error.
+        #[source]
+        source: formats::layer::UnpackError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// A file-system operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// An output could not be written.
+    #[error("output {output}: {reason}")]
+    Output {
+        /// The output.
+        output: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl BuildError {
+    fn io(path: &Path, source: io::Error) -> BuildError {
+        BuildError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl From<formats::fsutil::StageError> for BuildError {
+    fn from(e: formats::fsutil::StageError) -> Self {
+        BuildError::Io {
+            path: PathBuf::from("<staged file>"),
+            source: io::Error::other(e.to_string()),
+        }
+    }
+}
+
+/// Formats seconds since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+struct Ctx<'a> {
+    opts: &'a BuildOptions,
+    store: OciLayout,
+    temp_root: PathBuf,
+    file: String,
+    ignore: IgnoreRules,
+    stat: StatCache,
+    layers: LayerCache,
+}
+
+/// Builds the image described by `opts`, tags it and writes the outputs.
+pub fn build(
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<BuildReport, BuildError> {
+    let tags = opts
+        .tags
+        .iter()
+        .map(|t| {
+            Reference::parse(t)
+                .map(|r| r.to_string())
+                .map_err(|e| BuildError::Tag {
+                    tag: t.clone(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let context = fs::canonicalize(&opts.context).map_err(|e| BuildError::io(&opts.context, e))?;
+    let kubefile_path = match &opts.kubefile {
+        Some(path) => path.clone(),
+        None => {
+            formats::kubefile::find_default(&context).ok_or_else(|| BuildError::NoKubefile {
+                context: context.clone(),
+            })?
+        }
+    };
+    let file = kubefile_path.display().to_string();
+    let text = fs::read_to_string(&kubefile_path).map_err(|e| BuildError::io(&kubefile_path, e))?;
+    let kubefile = formats::kubefile::parse_named(&file, &text)?;
+
+    let store = OciLayout::create(&opts.store)?;
+    let cache_dir = opts.store.join("cache");
+    let temp_root = opts.store.join("tmp");
+    fs::create_dir_all(&temp_root).map_err(|e| BuildError::io(&temp_root, e))?;
+    let ignore = IgnoreRules::load(&context)
+        .map_err(|e| BuildError::io(&context.join(".dockerignore"), e))?;
+    let mut ctx = Ctx {
+        opts,
+        store,
+        temp_root,
+        file: file.clone(),
+        ignore,
+        stat: StatCache::load(&cache_dir),
+        layers: LayerCache::new(&cache_dir),
+    };
+
+    let platforms = if opts.platforms.is_empty() {
+        vec![Platform::host()]
+    } else {
+        opts.platforms.clone()
+    };
+    let mut images = Vec::new();
+    let mut manifests = Vec::new();
+    for platform in &platforms {
+        let eval = EvalOptions {
+            file: file.clone(),
+            build_args: opts.build_args.clone(),
+            platform: platform.clone(),
+            build_platform: Platform::host(),
+            labels: opts.labels.clone(),
+            env: opts.env.clone(),
+            annotations: opts.annotations.clone(),
+        };
+        let mut plan = formats::kubefile::evaluate(&kubefile, &eval)?;
+        formats::kubefile::resolve_sources(&mut plan, &context, &file)?;
+        if !ctx.ignore.is_empty() {
+            for stage in &mut plan.stages {
+                for step in &mut stage.steps {
+                    if let Some(copy) = step.copy.as_mut().filter(|c| c.from == CopyFrom::Context) {
+                        copy.files.retain(|f| !ctx.ignore.is_excluded(&f.path));
+                    }
+                }
+            }
+        }
+        let (raw, report) = build_platform(&mut ctx, &context, &plan, platform, progress)?;
+        let mut descriptor = raw.descriptor();
+        descriptor.platform = Some(oci_platform(platform));
+        manifests.push((raw, descriptor));
+        images.push(report);
+    }
+    // Save what was learnt even if a later step fails; it only speeds up later builds.
+    let _ = ctx.stat.save();
+
+    let (top, top_raw) = if manifests.len() == 1 {
+        let (raw, mut descriptor) = manifests.remove(0);
+        descriptor.platform = None;
+        (descriptor, raw)
+    } else {
+        let mut index = ImageIndex::new(manifests.iter().map(|(_, d)| d.clone()).collect());
+        index.annotations = opts.annotations.iter().cloned().collect();
+        let raw = RawManifest::from_created(&index, media_type::OCI_INDEX).map_err(|e| {
+            BuildError::Output {
+                output: "index".into(),
+                reason: e.to_string(),
+            }
+        })?;
+        ctx.store.write_manifest(&raw)?;
+        (raw.descriptor(), raw)
+    };
+
+    for out in &opts.outputs {
+        output::write(
+            &ctx.store,
+            &ctx.temp_root,
+            out,
+            &top_raw,
+            &tags,
+            opts.timestamp,
+        )?;
+    }
+    for tag in &tags {
+        ctx.store.set_tag(tag, top.clone())?;
+    }
+    Ok(BuildReport {
+        digest: top.digest.clone(),
+        media_type: top.media_type.clone(),
+        tags,
+        images,
+    })
+}
+
+fn oci_platform(p: &Platform) -> OciPlatform {
+    let mut out = OciPlatform::new(p.os.clone(), p.architecture.clone());
+    out.variant = p.variant.clone();
+    out
+}
+
+/// Stages the final stage depends on (itself included), through FROM and COPY --from.
+fn needed_stages(plan: &BuildPlan) -> BTreeSet<usize> {
+    let mut needed = BTreeSet::new();
+    let mut pending: Vec<usize> = plan.stages.len().checked_sub(1).into_iter().collect();
+    while let Some(i) = pending.pop() {
+        if !needed.insert(i) {
+            continue;
+        }
+        let Some(stage) = plan.stages.get(i) else {
+            continue;
+        };
+        if let BaseImage::Stage { index } = stage.base {
+            pending.push(index);
+        }
+        for step in &stage.steps {
+            if let Some(CopyPlan {
+                from: CopyFrom::Stage { index },
+                ..
+            }) = &step.copy
+            {
+                pending.push(*index);
+            }
+        }
+    }
+    needed
+}
+
+/// The root file systems of stages and images unpacked for `COPY --from`, made on first use.
+#[derive(Default)]
+struct Rootfs {
+    dirs: HashMap<String, TempDir>,
+}
+
+fn build_platform(
+    ctx: &mut Ctx<'_>,
+    context: &Path,
+    plan: &BuildPlan,
+    platform: &Platform,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(RawManifest, ImageReport), BuildError> {
+    let platform_text = platform.to_string();
+    let needed = needed_stages(plan);
+    let mut states: Vec<Option<ImageState>> = vec![None; plan.stages.len()];
+    let mut rootfs = Rootfs::default();
+    let mut steps_report = Vec::new();
+    let created = rfc3339(ctx.opts.timestamp);
+    let last = plan.stages.len().saturating_sub(1);
+    for stage in &plan.stages {
+        if !needed.contains(&stage.index) {
+            continue;
+        }
+        let mut state = match &stage.base {
+            BaseImage::Scratch => ImageState {
+                layers: Vec::new(),
+                config: OciConfig::default(),
+            },
+            BaseImage::Stage { index } => states
+                .get(*index)
+                .and_then(Clone::clone)
+                .ok_or_else(|| step_err(ctx, stage.line, format!("stage {index} was not built")))?,
+            BaseImage::Image { reference } => {
+                let image_platform = stage
+                    .platform
+                    .as_deref()
+                    .and_then(Platform::parse)
+                    .unwrap_or(platform.clone());
+                resolve_image(&ctx.store, reference, &image_platform, &ctx.temp_root).map_err(
+                    |e| match e {
+                        e @ (BuildError::RegistryBase { .. } | BuildError::BaseImage { .. }) => {
+                            step_err(ctx, stage.line, e.to_string())
+                        }
+                        other => other,
+                    },
+                )?
+            }
+        };
+        for step in &stage.steps {
+            let Some(copy) = &step.copy else {
+                state.config.history.push(History {
+                    created: Some(created.clone()),
+                    created_by: Some(step.text.clone()),
+                    author: stage.author.clone(),
+                    comment: None,
+                    empty_layer: true,
+                });
+                continue;
+            };
+            progress(Progress::StepStarted {
+                platform: &platform_text,
+                line: step.line,
+                text: &step.text,
+            });
+            let mut report = copy_step(
+                ctx,
+                context,
+                plan,
+                &states,
+                &mut rootfs,
+                &state,
+                stage,
+                step,
+                copy,
+                platform,
+            )?;
+            let layer = report.1;
+            report.0.stage = stage.index;
+            progress(Progress::StepFinished {
+                platform: &platform_text,
+                report: &report.0,
+            });
+            steps_report.push(report.0);
+            state.layers.push(Descriptor::new(
+                layer.media_type.clone(),
+                layer.blob_digest.clone(),
+                layer.blob_size,
+            ));
+            state.config.rootfs.diff_ids.push(layer.diff_id.clone());
+            state.config.history.push(History {
+                created: Some(created.clone()),
+                created_by: Some(step.text.clone()),
+                author: stage.author.clone(),
+                comment: None,
+                empty_layer: false,
+            });
+        }
+        let plan_config = if stage.index == last {
+            &plan.config
+        } else {
+            &stage.config
+        };
+        let base_config = state.config.config.take().unwrap_or_default();
+        state.config.config = Some(merge_config(base_config, plan_config));
+        state.config.created = Some(created.clone());
+        if stage.author.is_some() {
+            state.config.author = stage.author.clone();
+        }
+        state.config.architecture = platform.architecture.clone();
+        state.config.os = platform.os.clone();
+        state.config.variant = platform.variant.clone();
+        state.config.rootfs.kind = RootFs::default().kind;
+        states[stage.index] = Some(state);
+    }
+    let state = states
+        .get_mut(last)
+        .and_then(Option::take)
+        .ok_or_else(|| step_err(ctx, 0, "the Kubefile has no stage"))?;
+    let config_bytes =
+        formats::manifest::to_canonical_json(&state.config).map_err(|e| BuildError::Output {
+            output: "config".into(),
+            reason: e.to_string(),
+        })?;
+    let (config_digest, config_size) = ctx.store.write_blob_bytes(&config_bytes)?;
+    let mut manifest = ImageManifest::new(
+        Descriptor::new(media_type::OCI_CONFIG, config_digest.clone(), config_size),
+        state.layers.clone(),
+    );
+    manifest.annotations = plan.annotations.clone();
+    let raw = RawManifest::from_created(&manifest, media_type::OCI_MANIFEST).map_err(|e| {
+        BuildError::Output {
+            output: "manifest".into(),
+            reason: e.to_string(),
+        }
+    })?;
+    ctx.store.write_manifest(&raw)?;
+    let report = ImageReport {
+        platform: platform_text,
+        manifest: raw.digest.clone(),
+        config: config_digest,
+        steps: steps_report,
+    };
+    Ok((raw, report))
+}
+
+fn step_err(ctx: &Ctx<'_>, line: usize, message: impl Into<String>) -> BuildError {
+    BuildError::Step {
+        file: ctx.file.clone(),
+        line,
+        message: message.into(),
+    }
+}
+
+/// The base image's runtime config with what the Kubefile set laid over it.
+fn merge_config(mut base: ContainerConfig, plan: &PlanConfig) -> ContainerConfig {
+    for entry in &plan.env {
+        let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
+        match base
+            .env
+            .iter_mut()
+            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+        {
+            Some(existing) => existing.clone_from(entry),
+            None => base.env.push(entry.clone()),
+        }
+    }
+    if let Some(cmd) = &plan.cmd {
+        base.cmd.clone_from(cmd);
+    }
+    if let Some(entrypoint) = &plan.entrypoint {
+        base.entrypoint.clone_from(entrypoint);
+    }
+    base.labels
+        .extend(plan.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if plan.working_dir.is_some() {
+        base.working_dir.clone_from(&plan.working_dir);
+    }
+    if plan.user.is_some() {
+        base.user.clone_from(&plan.user);
+    }
+    if plan.stop_signal.is_some() {
+        base.stop_signal.clone_from(&plan.stop_signal);
+    }
+    base.exposed_ports.extend(
+        plan.exposed_ports
+            .iter()
+            .map(|p| (p.clone(), EmptyObject {})),
+    );
+    base.volumes
+        .extend(plan.volumes.iter().map(|v| (v.clone(), EmptyObject {})));
+    base
+}
+
+/// One entry a COPY/ADD places in its layer.
+struct Item {
+    /// On disk (context, stage rootfs, extracted archive) or inline content.
+    source: ItemSource,
+    dest: String,
+    kind: FileKind,
+    mode: u32,
+    size: u64,
+    /// Whether the stat cache may be used (context files only).
+    stat_cacheable: bool,
+    /// For ADD of a local tar archive: unpack it into `dest` instead of copying it.
+    extract: bool,
+    meta: Option<fs::Metadata>,
+    /// The content digest (files) or link target (symlinks), once known.
+    content: Option<String>,
+}
+
+enum ItemSource {
+    Disk(PathBuf),
+    Inline(Vec<u8>),
+}
+
+fn parse_chmod(ctx: &Ctx<'_>, line: usize, text: &str) -> Result<u32, BuildError> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| {
+            step_err(
+                ctx,
+                line,
+                format!("--chmod={text}: write octal permission bits like 755 or 0644"),
+            )
+        })
+}
+
+fn parse_chown(ctx: &Ctx<'_>, line: usize, text: &str) -> Result<(u64, u64), BuildError> {
+    let id = |s: &str| -> Option<u64> { if s == "root" { Some(0) } else { s.parse().ok() } };
+    let (user, group) = match text.split_once(':') {
+        Some((u, g)) => (id(u), id(g)),
+        None => {
+            let u = id(text);
+            (u, u)
+        }
+    };
+    match (user, group) {
+        (Some(u), Some(g)) => Ok((u, g)),
+        _ => Err(step_err(
+            ctx,
+            line,
+            format!(
+                "--chown={text}: only numeric ids (or root) are supported, since a cluster image has no /etc/passwd to \
+                 look names up in; write --chown=UID:GID"
+            ),
+        )),
+    }
+}
+
+fn is_url(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://") || source.starts_with("git@")
+}
+
+/// True when the file is a tar archive (plain, gzip or zstd), which ADD unpacks.
+fn is_tar_archive(path: &Path) -> bool {
+    let Ok(file) = fs::File::open(path) else {
+        return false;
+    };
+    let Ok(mut reader) = decompressing_reader(file) else {
+        return false;
+    };
+    let mut header = [0u8; 512];
+    let mut filled = 0;
+    while filled < header.len() {
+        match reader.read(&mut header[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(_) => return false,
+        }
+    }
+    filled == 512 && (&header[257..262] == b"ustar")
+}
+
+/// Lists where a COPY --from takes its files: an unpacked stage or image root, resolved like the context.
+fn files_from_rootfs(
+    ctx: &Ctx<'_>,
+    root: &Path,
+    step: &Step,
+    copy: &CopyPlan,
+) -> Result<Vec<ContextFile>, BuildError> {
+    let mut copy = copy.clone();
+    copy.from = CopyFrom::Context;
+    let mut mini = BuildPlan {
+        platform: String::new(),
+        global_args: BTreeMap::new(),
+        stages: vec![Stage {
+            index: 0,
+            name: None,
+            line: step.line,
+            base: BaseImage::Scratch,
+            platform: None,
+            args: BTreeMap::new(),
+            steps: vec![Step {
+                line: step.line,
+                instruction: step.instruction.clone(),
+                text: step.text.clone(),
+                copy: Some(copy),
+                note: None,
+            }],
+            config: PlanConfig::default(),
+            author: None,
+        }],
+        config: PlanConfig::default(),
+        annotations: BTreeMap::new(),
+        unused_build_args: Vec::new(),
+    };
+    formats::kubefile::resolve_sources(&mut mini, root, &ctx.file)?;
+    Ok(mini
+        .stages
+        .pop()
+        .and_then(|mut s| s.steps.pop())
+        .and_then(|s| s.copy)
+        .map(|c| c.files)
+        .unwrap_or_default())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn copy_step(
+    ctx: &mut Ctx<'_>,
+    context: &Path,
+    plan: &BuildPlan,
+    states: &[Option<ImageState>],
+    rootfs: &mut Rootfs,
+    state: &ImageState,
+    stage: &Stage,
+    step: &Step,
+    copy: &CopyPlan,
+    platform: &Platform,
+) -> Result<(StepReport, CachedLayer), BuildError> {
+    let line = step.line;
+    let chmod = copy
+        .chmod
+        .as_deref()
+        .map(|m| parse_chmod(ctx, line, m))
+        .transpose()?;
+    let owner = copy
+        .chown
+        .as_deref()
+        .map(|o| parse_chown(ctx, line, o))
+        .transpose()?;
+    if copy.add
+        && copy.from == CopyFrom::Context
+        && let Some(url) = copy.sources.iter().find(|s| is_url(s))
+    {
+        return Err(step_err(
+            ctx,
+            line,
+            format!(
+                "ADD {url}: downloading URLs is not supported yet; download the file into the build context and \
+                 ADD or COPY it from there"
+            ),
+        ));
+    }
+    // The entries and the directory they are read from.
+    let (files, root, stat_cacheable) = match &copy.from {
+        CopyFrom::Context => (copy.files.clone(), context.to_path_buf(), true),
+        CopyFrom::Stage { index } => {
+            let key = format!("stage:{index}");
+            if !rootfs.dirs.contains_key(&key) {
+                let image = states.get(*index).and_then(Option::as_ref).ok_or_else(|| {
+                    step_err(
+                        ctx,
+                        line,
+                        format!("COPY --from: stage {index} was not built"),
+                    )
+                })?;
+                let dir = unpack_rootfs(ctx, &image.layers)?;
+                rootfs.dirs.insert(key.clone(), dir);
+            }
+            let root = rootfs.dirs[&key].path().to_path_buf();
+            (files_from_rootfs(ctx, &root, step, copy)?, root, false)
+        }
+        CopyFrom::Image { reference } => {
+            let key = format!("image:{reference}");
+            if !rootfs.dirs.contains_key(&key) {
+                let image = resolve_image(&ctx.store, reference, platform, &ctx.temp_root)
+                    .map_err(|e| step_err(ctx, line, e.to_string()))?;
+                let dir = unpack_rootfs(ctx, &image.layers)?;
+                rootfs.dirs.insert(key.clone(), dir);
+            }
+            let root = rootfs.dirs[&key].path().to_path_buf();
+            (files_from_rootfs(ctx, &root, step, copy)?, root, false)
+        }
+    };
+    let _ = plan;
+    let mut items = Vec::with_capacity(files.len() + copy.inline.len());
+    for f in &files {
+        let path = if f.path == "." {
+            root.clone()
+        } else {
+            root.join(&f.path)
+        };
+        let meta = fs::symlink_metadata(&path).map_err(|e| BuildError::io(&path, e))?;
+        let kind = if meta.file_type().is_symlink() {
+            FileKind::Symlink
+        } else if meta.is_dir() {
+            FileKind::Dir
+        } else {
+            FileKind::File
+        };
+        let content = match kind {
+            FileKind::Symlink => Some(
+                fs::read_link(&path)
+                    .map_err(|e| BuildError::io(&path, e))?
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            FileKind::Dir => Some(String::new()),
+            FileKind::File => None,
+        };
+        let extract = copy.add
+            && kind == FileKind::File
+            && copy.from == CopyFrom::Context
+            && is_tar_archive(&path);
+        items.push(Item {
+            source: ItemSource::Disk(path),
+            dest: if extract {
+                copy.destination.clone()
+            } else {
+                f.destination.clone()
+            },
+            kind,
+            mode: chmod.unwrap_or(meta.mode() & 0o7777),
+            size: if kind == FileKind::File {
+                meta.len()
+            } else {
+                0
+            },
+            stat_cacheable,
+            extract,
+            meta: Some(meta),
+            content,
+        });
+    }
+    for inline in &copy.inline {
+        let dest = if copy.destination.ends_with('/') {
+            format!("{}{}", copy.destination, inline.name)
+        } else {
+            format!("{}/{}", copy.destination, inline.name)
+        };
+        let bytes = inline.content.clone().into_bytes();
+        items.push(Item {
+            content: Some(Digest::sha256_of(&bytes).to_string()),
+            size: bytes.len() as u64,
+            source: ItemSource::Inline(bytes),
+            dest,
+            kind: FileKind::File,
+            mode: chmod.unwrap_or(0o644),
+            stat_cacheable: false,
+            extract: false,
+            meta: None,
+        });
+    }
+
+    let mut report = StepReport {
+        stage: stage.index,
+        line,
+        text: step.text.clone(),
+        cached: false,
+        layer: None,
+        files: items.len() as u64,
+        files_hashed: 0,
+        bytes_hashed: 0,
+        bytes_written: 0,
+    };
+    let parent = state
+        .config
+        .rootfs
+        .diff_ids
+        .iter()
+        .fold(None, |acc: Option<Digest>, d| {
+            Some(chain_id(acc.as_ref(), d))
+        });
+    let mut remembered = 0usize;
+    for item in &mut items {
+        if item.content.is_none()
+            && item.stat_cacheable
+            && let (ItemSource::Disk(path), Some(meta)) = (&item.source, &item.meta)
+            && let Some(d) = ctx.stat.lookup(path, meta)
+        {
+            item.content = Some(d.to_string());
+            remembered += 1;
+        }
+    }
+    let unknown: Vec<usize> = (0..items.len())
+        .filter(|i| items[*i].content.is_none())
+        .collect();
+    let cold = unknown.iter().any(|i| items[*i].stat_cacheable) && remembered == 0;
+    // Hash first (to find a cached layer) unless the step is cold: context files it copies exist but none was
+    // remembered from an earlier build. A cold step hashes its files while its layer is written instead.
+    let hash_first = !ctx.opts.no_cache && !cold;
+    if hash_first && !unknown.is_empty() {
+        let hashed = hash_items(&items, &unknown)?;
+        apply_hashes(ctx, &mut items, hashed, &mut report);
+    }
+    let options = LayerOptions {
+        compression: ctx.opts.compression,
+        mtime: ctx.opts.timestamp,
+    };
+    if hash_first {
+        let key = cache_key(parent.as_ref(), step, &options, &items, owner);
+        if let Some(hit) = ctx.layers.lookup(&key)
+            && ctx
+                .store
+                .blob_path(&hit.blob_digest)
+                .metadata()
+                .is_ok_and(|m| m.len() == hit.blob_size)
+        {
+            report.cached = true;
+            report.layer = Some(hit.blob_digest.clone());
+            return Ok((report, hit));
+        }
+    }
+    let pending: Vec<usize> = (0..items.len())
+        .filter(|i| items[*i].content.is_none())
+        .collect();
+    let (layer, hashed) = std::thread::scope(|scope| {
+        let hasher = (!pending.is_empty()).then(|| scope.spawn(|| hash_items(&items, &pending)));
+        let layer = write_layer(ctx, &items, &options, owner, line);
+        let hashed = hasher.map(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(BuildError::io(
+                    Path::new("<hasher>"),
+                    io::Error::other("hashing thread panicked"),
+                ))
+            })
+        });
+        (layer, hashed)
+    });
+    let layer = layer?;
+    if let Some(hashed) = hashed {
+        apply_hashes(ctx, &mut items, hashed?, &mut report);
+    }
+    let key = cache_key(parent.as_ref(), step, &options, &items, owner);
+    // A cache record that cannot be written only costs a rebuild later.
+    let _ = ctx.layers.record(&key, &layer);
+    report.layer = Some(layer.blob_digest.clone());
+    report.bytes_written = layer.blob_size;
+    Ok((report, layer))
+}
+
+type Hashed = Vec<(usize, Digest, u64, i128)>;
+
+fn hash_items(items: &[Item], which: &[usize]) -> Result<Hashed, BuildError> {
+    let mut out = Vec::with_capacity(which.len());
+    for &i in which {
+        if let ItemSource::Disk(path) = &items[i].source {
+            let (digest, read, at) = hash_file(path).map_err(|e| BuildError::io(path, e))?;
+            out.push((i, digest, read, at));
+        }
+    }
+    Ok(out)
+}
+
+fn apply_hashes(ctx: &mut Ctx<'_>, items: &mut [Item], hashed: Hashed, report: &mut StepReport) {
+    for (i, digest, read, at) in hashed {
+        let item = &mut items[i];
+        if item.stat_cacheable
+            && let (ItemSource::Disk(path), Some(meta)) = (&item.source, &item.meta)
+        {
+            ctx.stat.record(path, meta, digest.clone(), at);
+        }
+        item.content = Some(digest.to_string());
+        report.files_hashed += 1;
+        report.bytes_hashed += read;
+    }
+}
+
+fn cache_key(
+    parent: Option<&Digest>,
+    step: &Step,
+    options: &LayerOptions,
+    items: &[Item],
+    owner: Option<(u64, u64)>,
+) -> Digest {
+    let mut h = Algorithm::Sha256.hasher();
+    let (uid, gid) = owner.unwrap_or((0, 0));
+    h.update(
+        format!(
+            "sealos layer cache v1\nparent {}\nstep {}\ncompression {:?}\nmtime {}\nowner {uid}:{gid}\n",
+            parent.map_or_else(String::new, ToString::to_string),
+            step.text,
+            options.compression,
+            options.mtime
+        )
+        .as_bytes(),
+    );
+    for item in items {
+        let kind = match item.kind {
+            FileKind::File => "f",
+            FileKind::Dir => "d",
+            FileKind::Symlink => "l",
+        };
+        h.update(
+            format!(
+                "{kind}\t{}\t{:o}\t{}\t{}\t{}\n",
+                item.dest.replace(['\n', '\t'], " "),
+                item.mode,
+                item.size,
+                u8::from(item.extract),
+                item.content.as_deref().unwrap_or("?")
+            )
+            .as_bytes(),
+        );
+    }
+    h.finish()
+}
+
+fn unpack_rootfs(ctx: &Ctx<'_>, layers: &[Descriptor]) -> Result<TempDir, BuildError> {
+    let dir = tempfile::Builder::new()
+        .prefix(".rootfs-")
+        .tempdir_in(&ctx.temp_root)
+        .map_err(|e| BuildError::io(&ctx.temp_root, e))?;
+    unpack_layers(&ctx.store, layers, dir.path())?;
+    Ok(dir)
+}
+
+/// Writes the step's layer into the store through a staged file.
+fn write_layer(
+    ctx: &Ctx<'_>,
+    items: &[Item],
+    options: &LayerOptions,
+    owner: Option<(u64, u64)>,
+    line: usize,
+) -> Result<CachedLayer, BuildError> {
+    let mut extracted: Vec<TempDir> = Vec::new();
+    let mut entries = Vec::with_capacity(items.len());
+    let finish = |mut e: LayerEntry, mode: Option<u32>| {
+        if let Some(m) = mode {
+            e = e.with_mode(m);
+        }
+        if let Some((u, g)) = owner {
+            e = e.with_owner(u, g);
+        }
+        e
+    };
+    for item in items {
+        match (&item.source, item.kind) {
+            (ItemSource::Disk(path), FileKind::File) if item.extract => {
+                let dir = tempfile::Builder::new()
+                    .prefix(".add-")
+                    .tempdir_in(&ctx.temp_root)
+                    .map_err(|e| BuildError::io(&ctx.temp_root, e))?;
+                let file = fs::File::open(path).map_err(|e| BuildError::io(path, e))?;
+                let reader = decompressing_reader(io::BufReader::new(file))
+                    .map_err(|e| BuildError::io(path, e))?;
+                formats::layer::unpack(
+                    reader,
+                    dir.path(),
+                    &formats::layer::UnpackOptions::default(),
+                )
+                .map_err(|e| {
+                    step_err(
+                        ctx,
+                        line,
+                        format!("ADD {}: cannot unpack the archive: {e}", path.display()),
+                    )
+                })?;
+                entries.push(finish(LayerEntry::dir(item.dest.clone()), None));
+                let mut children: Vec<_> = fs::read_dir(dir.path())
+                    .map_err(|e| BuildError::io(dir.path(), e))?
+                    .filter_map(Result::ok)
+                    .collect();
+                children.sort_by_key(fs::DirEntry::file_name);
+                for child in children {
+                    let name = child.file_name().to_string_lossy().into_owned();
+                    let dest = format!("{}/{name}", item.dest.trim_end_matches('/'));
+                    let cpath = child.path();
+                    let entry = if child.file_type().is_ok_and(|t| t.is_symlink()) {
+                        let target =
+                            fs::read_link(&cpath).map_err(|e| BuildError::io(&cpath, e))?;
+                        LayerEntry::symlink(dest, target.to_string_lossy().into_owned())
+                    } else {
+                        LayerEntry::from_disk(cpath, dest)
+                    };
+                    entries.push(finish(entry, None));
+                }
+                extracted.push(dir);
+            }
+            (ItemSource::Disk(path), FileKind::File) => {
+                entries.push(finish(
+                    LayerEntry::from_disk(path.clone(), item.dest.clone()),
+                    Some(item.mode),
+                ));
+            }
+            (ItemSource::Disk(_), FileKind::Dir) => {
+                entries.push(finish(LayerEntry::dir(item.dest.clone()), Some(item.mode)));
+            }
+            (_, FileKind::Symlink) => {
+                let target = item.content.clone().unwrap_or_default();
+                entries.push(finish(LayerEntry::symlink(item.dest.clone(), target), None));
+            }
+            (ItemSource::Inline(bytes), _) => {
+                entries.push(finish(
+                    LayerEntry::file(item.dest.clone(), bytes.clone()),
+                    Some(item.mode),
+                ));
+            }
+        }
+    }
+    let blobs = ctx
+        .store
+        .root()
+        .join("blobs")
+        .join(Algorithm::Sha256.as_str());
+    let mut staged = StagedFile::new_in(&blobs, Algorithm::Sha256)?;
+    let digests = write_entries_layer(entries, options, &mut staged)?;
+    let dest = ctx.store.blob_path(&digests.blob_digest);
+    if !dest.is_file() {
+        staged.commit_verified(&digests.blob_digest, Some(digests.blob_size), &dest)?;
+    }
+    drop(extracted);
+    Ok(CachedLayer {
+        blob_digest: digests.blob_digest,
+        blob_size: digests.blob_size,
+        diff_id: digests.diff_id,
+        uncompressed_size: digests.uncompressed_size,
+        media_type: digests.media_type,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn outputs_parse_type_and_dest() {
+        assert_eq!("type=local,dest=/x".parse(), Ok(Output::Local("/x".into())));
+        assert_eq!(
+            "dest=a.tar,type=tar".parse(),
+            Ok(Output::Tar("a.tar".into()))
+        );
+        assert_eq!(
+            "type=oci-archive,dest=o".parse(),
+            Ok(Output::OciArchive("o".into()))
+        );
+        assert!("type=registry,dest=x".parse::<Output>().is_err());
+        assert!("type=local".parse::<Output>().is_err());
+    }
+}

@@ -1,0 +1,238 @@
+//! Base images of a build: `FROM` and `COPY --from` images found in the local store (by tag), in an OCI
+//! layout directory (`oci:DIR[:TAG]`) or in an OCI archive (`oci-archive:FILE[:TAG]`). Registry images are
+//! refused until the registry client is wired in. Blobs of images from outside the store are copied into the
+//! store, verified, so the built image is complete there.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use formats::kubefile::Platform;
+use formats::layer::{UnpackOptions, decompressing_reader, unpack};
+use formats::manifest::{Descriptor, ImageConfig as OciConfig, ParsedManifest};
+use formats::oci_layout::{ANNOTATION_REF_NAME, OciLayout};
+use formats::reference::Reference;
+
+use super::BuildError;
+
+/// An image's layers and config, all blobs present in the store.
+#[derive(Debug, Clone)]
+pub struct ImageState {
+    /// Layer descriptors, base first.
+    pub layers: Vec<Descriptor>,
+    /// The image config (rootfs diff_ids and history included).
+    pub config: OciConfig,
+}
+
+fn base_err(reference: &str, reason: impl Into<String>) -> BuildError {
+    BuildError::BaseImage {
+        reference: reference.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Splits `PATH[:TAG]`: the whole text when it names an existing path, else at the first `:` whose prefix
+/// exists (so tags may contain `:`, as in `oci:DIR:docker.io/library/app:v1`), else at the last `:`.
+fn split_path_tag(text: &str) -> (PathBuf, Option<String>) {
+    if Path::new(text).exists() {
+        return (PathBuf::from(text), None);
+    }
+    for (i, _) in text.match_indices(':') {
+        let (path, tag) = (&text[..i], &text[i + 1..]);
+        if !path.is_empty() && !tag.is_empty() && Path::new(path).exists() {
+            return (PathBuf::from(path), Some(tag.to_string()));
+        }
+    }
+    match text.rsplit_once(':') {
+        Some((path, tag)) if !tag.contains('/') && !tag.is_empty() => {
+            (PathBuf::from(path), Some(tag.to_string()))
+        }
+        _ => (PathBuf::from(text), None),
+    }
+}
+
+/// Resolves `reference` for `platform` and makes sure all its blobs are in `store`.
+pub fn resolve_image(
+    store: &OciLayout,
+    reference: &str,
+    platform: &Platform,
+    temp_root: &Path,
+) -> Result<ImageState, BuildError> {
+    if let Some(rest) = reference.strip_prefix("oci:") {
+        let (dir, tag) = split_path_tag(rest);
+        let layout = OciLayout::open(&dir).map_err(|e| base_err(reference, e.to_string()))?;
+        return import(store, &layout, tag.as_deref(), reference, platform);
+    }
+    if let Some(rest) = reference.strip_prefix("oci-archive:") {
+        let (file, tag) = split_path_tag(rest);
+        let archive = File::open(&file)
+            .map_err(|e| base_err(reference, format!("cannot open {}: {e}", file.display())))?;
+        let temp = tempfile::Builder::new()
+            .prefix(".archive-")
+            .tempdir_in(temp_root)
+            .map_err(|e| BuildError::io(temp_root, e))?;
+        let reader =
+            decompressing_reader(archive).map_err(|e| base_err(reference, e.to_string()))?;
+        unpack(reader, temp.path(), &UnpackOptions::default())
+            .map_err(|e| base_err(reference, e.to_string()))?;
+        let layout =
+            OciLayout::open(temp.path()).map_err(|e| base_err(reference, e.to_string()))?;
+        return import(store, &layout, tag.as_deref(), reference, platform);
+    }
+    let parsed = Reference::parse(reference).map_err(|e| base_err(reference, e.to_string()))?;
+    let candidates = [parsed.to_string(), reference.to_string()];
+    for tag in &candidates {
+        if let Some(descriptor) = store.resolve(tag)? {
+            return load(store, &descriptor, reference, platform);
+        }
+    }
+    Err(BuildError::RegistryBase {
+        reference: parsed.to_string(),
+    })
+}
+
+/// Copies the image `tag` (or the layout's only image) from `layout` into `store` and loads it.
+fn import(
+    store: &OciLayout,
+    layout: &OciLayout,
+    tag: Option<&str>,
+    reference: &str,
+    platform: &Platform,
+) -> Result<ImageState, BuildError> {
+    let descriptor = match tag {
+        Some(tag) => {
+            let full = Reference::parse(tag).map(|r| r.to_string()).ok();
+            let found = layout.tags()?.into_iter().find_map(|(t, d)| {
+                let short = t.rsplit_once(':').map(|(_, s)| s.to_string());
+                (t == tag || Some(&t) == full.as_ref() || short.as_deref() == Some(tag))
+                    .then_some(d)
+            });
+            found.ok_or_else(|| base_err(reference, format!("no image tagged {tag:?} in it")))?
+        }
+        None => {
+            let index = layout.index()?;
+            match index.manifests.as_slice() {
+                [only] => only.clone(),
+                [] => return Err(base_err(reference, "it holds no image")),
+                _ => {
+                    return Err(base_err(
+                        reference,
+                        "it holds several images: add :TAG naming one (see its index.json ref.name annotations)",
+                    ));
+                }
+            }
+        }
+    };
+    let mut descriptor = descriptor;
+    descriptor.annotations.remove(ANNOTATION_REF_NAME);
+    let chosen = choose_platform(layout, &descriptor, reference, platform)?;
+    let raw = layout.read_manifest(&chosen)?;
+    let ParsedManifest::Image(manifest) = &raw.parsed else {
+        return Err(base_err(
+            reference,
+            "an index inside an index is not supported",
+        ));
+    };
+    for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        if !store.has_blob(&blob.digest) {
+            let reader = layout.open_blob(&blob.digest)?;
+            store.write_blob(reader, Some(&blob.digest), Some(blob.size))?;
+        }
+    }
+    store.write_manifest(&raw)?;
+    load(store, &raw.descriptor(), reference, platform)
+}
+
+/// The manifest of `descriptor` for `platform` (the descriptor itself unless it is an index).
+fn choose_platform(
+    layout: &OciLayout,
+    descriptor: &Descriptor,
+    reference: &str,
+    platform: &Platform,
+) -> Result<Descriptor, BuildError> {
+    if !formats::media_type::is_index(&descriptor.media_type) {
+        return Ok(descriptor.clone());
+    }
+    let raw = layout.read_manifest(descriptor)?;
+    let ParsedManifest::Index(index) = raw.parsed else {
+        return Ok(descriptor.clone());
+    };
+    let matches = |d: &&Descriptor, strict_variant: bool| {
+        d.platform.as_ref().is_some_and(|p| {
+            p.os == platform.os
+                && p.architecture == platform.architecture
+                && (!strict_variant || platform.variant.is_none() || p.variant == platform.variant)
+        })
+    };
+    index
+        .manifests
+        .iter()
+        .find(|d| matches(d, true))
+        .or_else(|| index.manifests.iter().find(|d| matches(d, false)))
+        .cloned()
+        .ok_or_else(|| {
+            base_err(
+                reference,
+                format!("it has no image for platform {platform}"),
+            )
+        })
+}
+
+/// Loads an image whose blobs are in `store`.
+fn load(
+    store: &OciLayout,
+    descriptor: &Descriptor,
+    reference: &str,
+    platform: &Platform,
+) -> Result<ImageState, BuildError> {
+    let chosen = choose_platform(store, descriptor, reference, platform)?;
+    let raw = store.read_manifest(&chosen)?;
+    let ParsedManifest::Image(manifest) = raw.parsed else {
+        return Err(base_err(
+            reference,
+            "an index inside an index is not supported",
+        ));
+    };
+    let bytes = store.read_blob_bytes(&manifest.config.digest)?;
+    let config: OciConfig = serde_json::from_slice(&bytes)
+        .map_err(|e| base_err(reference, format!("its config is not valid: {e}")))?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(base_err(
+            reference,
+            format!(
+                "its config lists {} diff_ids for {} layers",
+                config.rootfs.diff_ids.len(),
+                manifest.layers.len()
+            ),
+        ));
+    }
+    for layer in &manifest.layers {
+        if !store.has_blob(&layer.digest) {
+            return Err(base_err(
+                reference,
+                format!("layer {} is missing from the store", layer.digest),
+            ));
+        }
+    }
+    Ok(ImageState {
+        layers: manifest.layers,
+        config,
+    })
+}
+
+/// Unpacks `layers` (blobs in `store`), base first, onto the existing directory `target`.
+pub fn unpack_layers(
+    store: &OciLayout,
+    layers: &[Descriptor],
+    target: &Path,
+) -> Result<(), BuildError> {
+    for layer in layers {
+        let blob = store.open_blob(&layer.digest)?;
+        let reader = decompressing_reader(std::io::BufReader::with_capacity(1 << 16, blob))
+            .map_err(|e| BuildError::io(&store.blob_path(&layer.digest), e))?;
+        unpack(reader, target, &UnpackOptions::default()).map_err(|e| BuildError::Unpack {
+            layer: layer.digest.to_string(),
+            source: e,
+        })?;
+    }
+    Ok(())
+}
