@@ -73,6 +73,18 @@ pub enum Command {
     Version(cmd::version::VersionArgs),
     /// Print a shell completion script.
     Completion(cmd::completion::CompletionArgs),
+    /// Log in to a registry (credentials are checked, then stored).
+    Login(cmd::login::LoginArgs),
+    /// Log out of a registry.
+    Logout(cmd::logout::LogoutArgs),
+    /// Pull an image from a registry into the local store.
+    Pull(cmd::pull::PullArgs),
+    /// Push an image from the local store to a registry.
+    Push(cmd::push::PushArgs),
+    /// Build and push multi-arch manifest lists.
+    Manifest(cmd::manifest::ManifestArgs),
+    /// Registry mirroring: save images to a directory, sync registries, copy images.
+    Registry(cmd::mirror::RegistryMirrorArgs),
 }
 
 fn version_line() -> &'static str {
@@ -102,10 +114,16 @@ where
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let _global = cli.global;
+    let global = cli.global;
     match cli.command {
         Command::Version(args) => cmd::version::run(&args),
         Command::Completion(args) => cmd::completion::run(&args),
+        Command::Login(args) => cmd::login::run(&args),
+        Command::Logout(args) => cmd::logout::run(&args),
+        Command::Pull(args) => cmd::pull::run(&args, &global.store_root()),
+        Command::Push(args) => cmd::push::run(&args, &global.store_root()),
+        Command::Manifest(args) => cmd::manifest::run(&args, &global.store_root()),
+        Command::Registry(args) => cmd::mirror::run(&args),
     }
     .map(|()| ExitCode::SUCCESS)
 }

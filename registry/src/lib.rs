@@ -5,3 +5,6 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+
+#[cfg(feature = "client")]
+pub mod mirror;
