@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::harness::Pair;
 
 mod layers;
+mod mirror;
 mod sha256;
 
 /// What every group gets from the command line.
@@ -46,5 +47,11 @@ pub const GROUPS: &[Group] = &[
         about: "gzip -6, zstd -3 of a compressible file and a deterministic tar of a tree vs gzip, zstd, GNU tar",
         rows: layers::ROWS,
         pairs: layers::pairs,
+    },
+    Group {
+        name: "mirror",
+        about: "mirror N images registry->registry, re-mirror, save to a dir (registry::mirror) vs skopeo sync",
+        rows: mirror::ROWS,
+        pairs: mirror::pairs,
     },
 ];

@@ -55,12 +55,12 @@ impl ClientArgs {
     }
 }
 
+/// The live bars, by blob.
+type Bars = Arc<Mutex<HashMap<Digest, indicatif::ProgressBar>>>;
+
 /// Per-blob progress bars on a terminal; nothing otherwise (then one line per image is printed).
 pub struct Progress {
-    bars: Option<(
-        indicatif::MultiProgress,
-        Arc<Mutex<HashMap<Digest, indicatif::ProgressBar>>>,
-    )>,
+    bars: Option<(indicatif::MultiProgress, Bars)>,
 }
 
 impl Progress {

@@ -517,7 +517,7 @@ impl Mirror {
                         .referenced_blobs()
                         .into_iter()
                         .filter(|d| {
-                            !(media_type::is_non_distributable(&d.media_type) && !d.urls.is_empty())
+                            !media_type::is_non_distributable(&d.media_type) || d.urls.is_empty()
                         })
                         .map(|d| self.copy_blob(job, d));
                     Ok(try_join_all(copies).await?.into_iter().sum())
