@@ -6,6 +6,11 @@
 //! - `save-vs-skopeo-sync-dir` (M3): into a fresh directory (ours: Docker Distribution layout, blobs shared;
 //!   skopeo: `--dest dir`, one directory per image); disk usage of both is printed on stderr.
 //!
+//! Caveat on M1: the destination `docker-registry` is shared by all runs (each run gets a fresh prefix), and
+//! skopeo's blob-info cache remembers where blobs already are, so from its second run on skopeo mounts them
+//! across repositories instead of uploading; ours uploads every run. M1 therefore favours skopeo; a fair M1
+//! needs a fresh destination registry per run (not done yet).
+//!
 //! Data: `--size` bytes in total over `SEALOS_BENCH_MIRROR_IMAGES` images (default 20): each image has one
 //! layer shared by all (10% of the size) and one of its own. `--size 400M` runs in a few minutes.
 
