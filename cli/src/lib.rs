@@ -91,6 +91,16 @@ pub enum Command {
     Load(cmd::load::LoadArgs),
     /// Serve and maintain OCI registries.
     Registry(cmd::registry::RegistryArgs),
+    /// Log in to a registry (credentials are checked, then stored).
+    Login(cmd::login::LoginArgs),
+    /// Log out of a registry.
+    Logout(cmd::logout::LogoutArgs),
+    /// Pull an image from a registry into the local store.
+    Pull(cmd::pull::PullArgs),
+    /// Push an image from the local store to a registry.
+    Push(cmd::push::PushArgs),
+    /// Build and push multi-arch manifest lists.
+    Manifest(cmd::manifest::ManifestArgs),
 }
 
 fn version_line() -> &'static str {
@@ -133,6 +143,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Save(args) => cmd::save::run(&global, &args),
         Command::Load(args) => cmd::load::run(&global, &args),
         Command::Registry(args) => cmd::registry::run(&args),
+        Command::Login(args) => cmd::login::run(&args),
+        Command::Logout(args) => cmd::logout::run(&args),
+        Command::Pull(args) => cmd::pull::run(&args, &global.store_root()),
+        Command::Push(args) => cmd::push::run(&args, &global.store_root()),
+        Command::Manifest(args) => cmd::manifest::run(&args, &global.store_root()),
     }
     .map(|()| ExitCode::SUCCESS)
 }

@@ -6,6 +6,9 @@
 #[cfg(feature = "client")]
 pub mod client;
 
+#[cfg(feature = "client")]
+pub mod mirror;
+
 pub mod storage;
 
 #[cfg(feature = "server")]

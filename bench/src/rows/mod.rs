@@ -9,6 +9,7 @@ use crate::harness::Pair;
 
 mod build;
 mod layers;
+mod mirror;
 mod sha256;
 
 /// What every group gets from the command line.
@@ -53,5 +54,11 @@ pub const GROUPS: &[Group] = &[
         about: "B1/B2: sealos build of a 300 MiB context, cold and after touching one file, vs buildah bud (vfs)",
         rows: build::ROWS,
         pairs: build::pairs,
+    },
+    Group {
+        name: "mirror",
+        about: "mirror N images registry->registry, re-mirror, save to a dir (registry::mirror) vs skopeo sync",
+        rows: mirror::ROWS,
+        pairs: mirror::pairs,
     },
 ];

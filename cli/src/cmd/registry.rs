@@ -21,6 +21,9 @@ pub struct RegistryArgs {
 pub enum RegistryCommand {
     /// Serve an OCI Distribution v1.1 registry.
     Serve(ServeArgs),
+    /// Mirroring: `save`, `sync`, `copy`.
+    #[command(flatten)]
+    Mirror(super::mirror::RegistryMirrorCommand),
 }
 
 /// `sealos registry serve BACKEND`.
@@ -79,6 +82,7 @@ pub struct ServeOptions {
 pub fn run(args: &RegistryArgs) -> anyhow::Result<()> {
     match &args.command {
         RegistryCommand::Serve(serve) => run_serve(serve),
+        RegistryCommand::Mirror(command) => super::mirror::run_command(command),
     }
 }
 

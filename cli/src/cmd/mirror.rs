@@ -1,0 +1,477 @@
+//! `sealos registry save|sync|copy`: air-gap mirroring of images into Distribution-layout directories and
+//! registries, plus the client options, progress display and failure reporting every image-moving command
+//! (`pull`, `push`, `manifest push`) shares.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context as _, anyhow, bail};
+use formats::digest::Digest;
+use formats::manifest::Platform;
+use registry::client::{ClientOptions, ProgressCallback, RegistryClient};
+use registry::mirror::{
+    ImageJob, ImageReport, Location, Mirror, MirrorOptions, Outcome, PlatformFilter, Summary,
+};
+
+use crate::output::Format;
+
+/// Registry access options shared by every command that talks to a registry.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// Verify TLS certificates and require HTTPS; `--tls-verify=false` allows self-signed certificates and
+    /// plain HTTP.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub tls_verify: bool,
+    /// A registries.conf to use instead of /etc/containers/registries.conf.
+    #[arg(long, value_name = "FILE")]
+    pub registries_conf: Option<PathBuf>,
+    /// Credentials file (containers auth.json format) searched before the standard ones.
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+}
+
+impl ClientArgs {
+    /// Client options from these flags and the environment.
+    pub fn options(&self) -> anyhow::Result<ClientOptions> {
+        let mut opts = ClientOptions::from_env()?;
+        if let Some(conf) = &self.registries_conf {
+            opts = opts.with_registries_conf(conf.clone())?;
+        }
+        if let Some(f) = &self.authfile {
+            opts.credential_files.files.insert(0, f.clone());
+        }
+        opts.tls_verify = self.tls_verify;
+        Ok(opts)
+    }
+
+    /// A client with progress bars when stderr is a terminal.
+    pub fn client(&self, progress: &Progress) -> anyhow::Result<RegistryClient> {
+        let mut opts = self.options()?;
+        opts.progress = progress.callback();
+        Ok(RegistryClient::new(opts)?)
+    }
+}
+
+/// The live bars, by blob.
+type Bars = Arc<Mutex<HashMap<Digest, indicatif::ProgressBar>>>;
+
+/// Per-blob progress bars on a terminal; nothing otherwise (then one line per image is printed).
+pub struct Progress {
+    bars: Option<(indicatif::MultiProgress, Bars)>,
+}
+
+impl Progress {
+    /// Bars when stderr is a terminal.
+    pub fn new() -> Self {
+        let bars = std::io::stderr().is_terminal().then(|| {
+            (
+                indicatif::MultiProgress::new(),
+                Arc::new(Mutex::new(HashMap::new())),
+            )
+        });
+        Progress { bars }
+    }
+
+    fn callback(&self) -> Option<ProgressCallback> {
+        let (multi, map) = self.bars.clone()?;
+        let style = indicatif::ProgressStyle::with_template(
+            "{prefix:.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        Some(Arc::new(move |ev: registry::client::ProgressEvent| {
+            let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+            let bar = map.entry(ev.digest.clone()).or_insert_with(|| {
+                let b = multi.add(indicatif::ProgressBar::new(ev.total.unwrap_or(0)));
+                b.set_style(style.clone());
+                let hex = ev.digest.hex();
+                let dir = match ev.direction {
+                    registry::client::Direction::Pull => "pull",
+                    registry::client::Direction::Push => "push",
+                };
+                b.set_prefix(format!("{dir} {}", &hex[..hex.len().min(12)]));
+                b
+            });
+            bar.set_position(ev.bytes_done);
+            if ev.total.is_some_and(|t| ev.bytes_done >= t) {
+                bar.finish_and_clear();
+                map.remove(&ev.digest);
+            }
+        }))
+    }
+
+    /// Prints a line above the bars (or plainly).
+    pub fn println(&self, line: &str) {
+        match &self.bars {
+            Some((multi, _)) => {
+                if multi.println(line).is_err() {
+                    eprintln!("{line}");
+                }
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// The per-image callback: one line per image on stderr.
+    pub fn image_callback(self: &Arc<Self>) -> registry::mirror::ImageCallback {
+        let me = self.clone();
+        Arc::new(move |r: &ImageReport| me.println(&image_line(r)))
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One line describing what happened to an image.
+pub fn image_line(r: &ImageReport) -> String {
+    match &r.outcome {
+        Outcome::Copied {
+            digest,
+            bytes,
+            referrers,
+        } => {
+            let refs = if *referrers > 0 {
+                format!(", {referrers} referrers")
+            } else {
+                String::new()
+            };
+            format!(
+                "copied {} -> {} ({digest}, {}{refs})",
+                r.source,
+                r.destination,
+                human_bytes(*bytes)
+            )
+        }
+        Outcome::Skipped { digest } => {
+            format!(
+                "skipped {} (identical at {}: {digest})",
+                r.source, r.destination
+            )
+        }
+        Outcome::WouldCopy { digest } => {
+            format!("would copy {} -> {} ({digest})", r.source, r.destination)
+        }
+        Outcome::Failed(cause) => format!("FAILED {}: {cause}", r.source),
+    }
+}
+
+/// `1.5 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A multi-threaded tokio runtime for one command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Runs `jobs` into `dest` and turns failures into an error naming each failed image.
+pub fn run_jobs(
+    rt: &tokio::runtime::Runtime,
+    dest: Location,
+    jobs: Vec<ImageJob>,
+    mut opts: MirrorOptions,
+    progress: &Arc<Progress>,
+) -> Vec<ImageReport> {
+    opts.on_image = Some(progress.image_callback());
+    let mirror = Mirror::new(dest, opts);
+    rt.block_on(mirror.run(jobs))
+}
+
+/// An error when any report failed, naming every failed image with its cause.
+pub fn fail_if_any(reports: &[ImageReport]) -> anyhow::Result<()> {
+    let failed: Vec<String> = reports
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Failed(cause) => Some(format!("{}: {cause}", r.source)),
+            _ => None,
+        })
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} of {} images failed:\n  {}",
+        failed.len(),
+        reports.len(),
+        failed.join("\n  ")
+    )
+}
+
+/// Platform selection flags of save, sync and copy.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlatformArgs {
+    /// Copy only this architecture of multi-arch images (the single platform manifest is copied and
+    /// tagged). Default: the host's architecture.
+    #[arg(long, conflicts_with = "all")]
+    pub arch: Option<String>,
+    /// Copy whole multi-arch indexes, every platform.
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl PlatformArgs {
+    /// The filter these flags ask for.
+    pub fn filter(&self) -> PlatformFilter {
+        if self.all {
+            return PlatformFilter::All;
+        }
+        PlatformFilter::arch(
+            self.arch
+                .as_deref()
+                .unwrap_or(&Platform::host().architecture),
+        )
+    }
+}
+
+/// The mirroring subcommands of `sealos registry`.
+#[derive(Debug, clap::Subcommand)]
+pub enum RegistryMirrorCommand {
+    /// Save images into a directory in the Docker Distribution layout (what a registry serves).
+    Save(SaveArgs),
+    /// Copy every repository and tag of one registry or directory into another.
+    Sync(SyncArgs),
+    /// Copy one image into a registry.
+    Copy(CopyArgs),
+}
+
+/// Arguments of `sealos registry save`.
+#[derive(Debug, clap::Args)]
+pub struct SaveArgs {
+    /// Build context whose `images/shim/*` lists images to save.
+    pub context: Option<PathBuf>,
+    /// Images to save (comma-separated), besides those of the context.
+    #[arg(long, value_delimiter = ',')]
+    pub images: Vec<String>,
+    /// Output directory (Docker Distribution layout).
+    #[arg(long, default_value = "registry", value_name = "DIR")]
+    pub registry_dir: PathBuf,
+    /// Platform selection.
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+    /// Images pulled at once.
+    #[arg(long, default_value_t = 5)]
+    pub max_pull_procs: usize,
+    /// Registry access.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Arguments of `sealos registry sync`.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Source: a registry `host[:port][/prefix]` or a directory (Distribution layout).
+    pub source: String,
+    /// Destination: a registry `host[:port][/prefix]` or a directory.
+    pub dest: String,
+    /// Platform selection.
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+    /// Only `repo:tag` names matching one of these regular expressions.
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Skip `repo:tag` names matching any of these regular expressions.
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// List what would be copied, copy nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Images copied at once.
+    #[arg(long, default_value_t = 5)]
+    pub max_procs: usize,
+    /// Summary format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Registry access.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Arguments of `sealos registry copy`.
+#[derive(Debug, clap::Args)]
+pub struct CopyArgs {
+    /// The image to copy.
+    pub image: String,
+    /// Destination registry `host[:port][/prefix]`.
+    pub dest: String,
+    /// Platform selection.
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+    /// Registry access.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Runs a `sealos registry` mirroring subcommand.
+pub fn run_command(command: &RegistryMirrorCommand) -> anyhow::Result<()> {
+    match command {
+        RegistryMirrorCommand::Save(a) => save(a),
+        RegistryMirrorCommand::Sync(a) => sync(a),
+        RegistryMirrorCommand::Copy(a) => copy(a),
+    }
+}
+
+fn save(args: &SaveArgs) -> anyhow::Result<()> {
+    let mut images = Vec::new();
+    if let Some(ctx) = &args.context {
+        images.extend(registry::mirror::shim::shim_images(ctx)?);
+    }
+    images.extend(
+        args.images
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
+    );
+    if images.is_empty() {
+        bail!("no images to save: give --images A,B or a context with images/shim/* lists");
+    }
+    let progress = Arc::new(Progress::new());
+    let client = args.client.client(&progress)?;
+    let jobs = registry::mirror::save_jobs(&images, &client)?;
+    std::fs::create_dir_all(&args.registry_dir)
+        .with_context(|| format!("cannot create {}", args.registry_dir.display()))?;
+    let dest = Location::Dir(Arc::new(formats::distribution::DistributionLayout::new(
+        &args.registry_dir,
+    )));
+    let rt = runtime()?;
+    let opts = MirrorOptions {
+        platforms: args.platform.filter(),
+        max_images: args.max_pull_procs,
+        ..MirrorOptions::default()
+    };
+    let reports = run_jobs(&rt, dest, jobs, opts, &progress);
+    let s = Summary::of(&reports);
+    eprintln!(
+        "saved {} images ({} already there) into {}, {} transferred",
+        s.copied,
+        s.skipped,
+        args.registry_dir.display(),
+        human_bytes(s.bytes)
+    );
+    fail_if_any(&reports)
+}
+
+fn compile(patterns: &[String], flag: &str) -> anyhow::Result<Vec<regex::Regex>> {
+    patterns
+        .iter()
+        .map(|p| {
+            regex::Regex::new(p)
+                .with_context(|| format!("{flag} `{p}` is not a valid regular expression"))
+        })
+        .collect()
+}
+
+fn sync(args: &SyncArgs) -> anyhow::Result<()> {
+    let include = compile(&args.include, "--include")?;
+    let exclude = compile(&args.exclude, "--exclude")?;
+    let progress = Arc::new(Progress::new());
+    let client = args.client.client(&progress)?;
+    let source = Location::parse(&args.source, &client)?;
+    let dest = Location::parse(&args.dest, &client)?;
+    if let Location::Dir(d) = &source
+        && !d.paths().repositories_dir().is_dir()
+    {
+        bail!(
+            "source directory {} holds no repositories (no docker/registry/v2/repositories)",
+            d.paths().root().display()
+        );
+    }
+    let rt = runtime()?;
+    let jobs = rt
+        .block_on(registry::mirror::sync_jobs(
+            source,
+            &include,
+            &exclude,
+            args.max_procs.max(1) * 2,
+        ))
+        .with_context(|| format!("cannot list the images of `{}`", args.source))?;
+    let opts = MirrorOptions {
+        platforms: args.platform.filter(),
+        max_images: args.max_procs,
+        dry_run: args.dry_run,
+        ..MirrorOptions::default()
+    };
+    let reports = run_jobs(&rt, dest, jobs, opts, &progress);
+    let s = Summary::of(&reports);
+    match args.format {
+        Format::Json => {
+            let images: Vec<serde_json::Value> = reports
+                .iter()
+                .map(|r| {
+                    let (status, digest, bytes, error) = match &r.outcome {
+                        Outcome::Copied { digest, bytes, .. } => {
+                            ("copied", Some(digest.to_string()), *bytes, None)
+                        }
+                        Outcome::WouldCopy { digest } => {
+                            ("would-copy", Some(digest.to_string()), 0, None)
+                        }
+                        Outcome::Skipped { digest } => {
+                            ("skipped", Some(digest.to_string()), 0, None)
+                        }
+                        Outcome::Failed(e) => ("failed", None, 0, Some(e.clone())),
+                    };
+                    serde_json::json!({"source": r.source, "destination": r.destination,
+                        "status": status, "digest": digest, "bytes": bytes, "error": error})
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"copied": s.copied, "skipped": s.skipped, "failed": s.failed,
+                    "bytes": s.bytes, "dryRun": args.dry_run, "images": images})
+            );
+        }
+        Format::Text => {
+            println!("{:<10} {:>8}", "IMAGES", "COUNT");
+            let label = if args.dry_run { "to copy" } else { "copied" };
+            println!("{label:<10} {:>8}", s.copied);
+            println!("{:<10} {:>8}", "skipped", s.skipped);
+            println!("{:<10} {:>8}", "failed", s.failed);
+            println!("{:<10} {:>8}", "bytes", human_bytes(s.bytes));
+        }
+    }
+    fail_if_any(&reports)
+}
+
+fn copy(args: &CopyArgs) -> anyhow::Result<()> {
+    let progress = Arc::new(Progress::new());
+    let client = args.client.client(&progress)?;
+    let r = formats::reference::Reference::parse(&args.image)
+        .map_err(|e| anyhow!("`{}` is not a valid image reference: {e}", args.image))?;
+    let dest = Location::parse(&args.dest, &client)?;
+    if !matches!(dest, Location::Registry { .. }) {
+        bail!(
+            "`{}` is not a registry; use `sealos registry save --images {} --registry-dir DIR` for a directory",
+            args.dest,
+            args.image
+        );
+    }
+    let job = registry::mirror::job_from_reference(&r, &client, r.repository().to_string());
+    let rt = runtime()?;
+    let opts = MirrorOptions {
+        platforms: args.platform.filter(),
+        max_images: 1,
+        ..MirrorOptions::default()
+    };
+    let reports = run_jobs(&rt, dest, vec![job], opts, &progress);
+    fail_if_any(&reports)
+}

@@ -1,0 +1,79 @@
+//! `sealos push`: copy an image (or manifest list, with every image it lists) from the local store to a
+//! registry.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow};
+use formats::oci_layout::OciLayout;
+use formats::reference::Reference;
+use registry::mirror::{ImageJob, Location, MirrorOptions, PlatformFilter};
+
+use super::mirror::{ClientArgs, Progress, fail_if_any, run_jobs, runtime};
+
+/// Arguments of `sealos push`.
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// The image in the local store.
+    pub image: String,
+    /// Where to push it (default: IMAGE itself).
+    pub dest: Option<String>,
+    /// Push every image a manifest list names as well (always done: a registry refuses a list whose
+    /// images it lacks; accepted for compatibility).
+    #[arg(long)]
+    pub all: bool,
+    /// Registry access.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Pushes `image` from the store at `store` to `dest` (a full image reference).
+pub fn push_from_store(
+    store: &std::path::Path,
+    image: &str,
+    dest: &str,
+    client_args: &ClientArgs,
+) -> anyhow::Result<()> {
+    let src = Reference::parse(image)
+        .map_err(|e| anyhow!("`{image}` is not a valid image reference: {e}"))?;
+    let dst = Reference::parse(dest)
+        .map_err(|e| anyhow!("`{dest}` is not a valid image reference: {e}"))?;
+    let layout = OciLayout::open(store)
+        .with_context(|| format!("cannot open the local store {}", store.display()))?;
+    if layout.resolve(&src.to_string())?.is_none() {
+        return Err(anyhow!(
+            "image `{src}` is not in the local store {}; pull or build it first (`sealos pull {image}`)",
+            store.display()
+        ));
+    }
+    let progress = Arc::new(Progress::new());
+    let client = client_args.client(&progress)?;
+    let job = ImageJob {
+        source: Arc::new(Location::Oci(Arc::new(layout))),
+        source_repository: String::new(),
+        source_reference: src.to_string(),
+        dest_repository: dst.repository().to_string(),
+        dest_tag: dst.tag().map(str::to_string),
+    };
+    let opts = MirrorOptions {
+        platforms: PlatformFilter::All,
+        max_images: 1,
+        referrers: false,
+        skip_identical: false,
+        ..MirrorOptions::default()
+    };
+    let reports = run_jobs(
+        &runtime()?,
+        Location::registry(&client, dst.registry()),
+        vec![job],
+        opts,
+        &progress,
+    );
+    fail_if_any(&reports)
+}
+
+/// Pushes from the store at `store`.
+pub fn run(args: &PushArgs, store: &std::path::Path) -> anyhow::Result<()> {
+    let dest = args.dest.as_deref().unwrap_or(&args.image);
+    let dest = dest.strip_prefix("docker://").unwrap_or(dest);
+    push_from_store(store, &args.image, dest, &args.client)
+}

@@ -1,0 +1,686 @@
+//! Image-level copying between registries, Distribution-layout directories and the local OCI store: the
+//! engine behind `pull`, `push`, `registry save`, `registry sync` and `registry copy`.
+//!
+//! # How an image is copied
+//!
+//! 1. The source manifest is read byte-exact (by tag or digest) and verified.
+//! 2. The platform filter is applied: [`PlatformFilter::All`] keeps an index whole; a filter on an index
+//!    selects the *first* child manifest that matches, and that single platform manifest is copied and
+//!    tagged (the index itself is not copied, because a rewritten index would have a new digest). A
+//!    single-platform manifest is copied as it is whatever the filter says.
+//! 3. When the destination tag already points at that digest the image is skipped (`sync` and `save`
+//!    compare before anything is fetched).
+//! 4. Children go before parents: an index's child manifests (each skipped when the destination already
+//!    has it — a stored manifest implies its content is there), then each manifest's config and layers in
+//!    parallel, then the manifest, and the tag last; an interrupted copy leaves no tag pointing at missing
+//!    content and a rerun copies only what is missing. Blobs already at the destination are never read from
+//!    the source (`HEAD` on registries, a file check on directories).
+//! 5. Referrers of the copied image (signatures, SBOMs) are copied by digest when the source is a registry.
+//!
+//! Images run concurrently, at most [`MirrorOptions::max_images`] at a time; the blobs of one image run
+//! concurrently too, limited per host by the client. A blob wanted by two images at once is transferred
+//! once: the second waits and then links (directory) or mounts (same registry) it.
+
+mod location;
+pub mod shim;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use formats::digest::Digest;
+use formats::manifest::{Descriptor, ParsedManifest, Platform, RawManifest};
+use formats::media_type;
+use formats::reference::Reference;
+use futures_util::StreamExt;
+use futures_util::future::try_join_all;
+
+pub use location::{BlobOrigin, Location};
+
+use crate::client::ClientError;
+
+/// Everything that can go wrong while mirroring one image (or listing what to mirror).
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    /// A registry request failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A Distribution-layout directory could not be read or written.
+    #[error(transparent)]
+    Distribution(#[from] formats::distribution::DistributionError),
+    /// An OCI layout could not be read or written.
+    #[error(transparent)]
+    Layout(#[from] formats::oci_layout::LayoutError),
+    /// A manifest could not be parsed.
+    #[error("manifest {what}: {source}")]
+    Manifest {
+        /// Which manifest.
+        what: String,
+        /// Why.
+        source: formats::manifest::ManifestError,
+    },
+    /// A file operation failed.
+    #[error("cannot {op} `{}`: {source}", path.display())]
+    Io {
+        /// What was attempted.
+        op: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The image, tag or repository does not exist at the source.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// An index has no manifest for the requested platform.
+    #[error(
+        "{image} has no manifest for platform {wanted} (it has: {available}); pick one of those or use --all"
+    )]
+    NoMatchingPlatform {
+        /// The image.
+        image: String,
+        /// The filter.
+        wanted: String,
+        /// The platforms it does have.
+        available: String,
+    },
+    /// A `SRC`/`DST` argument is not a registry or a directory.
+    #[error("`{spec}` is not a registry (host[:port][/prefix]) or a directory: {reason}")]
+    BadLocation {
+        /// The argument.
+        spec: String,
+        /// Why.
+        reason: String,
+    },
+    /// An image reference is invalid.
+    #[error("`{image}` is not a valid image reference: {reason}")]
+    BadReference {
+        /// The text.
+        image: String,
+        /// Why.
+        reason: String,
+    },
+    /// Two images from different registries would be saved under the same repository and tag.
+    #[error(
+        "`{first}` and `{second}` would both be saved as `{path}` (the registry host is dropped); save them into different directories"
+    )]
+    NameCollision {
+        /// The first image.
+        first: String,
+        /// The second image.
+        second: String,
+        /// The shared name without host.
+        path: String,
+    },
+    /// An internal task failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Which platforms of a multi-platform image to copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlatformFilter {
+    /// Every platform: indexes are copied whole.
+    All,
+    /// Only the platform matching these fields (`None` = any value).
+    Only {
+        /// `amd64`, `arm64`...
+        architecture: Option<String>,
+        /// `linux`...
+        os: Option<String>,
+        /// `v8`...
+        variant: Option<String>,
+    },
+}
+
+impl PlatformFilter {
+    /// Only `architecture` (any OS and variant), as `--arch` asks.
+    pub fn arch(architecture: &str) -> Self {
+        PlatformFilter::Only {
+            architecture: Some(architecture.to_string()),
+            os: None,
+            variant: None,
+        }
+    }
+
+    /// Exactly `platform` (`os/arch[/variant]`; a missing variant matches any).
+    pub fn platform(platform: &Platform) -> Self {
+        PlatformFilter::Only {
+            architecture: Some(platform.architecture.clone()),
+            os: Some(platform.os.clone()),
+            variant: platform.variant.clone(),
+        }
+    }
+
+    /// True when `p` passes the filter.
+    pub fn matches(&self, p: &Platform) -> bool {
+        match self {
+            PlatformFilter::All => true,
+            PlatformFilter::Only {
+                architecture,
+                os,
+                variant,
+            } => {
+                architecture.as_ref().is_none_or(|a| *a == p.architecture)
+                    && os.as_ref().is_none_or(|o| *o == p.os)
+                    && variant
+                        .as_ref()
+                        .is_none_or(|v| p.variant.as_ref() == Some(v))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for PlatformFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlatformFilter::All => write!(f, "all"),
+            PlatformFilter::Only {
+                architecture,
+                os,
+                variant,
+            } => {
+                write!(
+                    f,
+                    "{}/{}",
+                    os.as_deref().unwrap_or("*"),
+                    architecture.as_deref().unwrap_or("*")
+                )?;
+                if let Some(v) = variant {
+                    write!(f, "/{v}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One image to copy.
+#[derive(Debug, Clone)]
+pub struct ImageJob {
+    /// Where it comes from.
+    pub source: Arc<Location>,
+    /// Its repository there (without the location's prefix).
+    pub source_repository: String,
+    /// Its tag or digest there (for an OCI layout: the tag in `index.json`).
+    pub source_reference: String,
+    /// Its repository at the destination.
+    pub dest_repository: String,
+    /// The tag to give it at the destination (for an OCI layout: the full tag in `index.json`); `None`
+    /// stores it by digest only.
+    pub dest_tag: Option<String>,
+}
+
+impl ImageJob {
+    /// The image's name at its source, for messages.
+    pub fn source_name(&self) -> String {
+        self.source
+            .image_name(&self.source_repository, &self.source_reference)
+    }
+}
+
+/// What happened to one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Copied; `bytes` of blobs were transferred.
+    Copied {
+        /// The digest now at the destination.
+        digest: Digest,
+        /// Blob bytes transferred.
+        bytes: u64,
+        /// Referrers copied along.
+        referrers: usize,
+    },
+    /// The destination already had it.
+    Skipped {
+        /// The digest.
+        digest: Digest,
+    },
+    /// `--dry-run`: it would be copied.
+    WouldCopy {
+        /// The digest that would be copied.
+        digest: Digest,
+    },
+    /// It failed; the cause.
+    Failed(String),
+}
+
+/// The result for one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageReport {
+    /// The source image's name.
+    pub source: String,
+    /// The destination repository and tag.
+    pub destination: String,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// Called once per finished image.
+pub type ImageCallback = Arc<dyn Fn(&ImageReport) + Send + Sync>;
+
+/// How images are copied.
+#[derive(Clone)]
+pub struct MirrorOptions {
+    /// Which platforms.
+    pub platforms: PlatformFilter,
+    /// Images in flight at once.
+    pub max_images: usize,
+    /// List what would be copied without copying.
+    pub dry_run: bool,
+    /// Skip an image whose destination tag already points at the same digest.
+    pub skip_identical: bool,
+    /// Copy referrers (signatures, SBOMs) of each copied image.
+    pub referrers: bool,
+    /// Told about every finished image.
+    pub on_image: Option<ImageCallback>,
+}
+
+impl Default for MirrorOptions {
+    fn default() -> Self {
+        MirrorOptions {
+            platforms: PlatformFilter::All,
+            max_images: 5,
+            dry_run: false,
+            skip_identical: true,
+            referrers: true,
+            on_image: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for MirrorOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MirrorOptions")
+            .field("platforms", &self.platforms)
+            .field("max_images", &self.max_images)
+            .field("dry_run", &self.dry_run)
+            .field("skip_identical", &self.skip_identical)
+            .field("referrers", &self.referrers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Totals of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Images copied (or, with `--dry-run`, that would be).
+    pub copied: usize,
+    /// Images skipped because the destination had them.
+    pub skipped: usize,
+    /// Images that failed.
+    pub failed: usize,
+    /// Blob bytes transferred.
+    pub bytes: u64,
+}
+
+impl Summary {
+    /// Adds up reports.
+    pub fn of(reports: &[ImageReport]) -> Summary {
+        let mut s = Summary::default();
+        for r in reports {
+            match &r.outcome {
+                Outcome::Copied { bytes, .. } => {
+                    s.copied += 1;
+                    s.bytes += bytes;
+                }
+                Outcome::WouldCopy { .. } => s.copied += 1,
+                Outcome::Skipped { .. } => s.skipped += 1,
+                Outcome::Failed(_) => s.failed += 1,
+            }
+        }
+        s
+    }
+}
+
+type BlobCell = Arc<tokio::sync::OnceCell<String>>;
+
+/// Copies images into one destination.
+pub struct Mirror {
+    dest: Arc<Location>,
+    opts: MirrorOptions,
+    /// Blobs already brought to the destination in this run, with the repository they went to.
+    blobs: Mutex<HashMap<Digest, BlobCell>>,
+}
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror")
+            .field("dest", &self.dest.describe())
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mirror {
+    /// A mirror writing into `dest`.
+    pub fn new(dest: Location, opts: MirrorOptions) -> Self {
+        Mirror {
+            dest: Arc::new(dest),
+            opts,
+            blobs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The destination.
+    pub fn dest(&self) -> &Location {
+        &self.dest
+    }
+
+    /// Copies every job, at most [`MirrorOptions::max_images`] at once; one failing image does not stop
+    /// the others. Reports come back in job order.
+    pub async fn run(&self, jobs: Vec<ImageJob>) -> Vec<ImageReport> {
+        futures_util::stream::iter(jobs)
+            .map(|job| async move {
+                let destination = self.dest.image_name(
+                    &job.dest_repository,
+                    job.dest_tag.as_deref().unwrap_or("(digest)"),
+                );
+                let outcome = match self.copy_image(&job).await {
+                    Ok(o) => o,
+                    Err(e) => Outcome::Failed(e.to_string()),
+                };
+                let report = ImageReport {
+                    source: job.source_name(),
+                    destination,
+                    outcome,
+                };
+                if let Some(cb) = &self.opts.on_image {
+                    cb(&report);
+                }
+                report
+            })
+            .buffered(self.opts.max_images.max(1))
+            .collect()
+            .await
+    }
+
+    /// Copies one image (see the module documentation for the steps).
+    pub async fn copy_image(&self, job: &ImageJob) -> Result<Outcome, MirrorError> {
+        let src = &job.source;
+        let top = src
+            .get_manifest(&job.source_repository, &job.source_reference)
+            .await?;
+        let target = self.select_platform(job, top).await?;
+        if self.opts.skip_identical
+            && let Some(tag) = &job.dest_tag
+            && self
+                .dest
+                .tag_digest(&job.dest_repository, tag)
+                .await?
+                .as_ref()
+                == Some(&target.digest)
+        {
+            return Ok(Outcome::Skipped {
+                digest: target.digest,
+            });
+        }
+        if self.opts.dry_run {
+            return Ok(Outcome::WouldCopy {
+                digest: target.digest,
+            });
+        }
+        let bytes = self.copy_children(job, &target).await?;
+        self.dest
+            .put_manifest(&job.dest_repository, &target, job.dest_tag.as_deref())
+            .await?;
+        let mut referrers = 0;
+        if self.opts.referrers {
+            for d in src
+                .referrers(&job.source_repository, &target.digest)
+                .await?
+            {
+                if self.dest.has_manifest(&job.dest_repository, &d).await? {
+                    continue;
+                }
+                let raw = src
+                    .get_manifest(&job.source_repository, &d.to_string())
+                    .await?;
+                self.copy_children(job, &raw).await?;
+                self.dest
+                    .put_manifest(&job.dest_repository, &raw, None)
+                    .await?;
+                referrers += 1;
+            }
+        }
+        Ok(Outcome::Copied {
+            digest: target.digest,
+            bytes,
+            referrers,
+        })
+    }
+
+    async fn select_platform(
+        &self,
+        job: &ImageJob,
+        top: RawManifest,
+    ) -> Result<RawManifest, MirrorError> {
+        let ParsedManifest::Index(index) = &top.parsed else {
+            return Ok(top);
+        };
+        if self.opts.platforms == PlatformFilter::All {
+            return Ok(top);
+        }
+        let chosen = index.manifests.iter().find(|d| {
+            d.platform
+                .as_ref()
+                .is_some_and(|p| self.opts.platforms.matches(p))
+        });
+        let Some(chosen) = chosen else {
+            let available: Vec<String> = index
+                .manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                .collect();
+            return Err(MirrorError::NoMatchingPlatform {
+                image: job.source_name(),
+                wanted: self.opts.platforms.to_string(),
+                available: available.join(", "),
+            });
+        };
+        job.source
+            .get_manifest(&job.source_repository, &chosen.digest.to_string())
+            .await
+    }
+
+    /// Copies everything `raw` references (not `raw` itself); returns the blob bytes transferred.
+    fn copy_children<'a>(
+        &'a self,
+        job: &'a ImageJob,
+        raw: &'a RawManifest,
+    ) -> futures_util::future::BoxFuture<'a, Result<u64, MirrorError>> {
+        Box::pin(async move {
+            match &raw.parsed {
+                ParsedManifest::Index(index) => {
+                    let copies = index.manifests.iter().map(|child| async move {
+                        if self
+                            .dest
+                            .has_manifest(&job.dest_repository, &child.digest)
+                            .await?
+                        {
+                            return Ok(0);
+                        }
+                        let m = job
+                            .source
+                            .get_manifest(&job.source_repository, &child.digest.to_string())
+                            .await?;
+                        let n = self.copy_children(job, &m).await?;
+                        self.dest
+                            .put_manifest(&job.dest_repository, &m, None)
+                            .await?;
+                        Ok::<u64, MirrorError>(n)
+                    });
+                    Ok(try_join_all(copies).await?.into_iter().sum())
+                }
+                ParsedManifest::Image(_) => {
+                    let copies = raw
+                        .referenced_blobs()
+                        .into_iter()
+                        .filter(|d| {
+                            !media_type::is_non_distributable(&d.media_type) || d.urls.is_empty()
+                        })
+                        .map(|d| self.copy_blob(job, d));
+                    Ok(try_join_all(copies).await?.into_iter().sum())
+                }
+            }
+        })
+    }
+
+    async fn copy_blob(&self, job: &ImageJob, desc: &Descriptor) -> Result<u64, MirrorError> {
+        let cell = {
+            let mut blobs = self.blobs.lock().unwrap_or_else(|p| p.into_inner());
+            blobs.entry(desc.digest.clone()).or_default().clone()
+        };
+        let origin = job.source.blob_origin(&job.source_repository, &desc.digest);
+        let repo = &job.dest_repository;
+        let mut transferred = 0;
+        let first = cell
+            .get_or_try_init(|| async {
+                transferred = self.dest.put_blob(repo, desc, &origin, None).await?;
+                Ok::<String, MirrorError>(repo.clone())
+            })
+            .await?;
+        if first != repo {
+            transferred += self.dest.put_blob(repo, desc, &origin, Some(first)).await?;
+        }
+        Ok(transferred)
+    }
+}
+
+/// The jobs of `registry save`: each image pulled from its own registry into `repository:tag` without the
+/// host (`registry.k8s.io/pause:3.9` -> `pause:3.9`). Two images from different hosts with the same path
+/// are an error naming both; the same image listed twice is kept once.
+pub fn save_jobs(
+    images: &[String],
+    client: &crate::client::RegistryClient,
+) -> Result<Vec<ImageJob>, MirrorError> {
+    let mut seen: HashMap<String, Reference> = HashMap::new();
+    let mut jobs = Vec::new();
+    for image in images {
+        let r = Reference::parse(image).map_err(|e| MirrorError::BadReference {
+            image: image.clone(),
+            reason: e.to_string(),
+        })?;
+        let path = r.path_without_host();
+        if let Some(prev) = seen.get(&path) {
+            if prev.registry() != r.registry() {
+                return Err(MirrorError::NameCollision {
+                    first: prev.to_string(),
+                    second: r.to_string(),
+                    path,
+                });
+            }
+            continue;
+        }
+        seen.insert(path, r.clone());
+        jobs.push(job_from_reference(&r, client, r.repository().to_string()));
+    }
+    Ok(jobs)
+}
+
+/// A job copying the image `r` from its registry into `dest_repository` under its tag.
+pub fn job_from_reference(
+    r: &Reference,
+    client: &crate::client::RegistryClient,
+    dest_repository: String,
+) -> ImageJob {
+    ImageJob {
+        source: Arc::new(Location::registry(client, r.registry())),
+        source_repository: r.repository().to_string(),
+        source_reference: match r.digest() {
+            Some(d) => d.to_string(),
+            None => r.reference_str(),
+        },
+        dest_repository,
+        dest_tag: r.tag().map(str::to_string),
+    }
+}
+
+/// The jobs of `registry sync`: every `(repository, tag)` of `source` that passes `include`/`exclude`
+/// (regular expressions matched against `repo:tag`), to the same repository and tag at the destination.
+pub async fn sync_jobs(
+    source: Location,
+    include: &[regex::Regex],
+    exclude: &[regex::Regex],
+    max_parallel: usize,
+) -> Result<Vec<ImageJob>, MirrorError> {
+    let source = Arc::new(source);
+    let list = source.list_images(max_parallel).await?;
+    Ok(list
+        .into_iter()
+        .filter(|(repo, tag)| {
+            let name = format!("{repo}:{tag}");
+            (include.is_empty() || include.iter().any(|r| r.is_match(&name)))
+                && !exclude.iter().any(|r| r.is_match(&name))
+        })
+        .map(|(repo, tag)| ImageJob {
+            source: source.clone(),
+            source_repository: repo.clone(),
+            source_reference: tag.clone(),
+            dest_repository: repo,
+            dest_tag: Some(tag),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{ClientOptions, RegistryClient};
+
+    #[test]
+    fn arch_filter_matches_any_os_and_variant() {
+        let f = PlatformFilter::arch("arm64");
+        let mut p = Platform::new("linux", "arm64");
+        p.variant = Some("v8".into());
+        assert!(f.matches(&p));
+        assert!(!f.matches(&Platform::new("linux", "amd64")));
+    }
+
+    #[test]
+    fn platform_filter_with_variant_requires_it() {
+        let mut want = Platform::new("linux", "arm");
+        want.variant = Some("v7".into());
+        let f = PlatformFilter::platform(&want);
+        let mut v6 = Platform::new("linux", "arm");
+        v6.variant = Some("v6".into());
+        assert!(!f.matches(&v6));
+        assert!(f.matches(&want));
+    }
+
+    #[test]
+    fn save_names_drop_the_host_and_collisions_name_both_images() {
+        let client = RegistryClient::new(ClientOptions::default()).unwrap();
+        let jobs = save_jobs(
+            &["registry.k8s.io/pause:3.9".into(), "nginx".into()],
+            &client,
+        )
+        .unwrap();
+        assert_eq!(jobs[0].dest_repository, "pause");
+        assert_eq!(jobs[0].dest_tag.as_deref(), Some("3.9"));
+        assert_eq!(jobs[1].dest_repository, "library/nginx");
+        let err =
+            save_jobs(&["a.io/x/pause:1".into(), "b.io/x/pause:1".into()], &client).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("a.io/x/pause:1") && text.contains("b.io/x/pause:1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn registry_location_parses_host_port_and_prefix() {
+        let client = RegistryClient::new(ClientOptions::default()).unwrap();
+        match Location::parse("127.0.0.1:5000/mirror/sub", &client).unwrap() {
+            Location::Registry { host, prefix, .. } => {
+                assert_eq!(host, "127.0.0.1:5000");
+                assert_eq!(prefix, "mirror/sub");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Location::parse("./out", &client).unwrap(),
+            Location::Dir(_)
+        ));
+    }
+}
