@@ -551,15 +551,7 @@ impl Storage for FsStorage {
     }
 
     async fn link_layer(&self, repo: &str, digest: &Digest) -> Result<()> {
-        let path = self.paths.layer_link(repo, digest);
-        let d = digest.clone();
-        blocking(move || {
-            if path.is_file() {
-                return Ok(());
-            }
-            write_link(&path, &d)
-        })
-        .await
+        ensure_link(self.paths.layer_link(repo, digest), digest).await
     }
 
     async fn has_layer(&self, repo: &str, digest: &Digest) -> Result<bool> {
@@ -588,15 +580,7 @@ impl Storage for FsStorage {
     }
 
     async fn link_revision(&self, repo: &str, digest: &Digest) -> Result<()> {
-        let path = self.paths.revision_link(repo, digest);
-        let d = digest.clone();
-        blocking(move || {
-            if path.is_file() {
-                return Ok(());
-            }
-            write_link(&path, &d)
-        })
-        .await
+        ensure_link(self.paths.revision_link(repo, digest), digest).await
     }
 
     async fn has_revision(&self, repo: &str, digest: &Digest) -> Result<bool> {
@@ -732,6 +716,18 @@ fn walk_repositories(dir: &Path, prefix: &str, visit: &mut dyn FnMut(&str, &Path
         visit(&full, &path);
         walk_repositories(&path, &full, visit);
     }
+}
+
+/// Writes the link file at `path` naming `digest` unless it already exists (links are idempotent).
+async fn ensure_link(path: PathBuf, digest: &Digest) -> Result<()> {
+    let digest = digest.clone();
+    blocking(move || {
+        if path.is_file() {
+            return Ok(());
+        }
+        write_link(&path, &digest)
+    })
+    .await
 }
 
 #[cfg(test)]
