@@ -115,6 +115,9 @@ pub struct BuildOptions {
     pub compression: Compression,
     /// Extra outputs.
     pub outputs: Vec<Output>,
+    /// Registry access for `FROM`/`COPY --from` registry images and embedded images; `None` refuses them
+    /// with a clear error.
+    pub client: Option<registry::client::RegistryClient>,
 }
 
 /// What happened in one COPY/ADD step (other steps are reported with no layer).

@@ -104,6 +104,7 @@ fn options(context: &Path, store: &Path) -> BuildOptions {
         timestamp: 0,
         compression: Compression::Zstd { level: 3 },
         outputs: Vec::new(),
+        client: None,
     }
 }
 

@@ -57,6 +57,9 @@ pub struct BuildArgs {
     /// `type=oci-archive,dest=FILE`. Repeatable.
     #[arg(short = 'o', long = "output", value_name = "SPEC", value_parser = parse_output)]
     pub outputs: Vec<Output>,
+    /// Registry access (for registry base images and embedded images).
+    #[command(flatten)]
+    pub client: super::mirror::ClientArgs,
     /// Print only the digest of the image.
     #[arg(short, long)]
     pub quiet: bool,
@@ -353,6 +356,7 @@ fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
         timestamp: timestamp(args)?,
         compression: args.compression.parse()?,
         outputs: args.outputs.clone(),
+        client: Some(args.client.client(&super::mirror::Progress::new())?),
     };
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
     let mut progress = |event: Progress<'_>| {
