@@ -7,6 +7,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::str::FromStr;
 
+use sha2::digest::common::hazmat::SerializableState as _;
 use sha2::{Digest as _, Sha256, Sha512};
 
 /// A hash algorithm allowed in an OCI digest.
@@ -96,6 +97,9 @@ pub enum DigestError {
         /// The actual size in bytes.
         actual: u64,
     },
+    /// A saved hash state could not be restored.
+    #[error("saved hash state is damaged or from another version ({0}); restart the upload")]
+    State(String),
 }
 
 /// A validated content digest such as `sha256:e3b0c442...`.
@@ -244,6 +248,39 @@ impl Hasher {
         };
         Digest { algorithm, hex }
     }
+
+    /// The hasher's internal state as bytes (algorithm name, `:`, then the state), so a hash can be continued
+    /// by another process or another registry replica: see [`Hasher::restore_state`].
+    pub fn save_state(&self) -> Vec<u8> {
+        let mut out = format!("{}:", self.algorithm()).into_bytes();
+        match self {
+            Hasher::Sha256(h) => out.extend_from_slice(&h.serialize()),
+            Hasher::Sha512(h) => out.extend_from_slice(&h.serialize()),
+        }
+        out
+    }
+
+    /// Restores a hasher from [`Hasher::save_state`] bytes; [`DigestError::State`] when they are not a state
+    /// this version wrote.
+    pub fn restore_state(state: &[u8]) -> Result<Hasher, DigestError> {
+        let bad = || DigestError::State(format!("{} bytes", state.len()));
+        let colon = state.iter().position(|&b| b == b':').ok_or_else(bad)?;
+        let algorithm: Algorithm = std::str::from_utf8(&state[..colon])
+            .map_err(|_| bad())?
+            .parse()
+            .map_err(|_| bad())?;
+        let raw = &state[colon + 1..];
+        Ok(match algorithm {
+            Algorithm::Sha256 => {
+                let array = raw.try_into().map_err(|_| bad())?;
+                Hasher::Sha256(Box::new(Sha256::deserialize(array).map_err(|_| bad())?))
+            }
+            Algorithm::Sha512 => {
+                let array = raw.try_into().map_err(|_| bad())?;
+                Hasher::Sha512(Box::new(Sha512::deserialize(array).map_err(|_| bad())?))
+            }
+        })
+    }
 }
 
 /// A writer that hashes and counts every byte on its way to the inner writer.
@@ -382,6 +419,35 @@ mod tests {
 
     const EMPTY_SHA256: &str =
         "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn a_saved_hash_state_continues_to_the_same_digest() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+            let mut first = algorithm.hasher();
+            first.update(&data[..3_333]);
+            let mut resumed = Hasher::restore_state(&first.save_state()).unwrap();
+            resumed.update(&data[3_333..]);
+            assert_eq!(resumed.finish(), Digest::of(algorithm, &data));
+        }
+    }
+
+    #[test]
+    fn a_damaged_hash_state_is_refused() {
+        let state = Algorithm::Sha256.hasher().save_state();
+        assert!(matches!(
+            Hasher::restore_state(&state[..state.len() - 1]),
+            Err(DigestError::State(_))
+        ));
+        assert!(matches!(
+            Hasher::restore_state(b"md5:abc"),
+            Err(DigestError::State(_))
+        ));
+        assert!(matches!(
+            Hasher::restore_state(b"no colon"),
+            Err(DigestError::State(_))
+        ));
+    }
 
     #[test]
     fn empty_input_hashes_to_the_well_known_digest() {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use registry::server::{self, ServerConfig};
-use registry::storage::{FsStorage, MemoryStorage, Storage};
+use registry::storage::{FsStorage, MemoryStorage, S3Config, S3Storage, Storage};
 
 /// `sealos registry ...`.
 #[derive(Debug, Args)]
@@ -43,6 +43,29 @@ pub enum Backend {
     Filesystem {
         /// The directory that holds (or will hold) `docker/registry/v2`.
         dir: PathBuf,
+        /// Server options.
+        #[command(flatten)]
+        options: ServeOptions,
+    },
+    /// Serve from an S3-compatible bucket (AWS S3, MinIO, Ceph RGW, ...), in the Distribution layout under
+    /// `--prefix`. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN).
+    /// Several replicas may serve one bucket.
+    S3 {
+        /// The bucket.
+        #[arg(long)]
+        bucket: String,
+        /// The endpoint URL (e.g. `http://127.0.0.1:9000` for MinIO); default: AWS S3 itself.
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// The region.
+        #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
+        region: String,
+        /// Key prefix under which `docker/registry/v2` lives.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Answer blob GETs with a redirect to a presigned URL (clients then download from the bucket).
+        #[arg(long)]
+        redirect: bool,
         /// Server options.
         #[command(flatten)]
         options: ServeOptions,
@@ -94,6 +117,26 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
             (Arc::new(FsStorage::new(dir)), options)
         }
         Backend::Inmem { options } => (Arc::new(MemoryStorage::new()), options),
+        Backend::S3 {
+            bucket,
+            endpoint,
+            region,
+            prefix,
+            redirect,
+            options,
+        } => {
+            let config = S3Config {
+                bucket: bucket.clone(),
+                endpoint: endpoint.clone(),
+                region: region.clone(),
+                prefix: prefix.clone(),
+                redirect: *redirect,
+                credentials: None,
+            };
+            let storage =
+                S3Storage::new(&config).with_context(|| format!("cannot use bucket `{bucket}`"))?;
+            (Arc::new(storage), options)
+        }
     };
     if !options.disable_logging {
         let filter = tracing_subscriber::EnvFilter::try_new(&options.log_level)

@@ -440,6 +440,17 @@ async fn get_blob(
     if !app.storage.has_layer(name, &digest).await? {
         return Err(StorageError::BlobUnknown(digest).into());
     }
+    if with_body
+        && !headers.contains_key(header::RANGE)
+        && let Some(url) = app.storage.blob_redirect(&digest).await?
+    {
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+        let h = resp.headers_mut();
+        set(h, header::LOCATION, &url);
+        set(h, digest_header(), &digest.to_string());
+        return Ok(resp);
+    }
     let size = app
         .storage
         .blob_size(&digest)

@@ -24,9 +24,13 @@ use futures_util::Stream;
 
 mod fs;
 mod memory;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 pub use fs::FsStorage;
 pub use memory::MemoryStorage;
+#[cfg(feature = "s3")]
+pub use s3::{S3Config, S3Storage};
 
 /// A stream of bytes: request bodies going in, blob contents going out.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -177,6 +181,13 @@ pub trait Storage: Send + Sync + 'static {
     /// Opens a blob for reading, optionally only `range` of it (checked against the size:
     /// [`StorageError::RangeNotSatisfiable`] when it starts past the end; an end past the end is clamped).
     async fn read_blob(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobReader>;
+
+    /// A URL the client may fetch the blob from directly (a presigned object-store URL), or `None` to stream
+    /// it through the registry. The default is `None`.
+    async fn blob_redirect(&self, digest: &Digest) -> Result<Option<String>> {
+        let _ = digest;
+        Ok(None)
+    }
 
     /// Reads a whole blob into memory, refusing blobs larger than `limit` (for manifests only).
     async fn read_blob_bytes(&self, digest: &Digest, limit: u64) -> Result<Bytes> {
