@@ -51,21 +51,25 @@ pub enum Backend {
     /// `--prefix`. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN).
     /// Several replicas may serve one bucket.
     S3 {
-        /// The bucket.
-        #[arg(long)]
-        bucket: String,
+        /// The bucket (required unless the config file names it).
+        #[arg(long, required_unless_present = "config")]
+        bucket: Option<String>,
         /// The endpoint URL (e.g. `http://127.0.0.1:9000` for MinIO); default: AWS S3 itself.
         #[arg(long, value_name = "URL")]
         endpoint: Option<String>,
-        /// The region.
-        #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
-        region: String,
+        /// The region [default: us-east-1].
+        #[arg(long, env = "AWS_REGION")]
+        region: Option<String>,
         /// Key prefix under which `docker/registry/v2` lives.
-        #[arg(long, default_value = "")]
-        prefix: String,
+        #[arg(long)]
+        prefix: Option<String>,
         /// Answer blob GETs with a redirect to a presigned URL (clients then download from the bucket).
         #[arg(long)]
         redirect: bool,
+        /// A TOML file with `bucket`, `endpoint`, `region`, `prefix`, `redirect`, `access_key_id`,
+        /// `secret_access_key`; flags given on the command line win.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Server options.
         #[command(flatten)]
         options: ServeOptions,
@@ -123,18 +127,35 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
             region,
             prefix,
             redirect,
+            config,
             options,
         } => {
-            let config = S3Config {
-                bucket: bucket.clone(),
-                endpoint: endpoint.clone(),
-                region: region.clone(),
-                prefix: prefix.clone(),
-                redirect: *redirect,
-                credentials: None,
+            let mut s3 = match config {
+                Some(file) => {
+                    let text = std::fs::read_to_string(file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    S3Config::from_toml(&text, &file.display().to_string())?
+                }
+                None => S3Config {
+                    region: "us-east-1".into(),
+                    ..S3Config::default()
+                },
             };
-            let storage =
-                S3Storage::new(&config).with_context(|| format!("cannot use bucket `{bucket}`"))?;
+            if let Some(b) = bucket {
+                s3.bucket = b.clone();
+            }
+            if endpoint.is_some() {
+                s3.endpoint = endpoint.clone();
+            }
+            if let Some(r) = region {
+                s3.region = r.clone();
+            }
+            if let Some(p) = prefix {
+                s3.prefix = p.clone();
+            }
+            s3.redirect |= *redirect;
+            let storage = S3Storage::new(&s3)
+                .with_context(|| format!("cannot use bucket `{}`", s3.bucket))?;
             (Arc::new(storage), options)
         }
     };

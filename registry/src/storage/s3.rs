@@ -36,7 +36,8 @@ use super::{BlobReader, ByteRange, ByteStream, Result, Storage, StorageError, Up
 /// Bytes per multipart part (S3 wants at least 5 MiB for every part but the last).
 const PART_SIZE: usize = 8 * 1024 * 1024;
 
-/// How to reach the bucket.
+/// How to reach the bucket. Also readable from a TOML file ([`S3Config::from_toml`]) with the same keys
+/// (`bucket`, `endpoint`, `region`, `prefix`, `redirect`, `access_key_id`, `secret_access_key`).
 #[derive(Debug, Clone, Default)]
 pub struct S3Config {
     /// The bucket's name.
@@ -51,6 +52,49 @@ pub struct S3Config {
     pub redirect: bool,
     /// Access key id and secret, overriding the AWS environment variables.
     pub credentials: Option<(String, String)>,
+}
+
+/// The TOML form of [`S3Config`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct S3ConfigFile {
+    bucket: String,
+    endpoint: Option<String>,
+    region: Option<String>,
+    #[serde(default)]
+    prefix: String,
+    #[serde(default)]
+    redirect: bool,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+}
+
+impl S3Config {
+    /// Parses a TOML config file's text; `what` names the file in errors.
+    pub fn from_toml(text: &str, what: &str) -> Result<S3Config> {
+        let file: S3ConfigFile = toml::from_str(text).map_err(|e| StorageError::Corrupt {
+            what: what.to_string(),
+            reason: format!("{e}(keys: bucket, endpoint, region, prefix, redirect, access_key_id, secret_access_key)"),
+        })?;
+        let credentials = match (file.access_key_id, file.secret_access_key) {
+            (Some(id), Some(secret)) => Some((id, secret)),
+            (None, None) => None,
+            _ => {
+                return Err(StorageError::Corrupt {
+                    what: what.to_string(),
+                    reason: "access_key_id and secret_access_key go together".into(),
+                });
+            }
+        };
+        Ok(S3Config {
+            bucket: file.bucket,
+            endpoint: file.endpoint,
+            region: file.region.unwrap_or_else(|| "us-east-1".into()),
+            prefix: file.prefix,
+            redirect: file.redirect,
+            credentials,
+        })
+    }
 }
 
 /// The S3-compatible backend. Credentials come from the usual AWS environment variables
@@ -332,6 +376,30 @@ impl S3Storage {
             .await
             .map_err(store_err("upload part", data_key))?;
         Ok(part.content_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_gives_every_setting_and_refuses_unknown_keys() {
+        let c = S3Config::from_toml(
+            "bucket = \"b\"\nendpoint = \"http://127.0.0.1:9000\"\nprefix = \"p\"\nredirect = true\n\
+             access_key_id = \"id\"\nsecret_access_key = \"s\"\n",
+            "s3.toml",
+        )
+        .unwrap();
+        assert_eq!(c.bucket, "b");
+        assert_eq!(c.region, "us-east-1");
+        assert!(c.redirect);
+        assert_eq!(c.credentials, Some(("id".into(), "s".into())));
+        let err = S3Config::from_toml("bucket = \"b\"\nbukket = 1\n", "s3.toml").unwrap_err();
+        assert!(err.to_string().contains("bukket"), "{err}");
+        let err =
+            S3Config::from_toml("bucket = \"b\"\naccess_key_id = \"x\"\n", "s3.toml").unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
     }
 }
 
