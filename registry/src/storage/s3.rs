@@ -415,42 +415,43 @@ impl Storage for S3Storage {
     }
 
     async fn read_blob(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobReader> {
+        // One GET: the object's size comes back with it.
         let key = self.key(&self.paths.blob_data(digest));
-        let size = self
-            .blob_size(digest)
-            .await?
-            .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))?;
-        let range = match range {
-            None => None,
-            Some(r) => {
-                if r.start >= size || r.end < r.start {
+        let options = GetOptions {
+            range: range.map(|r| GetRange::Bounded(r.start..r.end.saturating_add(1))),
+            ..GetOptions::default()
+        };
+        let result = match self.store.get_opts(&key, options).await {
+            Ok(r) => r,
+            Err(e) if is_missing(&e) => return Err(StorageError::BlobUnknown(digest.clone())),
+            Err(e) => {
+                // A range the store cannot satisfy: report it against the real size.
+                if let (Some(r), Some(size)) = (range, self.blob_size(digest).await?)
+                    && (r.start >= size || r.end < r.start)
+                {
                     return Err(StorageError::RangeNotSatisfiable {
                         start: r.start,
                         end: r.end,
                         size,
                     });
                 }
-                Some(ByteRange {
-                    start: r.start,
-                    end: r.end.min(size - 1),
-                })
+                return Err(store_err("read", &key)(e));
             }
         };
-        if size == 0 {
-            return Ok(BlobReader {
-                size,
-                range,
-                stream: Box::pin(futures_util::stream::empty()),
-            });
-        }
-        let options = GetOptions {
-            range: range.map(|r| GetRange::Bounded(r.start..r.end + 1)),
-            ..GetOptions::default()
-        };
-        let result = match self.store.get_opts(&key, options).await {
-            Ok(r) => r,
-            Err(e) if is_missing(&e) => return Err(StorageError::BlobUnknown(digest.clone())),
-            Err(e) => return Err(store_err("read", &key)(e)),
+        let size = result.meta.size;
+        let range = match range {
+            None => None,
+            Some(r) if r.start >= size || r.end < r.start => {
+                return Err(StorageError::RangeNotSatisfiable {
+                    start: r.start,
+                    end: r.end,
+                    size,
+                });
+            }
+            Some(r) => Some(ByteRange {
+                start: r.start,
+                end: r.end.min(size - 1),
+            }),
         };
         let stream: ByteStream = Box::pin(result.into_stream().map_err(std::io::Error::other));
         Ok(BlobReader {
