@@ -379,30 +379,6 @@ impl S3Storage {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_file_gives_every_setting_and_refuses_unknown_keys() {
-        let c = S3Config::from_toml(
-            "bucket = \"b\"\nendpoint = \"http://127.0.0.1:9000\"\nprefix = \"p\"\nredirect = true\n\
-             access_key_id = \"id\"\nsecret_access_key = \"s\"\n",
-            "s3.toml",
-        )
-        .unwrap();
-        assert_eq!(c.bucket, "b");
-        assert_eq!(c.region, "us-east-1");
-        assert!(c.redirect);
-        assert_eq!(c.credentials, Some(("id".into(), "s".into())));
-        let err = S3Config::from_toml("bucket = \"b\"\nbukket = 1\n", "s3.toml").unwrap_err();
-        assert!(err.to_string().contains("bukket"), "{err}");
-        let err =
-            S3Config::from_toml("bucket = \"b\"\naccess_key_id = \"x\"\n", "s3.toml").unwrap_err();
-        assert!(err.to_string().contains("go together"), "{err}");
-    }
-}
-
 #[async_trait]
 impl Storage for S3Storage {
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
@@ -886,5 +862,29 @@ impl Storage for S3Storage {
             }
         }
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_gives_every_setting_and_refuses_unknown_keys() {
+        let c = S3Config::from_toml(
+            "bucket = \"b\"\nendpoint = \"http://127.0.0.1:9000\"\nprefix = \"p\"\nredirect = true\n\
+             access_key_id = \"id\"\nsecret_access_key = \"s\"\n",
+            "s3.toml",
+        )
+        .unwrap();
+        assert_eq!(c.bucket, "b");
+        assert_eq!(c.region, "us-east-1");
+        assert!(c.redirect);
+        assert_eq!(c.credentials, Some(("id".into(), "s".into())));
+        let err = S3Config::from_toml("bucket = \"b\"\nbukket = 1\n", "s3.toml").unwrap_err();
+        assert!(err.to_string().contains("bukket"), "{err}");
+        let err =
+            S3Config::from_toml("bucket = \"b\"\naccess_key_id = \"x\"\n", "s3.toml").unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
     }
 }
