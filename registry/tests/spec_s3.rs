@@ -20,6 +20,10 @@ use spec_cases::{Server, start_with};
 
 /// The endpoint of the moto server shared by this test binary. moto is started through a small shell watchdog
 /// that stops it once this process is gone, so no server outlives the tests.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the watchdog shell outlives the test binary on purpose and stops moto itself"
+)]
 fn moto_endpoint() -> &'static str {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
     ENDPOINT.get_or_init(|| {
