@@ -529,3 +529,50 @@ fn an_index_input_gives_an_index_of_the_common_platforms() {
     // The store stays consistent: every referenced blob is present.
     assert!(store.layout().fsck().unwrap().is_clean());
 }
+
+#[test]
+fn docker_format_inputs_give_an_oci_image_with_oci_layer_types() {
+    let (_d, store) = store();
+    let oci = image(
+        &store,
+        None,
+        &Spec {
+            files: vec![("d", "docker")],
+            ..Spec::default()
+        },
+    );
+    let raw = store.layout().read_manifest(&oci).unwrap();
+    let ParsedManifest::Image(mut manifest) = raw.parsed else {
+        unreachable!()
+    };
+    manifest.media_type = Some(media_type::DOCKER_MANIFEST.to_string());
+    manifest.config.media_type = media_type::DOCKER_CONFIG.to_string();
+    for layer in &mut manifest.layers {
+        layer.media_type = media_type::DOCKER_LAYER_TAR_GZIP.to_string();
+    }
+    let raw = RawManifest::from_created(&manifest, media_type::DOCKER_MANIFEST).unwrap();
+    let desc = store.layout().write_manifest(&raw).unwrap();
+    store
+        .layout()
+        .set_tag(&normalize_name("docker:1").unwrap(), desc)
+        .unwrap();
+    image(
+        &store,
+        Some("b:1"),
+        &Spec {
+            files: vec![("b", "b")],
+            ..Spec::default()
+        },
+    );
+    let report = store.merge(&["docker:1", "b:1"], &["m:1"]).unwrap();
+    assert_eq!(report.media_type, media_type::OCI_MANIFEST);
+    let (m, _) = merged(&store, "m:1");
+    assert_eq!(m.config.media_type, media_type::OCI_CONFIG);
+    assert!(
+        m.layers
+            .iter()
+            .all(|l| l.media_type == media_type::OCI_LAYER_TAR_GZIP),
+        "{:?}",
+        m.layers
+    );
+}
