@@ -1223,7 +1223,7 @@ impl Exec {
     fn operand(&mut self, arg: &Arg, dot: &Value) -> Res<Value> {
         match &arg.operand {
             Operand::Dot => Ok(dot.clone()),
-            Operand::Field(chain) => fields(dot.clone(), chain, "", arg.pos),
+            Operand::Field(chain) => fields(dot, chain, "", arg.pos),
             Operand::Var(name, chain) => {
                 let Some((_, value)) = self.vars.iter().rev().find(|(n, _)| n == name) else {
                     return Err(Fail::new(
@@ -1231,7 +1231,7 @@ impl Exec {
                         format!("undefined variable `{name}`: declare it with `{name} := ...`"),
                     ));
                 };
-                fields(value.clone(), chain, name, arg.pos)
+                fields(value, chain, name, arg.pos)
             }
             Operand::Ident(name) => self.call(name, arg.pos, &[], dot, None),
             Operand::Const(value) => Ok(value.clone()),
@@ -1242,7 +1242,7 @@ impl Exec {
                 self.depth += 1;
                 let value = self.pipeline(pipe, dot);
                 self.depth -= 1;
-                fields(value?, chain, "(...)", arg.pos)
+                fields(&value?, chain, "(...)", arg.pos)
             }
         }
     }
@@ -1290,17 +1290,19 @@ impl Exec {
     }
 }
 
-/// Follows `.a.b` from `value`; `base` names where the chain starts, for messages.
-fn fields(mut value: Value, chain: &[String], base: &str, pos: usize) -> Res<Value> {
-    let mut path = base.to_string();
-    for name in chain {
-        path.push('.');
-        path.push_str(name);
-        value = match value {
-            Value::Map(mut map) => map
-                .remove(name)
-                .unwrap_or_else(|| Value::Missing(path.clone())),
-            Value::Missing(_) | Value::Nil => Value::Missing(path.clone()),
+/// Follows `.a.b` from `value`; `base` names where the chain starts, for messages. Only the value found
+/// is cloned.
+fn fields(value: &Value, chain: &[String], base: &str, pos: usize) -> Res<Value> {
+    let mut current = value;
+    for (i, name) in chain.iter().enumerate() {
+        current = match current {
+            Value::Map(map) => match map.get(name) {
+                Some(v) => v,
+                None => return Ok(Value::Missing(field_path(base, &chain[..=i]))),
+            },
+            Value::Missing(_) | Value::Nil => {
+                return Ok(Value::Missing(field_path(base, &chain[..=i])));
+            }
             other => {
                 return Err(Fail::new(
                     pos,
@@ -1309,7 +1311,11 @@ fn fields(mut value: Value, chain: &[String], base: &str, pos: usize) -> Res<Val
             }
         };
     }
-    Ok(value)
+    Ok(current.clone())
+}
+
+fn field_path(base: &str, chain: &[String]) -> String {
+    format!("{base}.{}", chain.join("."))
 }
 
 // ---------------------------------------------------------------------------------------------------------
