@@ -81,6 +81,8 @@ pub enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Give an image in the local store more names.
     Tag(cmd::tag::TagArgs),
+    /// Merge images of the local store into one: layers, labels, env and commands, in order.
+    Merge(cmd::merge::MergeArgs),
     /// Remove images from the local store and the blobs no image uses any more.
     Rmi(cmd::rmi::RmiArgs),
     /// Remove dangling blobs and stale temporary files from the local store.
@@ -138,6 +140,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images(args) => cmd::images::run(&global, &args),
         Command::Inspect(args) => cmd::inspect::run(&global, &args),
         Command::Tag(args) => cmd::tag::run(&global, &args),
+        Command::Merge(args) => cmd::merge::run(&global, &args),
         Command::Rmi(args) => cmd::rmi::run(&global, &args),
         Command::Prune(args) => cmd::prune::run(&global, &args),
         Command::Save(args) => cmd::save::run(&global, &args),

@@ -1,29 +1,357 @@
 //! Variable expansion in image commands (`$(VAR)`, `${VAR}`, `$VAR`, `$$`) and shell quoting of values.
 //!
-//! Interface stub: the bodies are replaced by the real implementation; keep the signatures.
+//! The runtime expands a command's variables itself, before any shell sees it, so the shell never decides
+//! what an unknown name means:
+//!
+//! - `$(NAME)`, `${NAME}` and `$NAME` (NAME = `[A-Za-z_][A-Za-z0-9_]*`) are replaced by the value of NAME.
+//!   A name nobody defined is an error naming it and the command ([`ExpandError`]); sealos instead left
+//!   `$(NAME)` in place and the shell ran `NAME` as a command.
+//! - `$$` is a literal `$`: write `$$f` to hand `$f` to the shell (a loop variable, say).
+//! - `$(...)` or `${...}` around anything that is not a name (`$(touch /tmp/pwned)`, `${V:-x}`), or left
+//!   unclosed, is an error with the hint to write `$$(` / `$${`: the text is never run as a command
+//!   substitution and never guessed at.
+//! - A `$` followed by anything else (`$1`, `$?`, `$@`, a space, the end) stays as written.
+//! - Values are inserted verbatim and never expanded again: a value `$(touch /tmp/pwned)` stays that text.
+//!
+//! When values reach a shell they are quoted with [`shell_quote`] (single quotes, `'` written `'\''`), so
+//! quotes, newlines, `$()` and backticks in a value are data, never code; [`export_script`] writes the whole
+//! env as `export NAME='value'` lines.
 
 use std::collections::BTreeMap;
 
 /// Variables visible to a command: image ENV, then `-e`, then per-host values (last wins).
 pub type Env = BTreeMap<String, String>;
 
-/// A variable a command uses but nobody defined.
+/// A variable reference that cannot be expanded.
+///
+/// `variable` is a bare name when nobody defined it ([`ExpandError::is_undefined_variable`]); otherwise it
+/// is the reference as written (`$(touch /tmp/pwned)`, `${V:-x}`, an unclosed `$(V`), which is refused
+/// because it is not a variable reference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("undefined variable `{variable}` in `{text}`")]
+#[error("{}", self.describe())]
 pub struct ExpandError {
-    /// The variable's name.
+    /// The variable's name, or the refused reference as written.
     pub variable: String,
     /// The text (command) it appears in.
     pub text: String,
 }
 
+impl ExpandError {
+    /// True when `variable` is a well-formed name that has no value (as opposed to a refused reference).
+    pub fn is_undefined_variable(&self) -> bool {
+        is_name(&self.variable)
+    }
+
+    fn describe(&self) -> String {
+        let (variable, text) = (&self.variable, &self.text);
+        if self.is_undefined_variable() {
+            format!(
+                "undefined variable `{variable}` in `{text}`: set it in the image ENV or with \
+                 `-e {variable}=VALUE`, or write `$${variable}` to pass `${variable}` to the shell"
+            )
+        } else if variable.starts_with("${") {
+            format!(
+                "`{variable}` in `{text}` is not a variable reference (only `${{NAME}}` is expanded; \
+                 shell parameter expansion is not): write `$${{` to pass `${{` to the shell"
+            )
+        } else {
+            format!(
+                "`{variable}` in `{text}` is not a variable reference and command substitution is never \
+                 run: write `$$(` to pass a literal `$(` to the shell, or use `$(NAME)` with a defined NAME"
+            )
+        }
+    }
+}
+
+/// An env entry whose name a shell cannot export.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "cannot export variable `{name}`: a name must be letters, digits and `_`, not starting with a digit \
+     (rename it in the image ENV or the `-e` option)"
+)]
+pub struct ExportError {
+    /// The offending name.
+    pub name: String,
+}
+
+/// True when `name` is a shell variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+fn name_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    match bytes.first() {
+        Some(b) if *b == b'_' || b.is_ascii_alphabetic() => bytes
+            .iter()
+            .take_while(|b| **b == b'_' || b.is_ascii_alphanumeric())
+            .count(),
+        _ => 0,
+    }
+}
+
 /// Expands every variable reference in `text` from `env`; `$$` is a literal `$`. Never runs anything.
+///
+/// See the module documentation for the exact rules.
 pub fn expand(text: &str, env: &Env) -> Result<String, ExpandError> {
-    let _ = env;
-    Ok(text.to_string())
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let lookup = |name: &str| {
+        env.get(name).ok_or_else(|| ExpandError {
+            variable: name.to_string(),
+            text: text.to_string(),
+        })
+    };
+    let refused = |reference: &str| ExpandError {
+        variable: reference.to_string(),
+        text: text.to_string(),
+    };
+    while let Some(dollar) = rest.find('$') {
+        out.push_str(&rest[..dollar]);
+        let after = &rest[dollar + 1..];
+        let close = match after.as_bytes().first() {
+            Some(b'$') => {
+                out.push('$');
+                rest = &after[1..];
+                continue;
+            }
+            Some(b'(') => ')',
+            Some(b'{') => '}',
+            _ => {
+                let len = name_len(after);
+                if len == 0 {
+                    out.push('$');
+                } else {
+                    out.push_str(lookup(&after[..len])?);
+                }
+                rest = &after[len..];
+                continue;
+            }
+        };
+        let inner = &after[1..];
+        let len = name_len(inner);
+        if len > 0 && inner[len..].starts_with(close) {
+            out.push_str(lookup(&inner[..len])?);
+            rest = &inner[len + 1..];
+            continue;
+        }
+        let reference = match inner.find(close) {
+            Some(end) => &rest[dollar..dollar + 2 + end + 1],
+            None => &rest[dollar..],
+        };
+        return Err(refused(reference));
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Quotes `value` for a POSIX shell so that it is passed literally.
+///
+/// The result is always single-quoted (`''` for the empty string); each `'` becomes `'\''`. Quotes,
+/// newlines, `$()`, backticks and backslashes come out of the shell exactly as they went in.
 pub fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// One `export NAME='value'` line per entry (sorted by name, each ending in a newline), for a shell script
+/// that runs a command with `env`. Fails on a name a shell cannot export.
+pub fn export_script(env: &Env) -> Result<String, ExportError> {
+    let mut script = String::new();
+    for (name, value) in env {
+        if !is_name(name) {
+            return Err(ExportError { name: name.clone() });
+        }
+        script.push_str("export ");
+        script.push_str(name);
+        script.push('=');
+        script.push_str(&shell_quote(value));
+        script.push('\n');
+    }
+    Ok(script)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn sh(script: &str) -> String {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run `sh` (needed by this test): {e}"));
+        assert!(out.status.success(), "sh failed: {out:?}");
+        String::from_utf8(out.stdout).expect("sh printed UTF-8")
+    }
+
+    #[test]
+    fn all_three_reference_forms_expand() {
+        let e = env(&[("NAME", "calico"), ("NS", "tigera")]);
+        assert_eq!(
+            expand("helm -i $(NAME) -n ${NS} x$NAME/y", &e).unwrap(),
+            "helm -i calico -n tigera xcalico/y"
+        );
+    }
+
+    #[test]
+    fn bare_reference_takes_the_longest_name() {
+        let e = env(&[("A", "1"), ("AB", "2")]);
+        assert_eq!(
+            expand("$AB-$A.$A_", &env(&[("AB", "2"), ("A", "1"), ("A_", "3")])).unwrap(),
+            "2-1.3"
+        );
+        assert_eq!(expand("$A", &e).unwrap(), "1");
+    }
+
+    #[test]
+    fn double_dollar_is_a_literal_dollar() {
+        let e = env(&[("X", "1")]);
+        assert_eq!(
+            expand("$$X $$(X) $${X} $$$X", &e).unwrap(),
+            "$X $(X) ${X} $1"
+        );
+    }
+
+    #[test]
+    fn dollar_not_followed_by_a_name_stays() {
+        let e = Env::new();
+        assert_eq!(
+            expand("awk '{print $1}'; echo $? $@ $ end$", &e).unwrap(),
+            "awk '{print $1}'; echo $? $@ $ end$"
+        );
+    }
+
+    #[test]
+    fn undefined_variable_is_an_error_naming_it_and_the_command() {
+        let err = expand("helm --set hostname=$(hostname)", &Env::new()).unwrap_err();
+        assert_eq!(err.variable, "hostname");
+        assert_eq!(err.text, "helm --set hostname=$(hostname)");
+        assert!(err.is_undefined_variable());
+        let message = err.to_string();
+        assert!(
+            message.contains("undefined variable `hostname`"),
+            "{message}"
+        );
+        assert!(
+            message.contains("helm --set hostname=$(hostname)"),
+            "{message}"
+        );
+        for text in ["${MISSING}", "$MISSING"] {
+            assert_eq!(expand(text, &Env::new()).unwrap_err().variable, "MISSING");
+        }
+    }
+
+    #[test]
+    fn command_substitution_is_refused_with_a_hint() {
+        let err = expand("echo $(touch /tmp/pwned) done", &Env::new()).unwrap_err();
+        assert_eq!(err.variable, "$(touch /tmp/pwned)");
+        assert!(!err.is_undefined_variable());
+        assert!(err.to_string().contains("$$("), "{err}");
+        // Defining a variable with that "name" changes nothing.
+        let e = env(&[("touch /tmp/pwned", "x")]);
+        assert!(expand("$(touch /tmp/pwned)", &e).is_err());
+    }
+
+    #[test]
+    fn shell_parameter_expansion_and_unclosed_references_are_refused() {
+        let e = env(&[("V", "1")]);
+        assert_eq!(expand("${V:-x}", &e).unwrap_err().variable, "${V:-x}");
+        assert_eq!(expand("a $(V b", &e).unwrap_err().variable, "$(V b");
+        assert_eq!(expand("${V", &e).unwrap_err().variable, "${V");
+        assert_eq!(expand("$(", &e).unwrap_err().variable, "$(");
+        assert!(
+            expand("${V:-x}", &e)
+                .unwrap_err()
+                .to_string()
+                .contains("$${")
+        );
+    }
+
+    #[test]
+    fn values_are_never_expanded_again() {
+        let e = env(&[("A", "$(B) ${B} $B $$"), ("B", "nope")]);
+        assert_eq!(expand("[$(A)]", &e).unwrap(), "[$(B) ${B} $B $$]");
+    }
+
+    #[test]
+    fn non_ascii_text_passes_through() {
+        let e = env(&[("N", "wörld")]);
+        assert_eq!(expand("héllo $N €$", &e).unwrap(), "héllo wörld €$");
+    }
+
+    #[test]
+    fn shell_quoted_values_come_out_of_sh_unchanged() {
+        let values = [
+            "",
+            "plain",
+            "it's",
+            "'",
+            "''\\'",
+            "two\nlines\n",
+            "$(touch /tmp/pwned-by-quote-test)",
+            "`touch /tmp/pwned-by-quote-test`",
+            "${HOME} $HOME $$ \\$ \"dq\" * ? [a] ~ ; | & < > # !",
+            "tab\there",
+        ];
+        for value in values {
+            let printed = sh(&format!("printf '%s' {}", shell_quote(value)));
+            assert_eq!(printed, value, "value {value:?}");
+        }
+        assert!(!std::path::Path::new("/tmp/pwned-by-quote-test").exists());
+    }
+
+    #[test]
+    fn export_script_exports_values_literally() {
+        let e = env(&[
+            ("A", "it's $(touch /tmp/pwned-by-export-test)"),
+            ("B_2", "x\ny"),
+        ]);
+        let script = export_script(&e).unwrap();
+        assert_eq!(
+            script,
+            "export A='it'\\''s $(touch /tmp/pwned-by-export-test)'\nexport B_2='x\ny'\n"
+        );
+        let printed = sh(&format!("{script}printf '%s|%s' \"$A\" \"$B_2\""));
+        assert_eq!(printed, "it's $(touch /tmp/pwned-by-export-test)|x\ny");
+        assert!(!std::path::Path::new("/tmp/pwned-by-export-test").exists());
+    }
+
+    #[test]
+    fn export_script_rejects_names_a_shell_cannot_export() {
+        for name in ["A-B", "1A", "", "A B", "$(x)"] {
+            let err = export_script(&env(&[(name, "v")])).unwrap_err();
+            assert_eq!(err.name, name);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn expand_never_panics(text in "\\PC*", value in "\\PC*") {
+            let _ = expand(&text, &env(&[("V", &value), ("A", "a")]));
+        }
+
+        #[test]
+        fn text_without_dollars_is_unchanged(text in "[^$]*") {
+            proptest::prop_assert_eq!(expand(&text, &Env::new()).unwrap(), text);
+        }
+
+        #[test]
+        fn any_value_survives_quoting_through_expansion(value in "[^\\x00]*") {
+            // The value inserted by expansion is exactly the value.
+            let e = env(&[("V", &value)]);
+            proptest::prop_assert_eq!(expand("$(V)", &e).unwrap(), value.clone());
+            let quoted = shell_quote(&value);
+            proptest::prop_assert!(quoted.starts_with('\'') && quoted.ends_with('\''));
+        }
+    }
 }

@@ -14,6 +14,7 @@
 mod archive;
 mod details;
 mod load;
+mod merge;
 mod save;
 mod transport;
 
@@ -30,6 +31,7 @@ use formats::reference::{Reference, ReferenceError};
 
 pub use details::{ImageDetails, ImageSummary, LayerDetails, PlatformImage, parse_rfc3339};
 pub use load::LoadedImage;
+pub use merge::{ImageKind, MergeReport, TYPE_LABELS};
 pub use save::{ArchiveFormat, SaveReport};
 pub use transport::ImageSource;
 

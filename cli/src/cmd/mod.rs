@@ -8,6 +8,7 @@ pub mod load;
 pub mod login;
 pub mod logout;
 pub mod manifest;
+pub mod merge;
 pub mod mirror;
 pub mod prune;
 pub mod pull;
