@@ -378,7 +378,8 @@ pub fn build(
     // Held until the tags are set: garbage collection waits, and stale leftovers are cleaned on the way in.
     let writer = crate::store::Store::open(&opts.store)?;
     let _guard = writer.write_guard()?;
-    let work = WorkDir::create(&opts.store).map_err(|e| BuildError::io(&opts.store.join(WORK_ROOT), e))?;
+    let work =
+        WorkDir::create(&opts.store).map_err(|e| BuildError::io(&opts.store.join(WORK_ROOT), e))?;
     let cache_dir = opts.store.join("cache");
     let temp_root = work.path().to_path_buf();
     let ignore = IgnoreRules::load(&context)
@@ -547,14 +548,11 @@ fn build_platform(
                     &image_platform,
                     &ctx.temp_root,
                     &ctx.remote,
-                ).map_err(
-                    |e| match e {
-                        e @ BuildError::BaseImage { .. } => {
-                            step_err(ctx, stage.line, e.to_string())
-                        }
-                        other => other,
-                    },
-                )?
+                )
+                .map_err(|e| match e {
+                    e @ BuildError::BaseImage { .. } => step_err(ctx, stage.line, e.to_string()),
+                    other => other,
+                })?
             }
         };
         for step in &stage.steps {
@@ -941,14 +939,9 @@ fn copy_step(
         CopyFrom::Image { reference } => {
             let key = format!("image:{reference}");
             if !rootfs.dirs.contains_key(&key) {
-                let image = resolve_image(
-                    &ctx.store,
-                    reference,
-                    platform,
-                    &ctx.temp_root,
-                    &ctx.remote,
-                )
-                    .map_err(|e| step_err(ctx, line, e.to_string()))?;
+                let image =
+                    resolve_image(&ctx.store, reference, platform, &ctx.temp_root, &ctx.remote)
+                        .map_err(|e| step_err(ctx, line, e.to_string()))?;
                 let dir = unpack_rootfs(ctx, &image.layers)?;
                 rootfs.dirs.insert(key.clone(), dir);
             }

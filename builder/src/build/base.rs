@@ -20,7 +20,9 @@ use formats::manifest::{Descriptor, ImageConfig as OciConfig, ParsedManifest};
 use formats::oci_layout::{ANNOTATION_REF_NAME, OciLayout};
 use formats::reference::Reference;
 use registry::client::RegistryClient;
-use registry::mirror::{Location, Mirror, MirrorOptions, Outcome, PlatformFilter, job_from_reference};
+use registry::mirror::{
+    Location, Mirror, MirrorOptions, Outcome, PlatformFilter, job_from_reference,
+};
 
 use super::BuildError;
 
@@ -231,7 +233,8 @@ fn has_platform(store: &OciLayout, descriptor: &Descriptor, platform: &Platform)
         return false;
     };
     serde_json::from_slice::<OciConfig>(&bytes).is_ok_and(|c| {
-        c.architecture.is_empty() || (c.architecture == platform.architecture && c.os == platform.os)
+        c.architecture.is_empty()
+            || (c.architecture == platform.architecture && c.os == platform.os)
     })
 }
 

@@ -42,9 +42,9 @@ pub fn checksum_flag(instruction: &str) -> Result<Option<Digest>, String> {
         return Ok(None);
     };
     let value = value.trim_matches(['"', '\'']);
-    Digest::parse(value).map(Some).map_err(|e| {
-        format!("--checksum={value}: {e}; write --checksum=sha256:<64 hex digits>")
-    })
+    Digest::parse(value)
+        .map(Some)
+        .map_err(|e| format!("--checksum={value}: {e}; write --checksum=sha256:<64 hex digits>"))
 }
 
 /// Downloads `url` into a new directory under `work`, verifying `expected` when given; `on_bytes` is told
@@ -58,7 +58,12 @@ pub fn download(
     let dir = tempfile::Builder::new()
         .prefix(".url-")
         .tempdir_in(work)
-        .map_err(|e| format!("cannot make a download directory in {}: {e}", work.display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot make a download directory in {}: {e}",
+                work.display()
+            )
+        })?;
     let path = dir.path().join("content");
     let file = std::fs::File::create(&path)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;

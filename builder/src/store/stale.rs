@@ -21,7 +21,7 @@ pub const WORK_ROOT: &str = "tmp";
 /// The lock file inside a work directory.
 const LOCK_FILE: &str = ".lock";
 /// A lock file younger than this is left alone even when unlocked: its build may not have locked it yet.
-const LOCK_GRACE: Duration = Duration::from_secs(10);
+const LOCK_GRACE: Duration = Duration::from_secs(2);
 
 /// A build's private directory under `<store>/tmp`, removed when dropped; locked while it exists.
 #[derive(Debug)]
@@ -77,7 +77,11 @@ fn tree_size(path: &Path) -> u64 {
         return meta.len();
     }
     fs::read_dir(path)
-        .map(|rd| rd.filter_map(Result::ok).map(|e| tree_size(&e.path())).sum())
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| tree_size(&e.path()))
+                .sum()
+        })
         .unwrap_or(0)
 }
 
@@ -201,13 +205,22 @@ mod tests {
 
         let report = clean_stale(store.path(), Duration::from_secs(3600)).unwrap();
         assert!(!old_tmp.exists() && !old_index_tmp.exists() && !dead.exists());
-        assert!(fresh_tmp.exists() && blob.exists(), "fresh or complete files kept");
-        assert!(live.path().join("download").exists(), "a live build's files kept");
+        assert!(
+            fresh_tmp.exists() && blob.exists(),
+            "fresh or complete files kept"
+        );
+        assert!(
+            live.path().join("download").exists(),
+            "a live build's files kept"
+        );
         assert_eq!(report.paths.len(), 3, "{report:?}");
         assert_eq!(report.bytes, 5 + 2 + 1000);
         let live_path = live.path().to_path_buf();
         drop(live);
-        assert!(!live_path.exists(), "a work directory is removed when dropped");
+        assert!(
+            !live_path.exists(),
+            "a work directory is removed when dropped"
+        );
     }
 
     #[test]
