@@ -11,7 +11,7 @@
 
 pub mod base;
 pub mod cache;
-pub mod fetch;
+mod fetch;
 pub mod ignore;
 mod output;
 

@@ -364,7 +364,11 @@ fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
         timestamp: timestamp(args)?,
         compression: args.compression.parse()?,
         outputs: args.outputs.clone(),
-        client: Some(args.client.client(&super::mirror::Progress::new())?),
+        client: Some(args.client.client(&if args.quiet {
+            super::mirror::Progress::hidden()
+        } else {
+            super::mirror::Progress::new()
+        })?),
         pull: args.pull,
     };
     let mut display =
