@@ -1359,6 +1359,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ticking_writer_passes_bytes_through_and_reports_every_mib() {
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        let mut tick = |n| seen.push(n);
+        let mut w = Ticking {
+            inner: &mut out,
+            written: 0,
+            told: 0,
+            tick: &mut tick,
+        };
+        for _ in 0..5 {
+            io::Write::write_all(&mut w, &[7u8; 600 * 1024]).unwrap();
+        }
+        assert_eq!(out.len(), 5 * 600 * 1024);
+        assert_eq!(seen, vec![1_228_800, 2_457_600]);
+    }
+
+    #[test]
     fn rfc3339_formats_known_instants() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");

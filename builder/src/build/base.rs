@@ -384,3 +384,39 @@ pub fn unpack_layers(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policies_parse_with_buildah_aliases_and_reject_others() {
+        assert_eq!("always".parse(), Ok(PullPolicy::Always));
+        assert_eq!("true".parse(), Ok(PullPolicy::Always));
+        assert_eq!("missing".parse(), Ok(PullPolicy::Missing));
+        assert_eq!("false".parse(), Ok(PullPolicy::Missing));
+        assert_eq!("never".parse(), Ok(PullPolicy::Never));
+        assert_eq!(PullPolicy::default(), PullPolicy::Missing);
+        let err = "sometimes".parse::<PullPolicy>().unwrap_err();
+        assert!(err.contains("always, missing or never"), "{err}");
+    }
+
+    #[test]
+    fn a_registry_image_without_registry_access_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OciLayout::create(dir.path().join("store")).unwrap();
+        let err = resolve_image(
+            &store,
+            "example.invalid/base:v1",
+            &Platform::host(),
+            dir.path(),
+            &Remote::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("example.invalid/base:v1") && err.contains("no registry access"),
+            "{err}"
+        );
+    }
+}
