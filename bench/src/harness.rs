@@ -1,7 +1,11 @@
 //! Runs a benchmark row: ours and a peer alternately (A B A B) after one warm-up of each, and reduces the
-//! timings to median, min and max.
+//! timings to median, min and max. Rows whose sides run as child processes may also report their peak
+//! memory (VmHWM, measured by `/usr/bin/time`, see [`measured_shell`]).
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -66,6 +70,64 @@ pub struct Outcome {
     pub ratio: f64,
     /// Number of A B pairs measured (warm-up excluded).
     pub pairs: usize,
+    /// Our peak memory (largest VmHWM of the measured runs, KiB), for rows that measure it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ours_peak_kib: Option<u64>,
+    /// The peer's peak memory (KiB), for rows that measure it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_peak_kib: Option<u64>,
+}
+
+/// Which side of a row a measurement belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Side {
+    /// Our implementation.
+    Ours,
+    /// The peer.
+    Peer,
+}
+
+/// Peak memory seen per (row, side), in KiB.
+static PEAKS: Mutex<BTreeMap<(String, Side), u64>> = Mutex::new(BTreeMap::new());
+
+/// Records a peak-memory measurement (KiB) of one run; the row keeps the largest.
+pub fn record_peak(row: &str, side: Side, kib: u64) {
+    let mut peaks = PEAKS.lock().unwrap_or_else(|p| p.into_inner());
+    let slot = peaks.entry((row.to_string(), side)).or_insert(0);
+    *slot = (*slot).max(kib);
+}
+
+fn take_peak(row: &str, side: Side) -> Option<u64> {
+    let mut peaks = PEAKS.lock().unwrap_or_else(|p| p.into_inner());
+    peaks.remove(&(row.to_string(), side))
+}
+
+/// Like [`shell`], run under `/usr/bin/time -f %M` (the child's peak resident set, i.e. its VmHWM, in KiB,
+/// which Linux reports as the largest of the process and its waited-for descendants); every run's peak is
+/// recorded for `row`/`side`. `scratch` is a directory for the measurement file.
+pub fn measured_shell(row: &str, side: Side, cmdline: &str, scratch: &Path) -> Job {
+    let report: PathBuf = scratch.join(format!(
+        "peak-{row}-{}.txt",
+        if side == Side::Ours { "ours" } else { "peer" }
+    ));
+    let mut job = shell(&format!(
+        "/usr/bin/time -f %M -o {} sh -c {}",
+        quote(&report.to_string_lossy()),
+        quote(cmdline)
+    ));
+    let row = row.to_string();
+    Box::new(move || {
+        job()?;
+        let text = std::fs::read_to_string(&report)
+            .with_context(|| format!("/usr/bin/time wrote no report at {}", report.display()))?;
+        let kib = text
+            .lines()
+            .filter_map(|l| l.trim().parse::<u64>().ok())
+            .next_back()
+            .with_context(|| format!("no peak memory in {}: {text:?}", report.display()))?;
+        record_peak(&row, side, kib);
+        Ok(())
+    })
 }
 
 /// Runs one warm-up of each side, then `pairs` alternating runs (ours, peer, ours, peer, ...).
@@ -75,6 +137,9 @@ pub fn run_pair(pair: &mut Pair, pairs: usize) -> anyhow::Result<Outcome> {
     }
     (pair.ours)().with_context(|| format!("{}: warm-up of ours failed", pair.id))?;
     (pair.peer)().with_context(|| format!("{}: warm-up of {} failed", pair.id, pair.peer_name))?;
+    // Peaks count the measured runs only (a warm-up may do more, e.g. fill a cache).
+    take_peak(&pair.id, Side::Ours);
+    take_peak(&pair.id, Side::Peer);
     let mut ours = Vec::with_capacity(pairs);
     let mut peer = Vec::with_capacity(pairs);
     for i in 0..pairs {
@@ -94,6 +159,8 @@ pub fn run_pair(pair: &mut Pair, pairs: usize) -> anyhow::Result<Outcome> {
         peer,
         ratio: ours.median_s / peer.median_s,
         pairs,
+        ours_peak_kib: take_peak(&pair.id, Side::Ours),
+        peer_peak_kib: take_peak(&pair.id, Side::Peer),
     })
 }
 
@@ -143,8 +210,9 @@ pub fn print_table(outcomes: &[Outcome]) {
         "peer median",
         "peer min-max",
         "ours/peer",
+        "peak ours/peer",
     ];
-    let rows: Vec<[String; 7]> = outcomes
+    let rows: Vec<[String; 8]> = outcomes
         .iter()
         .map(|o| {
             [
@@ -155,6 +223,10 @@ pub fn print_table(outcomes: &[Outcome]) {
                 secs(o.peer.median_s),
                 format!("{}-{}", secs(o.peer.min_s), secs(o.peer.max_s)),
                 format!("{:.2}", o.ratio),
+                match (o.ours_peak_kib, o.peer_peak_kib) {
+                    (None, None) => "-".to_string(),
+                    (a, b) => format!("{}/{}", mib(a), mib(b)),
+                },
             ]
         })
         .collect();
@@ -176,6 +248,13 @@ pub fn print_table(outcomes: &[Outcome]) {
     for row in &rows {
         line(&row.each_ref().map(String::as_str));
     }
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or_else(
+        || "-".to_string(),
+        |k| format!("{:.0}MiB", k as f64 / 1024.0),
+    )
 }
 
 fn secs(s: f64) -> String {

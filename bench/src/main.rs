@@ -43,6 +43,9 @@ enum Format {
 }
 
 fn main() -> anyhow::Result<()> {
+    if let Some(result) = rows::build_child() {
+        return result;
+    }
     let args = Args::parse();
     if args.name == "list" {
         for group in GROUPS {

@@ -11,6 +11,7 @@
 
 pub mod base;
 pub mod cache;
+mod fetch;
 pub mod ignore;
 mod output;
 
@@ -20,6 +21,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use formats::digest::{Algorithm, Digest};
 use formats::fsutil::StagedFile;
@@ -40,9 +42,11 @@ use formats::reference::Reference;
 use serde::Serialize;
 use tempfile::TempDir;
 
-use self::base::{ImageState, resolve_image, unpack_layers};
+pub use self::base::PullPolicy;
+use self::base::{ImageState, Remote, resolve_image, unpack_layers};
 use self::cache::{CachedLayer, LayerCache, StatCache, chain_id, hash_file};
 use self::ignore::IgnoreRules;
+use crate::store::stale::{WORK_ROOT, WorkDir};
 
 /// Where the built image is also written, besides the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +122,8 @@ pub struct BuildOptions {
     /// Registry access for `FROM`/`COPY --from` registry images and embedded images; `None` refuses them
     /// with a clear error.
     pub client: Option<registry::client::RegistryClient>,
+    /// When registry images are pulled (`--pull`); a local image of that name wins unless `Always`.
+    pub pull: PullPolicy,
 }
 
 /// What happened in one COPY/ADD step (other steps are reported with no layer).
@@ -184,6 +190,20 @@ pub enum Progress<'a> {
         /// The instruction.
         text: &'a str,
     },
+    /// Bytes moved so far in a layer step; sent after every downloaded chunk, hashed file, and MiB of layer
+    /// written.
+    StepBytes {
+        /// Target platform.
+        platform: &'a str,
+        /// Kubefile line.
+        line: usize,
+        /// Bytes of the files the step copies (0 while downloading, when unknown).
+        total: u64,
+        /// Bytes of source content read (hashed or downloaded) so far.
+        read: u64,
+        /// Bytes of (compressed) layer blob written so far.
+        written: u64,
+    },
     /// A layer step finished.
     StepFinished {
         /// Target platform.
@@ -228,15 +248,6 @@ pub enum BuildError {
         /// Why.
         reason: String,
     },
-    /// A base image from a registry was asked for.
-    #[error(
-        "base image {reference} is not in the local store, and pulling base images from a registry is not \
-         supported yet; pull it first (or use oci:DIR or oci-archive:FILE)"
-    )]
-    RegistryBase {
-        /// The normalised reference.
-        reference: String,
-    },
     /// A base image could not be used.
     #[error("base image {reference}: {reason}")]
     BaseImage {
@@ -248,6 +259,9 @@ pub enum BuildError {
     /// Writing a layer failed.
     #[error(transparent)]
     Layer(#[from] LayerError),
+    /// The store could not be opened or locked.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// Unpacking a layer failed.
     #[error("unpacking layer {layer}: {source}")]
     Unpack {
@@ -327,6 +341,7 @@ struct Ctx<'a> {
     ignore: IgnoreRules,
     stat: StatCache,
     layers: LayerCache,
+    remote: Remote,
 }
 
 /// Builds the image described by `opts`, tags it and writes the outputs.
@@ -360,9 +375,13 @@ pub fn build(
     let kubefile = formats::kubefile::parse_named(&file, &text)?;
 
     let store = OciLayout::create(&opts.store)?;
+    // Held until the tags are set: garbage collection waits, and stale leftovers are cleaned on the way in.
+    let writer = crate::store::Store::open(&opts.store)?;
+    let _guard = writer.write_guard()?;
+    let work =
+        WorkDir::create(&opts.store).map_err(|e| BuildError::io(&opts.store.join(WORK_ROOT), e))?;
     let cache_dir = opts.store.join("cache");
-    let temp_root = opts.store.join("tmp");
-    fs::create_dir_all(&temp_root).map_err(|e| BuildError::io(&temp_root, e))?;
+    let temp_root = work.path().to_path_buf();
     let ignore = IgnoreRules::load(&context)
         .map_err(|e| BuildError::io(&context.join(".dockerignore"), e))?;
     let mut ctx = Ctx {
@@ -373,6 +392,7 @@ pub fn build(
         ignore,
         stat: StatCache::load(&cache_dir),
         layers: LayerCache::new(&cache_dir),
+        remote: Remote::new(opts.client.clone(), opts.pull),
     };
 
     let platforms = if opts.platforms.is_empty() {
@@ -522,14 +542,17 @@ fn build_platform(
                     .as_deref()
                     .and_then(Platform::parse)
                     .unwrap_or(platform.clone());
-                resolve_image(&ctx.store, reference, &image_platform, &ctx.temp_root).map_err(
-                    |e| match e {
-                        e @ (BuildError::RegistryBase { .. } | BuildError::BaseImage { .. }) => {
-                            step_err(ctx, stage.line, e.to_string())
-                        }
-                        other => other,
-                    },
-                )?
+                resolve_image(
+                    &ctx.store,
+                    reference,
+                    &image_platform,
+                    &ctx.temp_root,
+                    &ctx.remote,
+                )
+                .map_err(|e| match e {
+                    e @ BuildError::BaseImage { .. } => step_err(ctx, stage.line, e.to_string()),
+                    other => other,
+                })?
             }
         };
         for step in &stage.steps {
@@ -559,6 +582,7 @@ fn build_platform(
                 step,
                 copy,
                 platform,
+                progress,
             )?;
             let layer = report.1;
             report.0.stage = stage.index;
@@ -738,6 +762,63 @@ fn is_url(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://") || source.starts_with("git@")
 }
 
+/// Downloads the URL sources of an ADD from the context (see [`fetch`]); each with its destination path.
+fn download_urls(
+    ctx: &Ctx<'_>,
+    step: &Step,
+    copy: &CopyPlan,
+    on_bytes: &mut dyn FnMut(u64),
+) -> Result<Vec<(fetch::Download, String)>, BuildError> {
+    let line = step.line;
+    if !copy.add || copy.from != CopyFrom::Context {
+        return Ok(Vec::new());
+    }
+    let urls: Vec<&String> = copy.sources.iter().filter(|s| is_url(s)).collect();
+    if urls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let checksum = fetch::checksum_flag(&step.text).map_err(|m| step_err(ctx, line, m))?;
+    if checksum.is_some() && copy.sources.len() != 1 {
+        return Err(step_err(
+            ctx,
+            line,
+            "ADD --checksum needs exactly one source, the URL it checks",
+        ));
+    }
+    let mut out = Vec::with_capacity(urls.len());
+    for url in urls {
+        if url.starts_with("git@") || url.ends_with(".git") {
+            return Err(step_err(
+                ctx,
+                line,
+                format!(
+                    "ADD {url}: adding git repositories is not supported; clone it into the build context and \
+                     COPY it from there"
+                ),
+            ));
+        }
+        let dest = if copy.destination_is_dir {
+            let name = fetch::file_name(url).ok_or_else(|| {
+                step_err(
+                    ctx,
+                    line,
+                    format!(
+                        "ADD {url}: the URL's path has no file name; give a destination file name instead of a \
+                         directory"
+                    ),
+                )
+            })?;
+            format!("{}/{name}", copy.destination.trim_end_matches('/'))
+        } else {
+            copy.destination.clone()
+        };
+        let download = fetch::download(url, &ctx.temp_root, checksum.as_ref(), on_bytes)
+            .map_err(|m| step_err(ctx, line, format!("ADD {url}: {m}")))?;
+        out.push((download, dest));
+    }
+    Ok(out)
+}
+
 /// True when the file is a tar archive (plain, gzip or zstd), which ADD unpacks.
 fn is_tar_archive(path: &Path) -> bool {
     let Ok(file) = fs::File::open(path) else {
@@ -813,8 +894,10 @@ fn copy_step(
     step: &Step,
     copy: &CopyPlan,
     platform: &Platform,
+    progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(StepReport, CachedLayer), BuildError> {
     let line = step.line;
+    let platform_text = &platform.to_string();
     let chmod = copy
         .chmod
         .as_deref()
@@ -825,19 +908,15 @@ fn copy_step(
         .as_deref()
         .map(|o| parse_chown(ctx, line, o))
         .transpose()?;
-    if copy.add
-        && copy.from == CopyFrom::Context
-        && let Some(url) = copy.sources.iter().find(|s| is_url(s))
-    {
-        return Err(step_err(
-            ctx,
+    let downloads = download_urls(ctx, step, copy, &mut |read| {
+        progress(Progress::StepBytes {
+            platform: platform_text,
             line,
-            format!(
-                "ADD {url}: downloading URLs is not supported yet; download the file into the build context and \
-                 ADD or COPY it from there"
-            ),
-        ));
-    }
+            total: 0,
+            read,
+            written: 0,
+        });
+    })?;
     // The entries and the directory they are read from.
     let (files, root, stat_cacheable) = match &copy.from {
         CopyFrom::Context => (copy.files.clone(), context.to_path_buf(), true),
@@ -860,8 +939,9 @@ fn copy_step(
         CopyFrom::Image { reference } => {
             let key = format!("image:{reference}");
             if !rootfs.dirs.contains_key(&key) {
-                let image = resolve_image(&ctx.store, reference, platform, &ctx.temp_root)
-                    .map_err(|e| step_err(ctx, line, e.to_string()))?;
+                let image =
+                    resolve_image(&ctx.store, reference, platform, &ctx.temp_root, &ctx.remote)
+                        .map_err(|e| step_err(ctx, line, e.to_string()))?;
                 let dir = unpack_rootfs(ctx, &image.layers)?;
                 rootfs.dirs.insert(key.clone(), dir);
             }
@@ -919,6 +999,19 @@ fn copy_step(
             content,
         });
     }
+    for (download, dest) in &downloads {
+        items.push(Item {
+            source: ItemSource::Disk(download.path.clone()),
+            dest: dest.clone(),
+            kind: FileKind::File,
+            mode: chmod.unwrap_or(0o600),
+            size: download.size,
+            stat_cacheable: false,
+            extract: false,
+            meta: None,
+            content: Some(download.digest.to_string()),
+        });
+    }
     for inline in &copy.inline {
         let dest = if copy.destination.ends_with('/') {
             format!("{}{}", copy.destination, inline.name)
@@ -947,9 +1040,11 @@ fn copy_step(
         layer: None,
         files: items.len() as u64,
         files_hashed: 0,
-        bytes_hashed: 0,
+        bytes_hashed: downloads.iter().map(|(d, _)| d.size).sum(),
         bytes_written: 0,
     };
+    let total: u64 = items.iter().map(|i| i.size).sum();
+    let read = AtomicU64::new(0);
     let parent = state
         .config
         .rootfs
@@ -977,8 +1072,15 @@ fn copy_step(
     // remembered from an earlier build. A cold step hashes its files while its layer is written instead.
     let hash_first = !ctx.opts.no_cache && !cold;
     if hash_first && !unknown.is_empty() {
-        let hashed = hash_items(&items, &unknown)?;
+        let hashed = hash_items(&items, &unknown, &read)?;
         apply_hashes(ctx, &mut items, hashed, &mut report);
+        progress(Progress::StepBytes {
+            platform: platform_text,
+            line,
+            total,
+            read: read.load(Ordering::Relaxed),
+            written: 0,
+        });
     }
     let options = LayerOptions {
         compression: ctx.opts.compression,
@@ -1002,8 +1104,18 @@ fn copy_step(
         .filter(|i| items[*i].content.is_none())
         .collect();
     let (layer, hashed) = std::thread::scope(|scope| {
-        let hasher = (!pending.is_empty()).then(|| scope.spawn(|| hash_items(&items, &pending)));
-        let layer = write_layer(ctx, &items, &options, owner, line);
+        let hasher =
+            (!pending.is_empty()).then(|| scope.spawn(|| hash_items(&items, &pending, &read)));
+        let mut tick = |written| {
+            progress(Progress::StepBytes {
+                platform: platform_text,
+                line,
+                total,
+                read: read.load(Ordering::Relaxed),
+                written,
+            });
+        };
+        let layer = write_layer(ctx, &items, &options, owner, line, &mut tick);
         let hashed = hasher.map(|h| {
             h.join().unwrap_or_else(|_| {
                 Err(BuildError::io(
@@ -1028,11 +1140,13 @@ fn copy_step(
 
 type Hashed = Vec<(usize, Digest, u64, i128)>;
 
-fn hash_items(items: &[Item], which: &[usize]) -> Result<Hashed, BuildError> {
+/// Hashes the files `which` of `items`, adding the bytes read to `counter` after each.
+fn hash_items(items: &[Item], which: &[usize], counter: &AtomicU64) -> Result<Hashed, BuildError> {
     let mut out = Vec::with_capacity(which.len());
     for &i in which {
         if let ItemSource::Disk(path) = &items[i].source {
             let (digest, read, at) = hash_file(path).map_err(|e| BuildError::io(path, e))?;
+            counter.fetch_add(read, Ordering::Relaxed);
             out.push((i, digest, read, at));
         }
     }
@@ -1109,6 +1223,7 @@ fn write_layer(
     options: &LayerOptions,
     owner: Option<(u64, u64)>,
     line: usize,
+    tick: &mut dyn FnMut(u64),
 ) -> Result<CachedLayer, BuildError> {
     let mut extracted: Vec<TempDir> = Vec::new();
     let mut entries = Vec::with_capacity(items.len());
@@ -1191,7 +1306,16 @@ fn write_layer(
         .join("blobs")
         .join(Algorithm::Sha256.as_str());
     let mut staged = StagedFile::new_in(&blobs, Algorithm::Sha256)?;
-    let digests = write_entries_layer(entries, options, &mut staged)?;
+    let digests = write_entries_layer(
+        entries,
+        options,
+        &mut Ticking {
+            inner: &mut staged,
+            written: 0,
+            told: 0,
+            tick,
+        },
+    )?;
     let dest = ctx.store.blob_path(&digests.blob_digest);
     if !dest.is_file() {
         staged.commit_verified(&digests.blob_digest, Some(digests.blob_size), &dest)?;
@@ -1206,9 +1330,51 @@ fn write_layer(
     })
 }
 
+/// Passes writes through, telling `tick` the running total after every MiB.
+struct Ticking<'a, W> {
+    inner: &'a mut W,
+    written: u64,
+    told: u64,
+    tick: &'a mut dyn FnMut(u64),
+}
+
+impl<W: io::Write> io::Write for Ticking<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.told >= 1 << 20 {
+            self.told = self.written;
+            (self.tick)(self.written);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticking_writer_passes_bytes_through_and_reports_every_mib() {
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        let mut tick = |n| seen.push(n);
+        let mut w = Ticking {
+            inner: &mut out,
+            written: 0,
+            told: 0,
+            tick: &mut tick,
+        };
+        for _ in 0..5 {
+            io::Write::write_all(&mut w, &[7u8; 600 * 1024]).unwrap();
+        }
+        assert_eq!(out.len(), 5 * 600 * 1024);
+        assert_eq!(seen, vec![1_228_800, 2_457_600]);
+    }
 
     #[test]
     fn rfc3339_formats_known_instants() {

@@ -256,48 +256,6 @@ fn run_is_refused_saying_cluster_images_do_not_execute_commands() {
 }
 
 #[test]
-fn registry_base_image_is_refused_with_a_pull_hint() {
-    let ctx = tempfile::tempdir().unwrap();
-    write_context(
-        ctx.path(),
-        &[("Kubefile", "FROM alpine:3.19\nCOPY . /\n"), ("a", "a")],
-    );
-    let store = tempfile::tempdir().unwrap();
-    let out = build(store.path(), &["-t", "x:v1", ctx.path().to_str().unwrap()]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("docker.io/library/alpine:3.19"), "{stderr}");
-    assert!(
-        stderr.contains("pulling base images from a registry is not supported yet; pull it first"),
-        "{stderr}"
-    );
-    assert!(tagged(store.path(), "docker.io/library/x:v1").is_none());
-}
-
-#[test]
-fn add_of_a_url_is_refused_with_a_clear_message() {
-    let ctx = tempfile::tempdir().unwrap();
-    write_context(
-        ctx.path(),
-        &[(
-            "Kubefile",
-            "FROM scratch\nADD https://example.invalid/helm.tgz /opt/\n",
-        )],
-    );
-    let out = build(
-        tempfile::tempdir().unwrap().path(),
-        &["-t", "x:v1", ctx.path().to_str().unwrap()],
-    );
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("Kubefile:2")
-            && stderr.contains("download the file into the build context"),
-        "{stderr}"
-    );
-}
-
-#[test]
 fn from_a_store_image_an_oci_archive_and_an_oci_dir_stack_on_its_layers() {
     let store = tempfile::tempdir().unwrap();
     let base_ctx = tempfile::tempdir().unwrap();

@@ -2,31 +2,72 @@
 //! at most 300 MiB: `--size` caps it) against `buildah bud --storage-driver vfs`, with the Kubefile
 //! `FROM scratch` + `COPY . .` that both understand.
 //!
-//! B1 (`build-cold-vs-buildah`) builds into a fresh store each run (buildah: a fresh `--root`). B2
-//! (`build-touch-vs-buildah`) touches one small file, then rebuilds into a warm store (buildah with `--layers`).
-//! Ours writes zstd-compressed layers into an OCI layout; buildah writes uncompressed layers into its vfs store.
+//! B1 (`build-cold-vs-buildah`) builds into a fresh store each run (buildah: a fresh `--root`). Buildah's vfs
+//! store keeps layers uncompressed, so B1 builds ours with `--compression none` too: the same work (tar,
+//! digests, layer on disk). B1z (`build-cold-zstd-vs-buildah`) is the same build with zstd level 3 layers,
+//! what `--compression zstd` gives, which also compresses (about 2.5x smaller here). B2
+//! (`build-touch-vs-buildah`) touches one small file, then rebuilds into a warm store (zstd; buildah with
+//! `--layers`).
 //! The previous run's output is moved aside inside the timed job (a rename) and removed when the rows end.
+//!
+//! Both sides run as child processes under `/usr/bin/time`, so the table shows their peak memory (VmHWM):
+//! ours re-executes this benchmark binary with [`CHILD_ENV`] set, which runs exactly one build through
+//! [`builder::build::build`] (see [`child_main`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use builder::build::{BuildOptions, build};
 use formats::layer::Compression;
 
 use super::Context;
 use crate::data;
-use crate::harness::{Job, Pair, quote, shell};
+use crate::harness::{Job, Pair, Side, measured_shell, quote};
 
 /// Row ids, in the order [`pairs`] returns them.
-pub const ROWS: &[&str] = &["build-cold-vs-buildah", "build-touch-vs-buildah"];
+pub const ROWS: &[&str] = &[
+    "build-cold-vs-buildah",
+    "build-cold-zstd-vs-buildah",
+    "build-touch-vs-buildah",
+];
+
+/// Set to `CONTEXT\nSTORE\nCOMPRESSION`, makes the benchmark binary run one build and exit.
+pub const CHILD_ENV: &str = "SEALOS_BENCH_BUILD";
+
+/// In a child started with [`CHILD_ENV`]: runs that one build. `None` when not a child.
+pub fn child_main() -> Option<anyhow::Result<()>> {
+    let spec = std::env::var(CHILD_ENV).ok()?;
+    Some((|| {
+        let parts: Vec<&str> = spec.split('\n').collect();
+        let [context, store, compression] = parts.as_slice() else {
+            bail!("{CHILD_ENV} must be CONTEXT\\nSTORE\\nCOMPRESSION, got {spec:?}");
+        };
+        let mut opts = options(Path::new(context), Path::new(store));
+        opts.compression = match compression.strip_prefix("zstd:") {
+            Some(level) => Compression::Zstd {
+                level: level.parse().context("zstd level")?,
+            },
+            None => compression.parse()?,
+        };
+        build(&opts, &mut |_| {})?;
+        Ok(())
+    })())
+}
+
+/// The shell command running one build of ours as a child.
+fn ours_command(context: &Path, store: &Path, compression: &str) -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("cannot find the benchmark binary to re-execute")?;
+    let spec = format!("{}\n{}\n{compression}", context.display(), store.display());
+    Ok(format!(
+        "{CHILD_ENV}={} {}",
+        quote(&spec),
+        quote(&exe.to_string_lossy())
+    ))
+}
 
 const MAX_CONTEXT: u64 = 300 << 20;
 const KUBEFILE: &str = "FROM scratch\nCOPY . .\nCMD [\"kubectl apply -f manifests/\"]\n";
-
-static RUN: AtomicU64 = AtomicU64::new(0);
 
 /// Prepares the context and returns the two rows.
 pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
@@ -73,19 +114,52 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
         q(&touched),
         peer_bud(&q(&warm_peer), "--layers")
     );
+    let cold_ours = |compression: &str, store: &str| -> anyhow::Result<String> {
+        let store = ctx.work.join(store);
+        Ok(format!(
+            "if [ -e {s} ]; then mv {s} {t}/ours-$(date +%s%N); fi; {build}",
+            s = q(&store),
+            t = q(&trash),
+            build = ours_command(&context, &store, compression)?
+        ))
+    };
+    let touch_ours = format!(
+        "touch {} && {}",
+        q(&touched),
+        ours_command(&context, &warm_ours, "zstd")?
+    );
+    let scratch = &ctx.work;
+    let row = |id: &str, ours: &str, peer_name: &str, peer: &str, cleanup: &Path| Pair {
+        id: id.into(),
+        ours: measured_shell(id, Side::Ours, ours, scratch),
+        peer_name: peer_name.into(),
+        peer: with_cleanup(
+            measured_shell(id, Side::Peer, peer, scratch),
+            cleanup.to_path_buf(),
+        ),
+    };
     Ok(vec![
-        Pair {
-            id: ROWS[0].into(),
-            ours: cold_ours(&context, &ctx.work.join("build-cold-store"), &trash),
-            peer_name: "buildah bud (vfs)".into(),
-            peer: with_cleanup(shell(&cold_peer), trash.clone()),
-        },
-        Pair {
-            id: ROWS[1].into(),
-            ours: touch_ours(&context, &warm_ours, &touched),
-            peer_name: "buildah bud --layers (vfs)".into(),
-            peer: with_cleanup(shell(&touch_peer), warm_peer),
-        },
+        row(
+            ROWS[0],
+            &cold_ours("none", "build-cold-store")?,
+            "buildah bud (vfs)",
+            &cold_peer,
+            Path::new(""),
+        ),
+        row(
+            ROWS[1],
+            &cold_ours("zstd", "build-cold-store-zstd")?,
+            "buildah bud (vfs)",
+            &cold_peer,
+            &trash,
+        ),
+        row(
+            ROWS[2],
+            &touch_ours,
+            "buildah bud --layers (vfs)",
+            &touch_peer,
+            &warm_peer,
+        ),
     ])
 }
 
@@ -105,45 +179,8 @@ fn options(context: &Path, store: &Path) -> BuildOptions {
         compression: Compression::Zstd { level: 3 },
         outputs: Vec::new(),
         client: None,
+        pull: builder::build::PullPolicy::Never,
     }
-}
-
-/// Ours, B1: move the previous store aside, build into a fresh one.
-fn cold_ours(context: &Path, store: &Path, trash: &Path) -> Job {
-    let (context, store, trash) = (
-        context.to_path_buf(),
-        store.to_path_buf(),
-        trash.to_path_buf(),
-    );
-    with_cleanup(
-        Box::new(move || {
-            if store.exists() {
-                let aside = trash.join(format!("ours-{}", RUN.fetch_add(1, Ordering::Relaxed)));
-                fs::rename(&store, &aside).context("moving the previous store aside")?;
-            }
-            build(&options(&context, &store), &mut |_| {})?;
-            Ok(())
-        }),
-        PathBuf::new(),
-    )
-}
-
-/// Ours, B2: touch one small file, rebuild into the warm store.
-fn touch_ours(context: &Path, store: &Path, touched: &Path) -> Job {
-    let (context, store, touched) = (
-        context.to_path_buf(),
-        store.to_path_buf(),
-        touched.to_path_buf(),
-    );
-    Box::new(move || {
-        fs::File::options()
-            .write(true)
-            .open(&touched)
-            .and_then(|f| f.set_modified(SystemTime::now()))
-            .context("touching the small file")?;
-        build(&options(&context, &store), &mut |_| {})?;
-        Ok(())
-    })
 }
 
 /// Removes `dir` (when not empty) once the row's jobs are dropped.

@@ -12,6 +12,8 @@ mod layers;
 mod mirror;
 mod sha256;
 
+pub use build::child_main as build_child;
+
 /// What every group gets from the command line.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -51,7 +53,7 @@ pub const GROUPS: &[Group] = &[
     },
     Group {
         name: "build",
-        about: "B1/B2: sealos build of a 300 MiB context, cold and after touching one file, vs buildah bud (vfs)",
+        about: "B1/B1z/B2: sealos build of a 300 MiB context, cold (uncompressed, zstd) and after touching one file, vs buildah bud (vfs), with peak memory",
         rows: build::ROWS,
         pairs: build::pairs,
     },

@@ -1,18 +1,120 @@
 //! Base images of a build: `FROM` and `COPY --from` images found in the local store (by tag), in an OCI
-//! layout directory (`oci:DIR[:TAG]`) or in an OCI archive (`oci-archive:FILE[:TAG]`). Registry images are
-//! refused until the registry client is wired in. Blobs of images from outside the store are copied into the
-//! store, verified, so the built image is complete there.
+//! layout directory (`oci:DIR[:TAG]`), in an OCI archive (`oci-archive:FILE[:TAG]`) or in a registry.
+//! Blobs of images from outside the store are copied into the store, verified, so the built image is
+//! complete there.
+//!
+//! The rule for names (see [`PullPolicy`]): an image tagged with that name in the local store wins; with
+//! the default `missing` policy a registry is asked only when the store has no image of that name for the
+//! platform being built. A pulled image is kept in the store tagged with its full name, as `sealos pull`
+//! does, so the next build finds it locally.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use formats::kubefile::Platform;
 use formats::layer::{UnpackOptions, decompressing_reader, unpack};
 use formats::manifest::{Descriptor, ImageConfig as OciConfig, ParsedManifest};
 use formats::oci_layout::{ANNOTATION_REF_NAME, OciLayout};
 use formats::reference::Reference;
+use registry::client::RegistryClient;
+use registry::mirror::{
+    Location, Mirror, MirrorOptions, Outcome, PlatformFilter, job_from_reference,
+};
 
 use super::BuildError;
+
+/// When a `FROM`/`COPY --from` image named by reference is pulled from its registry (`--pull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Always ask the registry (once per image and platform in a build), even when the store has the name.
+    Always,
+    /// Pull only when the store has no image of that name for the platform (the default).
+    #[default]
+    Missing,
+    /// Never pull: the image must be in the store.
+    Never,
+}
+
+impl FromStr for PullPolicy {
+    type Err = String;
+
+    /// Parses `always`, `missing` or `never` (also `true` = always and `false` = missing, as buildah).
+    fn from_str(text: &str) -> Result<PullPolicy, String> {
+        match text {
+            "always" | "true" => Ok(PullPolicy::Always),
+            "missing" | "false" => Ok(PullPolicy::Missing),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(format!(
+                "unknown pull policy {other:?}: use always, missing or never"
+            )),
+        }
+    }
+}
+
+/// Registry access for images named by reference: the client, the policy, and what this build pulled.
+#[derive(Debug, Default)]
+pub struct Remote {
+    client: Option<RegistryClient>,
+    policy: PullPolicy,
+    pulled: Mutex<HashSet<String>>,
+}
+
+impl Remote {
+    /// Pulls through `client` (none: registry images are refused) following `policy`.
+    pub fn new(client: Option<RegistryClient>, policy: PullPolicy) -> Remote {
+        Remote {
+            client,
+            policy,
+            pulled: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Copies `reference` for `platform` from its registry into `store`, tagged with its full name.
+    fn pull(
+        &self,
+        store: &OciLayout,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<(), String> {
+        let key = format!("{reference} {platform}");
+        let mut pulled = self.pulled.lock().unwrap_or_else(|p| p.into_inner());
+        if pulled.contains(&key) {
+            return Ok(());
+        }
+        let client = self.client.as_ref().ok_or(
+            "it is not in the local store and no registry access was configured to pull it",
+        )?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime to pull it: {e}"))?;
+        let dest = OciLayout::open(store.root()).map_err(|e| e.to_string())?;
+        let mut job = job_from_reference(reference, client, reference.repository().to_string());
+        job.dest_tag = Some(reference.to_string());
+        let mut wanted = formats::manifest::Platform::new(&platform.os, &platform.architecture);
+        wanted.variant = platform.variant.clone();
+        let mirror = Mirror::new(
+            Location::Oci(Arc::new(dest)),
+            MirrorOptions {
+                platforms: PlatformFilter::platform(&wanted),
+                max_images: 1,
+                referrers: false,
+                ..MirrorOptions::default()
+            },
+        );
+        match runtime.block_on(mirror.copy_image(&job)) {
+            Ok(Outcome::Failed(cause)) => Err(format!("pulling it failed: {cause}")),
+            Ok(_) => {
+                pulled.insert(key);
+                Ok(())
+            }
+            Err(e) => Err(format!("pulling it failed: {e}")),
+        }
+    }
+}
 
 /// An image's layers and config, all blobs present in the store.
 #[derive(Debug, Clone)]
@@ -56,6 +158,7 @@ pub fn resolve_image(
     reference: &str,
     platform: &Platform,
     temp_root: &Path,
+    remote: &Remote,
 ) -> Result<ImageState, BuildError> {
     if let Some(rest) = reference.strip_prefix("oci:") {
         let (dir, tag) = split_path_tag(rest);
@@ -80,13 +183,58 @@ pub fn resolve_image(
     }
     let parsed = Reference::parse(reference).map_err(|e| base_err(reference, e.to_string()))?;
     let candidates = [parsed.to_string(), reference.to_string()];
-    for tag in &candidates {
-        if let Some(descriptor) = store.resolve(tag)? {
-            return load(store, &descriptor, reference, platform);
+    let local = || -> Result<Option<Descriptor>, BuildError> {
+        for tag in &candidates {
+            if let Some(descriptor) = store.resolve(tag)? {
+                return Ok(Some(descriptor));
+            }
         }
+        Ok(None)
+    };
+    let pull = match remote.policy {
+        PullPolicy::Always => true,
+        PullPolicy::Never => false,
+        PullPolicy::Missing => match local()? {
+            Some(descriptor) => !has_platform(store, &descriptor, platform),
+            None => true,
+        },
+    };
+    if pull {
+        remote
+            .pull(store, &parsed, platform)
+            .map_err(|reason| base_err(&parsed.to_string(), reason))?;
     }
-    Err(BuildError::RegistryBase {
-        reference: parsed.to_string(),
+    match local()? {
+        Some(descriptor) => load(store, &descriptor, reference, platform),
+        None => Err(base_err(
+            &parsed.to_string(),
+            "it is not in the local store and --pull=never forbids pulling it; run `sealos pull` first, or \
+             build with --pull=missing",
+        )),
+    }
+}
+
+/// True when the store's image `descriptor` has an image for `platform`: an index with a matching entry,
+/// or a manifest whose config names that os and architecture (or none).
+fn has_platform(store: &OciLayout, descriptor: &Descriptor, platform: &Platform) -> bool {
+    let Ok(chosen) = choose_platform(store, descriptor, "", platform) else {
+        return false;
+    };
+    if chosen.digest != descriptor.digest {
+        return true;
+    }
+    let Ok(raw) = store.read_manifest(&chosen) else {
+        return false;
+    };
+    let ParsedManifest::Image(manifest) = raw.parsed else {
+        return false;
+    };
+    let Ok(bytes) = store.read_blob_bytes(&manifest.config.digest) else {
+        return false;
+    };
+    serde_json::from_slice::<OciConfig>(&bytes).is_ok_and(|c| {
+        c.architecture.is_empty()
+            || (c.architecture == platform.architecture && c.os == platform.os)
     })
 }
 
@@ -235,4 +383,40 @@ pub fn unpack_layers(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policies_parse_with_buildah_aliases_and_reject_others() {
+        assert_eq!("always".parse(), Ok(PullPolicy::Always));
+        assert_eq!("true".parse(), Ok(PullPolicy::Always));
+        assert_eq!("missing".parse(), Ok(PullPolicy::Missing));
+        assert_eq!("false".parse(), Ok(PullPolicy::Missing));
+        assert_eq!("never".parse(), Ok(PullPolicy::Never));
+        assert_eq!(PullPolicy::default(), PullPolicy::Missing);
+        let err = "sometimes".parse::<PullPolicy>().unwrap_err();
+        assert!(err.contains("always, missing or never"), "{err}");
+    }
+
+    #[test]
+    fn a_registry_image_without_registry_access_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OciLayout::create(dir.path().join("store")).unwrap();
+        let err = resolve_image(
+            &store,
+            "example.invalid/base:v1",
+            &Platform::host(),
+            dir.path(),
+            &Remote::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("example.invalid/base:v1") && err.contains("no registry access"),
+            "{err}"
+        );
+    }
 }

@@ -16,12 +16,13 @@ mod details;
 mod load;
 mod merge;
 mod save;
+pub mod stale;
 mod transport;
 
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use formats::digest::{DigestError, VerifyError};
 use formats::fsutil::StageError;
@@ -236,10 +237,13 @@ impl Store {
     }
 
     /// Takes the shared writer lock; hold it from the first blob written until the last tag is set.
+    /// Also removes what killed writers left behind (see [`stale::clean_stale`]): staged files older than
+    /// [`STALE_TEMP_AGE`] and the work directories of dead builds.
     pub fn write_guard(&self) -> Result<WriteGuard, StoreError> {
         let file = self.lock_file()?;
         let path = self.root().join(STORE_LOCK);
         file.lock_shared().map_err(io_err("lock", &path))?;
+        stale::clean_stale(self.root(), STALE_TEMP_AGE).map_err(io_err("clean", self.root()))?;
         Ok(WriteGuard { _file: file })
     }
 
@@ -445,42 +449,9 @@ impl Store {
             gc: self.gc()?,
             ..PruneReport::default()
         };
-        let now = SystemTime::now();
-        let mut dirs = vec![self.root().to_path_buf()];
-        let blobs = self.root().join("blobs");
-        if let Ok(rd) = fs::read_dir(&blobs) {
-            for entry in rd {
-                let entry = entry.map_err(io_err("list", &blobs))?;
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    dirs.push(entry.path());
-                }
-            }
-        }
-        for dir in dirs {
-            for entry in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
-                let entry = entry.map_err(io_err("list", &dir))?;
-                if !entry.file_name().to_string_lossy().starts_with(".tmp-") {
-                    continue;
-                }
-                let Ok(meta) = entry.metadata() else { continue };
-                let old = meta
-                    .modified()
-                    .ok()
-                    .and_then(|m| now.duration_since(m).ok())
-                    .is_some_and(|a| a >= age);
-                if old && meta.is_file() {
-                    let path = entry.path();
-                    match fs::remove_file(&path) {
-                        Ok(()) => {
-                            report.temp_bytes += meta.len();
-                            report.temp_files.push(path);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io_err("remove", &path)(e)),
-                    }
-                }
-            }
-        }
+        let stale = stale::clean_stale(self.root(), age).map_err(io_err("clean", self.root()))?;
+        report.temp_files = stale.paths;
+        report.temp_bytes = stale.bytes;
         Ok(report)
     }
 

@@ -57,6 +57,10 @@ pub struct BuildArgs {
     /// `type=oci-archive,dest=FILE`. Repeatable.
     #[arg(short = 'o', long = "output", value_name = "SPEC", value_parser = parse_output)]
     pub outputs: Vec<Output>,
+    /// When to pull `FROM`/`COPY --from` registry images: `always`, `missing` (only when the store has no
+    /// image of that name for the platform) or `never`. A local image of that name wins unless `always`.
+    #[arg(long, value_name = "POLICY", default_value = "missing", value_parser = parse_pull)]
+    pub pull: builder::build::PullPolicy,
     /// Registry access (for registry base images and embedded images).
     #[command(flatten)]
     pub client: super::mirror::ClientArgs,
@@ -315,6 +319,10 @@ fn parse_output(text: &str) -> Result<Output, String> {
     text.parse()
 }
 
+fn parse_pull(text: &str) -> Result<builder::build::PullPolicy, String> {
+    text.parse()
+}
+
 fn timestamp(args: &BuildArgs) -> anyhow::Result<u64> {
     if let Some(t) = args.timestamp {
         return Ok(t);
@@ -356,48 +364,18 @@ fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
         timestamp: timestamp(args)?,
         compression: args.compression.parse()?,
         outputs: args.outputs.clone(),
-        client: Some(args.client.client(&super::mirror::Progress::new())?),
+        client: Some(args.client.client(&if args.quiet {
+            super::mirror::Progress::hidden()
+        } else {
+            super::mirror::Progress::new()
+        })?),
+        pull: args.pull,
     };
-    let show_progress = !args.quiet && std::io::stderr().is_terminal();
-    let mut progress = |event: Progress<'_>| {
-        if !show_progress {
-            return;
-        }
-        let mut err = std::io::stderr().lock();
-        let _ = match event {
-            Progress::StepStarted {
-                platform,
-                line,
-                text,
-            } => writeln!(err, "[{platform}] line {line}: {text}"),
-            Progress::StepFinished { platform, report } => writeln!(
-                err,
-                "[{platform}] line {}: {} ({} entries, {} hashed, {} compressed)",
-                report.line,
-                if report.cached { "cached" } else { "written" },
-                report.files,
-                human(report.bytes_hashed),
-                human(report.bytes_written),
-            ),
-        };
-    };
+    let mut display =
+        super::build_progress::BuildProgress::new(!args.quiet && std::io::stderr().is_terminal());
+    let mut progress = |event: Progress<'_>| display.event(event);
     let report = builder::build::build(&opts, &mut progress).context("build failed")?;
     print_report(args, &report)
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 fn print_report(args: &BuildArgs, report: &BuildReport) -> anyhow::Result<()> {

@@ -64,6 +64,11 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// No bars and no lines, for `-q`.
+    pub fn hidden() -> Self {
+        Progress { bars: None }
+    }
+
     /// Bars when stderr is a terminal.
     pub fn new() -> Self {
         let bars = std::io::stderr().is_terminal().then(|| {

@@ -1,6 +1,7 @@
 //! One module per `sealos` subcommand: its clap arguments and a `run` function.
 
 pub mod build;
+pub mod build_progress;
 pub mod completion;
 pub mod images;
 pub mod inspect;
