@@ -26,6 +26,8 @@ mod fs;
 mod memory;
 
 pub use fs::FsStorage;
+#[cfg(feature = "server")]
+pub(crate) use fs::rfc3339;
 pub use memory::MemoryStorage;
 
 /// A stream of bytes: request bodies going in, blob contents going out.
