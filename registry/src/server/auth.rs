@@ -79,6 +79,12 @@ pub enum AuthError {
     /// The system random generator failed.
     #[error("cannot generate a random token key: the system random generator failed")]
     Random,
+    /// A user name that cannot go into an htpasswd file.
+    #[error("invalid user name `{0}`: it must be non-empty, without `:` or line breaks")]
+    BadUser(String),
+    /// bcrypt refused (a cost outside 4..=31).
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
 }
 
 /// Users and their bcrypt password hashes, from an Apache-style htpasswd file (`user:$2y$...`).
@@ -185,6 +191,18 @@ impl Htpasswd {
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
     }
+}
+
+/// One htpasswd line (`user:$2y$...`) for `user` with `password`, bcrypt at `cost` (4..=31; 10 is a
+/// sensible default); what `htpasswd -nbB -C COST USER PASSWORD` prints.
+pub fn htpasswd_entry(user: &str, password: &str, cost: u32) -> Result<String, AuthError> {
+    if user.is_empty() || user.contains(':') || user.contains('\n') {
+        return Err(AuthError::BadUser(user.to_string()));
+    }
+    let hash = bcrypt::hash_with_result(password, cost)
+        .map_err(|e| AuthError::Hash(e.to_string()))?
+        .format_for_version(bcrypt::Version::TwoY);
+    Ok(format!("{user}:{hash}"))
 }
 
 fn is_bcrypt_prefix(hash: &str) -> bool {

@@ -17,6 +17,9 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+/// A loaded TLS server configuration, shared by every connection.
+pub type TlsConfig = Arc<rustls::ServerConfig>;
+
 /// How long a client may take to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -45,7 +48,7 @@ pub enum TlsError {
 
 /// Builds a rustls server configuration (TLS 1.2 and 1.3, ring provider, HTTP/1.1 over ALPN) from a PEM
 /// certificate chain (leaf first) and a PEM private key (PKCS#8, PKCS#1 or SEC1).
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub fn server_config(cert: &Path, key: &Path) -> Result<TlsConfig, TlsError> {
     let file_err = |path: &Path, message: String| TlsError::File {
         path: path.to_path_buf(),
         message,
@@ -93,7 +96,7 @@ pub struct TlsListener {
 
 impl TlsListener {
     /// Accepts TCP connections on `listener` and completes their handshakes with `config` in the background.
-    pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
+    pub fn new(listener: TcpListener, config: TlsConfig) -> io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
@@ -148,7 +151,7 @@ impl axum::serve::Listener for TlsListener {
 /// Serves `router` over TLS on `listener` until `shutdown` completes, then finishes in-flight requests.
 pub async fn serve_tls(
     listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
+    config: TlsConfig,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
