@@ -244,12 +244,14 @@ async fn anonymous_pull_allows_reads_but_not_writes_or_the_catalog() {
     ] {
         let r = http().get(s.url(&path)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "GET {path} without credentials");
-        let r = http().head(s.url(&path)).send().await.unwrap();
-        assert_eq!(
-            r.status(),
-            StatusCode::OK,
-            "HEAD {path} without credentials"
-        );
+        if path.contains("/manifests/") || path.contains("/blobs/") {
+            let r = http().head(s.url(&path)).send().await.unwrap();
+            assert_eq!(
+                r.status(),
+                StatusCode::OK,
+                "HEAD {path} without credentials"
+            );
+        }
     }
     let r = http().get(s.url("/v2/_catalog")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
