@@ -190,13 +190,22 @@ pub fn require_tool(tool: &str) -> PathBuf {
         })
 }
 
-/// Runs `tool args` off the async threads and returns its output.
+/// Runs `tool args` off the async threads and returns its output. `REGISTRY_AUTH_FILE` points at an empty
+/// credentials file of its own, so stored credentials of the machine never leak into a test.
 pub async fn run(tool: &str, args: Vec<String>) -> Output {
     let bin = require_tool(tool);
-    tokio::task::spawn_blocking(move || Command::new(bin).args(&args).output())
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"))
+    tokio::task::spawn_blocking(move || {
+        let auth = tempfile::tempdir()?;
+        let file = auth.path().join("auth.json");
+        std::fs::write(&file, "{}")?;
+        Command::new(bin)
+            .args(&args)
+            .env("REGISTRY_AUTH_FILE", &file)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"))
 }
 
 /// Runs `tool args`, failing the test with its stderr when it fails; returns stdout.
