@@ -90,7 +90,8 @@ pub enum AuthError {
 /// Users and their bcrypt password hashes, from an Apache-style htpasswd file (`user:$2y$...`).
 #[derive(Clone)]
 pub struct Htpasswd {
-    users: HashMap<String, String>,
+    /// Shared so handing a copy to a blocking bcrypt task is cheap.
+    users: Arc<HashMap<String, String>>,
 }
 
 impl fmt::Debug for Htpasswd {
@@ -167,7 +168,9 @@ impl Htpasswd {
                 "no users: nobody could log in; add one with `htpasswd -B FILE USER`".into(),
             ));
         }
-        Ok(Htpasswd { users })
+        Ok(Htpasswd {
+            users: Arc::new(users),
+        })
     }
 
     /// Whether `password` is `user`'s. Runs bcrypt (tens of milliseconds): call off the async threads. An
@@ -583,6 +586,9 @@ pub struct Authenticator {
     https: bool,
     /// HMAC of `user:password` -> when the successful verification stops being trusted.
     verified: Mutex<HashMap<Vec<u8>, Instant>>,
+    /// Bounds concurrent bcrypt runs to the CPU count, so a flood of wrong passwords cannot take every
+    /// blocking thread.
+    bcrypt_slots: tokio::sync::Semaphore,
 }
 
 impl fmt::Debug for Authenticator {
@@ -603,10 +609,12 @@ enum Checked {
 impl Authenticator {
     /// An authenticator for `config`; `https` makes the challenge's realm an `https://` URL.
     pub fn new(config: AuthConfig, https: bool) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         Authenticator {
             config,
             https,
             verified: Mutex::new(HashMap::new()),
+            bcrypt_slots: tokio::sync::Semaphore::new(cpus),
         }
     }
 
@@ -641,6 +649,9 @@ impl Authenticator {
                 return true;
             }
         }
+        let Ok(_slot) = self.bcrypt_slots.acquire().await else {
+            return false;
+        };
         let htpasswd = self.config.htpasswd.clone();
         let (u, p) = (user.to_string(), password.to_string());
         let ok = tokio::task::spawn_blocking(move || htpasswd.verify(&u, &p))
