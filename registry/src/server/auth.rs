@@ -603,7 +603,8 @@ impl fmt::Debug for Authenticator {
 /// The outcome of looking at a request's credentials.
 enum Checked {
     Caller(Caller),
-    Refused(String),
+    /// Why, and the challenge's `error` (`invalid_token` for a bad token; none for a bad password).
+    Refused(String, Option<&'static str>),
 }
 
 impl Authenticator {
@@ -674,7 +675,7 @@ impl Authenticator {
                 if self.check_password(&user, &password).await {
                     Checked::Caller(Caller::User(user))
                 } else {
-                    Checked::Refused(format!("invalid user name or password for `{user}`"))
+                    Checked::Refused(format!("invalid user name or password for `{user}`"), None)
                 }
             }
             Presented::Bearer(token) => match verify_token(
@@ -684,11 +685,12 @@ impl Authenticator {
                 now_secs(),
             ) {
                 Ok(claims) => Checked::Caller(Caller::Token(claims)),
-                Err(e) => Checked::Refused(e.to_string()),
+                Err(e) => Checked::Refused(e.to_string(), Some("invalid_token")),
             },
             Presented::Unusable => Checked::Refused(
                 "unsupported or malformed Authorization header; use Basic or a Bearer token from /token"
                     .into(),
+                None,
             ),
         }
     }
@@ -744,17 +746,12 @@ impl Authenticator {
         let need = requirement(req.method(), req.uri().path(), req.uri().query());
         let caller = match self.check(headers).await {
             Checked::Caller(c) => c,
-            Checked::Refused(why) => {
+            Checked::Refused(why, error) => {
                 let scope = match &need {
                     Requirement::Access(n, _) => Some(n.scope()),
                     _ => None,
                 };
-                return Err(self.unauthorized(
-                    headers,
-                    scope.as_deref(),
-                    Some("invalid_token"),
-                    why,
-                ));
+                return Err(self.unauthorized(headers, scope.as_deref(), error, why));
             }
         };
         let (need, mount_from) = match need {
