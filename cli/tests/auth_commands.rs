@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use fixture::{Env, make_image, stderr};
+use fixture::{Env, make_image, run_tool, stderr};
 use registry::server::auth::htpasswd_entry;
 
 const USER: &str = "alice";
@@ -284,4 +284,74 @@ fn serve_refuses_bad_htpasswd_and_half_given_tls_options() {
         ],
     );
     assert!(err.contains("missing.pem"), "{err}");
+}
+
+#[test]
+fn login_and_push_over_tls_with_a_self_signed_certificate() {
+    let env = Env::new();
+    let htpasswd = write_htpasswd(&env);
+    let (cert, key) = (env.path("tls.crt"), env.path("tls.key"));
+    run_tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+        ],
+    );
+    let server = serve(
+        &env,
+        &[
+            "--htpasswd",
+            htpasswd.to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let host = server.host.as_str();
+    let store = env.store();
+    make_image(&store, "app:v1", "over tls");
+    // The certificate is self-signed: verification fails unless turned off.
+    let err = fails(&env, &store, &["login", host, "-u", USER, "-p", PASSWORD]);
+    assert!(err.contains("nothing was stored"), "{err}");
+    ok(
+        &env,
+        &store,
+        &[
+            "login",
+            host,
+            "-u",
+            USER,
+            "-p",
+            PASSWORD,
+            "--tls-verify=false",
+        ],
+    );
+    let dest = format!("{host}/secure/app:v1");
+    ok(
+        &env,
+        &store,
+        &["push", "app:v1", &dest, "--tls-verify=false"],
+    );
+    ok(
+        &env,
+        &env.path("other"),
+        &["pull", &dest, "--tls-verify=false"],
+    );
 }
