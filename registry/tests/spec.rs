@@ -39,6 +39,7 @@ async fn read_only_registry_refuses_writes() {
         ServerConfig {
             read_only: true,
             log_requests: false,
+            ..ServerConfig::default()
         },
         None,
     )

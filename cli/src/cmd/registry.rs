@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use registry::server::{self, ServerConfig};
+use registry::server::auth::{AuthConfig, Htpasswd, TokenKey};
+use registry::server::{self, ServerConfig, tls};
 use registry::storage::{FsStorage, MemoryStorage, S3Config, S3Storage, Storage};
 
 /// `sealos registry ...`.
@@ -103,6 +104,50 @@ pub struct ServeOptions {
     /// Refuse every write (push, delete) with 405 UNSUPPORTED.
     #[arg(long)]
     pub read_only: bool,
+    /// Require credentials from this htpasswd file (bcrypt entries only: `htpasswd -B`). Clients log in
+    /// with Basic or get bearer tokens from `/token`. See docs/registry-auth.md.
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+    /// With --htpasswd: let anyone pull (GET/HEAD of blobs, manifests, tags, referrers); pushes, deletes
+    /// and the catalog still need credentials.
+    #[arg(long, requires = "htpasswd")]
+    pub anonymous_pull: bool,
+    /// With --htpasswd: sign tokens with the secret in this file (at least 32 bytes, e.g. `openssl rand
+    /// -hex 32`) so several replicas accept each other's tokens; default: a random key per process.
+    #[arg(long, value_name = "FILE", requires = "htpasswd")]
+    pub token_key_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (unencrypted PKCS#8, RSA or EC).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ServeOptions {
+    /// The authentication settings, loading the htpasswd and key files.
+    fn auth_config(&self) -> anyhow::Result<Option<AuthConfig>> {
+        let Some(path) = &self.htpasswd else {
+            return Ok(None);
+        };
+        let htpasswd = Htpasswd::load(path).context("loading --htpasswd")?;
+        let mut config = AuthConfig::new(htpasswd, self.anonymous_pull)?;
+        if let Some(key) = &self.token_key_file {
+            config.token_key = TokenKey::load(key).context("loading --token-key-file")?;
+        }
+        Ok(Some(config))
+    }
+
+    /// The TLS configuration, when --tls-cert and --tls-key are given.
+    fn tls_config(&self) -> anyhow::Result<Option<tls::TlsConfig>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(
+                tls::server_config(cert, key).context("loading --tls-cert/--tls-key")?,
+            )),
+            (None, None) => Ok(None),
+            _ => bail!("--tls-cert and --tls-key go together: give both or neither"),
+        }
+    }
 }
 
 /// Runs `sealos registry ...`.
@@ -159,6 +204,9 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
             (Arc::new(storage), options)
         }
     };
+    // Bad auth or TLS files stop the server before it listens.
+    let auth = options.auth_config()?;
+    let tls = options.tls_config()?;
     if !options.disable_logging {
         let filter = tracing_subscriber::EnvFilter::try_new(&options.log_level)
             .with_context(|| format!("invalid --log-level `{}`", options.log_level))?;
@@ -172,12 +220,14 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve_until_signal(storage, options))
+    runtime.block_on(serve_until_signal(storage, options, auth, tls))
 }
 
 async fn serve_until_signal(
     storage: Arc<dyn Storage>,
     options: &ServeOptions,
+    auth: Option<AuthConfig>,
+    tls: Option<tls::TlsConfig>,
 ) -> anyhow::Result<()> {
     let addr = format!("{}:{}", options.address, options.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -191,12 +241,24 @@ async fn serve_until_signal(
         std::fs::write(pid_file, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing pid file `{}`", pid_file.display()))?;
     }
+    tracing::info!(
+        address = %bound,
+        tls = tls.is_some(),
+        htpasswd = auth.is_some(),
+        anonymous_pull = options.anonymous_pull,
+        "serving"
+    );
     let config = ServerConfig {
         read_only: options.read_only,
         log_requests: !options.disable_logging,
+        auth,
+        tls: tls.is_some(),
     };
     let router = server::router(storage, config);
-    let result = server::serve(listener, router, shutdown_signal()).await;
+    let result = match tls {
+        Some(tls) => tls::serve_tls(listener, tls, router, shutdown_signal()).await,
+        None => server::serve(listener, router, shutdown_signal()).await,
+    };
     if let Some(pid_file) = &options.pid_file {
         let _ignored = std::fs::remove_file(pid_file);
     }

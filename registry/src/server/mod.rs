@@ -1,6 +1,9 @@
 //! The OCI Distribution v1.1 HTTP server (`sealos registry serve`): one `/v2/{*path}` handler that parses the
 //! path from the right (so repository names may have any depth), streaming blob bodies in both directions,
-//! Prometheus `/metrics` and structured request logs.
+//! Prometheus `/metrics` and structured request logs. With [`ServerConfig::auth`] every `/v2/` request goes
+//! through [`auth`] (Basic or bearer tokens from `GET /token`); `/metrics` never asks for credentials (it
+//! holds only request and byte counters: keep the port private if even that matters). [`tls`] serves the
+//! same router over rustls.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,9 +25,11 @@ use futures_util::StreamExt;
 
 use crate::storage::{ByteRange, ByteStream, MANIFEST_LIMIT, Storage, StorageError};
 
+pub mod auth;
 pub mod error;
 pub mod manifest_check;
 pub mod names;
+pub mod tls;
 
 use error::{ApiError, range_value};
 
@@ -35,6 +40,10 @@ pub struct ServerConfig {
     pub read_only: bool,
     /// Emit one `tracing` event per request.
     pub log_requests: bool,
+    /// Require credentials (`--htpasswd`); `None` serves everyone.
+    pub auth: Option<auth::AuthConfig>,
+    /// Served over TLS: the token realm in challenges is an `https://` URL.
+    pub tls: bool,
 }
 
 /// Request and byte counters exported at `/metrics`.
@@ -84,16 +93,32 @@ type ApiResult = Result<Response, ApiError>;
 
 /// The registry's router over `storage`.
 pub fn router(storage: Arc<dyn Storage>, config: ServerConfig) -> Router {
+    let authenticator = config
+        .auth
+        .clone()
+        .map(|a| Arc::new(auth::Authenticator::new(a, config.tls)));
     let app = Arc::new(App {
         storage,
         config,
         metrics: Metrics::default(),
     });
-    Router::new()
+    let mut v2 = Router::new()
         .route("/v2", any(base))
         .route("/v2/", any(base))
-        .route("/v2/{*path}", any(dispatch))
-        .route("/metrics", get(metrics))
+        .route("/v2/{*path}", any(dispatch));
+    if let Some(a) = authenticator {
+        v2 = v2
+            .route_layer(middleware::from_fn_with_state(
+                a.clone(),
+                auth::require_auth,
+            ))
+            .merge(
+                Router::new()
+                    .route("/token", any(auth::token_endpoint))
+                    .with_state(a),
+            );
+    }
+    v2.route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
@@ -173,7 +198,7 @@ async fn base() -> Response {
 
 /// What a `/v2/...` path asks for, parsed from the right.
 #[derive(Debug, PartialEq, Eq)]
-enum Route<'a> {
+pub(crate) enum Route<'a> {
     Catalog,
     Tags(&'a str),
     UploadStart(&'a str),
@@ -184,7 +209,7 @@ enum Route<'a> {
 }
 
 /// Splits `path` (after `/v2/`) into the repository name and the endpoint.
-fn parse_route(path: &str) -> Option<Route<'_>> {
+pub(crate) fn parse_route(path: &str) -> Option<Route<'_>> {
     let path = path.trim_start_matches('/');
     if path == "_catalog" {
         return Some(Route::Catalog);
@@ -220,7 +245,7 @@ fn parse_route(path: &str) -> Option<Route<'_>> {
 }
 
 /// Query parameters in order, percent-decoded.
-fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
     raw.unwrap_or("")
         .split('&')
         .filter(|p| !p.is_empty())
@@ -231,7 +256,7 @@ fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -122,7 +122,7 @@ fn list_digest_dirs(dir: &Path) -> Result<Vec<Digest>> {
 }
 
 /// Seconds since the epoch formatted as RFC 3339 UTC.
-fn rfc3339(secs: u64) -> String {
+pub(crate) fn rfc3339(secs: u64) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     // Civil-from-days (Howard Hinnant's algorithm).

@@ -1,0 +1,357 @@
+//! `sealos login`/`push`/`pull`/`logout` against `sealos registry serve inmem --htpasswd` started as a
+//! process on 127.0.0.1, with a private HOME and REGISTRY_AUTH_FILE so the user's credentials are never read
+//! or written; and the serve command's refusal of bad auth and TLS options.
+
+#[path = "store_fixture.rs"]
+mod fixture;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use fixture::{Env, make_image, run_tool, stderr};
+use registry::server::auth::htpasswd_entry;
+
+const USER: &str = "alice";
+const PASSWORD: &str = "pa55-word";
+
+/// A `sealos registry serve` process, killed when dropped.
+struct Served {
+    child: Child,
+    host: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `sealos` with HOME, REGISTRY_AUTH_FILE and DOCKER_CONFIG inside `env`, and no XDG_RUNTIME_DIR.
+fn sealos(env: &Env, store: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealos"));
+    cmd.arg("--root")
+        .arg(store)
+        .args(args)
+        .env("HOME", env.path("home"))
+        .env("REGISTRY_AUTH_FILE", auth_file(env))
+        .env("DOCKER_CONFIG", env.path("docker"))
+        .env_remove("XDG_RUNTIME_DIR");
+    cmd
+}
+
+fn auth_file(env: &Env) -> PathBuf {
+    env.path("auth.json")
+}
+
+fn output(env: &Env, store: &Path, args: &[&str]) -> Output {
+    sealos(env, store, args).output().unwrap()
+}
+
+fn ok(env: &Env, store: &Path, args: &[&str]) -> String {
+    let out = output(env, store, args);
+    assert!(
+        out.status.success(),
+        "sealos {args:?} failed: {}",
+        stderr(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(env: &Env, store: &Path, args: &[&str]) -> String {
+    let out = output(env, store, args);
+    assert!(!out.status.success(), "sealos {args:?} should have failed");
+    stderr(&out)
+}
+
+/// Starts `sealos registry serve inmem -p 0 --address 127.0.0.1 EXTRA` and waits for its address.
+fn serve(env: &Env, extra: &[&str]) -> Served {
+    let mut args = vec![
+        "registry",
+        "serve",
+        "inmem",
+        "-p",
+        "0",
+        "--address",
+        "127.0.0.1",
+        "--disable-logging",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = sealos(env, &env.store(), &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let host = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from the server: {line:?}"))
+        .to_string();
+    Served { child, host }
+}
+
+fn write_htpasswd(env: &Env) -> PathBuf {
+    let file = env.path("htpasswd");
+    let line = htpasswd_entry(USER, PASSWORD, 4).unwrap();
+    std::fs::write(&file, format!("{line}\n")).unwrap();
+    file
+}
+
+#[test]
+fn login_push_pull_logout_against_a_server_with_htpasswd() {
+    let env = Env::new();
+    let htpasswd = write_htpasswd(&env);
+    let server = serve(&env, &["--htpasswd", htpasswd.to_str().unwrap()]);
+    let host = server.host.as_str();
+    let store = env.store();
+    let desc = make_image(&store, "app:v1", "pushed with a login");
+    let dest = format!("{host}/team/app:v1");
+
+    let err = fails(
+        &env,
+        &store,
+        &["push", "app:v1", &dest, "--tls-verify=false"],
+    );
+    assert!(
+        err.contains("401") || err.to_lowercase().contains("unauthorized"),
+        "{err}"
+    );
+
+    let err = fails(
+        &env,
+        &store,
+        &[
+            "login",
+            host,
+            "-u",
+            USER,
+            "-p",
+            "wrong",
+            "--tls-verify=false",
+        ],
+    );
+    assert!(err.contains("nothing was stored"), "{err}");
+    assert!(!auth_file(&env).exists());
+
+    let out = ok(
+        &env,
+        &store,
+        &[
+            "login",
+            host,
+            "-u",
+            USER,
+            "-p",
+            PASSWORD,
+            "--tls-verify=false",
+        ],
+    );
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let stored = std::fs::read_to_string(auth_file(&env)).unwrap();
+    assert!(stored.contains(host), "{stored}");
+
+    ok(
+        &env,
+        &store,
+        &["push", "app:v1", &dest, "--tls-verify=false"],
+    );
+    let other = env.path("other-store");
+    ok(&env, &other, &["pull", &dest, "--tls-verify=false"]);
+    let out = output(&env, &other, &["inspect", "--format", "json", &dest]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["digest"], desc.digest.to_string());
+
+    ok(&env, &store, &["logout", host]);
+    let stored = std::fs::read_to_string(auth_file(&env)).unwrap();
+    assert!(!stored.contains(host), "{stored}");
+    let third = env.path("third-store");
+    let err = fails(&env, &third, &["pull", &dest, "--tls-verify=false"]);
+    assert!(
+        err.contains("401") || err.to_lowercase().contains("unauthorized"),
+        "{err}"
+    );
+}
+
+#[test]
+fn anonymous_pull_serves_pulls_without_a_login() {
+    let env = Env::new();
+    let htpasswd = write_htpasswd(&env);
+    let server = serve(
+        &env,
+        &["--htpasswd", htpasswd.to_str().unwrap(), "--anonymous-pull"],
+    );
+    let host = server.host.as_str();
+    let store = env.store();
+    make_image(&store, "app:v1", "public");
+    let dest = format!("{host}/pub/app:v1");
+    ok(
+        &env,
+        &store,
+        &[
+            "login",
+            host,
+            "-u",
+            USER,
+            "-p",
+            PASSWORD,
+            "--tls-verify=false",
+        ],
+    );
+    ok(
+        &env,
+        &store,
+        &["push", "app:v1", &dest, "--tls-verify=false"],
+    );
+    ok(&env, &store, &["logout", host]);
+    ok(
+        &env,
+        &env.path("anon"),
+        &["pull", &dest, "--tls-verify=false"],
+    );
+    fails(
+        &env,
+        &store,
+        &[
+            "push",
+            "app:v1",
+            &format!("{host}/pub/app:v2"),
+            "--tls-verify=false",
+        ],
+    );
+}
+
+#[test]
+fn serve_refuses_bad_htpasswd_and_half_given_tls_options() {
+    let env = Env::new();
+    let bad = env.path("bad-htpasswd");
+    std::fs::write(&bad, "bob:$apr1$salt$hash\n").unwrap();
+    let err = fails(
+        &env,
+        &env.store(),
+        &[
+            "registry",
+            "serve",
+            "inmem",
+            "-p",
+            "0",
+            "--htpasswd",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains(&format!("{}:1:", bad.display())) && err.contains("bcrypt"),
+        "{err}"
+    );
+    let err = fails(
+        &env,
+        &env.store(),
+        &[
+            "registry",
+            "serve",
+            "inmem",
+            "-p",
+            "0",
+            "--tls-cert",
+            "cert.pem",
+        ],
+    );
+    assert!(err.contains("--tls-key"), "{err}");
+    let err = fails(
+        &env,
+        &env.store(),
+        &["registry", "serve", "inmem", "-p", "0", "--anonymous-pull"],
+    );
+    assert!(err.contains("--htpasswd"), "{err}");
+    let missing = env.path("missing.pem");
+    let err = fails(
+        &env,
+        &env.store(),
+        &[
+            "registry",
+            "serve",
+            "inmem",
+            "-p",
+            "0",
+            "--tls-cert",
+            missing.to_str().unwrap(),
+            "--tls-key",
+            missing.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("missing.pem"), "{err}");
+}
+
+#[test]
+fn login_and_push_over_tls_with_a_self_signed_certificate() {
+    let env = Env::new();
+    let htpasswd = write_htpasswd(&env);
+    let (cert, key) = (env.path("tls.crt"), env.path("tls.key"));
+    run_tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+        ],
+    );
+    let server = serve(
+        &env,
+        &[
+            "--htpasswd",
+            htpasswd.to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let host = server.host.as_str();
+    let store = env.store();
+    make_image(&store, "app:v1", "over tls");
+    // The certificate is self-signed: verification fails unless turned off.
+    let err = fails(&env, &store, &["login", host, "-u", USER, "-p", PASSWORD]);
+    assert!(err.contains("nothing was stored"), "{err}");
+    ok(
+        &env,
+        &store,
+        &[
+            "login",
+            host,
+            "-u",
+            USER,
+            "-p",
+            PASSWORD,
+            "--tls-verify=false",
+        ],
+    );
+    let dest = format!("{host}/secure/app:v1");
+    ok(
+        &env,
+        &store,
+        &["push", "app:v1", &dest, "--tls-verify=false"],
+    );
+    ok(
+        &env,
+        &env.path("other"),
+        &["pull", &dest, "--tls-verify=false"],
+    );
+}

@@ -1,0 +1,183 @@
+//! TLS for `sealos registry serve --tls-cert FILE --tls-key FILE`: loading a PEM certificate chain and key
+//! into a rustls (ring provider) configuration, and an axum listener that does each TLS handshake in its
+//! own task (with a timeout) so a slow or silent client cannot hold up other connections.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// A loaded TLS server configuration, shared by every connection.
+pub type TlsConfig = Arc<rustls::ServerConfig>;
+
+/// How long a client may take to finish the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate or key file is missing, unreadable or holds no usable PEM.
+    #[error("{}: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The key does not fit the certificate, or rustls refused the pair.
+    #[error("certificate `{}` with key `{}`: {message}", cert.display(), key.display())]
+    Pair {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What rustls said.
+        message: String,
+    },
+}
+
+/// Builds a rustls server configuration (TLS 1.2 and 1.3, ring provider, HTTP/1.1 over ALPN) from a PEM
+/// certificate chain (leaf first) and a PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub fn server_config(cert: &Path, key: &Path) -> Result<TlsConfig, TlsError> {
+    let file_err = |path: &Path, message: String| TlsError::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    std::fs::metadata(cert).map_err(|e| file_err(cert, format!("cannot read certificate: {e}")))?;
+    std::fs::metadata(key).map_err(|e| file_err(key, format!("cannot read key: {e}")))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| file_err(cert, format!("cannot read certificate: {e}")))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_err(cert, format!("not a valid PEM certificate file: {e}")))?;
+    if chain.is_empty() {
+        return Err(file_err(
+            cert,
+            "holds no `BEGIN CERTIFICATE` block; give the PEM certificate chain, leaf first".into(),
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        file_err(
+            key,
+            format!("no usable PEM private key (PKCS#8, RSA or EC, unencrypted): {e}"),
+        )
+    })?;
+    let pair_err = |e: rustls::Error| TlsError::Pair {
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(pair_err)?
+    .with_no_client_auth()
+    .with_single_cert(chain, private)
+    .map_err(pair_err)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A listener handing axum TLS streams whose handshake has completed.
+pub struct TlsListener {
+    local: SocketAddr,
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+}
+
+impl TlsListener {
+    /// Accepts TCP connections on `listener` and completes their handshakes with `config` in the background.
+    pub fn new(listener: TcpListener, config: TlsConfig) -> io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (tx, ready) = mpsc::channel(64);
+        let acceptor = TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    r = listener.accept() => r,
+                    () = tx.closed() => break,
+                };
+                let (tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        tracing::warn!(error = %e, "accepting a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let _closed = tx.send((stream, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { local, ready })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The accept task only ends when this listener is dropped; never reached while serving.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve_tls(
+    listener: TcpListener,
+    config: TlsConfig,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let listener = TlsListener::new(listener, config)?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_empty_files_are_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        let e = server_config(&cert, &key).unwrap_err().to_string();
+        assert!(e.contains("cert.pem"), "{e}");
+        std::fs::write(&cert, "not pem").unwrap();
+        std::fs::write(&key, "").unwrap();
+        let e = server_config(&cert, &key).unwrap_err().to_string();
+        assert!(
+            e.contains("cert.pem") && e.contains("BEGIN CERTIFICATE"),
+            "{e}"
+        );
+    }
+}
