@@ -2,9 +2,11 @@
 //! init-registry, init-cri, init), then each image's own commands, each step with the hosts it runs on,
 //! its working directory and its env.
 //!
-//! A step becomes a script only for a given host ([`Step::script`]): the command is expanded with the
-//! step's env overridden by the host's (an undefined variable is an error, never command substitution),
-//! and every value is exported shell-quoted, so a value such as `$(touch /tmp/pwned)` stays text.
+//! A step becomes a script only for a given host ([`Step::script`]): the step's env overridden by the
+//! host's is exported with every value shell-quoted, and each variable reference in the command
+//! (`$(VAR)`, `${VAR}`, `$VAR`) becomes the shell parameter `${VAR}`. An undefined variable is an error,
+//! never command substitution, and a value such as `$(touch /tmp/pwned)` is never parsed as shell code:
+//! the shell expands parameters once and does not run what they contain.
 
 use std::fmt;
 use std::path::Path;
@@ -70,14 +72,14 @@ pub struct Step {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// A command uses a variable nobody defined.
-    #[error("image `{image}`, step {step}: {source}; define it with `-e {}=VALUE`", .source.variable)]
+    #[error("image `{image}`, step {step}: {undefined}; define it with `-e {}=VALUE`", .undefined.variable)]
     Undefined {
         /// The image.
         image: String,
         /// The step.
         step: String,
-        /// The variable and command.
-        source: ExpandError,
+        /// The variable and the command it appears in.
+        undefined: ExpandError,
     },
     /// An env name cannot be exported by a shell.
     #[error(
@@ -99,16 +101,26 @@ pub fn is_env_name(name: &str) -> bool {
 }
 
 impl Step {
-    /// The command after expansion with the step's env overridden by `host_env`.
+    /// The command after expansion: every `$(VAR)`, `${VAR}`, `$VAR` defined by the step's env (overridden
+    /// by `host_env`) becomes `${VAR}`; `$$` becomes `$`; an undefined variable is an error.
     pub fn command(&self, host_env: &Env) -> Result<String, PlanError> {
         match &self.action {
             Action::Builtin(script) => Ok(script.clone()),
             Action::Image(command) => {
-                let env = self.merged_env(host_env);
-                expand(command, &env).map_err(|source| PlanError::Undefined {
+                // Each reference becomes a shell parameter expansion of the exported (quoted) variable:
+                // the shell splits words as text substitution would, but never parses a value as code.
+                let references: Env = self
+                    .merged_env(host_env)
+                    .into_keys()
+                    .map(|k| {
+                        let reference = format!("${{{k}}}");
+                        (k, reference)
+                    })
+                    .collect();
+                expand(command, &references).map_err(|undefined| PlanError::Undefined {
                     image: self.image.clone(),
                     step: self.name.clone(),
-                    source,
+                    undefined,
                 })
             }
         }

@@ -641,5 +641,9 @@ pub fn run(
     }
     file.save(&clusterfile_path)?;
     fs::remove_dir_all(&staging).map_err(io_err("remove staging directory", &staging))?;
+    if let Some(parent) = staging.parent() {
+        // Only when empty: another cluster may be staging beside it.
+        let _kept_when_busy = fs::remove_dir(parent);
+    }
     Ok(report)
 }
