@@ -40,22 +40,21 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn wait_for_port(port: u16, what: &str) {
+fn wait_for_port(address: &str, port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while TcpStream::connect((address, port)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "{what} did not listen on 127.0.0.1:{port}"
+            "{what} did not listen on {address}:{port}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// An sshd on 127.0.0.1 that accepts `user_key`; killed on drop.
+/// An sshd that accepts the test's user key; killed on drop.
 struct Sshd {
     child: Child,
     port: u16,
-    user_key: PathBuf,
 }
 
 /// Stops the embedded registry a failed test left running (reset stops it otherwise).
@@ -85,7 +84,8 @@ fn keygen(path: &Path) {
     assert!(status.success(), "ssh-keygen failed for {}", path.display());
 }
 
-fn start_sshd(dir: &Path) -> Sshd {
+/// Checks the tools and root, and makes the user key `dir/user_key`.
+fn ssh_prerequisites(dir: &Path) -> PathBuf {
     require_tool("/usr/sbin/sshd", "openssh-server");
     require_tool("ssh", "openssh-client");
     require_tool("ssh-keygen", "openssh-client");
@@ -96,19 +96,26 @@ fn start_sshd(dir: &Path) -> Sshd {
         "the SSH test starts sshd, which must run as root"
     );
     fs::create_dir_all(dir).unwrap();
-    let host_key = dir.join("host_key");
-    let user_key = dir.join("user_key");
-    keygen(&host_key);
-    keygen(&user_key);
-    fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
     // sshd's privilege separation directory.
     fs::create_dir_all("/run/sshd").expect("create /run/sshd");
+    let user_key = dir.join("user_key");
+    keygen(&user_key);
+    user_key
+}
+
+/// Starts `/usr/sbin/sshd` on `address` at a free port, accepting `user_key`, its files in `dir`; `prefix`
+/// is a command that execs sshd (to run it in a namespace).
+fn start_sshd(dir: &Path, user_key: &Path, address: &str, prefix: &[String]) -> Sshd {
+    fs::create_dir_all(dir).unwrap();
+    let host_key = dir.join("host_key");
+    keygen(&host_key);
+    fs::copy(user_key.with_extension("pub"), dir.join("authorized_keys")).unwrap();
     let port = free_port();
     let config = dir.join("sshd_config");
     fs::write(
         &config,
         format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile {pid}\n\
+            "Port {port}\nListenAddress {address}\nHostKey {host}\nPidFile {pid}\n\
              AuthorizedKeysFile {keys}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n",
             host = host_key.display(),
@@ -117,7 +124,16 @@ fn start_sshd(dir: &Path) -> Sshd {
         ),
     )
     .unwrap();
-    let child = Command::new("/usr/sbin/sshd")
+    let (program, args) = match prefix.split_first() {
+        Some((p, rest)) => (p.as_str(), rest.to_vec()),
+        None => ("/usr/sbin/sshd", Vec::new()),
+    };
+    let mut command = Command::new(program);
+    command.args(args);
+    if !prefix.is_empty() {
+        command.arg("/usr/sbin/sshd");
+    }
+    let child = command
         .arg("-D")
         .arg("-f")
         .arg(&config)
@@ -127,12 +143,8 @@ fn start_sshd(dir: &Path) -> Sshd {
         .stderr(Stdio::null())
         .spawn()
         .expect("start /usr/sbin/sshd");
-    let sshd = Sshd {
-        child,
-        port,
-        user_key,
-    };
-    wait_for_port(port, "sshd");
+    let sshd = Sshd { child, port };
+    wait_for_port(address, port, "sshd");
     sshd
 }
 
@@ -191,14 +203,15 @@ fn build_rootfs_with_registry(c: &Cluster) -> &'static str {
 fn run_over_ssh_places_the_rootfs_runs_the_steps_and_serves_the_embedded_registry() {
     require_tool("skopeo", "skopeo");
     let c = Cluster::new();
-    let sshd = start_sshd(&c.tmp.path().join("sshd"));
+    let user_key = ssh_prerequisites(&c.tmp.path().join("keys"));
+    let sshd = start_sshd(&c.tmp.path().join("sshd"), &user_key, "127.0.0.1", &[]);
     let image = build_rootfs_with_registry(&c);
     let registry_port = free_port();
     let _registry = RegistryGuard(c.data().join("default/run/registry.pid"));
     let marker = c.marker_env();
     let port = sshd.port.to_string();
     let rport = registry_port.to_string();
-    let key = sshd.user_key.to_str().unwrap().to_string();
+    let key = user_key.to_str().unwrap().to_string();
     let out = c.sealos_ok(
         "run",
         &[
@@ -330,4 +343,191 @@ fn a_password_login_without_sshpass_fails_naming_it_before_anything_runs() {
     assert!(stderr.contains("`sshpass` is not installed"), "{stderr}");
     assert!(stderr.contains("apt-get install sshpass"), "{stderr}");
     assert!(c.order().is_empty(), "nothing ran");
+}
+
+/// A network namespace joined to this one by a veth pair: this side `10.<a>.<b>.1`, the namespace
+/// `10.<a>.<b>.2`. Deleted (with its veth pair) on drop.
+struct NetNs {
+    name: String,
+    address: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl NetNs {
+    fn new(index: u8) -> NetNs {
+        require_tool("ip", "iproute2");
+        let id = std::process::id() % 50_000;
+        let name = format!("sealos-test-{id}-{index}");
+        let outer = format!("sro{id}{index}");
+        let inner = format!("sri{id}{index}");
+        let subnet = format!(
+            "10.{}.{}",
+            100 + (id % 100),
+            u32::from(index) + 10 * (id / 100 % 20)
+        );
+        let ns = NetNs {
+            name: name.clone(),
+            address: format!("{subnet}.2"),
+        };
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+        ]);
+        ip(&["link", "set", &inner, "netns", &name]);
+        ip(&["addr", "add", &format!("{subnet}.1/24"), "dev", &outer]);
+        ip(&["link", "set", &outer, "up"]);
+        ip(&[
+            "-n",
+            &name,
+            "addr",
+            "add",
+            &format!("{subnet}.2/24"),
+            "dev",
+            &inner,
+        ]);
+        ip(&["-n", &name, "link", "set", &inner, "up"]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A command prefix that execs its argument in this namespace, with `view` bind-mounted over `data`
+    /// in a private mount namespace, so each host has its own `--data-dir`.
+    fn prefix(&self, view: &Path, data: &Path) -> Vec<String> {
+        fs::create_dir_all(view).unwrap();
+        fs::create_dir_all(data).unwrap();
+        [
+            "ip",
+            "netns",
+            "exec",
+            &self.name,
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &format!(
+                "mount --bind '{}' '{}' && exec \"$0\" \"$@\"",
+                view.display(),
+                data.display()
+            ),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+#[test]
+fn run_over_ssh_on_two_hosts_in_network_namespaces_puts_the_rootfs_on_both_and_apps_on_the_first() {
+    require_tool("skopeo", "skopeo");
+    require_tool("unshare", "util-linux");
+    let c = Cluster::new();
+    let user_key = ssh_prerequisites(&c.tmp.path().join("keys"));
+    let image = build_rootfs_with_registry(&c);
+    let (master_ns, node_ns) = (NetNs::new(1), NetNs::new(2));
+    let master_view = c.tmp.path().join("master-data");
+    let node_view = c.tmp.path().join("node-data");
+    let master = start_sshd(
+        &c.tmp.path().join("sshd-master"),
+        &user_key,
+        &master_ns.address,
+        &master_ns.prefix(&master_view, &c.data()),
+    );
+    let node = start_sshd(
+        &c.tmp.path().join("sshd-node"),
+        &user_key,
+        &node_ns.address,
+        &node_ns.prefix(&node_view, &c.data()),
+    );
+    let registry_port = free_port();
+    let _registry = RegistryGuard(master_view.join("default/run/registry.pid"));
+    let masters = format!("{}:{}", master_ns.address, master.port);
+    let nodes = format!("{}:{}", node_ns.address, node.port);
+    let key = user_key.to_str().unwrap().to_string();
+    let rport = registry_port.to_string();
+    // The marker directory is inside each host's own data view, so each host records its own steps.
+    let marker = format!("MARKER_DIR={}", c.data().join("markers").display());
+    let out = c.sealos_ok(
+        "run",
+        &[
+            image,
+            APP,
+            "-e",
+            &marker,
+            "-e",
+            "EXTRA=x",
+            "-m",
+            &masters,
+            "-n",
+            &nodes,
+            "-i",
+            &key,
+            "--registry-port",
+            &rport,
+        ],
+    );
+    assert!(out.contains(&format!("[{nodes}]")), "{out}");
+    let steps = |view: &Path| -> Vec<String> {
+        read_lines(&view.join("markers/order"))
+            .iter()
+            .map(|l| l.split(' ').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        steps(&master_view),
+        ["check", "init-cri", "init", "cmd", "app"]
+    );
+    assert_eq!(
+        steps(&node_view),
+        ["check", "init-cri", "init"],
+        "rootfs CMD and applications run on the first master only"
+    );
+    assert!(node_view.join("default/rootfs/scripts/check.sh").is_file());
+    assert!(
+        !node_view.join("default/rootfs/registry").exists(),
+        "registry/ goes to the first master only"
+    );
+    assert!(master_view.join("default/rootfs/registry/docker").is_dir());
+    assert!(!node_view.join("default/applications").exists());
+
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!(
+            "docker://{}:{registry_port}/library/tiny:v1",
+            master_ns.address
+        ))
+        .output()
+        .expect("run skopeo");
+    assert!(
+        inspect.status.success(),
+        "skopeo inspect of the first master's registry failed: {}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+
+    c.sealos_ok("reset", &["-i", &key]);
+    assert!(!master_view.join("default").exists());
+    assert!(!node_view.join("default").exists());
+    assert!(
+        read_lines(&node_view.join("markers/order"))
+            .iter()
+            .any(|l| l.starts_with("clean ")),
+        "clean ran on the node"
+    );
 }
