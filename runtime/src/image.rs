@@ -241,3 +241,59 @@ fn platform_manifest(
             source: Box::new(StoreError::Layout(e)),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(entrypoint: &[&str], cmd: &[&str]) -> ClusterImage {
+        ClusterImage {
+            name: "docker.io/labring/app:v1".into(),
+            digest: Digest::sha256_of(b"x"),
+            kind: ImageKind::Application,
+            labels: BTreeMap::new(),
+            env: Env::new(),
+            entrypoint: entrypoint.iter().map(|s| s.to_string()).collect(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            layers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn shell_form_and_json_form_give_the_same_commands() {
+        let shell = image(&[], &["/bin/sh", "-c", "helm install x"]);
+        let json = image(&[], &["helm install x"]);
+        assert_eq!(shell.commands(None), json.commands(None));
+        assert_eq!(json.commands(None), ["helm install x"]);
+    }
+
+    #[test]
+    fn cmd_override_replaces_cmd_and_keeps_the_entrypoint() {
+        let i = image(&["bash pre.sh"], &["bash old.sh"]);
+        let over = vec!["bash new.sh".to_string()];
+        assert_eq!(i.commands(Some(&over)), ["bash pre.sh", "bash new.sh"]);
+    }
+
+    #[test]
+    fn the_type_label_is_read_from_either_spelling_and_absent_means_application() {
+        let labels = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        assert_eq!(
+            ImageKind::from_labels(&labels("sealos.io.type", "rootfs")),
+            Ok(ImageKind::Rootfs)
+        );
+        assert_eq!(
+            ImageKind::from_labels(&labels("apps.sealos.io/type", "patch")),
+            Ok(ImageKind::Patch)
+        );
+        assert_eq!(
+            ImageKind::from_labels(&BTreeMap::new()),
+            Ok(ImageKind::Application)
+        );
+        assert!(ImageKind::from_labels(&labels("sealos.io.type", "kernel")).is_err());
+    }
+
+    #[test]
+    fn the_directory_name_keeps_only_safe_characters() {
+        assert_eq!(image(&[], &[]).dir_name(), "docker.io_labring_app_v1");
+    }
+}

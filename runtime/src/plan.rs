@@ -302,4 +302,46 @@ mod tests {
         assert!(script.ends_with("echo $HOME\n"));
         assert!(!script.contains("export"));
     }
+
+    #[test]
+    fn every_reference_form_becomes_a_shell_parameter_and_a_double_dollar_a_dollar() {
+        let s = step(
+            "echo $(A) ${B} $C $$HOME",
+            &[("A", "1"), ("B", "2"), ("C", "3")],
+        );
+        assert_eq!(
+            s.command(&BTreeMap::new()).unwrap(),
+            "echo ${A} ${B} ${C} $HOME"
+        );
+    }
+
+    #[test]
+    fn an_undefined_variable_names_itself_its_command_and_the_fix() {
+        let s = step("helm install $(NAME)", &[]);
+        let message = s.command(&BTreeMap::new()).unwrap_err().to_string();
+        assert!(message.contains("`NAME`"), "{message}");
+        assert!(message.contains("helm install $(NAME)"), "{message}");
+        assert!(message.contains("-e NAME=VALUE"), "{message}");
+    }
+
+    #[test]
+    fn a_value_with_command_substitution_reaches_bash_as_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let pwned = dir.path().join("pwned");
+        let value = format!("$(touch {}) `touch {}`", pwned.display(), pwned.display());
+        let mut s = step("printf %s \"$(V)\" > out", &[("V", value.as_str())]);
+        s.workdir = dir.path().to_string_lossy().into_owned();
+        let script = s.script(&BTreeMap::new()).unwrap();
+        let status = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out")).unwrap(),
+            value
+        );
+        assert!(!pwned.exists(), "the value was run as a command");
+    }
 }

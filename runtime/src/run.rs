@@ -647,3 +647,26 @@ pub fn run(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_lists_split_on_commas_and_take_an_optional_port() {
+        let hosts = parse_host_list(&["10.0.0.1,10.0.0.2:2222".into(), "h3".into()]).unwrap();
+        assert_eq!(
+            hosts,
+            [
+                ("10.0.0.1".to_string(), None),
+                ("10.0.0.2".to_string(), Some(2222)),
+                ("h3".to_string(), None)
+            ]
+        );
+        let err = parse_host_list(&["10.0.0.1:ssh".into()]).unwrap_err();
+        assert!(
+            err.to_string().contains("`ssh` is not a port number"),
+            "{err}"
+        );
+    }
+}
