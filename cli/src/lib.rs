@@ -103,6 +103,12 @@ pub enum Command {
     Push(cmd::push::PushArgs),
     /// Build and push multi-arch manifest lists.
     Manifest(cmd::manifest::ManifestArgs),
+    /// Unpack a cluster image into a directory and print the commands `run` would execute.
+    Create(cmd::create::CreateArgs),
+    /// Apply cluster images to this machine or to hosts over SSH.
+    Run(Box<cmd::run::RunArgs>),
+    /// Run the clean scripts of a cluster and remove what `run` placed.
+    Reset(cmd::reset::ResetArgs),
 }
 
 fn version_line() -> &'static str {
@@ -151,6 +157,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pull(args) => cmd::pull::run(&args, &global.store_root()),
         Command::Push(args) => cmd::push::run(&args, &global.store_root()),
         Command::Manifest(args) => cmd::manifest::run(&args, &global.store_root()),
+        Command::Create(args) => cmd::create::run(&global, &args),
+        Command::Run(args) => cmd::run::run(&global, &args),
+        Command::Reset(args) => cmd::reset::run(&args),
     }
     .map(|()| ExitCode::SUCCESS)
 }

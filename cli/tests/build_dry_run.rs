@@ -74,6 +74,8 @@ const EXAMPLES: &[&str] = &[
     "offline-tars",
     "rancher",
     "rootfs-kubernetes",
+    "runtime-app",
+    "runtime-rootfs",
     "skopeo-patch",
 ];
 

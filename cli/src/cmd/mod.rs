@@ -3,6 +3,7 @@
 pub mod build;
 pub mod build_progress;
 pub mod completion;
+pub mod create;
 pub mod images;
 pub mod inspect;
 pub mod load;
@@ -15,7 +16,9 @@ pub mod prune;
 pub mod pull;
 pub mod push;
 pub mod registry;
+pub mod reset;
 pub mod rmi;
+pub mod run;
 pub mod save;
 pub mod tag;
 pub mod version;

@@ -1,0 +1,68 @@
+//! `sealos create IMAGE`: unpack an image into a working directory, render its templates and print the
+//! commands `run` would execute, without executing anything.
+
+use std::path::PathBuf;
+
+use super::images::open_store;
+use super::run::parse_env;
+use crate::GlobalArgs;
+
+/// Arguments of `sealos create`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// The image (a store name, `oci-archive:FILE` or `docker-archive:FILE`).
+    pub image: String,
+    /// `KEY=VALUE` for templates and commands (overrides image ENV); repeatable.
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Replaces the image's CMD; repeatable.
+    #[arg(long = "cmd", value_name = "CMD")]
+    pub cmd: Vec<String>,
+    /// Print only the directory.
+    #[arg(long)]
+    pub short: bool,
+    /// The working directory (created afresh). Default: `<data-dir>/create/<image>`.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Base of the default working directory.
+    #[arg(long, value_name = "DIR", default_value = runtime::run::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+/// Creates the working directory.
+pub fn run(global: &GlobalArgs, args: &CreateArgs) -> anyhow::Result<()> {
+    let store = open_store(global)?;
+    let env = parse_env(&args.env)?;
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            let image = runtime::image::open(&store, &args.image)?;
+            args.data_dir.join("create").join(image.dir_name())
+        }
+    };
+    let cmd = (!args.cmd.is_empty()).then_some(args.cmd.as_slice());
+    let report = runtime::create::create(&store, &args.image, &env, cmd, &dir)?;
+    if args.short {
+        println!("{}", report.dir.display());
+        return Ok(());
+    }
+    println!("{} ({}, {})", report.image, report.kind, report.digest);
+    println!("unpacked into {}", report.dir.display());
+    for file in &report.rendered {
+        println!("rendered {}", file.display());
+    }
+    for c in &report.commands {
+        let hosts = if c.all_hosts {
+            "all hosts"
+        } else {
+            "first master"
+        };
+        println!(
+            "[{}] ({hosts}) cd {} && {}",
+            c.step,
+            runtime::env::shell_quote(&c.workdir.to_string_lossy()),
+            c.command
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! Unpacking a cluster image into a local directory with the safe layer unpacker (every layer verified
+//! against its digest while it streams), and rendering its `*.tmpl` files with the env.
+//!
+//! Nothing here executes anything: `run` unpacks every image before the first command, so an image whose
+//! layers try to escape the directory is refused before anything runs.
+
+use std::fs;
+use std::io::{self, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use builder::store::Store;
+use formats::digest::DigestReader;
+use formats::layer::{UnpackError, UnpackOptions, decompressing_reader, unpack};
+
+use crate::env::Env;
+use crate::image::ClusterImage;
+use crate::template::{TemplateError, render};
+
+/// Directories of an image whose `*.tmpl` files are rendered.
+pub const TEMPLATE_DIRS: [&str; 3] = ["etc", "scripts", "manifests"];
+
+/// Why an image could not be unpacked or its templates rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackImageError {
+    /// A layer was refused or could not be written; nothing of the image is kept.
+    #[error("image `{image}`, layer {layer}: {source}")]
+    Layer {
+        /// The image.
+        image: String,
+        /// The layer digest.
+        layer: String,
+        /// What went wrong.
+        source: UnpackError,
+    },
+    /// A layer blob is missing, unreadable or does not match its digest.
+    #[error("image `{image}`, layer {layer}: {reason}")]
+    Blob {
+        /// The image.
+        image: String,
+        /// The layer digest.
+        layer: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A template could not be rendered.
+    #[error("template `{path}`: {source}")]
+    Template {
+        /// The template file.
+        path: PathBuf,
+        /// What is wrong in it.
+        source: TemplateError,
+    },
+    /// A file-system operation failed.
+    #[error("{op} `{path}`: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> UnpackImageError + 'a {
+    move |source| UnpackImageError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Unpacks every layer of `image` onto `target`, which is created afresh (anything there is removed).
+/// On failure `target` is removed again.
+pub fn unpack_image(
+    store: &Store,
+    image: &ClusterImage,
+    target: &Path,
+) -> Result<(), UnpackImageError> {
+    if fs::symlink_metadata(target).is_ok() {
+        fs::remove_dir_all(target).map_err(io_err("remove old", target))?;
+    }
+    fs::create_dir_all(target).map_err(io_err("create", target))?;
+    let result = image
+        .layers
+        .iter()
+        .try_for_each(|layer| unpack_layer(store, image, layer, target));
+    if result.is_err() {
+        let _cleanup = fs::remove_dir_all(target);
+    }
+    result
+}
+
+fn unpack_layer(
+    store: &Store,
+    image: &ClusterImage,
+    layer: &formats::manifest::Descriptor,
+    target: &Path,
+) -> Result<(), UnpackImageError> {
+    let blob_err = |reason: String| UnpackImageError::Blob {
+        image: image.name.clone(),
+        layer: layer.digest.to_string(),
+        reason,
+    };
+    let file = store
+        .layout()
+        .open_blob(&layer.digest)
+        .map_err(|e| blob_err(e.to_string()))?;
+    let mut hashed = DigestReader::new(BufReader::new(file), layer.digest.algorithm());
+    {
+        let tar = decompressing_reader(&mut hashed)
+            .map_err(|e| blob_err(format!("cannot decompress: {e}")))?;
+        unpack(tar, target, &UnpackOptions::default()).map_err(|source| {
+            UnpackImageError::Layer {
+                image: image.name.clone(),
+                layer: layer.digest.to_string(),
+                source,
+            }
+        })?;
+    }
+    hashed
+        .verify_to_end(&layer.digest, Some(layer.size))
+        .map_err(|e| blob_err(format!("the stored blob is corrupt: {e}")))?;
+    Ok(())
+}
+
+/// Renders every `*.tmpl` file under `etc/`, `scripts/` and `manifests/` of `dir` with `env`, writing
+/// the result beside it without the suffix (same permissions). Symlinks are not followed. Returns the
+/// files written.
+pub fn render_templates(dir: &Path, env: &Env) -> Result<Vec<PathBuf>, UnpackImageError> {
+    let mut written = Vec::new();
+    let mut pending: Vec<PathBuf> = TEMPLATE_DIRS.iter().map(|d| dir.join(d)).collect();
+    while let Some(current) = pending.pop() {
+        let Ok(meta) = fs::symlink_metadata(&current) else {
+            continue;
+        };
+        if meta.is_dir() {
+            for entry in fs::read_dir(&current).map_err(io_err("read directory", &current))? {
+                let entry = entry.map_err(io_err("read directory", &current))?;
+                pending.push(entry.path());
+            }
+            continue;
+        }
+        let is_template = current.extension().is_some_and(|e| e == "tmpl");
+        if !meta.is_file() || !is_template {
+            continue;
+        }
+        let text = fs::read_to_string(&current).map_err(io_err("read template", &current))?;
+        let rendered = render(&text, env).map_err(|source| UnpackImageError::Template {
+            path: current.clone(),
+            source,
+        })?;
+        let out = current.with_extension("");
+        if fs::symlink_metadata(&out).is_ok_and(|m| m.is_dir() || m.file_type().is_symlink()) {
+            return Err(UnpackImageError::Io {
+                op: "write rendered template (a directory or symlink is in the way)",
+                path: out,
+                source: io::Error::from(io::ErrorKind::AlreadyExists),
+            });
+        }
+        formats::fsutil::atomic_write(&out, rendered.as_bytes()).map_err(|e| {
+            UnpackImageError::Io {
+                op: "write rendered template",
+                path: out.clone(),
+                source: io::Error::other(e.to_string()),
+            }
+        })?;
+        fs::set_permissions(&out, fs::Permissions::from_mode(meta.permissions().mode()))
+            .map_err(io_err("set permissions", &out))?;
+        written.push(out);
+    }
+    written.sort();
+    Ok(written)
+}
