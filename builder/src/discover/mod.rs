@@ -1,0 +1,328 @@
+//! Image discovery in a build context: which container images a cluster image must carry, and where each
+//! one was found. Shared by `sealos build` and `sealos registry save CONTEXT`; the rules are documented in
+//! `docs/discovery.md`.
+//!
+//! Sources, in the order they are read: `images/shim/*` lists ([`lists`]), `images/skopeo/tar.txt` archives
+//! ([`lists`]), `manifests/` ([`manifests`]) and `charts/` ([`charts`], rendered with `helm template` when
+//! helm is available). `.sealignore` ([`ignore`]) leaves out paths and images. Anything that looks like an
+//! image but is not a valid reference becomes a [`Warning`], never an image; [`DiscoverOptions::strict`]
+//! turns warnings into an error.
+
+pub mod charts;
+pub mod ignore;
+pub mod lists;
+pub mod manifests;
+mod yaml;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use formats::reference::Reference;
+use serde::Serialize;
+
+/// How [`discover`] runs.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoverOptions {
+    /// Turn every warning into an error.
+    pub strict: bool,
+    /// The helm binary; `None` looks `helm` up on `PATH`.
+    pub helm: Option<PathBuf>,
+    /// The Kubefile's CMD (and ENTRYPOINT) elements: `helm install|upgrade|template` commands in them give
+    /// the `-f` values files and `--set` pairs a chart is installed with.
+    pub cmd: Vec<String>,
+}
+
+/// What [`discover`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Discovery {
+    /// Images to embed, sorted by reference, each once.
+    pub images: Vec<DiscoveredImage>,
+    /// Image archives listed in `images/skopeo/tar.txt`, in file order.
+    pub archives: Vec<ArchiveEntry>,
+    /// Everything that was skipped or guessed, in the order it was met.
+    pub warnings: Vec<Warning>,
+}
+
+/// One image to embed and every place that references it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiscoveredImage {
+    /// The normalised full reference (`docker.io/library/nginx:1.25`), digest kept when one was written.
+    pub reference: String,
+    /// Where it was found, sorted, each once.
+    pub sources: Vec<Provenance>,
+}
+
+/// Where an image was found. Paths are relative to the build context, `/`-separated.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Provenance {
+    /// A YAML file under `manifests/`.
+    Manifest {
+        /// The file.
+        file: String,
+        /// 1-based line of the value.
+        line: usize,
+    },
+    /// A line of an image list (`images/shim/*`) or of `images/skopeo/tar.txt`.
+    List {
+        /// The list file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+    },
+    /// A value in a chart's values (static discovery, helm not run).
+    ChartValues {
+        /// The chart (`calico`, or `app/redis` for a subchart).
+        chart: String,
+        /// The values file that set the value.
+        file: String,
+        /// 1-based line in that file.
+        line: usize,
+        /// The key path of the image in the values (`controller.image`).
+        key: String,
+    },
+    /// A `--set` pair of the Kubefile's CMD (static discovery).
+    ChartSet {
+        /// The chart.
+        chart: String,
+        /// The pair, as written (`image.tag=v2`).
+        set: String,
+    },
+    /// A literal `image:` line in a chart template (static discovery).
+    ChartTemplate {
+        /// The chart.
+        chart: String,
+        /// The template file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+    },
+    /// The output of `helm template` for a chart.
+    ChartRendered {
+        /// The chart.
+        chart: String,
+        /// The template that produced the document (helm's `# Source:` comment, like
+        /// `calico/templates/deployment.yaml`).
+        template: String,
+        /// 1-based line within that template's rendered output.
+        line: usize,
+    },
+}
+
+impl fmt::Display for Provenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Provenance::Manifest { file, line } | Provenance::List { file, line } => {
+                write!(f, "{file}:{line}")
+            }
+            Provenance::ChartValues {
+                chart,
+                file,
+                line,
+                key,
+            } => write!(f, "{file}:{line} (chart {chart}, values {key})"),
+            Provenance::ChartSet { chart, set } => write!(f, "CMD --set {set} (chart {chart})"),
+            Provenance::ChartTemplate { chart, file, line } => {
+                write!(f, "{file}:{line} (chart {chart})")
+            }
+            Provenance::ChartRendered {
+                chart,
+                template,
+                line,
+            } => write!(f, "{template}:{line} (chart {chart}, helm template)"),
+        }
+    }
+}
+
+/// An archive to embed from `images/skopeo/tar.txt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchiveEntry {
+    /// The archive format.
+    pub transport: ArchiveTransport,
+    /// The archive, relative to the context (`images/skopeo/app.tar`).
+    pub file: String,
+    /// The normalised name it is embedded under, when the line gives one.
+    pub reference: Option<String>,
+    /// The line of `tar.txt`.
+    pub source: Provenance,
+}
+
+/// The format of an archive in `images/skopeo/tar.txt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArchiveTransport {
+    /// `docker-archive:` (`docker save` output).
+    DockerArchive,
+    /// `oci-archive:` (a tar of an OCI image layout).
+    OciArchive,
+}
+
+impl fmt::Display for ArchiveTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ArchiveTransport::DockerArchive => "docker-archive",
+            ArchiveTransport::OciArchive => "oci-archive",
+        })
+    }
+}
+
+/// Something discovery skipped or could only guess: a value that is not a valid reference, a file that is
+/// not YAML, a chart that was not rendered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// Where (`manifests/app.yaml:12`, `charts/calico`).
+    pub location: String,
+    /// What happened and what it means.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Why discovery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    /// A file or directory of the context could not be read.
+    #[error("cannot {op} `{}`: {source}", path.display())]
+    Io {
+        /// What was attempted.
+        op: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `--strict` and there were warnings.
+    #[error(
+        "image discovery found {} problem(s) and --strict makes them errors:{}\nfix them, or build without --strict",
+        warnings.len(),
+        warnings.iter().map(|w| format!("\n  {w}")).collect::<String>()
+    )]
+    Strict {
+        /// Every warning.
+        warnings: Vec<Warning>,
+    },
+}
+
+impl DiscoverError {
+    fn io<'p>(
+        op: &'static str,
+        path: &'p Path,
+    ) -> impl FnOnce(std::io::Error) -> DiscoverError + 'p {
+        move |source| DiscoverError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Collects images and warnings while the sources are read.
+#[derive(Debug, Default)]
+pub(crate) struct Collector {
+    images: BTreeMap<String, Vec<Provenance>>,
+    warnings: Vec<Warning>,
+}
+
+impl Collector {
+    /// Records `text` found at `source` when it is a valid reference, else a warning at `location`.
+    pub(crate) fn image(&mut self, text: &str, source: Provenance) {
+        match Reference::parse(text) {
+            Ok(reference) => self
+                .images
+                .entry(reference.to_string())
+                .or_default()
+                .push(source),
+            Err(e) => {
+                let what = if text.contains("{{") || text.contains("${") || text.contains("$(") {
+                    "template text"
+                } else {
+                    "not an image reference"
+                };
+                self.warn(
+                    source.to_string(),
+                    format!("`{text}` is {what}, not embedded ({e})"),
+                );
+            }
+        }
+    }
+
+    pub(crate) fn warn(&mut self, location: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Warning {
+            location: location.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Finds every image the context at `context` references (see the module docs and `docs/discovery.md`).
+pub fn discover(context: &Path, opts: &DiscoverOptions) -> Result<Discovery, DiscoverError> {
+    let ignore = ignore::SealIgnore::load(context)?;
+    let mut found = Collector::default();
+    lists::shim_lists(context, &ignore, &mut found)?;
+    let archives = lists::archives(context, &ignore, &mut found)?;
+    manifests::scan_manifests(context, &ignore, &mut found)?;
+    charts::scan_charts(context, &ignore, opts, &mut found)?;
+
+    let images = found
+        .images
+        .into_iter()
+        .filter(|(reference, _)| !ignore.ignores_image(reference))
+        .map(|(reference, mut sources)| {
+            sources.sort();
+            sources.dedup();
+            DiscoveredImage { reference, sources }
+        })
+        .collect();
+    let archives = archives
+        .into_iter()
+        .filter(|a| {
+            !a.reference
+                .as_deref()
+                .is_some_and(|r| ignore.ignores_image(r))
+        })
+        .collect();
+    if opts.strict && !found.warnings.is_empty() {
+        return Err(DiscoverError::Strict {
+            warnings: found.warnings,
+        });
+    }
+    Ok(Discovery {
+        images,
+        archives,
+        warnings: found.warnings,
+    })
+}
+
+/// `path` relative to `context`, `/`-separated (for provenance and `.sealignore` matching).
+pub(crate) fn relative(context: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(context).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The entries of `dir` sorted by name; a missing directory has none.
+pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DiscoverError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(DiscoverError::io("list", dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        out.push(entry.map_err(DiscoverError::io("list", dir))?.path());
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads a text file of the context.
+pub(crate) fn read_text(path: &Path) -> Result<String, DiscoverError> {
+    std::fs::read_to_string(path).map_err(DiscoverError::io("read", path))
+}
