@@ -281,7 +281,7 @@ pub(crate) fn scan_charts(
                 chart.rel.clone(),
                 format!("chart not rendered: {why_static}; images were read from its values and literal `image:` lines only, so some may be missing (install helm for a complete list)"),
             );
-            let mut origins = Vec::new();
+            let mut origins = Origins::default();
             let top = TopValues {
                 files: &values.files,
                 sets: &values.sets,
@@ -383,6 +383,25 @@ enum Origin {
     Set(String),
 }
 
+/// Every origin of a static chart scan and its precedence (a chart's own `values.yaml` lowest, then the
+/// values files in order, then `--set` pairs), indexed by [`Node::origin`].
+#[derive(Debug, Default)]
+struct Origins {
+    origins: Vec<Origin>,
+    ranks: Vec<usize>,
+}
+
+impl Origins {
+    fn push(&mut self, origin: Origin, rank: usize) -> usize {
+        self.origins.push(origin);
+        self.ranks.push(rank);
+        self.origins.len() - 1
+    }
+}
+
+/// Rank of `--set` pairs: above every values file.
+const SET_RANK: usize = 1 << 20;
+
 /// The values a top-level chart is installed with.
 #[derive(Debug, Clone, Copy)]
 struct TopValues<'a> {
@@ -393,7 +412,8 @@ struct TopValues<'a> {
 fn load_values(
     context: &Path,
     path: &Path,
-    origins: &mut Vec<Origin>,
+    rank: usize,
+    origins: &mut Origins,
     found: &mut Collector,
 ) -> Result<Option<Node>, DiscoverError> {
     if !path.is_file() {
@@ -401,8 +421,8 @@ fn load_values(
     }
     let rel = relative(context, path);
     let text = read_text(path)?;
-    origins.push(Origin::File(rel.clone()));
-    match yaml::load_documents(&text, origins.len() - 1) {
+    let origin = origins.push(Origin::File(rel.clone()), rank);
+    match yaml::load_documents(&text, origin) {
         Ok(mut docs) if !docs.is_empty() => Ok(Some(docs.remove(0))),
         Ok(_) => Ok(None),
         Err(e) => {
@@ -444,19 +464,20 @@ fn static_chart(
     name: &str,
     top: Option<TopValues<'_>>,
     from_parent: Option<Node>,
-    origins: &mut Vec<Origin>,
+    origins: &mut Origins,
     ignore: &SealIgnore,
     found: &mut Collector,
     depth: usize,
 ) -> Result<(), DiscoverError> {
-    let mut tree = load_values(context, &dir.join("values.yaml"), origins, found)?
+    let mut tree = load_values(context, &dir.join("values.yaml"), 0, origins, found)?
         .unwrap_or_else(|| Node::scalar("", 0, 0));
     if let Some(over) = from_parent {
         tree.merge(over);
     }
     if let Some(top) = top {
-        for file in top.files {
-            if let Some(over) = load_values(context, &context.join(file), origins, found)? {
+        for (i, file) in top.files.iter().enumerate() {
+            let path = context.join(file);
+            if let Some(over) = load_values(context, &path, i + 1, origins, found)? {
                 tree.merge(over);
             }
         }
@@ -465,9 +486,9 @@ fn static_chart(
                 continue;
             }
             for (key, value) in set_pairs(text) {
-                origins.push(Origin::Set(format!("{key}={value}")));
+                let origin = origins.push(Origin::Set(format!("{key}={value}")), SET_RANK);
                 let path: Vec<&str> = key.split('.').collect();
-                tree.set_path(&path, Node::scalar(&value, origins.len() - 1, 0));
+                tree.set_path(&path, Node::scalar(&value, origin, 0));
             }
         }
     }
@@ -483,10 +504,11 @@ fn static_chart(
     let scan_opts = ScanOptions {
         default_tag: app_version.as_deref(),
         skip_top_level: &sub_names,
+        ranks: &origins.ranks,
     };
     if matches!(tree.value, Value::Map(_)) {
         for c in yaml::scan(&tree, &scan_opts) {
-            let source = match origins.get(c.origin) {
+            let source = match origins.origins.get(c.origin) {
                 Some(Origin::Set(set)) => Provenance::ChartSet {
                     chart: name.to_string(),
                     set: set.clone(),

@@ -326,3 +326,180 @@ pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DiscoverError> 
 pub(crate) fn read_text(path: &Path) -> Result<String, DiscoverError> {
     std::fs::read_to_string(path).map_err(DiscoverError::io("read", path))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../Kubefile-examples")
+            .join(name)
+    }
+
+    fn table(d: &Discovery) -> Vec<(String, Vec<String>)> {
+        d.images
+            .iter()
+            .map(|i| {
+                (
+                    i.reference.clone(),
+                    i.sources.iter().map(ToString::to_string).collect(),
+                )
+            })
+            .collect()
+    }
+
+    const EXAMPLE_CMD: &str = "helm upgrade -i $(NAME) charts/app -f charts/app.values.yaml -f values/prod.yaml --set redis.enabled=true -n app --create-namespace";
+
+    fn expected_static() -> Vec<(String, Vec<String>)> {
+        [
+            ("docker.io/bitnami/kubectl:1.29", vec!["manifests/cronjob.yml:14"]),
+            (
+                "docker.io/bitnami/redis:7.2.5",
+                vec!["values/prod.yaml:3 (chart app/redis, values image)"],
+            ),
+            (
+                "docker.io/example/app:2.1.0",
+                vec!["charts/app.values.yaml:3 (chart app, values image)"],
+            ),
+            (
+                "docker.io/library/busybox:1.36@sha256:9d75f0d7c398df565d7ac04c6819b62d6d8f9560f5eb4672596ecd8f7e96ae91",
+                vec!["manifests/deployment.yaml:10"],
+            ),
+            (
+                "docker.io/library/nginx:1.25",
+                vec!["manifests/deployment.yaml:13", "images/shim/extra-images:2"],
+            ),
+            ("ghcr.io/example/backup:v1", vec!["manifests/crd/database.yaml:31"]),
+            ("ghcr.io/example/postgres:16.1", vec!["manifests/crd/database.yaml:29"]),
+            ("quay.io/example/webhook:v2", vec!["manifests/deployment.yaml:16"]),
+            (
+                "quay.io/prometheus/node-exporter:v1.7.0",
+                vec!["manifests/monitor.yaml.tmpl:10"],
+            ),
+            (
+                "registry.k8s.io/git-sync/git-sync:v4.2.1",
+                vec!["charts/app/templates/deployment.yaml:12 (chart app)"],
+            ),
+            ("registry.k8s.io/pause:3.9", vec!["images/shim/extra-images:3"]),
+        ]
+        .into_iter()
+        .map(|(r, s)| (r.to_string(), s.into_iter().map(str::to_string).collect()))
+        .collect()
+    }
+
+    fn without_helm() -> DiscoverOptions {
+        DiscoverOptions {
+            helm: Some(PathBuf::from("/nonexistent/helm")),
+            cmd: vec![EXAMPLE_CMD.to_string()],
+            ..DiscoverOptions::default()
+        }
+    }
+
+    #[test]
+    fn example_context_without_helm_lists_every_image_with_its_sources() {
+        let d = discover(&example("discovery"), &without_helm()).unwrap();
+        assert_eq!(table(&d), expected_static());
+        assert_eq!(
+            d.archives,
+            vec![ArchiveEntry {
+                transport: ArchiveTransport::DockerArchive,
+                file: "images/skopeo/offline.tar".into(),
+                reference: Some("example.com/team/offline:v1".into()),
+                source: Provenance::List {
+                    file: "images/skopeo/tar.txt".into(),
+                    line: 1
+                },
+            }]
+        );
+        let warnings: Vec<String> = d.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(warnings.len(), 3, "{warnings:#?}");
+        assert!(warnings[0].starts_with("manifests/monitor.yaml.tmpl:12: not valid YAML"));
+        assert!(
+            warnings[1].starts_with(
+                "manifests/monitor.yaml.tmpl:12: `{{ .REGISTRY }}/agent:v1` is template text, not embedded"
+            ),
+            "{}",
+            warnings[1]
+        );
+        assert!(
+            warnings[2]
+                .starts_with("charts/app: chart not rendered: cannot run `/nonexistent/helm`")
+        );
+    }
+
+    #[test]
+    fn sealignore_leaves_out_listed_images_and_paths() {
+        let d = discover(&example("discovery"), &without_helm()).unwrap();
+        let all: Vec<&str> = d.images.iter().map(|i| i.reference.as_str()).collect();
+        assert!(
+            !all.iter()
+                .any(|r| r.contains("busybox:debug") || r.contains("busybox:test"))
+        );
+        let plain = DiscoverOptions::default();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("images/shim")).unwrap();
+        std::fs::write(dir.path().join("images/shim/list"), "busybox:debug\n").unwrap();
+        let d = discover(dir.path(), &plain).unwrap();
+        assert_eq!(d.images[0].reference, "docker.io/library/busybox:debug");
+    }
+
+    #[test]
+    fn strict_turns_every_warning_into_one_error_listing_them() {
+        let opts = DiscoverOptions {
+            strict: true,
+            ..without_helm()
+        };
+        let err = discover(&example("discovery"), &opts).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("image discovery found 3 problem(s) and --strict makes them errors:"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  charts/app: chart not rendered"),
+            "{text}"
+        );
+        let DiscoverError::Strict { warnings } = err else {
+            panic!("not a strict error: {err}");
+        };
+        assert_eq!(warnings.len(), 3);
+    }
+
+    #[test]
+    fn invalid_references_are_warnings_never_images() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
+        std::fs::write(
+            dir.path().join("manifests/a.yaml"),
+            "image: \"{{ .Values.image }}\"\n---\nimage: app:has space\n---\nimage: ok:1\n",
+        )
+        .unwrap();
+        let d = discover(dir.path(), &DiscoverOptions::default()).unwrap();
+        assert_eq!(
+            table(&d),
+            vec![(
+                "docker.io/library/ok:1".to_string(),
+                vec!["manifests/a.yaml:5".to_string()]
+            )]
+        );
+        let locations: Vec<&str> = d.warnings.iter().map(|w| w.location.as_str()).collect();
+        assert_eq!(locations, ["manifests/a.yaml:1", "manifests/a.yaml:3"]);
+        assert!(d.warnings[0].message.contains("is template text"));
+        assert!(d.warnings[1].message.contains("is not an image reference"));
+    }
+
+    #[test]
+    fn provenance_serializes_with_a_kind_tag() {
+        let p = Provenance::ChartValues {
+            chart: "app".into(),
+            file: "charts/app/values.yaml".into(),
+            line: 2,
+            key: "image".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            serde_json::json!({"kind": "chart-values", "chart": "app", "file": "charts/app/values.yaml", "line": 2, "key": "image"})
+        );
+    }
+}

@@ -239,6 +239,15 @@ pub(crate) struct ScanOptions<'a> {
     pub default_tag: Option<&'a str>,
     /// Top-level keys not to walk (a chart's subcharts, which are scanned with their own values).
     pub skip_top_level: &'a [String],
+    /// Precedence of each origin when a split map's fields come from several files (higher wins, then the
+    /// later line); an origin without an entry ranks as its index.
+    pub ranks: &'a [usize],
+}
+
+impl ScanOptions<'_> {
+    fn rank(&self, origin: usize) -> usize {
+        self.ranks.get(origin).copied().unwrap_or(origin)
+    }
 }
 
 /// Every image candidate in `node`, in document order.
@@ -303,7 +312,7 @@ fn split_image(map: &Node, under_image_key: bool, opts: &ScanOptions<'_>) -> Opt
     let last = [registry, Some(repository), tag, digest]
         .into_iter()
         .flatten()
-        .max_by_key(|n| (n.origin, n.line))
+        .max_by_key(|n| (opts.rank(n.origin), n.line))
         .unwrap_or(repository);
     Some(Candidate {
         text,
