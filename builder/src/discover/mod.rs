@@ -502,4 +502,90 @@ mod tests {
             serde_json::json!({"kind": "chart-values", "chart": "app", "file": "charts/app/values.yaml", "line": 2, "key": "image"})
         );
     }
+
+    /// A stand-in for helm: records its arguments (one a line) in `args` and prints canned `helm template`
+    /// output.
+    fn fake_helm(dir: &Path) -> (PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let args = dir.join("helm-args");
+        let helm = dir.join("helm");
+        let script = format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\ncat <<'YAML'\n{}YAML\n",
+            args.display(),
+            RENDERED
+        );
+        std::fs::write(&helm, script).unwrap();
+        std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (helm, args)
+    }
+
+    const RENDERED: &str = "---
+# Source: app/templates/deployment.yaml
+apiVersion: apps/v1
+kind: Deployment
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          image: \"example/app:2.1.0\"
+        - name: git-sync
+          image: registry.k8s.io/git-sync/git-sync:v4.2.1
+---
+# Source: app/charts/redis/templates/statefulset.yaml
+apiVersion: apps/v1
+kind: StatefulSet
+spec:
+  template:
+    spec:
+      containers:
+        - name: redis
+          image: docker.io/bitnami/redis:7.2.5
+";
+
+    #[test]
+    fn helm_renders_each_chart_with_its_values_files_and_cmd_set_pairs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (helm, args) = fake_helm(tmp.path());
+        let opts = DiscoverOptions {
+            helm: Some(helm),
+            ..without_helm()
+        };
+        let d = discover(&example("discovery"), &opts).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&args).unwrap(),
+            "template\ndryrun\ncharts/app\n--values\ncharts/app.values.yaml\n--values\nvalues/prod.yaml\n--set\nredis.enabled=true\n"
+        );
+        let charts: Vec<(String, Vec<String>)> = table(&d)
+            .into_iter()
+            .filter(|(_, s)| s.iter().any(|s| s.contains("chart")))
+            .collect();
+        assert_eq!(
+            charts,
+            vec![
+                (
+                    "docker.io/bitnami/redis:7.2.5".to_string(),
+                    vec![
+                        "app/charts/redis/templates/statefulset.yaml:8 (chart app, helm template)"
+                            .to_string()
+                    ]
+                ),
+                (
+                    "docker.io/example/app:2.1.0".to_string(),
+                    vec!["app/templates/deployment.yaml:8 (chart app, helm template)".to_string()]
+                ),
+                (
+                    "registry.k8s.io/git-sync/git-sync:v4.2.1".to_string(),
+                    vec!["app/templates/deployment.yaml:10 (chart app, helm template)".to_string()]
+                ),
+            ]
+        );
+        assert!(
+            d.warnings
+                .iter()
+                .all(|w| !w.location.starts_with("charts/")),
+            "{:?}",
+            d.warnings
+        );
+    }
 }
