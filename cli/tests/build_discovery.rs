@@ -203,9 +203,14 @@ fn strict_fails_on_discovery_warnings_and_names_each() {
         err.contains("image discovery found 3 problem(s) and --strict makes them errors:"),
         "{err}"
     );
-    assert!(err.contains("  charts/app: chart not rendered: `helm` is not on PATH"), "{err}");
     assert!(
-        err.contains("  manifests/monitor.yaml.tmpl:12: `{{ .REGISTRY }}/agent:v1` is template text"),
+        err.contains("  charts/app: chart not rendered: `helm` is not on PATH"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "  manifests/monitor.yaml.tmpl:12: `{{ .REGISTRY }}/agent:v1` is template text"
+        ),
         "{err}"
     );
 }

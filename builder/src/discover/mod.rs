@@ -36,7 +36,7 @@ pub struct DiscoverOptions {
 /// What [`discover`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Discovery {
-    /// Images to embed, sorted by reference, each once.
+    /// Images to pull and embed, sorted by reference, each once; images an archive provides are not here.
     pub images: Vec<DiscoveredImage>,
     /// Image archives listed in `images/skopeo/tar.txt`, in file order.
     pub archives: Vec<ArchiveEntry>,
@@ -268,22 +268,28 @@ pub fn discover(context: &Path, opts: &DiscoverOptions) -> Result<Discovery, Dis
     manifests::scan_manifests(context, &ignore, &mut found)?;
     charts::scan_charts(context, &ignore, opts, &mut found)?;
 
-    let images = found
-        .images
-        .into_iter()
-        .filter(|(reference, _)| !ignore.ignores_image(reference))
-        .map(|(reference, mut sources)| {
-            sources.sort();
-            sources.dedup();
-            DiscoveredImage { reference, sources }
-        })
-        .collect();
-    let archives = archives
+    let archives: Vec<ArchiveEntry> = archives
         .into_iter()
         .filter(|a| {
             !a.reference
                 .as_deref()
                 .is_some_and(|r| ignore.ignores_image(r))
+        })
+        .collect();
+    // An image an archive provides is embedded from the archive, never pulled.
+    let from_archive = |reference: &str| {
+        archives
+            .iter()
+            .any(|a| a.reference.as_deref() == Some(reference))
+    };
+    let images = found
+        .images
+        .into_iter()
+        .filter(|(reference, _)| !ignore.ignores_image(reference) && !from_archive(reference))
+        .map(|(reference, mut sources)| {
+            sources.sort();
+            sources.dedup();
+            DiscoveredImage { reference, sources }
         })
         .collect();
     if opts.strict && !found.warnings.is_empty() {
@@ -411,6 +417,12 @@ mod tests {
                     line: 1
                 },
             }]
+        );
+        assert!(
+            !d.images
+                .iter()
+                .any(|i| i.reference == "example.com/team/offline:v1"),
+            "an image an archive provides is not pulled"
         );
         let warnings: Vec<String> = d.warnings.iter().map(ToString::to_string).collect();
         assert_eq!(warnings.len(), 3, "{warnings:#?}");
