@@ -220,11 +220,12 @@ fn chart_values(
     context: &Path,
     chart: &Chart,
     installs: &[HelmInstall],
+    ignore: &SealIgnore,
     found: &mut Collector,
 ) -> ChartValues {
     let mut values = ChartValues::default();
     let default_values = format!("charts/{}.values.yaml", chart.name);
-    if context.join(&default_values).is_file() {
+    if context.join(&default_values).is_file() && !ignore.ignores_path(&default_values) {
         values.files.push(default_values);
     }
     for install in installs {
@@ -237,7 +238,7 @@ fn chart_values(
         }
         for file in &install.values {
             let file = clean_path(file);
-            if values.files.contains(&file) {
+            if values.files.contains(&file) || ignore.ignores_path(&file) {
                 continue;
             }
             if context.join(&file).is_file() {
@@ -268,7 +269,7 @@ pub(crate) fn scan_charts(
     let installs = helm_installs(&opts.cmd);
     let helm = opts.helm.clone().or_else(helm_on_path);
     for chart in &charts {
-        let values = chart_values(context, chart, &installs, found);
+        let values = chart_values(context, chart, &installs, ignore, found);
         let why_static = match &helm {
             Some(helm) => match render(context, helm, chart, &values, found) {
                 Ok(()) => continue,
