@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use builder::build::{BuildOptions, BuildReport, Output, Progress};
+use builder::discover::{
+    ArchiveEntry, DiscoverOptions, DiscoveredImage, Discovery, Warning, discover,
+};
 use formats::kubefile::{self, BaseImage, BuildPlan, CopyFrom, EvalOptions, Platform};
 use serde::Serialize;
 
@@ -64,6 +67,9 @@ pub struct BuildArgs {
     /// Registry access (for registry base images and embedded images).
     #[command(flatten)]
     pub client: super::mirror::ClientArgs,
+    /// Fail when image discovery has any warning (template text, invalid YAML, a chart helm did not render).
+    #[arg(long)]
+    pub strict: bool,
     /// Print only the digest of the image.
     #[arg(short, long)]
     pub quiet: bool,
@@ -84,6 +90,12 @@ pub struct DryRun {
     pub tags: Vec<String>,
     /// One plan per target platform, in `--platform` order.
     pub plans: Vec<BuildPlan>,
+    /// The images the build embeds, sorted, each with where it was found (see docs/discovery.md).
+    pub images: Vec<DiscoveredImage>,
+    /// The archives of `images/skopeo/tar.txt`.
+    pub archives: Vec<ArchiveEntry>,
+    /// What image discovery skipped or could only guess.
+    pub warnings: Vec<Warning>,
 }
 
 /// Runs `sealos build`.
@@ -138,12 +150,40 @@ pub fn dry_run(args: &BuildArgs) -> anyhow::Result<DryRun> {
         kubefile::resolve_sources(&mut plan, context, &name)?;
         plans.push(plan);
     }
+    let discovery = discover_images(args, &plans)?;
     Ok(DryRun {
         kubefile: name,
         context: context.display().to_string(),
         tags: args.tags.clone(),
         plans,
+        images: discovery.images,
+        archives: discovery.archives,
+        warnings: discovery.warnings,
     })
+}
+
+/// Finds the images the context references; the first plan's ENTRYPOINT and CMD tell how charts are
+/// installed.
+fn discover_images(args: &BuildArgs, plans: &[BuildPlan]) -> anyhow::Result<Discovery> {
+    let cmd = plans
+        .first()
+        .map(|p| {
+            let c = &p.config;
+            c.entrypoint
+                .iter()
+                .chain(&c.cmd)
+                .flatten()
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let opts = DiscoverOptions {
+        strict: args.strict,
+        helm: None,
+        cmd,
+    };
+    discover(&args.context, &opts)
+        .with_context(|| format!("discovering the images of `{}`", args.context.display()))
 }
 
 fn kubefile_path(file: Option<&Path>, context: &Path) -> anyhow::Result<PathBuf> {
@@ -312,7 +352,40 @@ pub fn render_text(dry_run: &DryRun) -> String {
             );
         }
     }
+    render_images(&mut out, dry_run);
     out
+}
+
+/// The discovered images as a table (reference, then each source on its own line), archives and warnings.
+fn render_images(out: &mut String, dry_run: &DryRun) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "\nimages ({}):", dry_run.images.len());
+    let width = dry_run
+        .images
+        .iter()
+        .map(|i| i.reference.len())
+        .max()
+        .unwrap_or(0);
+    for image in &dry_run.images {
+        for (i, source) in image.sources.iter().enumerate() {
+            let reference = if i == 0 { image.reference.as_str() } else { "" };
+            let _ = writeln!(out, "  {reference:<width$}  {source}");
+        }
+    }
+    for archive in &dry_run.archives {
+        let name = archive
+            .reference
+            .as_deref()
+            .unwrap_or("(names from the archive)");
+        let _ = writeln!(
+            out,
+            "archive {} {} -> {name}  [{}]",
+            archive.transport, archive.file, archive.source
+        );
+    }
+    for warning in &dry_run.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
 }
 
 fn parse_output(text: &str) -> Result<Output, String> {

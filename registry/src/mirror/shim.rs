@@ -7,11 +7,20 @@ use super::MirrorError;
 
 /// Parses the text of one image list.
 pub fn parse_image_list(text: &str) -> Vec<String> {
+    parse_image_list_lines(text)
+        .into_iter()
+        .map(|(_, image)| image)
+        .collect()
+}
+
+/// Parses the text of one image list, keeping each image's 1-based line number (for provenance).
+pub fn parse_image_list_lines(text: &str) -> Vec<(usize, String)> {
     text.lines()
-        .map(|l| l.split_once('#').map_or(l, |(before, _)| before))
-        .map(|l| l.trim().trim_matches(|c| c == '"' || c == '\'').trim())
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.split_once('#').map_or(l, |(before, _)| before)))
+        .map(|(n, l)| (n, l.trim().trim_matches(|c| c == '"' || c == '\'').trim()))
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(n, l)| (n, l.to_string()))
         .collect()
 }
 
@@ -69,6 +78,14 @@ mod tests {
         assert_eq!(
             parse_image_list(text),
             vec!["nginx:1.25", "quay.io/a/b:v1", "c:2"]
+        );
+        assert_eq!(
+            parse_image_list_lines(text),
+            vec![
+                (3, "nginx:1.25".to_string()),
+                (4, "quay.io/a/b:v1".to_string()),
+                (5, "c:2".to_string())
+            ]
         );
     }
 

@@ -1,0 +1,621 @@
+//! `charts/`: every subdirectory and `*.tgz` directly under it is a chart. With helm, each is rendered by
+//! `helm template dryrun charts/<chart>` with `charts/<chart>.values.yaml`, every values file the Kubefile's
+//! CMD passes to `helm install|upgrade|template` of that chart with `-f`/`--values`, and the CMD's
+//! `--set`-style pairs, so subcharts enabled only on the command line are found. Without helm, images come
+//! from the merged values (the chart's `values.yaml`, the same values files and `--set` pairs; every
+//! subchart with its own `values.yaml`) and from literal `image:` lines in templates, and a warning names
+//! the chart that was not rendered.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::ignore::SealIgnore;
+use super::manifests::{files_with_extensions, scan_yaml_file};
+use super::yaml::{self, LineImage, Node, ScanOptions, Value};
+use super::{
+    Collector, DiscoverError, DiscoverOptions, Provenance, read_text, relative, sorted_entries,
+};
+
+/// Release name used for rendering, as sealos does.
+pub const RELEASE_NAME: &str = "dryrun";
+/// Flags of `helm install` whose value is passed on to `helm template` as it is.
+const SET_FLAGS: [&str; 5] = [
+    "--set",
+    "--set-string",
+    "--set-file",
+    "--set-json",
+    "--set-literal",
+];
+/// Deepest subchart nesting scanned statically.
+const MAX_SUBCHART_DEPTH: usize = 8;
+
+/// A `helm install`, `helm upgrade` or `helm template` command found in the Kubefile's CMD.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HelmInstall {
+    /// Every argument that is not a flag or a flag's value (release name, chart).
+    pub positional: Vec<String>,
+    /// `-f`/`--values` files, in order.
+    pub values: Vec<String>,
+    /// `--set`-style flags and their `key=value` text, in order (`("--set", "a.enabled=true")`).
+    pub sets: Vec<(String, String)>,
+}
+
+/// Splits shell text into words: whitespace separates, `'…'` and `"…"` quote, `\` escapes.
+pub fn shell_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = text.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') | (None, '\\') => {
+                if let Some(next) = chars.next() {
+                    word.push(next);
+                }
+                in_word = true;
+            }
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, ';' | '|' | '&') => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+                words.push(c.to_string());
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// The helm install commands in `cmd` (each element may hold several commands joined by `&&`, `;`, `|`).
+pub fn helm_installs(cmd: &[String]) -> Vec<HelmInstall> {
+    let mut out = Vec::new();
+    for element in cmd {
+        let words = shell_words(element);
+        for command in words.split(|w| matches!(w.as_str(), ";" | "|" | "&")) {
+            // The command word, after any `VAR=value` assignments: `echo helm install` is not helm.
+            let Some(start) = command.iter().position(|w| !w.contains('=')) else {
+                continue;
+            };
+            if command[start] != "helm" && !command[start].ends_with("/helm") {
+                continue;
+            }
+            let args = &command[start + 1..];
+            if !args
+                .first()
+                .is_some_and(|s| matches!(s.as_str(), "install" | "upgrade" | "template"))
+            {
+                continue;
+            }
+            out.push(parse_helm_args(&args[1..]));
+        }
+    }
+    out
+}
+
+/// Flags of `helm install`/`upgrade` that take a value (so the value is not read as the chart).
+const VALUE_FLAGS: [&str; 14] = [
+    "-n",
+    "--namespace",
+    "--version",
+    "--timeout",
+    "--kube-context",
+    "--kubeconfig",
+    "--repo",
+    "--username",
+    "--password",
+    "--post-renderer",
+    "--description",
+    "--name-template",
+    "--output",
+    "-o",
+];
+
+fn parse_helm_args(args: &[String]) -> HelmInstall {
+    let mut install = HelmInstall::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with('-') => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let takes_value = flag == "-f"
+            || flag == "--values"
+            || SET_FLAGS.contains(&flag)
+            || VALUE_FLAGS.contains(&flag);
+        let value = if takes_value && inline.is_none() {
+            i += 1;
+            args.get(i).cloned()
+        } else {
+            inline
+        };
+        if flag == "-f" || flag == "--values" {
+            install.values.extend(value);
+        } else if SET_FLAGS.contains(&flag) {
+            install.sets.extend(value.map(|v| (flag.to_string(), v)));
+        } else if !flag.starts_with('-') {
+            install.positional.push(arg.clone());
+        }
+        i += 1;
+    }
+    install
+}
+
+/// One chart of `charts/`.
+#[derive(Debug, Clone)]
+struct Chart {
+    /// `calico` for `charts/calico` and `charts/calico.tgz`.
+    name: String,
+    /// `charts/calico` or `charts/calico.tgz`.
+    rel: String,
+    path: PathBuf,
+}
+
+fn charts(context: &Path, ignore: &SealIgnore) -> Result<Vec<Chart>, DiscoverError> {
+    let mut out = Vec::new();
+    for path in sorted_entries(&context.join("charts"))? {
+        let rel = relative(context, &path);
+        let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if ignore.ignores_path(&rel) || file_name.starts_with('.') {
+            continue;
+        }
+        let name = if path.is_dir() {
+            file_name.to_string()
+        } else if let Some(stem) = file_name.strip_suffix(".tgz").filter(|_| path.is_file()) {
+            stem.to_string()
+        } else {
+            continue;
+        };
+        out.push(Chart { name, rel, path });
+    }
+    Ok(out)
+}
+
+/// Normalises a path as written in a CMD (`./charts/x/`) to a context-relative one (`charts/x`).
+fn clean_path(path: &str) -> String {
+    path.split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Finds `helm` on `PATH`.
+fn helm_on_path() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("helm"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Values files (context-relative) and `--set` pairs a chart is rendered with.
+#[derive(Debug, Default)]
+struct ChartValues {
+    files: Vec<String>,
+    sets: Vec<(String, String)>,
+}
+
+fn chart_values(
+    context: &Path,
+    chart: &Chart,
+    installs: &[HelmInstall],
+    ignore: &SealIgnore,
+    found: &mut Collector,
+) -> ChartValues {
+    let mut values = ChartValues::default();
+    let default_values = format!("charts/{}.values.yaml", chart.name);
+    if context.join(&default_values).is_file() && !ignore.ignores_path(&default_values) {
+        values.files.push(default_values);
+    }
+    for install in installs {
+        if !install
+            .positional
+            .iter()
+            .any(|p| clean_path(p) == chart.rel)
+        {
+            continue;
+        }
+        for file in &install.values {
+            let file = clean_path(file);
+            if values.files.contains(&file) || ignore.ignores_path(&file) {
+                continue;
+            }
+            if context.join(&file).is_file() {
+                values.files.push(file);
+            } else {
+                found.warn(
+                    chart.rel.clone(),
+                    format!("values file `{file}` passed with -f in the CMD is not in the context; not used for discovery"),
+                );
+            }
+        }
+        values.sets.extend(install.sets.iter().cloned());
+    }
+    values
+}
+
+/// Scans `charts/`.
+pub(crate) fn scan_charts(
+    context: &Path,
+    ignore: &SealIgnore,
+    opts: &DiscoverOptions,
+    found: &mut Collector,
+) -> Result<(), DiscoverError> {
+    let charts = charts(context, ignore)?;
+    if charts.is_empty() {
+        return Ok(());
+    }
+    let installs = helm_installs(&opts.cmd);
+    let helm = opts.helm.clone().or_else(helm_on_path);
+    for chart in &charts {
+        let values = chart_values(context, chart, &installs, ignore, found);
+        let why_static = match &helm {
+            Some(helm) => match render(context, helm, chart, &values, found) {
+                Ok(()) => continue,
+                Err(why) => why,
+            },
+            None => "`helm` is not on PATH".to_string(),
+        };
+        if chart.path.is_dir() {
+            found.warn(
+                chart.rel.clone(),
+                format!("chart not rendered: {why_static}; images were read from its values and literal `image:` lines only, so some may be missing (install helm for a complete list)"),
+            );
+            let mut origins = Origins::default();
+            let top = TopValues {
+                files: &values.files,
+                sets: &values.sets,
+            };
+            static_chart(
+                context,
+                &chart.path,
+                &chart.name,
+                Some(top),
+                None,
+                &mut origins,
+                ignore,
+                found,
+                0,
+            )?;
+        } else {
+            found.warn(
+                chart.rel.clone(),
+                format!("chart not rendered: {why_static}; a packed chart is not read without helm, so its images are missing (install helm, or unpack it into charts/{})", chart.name),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The arguments of `helm template` for a chart (run in the context directory).
+fn template_args(chart: &Chart, values: &ChartValues) -> Vec<String> {
+    let mut args = vec![
+        "template".to_string(),
+        RELEASE_NAME.to_string(),
+        chart.rel.clone(),
+    ];
+    for file in &values.files {
+        args.push("--values".to_string());
+        args.push(file.clone());
+    }
+    for (flag, pair) in &values.sets {
+        args.push(flag.clone());
+        args.push(pair.clone());
+    }
+    args
+}
+
+/// Renders a chart with helm and scans the output. `Err` says why it could not be rendered.
+fn render(
+    context: &Path,
+    helm: &Path,
+    chart: &Chart,
+    values: &ChartValues,
+    found: &mut Collector,
+) -> Result<(), String> {
+    let output = Command::new(helm)
+        .args(template_args(chart, values))
+        .current_dir(context)
+        .output()
+        .map_err(|e| format!("cannot run `{}`: {e}", helm.display()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(format!(
+            "`helm template` failed ({}): {}",
+            output.status,
+            stderr.trim()
+        ));
+    }
+    let text = String::from_utf8(output.stdout)
+        .map_err(|_| "`helm template` printed text that is not UTF-8".to_string())?;
+    let sources = source_comments(&text);
+    let at = |line: usize| {
+        let (template, start) = sources
+            .iter()
+            .rev()
+            .find(|(start, _)| *start < line)
+            .map_or(("(helm output)", 0), |(start, t)| (t.as_str(), *start));
+        Provenance::ChartRendered {
+            chart: chart.name.clone(),
+            template: template.to_string(),
+            line: line - start,
+        }
+    };
+    scan_yaml_file(&format!("{} (helm template)", chart.rel), &text, found, at);
+    Ok(())
+}
+
+/// Helm's `# Source: <template>` comments: (1-based line, template).
+fn source_comments(text: &str) -> Vec<(usize, String)> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            l.strip_prefix("# Source: ")
+                .map(|t| (i + 1, t.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Where a value of a statically read chart came from.
+#[derive(Debug, Clone)]
+enum Origin {
+    File(String),
+    Set(String),
+}
+
+/// Every origin of a static chart scan and its precedence (a chart's own `values.yaml` lowest, then the
+/// values files in order, then `--set` pairs), indexed by [`Node::origin`].
+#[derive(Debug, Default)]
+struct Origins {
+    origins: Vec<Origin>,
+    ranks: Vec<usize>,
+}
+
+impl Origins {
+    fn push(&mut self, origin: Origin, rank: usize) -> usize {
+        self.origins.push(origin);
+        self.ranks.push(rank);
+        self.origins.len() - 1
+    }
+}
+
+/// Rank of `--set` pairs: above every values file.
+const SET_RANK: usize = 1 << 20;
+
+/// The values a top-level chart is installed with.
+#[derive(Debug, Clone, Copy)]
+struct TopValues<'a> {
+    files: &'a [String],
+    sets: &'a [(String, String)],
+}
+
+fn load_values(
+    context: &Path,
+    path: &Path,
+    rank: usize,
+    origins: &mut Origins,
+    found: &mut Collector,
+) -> Result<Option<Node>, DiscoverError> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let rel = relative(context, path);
+    let text = read_text(path)?;
+    let origin = origins.push(Origin::File(rel.clone()), rank);
+    match yaml::load_documents(&text, origin) {
+        Ok(mut docs) if !docs.is_empty() => Ok(Some(docs.remove(0))),
+        Ok(_) => Ok(None),
+        Err(e) => {
+            found.warn(
+                format!("{rel}:{}", e.line),
+                format!("not valid YAML ({}); values not read", e.message),
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Splits `a=1,b=2` (helm's `--set` syntax; `\,` keeps a comma) into pairs.
+fn set_pairs(text: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => current.extend(chars.next()),
+            ',' => pairs.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    pairs.push(current);
+    pairs
+        .into_iter()
+        .filter_map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn static_chart(
+    context: &Path,
+    dir: &Path,
+    name: &str,
+    top: Option<TopValues<'_>>,
+    from_parent: Option<Node>,
+    origins: &mut Origins,
+    ignore: &SealIgnore,
+    found: &mut Collector,
+    depth: usize,
+) -> Result<(), DiscoverError> {
+    let mut tree = load_values(context, &dir.join("values.yaml"), 0, origins, found)?
+        .unwrap_or_else(|| Node::scalar("", 0, 0));
+    if let Some(over) = from_parent {
+        tree.merge(over);
+    }
+    if let Some(top) = top {
+        for (i, file) in top.files.iter().enumerate() {
+            let path = context.join(file);
+            if let Some(over) = load_values(context, &path, i + 1, origins, found)? {
+                tree.merge(over);
+            }
+        }
+        for (flag, text) in top.sets {
+            if flag != "--set" && flag != "--set-string" {
+                continue;
+            }
+            for (key, value) in set_pairs(text) {
+                let origin = origins.push(Origin::Set(format!("{key}={value}")), SET_RANK);
+                let path: Vec<&str> = key.split('.').collect();
+                tree.set_path(&path, Node::scalar(&value, origin, 0));
+            }
+        }
+    }
+    let app_version = chart_app_version(&dir.join("Chart.yaml"));
+    let subcharts: Vec<PathBuf> = sorted_entries(&dir.join("charts"))?
+        .into_iter()
+        .filter(|p| p.is_dir() && !ignore.ignores_path(&relative(context, p)))
+        .collect();
+    let sub_names: Vec<String> = subcharts
+        .iter()
+        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
+        .collect();
+    let scan_opts = ScanOptions {
+        default_tag: app_version.as_deref(),
+        skip_top_level: &sub_names,
+        ranks: &origins.ranks,
+    };
+    if matches!(tree.value, Value::Map(_)) {
+        for c in yaml::scan(&tree, &scan_opts) {
+            let source = match origins.origins.get(c.origin) {
+                Some(Origin::Set(set)) => Provenance::ChartSet {
+                    chart: name.to_string(),
+                    set: set.clone(),
+                },
+                Some(Origin::File(file)) => Provenance::ChartValues {
+                    chart: name.to_string(),
+                    file: file.clone(),
+                    line: c.line,
+                    key: c.path,
+                },
+                None => continue,
+            };
+            found.image(&c.text, source);
+        }
+    }
+    let templates = dir.join("templates");
+    for path in files_with_extensions(context, &templates, &[".yaml", ".yml", ".tpl"], ignore)? {
+        let file = relative(context, &path);
+        for (line, image) in yaml::image_lines(&read_text(&path)?) {
+            if let LineImage::Literal(text) = image {
+                let source = Provenance::ChartTemplate {
+                    chart: name.to_string(),
+                    file: file.clone(),
+                    line,
+                };
+                found.image(&text, source);
+            }
+        }
+    }
+    if depth >= MAX_SUBCHART_DEPTH {
+        return Ok(());
+    }
+    for (sub, sub_name) in subcharts.iter().zip(&sub_names) {
+        let over = tree.get(sub_name).cloned();
+        let sub_chart = format!("{name}/{sub_name}");
+        static_chart(
+            context,
+            sub,
+            &sub_chart,
+            None,
+            over,
+            origins,
+            ignore,
+            found,
+            depth + 1,
+        )?;
+    }
+    Ok(())
+}
+
+/// The `appVersion` of a `Chart.yaml`, which most charts use as the default image tag.
+fn chart_app_version(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let docs = yaml::load_documents(&text, 0).ok()?;
+    let version = docs.first()?.get("appVersion")?.as_str()?.trim();
+    (!version.is_empty()).then(|| version.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helm_commands_in_cmd_give_values_files_and_set_pairs() {
+        let cmd = vec![
+            "helm upgrade -i $(NAME) ./charts/app -f charts/app.values.yaml --values=extra.yaml -n ns --set redis.enabled=true --set-string 'a=b c' && kubectl get po".to_string(),
+            "echo helm install x".to_string(),
+            "/usr/bin/helm template r charts/other".to_string(),
+        ];
+        let installs = helm_installs(&cmd);
+        assert_eq!(
+            installs,
+            vec![
+                HelmInstall {
+                    positional: vec!["$(NAME)".into(), "./charts/app".into()],
+                    values: vec!["charts/app.values.yaml".into(), "extra.yaml".into()],
+                    sets: vec![
+                        ("--set".into(), "redis.enabled=true".into()),
+                        ("--set-string".into(), "a=b c".into())
+                    ],
+                },
+                HelmInstall {
+                    positional: vec!["r".into(), "charts/other".into()],
+                    ..HelmInstall::default()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn set_text_splits_on_unescaped_commas() {
+        assert_eq!(
+            set_pairs("a=1,b.c=x\\,y,novalue"),
+            vec![("a".into(), "1".into()), ("b.c".into(), "x,y".into())]
+        );
+    }
+
+    #[test]
+    fn source_comments_map_rendered_lines_to_templates() {
+        let text = "---\n# Source: app/templates/a.yaml\nkind: A\n---\n# Source: app/charts/redis/templates/b.yaml\nkind: B\n";
+        assert_eq!(
+            source_comments(text),
+            vec![
+                (2, "app/templates/a.yaml".into()),
+                (5, "app/charts/redis/templates/b.yaml".into())
+            ]
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! The plain lists of a context: `images/shim/*` (one image a line, read by the registry crate's parser)
+//! and `images/skopeo/tar.txt` (`docker-archive:<file>@<name:tag>` or `oci-archive:<file>@<name:tag>`, files
+//! relative to `images/skopeo`).
+
+use std::path::Path;
+
+use formats::reference::Reference;
+use registry::mirror::shim::parse_image_list_lines;
+
+use super::ignore::SealIgnore;
+use super::{
+    ArchiveEntry, ArchiveTransport, Collector, DiscoverError, Provenance, read_text, relative,
+    sorted_entries,
+};
+
+/// Reads every file of `images/shim/` (sorted by name) not left out by `.sealignore`.
+pub(crate) fn shim_lists(
+    context: &Path,
+    ignore: &SealIgnore,
+    found: &mut Collector,
+) -> Result<(), DiscoverError> {
+    for path in sorted_entries(&context.join("images").join("shim"))? {
+        let rel = relative(context, &path);
+        if !path.is_file() || ignore.ignores_path(&rel) {
+            continue;
+        }
+        for (line, image) in parse_image_list_lines(&read_text(&path)?) {
+            found.image(
+                &image,
+                Provenance::List {
+                    file: rel.clone(),
+                    line,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Parses one line of `tar.txt` (already trimmed of comments and quotes): the transport, the archive path
+/// as written and the name, if any.
+pub fn parse_archive_line(line: &str) -> Option<(ArchiveTransport, &str, Option<&str>)> {
+    let (transport, rest) = if let Some(rest) = line.strip_prefix("docker-archive:") {
+        (ArchiveTransport::DockerArchive, rest)
+    } else {
+        (
+            ArchiveTransport::OciArchive,
+            line.strip_prefix("oci-archive:")?,
+        )
+    };
+    let (file, name) = match rest.split_once('@') {
+        Some((file, name)) => (file.trim(), Some(name.trim()).filter(|n| !n.is_empty())),
+        None => (rest.trim(), None),
+    };
+    (!file.is_empty()).then_some((transport, file, name))
+}
+
+/// Reads `images/skopeo/tar.txt`: the archives in file order. A line that is not an archive, names a
+/// missing file or an invalid reference is a warning.
+pub(crate) fn archives(
+    context: &Path,
+    ignore: &SealIgnore,
+    found: &mut Collector,
+) -> Result<Vec<ArchiveEntry>, DiscoverError> {
+    let dir = context.join("images").join("skopeo");
+    let list = dir.join("tar.txt");
+    let rel_list = relative(context, &list);
+    if !list.is_file() || ignore.ignores_path(&rel_list) {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (line, text) in parse_image_list_lines(&read_text(&list)?) {
+        let source = Provenance::List {
+            file: rel_list.clone(),
+            line,
+        };
+        let Some((transport, file, name)) = parse_archive_line(&text) else {
+            found.warn(
+                source.to_string(),
+                format!("`{text}` is not `docker-archive:FILE@NAME:TAG` or `oci-archive:FILE@NAME:TAG`; skipped"),
+            );
+            continue;
+        };
+        let path = dir.join(file);
+        let rel = relative(context, &path);
+        if ignore.ignores_path(&rel) {
+            continue;
+        }
+        if !path.is_file() {
+            found.warn(
+                source.to_string(),
+                format!("archive `{rel}` is not in the context; skipped"),
+            );
+            continue;
+        }
+        let reference = match name.map(Reference::parse) {
+            None => None,
+            Some(Ok(r)) => Some(r.to_string()),
+            Some(Err(e)) => {
+                found.warn(source.to_string(), format!("archive `{rel}`: {e}; skipped"));
+                continue;
+            }
+        };
+        out.push(ArchiveEntry {
+            transport,
+            file: rel,
+            reference,
+            source,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_lines_give_transport_file_and_name() {
+        assert_eq!(
+            parse_archive_line("docker-archive:app.tar@example.com/team/app:v1"),
+            Some((
+                ArchiveTransport::DockerArchive,
+                "app.tar",
+                Some("example.com/team/app:v1")
+            ))
+        );
+        assert_eq!(
+            parse_archive_line("oci-archive:sub/x.tar"),
+            Some((ArchiveTransport::OciArchive, "sub/x.tar", None))
+        );
+        assert_eq!(parse_archive_line("dir:foo"), None);
+        assert_eq!(parse_archive_line("docker-archive:@x"), None);
+    }
+}

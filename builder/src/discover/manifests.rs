@@ -1,0 +1,101 @@
+//! `manifests/`: every `*.yaml`, `*.yml` and `*.tmpl` file, recursively. Each YAML document is walked (see
+//! the rules in `yaml.rs`); a file that is not valid YAML (a template with `{{ }}`) is a warning and only its
+//! literal `image:` lines are read.
+
+use std::path::{Path, PathBuf};
+
+use super::ignore::SealIgnore;
+use super::yaml::{self, LineImage, ScanOptions};
+use super::{Collector, DiscoverError, Provenance, read_text, relative, sorted_entries};
+
+/// Deepest directory nesting walked (symlinked directories are not followed).
+const MAX_DIR_DEPTH: usize = 64;
+
+/// The files under `dir` whose names end with one of `extensions`, recursively, sorted, minus what
+/// `.sealignore` leaves out.
+pub(crate) fn files_with_extensions(
+    context: &Path,
+    dir: &Path,
+    extensions: &[&str],
+    ignore: &SealIgnore,
+) -> Result<Vec<PathBuf>, DiscoverError> {
+    let mut out = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), 0)];
+    while let Some((dir, depth)) = pending.pop() {
+        for path in sorted_entries(&dir)? {
+            if ignore.ignores_path(&relative(context, &path)) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                if depth < MAX_DIR_DEPTH {
+                    pending.push((path, depth + 1));
+                }
+            } else if path.is_file()
+                && path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| extensions.iter().any(|e| n.ends_with(e)))
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Scans `manifests/`.
+pub(crate) fn scan_manifests(
+    context: &Path,
+    ignore: &SealIgnore,
+    found: &mut Collector,
+) -> Result<(), DiscoverError> {
+    let dir = context.join("manifests");
+    for path in files_with_extensions(context, &dir, &[".yaml", ".yml", ".tmpl"], ignore)? {
+        let file = relative(context, &path);
+        let text = read_text(&path)?;
+        scan_yaml_file(&file, &text, found, |line| Provenance::Manifest {
+            file: file.clone(),
+            line,
+        });
+    }
+    Ok(())
+}
+
+/// Scans the YAML `text` of `file`; `at(line)` names a place in it. Not YAML: a warning, then the literal
+/// `image:` lines.
+pub(crate) fn scan_yaml_file(
+    file: &str,
+    text: &str,
+    found: &mut Collector,
+    at: impl Fn(usize) -> Provenance,
+) {
+    match yaml::load_documents(text, 0) {
+        Ok(docs) => {
+            for doc in &docs {
+                for c in yaml::scan(doc, &ScanOptions::default()) {
+                    found.image(&c.text, at(c.line));
+                }
+            }
+        }
+        Err(e) => {
+            found.warn(
+                format!("{file}:{}", e.line),
+                format!(
+                    "not valid YAML ({}); only its literal `image:` lines were read",
+                    e.message
+                ),
+            );
+            for (line, image) in yaml::image_lines(text) {
+                match image {
+                    LineImage::Literal(text) | LineImage::Template(text) => {
+                        found.image(&text, at(line))
+                    }
+                }
+            }
+        }
+    }
+}
