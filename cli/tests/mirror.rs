@@ -135,6 +135,11 @@ fn free_port() -> u16 {
 
 /// Starts `docker-registry` storing into `root` (a fresh temp dir when `None`).
 fn start_registry(root: Option<&Path>) -> DockerRegistry {
+    start_registry_with(root, "")
+}
+
+/// Starts `docker-registry` with `extra` appended to its configuration (an `auth:` section).
+fn start_registry_with(root: Option<&Path>, extra: &str) -> DockerRegistry {
     let bin = require_tool("docker-registry");
     let tmp = tempfile::tempdir().unwrap();
     let data = root.map_or_else(|| tmp.path().join("data"), Path::to_path_buf);
@@ -143,7 +148,7 @@ fn start_registry(root: Option<&Path>) -> DockerRegistry {
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
             data.display()
         ),
     )
@@ -199,7 +204,18 @@ fn push_image(
     arch: &str,
     seed: &str,
 ) -> (Digest, Vec<u8>) {
-    let c = client();
+    push_image_as(&client(), host, repo, tag, arch, seed)
+}
+
+/// [`push_image`] through the client `c` (e.g. one with credentials).
+fn push_image_as(
+    c: &RegistryClient,
+    host: &str,
+    repo: &str,
+    tag: Option<&str>,
+    arch: &str,
+    seed: &str,
+) -> (Digest, Vec<u8>) {
     let layer = seed.repeat(500).into_bytes();
     let layer_d = Digest::sha256_of(&layer);
     let config = format!(
@@ -270,7 +286,12 @@ fn sealos_command(store: &Path, args: &[&str]) -> (Command, Vec<String>) {
     let conf = store.with_extension("registries.conf");
     std::fs::write(&conf, "").unwrap();
     let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    if !matches!(args.first(), Some(&"manifest")) || args.get(1) == Some(&"push") {
+    let takes_client_flags = match args.first() {
+        Some(&"manifest") => args.get(1) == Some(&"push"),
+        Some(&"logout") => false,
+        _ => true,
+    };
+    if takes_client_flags {
         all.push("--tls-verify=false".into());
         all.push("--registries-conf".into());
         all.push(conf.display().to_string());
@@ -1131,4 +1152,302 @@ fn inspect_docker_image_reads_platforms_and_configs_without_pulling_and_raw_is_b
         "{text}"
     );
     assert!(text.contains(&arm.to_string()), "{text}");
+}
+
+const USER: &str = "alice";
+const PASS: &str = "s3cret";
+
+/// A client that sends `alice`'s credentials to `host`.
+fn client_as_alice(host: &str) -> RegistryClient {
+    let mut credentials = HashMap::new();
+    credentials.insert(
+        host.to_string(),
+        registry::client::Credentials {
+            username: USER.into(),
+            password: PASS.into(),
+        },
+    );
+    RegistryClient::new(ClientOptions {
+        tls_verify: false,
+        credentials,
+        ..ClientOptions::default()
+    })
+    .unwrap()
+}
+
+/// Without credentials a command fails with 401; `sealos login` with a wrong password fails; after a good
+/// login pull, copy (a cross-repository mount) and save work.
+fn commands_need_login_and_then_work(host: &str) {
+    let (digest, _) = push_image_as(
+        &client_as_alice(host),
+        host,
+        "team/app",
+        Some("v1"),
+        "amd64",
+        "auth ",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let image = format!("{host}/team/app:v1");
+    let out_dir = tmp.path().join("registry");
+    let save = [
+        "registry",
+        "save",
+        "--images",
+        image.as_str(),
+        "--registry-dir",
+        out_dir.to_str().unwrap(),
+    ];
+    let anonymous = sealos(&store, &save);
+    assert!(!anonymous.status.success());
+    let err = String::from_utf8_lossy(&anonymous.stderr);
+    assert!(
+        err.contains("401") || err.to_lowercase().contains("unauthorized"),
+        "{err}"
+    );
+
+    let wrong = sealos(&store, &["login", "-u", USER, "-p", "wrong", host]);
+    assert!(!wrong.status.success(), "a wrong password must be refused");
+    ok(&sealos(&store, &["login", "-u", USER, "-p", PASS, host]));
+
+    ok(&sealos(&store, &save));
+    assert_eq!(dir_tag(&out_dir, "team/app", "v1"), Some(digest.clone()));
+    ok(&sealos(&store, &["pull", &image]));
+    ok(&sealos(
+        &store,
+        &["registry", "copy", &image, &format!("{host}/copies")],
+    ));
+    let head = rt()
+        .block_on(client_as_alice(host).head_manifest(
+            host,
+            "copies/team/app",
+            "v1",
+            DEFAULT_MANIFEST_ACCEPT,
+        ))
+        .unwrap()
+        .and_then(|h| h.digest);
+    assert_eq!(head, Some(digest));
+    ok(&sealos(&store, &["logout", host]));
+    assert!(
+        !sealos(&store, &["pull", &image]).status.success(),
+        "logout must forget the credentials"
+    );
+}
+
+#[test]
+fn basic_auth_on_docker_registry_needs_login_and_then_every_command_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let htpasswd = tmp.path().join("htpasswd");
+    let hash = bcrypt::hash(PASS, 4).unwrap();
+    std::fs::write(&htpasswd, format!("{USER}:{hash}\n")).unwrap();
+    let reg = start_registry_with(
+        None,
+        &format!(
+            "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+            htpasswd.display()
+        ),
+    );
+    commands_need_login_and_then_work(&reg.host);
+}
+
+/// A token server for `docker-registry`'s token auth: checks `alice`'s Basic credentials and returns a
+/// JWT (RS256, signed by `openssl` with a key whose self-signed certificate is the registry's root)
+/// granting every scope asked for.
+struct TokenServer {
+    realm: String,
+    cert: PathBuf,
+    requests: Arc<Mutex<Vec<String>>>,
+    _rt: tokio::runtime::Runtime,
+    _tmp: tempfile::TempDir,
+}
+
+#[derive(Clone)]
+struct TokenState {
+    key: PathBuf,
+    cert_der_b64: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn issue_token(
+    axum::extract::State(s): axum::extract::State<TokenState>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    use base64::Engine as _;
+    let query = req.uri().query().unwrap_or("").to_string();
+    s.requests.lock().unwrap().push(query.clone());
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASS}"))
+    );
+    let auth = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if auth != Some(expected.as_str()) {
+        return (axum::http::StatusCode::UNAUTHORIZED, "bad credentials").into_response();
+    }
+    let mut access = Vec::new();
+    for pair in query.split('&') {
+        let Some(("scope", v)) = pair.split_once('=') else {
+            continue;
+        };
+        for scope in percent_decode(v).split(' ') {
+            let parts: Vec<&str> = scope.split(':').collect();
+            if let [kind, name @ .., actions] = parts.as_slice() {
+                access.push(serde_json::json!({
+                    "type": kind,
+                    "name": name.join(":"),
+                    "actions": actions.split(',').collect::<Vec<_>>(),
+                }));
+            }
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [s.cert_der_b64]});
+    let claims = serde_json::json!({
+        "iss": "test-issuer", "sub": USER, "aud": "test-registry",
+        "exp": now + 300, "nbf": now - 10, "iat": now - 10,
+        "jti": format!("t{now}{}", access.len()), "access": access,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let key = s.key.clone();
+    let input = signing_input.clone();
+    let signature = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut child = Command::new(require_tool("openssl"))
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(&key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run openssl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "openssl dgst -sign failed");
+        out.stdout
+    })
+    .await
+    .unwrap();
+    let token = format!("{signing_input}.{}", b64url(&signature));
+    axum::Json(serde_json::json!({"token": token, "access_token": token, "expires_in": 300}))
+        .into_response()
+}
+
+fn start_token_server() -> TokenServer {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("key.pem");
+    let cert = tmp.path().join("cert.pem");
+    let keygen = Command::new(require_tool("openssl"))
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=token-issuer",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl req");
+    assert!(
+        keygen.status.success(),
+        "openssl req failed: {}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
+    let der = Command::new(require_tool("openssl"))
+        .args(["x509", "-outform", "DER", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("run openssl x509");
+    assert!(der.status.success());
+    use base64::Engine as _;
+    let state = TokenState {
+        key,
+        cert_der_b64: base64::engine::general_purpose::STANDARD.encode(&der.stdout),
+        requests: Arc::new(Mutex::new(Vec::new())),
+    };
+    let requests = state.requests.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let realm = format!("http://{}/token", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/token", axum::routing::get(issue_token))
+        .with_state(state);
+    rt.spawn(async move { axum::serve(listener, app).await });
+    TokenServer {
+        realm,
+        cert,
+        requests,
+        _rt: rt,
+        _tmp: tmp,
+    }
+}
+
+#[test]
+fn token_auth_on_docker_registry_needs_login_and_then_every_command_works() {
+    let tokens = start_token_server();
+    let reg = start_registry_with(
+        None,
+        &format!(
+            "auth:\n  token:\n    realm: {}\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
+            tokens.realm,
+            tokens.cert.display()
+        ),
+    );
+    commands_need_login_and_then_work(&reg.host);
+    let requests = tokens.requests.lock().unwrap().clone();
+    assert!(
+        requests
+            .iter()
+            .any(|q| q.contains("service=test-registry") && q.contains("scope=repository")),
+        "tokens were asked with the registry's service and a repository scope: {requests:?}"
+    );
 }
