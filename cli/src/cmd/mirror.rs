@@ -111,15 +111,19 @@ pub struct Progress {
 impl Progress {
     /// Bars when stderr is a terminal.
     pub fn new() -> Self {
-        let live = std::io::stderr().is_terminal().then(|| {
-            Arc::new(Live {
-                multi: indicatif::MultiProgress::new(),
-                blobs: Mutex::new(HashMap::new()),
-                total: std::sync::OnceLock::new(),
-                bytes: std::sync::atomic::AtomicU64::new(0),
-            })
-        });
+        let live = std::io::stderr()
+            .is_terminal()
+            .then(|| Self::live(indicatif::MultiProgress::new()));
         Progress { live }
+    }
+
+    fn live(multi: indicatif::MultiProgress) -> Arc<Live> {
+        Arc::new(Live {
+            multi,
+            blobs: Mutex::new(HashMap::new()),
+            total: std::sync::OnceLock::new(),
+            bytes: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
     /// Shows the total bar (images done of `images`, bytes moved) below the blob bars; only on a terminal.
@@ -683,4 +687,85 @@ fn copy(args: &CopyArgs) -> anyhow::Result<()> {
     };
     let reports = run_jobs(&rt, dest, vec![job], opts, &progress);
     fail_if_any(&reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use registry::client::{Direction, ProgressEvent};
+
+    #[test]
+    fn override_flags_pick_one_platform_and_default_to_the_host() {
+        let host = Platform::host();
+        let args = PlatformArgs {
+            override_arch: Some("arm64".into()),
+            override_variant: Some("v8".into()),
+            ..PlatformArgs::default()
+        };
+        assert_eq!(
+            args.filter(),
+            PlatformFilter::Only {
+                architecture: Some("arm64".into()),
+                os: Some(host.os.clone()),
+                variant: Some("v8".into()),
+            }
+        );
+        let args = PlatformArgs {
+            arch: Some("s390x".into()),
+            override_os: Some("windows".into()),
+            ..PlatformArgs::default()
+        };
+        let PlatformFilter::Only {
+            architecture, os, ..
+        } = args.filter()
+        else {
+            panic!("expected one platform");
+        };
+        assert_eq!(
+            (architecture.as_deref(), os.as_deref()),
+            (Some("s390x"), Some("windows"))
+        );
+        let all = PlatformArgs {
+            all: true,
+            ..PlatformArgs::default()
+        };
+        assert_eq!(all.filter(), PlatformFilter::All);
+    }
+
+    #[test]
+    fn total_bar_counts_images_and_bytes_once_even_when_a_transfer_restarts() {
+        let multi =
+            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden());
+        let progress = Arc::new(Progress {
+            live: Some(Progress::live(multi)),
+        });
+        progress.start_total(2);
+        let cb = progress.callback().unwrap();
+        let (a, b) = (Digest::sha256_of(b"a"), Digest::sha256_of(b"b"));
+        let ev = |d: &Digest, done: u64| ProgressEvent {
+            digest: d.clone(),
+            bytes_done: done,
+            total: Some(100),
+            direction: Direction::Pull,
+        };
+        cb(ev(&a, 40));
+        cb(ev(&b, 10));
+        cb(ev(&a, 20)); // restarted from a lower offset: nothing counted twice
+        cb(ev(&a, 100));
+        cb(ev(&b, 100));
+        let live = progress.live.as_ref().unwrap();
+        assert_eq!(live.bytes.load(std::sync::atomic::Ordering::Relaxed), 200);
+        assert!(live.blobs.lock().unwrap().is_empty(), "finished bars stay");
+        let report = ImageReport {
+            source: "s".into(),
+            destination: "d".into(),
+            outcome: Outcome::Skipped { digest: a },
+        };
+        let on_image = progress.image_callback();
+        on_image(&report);
+        on_image(&report);
+        let total = live.total.get().unwrap();
+        assert_eq!((total.position(), total.length()), (2, Some(2)));
+        assert_eq!(total.message(), "200 B moved");
+    }
 }
