@@ -387,7 +387,7 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
             Ok(())
         }) as crate::harness::Job
     };
-    let (x1_ours, x1_peer) = x1_jobs(&setup)?;
+    let (x1_ours, x1_peer) = x1_jobs(&setup, [ours_dir.clone(), peer_dir.clone()])?;
     Ok(vec![
         Pair {
             id: ROWS[0].into(),
@@ -471,23 +471,26 @@ fn time_v_peak(cmdline: &str) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
-/// X1: push then pull one big blob, ours through the client in-process, skopeo as two `copy` runs.
-fn x1_jobs(setup: &Rc<Setup>) -> anyhow::Result<(crate::harness::Job, crate::harness::Job)> {
-    let size = match std::env::var("SEALOS_BENCH_X1_SIZE") {
-        Ok(v) => data::parse_size(&v).map_err(|e| anyhow::anyhow!("SEALOS_BENCH_X1_SIZE: {e}"))?,
-        Err(_) => 4 << 30,
-    };
-    let work = setup.work.join("x1");
-    std::fs::create_dir_all(&work)?;
+/// The blob X1 moves and the skopeo `dir:` image around it.
+struct X1Data {
+    blob: PathBuf,
+    digest: Digest,
+    size: u64,
+    image: PathBuf,
+}
+
+/// Makes the X1 data (on the first X1 run, so the mirror rows before it do not hold that disk space too).
+fn x1_data(work: &Path, size: u64) -> anyhow::Result<X1Data> {
+    std::fs::create_dir_all(work)?;
     eprintln!("blob-rss-vs-skopeo-copy: preparing a {size}-byte blob");
-    let blob = gzip_stored_file(&work, size, 7)?;
-    let blob_d = digest_file(&blob)?;
+    let blob = gzip_stored_file(work, size, 7)?;
+    let digest = digest_file(&blob)?;
     let blob_size = std::fs::metadata(&blob)?.len();
     // skopeo's `dir:` image around the blob: hard-linked, not copied.
     let image = work.join("dir-image");
     let _ = std::fs::remove_dir_all(&image);
     std::fs::create_dir_all(&image)?;
-    std::fs::hard_link(&blob, image.join(blob_d.hex()))?;
+    std::fs::hard_link(&blob, image.join(digest.hex()))?;
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let config_d = Digest::sha256_of(config);
@@ -495,15 +498,51 @@ fn x1_jobs(setup: &Rc<Setup>) -> anyhow::Result<(crate::harness::Job, crate::har
     std::fs::write(
         image.join("manifest.json"),
         format!(
-            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_d}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{blob_d}","size":{blob_size}}}]}}"#,
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_d}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{digest}","size":{blob_size}}}]}}"#,
             config.len()
         ),
     )?;
     std::fs::write(image.join("version"), "Directory Transport Version: 1.1\n")?;
+    Ok(X1Data {
+        blob,
+        digest,
+        size: blob_size,
+        image,
+    })
+}
 
+/// X1: push then pull one big blob, ours through the client in-process, skopeo as two `copy` runs. The
+/// M3 output directories are deleted first (disk space).
+fn x1_jobs(
+    setup: &Rc<Setup>,
+    m3_dirs: [PathBuf; 2],
+) -> anyhow::Result<(crate::harness::Job, crate::harness::Job)> {
+    let size = match std::env::var("SEALOS_BENCH_X1_SIZE") {
+        Ok(v) => data::parse_size(&v).map_err(|e| anyhow::anyhow!("SEALOS_BENCH_X1_SIZE: {e}"))?,
+        Err(_) => 4 << 30,
+    };
+    let work = setup.work.join("x1");
+    let prepared: Rc<RefCell<Option<Rc<X1Data>>>> = Rc::new(RefCell::new(None));
+    let get = {
+        let (prepared, work) = (prepared.clone(), work.clone());
+        move || -> anyhow::Result<Rc<X1Data>> {
+            if let Some(d) = prepared.borrow().as_ref() {
+                return Ok(d.clone());
+            }
+            for d in &m3_dirs {
+                let _ = std::fs::remove_dir_all(d);
+            }
+            let d = Rc::new(x1_data(&work, size)?);
+            *prepared.borrow_mut() = Some(d.clone());
+            Ok(d)
+        }
+    };
+    let get = Rc::new(get);
     let ours = {
-        let (s, blob, work, blob_d) = (setup.clone(), blob.clone(), work.clone(), blob_d.clone());
+        let (s, work, get) = (setup.clone(), work.clone(), get.clone());
         Box::new(move || {
+            let x1 = get()?;
+            let (blob, blob_d, blob_size) = (x1.blob.clone(), x1.digest.clone(), x1.size);
             let server = start_server(&work)?;
             let pulled = work.join("pulled-ours");
             let _ = std::fs::remove_file(&pulled);
@@ -536,8 +575,9 @@ fn x1_jobs(setup: &Rc<Setup>) -> anyhow::Result<(crate::harness::Job, crate::har
         }) as crate::harness::Job
     };
     let peer = {
-        let (image, work) = (image.clone(), work.clone());
+        let (work, get) = (work.clone(), get.clone());
         Box::new(move || {
+            let image = get()?.image.clone();
             let server = start_server(&work)?;
             let pulled = work.join("pulled-skopeo");
             let _ = std::fs::remove_dir_all(&pulled);
