@@ -196,6 +196,26 @@ async fn handle(State(state): State<Shared>, req: Request) -> Response {
     }
 
     match path.as_str() {
+        // An image whose only layer is the blob with wrong bytes below (its config `{}` is fine).
+        "/v2/wrong/bytes/manifests/v1" => {
+            let m = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{blob_digest}","size":{}}}]}}"#,
+                Digest::sha256_of(b"{}"),
+                s.blob.len()
+            );
+            let d = Digest::sha256_of(m.as_bytes()).to_string();
+            manifest_response(m.as_bytes(), &d)
+        }
+        p if p == format!("/v2/wrong/bytes/blobs/{}", Digest::sha256_of(b"{}")) => {
+            "{}".into_response()
+        }
+        // A blob that ends early, cleanly: the registry says it is shorter than it is, and refuses
+        // Range requests (a truncated upload on its side).
+        p if p == format!("/v2/short/blob/blobs/{blob_digest}") => {
+            let half = s.blob[..s.blob.len() / 2].to_vec();
+            s.blob_bytes_served += half.len() as u64;
+            half.into_response()
+        }
         // A blob whose bytes do not match the digest in the URL.
         p if p == format!("/v2/wrong/bytes/blobs/{blob_digest}") => {
             let mut bad = s.blob.clone();
@@ -949,4 +969,88 @@ async fn retried_chunk_the_registry_already_took_is_not_sent_twice() {
             "HEAD", "POST", "PATCH", "PATCH", "GET", "PATCH", "PATCH", "PATCH", "PUT"
         ]
     );
+}
+
+#[tokio::test]
+async fn truncated_blob_is_refused_and_nothing_partial_is_kept() {
+    let (host, _state) = start_evil().await;
+    let client = client_for(&host, false);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("blobs/data");
+    let blob = blob_bytes();
+    let digest = Digest::sha256_of(&blob);
+    for size in [Some(blob.len() as u64), None] {
+        let err = client
+            .fetch_blob(&host, "short/blob", &digest, size, &dest)
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&digest.to_string()) || text.contains("bytes"),
+            "the error must say what was wrong: {text}"
+        );
+        assert!(!dest.exists(), "a truncated blob was kept");
+        assert!(
+            dir_entries(&dir.path().join("blobs")).is_empty(),
+            "left behind: {:?}",
+            dir_entries(&dir.path().join("blobs"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn mirror_of_an_image_with_a_corrupt_layer_fails_and_leaves_no_tag_link_or_partial_blob() {
+    use registry::mirror::{ImageJob, Location, Mirror, MirrorOptions, Outcome};
+    let (host, _state) = start_evil().await;
+    let client = client_for(&host, false);
+    let out = tempfile::tempdir().unwrap();
+    let layout = Arc::new(formats::distribution::DistributionLayout::new(out.path()));
+    let mirror = Mirror::new(Location::Dir(layout.clone()), MirrorOptions::default());
+    let job = ImageJob {
+        source: Arc::new(Location::registry(&client, &host)),
+        source_repository: "wrong/bytes".into(),
+        source_reference: "v1".into(),
+        dest_repository: "wrong/bytes".into(),
+        dest_tag: Some("v1".into()),
+    };
+    let reports = mirror.run(vec![job]).await;
+    let Outcome::Failed(cause) = &reports[0].outcome else {
+        panic!("expected a failure, got {:?}", reports[0].outcome);
+    };
+    let layer = Digest::sha256_of(&blob_bytes());
+    assert!(cause.contains(&layer.to_string()), "{cause}");
+    assert_eq!(layout.resolve_tag("wrong/bytes", "v1").ok().flatten(), None);
+    let paths = layout.paths();
+    assert!(
+        !paths.blob_data(&layer).exists(),
+        "the corrupt layer was kept"
+    );
+    assert!(!paths.layer_link("wrong/bytes", &layer).exists());
+    // Whatever is left is whole: every data file hashes to its name, nothing is staged.
+    let mut stack = vec![out.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                name == "data" || name == "link",
+                "left behind: {}",
+                p.display()
+            );
+            if name == "data" {
+                let hex = p
+                    .parent()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                assert_eq!(Digest::sha256_of(&std::fs::read(&p).unwrap()).hex(), hex);
+            }
+        }
+    }
 }

@@ -1,20 +1,26 @@
 //! Mirroring rows (M1, M2, M3 of benchmarks.md): N images with random layers in a source `docker-registry`,
 //! copied by `registry::mirror` against `skopeo sync --src yaml` run as one process over all images.
 //!
-//! - `mirror-vs-skopeo-sync` (M1): registry -> registry into a fresh repository prefix each run.
-//! - `remirror-vs-skopeo-sync` (M2): the same into a prefix that already holds everything.
+//! - `mirror-vs-skopeo-sync` (M1): registry -> registry into a fresh destination for every run of either
+//!   tool: a new `docker-registry` process with an empty data directory, started before the timed run
+//!   (a pool of `SEALOS_BENCH_MIRROR_FRESH` per tool, default 4 = warm-up + 3 pairs; the previous one is
+//!   stopped and deleted at the start of the next run of the same tool, so both pay that equally).
+//!   skopeo's blob-info cache (`/var/lib/containers/cache/blob-info-cache-v1.boltdb` as root,
+//!   `~/.local/share/containers/cache/...` otherwise) is deleted before each of its runs, so it cannot
+//!   mount blobs it saw in an earlier run.
+//! - `remirror-vs-skopeo-sync` (M2): the same into a destination that already holds everything.
 //! - `save-vs-skopeo-sync-dir` (M3): into a fresh directory (ours: Docker Distribution layout, blobs shared;
 //!   skopeo: `--dest dir`, one directory per image); disk usage of both is printed on stderr.
-//!
-//! Caveat on M1: the destination `docker-registry` is shared by all runs (each run gets a fresh prefix), and
-//! skopeo's blob-info cache remembers where blobs already are, so from its second run on skopeo mounts them
-//! across repositories instead of uploading; ours uploads every run. M1 therefore favours skopeo; a fair M1
-//! needs a fresh destination registry per run (not done yet).
+//! - `blob-rss-vs-skopeo-copy` (X1): push then pull one `SEALOS_BENCH_X1_SIZE` blob (default 4G, a gzip
+//!   stream of stored blocks so skopeo passes it through instead of compressing it) to a fresh
+//!   `docker-registry`: ours through `registry::client` in this process (its peak RSS reset through
+//!   `/proc/self/clear_refs` first, then read as VmHWM), skopeo as `skopeo copy dir: -> docker://` and back
+//!   under `/usr/bin/time -v`. The peak RSS of both is printed on stderr; the timed ratio is secondary.
 //!
 //! Data: `--size` bytes in total over `SEALOS_BENCH_MIRROR_IMAGES` images (default 20): each image has one
 //! layer shared by all (10% of the size) and one of its own. `--size 400M` runs in a few minutes.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
@@ -36,6 +42,7 @@ pub const ROWS: &[&str] = &[
     "mirror-vs-skopeo-sync",
     "remirror-vs-skopeo-sync",
     "save-vs-skopeo-sync-dir",
+    "blob-rss-vs-skopeo-copy",
 ];
 
 /// A `docker-registry` process, killed when dropped.
@@ -87,15 +94,71 @@ fn start_server(work: &Path) -> anyhow::Result<Server> {
     Ok(server)
 }
 
+/// Destination registries started ahead of the timed runs, one per run.
+struct FreshPool {
+    name: &'static str,
+    work: PathBuf,
+    ready: RefCell<Vec<Server>>,
+    used: RefCell<Vec<Server>>,
+}
+
+impl FreshPool {
+    fn new(name: &'static str, work: &Path, count: usize) -> anyhow::Result<FreshPool> {
+        let ready = (0..count)
+            .map(|_| start_server(work))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(FreshPool {
+            name,
+            work: work.to_path_buf(),
+            ready: RefCell::new(ready),
+            used: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Stops and deletes the destination of the previous run, and hands out a fresh one.
+    fn take(&self) -> anyhow::Result<String> {
+        self.used.borrow_mut().clear();
+        let server = match self.ready.borrow_mut().pop() {
+            Some(s) => s,
+            None => {
+                eprintln!(
+                    "mirror-vs-skopeo-sync: {}: no fresh destination left (raise SEALOS_BENCH_MIRROR_FRESH); starting one inside the timed run",
+                    self.name
+                );
+                start_server(&self.work)?
+            }
+        };
+        let host = server.host.clone();
+        self.used.borrow_mut().push(server);
+        Ok(host)
+    }
+}
+
+/// Deletes skopeo's blob-info cache so a run cannot reuse what an earlier run learnt.
+fn clear_skopeo_cache() {
+    let mut paths = vec![PathBuf::from(
+        "/var/lib/containers/cache/blob-info-cache-v1.boltdb",
+    )];
+    if let Some(home) = std::env::var_os("HOME") {
+        paths.push(
+            PathBuf::from(home).join(".local/share/containers/cache/blob-info-cache-v1.boltdb"),
+        );
+    }
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
 struct Setup {
     src: Server,
     dst: Server,
+    fresh_ours: FreshPool,
+    fresh_skopeo: FreshPool,
     rt: tokio::runtime::Runtime,
     client: RegistryClient,
     images: Vec<String>,
     yaml: PathBuf,
     work: PathBuf,
-    run: Cell<u32>,
 }
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -158,12 +221,6 @@ fn digest_file(path: &Path) -> anyhow::Result<Digest> {
 }
 
 impl Setup {
-    fn next_run(&self) -> u32 {
-        let n = self.run.get() + 1;
-        self.run.set(n);
-        n
-    }
-
     /// Ours: every image from the source into `dest`, 5 images in flight, as `sealos registry sync` does.
     fn mirror(&self, dest: Location) -> anyhow::Result<()> {
         let source = Arc::new(Location::registry(&self.client, &self.src.host));
@@ -241,23 +298,28 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
     }
     let yaml_path = work.join("sync.yaml");
     std::fs::write(&yaml_path, yaml)?;
+    let fresh: usize = std::env::var("SEALOS_BENCH_MIRROR_FRESH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
     let setup = Rc::new(Setup {
         src,
         dst,
+        fresh_ours: FreshPool::new("ours", &work, fresh)?,
+        fresh_skopeo: FreshPool::new("skopeo", &work, fresh)?,
         rt,
         client,
         images,
         yaml: yaml_path,
         work: work.clone(),
-        run: Cell::new(0),
     });
-    let skopeo_to = |setup: &Setup, prefix: &str| {
+    let skopeo_into = |setup: &Setup, host: &str, prefix: &str| {
         format!(
-            "skopeo sync --src yaml --dest docker --dest-tls-verify=false {} {}/{prefix}",
+            "skopeo sync --src yaml --dest docker --dest-tls-verify=false {} {host}/{prefix}",
             quote(&setup.yaml.to_string_lossy()),
-            setup.dst.host
         )
     };
+    let skopeo_to = move |setup: &Setup, prefix: &str| skopeo_into(setup, &setup.dst.host, prefix);
     // M2: both destinations filled once before timing.
     setup.mirror(Location::Registry {
         client: setup.client.clone(),
@@ -269,19 +331,20 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
     let m1_ours = {
         let s = setup.clone();
         Box::new(move || {
-            let n = s.next_run();
+            let host = s.fresh_ours.take()?;
             s.mirror(Location::Registry {
                 client: s.client.clone(),
-                host: s.dst.host.clone(),
-                prefix: format!("ours{n}"),
+                host,
+                prefix: "m1".into(),
             })
         }) as crate::harness::Job
     };
     let m1_peer = {
         let s = setup.clone();
         Box::new(move || {
-            let n = s.next_run();
-            shell(&skopeo_to(&s, &format!("skopeo{n}")))()
+            let host = s.fresh_skopeo.take()?;
+            clear_skopeo_cache();
+            shell(&skopeo_into(&s, &host, "m1"))()
         }) as crate::harness::Job
     };
     let m2_ours = {
@@ -324,6 +387,7 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
             Ok(())
         }) as crate::harness::Job
     };
+    let (x1_ours, x1_peer) = x1_jobs(&setup, [ours_dir.clone(), peer_dir.clone()])?;
     Ok(vec![
         Pair {
             id: ROWS[0].into(),
@@ -343,5 +407,200 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
             peer_name: "skopeo sync".into(),
             peer: m3_peer,
         },
+        Pair {
+            id: ROWS[3].into(),
+            ours: x1_ours,
+            peer_name: "skopeo copy".into(),
+            peer: x1_peer,
+        },
     ])
+}
+
+/// This process's peak resident set size (VmHWM) in bytes.
+fn vm_hwm() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no VmHWM in /proc/self/status")?;
+    Ok(kib * 1024)
+}
+
+/// Writes `size` bytes of random data as a gzip stream of stored (uncompressed) deflate blocks: valid
+/// gzip that costs nothing to make, so skopeo keeps it as it is instead of compressing it.
+fn gzip_stored_file(work: &Path, size: u64, seed: u64) -> anyhow::Result<PathBuf> {
+    let out = work.join(format!("x1-stored-s{seed}-{size}.gz"));
+    if out.is_file() {
+        return Ok(out);
+    }
+    let random = data::random_file(work, size, seed)?;
+    let tmp = out.with_extension("partial");
+    {
+        let mut input = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&random)?);
+        let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::none());
+        std::io::copy(&mut input, &mut gz)?;
+        gz.finish()?;
+    }
+    std::fs::remove_file(&random)?;
+    std::fs::rename(&tmp, &out)?;
+    Ok(out)
+}
+
+/// The peak RSS `/usr/bin/time -v` reports for `cmdline`, in bytes.
+fn time_v_peak(cmdline: &str) -> anyhow::Result<u64> {
+    let out = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg("sh")
+        .arg("-c")
+        .arg(cmdline)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .context("cannot run /usr/bin/time (apt-get install time)")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("`{cmdline}` failed: {stderr}");
+    }
+    let kib: u64 = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no peak RSS in the output of /usr/bin/time: {stderr}"))?;
+    Ok(kib * 1024)
+}
+
+/// The blob X1 moves and the skopeo `dir:` image around it.
+struct X1Data {
+    blob: PathBuf,
+    digest: Digest,
+    size: u64,
+    image: PathBuf,
+}
+
+/// Makes the X1 data (on the first X1 run, so the mirror rows before it do not hold that disk space too).
+fn x1_data(work: &Path, size: u64) -> anyhow::Result<X1Data> {
+    std::fs::create_dir_all(work)?;
+    eprintln!("blob-rss-vs-skopeo-copy: preparing a {size}-byte blob");
+    let blob = gzip_stored_file(work, size, 7)?;
+    let digest = digest_file(&blob)?;
+    let blob_size = std::fs::metadata(&blob)?.len();
+    // skopeo's `dir:` image around the blob: hard-linked, not copied.
+    let image = work.join("dir-image");
+    let _ = std::fs::remove_dir_all(&image);
+    std::fs::create_dir_all(&image)?;
+    std::fs::hard_link(&blob, image.join(digest.hex()))?;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_d = Digest::sha256_of(config);
+    std::fs::write(image.join(config_d.hex()), config)?;
+    std::fs::write(
+        image.join("manifest.json"),
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_d}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{digest}","size":{blob_size}}}]}}"#,
+            config.len()
+        ),
+    )?;
+    std::fs::write(image.join("version"), "Directory Transport Version: 1.1\n")?;
+    Ok(X1Data {
+        blob,
+        digest,
+        size: blob_size,
+        image,
+    })
+}
+
+/// X1: push then pull one big blob, ours through the client in-process, skopeo as two `copy` runs. The
+/// M3 output directories are deleted first (disk space).
+fn x1_jobs(
+    setup: &Rc<Setup>,
+    m3_dirs: [PathBuf; 2],
+) -> anyhow::Result<(crate::harness::Job, crate::harness::Job)> {
+    let size = match std::env::var("SEALOS_BENCH_X1_SIZE") {
+        Ok(v) => data::parse_size(&v).map_err(|e| anyhow::anyhow!("SEALOS_BENCH_X1_SIZE: {e}"))?,
+        Err(_) => 4 << 30,
+    };
+    let work = setup.work.join("x1");
+    let prepared: Rc<RefCell<Option<Rc<X1Data>>>> = Rc::new(RefCell::new(None));
+    let get = {
+        let (prepared, work) = (prepared.clone(), work.clone());
+        move || -> anyhow::Result<Rc<X1Data>> {
+            if let Some(d) = prepared.borrow().as_ref() {
+                return Ok(d.clone());
+            }
+            for d in &m3_dirs {
+                let _ = std::fs::remove_dir_all(d);
+            }
+            let d = Rc::new(x1_data(&work, size)?);
+            *prepared.borrow_mut() = Some(d.clone());
+            Ok(d)
+        }
+    };
+    let get = Rc::new(get);
+    let ours = {
+        let (s, work, get) = (setup.clone(), work.clone(), get.clone());
+        Box::new(move || {
+            let x1 = get()?;
+            let (blob, blob_d, blob_size) = (x1.blob.clone(), x1.digest.clone(), x1.size);
+            let server = start_server(&work)?;
+            let pulled = work.join("pulled-ours");
+            let _ = std::fs::remove_file(&pulled);
+            // Reset this process's peak RSS so VmHWM covers only the transfer.
+            std::fs::write("/proc/self/clear_refs", "5")
+                .context("cannot reset the peak RSS through /proc/self/clear_refs")?;
+            s.rt.block_on(async {
+                s.client
+                    .push_blob(
+                        &server.host,
+                        "x1/blob",
+                        &blob_d,
+                        blob_size,
+                        BlobSource::File(blob.clone()),
+                        None,
+                    )
+                    .await?;
+                s.client
+                    .fetch_blob(&server.host, "x1/blob", &blob_d, Some(blob_size), &pulled)
+                    .await?;
+                Ok::<(), registry::client::ClientError>(())
+            })?;
+            let peak = vm_hwm()?;
+            eprintln!(
+                "blob-rss-vs-skopeo-copy: ours peak RSS {:.1} MiB (push + pull of {blob_size} bytes)",
+                peak as f64 / 1048576.0
+            );
+            std::fs::remove_file(&pulled)?;
+            Ok(())
+        }) as crate::harness::Job
+    };
+    let peer = {
+        let (work, get) = (work.clone(), get.clone());
+        Box::new(move || {
+            let image = get()?.image.clone();
+            let server = start_server(&work)?;
+            let pulled = work.join("pulled-skopeo");
+            let _ = std::fs::remove_dir_all(&pulled);
+            clear_skopeo_cache();
+            let push = time_v_peak(&format!(
+                "skopeo copy --dest-tls-verify=false dir:{} docker://{}/x1/blob:v1",
+                quote(&image.to_string_lossy()),
+                server.host
+            ))?;
+            let pull = time_v_peak(&format!(
+                "skopeo copy --src-tls-verify=false docker://{}/x1/blob:v1 dir:{}",
+                server.host,
+                quote(&pulled.to_string_lossy())
+            ))?;
+            eprintln!(
+                "blob-rss-vs-skopeo-copy: skopeo peak RSS {:.1} MiB (push {:.1} MiB, pull {:.1} MiB)",
+                push.max(pull) as f64 / 1048576.0,
+                push as f64 / 1048576.0,
+                pull as f64 / 1048576.0
+            );
+            let _ = std::fs::remove_dir_all(&pulled);
+            Ok(())
+        }) as crate::harness::Job
+    };
+    Ok((ours, peer))
 }

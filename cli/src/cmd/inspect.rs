@@ -1,7 +1,19 @@
-//! `sealos inspect IMAGE`: an image's config, layers, platforms and annotations, from the local store or a
-//! transport (`oci:DIR[:REF]`, `oci-archive:FILE[:REF]`, `docker-archive:FILE[:NAME:TAG]`).
+//! `sealos inspect IMAGE`: an image's config, layers, platforms and annotations, from the local store, a
+//! transport (`oci:DIR[:REF]`, `oci-archive:FILE[:REF]`, `docker-archive:FILE[:NAME:TAG]`) or a registry
+//! (`docker://NAME`, read without pulling: only manifests and configs are fetched, never layers).
 
+use std::io::Write as _;
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow};
 use builder::store::{ImageDetails, ImageSource};
+use formats::manifest::{ParsedManifest, RawManifest};
+use formats::media_type;
+use formats::oci_layout::OciLayout;
+use formats::reference::Reference;
+use futures_util::future::try_join_all;
+use registry::client::RegistryClient;
+use registry::mirror::{Location, MirrorError};
 
 use super::images::{explain, human_size, open_store};
 use crate::GlobalArgs;
@@ -16,21 +28,116 @@ pub struct InspectArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// For `docker://NAME`: print the manifest (or index) exactly as the registry serves it.
+    #[arg(long)]
+    pub raw: bool,
+    /// Registry access (for `docker://NAME`).
+    #[command(flatten)]
+    pub client: super::mirror::ClientArgs,
 }
 
 /// Prints the image's details.
 pub fn run(global: &GlobalArgs, args: &InspectArgs) -> anyhow::Result<()> {
     let source = ImageSource::parse(&args.image).map_err(explain)?;
+    if let ImageSource::Registry(name) = &source {
+        return remote(name, args);
+    }
+    if args.raw {
+        anyhow::bail!(
+            "--raw reads a registry's manifest: use `sealos inspect --raw docker://{}`",
+            args.image
+        );
+    }
     let details = match &source {
         ImageSource::Local(_) => open_store(global)?.inspect_source(&source),
         _ => builder::store::inspect_transport(&source),
     }
     .map_err(explain)?;
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&details)?),
-        Format::Text => print!("{}", render(&details)),
+    print_details(&details, args.format)
+}
+
+fn print_details(details: &ImageDetails, format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(details)?),
+        Format::Text => print!("{}", render(details)),
     }
     Ok(())
+}
+
+/// Inspects `docker://NAME`: the manifest (or index), its platform manifests and their configs are read
+/// into a scratch OCI layout (no layer is fetched) and described the way local images are.
+fn remote(name: &str, args: &InspectArgs) -> anyhow::Result<()> {
+    let r = Reference::parse(name)
+        .map_err(|e| anyhow!("`docker://{name}`: not a valid image reference: {e}"))?;
+    let client = RegistryClient::new(args.client.options()?)?;
+    let src = Location::registry(&client, r.registry());
+    let repo = r.repository().to_string();
+    let reference = match r.digest() {
+        Some(d) => d.to_string(),
+        None => r.reference_str(),
+    };
+    let rt = super::mirror::runtime()?;
+    if args.raw {
+        let m = rt
+            .block_on(src.get_manifest(&repo, &reference))
+            .with_context(|| format!("cannot read the manifest of `{r}`"))?;
+        let mut out = std::io::stdout().lock();
+        out.write_all(&m.bytes)
+            .and_then(|()| out.flush())
+            .context("cannot write to stdout")?;
+        return Ok(());
+    }
+    let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
+    let layout = OciLayout::create(scratch.path())
+        .with_context(|| format!("cannot create {}", scratch.path().display()))?;
+    let dest = Location::Oci(Arc::new(layout));
+    let tag = r.to_string();
+    rt.block_on(fetch_metadata(&src, &repo, &reference, &dest, &tag))
+        .with_context(|| format!("cannot read `{r}` from its registry"))?;
+    let details = builder::store::inspect_transport(&ImageSource::OciDir {
+        path: scratch.path().to_path_buf(),
+        reference: Some(tag),
+    })
+    .map_err(explain)?;
+    print_details(&details, args.format)
+}
+
+/// Copies the manifest `reference` of `repo`, its platform manifests and their configs (not the layers)
+/// from `src` into `dest`, tagging the top one `tag`.
+async fn fetch_metadata(
+    src: &Location,
+    repo: &str,
+    reference: &str,
+    dest: &Location,
+    tag: &str,
+) -> Result<RawManifest, MirrorError> {
+    let top = src.get_manifest(repo, reference).await?;
+    let images = match &top.parsed {
+        ParsedManifest::Image(_) => vec![top.clone()],
+        ParsedManifest::Index(index) => {
+            let children = index
+                .manifests
+                .iter()
+                .filter(|d| media_type::is_manifest(&d.media_type))
+                .map(|d| async move {
+                    let m = src.get_manifest(repo, &d.digest.to_string()).await?;
+                    dest.put_manifest(repo, &m, None).await?;
+                    Ok::<RawManifest, MirrorError>(m)
+                });
+            try_join_all(children).await?
+        }
+    };
+    let configs = images.iter().filter_map(|m| match &m.parsed {
+        ParsedManifest::Image(im) => Some(&im.config),
+        ParsedManifest::Index(_) => None,
+    });
+    try_join_all(configs.map(|c| async move {
+        let origin = src.blob_origin(repo, &c.digest);
+        dest.put_blob(repo, c, &origin, None).await
+    }))
+    .await?;
+    dest.put_manifest(repo, &top, Some(tag)).await?;
+    Ok(top)
 }
 
 fn list(out: &mut String, title: &str, items: &[String]) {

@@ -4,13 +4,15 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, anyhow, bail};
 use formats::digest::Digest;
 use formats::manifest::Platform;
+use formats::oci_layout::OciLayout;
 use registry::client::{ClientOptions, ProgressCallback, RegistryClient};
+use registry::mirror::tars::TarImage;
 use registry::mirror::{
     ImageJob, ImageReport, Location, Mirror, MirrorOptions, Outcome, PlatformFilter, Summary,
 };
@@ -55,64 +57,122 @@ impl ClientArgs {
     }
 }
 
-/// The live bars, by blob.
-type Bars = Arc<Mutex<HashMap<Digest, indicatif::ProgressBar>>>;
+/// What is drawn on a terminal: one bar per blob in flight and, for save/sync/copy, a total bar at the
+/// bottom (images done of all, bytes moved).
+struct Live {
+    multi: indicatif::MultiProgress,
+    /// The bar of each blob in flight and the bytes of it already counted in the total.
+    blobs: Mutex<HashMap<Digest, (indicatif::ProgressBar, u64)>>,
+    /// The total bar, once [`Progress::start_total`] was called.
+    total: std::sync::OnceLock<indicatif::ProgressBar>,
+    /// Blob bytes moved so far.
+    bytes: std::sync::atomic::AtomicU64,
+}
 
-/// Per-blob progress bars on a terminal; nothing otherwise (then one line per image is printed).
+impl Live {
+    fn blob_event(&self, ev: &registry::client::ProgressEvent, style: &indicatif::ProgressStyle) {
+        use std::sync::atomic::Ordering;
+        let mut map = self.blobs.lock().unwrap_or_else(|p| p.into_inner());
+        let (bar, counted) = map.entry(ev.digest.clone()).or_insert_with(|| {
+            let b = indicatif::ProgressBar::new(ev.total.unwrap_or(0));
+            let b = match self.total.get() {
+                Some(total) => self.multi.insert_before(total, b),
+                None => self.multi.add(b),
+            };
+            b.set_style(style.clone());
+            let hex = ev.digest.hex();
+            let dir = match ev.direction {
+                registry::client::Direction::Pull => "pull",
+                registry::client::Direction::Push => "push",
+            };
+            b.set_prefix(format!("{dir} {}", &hex[..hex.len().min(12)]));
+            (b, 0)
+        });
+        bar.set_position(ev.bytes_done);
+        // A resumed or restarted transfer may report fewer bytes than before: count only growth.
+        let delta = ev.bytes_done.saturating_sub(*counted);
+        *counted = (*counted).max(ev.bytes_done);
+        let moved = self.bytes.fetch_add(delta, Ordering::Relaxed) + delta;
+        if let Some(total) = self.total.get() {
+            total.set_message(format!("{} moved", human_bytes(moved)));
+        }
+        if ev.total.is_some_and(|t| ev.bytes_done >= t) {
+            bar.finish_and_clear();
+            map.remove(&ev.digest);
+        }
+    }
+}
+
+/// Progress on a terminal (per-blob bars and a total bar); one line per image otherwise.
 pub struct Progress {
-    bars: Option<(indicatif::MultiProgress, Bars)>,
+    live: Option<Arc<Live>>,
 }
 
 impl Progress {
     /// No bars and no lines, for `-q`.
     pub fn hidden() -> Self {
-        Progress { bars: None }
+        Progress { live: None }
     }
 
     /// Bars when stderr is a terminal.
     pub fn new() -> Self {
-        let bars = std::io::stderr().is_terminal().then(|| {
-            (
-                indicatif::MultiProgress::new(),
-                Arc::new(Mutex::new(HashMap::new())),
-            )
-        });
-        Progress { bars }
+        let live = std::io::stderr()
+            .is_terminal()
+            .then(|| Self::live(indicatif::MultiProgress::new()));
+        Progress { live }
+    }
+
+    fn live(multi: indicatif::MultiProgress) -> Arc<Live> {
+        Arc::new(Live {
+            multi,
+            blobs: Mutex::new(HashMap::new()),
+            total: std::sync::OnceLock::new(),
+            bytes: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Shows the total bar (images done of `images`, bytes moved) below the blob bars; only on a terminal.
+    pub fn start_total(&self, images: usize) {
+        let Some(live) = &self.live else { return };
+        let style = indicatif::ProgressStyle::with_template(
+            "{prefix:.bold} [{bar:30}] {pos}/{len} images, {msg} [{elapsed_precise}]",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let bar = live.multi.add(indicatif::ProgressBar::new(images as u64));
+        bar.set_style(style);
+        bar.set_prefix("total");
+        bar.set_message(format!(
+            "{} moved",
+            human_bytes(live.bytes.load(std::sync::atomic::Ordering::Relaxed))
+        ));
+        let _already = live.total.set(bar);
+    }
+
+    /// Ends the total bar, leaving its last state on screen.
+    pub fn finish_total(&self) {
+        if let Some(total) = self.live.as_ref().and_then(|l| l.total.get()) {
+            total.finish();
+        }
     }
 
     fn callback(&self) -> Option<ProgressCallback> {
-        let (multi, map) = self.bars.clone()?;
+        let live = self.live.clone()?;
         let style = indicatif::ProgressStyle::with_template(
             "{prefix:.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> ");
         Some(Arc::new(move |ev: registry::client::ProgressEvent| {
-            let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-            let bar = map.entry(ev.digest.clone()).or_insert_with(|| {
-                let b = multi.add(indicatif::ProgressBar::new(ev.total.unwrap_or(0)));
-                b.set_style(style.clone());
-                let hex = ev.digest.hex();
-                let dir = match ev.direction {
-                    registry::client::Direction::Pull => "pull",
-                    registry::client::Direction::Push => "push",
-                };
-                b.set_prefix(format!("{dir} {}", &hex[..hex.len().min(12)]));
-                b
-            });
-            bar.set_position(ev.bytes_done);
-            if ev.total.is_some_and(|t| ev.bytes_done >= t) {
-                bar.finish_and_clear();
-                map.remove(&ev.digest);
-            }
+            live.blob_event(&ev, &style);
         }))
     }
 
     /// Prints a line above the bars (or plainly).
     pub fn println(&self, line: &str) {
-        match &self.bars {
-            Some((multi, _)) => {
-                if multi.println(line).is_err() {
+        match &self.live {
+            Some(live) => {
+                if live.multi.println(line).is_err() {
                     eprintln!("{line}");
                 }
             }
@@ -120,10 +180,15 @@ impl Progress {
         }
     }
 
-    /// The per-image callback: one line per image on stderr.
+    /// The per-image callback: one line per image on stderr, and a step of the total bar.
     pub fn image_callback(self: &Arc<Self>) -> registry::mirror::ImageCallback {
         let me = self.clone();
-        Arc::new(move |r: &ImageReport| me.println(&image_line(r)))
+        Arc::new(move |r: &ImageReport| {
+            me.println(&image_line(r));
+            if let Some(total) = me.live.as_ref().and_then(|l| l.total.get()) {
+                total.inc(1);
+            }
+        })
     }
 }
 
@@ -199,8 +264,11 @@ pub fn run_jobs(
     progress: &Arc<Progress>,
 ) -> Vec<ImageReport> {
     opts.on_image = Some(progress.image_callback());
+    progress.start_total(jobs.len());
     let mirror = Mirror::new(dest, opts);
-    rt.block_on(mirror.run(jobs))
+    let reports = rt.block_on(mirror.run(jobs));
+    progress.finish_total();
+    reports
 }
 
 /// An error when any report failed, naming every failed image with its cause.
@@ -224,28 +292,48 @@ pub fn fail_if_any(reports: &[ImageReport]) -> anyhow::Result<()> {
 }
 
 /// Platform selection flags of save, sync and copy.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct PlatformArgs {
     /// Copy only this architecture of multi-arch images (the single platform manifest is copied and
     /// tagged). Default: the host's architecture.
-    #[arg(long, conflicts_with = "all")]
+    #[arg(long, conflicts_with_all = ["all", "override_arch"])]
     pub arch: Option<String>,
     /// Copy whole multi-arch indexes, every platform.
     #[arg(long)]
     pub all: bool,
+    /// Pick this architecture from multi-arch images instead of the host's (as skopeo's
+    /// `--override-arch`).
+    #[arg(long, conflicts_with = "all", value_name = "ARCH")]
+    pub override_arch: Option<String>,
+    /// Pick this operating system from multi-arch images instead of the host's (`linux`).
+    #[arg(long, conflicts_with = "all", value_name = "OS")]
+    pub override_os: Option<String>,
+    /// Pick this variant (`v7`, `v8`) from multi-arch images; default: the first entry of the architecture.
+    #[arg(long, conflicts_with = "all", value_name = "VARIANT")]
+    pub override_variant: Option<String>,
 }
 
 impl PlatformArgs {
-    /// The filter these flags ask for.
+    /// The filter these flags ask for: every platform with `--all`, else the one platform from
+    /// `--override-*`/`--arch`, the host's for what is not given.
     pub fn filter(&self) -> PlatformFilter {
         if self.all {
             return PlatformFilter::All;
         }
-        PlatformFilter::arch(
-            self.arch
-                .as_deref()
-                .unwrap_or(&Platform::host().architecture),
-        )
+        let host = Platform::host();
+        fn pick(v: &Option<String>) -> Option<&str> {
+            v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+        }
+        PlatformFilter::Only {
+            architecture: Some(
+                pick(&self.override_arch)
+                    .or(pick(&self.arch))
+                    .unwrap_or(&host.architecture)
+                    .to_string(),
+            ),
+            os: Some(pick(&self.override_os).unwrap_or(&host.os).to_string()),
+            variant: pick(&self.override_variant).map(str::to_string),
+        }
     }
 }
 
@@ -268,6 +356,12 @@ pub struct SaveArgs {
     /// Images to save (comma-separated), besides those of the context.
     #[arg(long, value_delimiter = ',')]
     pub images: Vec<String>,
+    /// Image archives to save (comma-separated), besides the context's `images/skopeo/tar.txt`:
+    /// `docker-archive:FILE[:REF]@NAME[:TAG]` or `oci-archive:FILE[:REF]@NAME[:TAG]`; saved as `NAME:TAG`
+    /// (`latest` by default), or under the name stored in the archive (without its host) when `@NAME`
+    /// is left out.
+    #[arg(long, value_delimiter = ',', value_name = "ARCHIVE")]
+    pub tars: Vec<String>,
     /// Output directory (Docker Distribution layout).
     #[arg(long, default_value = "registry", value_name = "DIR")]
     pub registry_dir: PathBuf,
@@ -338,8 +432,10 @@ pub fn run_command(command: &RegistryMirrorCommand) -> anyhow::Result<()> {
 
 fn save(args: &SaveArgs) -> anyhow::Result<()> {
     let mut images = Vec::new();
+    let mut tars = Vec::new();
     if let Some(ctx) = &args.context {
         images.extend(registry::mirror::shim::shim_images(ctx)?);
+        tars.extend(registry::mirror::tars::context_tars(ctx)?);
     }
     images.extend(
         args.images
@@ -347,14 +443,33 @@ fn save(args: &SaveArgs) -> anyhow::Result<()> {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty()),
     );
-    if images.is_empty() {
-        bail!("no images to save: give --images A,B or a context with images/shim/* lists");
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    for spec in args.tars.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let t = registry::mirror::tars::parse_tar_spec(spec, &cwd)?;
+        if !tars.contains(&t) {
+            tars.push(t);
+        }
+    }
+    if images.is_empty() && tars.is_empty() {
+        bail!(
+            "no images to save: give --images A,B, --tars ARCHIVE@NAME:TAG, or a context with \
+             images/shim/* lists or images/skopeo/tar.txt"
+        );
     }
     let progress = Arc::new(Progress::new());
     let client = args.client.client(&progress)?;
-    let jobs = registry::mirror::save_jobs(&images, &client)?;
+    let mut jobs = registry::mirror::save_jobs(&images, &client)?;
     std::fs::create_dir_all(&args.registry_dir)
         .with_context(|| format!("cannot create {}", args.registry_dir.display()))?;
+    // Archives are read into a scratch OCI layout beside the output (same file system), removed after.
+    let mut scratch = None;
+    if !tars.is_empty() {
+        let dir = scratch_dir_beside(&args.registry_dir)?;
+        let tar_jobs = archive_jobs(&tars, dir.path())?;
+        check_collisions(&jobs, &tar_jobs)?;
+        jobs.extend(tar_jobs);
+        scratch = Some(dir);
+    }
     let dest = Location::Dir(Arc::new(formats::distribution::DistributionLayout::new(
         &args.registry_dir,
     )));
@@ -365,6 +480,11 @@ fn save(args: &SaveArgs) -> anyhow::Result<()> {
         ..MirrorOptions::default()
     };
     let reports = run_jobs(&rt, dest, jobs, opts, &progress);
+    if let Some(dir) = scratch {
+        let path = dir.path().to_path_buf();
+        dir.close()
+            .with_context(|| format!("cannot remove the scratch directory {}", path.display()))?;
+    }
     let s = Summary::of(&reports);
     eprintln!(
         "saved {} images ({} already there) into {}, {} transferred",
@@ -374,6 +494,99 @@ fn save(args: &SaveArgs) -> anyhow::Result<()> {
         human_bytes(s.bytes)
     );
     fail_if_any(&reports)
+}
+
+/// A scratch directory next to `dir` (on the same file system), removed when dropped.
+fn scratch_dir_beside(dir: &Path) -> anyhow::Result<tempfile::TempDir> {
+    let abs =
+        std::path::absolute(dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let parent = abs.parent().unwrap_or(&abs);
+    tempfile::Builder::new()
+        .prefix(".sealos-archives-")
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot create a scratch directory in {}", parent.display()))
+}
+
+/// Reads each archive (once, however many entries name it) into the OCI layout at `scratch` and returns
+/// one job per entry, copying the image the entry selects to the name it gives.
+fn archive_jobs(tars: &[TarImage], scratch: &Path) -> anyhow::Result<Vec<ImageJob>> {
+    use builder::store::{ImageSource, Store};
+    let store = Store::open_or_create(scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
+    let layout =
+        OciLayout::open(scratch).with_context(|| format!("cannot open {}", scratch.display()))?;
+    let source = Arc::new(Location::Oci(Arc::new(layout)));
+    let mut loaded = std::collections::HashSet::new();
+    let mut jobs = Vec::new();
+    for t in tars {
+        let src = ImageSource::parse(&t.source).map_err(|e| anyhow!("`{}`: {e}", t.spec))?;
+        let path = match &src {
+            ImageSource::DockerArchive { path, .. } | ImageSource::OciArchive { path, .. } => {
+                path.clone()
+            }
+            _ => bail!(
+                "`{}` is not a docker-archive: or oci-archive: entry",
+                t.spec
+            ),
+        };
+        let details = builder::store::inspect_transport(&src)
+            .with_context(|| format!("cannot read the archive of `{}`", t.spec))?;
+        if loaded.insert(path.clone()) {
+            store
+                .load(&path)
+                .with_context(|| format!("cannot read the archive {}", path.display()))?;
+        }
+        let (repository, tag) = match (&t.repository, &t.tag) {
+            (Some(r), Some(tag)) => (r.clone(), tag.clone()),
+            _ => {
+                let name = details.name.clone().ok_or_else(|| {
+                    anyhow!(
+                        "`{}` holds an image without a name; say what to save it as: `{}@NAME:TAG`",
+                        t.spec,
+                        t.spec
+                    )
+                })?;
+                let r = formats::reference::Reference::parse(&name).map_err(|e| {
+                    anyhow!("`{}`: the archive names its image `{name}`: {e}", t.spec)
+                })?;
+                (
+                    r.repository().to_string(),
+                    r.tag().unwrap_or("latest").to_string(),
+                )
+            }
+        };
+        jobs.push(ImageJob {
+            source: source.clone(),
+            source_repository: String::new(),
+            source_reference: details.digest.to_string(),
+            dest_repository: repository,
+            dest_tag: Some(tag),
+        });
+    }
+    Ok(jobs)
+}
+
+/// Refuses two different sources saved under one `repository:tag`.
+fn check_collisions(images: &[ImageJob], archives: &[ImageJob]) -> anyhow::Result<()> {
+    let mut seen: HashMap<(String, Option<String>), String> = HashMap::new();
+    for j in images.iter().chain(archives) {
+        let key = (j.dest_repository.clone(), j.dest_tag.clone());
+        let name = match j.source.as_ref() {
+            Location::Oci(_) => format!("archive image {}", j.source_reference),
+            _ => j.source_name(),
+        };
+        if let Some(prev) = seen.get(&key)
+            && *prev != name
+        {
+            bail!(
+                "`{prev}` and `{name}` would both be saved as `{}:{}`; give one of them another name",
+                key.0,
+                key.1.as_deref().unwrap_or("latest")
+            );
+        }
+        seen.insert(key, name);
+    }
+    Ok(())
 }
 
 fn compile(patterns: &[String], flag: &str) -> anyhow::Result<Vec<regex::Regex>> {
@@ -479,4 +692,85 @@ fn copy(args: &CopyArgs) -> anyhow::Result<()> {
     };
     let reports = run_jobs(&rt, dest, vec![job], opts, &progress);
     fail_if_any(&reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use registry::client::{Direction, ProgressEvent};
+
+    #[test]
+    fn override_flags_pick_one_platform_and_default_to_the_host() {
+        let host = Platform::host();
+        let args = PlatformArgs {
+            override_arch: Some("arm64".into()),
+            override_variant: Some("v8".into()),
+            ..PlatformArgs::default()
+        };
+        assert_eq!(
+            args.filter(),
+            PlatformFilter::Only {
+                architecture: Some("arm64".into()),
+                os: Some(host.os.clone()),
+                variant: Some("v8".into()),
+            }
+        );
+        let args = PlatformArgs {
+            arch: Some("s390x".into()),
+            override_os: Some("windows".into()),
+            ..PlatformArgs::default()
+        };
+        let PlatformFilter::Only {
+            architecture, os, ..
+        } = args.filter()
+        else {
+            panic!("expected one platform");
+        };
+        assert_eq!(
+            (architecture.as_deref(), os.as_deref()),
+            (Some("s390x"), Some("windows"))
+        );
+        let all = PlatformArgs {
+            all: true,
+            ..PlatformArgs::default()
+        };
+        assert_eq!(all.filter(), PlatformFilter::All);
+    }
+
+    #[test]
+    fn total_bar_counts_images_and_bytes_once_even_when_a_transfer_restarts() {
+        let multi =
+            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden());
+        let progress = Arc::new(Progress {
+            live: Some(Progress::live(multi)),
+        });
+        progress.start_total(2);
+        let cb = progress.callback().unwrap();
+        let (a, b) = (Digest::sha256_of(b"a"), Digest::sha256_of(b"b"));
+        let ev = |d: &Digest, done: u64| ProgressEvent {
+            digest: d.clone(),
+            bytes_done: done,
+            total: Some(100),
+            direction: Direction::Pull,
+        };
+        cb(ev(&a, 40));
+        cb(ev(&b, 10));
+        cb(ev(&a, 20)); // restarted from a lower offset: nothing counted twice
+        cb(ev(&a, 100));
+        cb(ev(&b, 100));
+        let live = progress.live.as_ref().unwrap();
+        assert_eq!(live.bytes.load(std::sync::atomic::Ordering::Relaxed), 200);
+        assert!(live.blobs.lock().unwrap().is_empty(), "finished bars stay");
+        let report = ImageReport {
+            source: "s".into(),
+            destination: "d".into(),
+            outcome: Outcome::Skipped { digest: a },
+        };
+        let on_image = progress.image_callback();
+        on_image(&report);
+        on_image(&report);
+        let total = live.total.get().unwrap();
+        assert_eq!((total.position(), total.length()), (2, Some(2)));
+        assert_eq!(total.message(), "200 B moved");
+    }
 }

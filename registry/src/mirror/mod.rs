@@ -23,6 +23,7 @@
 
 mod location;
 pub mod shim;
+pub mod tars;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
