@@ -13,6 +13,7 @@ pub mod prune;
 pub mod pull;
 pub mod push;
 pub mod registry;
+pub mod registry_maint;
 pub mod rmi;
 pub mod save;
 pub mod tag;
