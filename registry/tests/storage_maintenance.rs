@@ -338,3 +338,29 @@ fn gc_refuses_to_run_when_a_kept_manifest_is_unreadable() {
     assert!(err.contains("gc refuses to run"), "{err}");
     assert!(blob_exists(tmp.path(), &layer_of(&m)));
 }
+
+#[test]
+fn staging_debris_of_an_interrupted_blob_write_is_not_a_problem_and_gc_removes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = DistributionLayout::new(tmp.path());
+    image(&layout, "app", "x", Some("v1"), None);
+    let debris = layout.paths().blob_dir(&Digest::sha256_of(b"half written"));
+    std::fs::create_dir_all(&debris).unwrap();
+    std::fs::write(debris.join(".tmp-123-456-0"), b"half").unwrap();
+    let report = fsck(tmp.path()).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    assert_eq!(report.leftovers, [debris.clone()]);
+    // Too fresh: it may be a write in progress.
+    assert!(
+        gc(tmp.path(), &GcOptions::default())
+            .unwrap()
+            .leftovers_removed
+            .is_empty()
+    );
+    make_old(&debris.join(".tmp-123-456-0"));
+    make_old(&debris);
+    let report = gc(tmp.path(), &GcOptions::default()).unwrap();
+    assert_eq!(report.leftovers_removed, [debris.clone()]);
+    assert!(!debris.exists());
+    assert!(fsck(tmp.path()).unwrap().leftovers.is_empty());
+}

@@ -83,13 +83,15 @@ pub fn run_fsck(args: &FsckArgs) -> anyhow::Result<()> {
                 println!("{problem}");
             }
             println!(
-                "checked {} blobs ({} bytes), {} repositories, {} links, {} manifests; {} upload sessions; {} problems",
+                "checked {} blobs ({} bytes), {} repositories, {} links, {} manifests; {} upload sessions, {} leftovers of \
+                 interrupted writes (gc removes them); {} problems",
                 report.blobs,
                 report.bytes,
                 report.repositories,
                 report.links,
                 report.manifests,
                 report.uploads,
+                report.leftovers.len(),
                 report.problems.len()
             );
         }
@@ -148,6 +150,9 @@ fn render_gc(report: &GcReport) -> String {
             "kept unreferenced blob {} (written within the grace period)\n",
             b.digest
         ));
+    }
+    for dir in &report.leftovers_removed {
+        out.push_str(&format!("{verb} leftover {}\n", dir.display()));
     }
     for w in &report.warnings {
         out.push_str(&format!("warning: {w}\n"));

@@ -89,6 +89,8 @@ pub struct FsckReport {
     pub manifests: u64,
     /// Upload sessions present (not checked: their content is incomplete by nature).
     pub uploads: u64,
+    /// Blob directories holding only staging files of an interrupted write (harmless; `gc` removes them).
+    pub leftovers: Vec<PathBuf>,
     /// Every problem, in walk order.
     pub problems: Vec<Problem>,
 }
@@ -140,47 +142,64 @@ fn name_of(entry: &std::fs::DirEntry) -> String {
     entry.file_name().to_string_lossy().into_owned()
 }
 
-/// Every `blobs/<alg>/<xx>/<hex>/data`; entries that are not shaped like a blob are reported in `unexpected`.
-pub(super) fn scan_blobs(
-    paths: &DistributionPaths,
-    unexpected: &mut Vec<(PathBuf, String)>,
-) -> Result<Vec<BlobEntry>> {
-    let mut out = Vec::new();
+/// What [`scan_blobs`] found under `blobs/`.
+#[derive(Debug, Default)]
+pub(super) struct BlobScan {
+    /// Every `blobs/<alg>/<xx>/<hex>/data`.
+    pub(super) blobs: Vec<BlobEntry>,
+    /// Entries not shaped like a blob, with the reason.
+    pub(super) unexpected: Vec<(PathBuf, String)>,
+    /// Blob directories holding only staging files (`.tmp-*`) or nothing: debris of an interrupted write, never
+    /// visible to clients.
+    pub(super) leftovers: Vec<PathBuf>,
+}
+
+/// True when `dir` holds nothing but staging files (`.tmp-*`), or nothing at all.
+fn only_staging_files(dir: &Path) -> Result<bool> {
+    Ok(sorted_entries(dir)?
+        .iter()
+        .all(|e| name_of(e).starts_with(".tmp-")))
+}
+
+/// Walks `blobs/<alg>/<xx>/<hex>/data`.
+pub(super) fn scan_blobs(paths: &DistributionPaths) -> Result<BlobScan> {
+    let mut scan = BlobScan::default();
     for alg in sorted_entries(&paths.blobs_dir())? {
         let Ok(algorithm) = name_of(&alg).parse::<Algorithm>() else {
-            unexpected.push((alg.path(), "not a digest algorithm directory".into()));
+            scan.unexpected
+                .push((alg.path(), "not a digest algorithm directory".into()));
             continue;
         };
         for prefix in sorted_entries(&alg.path())? {
+            let prefix_name = name_of(&prefix);
             for hex in sorted_entries(&prefix.path())? {
                 let name = name_of(&hex);
                 let digest = match Digest::from_parts(algorithm, &name) {
-                    Ok(d)
-                        if d.hex().starts_with(&name_of(&prefix))
-                            && name_of(&prefix).len() == 2 =>
-                    {
-                        d
-                    }
+                    Ok(d) if prefix_name.len() == 2 && d.hex().starts_with(&prefix_name) => d,
                     Ok(_) => {
-                        unexpected
+                        scan.unexpected
                             .push((hex.path(), "blob directory under the wrong prefix".into()));
                         continue;
                     }
                     Err(e) => {
-                        unexpected.push((hex.path(), format!("not a blob directory: {e}")));
+                        scan.unexpected
+                            .push((hex.path(), format!("not a blob directory: {e}")));
                         continue;
                     }
                 };
                 let data = hex.path().join("data");
                 if data.is_file() {
-                    out.push(BlobEntry { digest, data });
+                    scan.blobs.push(BlobEntry { digest, data });
+                } else if only_staging_files(&hex.path())? {
+                    scan.leftovers.push(hex.path());
                 } else {
-                    unexpected.push((hex.path(), "blob directory without a `data` file".into()));
+                    scan.unexpected
+                        .push((hex.path(), "blob directory without a `data` file".into()));
                 }
             }
         }
     }
-    Ok(out)
+    Ok(scan)
 }
 
 /// Every repository under `repositories/` (any depth): a directory holding `_manifests`, `_layers` or
@@ -318,11 +337,15 @@ pub fn fsck(root: &Path) -> Result<FsckReport> {
         );
         return Ok(report);
     }
-    let mut unexpected = Vec::new();
-    let blobs = scan_blobs(&paths, &mut unexpected)?;
+    let BlobScan {
+        blobs,
+        unexpected,
+        leftovers,
+    } = scan_blobs(&paths)?;
     for (path, message) in unexpected {
         report.problem(path, ProblemKind::UnexpectedEntry, message);
     }
+    report.leftovers = leftovers;
     for blob in &blobs {
         let (hasher, len) = hash_file(&blob.data, blob.digest.algorithm())?;
         let actual = hasher.finish();

@@ -14,7 +14,7 @@
 //! is and is not safe while a server uses the directory.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use formats::digest::Digest;
@@ -94,6 +94,8 @@ pub struct GcReport {
     pub layer_links_removed: Vec<InRepository>,
     /// Untagged revisions removed (`delete_untagged`).
     pub revisions_removed: Vec<InRepository>,
+    /// Blob directories left by interrupted writes (only staging files), older than the grace period, removed.
+    pub leftovers_removed: Vec<PathBuf>,
     /// Upload sessions idle for longer than the grace period, removed.
     pub uploads_removed: Vec<StaleUpload>,
     /// Things gc left alone and why (an untagged manifest that does not parse, say).
@@ -278,7 +280,7 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<GcReport> {
         ..GcReport::default()
     };
     let first = mark(&paths, options.delete_untagged)?;
-    let blobs = scan_blobs(&paths, &mut Vec::new())?;
+    let scan = scan_blobs(&paths)?;
     // Mark again now that the candidates are known: a manifest pushed during the first mark keeps its blobs.
     let second = mark(&paths, options.delete_untagged)?;
     report.warnings = second.warnings;
@@ -288,7 +290,7 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<GcReport> {
         .filter(|r| second.doomed_revisions.contains(r))
         .collect();
     let mut doomed_blobs = HashSet::new();
-    for blob in blobs {
+    for blob in scan.blobs {
         if first.blobs.contains(&blob.digest) || second.blobs.contains(&blob.digest) {
             report.blobs_kept += 1;
             continue;
@@ -331,13 +333,32 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<GcReport> {
             });
         }
     }
+    let blobs_dir = paths.blobs_dir();
     if !options.dry_run {
-        let blobs_dir = paths.blobs_dir();
         for blob in &report.blobs_removed {
             let dir = paths.blob_dir(&blob.digest);
             remove_dir_if_exists(&dir)?;
             prune_empty_parents(&dir, &blobs_dir);
         }
+    }
+    for dir in scan.leftovers {
+        // Last activity: the newest of the directory and the staging files in it.
+        let mut newest = sorted_entries(&dir)?
+            .iter()
+            .map(|e| age(&e.path(), now))
+            .collect::<Vec<_>>();
+        newest.push(age(&dir, now));
+        if newest
+            .iter()
+            .any(|a| a.is_none_or(|a| a < options.grace_period))
+        {
+            continue;
+        }
+        if !options.dry_run {
+            remove_dir_if_exists(&dir)?;
+            prune_empty_parents(&dir, &blobs_dir);
+        }
+        report.leftovers_removed.push(dir);
     }
     for repo in &repos {
         for session in sorted_entries(&paths.uploads_dir(repo))? {
