@@ -134,63 +134,75 @@ async fn assert_intact(client: &RegistryClient, host: &str, img: &Image) {
     }
 }
 
-/// Continues an upload session left by the crash: GET its status, PATCH the rest, PUT with the digest.
-async fn resume_session(http: &reqwest::Client, host: &str, img: &Image, id: &str) -> bool {
+/// Continues an upload session left by the crash: GET its status, PATCH the rest, PUT with the digest. The
+/// session is for the layer or the config; which one is told by the bytes it holds, which must be a prefix of
+/// one of them (anything else is corruption). Returns false when the session is unknown to the server.
+async fn resume_session(
+    http: &reqwest::Client,
+    host: &str,
+    img: &Image,
+    session_dir: &Path,
+) -> bool {
+    let id = session_dir.file_name().unwrap().to_string_lossy();
     let url = format!("http://{host}/v2/{}/blobs/uploads/{id}", img.repo);
-    let status = http.get(&url).send().await.unwrap();
-    if status.status() == reqwest::StatusCode::NOT_FOUND {
+    let Ok(held) = std::fs::read(session_dir.join("data")) else {
+        // A session whose data file was never created is unknown to the server: absent.
+        let status = http.get(&url).send().await.unwrap().status();
+        assert_eq!(
+            status, 404,
+            "{}: GET status of a session without data",
+            img.repo
+        );
         return false;
-    }
+    };
+    let status = http.get(&url).send().await.unwrap();
     assert_eq!(status.status(), 204, "{}: GET upload status", img.repo);
     let range = status.headers()["range"].to_str().unwrap().to_string();
-    let end: u64 = range
-        .trim_start_matches("bytes=")
-        .split('-')
-        .nth(1)
-        .and_then(|e| e.parse().ok())
-        .unwrap_or_else(|| panic!("bad Range {range:?}"));
-    // Chunks are 256 KiB, so `0-0` means nothing was received yet (a 1-byte session cannot happen).
-    let offset = if end == 0 { 0 } else { end + 1 };
-    let bytes = std::fs::read(&img.layer_file).unwrap();
-    assert!(
-        offset <= bytes.len() as u64,
-        "{}: session is at {offset}",
-        img.repo
-    );
-    let rest = bytes[offset as usize..].to_vec();
-    let location = if rest.is_empty() {
-        url.clone()
+    let expected_range = format!("0-{}", (held.len() as u64).saturating_sub(1));
+    assert_eq!(range, expected_range, "{}: Range of session {id}", img.repo);
+    let layer = std::fs::read(&img.layer_file).unwrap();
+    let (bytes, digest) = if img.config.starts_with(&held) {
+        (img.config.to_vec(), Digest::sha256_of(&img.config))
     } else {
+        assert!(
+            layer.starts_with(&held),
+            "{}: session {id} holds {} bytes that are a prefix of neither the layer nor the config",
+            img.repo,
+            held.len()
+        );
+        (layer, img.layer.clone())
+    };
+    let offset = held.len();
+    let mut location = url.clone();
+    if offset < bytes.len() {
         let resp = http
             .patch(&url)
             .header("content-type", "application/octet-stream")
-            .header(
-                "content-range",
-                format!("{offset}-{}", bytes.len() as u64 - 1),
-            )
-            .body(rest)
+            .header("content-range", format!("{offset}-{}", bytes.len() - 1))
+            .body(bytes[offset..].to_vec())
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), 202, "{}: PATCH the rest", img.repo);
         let loc = resp.headers()["location"].to_str().unwrap().to_string();
-        if loc.starts_with("http") {
+        location = if loc.starts_with("http") {
             loc
         } else {
             format!("http://{host}{loc}")
-        }
-    };
+        };
+    }
     let sep = if location.contains('?') { '&' } else { '?' };
     let resp = http
-        .put(format!("{location}{sep}digest={}", img.layer))
+        .put(format!("{location}{sep}digest={digest}"))
         .send()
         .await
         .unwrap();
     assert_eq!(
         resp.status(),
         201,
-        "{}: PUT to finish: {}",
+        "{}: PUT to finish session {id} at {offset} of {} bytes: {}",
         img.repo,
+        bytes.len(),
         resp.text().await.unwrap_or_default()
     );
     true
@@ -292,8 +304,7 @@ fn kill_9_during_20_concurrent_pushes_loses_nothing_that_completed_and_leaves_th
                 .join(&img.repo)
                 .join("_uploads");
             for entry in std::fs::read_dir(&uploads).into_iter().flatten().flatten() {
-                let id = entry.file_name().to_string_lossy().into_owned();
-                if resume_session(&http, &host, img, &id).await {
+                if resume_session(&http, &host, img, &entry.path()).await {
                     resumed += 1;
                 }
             }
