@@ -2,11 +2,9 @@
 //! `docker-registry` (CNCF distribution 2.8). A missing tool fails the test with its name; nothing is skipped.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
 
 use formats::digest::Digest;
 use formats::distribution::DistributionLayout;
@@ -15,41 +13,7 @@ use formats::manifest::{
 };
 use formats::media_type;
 use formats::oci_layout::OciLayout;
-
-/// A command for a required tool; panics naming the tool when it is not installed.
-fn tool(name: &str) -> Command {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "required tool `{name}` is not installed (on Debian: apt-get install {name}); this test cannot run without it"
-    );
-    Command::new(name)
-}
-
-/// Runs a command, failing the test with its stderr when it does not succeed; returns stdout.
-fn run(cmd: &mut Command) -> String {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        status.success(),
-        "{cmd:?} failed ({status}):\n{}",
-        String::from_utf8_lossy(&stderr)
-    );
-    String::from_utf8_lossy(&stdout).into_owned()
-}
-
-fn skopeo() -> Command {
-    let mut c = tool("skopeo");
-    c.arg("--insecure-policy");
-    c
-}
+use testsupport::{DockerRegistry as Registry, run, skopeo, tool};
 
 /// The files our test layer contains.
 const FILES: [(&str, &str); 3] = [
@@ -114,90 +78,6 @@ fn build_image(dir: &Path) -> (OciLayout, RawManifest) {
     let desc = layout.write_manifest(&raw).unwrap();
     layout.set_tag("v1", desc).unwrap();
     (layout, raw)
-}
-
-/// A running `docker-registry serve`, killed when dropped.
-struct Registry {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _config_dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start(root: &Path) -> Registry {
-        let mut cmd = tool("docker-registry");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config_dir = tempfile::tempdir().unwrap();
-        let config = config_dir.path().join("config.yml");
-        fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
-                 delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                root.display()
-            ),
-        )
-        .unwrap();
-        let log = config_dir.path().join("registry.log");
-        let child = cmd
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start docker-registry: {e}"));
-        let mut registry = Registry {
-            child,
-            port,
-            log,
-            _config_dir: config_dir,
-        };
-        registry.wait_ready();
-        registry
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "docker-registry exited ({status}):\n{}",
-                    fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: localhost\r\n\r\n");
-                let mut resp = String::new();
-                let _ = s.read_to_string(&mut resp);
-                if resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.0 200") {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not become ready on port {}:\n{}",
-                self.port,
-                fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

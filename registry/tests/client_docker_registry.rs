@@ -2,90 +2,21 @@
 //! read back with `skopeo inspect`. Both tools must be installed; the test fails naming them when not.
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use formats::digest::Digest;
 use registry::client::{
     BlobSource, ClientOptions, Direction, ProgressEvent, PushOutcome, RegistryClient,
 };
+use testsupport::{DockerRegistry, require_tool};
 
-/// A `docker-registry serve` process, killed when dropped.
-struct DockerRegistry {
-    child: Child,
-    host: String,
-    _root: tempfile::TempDir,
-}
-
-impl Drop for DockerRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn require_tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` is not installed; this test needs it (apt-get install {})",
-                match name {
-                    "docker-registry" => "docker-registry",
-                    other => other,
-                }
-            )
-        })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// `docker-registry` on a fresh data directory, killed when dropped (the test fails naming the tool when it is
+/// not installed).
 async fn start_docker_registry() -> DockerRegistry {
-    let bin = require_tool("docker-registry");
-    let root = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = root.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            root.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(bin)
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start docker-registry");
-    let reg = DockerRegistry {
-        child,
-        host: format!("127.0.0.1:{port}"),
-        _root: root,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "docker-registry did not start on port {port}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    reg
+    DockerRegistry::start_fresh()
 }
 
 fn insecure_client(page: Option<u32>, chunk_threshold: Option<u64>) -> RegistryClient {
@@ -159,7 +90,8 @@ fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 #[tokio::test]
 async fn pushed_image_is_read_back_byte_exact_by_skopeo_and_by_the_client() {
     let reg = start_docker_registry().await;
-    let host = reg.host.as_str();
+    let host = reg.host();
+    let host = host.as_str();
     // Chunked uploads for anything above 1000 bytes, in 700-byte PATCHes; progress tells the chunks.
     let pushed_offsets = Arc::new(Mutex::new(Vec::new()));
     let sink = pushed_offsets.clone();
@@ -320,7 +252,8 @@ async fn pushed_image_is_read_back_byte_exact_by_skopeo_and_by_the_client() {
 #[tokio::test]
 async fn tags_and_catalog_follow_pagination_one_entry_per_page() {
     let reg = start_docker_registry().await;
-    let host = reg.host.as_str();
+    let host = reg.host();
+    let host = host.as_str();
     let client = insecure_client(Some(1), None);
     let img = test_image();
     let layer_digest = Digest::sha256_of(&img.layer);
@@ -414,7 +347,7 @@ async fn blob_copied_between_registries_streams_verified_and_mounts_within_one()
     let size = img.layer.len() as u64;
     client
         .push_blob(
-            &src.host,
+            &src.host(),
             "a/b",
             &layer_digest,
             size,
@@ -430,11 +363,11 @@ async fn blob_copied_between_registries_streams_verified_and_mounts_within_one()
     // Another registry: streamed from the source into the upload.
     let copied = client
         .push_blob(
-            &dst.host,
+            &dst.host(),
             "x/y",
             &layer_digest,
             size,
-            remote(&src.host),
+            remote(&src.host()),
             None,
         )
         .await
@@ -442,18 +375,18 @@ async fn blob_copied_between_registries_streams_verified_and_mounts_within_one()
     assert_eq!(copied, PushOutcome::Uploaded);
     let mut out = Vec::new();
     client
-        .fetch_blob_to_writer(&dst.host, "x/y", &layer_digest, Some(size), &mut out)
+        .fetch_blob_to_writer(&dst.host(), "x/y", &layer_digest, Some(size), &mut out)
         .await
         .unwrap();
     assert_eq!(out, img.layer);
     // The same registry: mounted, nothing sent.
     let mounted = client
         .push_blob(
-            &src.host,
+            &src.host(),
             "c/d",
             &layer_digest,
             size,
-            remote(&src.host),
+            remote(&src.host()),
             None,
         )
         .await
@@ -480,7 +413,7 @@ async fn blob_copied_from_a_source_serving_wrong_bytes_is_not_stored() {
     let client = insecure_client(None, None);
     let err = client
         .push_blob(
-            &dst.host,
+            &dst.host(),
             "x/y",
             &layer_digest,
             img.layer.len() as u64,
@@ -499,7 +432,7 @@ async fn blob_copied_from_a_source_serving_wrong_bytes_is_not_stored() {
     assert!(refused_by_us || refused_by_registry, "{err}");
     assert_eq!(
         client
-            .blob_exists(&dst.host, "x/y", &layer_digest)
+            .blob_exists(&dst.host(), "x/y", &layer_digest)
             .await
             .unwrap(),
         None

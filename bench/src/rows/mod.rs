@@ -10,6 +10,7 @@ use crate::harness::Pair;
 mod build;
 mod layers;
 mod mirror;
+mod registry;
 mod sha256;
 
 pub use build::child_main as build_child;
@@ -62,5 +63,11 @@ pub const GROUPS: &[Group] = &[
         about: "mirror N images registry->registry, re-mirror, save to a dir (registry::mirror) vs skopeo sync",
         rows: mirror::ROWS,
         pairs: mirror::pairs,
+    },
+    Group {
+        name: "registry",
+        about: "R1/R2/R3/X1: blob push (monolithic, 8 MiB chunks), pull, manifest GET with wrk, peak RSS: sealos registry serve vs docker-registry",
+        rows: registry::ROWS,
+        pairs: registry::pairs,
     },
 ];

@@ -16,6 +16,7 @@ pub mod prune;
 pub mod pull;
 pub mod push;
 pub mod registry;
+pub mod registry_maint;
 pub mod reset;
 pub mod rmi;
 pub mod run;

@@ -22,6 +22,10 @@ pub struct RegistryArgs {
 pub enum RegistryCommand {
     /// Serve an OCI Distribution v1.1 registry.
     Serve(ServeArgs),
+    /// Verify every blob, link and manifest of a registry directory; exit 1 when anything is wrong.
+    Fsck(super::registry_maint::FsckArgs),
+    /// Remove unreferenced blobs, untagged manifests (`--delete-untagged`) and stale upload sessions.
+    Gc(super::registry_maint::GcArgs),
     /// Mirroring: `save`, `sync`, `copy`.
     #[command(flatten)]
     Mirror(super::mirror::RegistryMirrorCommand),
@@ -154,6 +158,8 @@ impl ServeOptions {
 pub fn run(args: &RegistryArgs) -> anyhow::Result<()> {
     match &args.command {
         RegistryCommand::Serve(serve) => run_serve(serve),
+        RegistryCommand::Fsck(fsck) => super::registry_maint::run_fsck(fsck),
+        RegistryCommand::Gc(gc) => super::registry_maint::run_gc(gc),
         RegistryCommand::Mirror(command) => super::mirror::run_command(command),
     }
 }

@@ -37,7 +37,10 @@ struct Session {
     offset: u64,
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StorageError + 'a {
+pub(super) fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> StorageError + 'a {
     move |source| StorageError::Io {
         op,
         path: path.display().to_string(),
@@ -45,7 +48,7 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Sto
     }
 }
 
-fn is_not_found(e: &io::Error) -> bool {
+pub(super) fn is_not_found(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound
 }
 
@@ -86,7 +89,7 @@ async fn read_link(path: &Path) -> Result<Option<Digest>> {
     }
 }
 
-fn remove_dir_if_exists(path: &Path) -> Result<bool> {
+pub(super) fn remove_dir_if_exists(path: &Path) -> Result<bool> {
     match std::fs::remove_dir_all(path) {
         Ok(()) => Ok(true),
         Err(e) if is_not_found(&e) => Ok(false),
@@ -150,7 +153,7 @@ fn now_secs() -> u64 {
 }
 
 /// Hashes a file with `algorithm` in one pass.
-fn hash_file(path: &Path, algorithm: Algorithm) -> Result<(Hasher, u64)> {
+pub(super) fn hash_file(path: &Path, algorithm: Algorithm) -> Result<(Hasher, u64)> {
     let mut file = std::fs::File::open(path).map_err(io_err("open", path))?;
     let mut hasher = algorithm.hasher();
     let mut buf = vec![0u8; 1024 * 1024];

@@ -23,6 +23,8 @@ use formats::digest::Digest;
 use futures_util::Stream;
 
 mod fs;
+pub mod fsck;
+pub mod gc;
 mod memory;
 #[cfg(feature = "s3")]
 pub mod s3;

@@ -1,0 +1,187 @@
+//! `sealos registry fsck DIR` and `sealos registry gc DIR`: offline maintenance of a registry directory in the
+//! Docker Distribution layout (see `docs/registry-maintenance.md`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use registry::storage::fsck::fsck;
+use registry::storage::gc::{GcOptions, GcReport, gc};
+
+use crate::output::Format;
+
+/// `sealos registry fsck DIR`.
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// The directory that holds `docker/registry/v2`.
+    pub dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `sealos registry gc DIR`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// The directory that holds `docker/registry/v2`.
+    pub dir: PathBuf,
+    /// Show what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also remove manifests no tag points to (children of kept indexes and referrers of kept manifests stay).
+    #[arg(long)]
+    pub delete_untagged: bool,
+    /// Never remove blobs written, or upload sessions active, within this long (`90s`, `30m`, `1h`, `2d`,
+    /// `1h30m`; `0s` removes everything unreferenced).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub grace_period: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Parses `1h30m`, `90s`, `2d`, `15m`: numbers each followed by `s`, `m`, `h` or `d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad =
+        || format!("invalid duration `{text}`: use a number with s, m, h or d (e.g. 30m, 1h30m)");
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(bad)?;
+        number.clear();
+    }
+    if !number.is_empty() || text.trim().is_empty() {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Runs `sealos registry fsck`: prints the report; fails (exit 1) when anything is wrong.
+pub fn run_fsck(args: &FsckArgs) -> anyhow::Result<()> {
+    let report = fsck(&args.dir)
+        .with_context(|| format!("checking registry directory `{}`", args.dir.display()))?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => {
+            for problem in &report.problems {
+                println!("{problem}");
+            }
+            println!(
+                "checked {} blobs ({} bytes), {} repositories, {} links, {} manifests; {} upload sessions, {} leftovers of \
+                 interrupted writes (gc removes them); {} problems",
+                report.blobs,
+                report.bytes,
+                report.repositories,
+                report.links,
+                report.manifests,
+                report.uploads,
+                report.leftovers.len(),
+                report.problems.len()
+            );
+        }
+    }
+    if !report.is_clean() {
+        bail!(
+            "{} problems in `{}`",
+            report.problems.len(),
+            args.dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Runs `sealos registry gc`.
+pub fn run_gc(args: &GcArgs) -> anyhow::Result<()> {
+    let options = GcOptions {
+        dry_run: args.dry_run,
+        delete_untagged: args.delete_untagged,
+        grace_period: args.grace_period,
+    };
+    let report = gc(&args.dir, &options).with_context(|| {
+        format!(
+            "collecting garbage in registry directory `{}`",
+            args.dir.display()
+        )
+    })?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => print!("{}", render_gc(&report)),
+    }
+    Ok(())
+}
+
+fn render_gc(report: &GcReport) -> String {
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    let mut out = String::new();
+    for r in &report.revisions_removed {
+        out.push_str(&format!("{verb} manifest {}@{}\n", r.repository, r.digest));
+    }
+    for b in &report.blobs_removed {
+        out.push_str(&format!("{verb} blob {} ({} bytes)\n", b.digest, b.size));
+    }
+    for u in &report.uploads_removed {
+        out.push_str(&format!(
+            "{verb} upload {} in {} (idle {}s)\n",
+            u.id, u.repository, u.idle_secs
+        ));
+    }
+    for b in &report.young_blobs_kept {
+        out.push_str(&format!(
+            "kept unreferenced blob {} (written within the grace period)\n",
+            b.digest
+        ));
+    }
+    for dir in &report.leftovers_removed {
+        out.push_str(&format!("{verb} leftover {}\n", dir.display()));
+    }
+    for w in &report.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out.push_str(&format!(
+        "{verb} {} blobs ({} bytes), {} layer links, {} manifests, {} upload sessions; kept {} blobs\n",
+        report.blobs_removed.len(),
+        report.bytes_freed,
+        report.layer_links_removed.len(),
+        report.revisions_removed.len(),
+        report.uploads_removed.len(),
+        report.blobs_kept
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_combinations() {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        for bad in ["", "10", "h", "1x", "1h-", "99999999999999999999d"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("invalid duration"), "{bad}: {err}");
+        }
+    }
+}
