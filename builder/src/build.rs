@@ -118,6 +118,8 @@ pub struct BuildOptions {
     /// Registry access for `FROM`/`COPY --from` registry images and embedded images; `None` refuses them
     /// with a clear error.
     pub client: Option<registry::client::RegistryClient>,
+    /// How the context's images are embedded (see [`crate::embed`]).
+    pub embed: crate::embed::EmbedOptions,
 }
 
 /// What happened in one COPY/ADD step (other steps are reported with no layer).
@@ -170,6 +172,10 @@ pub struct BuildReport {
     pub tags: Vec<String>,
     /// One entry per platform.
     pub images: Vec<ImageReport>,
+    /// The embedded images (normalised references), in layer order.
+    pub embedded: Vec<String>,
+    /// Embedded images that had to be fetched from a registry (0 when the lock and store had everything).
+    pub pulled: usize,
 }
 
 /// Progress events, for a UI to draw.
@@ -260,6 +266,9 @@ pub enum BuildError {
     /// The store failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// Embedded images could not be resolved or pulled.
+    #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
     /// A file-system operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -380,9 +389,25 @@ pub fn build(
     } else {
         opts.platforms.clone()
     };
+    let requests = crate::embed::requests_from_context(&context)?;
+    let embed_plan = crate::embed::prepare(
+        &ctx.store,
+        opts.client.as_ref(),
+        &context,
+        &requests,
+        &platforms,
+        &opts.embed,
+    )?;
     let mut images = Vec::new();
     let mut manifests = Vec::new();
     for platform in &platforms {
+        let embedded = crate::embed::layers(
+            &ctx.store,
+            &ctx.layers,
+            &embed_plan,
+            platform,
+            opts.timestamp,
+        )?;
         let eval = EvalOptions {
             file: file.clone(),
             build_args: opts.build_args.clone(),
@@ -403,7 +428,8 @@ pub fn build(
                 }
             }
         }
-        let (raw, report) = build_platform(&mut ctx, &context, &plan, platform, progress)?;
+        let (raw, report) =
+            build_platform(&mut ctx, &context, &plan, platform, &embedded, progress)?;
         let mut descriptor = raw.descriptor();
         descriptor.platform = Some(oci_platform(platform));
         manifests.push((raw, descriptor));
@@ -447,6 +473,12 @@ pub fn build(
         media_type: top.media_type.clone(),
         tags,
         images,
+        embedded: embed_plan
+            .images
+            .iter()
+            .map(|i| i.reference.to_string())
+            .collect(),
+        pulled: embed_plan.fetched,
     })
 }
 
@@ -494,6 +526,7 @@ fn build_platform(
     context: &Path,
     plan: &BuildPlan,
     platform: &Platform,
+    embedded: &[crate::embed::EmbeddedLayer],
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(RawManifest, ImageReport), BuildError> {
     let platform_text = platform.to_string();
@@ -598,10 +631,30 @@ fn build_platform(
         state.config.rootfs.kind = RootFs::default().kind;
         states[stage.index] = Some(state);
     }
-    let state = states
+    let mut state = states
         .get_mut(last)
         .and_then(Option::take)
         .ok_or_else(|| step_err(ctx, 0, "the Kubefile has no stage"))?;
+    for e in embedded {
+        let mut descriptor = Descriptor::new(
+            e.layer.media_type.clone(),
+            e.layer.blob_digest.clone(),
+            e.layer.blob_size,
+        );
+        descriptor.annotations.insert(
+            crate::embed::layer::EMBEDDED_IMAGE_ANNOTATION.to_string(),
+            e.image.clone(),
+        );
+        state.layers.push(descriptor);
+        state.config.rootfs.diff_ids.push(e.layer.diff_id.clone());
+        state.config.history.push(History {
+            created: Some(created.clone()),
+            created_by: Some(format!("EMBED {}", e.image)),
+            author: None,
+            comment: Some("image embedded into registry/".into()),
+            empty_layer: false,
+        });
+    }
     let config_bytes =
         formats::manifest::to_canonical_json(&state.config).map_err(|e| BuildError::Output {
             output: "config".into(),
@@ -1185,18 +1238,24 @@ fn write_layer(
             }
         }
     }
-    let blobs = ctx
-        .store
-        .root()
-        .join("blobs")
-        .join(Algorithm::Sha256.as_str());
+    let layer = commit_layer(&ctx.store, entries, options)?;
+    drop(extracted);
+    Ok(layer)
+}
+
+/// Writes `entries` as one layer into `store` through a staged file, renamed into place once verified.
+pub(crate) fn commit_layer(
+    store: &OciLayout,
+    entries: Vec<LayerEntry>,
+    options: &LayerOptions,
+) -> Result<CachedLayer, BuildError> {
+    let blobs = store.root().join("blobs").join(Algorithm::Sha256.as_str());
     let mut staged = StagedFile::new_in(&blobs, Algorithm::Sha256)?;
     let digests = write_entries_layer(entries, options, &mut staged)?;
-    let dest = ctx.store.blob_path(&digests.blob_digest);
+    let dest = store.blob_path(&digests.blob_digest);
     if !dest.is_file() {
         staged.commit_verified(&digests.blob_digest, Some(digests.blob_size), &dest)?;
     }
-    drop(extracted);
     Ok(CachedLayer {
         blob_digest: digests.blob_digest,
         blob_size: digests.blob_size,

@@ -2,4 +2,5 @@
 //! discovery and embedding of referenced container images, image config and manifest, and outputs.
 
 pub mod build;
+pub mod embed;
 pub mod store;

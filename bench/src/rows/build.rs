@@ -105,6 +105,7 @@ fn options(context: &Path, store: &Path) -> BuildOptions {
         compression: Compression::Zstd { level: 3 },
         outputs: Vec::new(),
         client: None,
+        embed: builder::embed::EmbedOptions::default(),
     }
 }
 
