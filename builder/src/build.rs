@@ -268,7 +268,7 @@ pub enum BuildError {
     Layout(#[from] LayoutError),
     /// Embedded images could not be resolved or pulled.
     #[error(transparent)]
-    Embed(#[from] crate::embed::EmbedError),
+    Embed(Box<crate::embed::EmbedError>),
     /// A file-system operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -294,6 +294,12 @@ impl BuildError {
             path: path.to_path_buf(),
             source,
         }
+    }
+}
+
+impl From<crate::embed::EmbedError> for BuildError {
+    fn from(e: crate::embed::EmbedError) -> Self {
+        BuildError::Embed(Box::new(e))
     }
 }
 

@@ -161,7 +161,8 @@ impl Drop for Cleanup {
     }
 }
 
-fn with_cleanup(mut job: Job, dir: PathBuf) -> Job {
+/// `job`, removing `dir` (when not empty) once the job is dropped.
+pub(super) fn with_cleanup(mut job: Job, dir: PathBuf) -> Job {
     let guard = Cleanup(dir);
     Box::new(move || {
         let _ = &guard;

@@ -152,7 +152,7 @@ pub enum EmbedError {
         platform: String,
         /// Why.
         #[source]
-        source: MirrorError,
+        source: Box<MirrorError>,
     },
     /// Images must be pulled but no registry client was configured.
     #[error(
@@ -362,7 +362,7 @@ pub fn prepare(
                 _ => EmbedError::Pull {
                     image: r.to_string(),
                     platform: key.clone(),
-                    source,
+                    source: Box::new(source),
                 },
             })?;
             plan.fetched += usize::from(pulled.fetched);
