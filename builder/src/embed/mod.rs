@@ -489,3 +489,70 @@ pub fn layers(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(reference: &str, source: &str) -> EmbedRequest {
+        EmbedRequest {
+            reference: reference.into(),
+            sources: vec![source.into()],
+        }
+    }
+
+    #[test]
+    fn the_same_image_twice_is_one_image_with_both_sources_in_reference_order() {
+        let images = normalise(&[
+            req("registry.k8s.io/pause:3.9", "a:1"),
+            req("nginx", "a:2"),
+            req("docker.io/library/nginx:latest", "b:7"),
+        ])
+        .unwrap();
+        let names: Vec<String> = images.iter().map(|(r, _)| r.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "docker.io/library/nginx:latest",
+                "registry.k8s.io/pause:3.9"
+            ]
+        );
+        assert_eq!(images[0].1, ["a:2", "b:7"]);
+    }
+
+    #[test]
+    fn two_hosts_with_one_repository_path_are_refused_naming_both() {
+        let err = normalise(&[req("quay.io/x/app:1", "s"), req("docker.io/x/app:2", "s")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("quay.io/x/app:1")
+                && err.contains("docker.io/x/app:2")
+                && err.contains("`x/app`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn locked_build_lists_every_difference_from_the_lock() {
+        let lock = Lock {
+            version: lock::LOCK_VERSION,
+            images: vec![LockedImage {
+                reference: "docker.io/library/old:1".into(),
+                sources: Vec::new(),
+                digests: BTreeMap::new(),
+            }],
+        };
+        let wanted = normalise(&[req("new:2", "s")]).unwrap();
+        let diff = lock_difference(Some(&lock), &wanted, &["linux/amd64".into()]).unwrap();
+        assert!(
+            diff.contains("docker.io/library/new:2 is not locked"),
+            "{diff}"
+        );
+        assert!(
+            diff.contains("docker.io/library/old:1 is locked but no longer requested"),
+            "{diff}"
+        );
+        assert!(lock_difference(None, &wanted, &[]).is_some());
+    }
+}
