@@ -89,7 +89,8 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
     ])
 }
 
-fn options(context: &Path, store: &Path) -> BuildOptions {
+/// The build options of these rows: `context` into `store`, zstd layers, timestamp 0, no registry.
+pub(super) fn options(context: &Path, store: &Path) -> BuildOptions {
     BuildOptions {
         store: store.to_path_buf(),
         context: context.to_path_buf(),

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context as _, bail};
 use builder::build::{BuildOptions, build};
 use builder::embed::EmbedOptions;
-use formats::layer::Compression;
 use registry::client::{ClientOptions, RegistryClient};
 
 use super::Context;
@@ -52,21 +51,10 @@ struct Setup {
 
 fn options(s: &Setup, store: &Path) -> BuildOptions {
     BuildOptions {
-        store: store.to_path_buf(),
-        context: s.ours_ctx.clone(),
-        kubefile: None,
         tags: vec!["bench/embed:latest".into()],
-        build_args: Vec::new(),
-        labels: Vec::new(),
-        env: Vec::new(),
-        annotations: Vec::new(),
-        platforms: Vec::new(),
-        no_cache: false,
-        timestamp: 0,
-        compression: Compression::Zstd { level: 3 },
-        outputs: Vec::new(),
         client: Some(s.client.clone()),
         embed: EmbedOptions::default(),
+        ..super::build::options(&s.ours_ctx, store)
     }
 }
 
