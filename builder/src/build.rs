@@ -403,6 +403,7 @@ pub fn build(
         &requests,
         &platforms,
         &opts.embed,
+        Some((&ctx.layers, opts.timestamp)),
     )?;
     let mut images = Vec::new();
     let mut manifests = Vec::new();

@@ -256,7 +256,7 @@ fn lock_difference(
     keys: &[String],
 ) -> Option<String> {
     let Some(lock) = lock else {
-        return Some("there is no lock file".into());
+        return (!wanted.is_empty()).then(|| "there is no lock file".into());
     };
     let locked: BTreeSet<&str> = lock.images.iter().map(|i| i.reference.as_str()).collect();
     let asked: BTreeSet<String> = wanted.iter().map(|(r, _)| r.to_string()).collect();
@@ -283,6 +283,8 @@ fn lock_difference(
 
 /// Resolves and pulls every requested image for `platforms` into `store`, honouring and updating the lock
 /// in `context` (see the module documentation). Creates its own async runtime: call it from synchronous code.
+/// When `layers` is given (the build's layer cache and timestamp), each pulled image's layer is written
+/// while the other images are still being pulled, so [`layers`] later finds it cached.
 pub fn prepare(
     store: &OciLayout,
     client: Option<&RegistryClient>,
@@ -290,6 +292,7 @@ pub fn prepare(
     requests: &[EmbedRequest],
     platforms: &[Platform],
     opts: &EmbedOptions,
+    layers: Option<(&LayerCache, u64)>,
 ) -> Result<EmbedPlan, EmbedError> {
     let lock_path = context.join(LOCK_FILE);
     let mut plan = EmbedPlan {
@@ -345,7 +348,25 @@ pub fn prepare(
                 source,
             })?;
         let store = Arc::new(store.clone());
-        runtime.block_on(pull_all(store, client.cloned(), work, opts.max_pull_procs))
+        let on_pulled = layers.map(|(cache, mtime)| {
+            let (store, cache) = (store.clone(), cache.clone());
+            Arc::new(move |w: &PullWork, digest: &Digest| {
+                let spec = LayerSpec {
+                    repository: w.reference.repository().to_string(),
+                    tag: w.reference.tag().map(str::to_string),
+                    digest: digest.clone(),
+                };
+                // Errors resurface when the build asks for the layer.
+                let _ = image_layer(&store, &cache, &spec, mtime);
+            }) as pull::OnPulled
+        });
+        runtime.block_on(pull_all(
+            store.clone(),
+            client.cloned(),
+            work,
+            opts.max_pull_procs,
+            on_pulled,
+        ))
     };
     let mut results = results.into_iter();
     for (r, sources) in wanted {
@@ -554,5 +575,9 @@ mod tests {
             "{diff}"
         );
         assert!(lock_difference(None, &wanted, &[]).is_some());
+        assert!(
+            lock_difference(None, &[], &[]).is_none(),
+            "nothing to embed needs no lock"
+        );
     }
 }
