@@ -124,6 +124,8 @@ pub struct BuildOptions {
     pub client: Option<registry::client::RegistryClient>,
     /// When registry images are pulled (`--pull`); a local image of that name wins unless `Always`.
     pub pull: PullPolicy,
+    /// How the context's images are embedded (see [`crate::embed`]).
+    pub embed: crate::embed::EmbedOptions,
 }
 
 /// What happened in one COPY/ADD step (other steps are reported with no layer).
@@ -176,11 +178,20 @@ pub struct BuildReport {
     pub tags: Vec<String>,
     /// One entry per platform.
     pub images: Vec<ImageReport>,
+    /// The embedded images (normalised references), in layer order.
+    pub embedded: Vec<String>,
+    /// Embedded images that had to be fetched from a registry (0 when the lock and store had everything).
+    pub pulled: usize,
 }
 
 /// Progress events, for a UI to draw.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress<'a> {
+    /// Something the user should know that does not stop the build (a discovery warning).
+    Warning {
+        /// The warning, naming file and line.
+        message: &'a str,
+    },
     /// A layer step is starting.
     StepStarted {
         /// Target platform.
@@ -274,6 +285,9 @@ pub enum BuildError {
     /// The store failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// Embedded images could not be resolved or pulled.
+    #[error(transparent)]
+    Embed(Box<crate::embed::EmbedError>),
     /// A file-system operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -299,6 +313,12 @@ impl BuildError {
             path: path.to_path_buf(),
             source,
         }
+    }
+}
+
+impl From<crate::embed::EmbedError> for BuildError {
+    fn from(e: crate::embed::EmbedError) -> Self {
+        BuildError::Embed(Box::new(e))
     }
 }
 
@@ -342,6 +362,19 @@ struct Ctx<'a> {
     stat: StatCache,
     layers: LayerCache,
     remote: Remote,
+}
+
+/// How the Kubefile is evaluated for `platform`.
+fn eval_options(opts: &BuildOptions, file: &str, platform: &Platform) -> EvalOptions {
+    EvalOptions {
+        file: file.to_string(),
+        build_args: opts.build_args.clone(),
+        platform: platform.clone(),
+        build_platform: Platform::host(),
+        labels: opts.labels.clone(),
+        env: opts.env.clone(),
+        annotations: opts.annotations.clone(),
+    }
 }
 
 /// Builds the image described by `opts`, tags it and writes the outputs.
@@ -400,19 +433,48 @@ pub fn build(
     } else {
         opts.platforms.clone()
     };
+    // Discovery reads the Kubefile's CMD for `helm ... -f values --set k=v`; it is the same on every platform.
+    let first_plan = formats::kubefile::evaluate(&kubefile, &eval_options(opts, &file, &platforms[0]))?;
+    let discover = crate::discover::DiscoverOptions {
+        strict: opts.embed.strict,
+        helm: None,
+        cmd: first_plan
+            .config
+            .entrypoint
+            .iter()
+            .chain(&first_plan.config.cmd)
+            .flatten()
+            .cloned()
+            .collect(),
+    };
+    let (requests, warnings) = if opts.embed.save_image {
+        crate::embed::requests_from_context(&context, &discover)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    for warning in &warnings {
+        progress(Progress::Warning { message: &warning.to_string() });
+    }
+    let embed_plan = crate::embed::prepare(
+        &ctx.store,
+        opts.client.as_ref(),
+        &context,
+        &requests,
+        &platforms,
+        &opts.embed,
+        Some((&ctx.layers, opts.timestamp)),
+    )?;
     let mut images = Vec::new();
     let mut manifests = Vec::new();
     for platform in &platforms {
-        let eval = EvalOptions {
-            file: file.clone(),
-            build_args: opts.build_args.clone(),
-            platform: platform.clone(),
-            build_platform: Platform::host(),
-            labels: opts.labels.clone(),
-            env: opts.env.clone(),
-            annotations: opts.annotations.clone(),
-        };
-        let mut plan = formats::kubefile::evaluate(&kubefile, &eval)?;
+        let embedded = crate::embed::layers(
+            &ctx.store,
+            &ctx.layers,
+            &embed_plan,
+            platform,
+            opts.timestamp,
+        )?;
+        let mut plan = formats::kubefile::evaluate(&kubefile, &eval_options(opts, &file, platform))?;
         formats::kubefile::resolve_sources(&mut plan, &context, &file)?;
         if !ctx.ignore.is_empty() {
             for stage in &mut plan.stages {
@@ -423,7 +485,8 @@ pub fn build(
                 }
             }
         }
-        let (raw, report) = build_platform(&mut ctx, &context, &plan, platform, progress)?;
+        let (raw, report) =
+            build_platform(&mut ctx, &context, &plan, platform, &embedded, progress)?;
         let mut descriptor = raw.descriptor();
         descriptor.platform = Some(oci_platform(platform));
         manifests.push((raw, descriptor));
@@ -467,6 +530,12 @@ pub fn build(
         media_type: top.media_type.clone(),
         tags,
         images,
+        embedded: embed_plan
+            .images
+            .iter()
+            .map(|i| i.reference.to_string())
+            .collect(),
+        pulled: embed_plan.fetched,
     })
 }
 
@@ -514,6 +583,7 @@ fn build_platform(
     context: &Path,
     plan: &BuildPlan,
     platform: &Platform,
+    embedded: &[crate::embed::EmbeddedLayer],
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(RawManifest, ImageReport), BuildError> {
     let platform_text = platform.to_string();
@@ -622,10 +692,30 @@ fn build_platform(
         state.config.rootfs.kind = RootFs::default().kind;
         states[stage.index] = Some(state);
     }
-    let state = states
+    let mut state = states
         .get_mut(last)
         .and_then(Option::take)
         .ok_or_else(|| step_err(ctx, 0, "the Kubefile has no stage"))?;
+    for e in embedded {
+        let mut descriptor = Descriptor::new(
+            e.layer.media_type.clone(),
+            e.layer.blob_digest.clone(),
+            e.layer.blob_size,
+        );
+        descriptor.annotations.insert(
+            crate::embed::layer::EMBEDDED_IMAGE_ANNOTATION.to_string(),
+            e.image.clone(),
+        );
+        state.layers.push(descriptor);
+        state.config.rootfs.diff_ids.push(e.layer.diff_id.clone());
+        state.config.history.push(History {
+            created: Some(created.clone()),
+            created_by: Some(format!("EMBED {}", e.image)),
+            author: None,
+            comment: Some("image embedded into registry/".into()),
+            empty_layer: false,
+        });
+    }
     let config_bytes =
         formats::manifest::to_canonical_json(&state.config).map_err(|e| BuildError::Output {
             output: "config".into(),
@@ -1300,11 +1390,20 @@ fn write_layer(
             }
         }
     }
-    let blobs = ctx
-        .store
-        .root()
-        .join("blobs")
-        .join(Algorithm::Sha256.as_str());
+    let layer = commit_layer(&ctx.store, entries, options, tick)?;
+    drop(extracted);
+    Ok(layer)
+}
+
+/// Writes `entries` as one layer into `store` through a staged file, renamed into place once verified;
+/// `tick` hears the bytes written so far after every MiB.
+pub(crate) fn commit_layer(
+    store: &OciLayout,
+    entries: Vec<LayerEntry>,
+    options: &LayerOptions,
+    tick: &mut dyn FnMut(u64),
+) -> Result<CachedLayer, BuildError> {
+    let blobs = store.root().join("blobs").join(Algorithm::Sha256.as_str());
     let mut staged = StagedFile::new_in(&blobs, Algorithm::Sha256)?;
     let digests = write_entries_layer(
         entries,
@@ -1316,11 +1415,10 @@ fn write_layer(
             tick,
         },
     )?;
-    let dest = ctx.store.blob_path(&digests.blob_digest);
+    let dest = store.blob_path(&digests.blob_digest);
     if !dest.is_file() {
         staged.commit_verified(&digests.blob_digest, Some(digests.blob_size), &dest)?;
     }
-    drop(extracted);
     Ok(CachedLayer {
         blob_digest: digests.blob_digest,
         blob_size: digests.blob_size,

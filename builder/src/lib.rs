@@ -3,4 +3,5 @@
 
 pub mod build;
 pub mod discover;
+pub mod embed;
 pub mod store;

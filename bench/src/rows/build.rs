@@ -163,7 +163,8 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
     ])
 }
 
-fn options(context: &Path, store: &Path) -> BuildOptions {
+/// The build options of these rows: `context` into `store`, zstd layers, timestamp 0, no registry.
+pub(super) fn options(context: &Path, store: &Path) -> BuildOptions {
     BuildOptions {
         store: store.to_path_buf(),
         context: context.to_path_buf(),
@@ -180,6 +181,7 @@ fn options(context: &Path, store: &Path) -> BuildOptions {
         outputs: Vec::new(),
         client: None,
         pull: builder::build::PullPolicy::Never,
+        embed: builder::embed::EmbedOptions::default(),
     }
 }
 
@@ -197,7 +199,8 @@ impl Drop for Cleanup {
     }
 }
 
-fn with_cleanup(mut job: Job, dir: PathBuf) -> Job {
+/// `job`, removing `dir` (when not empty) once the job is dropped.
+pub(super) fn with_cleanup(mut job: Job, dir: PathBuf) -> Job {
     let guard = Cleanup(dir);
     Box::new(move || {
         let _ = &guard;

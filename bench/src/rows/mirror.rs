@@ -46,9 +46,10 @@ pub const ROWS: &[&str] = &[
 ];
 
 /// A `docker-registry` process, killed when dropped.
-struct Server {
+pub(super) struct Server {
     child: Child,
-    host: String,
+    /// `127.0.0.1:PORT`.
+    pub(super) host: String,
     _root: tempfile::TempDir,
 }
 
@@ -60,7 +61,13 @@ impl Drop for Server {
 }
 
 fn start_server(work: &Path) -> anyhow::Result<Server> {
+    start_server_at(work, None)
+}
+
+/// Starts `docker-registry` storing into `data` (a fresh directory under `work` when `None`).
+pub(super) fn start_server_at(work: &Path, data: Option<&Path>) -> anyhow::Result<Server> {
     let root = tempfile::tempdir_in(work).context("cannot create a registry directory")?;
+    let data = data.map_or_else(|| root.path().join("data"), Path::to_path_buf);
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -69,7 +76,7 @@ fn start_server(work: &Path) -> anyhow::Result<Server> {
         &config,
         format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            root.path().join("data").display()
+            data.display()
         ),
     )?;
     let child = Command::new("docker-registry")
@@ -164,7 +171,7 @@ struct Setup {
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// Pushes the images into the source registry.
-async fn populate(
+pub(super) async fn populate(
     client: &RegistryClient,
     host: &str,
     work: &Path,

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::harness::Pair;
 
 mod build;
+mod embed;
 mod layers;
 mod mirror;
 mod registry;
@@ -57,6 +58,12 @@ pub const GROUPS: &[Group] = &[
         about: "B1/B1z/B2: sealos build of a 300 MiB context, cold (uncompressed, zstd) and after touching one file, vs buildah bud (vfs), with peak memory",
         rows: build::ROWS,
         pairs: build::pairs,
+    },
+    Group {
+        name: "embed",
+        about: "B3/B4: sealos build embedding 20 images from a local registry, cold and rebuilt, vs skopeo sync + buildah bud",
+        rows: embed::ROWS,
+        pairs: embed::pairs,
     },
     Group {
         name: "mirror",

@@ -70,12 +70,47 @@ pub struct BuildArgs {
     /// Fail when image discovery has any warning (template text, invalid YAML, a chart helm did not render).
     #[arg(long)]
     pub strict: bool,
+    /// Embedding of the context's images (see docs/embedding.md).
+    #[command(flatten)]
+    pub embed: EmbedArgs,
     /// Print only the digest of the image.
     #[arg(short, long)]
     pub quiet: bool,
     /// The build context directory.
     #[arg(default_value = ".")]
     pub context: PathBuf,
+}
+
+/// Flags of `sealos build` that control embedded images.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EmbedArgs {
+    /// Pull at most N embedded images at once.
+    #[arg(long, value_name = "N", default_value_t = builder::embed::DEFAULT_MAX_PULL_PROCS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub max_pull_procs: usize,
+    /// Embed whole multi-platform indexes instead of only the build's platform(s).
+    #[arg(long)]
+    pub all: bool,
+    /// Embed the images the context references; `--save-image=false` leaves them out.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub save_image: bool,
+    /// Fail when the images to embed differ from the context's images.lock, and never rewrite it.
+    #[arg(long)]
+    pub locked: bool,
+}
+
+impl EmbedArgs {
+    /// The builder's options for these flags.
+    pub fn options(&self) -> builder::embed::EmbedOptions {
+        builder::embed::EmbedOptions {
+            save_image: self.save_image,
+            all_platforms: self.all,
+            max_pull_procs: self.max_pull_procs,
+            locked: self.locked,
+            strict: false,
+        }
+    }
 }
 
 /// What `sealos build --dry-run --format json` prints. Stable: fields are only ever added.
@@ -443,6 +478,10 @@ fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
             super::mirror::Progress::new()
         })?),
         pull: args.pull,
+        embed: builder::embed::EmbedOptions {
+            strict: args.strict,
+            ..args.embed.options()
+        },
     };
     let mut display =
         super::build_progress::BuildProgress::new(!args.quiet && std::io::stderr().is_terminal());

@@ -23,8 +23,17 @@ impl BuildProgress {
 
     /// Handles one event from the builder.
     pub fn event(&mut self, event: Progress<'_>) {
+        if let Progress::Warning { message } = event {
+            // Warnings are shown with or without a terminal, above the bars when there are some.
+            let line = format!("warning: {message}");
+            if self.multi.as_ref().is_none_or(|m| m.println(&line).is_err()) {
+                eprintln!("{line}");
+            }
+            return;
+        }
         let Some(multi) = &self.multi else { return };
         match event {
+            Progress::Warning { .. } => {}
             Progress::StepStarted {
                 platform,
                 line,

@@ -1,0 +1,592 @@
+//! Embedding container images into a cluster image: the images a build context references are pulled into
+//! the local store (in parallel, pinned by the lock file [`lock`]), and each becomes one layer of its own
+//! holding its part of the `registry/` tree ([`layer`]), appended after the Kubefile's layers.
+//!
+//! The flow of a build ([`prepare`], then [`layers`] per platform):
+//! 1. The requested images are normalised (`nginx` -> `docker.io/library/nginx:latest`), merged (same
+//!    reference twice = one image with both sources) and sorted. Two images from different hosts with the
+//!    same repository path would share a directory in the registry tree: that is an error naming both.
+//! 2. `images.lock` is read. An image and platform it lists is not resolved again: its digest is used, and
+//!    when its manifests and blobs are all in the store no request is made. `--locked` refuses a build whose
+//!    requested images (or platforms) differ from the lock.
+//! 3. The rest is pulled, at most `max_pull_procs` at a time ([`pull`]); the lock is rewritten when it changed.
+//!    The lock is written before the Kubefile's layers are built, so `COPY . .` sees the same file as the
+//!    next build will.
+//! 4. Per platform, one uncompressed layer per image, in reference order, each cached.
+//!
+//! With `--all`, indexes are embedded whole and the same layer serves every platform; otherwise each
+//! platform gets the image's platform manifest, tagged in that platform's own tree (platforms never
+//! overwrite each other's tags, since each platform is a separate image with its own `registry/`).
+
+pub mod layer;
+pub mod lock;
+pub mod pull;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use formats::digest::Digest;
+use formats::kubefile::Platform;
+use formats::oci_layout::OciLayout;
+use formats::reference::Reference;
+use registry::client::RegistryClient;
+use registry::mirror::{MirrorError, PlatformFilter};
+
+use self::layer::{LayerSpec, image_layer};
+use self::lock::{LOCK_FILE, Lock, LockError, LockedImage};
+use self::pull::{PullWork, pull_all};
+use crate::build::BuildError;
+use crate::build::cache::{CachedLayer, LayerCache};
+
+/// Default of `--max-pull-procs`.
+pub const DEFAULT_MAX_PULL_PROCS: usize = 5;
+
+/// The platform key of `--all` in the lock and in [`EmbeddedImage::digests`].
+pub const ALL_PLATFORMS: &str = "all";
+
+/// One image to embed, as discovery (or an image list) gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbedRequest {
+    /// The image reference as written.
+    pub reference: String,
+    /// Where it was found (`file:line`...).
+    pub sources: Vec<String>,
+}
+
+/// How images are embedded (the `sealos build` flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbedOptions {
+    /// `--save-image`: embed at all (default true).
+    pub save_image: bool,
+    /// `--all`: embed whole multi-platform indexes.
+    pub all_platforms: bool,
+    /// `--max-pull-procs`: images pulled at once.
+    pub max_pull_procs: usize,
+    /// `--locked`: fail when the requested images differ from the lock; never write it.
+    pub locked: bool,
+    /// `--strict`: every discovery warning is an error.
+    pub strict: bool,
+}
+
+impl Default for EmbedOptions {
+    fn default() -> Self {
+        EmbedOptions {
+            save_image: true,
+            all_platforms: false,
+            max_pull_procs: DEFAULT_MAX_PULL_PROCS,
+            locked: false,
+            strict: false,
+        }
+    }
+}
+
+/// An image ready to embed: in the store, resolved for every platform of the build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedImage {
+    /// The normalised reference.
+    pub reference: Reference,
+    /// Where it was found.
+    pub sources: Vec<String>,
+    /// The digest embedded per platform key (`linux/amd64`, or [`ALL_PLATFORMS`]).
+    pub digests: BTreeMap<String, Digest>,
+}
+
+/// What [`prepare`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmbedPlan {
+    /// The images, sorted by reference.
+    pub images: Vec<EmbeddedImage>,
+    /// Whether embedding is on (`--save-image`) and with `--all`.
+    pub all_platforms: bool,
+    /// The lock file.
+    pub lock_path: PathBuf,
+    /// Pulls that had to ask a registry.
+    pub fetched: usize,
+    /// Blob bytes downloaded.
+    pub bytes: u64,
+}
+
+/// Why images could not be embedded.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// An image reference is invalid.
+    #[error("image `{reference}` (from {sources}) is not a valid image reference: {reason}")]
+    BadReference {
+        /// As written.
+        reference: String,
+        /// Where it was found.
+        sources: String,
+        /// Why.
+        reason: String,
+    },
+    /// Two hosts map to the same repository in the embedded registry.
+    #[error(
+        "`{first}` and `{second}` would both be embedded as repository `{repository}` (the registry host is \
+         dropped in the embedded registry); keep only one of them, or retag one under another path"
+    )]
+    HostClash {
+        /// The first image.
+        first: String,
+        /// The second image.
+        second: String,
+        /// The shared repository path.
+        repository: String,
+    },
+    /// The lock cannot be read.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// `--locked` and the requested images differ from the lock.
+    #[error(
+        "--locked: {path} does not match this build: {difference}; build without --locked to update it"
+    )]
+    LockMismatch {
+        /// The lock file.
+        path: String,
+        /// What differs.
+        difference: String,
+    },
+    /// An image could not be pulled.
+    #[error("pulling {image} for {platform}: {source}")]
+    Pull {
+        /// The image.
+        image: String,
+        /// The platform key.
+        platform: String,
+        /// Why.
+        #[source]
+        source: Box<MirrorError>,
+    },
+    /// Images must be pulled but no registry client was configured.
+    #[error(
+        "{count} image(s) to embed are not in the local store (first: {first}) and no registry access was configured; pass registry options, or --save-image=false"
+    )]
+    NoClient {
+        /// How many.
+        count: usize,
+        /// The first one.
+        first: String,
+    },
+    /// Image discovery failed (an unreadable file, or warnings under `--strict`).
+    #[error(transparent)]
+    Discover(Box<crate::discover::DiscoverError>),
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The images of a build context to embed, found by [`crate::discover`] (lists, manifests, charts, with
+/// `.sealignore` applied), each with its provenance; and the discovery warnings. The one place the build asks
+/// for its image list.
+pub fn requests_from_context(
+    context: &Path,
+    opts: &crate::discover::DiscoverOptions,
+) -> Result<(Vec<EmbedRequest>, Vec<crate::discover::Warning>), EmbedError> {
+    let found = crate::discover::discover(context, opts).map_err(|e| EmbedError::Discover(Box::new(e)))?;
+    let requests = found
+        .images
+        .into_iter()
+        .map(|image| EmbedRequest {
+            reference: image.reference,
+            sources: image.sources.iter().map(ToString::to_string).collect(),
+        })
+        .collect();
+    Ok((requests, found.warnings))
+}
+
+/// The platform key of `p` (`linux/arm64/v8`).
+pub fn platform_key(p: &Platform) -> String {
+    p.to_string()
+}
+
+fn platform_filter(p: &Platform) -> PlatformFilter {
+    PlatformFilter::Only {
+        architecture: Some(p.architecture.clone()),
+        os: Some(p.os.clone()),
+        variant: p.variant.clone(),
+    }
+}
+
+/// Normalises, merges and sorts the requests, and refuses host clashes.
+pub fn normalise(requests: &[EmbedRequest]) -> Result<Vec<(Reference, Vec<String>)>, EmbedError> {
+    let mut by_ref: BTreeMap<String, (Reference, Vec<String>)> = BTreeMap::new();
+    for req in requests {
+        let r = Reference::parse(&req.reference).map_err(|e| EmbedError::BadReference {
+            reference: req.reference.clone(),
+            sources: req.sources.join(", "),
+            reason: e.to_string(),
+        })?;
+        let entry = by_ref
+            .entry(r.to_string())
+            .or_insert_with(|| (r, Vec::new()));
+        for s in &req.sources {
+            if !entry.1.contains(s) {
+                entry.1.push(s.clone());
+            }
+        }
+    }
+    let mut repos: BTreeMap<&str, &Reference> = BTreeMap::new();
+    for (r, _) in by_ref.values() {
+        if let Some(prev) = repos.get(r.repository())
+            && prev.registry() != r.registry()
+        {
+            return Err(EmbedError::HostClash {
+                first: prev.to_string(),
+                second: r.to_string(),
+                repository: r.repository().to_string(),
+            });
+        }
+        repos.insert(r.repository(), r);
+    }
+    Ok(by_ref.into_values().collect())
+}
+
+fn read_lock(path: &Path) -> Result<Option<Lock>, EmbedError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(lock::parse(&text, path)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(EmbedError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// `--locked`: what differs between the lock and the wanted (reference, platform keys).
+fn lock_difference(
+    lock: Option<&Lock>,
+    wanted: &[(Reference, Vec<String>)],
+    keys: &[String],
+) -> Option<String> {
+    let Some(lock) = lock else {
+        return (!wanted.is_empty()).then(|| "there is no lock file".into());
+    };
+    let locked: BTreeSet<&str> = lock.images.iter().map(|i| i.reference.as_str()).collect();
+    let asked: BTreeSet<String> = wanted.iter().map(|(r, _)| r.to_string()).collect();
+    let mut diffs = Vec::new();
+    for a in &asked {
+        match lock.get(a) {
+            None => diffs.push(format!("{a} is not locked")),
+            Some(entry) => {
+                for k in keys {
+                    if !entry.digests.contains_key(k) {
+                        diffs.push(format!("{a} has no digest for {k}"));
+                    }
+                }
+            }
+        }
+    }
+    for l in locked {
+        if !asked.contains(l) {
+            diffs.push(format!("{l} is locked but no longer requested"));
+        }
+    }
+    (!diffs.is_empty()).then(|| diffs.join("; "))
+}
+
+/// Resolves and pulls every requested image for `platforms` into `store`, honouring and updating the lock
+/// in `context` (see the module documentation). Creates its own async runtime: call it from synchronous code.
+/// When `layers` is given (the build's layer cache and timestamp), each pulled image's layer is written
+/// while the other images are still being pulled, so [`layers`] later finds it cached.
+pub fn prepare(
+    store: &OciLayout,
+    client: Option<&RegistryClient>,
+    context: &Path,
+    requests: &[EmbedRequest],
+    platforms: &[Platform],
+    opts: &EmbedOptions,
+    layers: Option<(&LayerCache, u64)>,
+) -> Result<EmbedPlan, EmbedError> {
+    let lock_path = context.join(LOCK_FILE);
+    let mut plan = EmbedPlan {
+        lock_path: lock_path.clone(),
+        all_platforms: opts.all_platforms,
+        ..EmbedPlan::default()
+    };
+    if !opts.save_image {
+        return Ok(plan);
+    }
+    let wanted = normalise(requests)?;
+    let existing = read_lock(&lock_path)?;
+    let keys: Vec<String> = if opts.all_platforms {
+        vec![ALL_PLATFORMS.to_string()]
+    } else {
+        platforms.iter().map(platform_key).collect()
+    };
+    let filters: Vec<PlatformFilter> = if opts.all_platforms {
+        vec![PlatformFilter::All]
+    } else {
+        platforms.iter().map(platform_filter).collect()
+    };
+    if opts.locked
+        && let Some(difference) = lock_difference(existing.as_ref(), &wanted, &keys)
+    {
+        return Err(EmbedError::LockMismatch {
+            path: lock_path.display().to_string(),
+            difference,
+        });
+    }
+    if wanted.is_empty() && existing.is_none() {
+        return Ok(plan);
+    }
+    let mut work = Vec::new();
+    for (r, _) in &wanted {
+        let locked = existing.as_ref().and_then(|l| l.get(&r.to_string()));
+        for (key, filter) in keys.iter().zip(&filters) {
+            work.push(PullWork {
+                reference: r.clone(),
+                platforms: filter.clone(),
+                locked: locked.and_then(|l| l.digests.get(key)).cloned(),
+            });
+        }
+    }
+    let results = if work.is_empty() {
+        Vec::new()
+    } else {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| EmbedError::Io {
+                path: PathBuf::from("<async runtime>"),
+                source,
+            })?;
+        let store = Arc::new(store.clone());
+        let on_pulled = layers.map(|(cache, mtime)| {
+            let (store, cache) = (store.clone(), cache.clone());
+            Arc::new(move |w: &PullWork, digest: &Digest| {
+                let spec = LayerSpec {
+                    repository: w.reference.repository().to_string(),
+                    tag: w.reference.tag().map(str::to_string),
+                    digest: digest.clone(),
+                };
+                // Errors resurface when the build asks for the layer.
+                let _ = image_layer(&store, &cache, &spec, mtime);
+            }) as pull::OnPulled
+        });
+        runtime.block_on(pull_all(
+            store.clone(),
+            client.cloned(),
+            work,
+            opts.max_pull_procs,
+            on_pulled,
+        ))
+    };
+    let mut results = results.into_iter();
+    for (r, sources) in wanted {
+        let mut digests = BTreeMap::new();
+        for key in &keys {
+            let Some(result) = results.next() else {
+                continue;
+            };
+            let pulled = result.map_err(|source| match (&source, client) {
+                (MirrorError::Internal(_), None) => EmbedError::NoClient {
+                    count: 1,
+                    first: r.to_string(),
+                },
+                _ => EmbedError::Pull {
+                    image: r.to_string(),
+                    platform: key.clone(),
+                    source: Box::new(source),
+                },
+            })?;
+            plan.fetched += usize::from(pulled.fetched);
+            plan.bytes += pulled.bytes;
+            digests.insert(key.clone(), pulled.digest);
+        }
+        plan.images.push(EmbeddedImage {
+            reference: r,
+            sources,
+            digests,
+        });
+    }
+    if !opts.locked {
+        write_lock(&lock_path, existing.as_ref(), &plan.images)?;
+    }
+    Ok(plan)
+}
+
+/// Writes the lock for `images` (keeping digests of other platforms the old lock knew) when it changed.
+fn write_lock(path: &Path, old: Option<&Lock>, images: &[EmbeddedImage]) -> Result<(), EmbedError> {
+    let new = Lock {
+        version: lock::LOCK_VERSION,
+        images: images
+            .iter()
+            .map(|i| {
+                let reference = i.reference.to_string();
+                let mut digests = old
+                    .and_then(|l| l.get(&reference))
+                    .map(|l| l.digests.clone())
+                    .unwrap_or_default();
+                digests.extend(i.digests.clone());
+                LockedImage {
+                    reference,
+                    sources: i.sources.clone(),
+                    digests,
+                }
+            })
+            .collect(),
+    };
+    let text = lock::render(&new);
+    if std::fs::read_to_string(path).is_ok_and(|t| t == text) {
+        return Ok(());
+    }
+    if images.is_empty() && old.is_none() {
+        return Ok(());
+    }
+    formats::fsutil::atomic_write(path, text.as_bytes()).map_err(|e| EmbedError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+/// One embedded image's layer for one platform, with the history text describing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedLayer {
+    /// The layer.
+    pub layer: CachedLayer,
+    /// `reference@digest` of the image it holds.
+    pub image: String,
+}
+
+/// The layers of every image of `plan` for `platform`, in reference order (cached ones are reused).
+pub fn layers(
+    store: &OciLayout,
+    cache: &LayerCache,
+    plan: &EmbedPlan,
+    platform: &Platform,
+    mtime: u64,
+) -> Result<Vec<EmbeddedLayer>, BuildError> {
+    let key = if plan.all_platforms {
+        ALL_PLATFORMS.to_string()
+    } else {
+        platform_key(platform)
+    };
+    let specs: Vec<(String, LayerSpec)> = plan
+        .images
+        .iter()
+        .filter_map(|i| {
+            let digest = i.digests.get(&key)?.clone();
+            Some((
+                format!("{}@{digest}", i.reference.name()),
+                LayerSpec {
+                    repository: i.reference.repository().to_string(),
+                    tag: i.reference.tag().map(str::to_string),
+                    digest,
+                },
+            ))
+        })
+        .collect();
+    // Layers are independent: write them on a few threads (each streams its blobs once).
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut slots: Vec<Option<Result<CachedLayer, BuildError>>> = Vec::new();
+    slots.resize_with(specs.len(), || None);
+    let slots = std::sync::Mutex::new(slots);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(specs.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((_, spec)) = specs.get(i) else { break };
+                    let result = image_layer(store, cache, spec, mtime);
+                    if let Ok(mut s) = slots.lock() {
+                        s[i] = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    let slots = slots.into_inner().unwrap_or_default();
+    specs
+        .into_iter()
+        .zip(slots)
+        .map(|((image, _), slot)| {
+            let layer = slot.unwrap_or_else(|| {
+                Err(BuildError::Output {
+                    output: image.clone(),
+                    reason: "writing the embedded image layer did not finish".into(),
+                })
+            })?;
+            Ok(EmbeddedLayer { layer, image })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(reference: &str, source: &str) -> EmbedRequest {
+        EmbedRequest {
+            reference: reference.into(),
+            sources: vec![source.into()],
+        }
+    }
+
+    #[test]
+    fn the_same_image_twice_is_one_image_with_both_sources_in_reference_order() {
+        let images = normalise(&[
+            req("registry.k8s.io/pause:3.9", "a:1"),
+            req("nginx", "a:2"),
+            req("docker.io/library/nginx:latest", "b:7"),
+        ])
+        .unwrap();
+        let names: Vec<String> = images.iter().map(|(r, _)| r.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "docker.io/library/nginx:latest",
+                "registry.k8s.io/pause:3.9"
+            ]
+        );
+        assert_eq!(images[0].1, ["a:2", "b:7"]);
+    }
+
+    #[test]
+    fn two_hosts_with_one_repository_path_are_refused_naming_both() {
+        let err = normalise(&[req("quay.io/x/app:1", "s"), req("docker.io/x/app:2", "s")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("quay.io/x/app:1")
+                && err.contains("docker.io/x/app:2")
+                && err.contains("`x/app`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn locked_build_lists_every_difference_from_the_lock() {
+        let lock = Lock {
+            version: lock::LOCK_VERSION,
+            images: vec![LockedImage {
+                reference: "docker.io/library/old:1".into(),
+                sources: Vec::new(),
+                digests: BTreeMap::new(),
+            }],
+        };
+        let wanted = normalise(&[req("new:2", "s")]).unwrap();
+        let diff = lock_difference(Some(&lock), &wanted, &["linux/amd64".into()]).unwrap();
+        assert!(
+            diff.contains("docker.io/library/new:2 is not locked"),
+            "{diff}"
+        );
+        assert!(
+            diff.contains("docker.io/library/old:1 is locked but no longer requested"),
+            "{diff}"
+        );
+        assert!(lock_difference(None, &wanted, &[]).is_some());
+        assert!(
+            lock_difference(None, &[], &[]).is_none(),
+            "nothing to embed needs no lock"
+        );
+    }
+}

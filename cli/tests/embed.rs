@@ -1,0 +1,491 @@
+//! `sealos build` embedding the images a context lists: pulled from a local upstream (Debian's
+//! `docker-registry`, reached through a registries.conf mirror for `docker.io` and `registry.k8s.io`), one layer
+//! per image, the lock file, and the unpacked `registry/` tree served by `sealos registry serve` and by
+//! `docker-registry`, read back with `skopeo`. Needs `docker-registry` and `skopeo`; fails naming them.
+
+mod build_common;
+mod upstream;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use build_common::{blob_json, build, sealos, write_context};
+use formats::digest::Digest;
+use upstream::{DockerRegistry, push_multi_arch_seeded, skopeo, start_registry};
+
+/// A registries.conf sending `docker.io` and `registry.k8s.io` pulls to the mirror at `host`.
+fn mirror_conf(dir: &Path, host: &str) -> String {
+    let path = dir.join("registries.conf");
+    let mut text = String::new();
+    for prefix in ["docker.io", "registry.k8s.io", "quay.io"] {
+        text.push_str(&format!(
+            "[[registry]]\nprefix = \"{prefix}\"\nlocation = \"{prefix}\"\n[[registry.mirror]]\nlocation = \"{host}\"\ninsecure = true\n\n"
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Upstream images: (reference, repository at the mirror, index, amd64, arm64).
+struct Pushed {
+    reference: &'static str,
+    sealos_name: &'static str,
+    amd64: Digest,
+    arm64: Digest,
+    index: Digest,
+}
+
+fn populate(reg: &DockerRegistry) -> Vec<Pushed> {
+    let mut out = Vec::new();
+    for (reference, repo, tag, sealos_name) in [
+        (
+            "docker.io/library/nginx:1.25",
+            "library/nginx",
+            "1.25",
+            "library/nginx:1.25",
+        ),
+        ("registry.k8s.io/pause:3.9", "pause", "3.9", "pause:3.9"),
+        (
+            "quay.io/cilium/operator:v1.12.0",
+            "cilium/operator",
+            "v1.12.0",
+            "cilium/operator:v1.12.0",
+        ),
+    ] {
+        let (index, amd64, arm64) = push_multi_arch_seeded(&reg.host, repo, tag, reference);
+        out.push(Pushed {
+            reference,
+            sealos_name,
+            amd64,
+            arm64,
+            index,
+        });
+    }
+    out
+}
+
+/// A context `COPY . .` plus an image list naming `images` (written as users do: short names, quotes).
+fn context(dir: &Path, images: &[&str]) {
+    let list: String = images.iter().map(|i| format!("\"{i}\"\n")).collect();
+    write_context(
+        dir,
+        &[
+            ("Kubefile", "FROM scratch\nCOPY . .\nCMD [\"true\"]\n"),
+            ("manifests/app.yaml", "kind: Pod\n"),
+            ("images/shim/list", &format!("# embedded\n{list}")),
+        ],
+    );
+}
+
+fn build_with(store: &Path, conf: &str, extra: &[&str], ctx: &Path) -> Output {
+    let mut args = vec![
+        "--registries-conf",
+        conf,
+        "--format",
+        "json",
+        "--timestamp",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    build(store, &args)
+}
+
+fn ok_json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "sealos build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("build report is JSON")
+}
+
+/// A `sealos registry serve filesystem DIR` process, killed when dropped.
+struct Served {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_filesystem(dir: &Path) -> Served {
+    let mut child = sealos()
+        .args([
+            "registry",
+            "serve",
+            "filesystem",
+            "-p",
+            "0",
+            "--address",
+            "127.0.0.1",
+        ])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sealos registry serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Served { child, addr }
+}
+
+/// `skopeo copy` of `host/name` into a `dir:` and the sha256 of the manifest it wrote.
+fn skopeo_pull_digest(host: &str, name: &str, tmp: &Path) -> Digest {
+    let dest = tmp.join(name.replace(['/', ':'], "_"));
+    let _ = std::fs::remove_dir_all(&dest);
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{host}/{name}"),
+        &format!("dir:{}", dest.display()),
+    ]);
+    Digest::sha256_of(&std::fs::read(dest.join("manifest.json")).unwrap())
+}
+
+#[test]
+fn embedded_images_are_one_layer_each_and_both_registries_serve_them_with_original_digests() {
+    let reg = start_registry(None);
+    let pushed = populate(&reg);
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = mirror_conf(tmp.path(), &reg.host);
+    let ctx = tmp.path().join("ctx");
+    context(
+        &ctx,
+        &[
+            "nginx:1.25",
+            "registry.k8s.io/pause:3.9",
+            "quay.io/cilium/operator:v1.12.0",
+        ],
+    );
+    let store = tmp.path().join("store");
+    let out = tmp.path().join("out");
+    let report = ok_json(&build_with(
+        &store,
+        &conf,
+        &[
+            "--platform",
+            "linux/amd64",
+            "-t",
+            "test/embed:v1",
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+        ],
+        &ctx,
+    ));
+    assert_eq!(report["embedded"].as_array().unwrap().len(), 3);
+
+    // One layer for COPY, then one uncompressed layer per image, annotated with the image.
+    let manifest = blob_json(&store, report["digest"].as_str().unwrap());
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 4, "{manifest}");
+    for (layer, image) in layers[1..].iter().zip([
+        "docker.io/library/nginx",
+        "quay.io/cilium/operator",
+        "registry.k8s.io/pause",
+    ]) {
+        assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+        let annotated = layer["annotations"]["io.sealos.image.embedded"]
+            .as_str()
+            .unwrap();
+        assert!(
+            annotated.starts_with(&format!("{image}@sha256:")),
+            "{annotated}"
+        );
+    }
+
+    // The unpacked tree: sealos naming (host stripped), tags point at the amd64 manifests.
+    let v2 = out.join("registry/docker/registry/v2");
+    for p in &pushed {
+        let (repo, tag) = p.sealos_name.rsplit_once(':').unwrap();
+        let link = v2.join(format!(
+            "repositories/{repo}/_manifests/tags/{tag}/current/link"
+        ));
+        assert_eq!(
+            std::fs::read_to_string(&link).unwrap(),
+            p.amd64.to_string(),
+            "{}",
+            link.display()
+        );
+    }
+
+    // The lock records every image, its source and the amd64 digest.
+    let lock = std::fs::read_to_string(ctx.join("images.lock")).unwrap();
+    for p in &pushed {
+        assert!(
+            lock.contains(&format!("reference = \"{}\"", p.reference)),
+            "{lock}"
+        );
+        assert!(
+            lock.contains(&format!("\"linux/amd64\" = \"{}\"", p.amd64)),
+            "{lock}"
+        );
+    }
+
+    // Served by our registry and by docker-registry; skopeo pulls each by its sealos name, same digest.
+    let ours = serve_filesystem(&out.join("registry"));
+    let theirs = start_registry(Some(&out.join("registry")));
+    for host in [&ours.addr, &theirs.host] {
+        for p in &pushed {
+            assert_eq!(
+                skopeo_pull_digest(host, p.sealos_name, tmp.path()),
+                p.amd64,
+                "{} from {host}",
+                p.sealos_name
+            );
+        }
+    }
+}
+
+#[test]
+fn multi_platform_build_gives_each_platform_its_own_tags_and_all_keeps_the_index() {
+    let reg = start_registry(None);
+    let pushed = populate(&reg);
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = mirror_conf(tmp.path(), &reg.host);
+    let ctx = tmp.path().join("ctx");
+    context(&ctx, &["registry.k8s.io/pause:3.9"]);
+    let store = tmp.path().join("store");
+    let out = tmp.path().join("out");
+    ok_json(&build_with(
+        &store,
+        &conf,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+        ],
+        &ctx,
+    ));
+    let pause = &pushed[1];
+    let tag = "registry/docker/registry/v2/repositories/pause/_manifests/tags/3.9/current/link";
+    assert_eq!(
+        std::fs::read_to_string(out.join("linux_amd64").join(tag)).unwrap(),
+        pause.amd64.to_string()
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("linux_arm64").join(tag)).unwrap(),
+        pause.arm64.to_string()
+    );
+
+    let all = tmp.path().join("all");
+    ok_json(&build_with(
+        &store,
+        &conf,
+        &[
+            "--all",
+            "--platform",
+            "linux/amd64",
+            "-o",
+            &format!("type=local,dest={}", all.display()),
+        ],
+        &ctx,
+    ));
+    assert_eq!(
+        std::fs::read_to_string(all.join(tag)).unwrap(),
+        pause.index.to_string()
+    );
+    let served = serve_filesystem(&all.join("registry"));
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/pause:3.9", served.addr),
+    ]);
+    assert_eq!(Digest::sha256_of(&raw), pause.index);
+}
+
+#[test]
+fn rebuild_with_the_lock_asks_upstream_nothing_and_builds_are_deterministic_across_stores() {
+    let reg = start_registry(None);
+    populate(&reg);
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = mirror_conf(tmp.path(), &reg.host);
+    let ctx = tmp.path().join("ctx");
+    context(&ctx, &["nginx:1.25", "registry.k8s.io/pause:3.9"]);
+    let store = tmp.path().join("store");
+    let args = ["--platform", "linux/amd64", "-t", "test/embed:v1"];
+    let first = ok_json(&build_with(&store, &conf, &args, &ctx));
+    assert_eq!(first["pulled"], 2);
+    let after_first = reg.requests();
+    assert!(after_first > 0, "the first build pulls from the upstream");
+
+    let again = ok_json(&build_with(&store, &conf, &args, &ctx));
+    assert_eq!(again["digest"], first["digest"]);
+    assert_eq!(again["pulled"], 0);
+    assert_eq!(
+        reg.requests(),
+        after_first,
+        "a rebuild with nothing changed must not ask the upstream anything"
+    );
+
+    // A fresh store: the lock pins the digests (fetched by digest), same image digest.
+    let other = ok_json(&build_with(&tmp.path().join("store2"), &conf, &args, &ctx));
+    assert_eq!(other["digest"], first["digest"]);
+
+    // --locked accepts the same list and refuses a changed one, naming the difference.
+    let mut locked = args.to_vec();
+    locked.push("--locked");
+    ok_json(&build_with(&store, &conf, &locked, &ctx));
+    context(
+        &ctx,
+        &[
+            "nginx:1.25",
+            "registry.k8s.io/pause:3.9",
+            "quay.io/cilium/operator:v1.12.0",
+        ],
+    );
+    let refused = build_with(&store, &conf, &locked, &ctx);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("--locked") && err.contains("quay.io/cilium/operator:v1.12.0"),
+        "{err}"
+    );
+
+    // --save-image=false embeds nothing.
+    let plain = ok_json(&build_with(
+        &store,
+        &conf,
+        &["--save-image=false", "-t", "x:1"],
+        &ctx,
+    ));
+    assert_eq!(plain["embedded"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn two_hosts_with_the_same_repository_path_fail_naming_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    context(&ctx, &["docker.io/x/pause:1", "registry.k8s.io/x/pause:1"]);
+    std::fs::write(tmp.path().join("empty.conf"), "").unwrap();
+    let out = build_with(
+        &tmp.path().join("store"),
+        tmp.path().join("empty.conf").to_str().unwrap(),
+        &["-t", "x:1"],
+        &ctx,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("docker.io/x/pause:1") && err.contains("registry.k8s.io/x/pause:1"),
+        "{err}"
+    );
+    assert!(!ctx.join("images.lock").exists());
+}
+
+/// A registry that answers every manifest request after a delay with 404, counting how many are in flight.
+struct SlowRegistry {
+    host: String,
+    max_in_flight: Arc<AtomicUsize>,
+}
+
+fn start_slow_registry() -> SlowRegistry {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let max_in_flight = Arc::new(AtomicUsize::new(0));
+    let max = max_in_flight.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (in_flight, max) = (in_flight.clone(), max.clone());
+            std::thread::spawn(move || serve_slow(conn, &in_flight, &max));
+        }
+    });
+    SlowRegistry {
+        host,
+        max_in_flight,
+    }
+}
+
+fn serve_slow(conn: TcpStream, in_flight: &AtomicUsize, max: &AtomicUsize) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut conn = conn;
+    loop {
+        let mut request = String::new();
+        if reader.read_line(&mut request).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            if header == "\r\n" {
+                break;
+            }
+            if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        let _ = reader.read_exact(&mut body);
+        let (status, body) = if request.contains("/manifests/") {
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            max.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(400));
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            (
+                "404 Not Found",
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+            )
+        } else {
+            ("200 OK", "{}")
+        };
+        let response = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if conn.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn max_pull_procs_bounds_the_images_pulled_at_once() {
+    for (flag, expected) in [(Some("3"), 3), (None, 5)] {
+        let slow = start_slow_registry();
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = tmp.path().join("ctx");
+        let images: Vec<String> = (0..12).map(|i| format!("{}/img{i}:1", slow.host)).collect();
+        let refs: Vec<&str> = images.iter().map(String::as_str).collect();
+        context(&ctx, &refs);
+        std::fs::write(tmp.path().join("empty.conf"), "").unwrap();
+        let mut args = vec!["--tls-verify=false", "-t", "x:1"];
+        if let Some(n) = flag {
+            args.extend(["--max-pull-procs", n]);
+        }
+        let out = build_with(
+            &tmp.path().join("store"),
+            tmp.path().join("empty.conf").to_str().unwrap(),
+            &args,
+            &ctx,
+        );
+        assert!(!out.status.success(), "every manifest is missing");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("/img"), "the error names an image: {err}");
+        assert_eq!(
+            slow.max_in_flight.load(Ordering::SeqCst),
+            expected,
+            "manifest requests in flight with --max-pull-procs {flag:?}"
+        );
+    }
+}
