@@ -11,46 +11,7 @@ use formats::media_type;
 
 use crate::env::Env;
 
-/// Labels naming an image's type (`rootfs`, `patch`, `application`); the first one present wins.
-pub const TYPE_LABELS: [&str; 2] = ["sealos.io.type", "apps.sealos.io/type"];
-
-/// What a cluster image is for, from its type label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageKind {
-    /// The base of a cluster: copied to every host's rootfs; its label scripts set the hosts up.
-    Rootfs,
-    /// Copied over the rootfs of every host; its command runs on every host.
-    Patch,
-    /// Unpacked into its own directory on the first master, where its command runs.
-    Application,
-}
-
-impl ImageKind {
-    /// The type from an image's labels; no type label means an application.
-    pub fn from_labels(labels: &BTreeMap<String, String>) -> Result<Self, String> {
-        let Some(value) = TYPE_LABELS.iter().find_map(|l| labels.get(*l)) else {
-            return Ok(ImageKind::Application);
-        };
-        match value.trim().to_ascii_lowercase().as_str() {
-            "rootfs" => Ok(ImageKind::Rootfs),
-            "patch" => Ok(ImageKind::Patch),
-            "application" | "" => Ok(ImageKind::Application),
-            other => Err(format!(
-                "unknown image type `{other}`: the type label must be `rootfs`, `patch` or `application`"
-            )),
-        }
-    }
-
-    /// The label value naming this type.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageKind::Rootfs => "rootfs",
-            ImageKind::Patch => "patch",
-            ImageKind::Application => "application",
-        }
-    }
-}
+pub use builder::store::{ImageKind, TYPE_LABELS};
 
 /// Why an image could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +141,14 @@ pub fn open(store: &Store, image: &str) -> Result<ClusterImage, ImageError> {
         )
     })?;
     let container = config.config.unwrap_or_default();
-    let kind = ImageKind::from_labels(&container.labels).map_err(|r| invalid(image, &r))?;
+    let kind = ImageKind::from_labels(&container.labels).map_err(|value| {
+        invalid(
+            image,
+            &format!(
+                "unknown image type `{value}`: the type label must be `rootfs`, `patch` or `application`"
+            ),
+        )
+    })?;
     let env = container
         .env
         .iter()

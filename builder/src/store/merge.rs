@@ -38,7 +38,7 @@ use super::{Image, Store, StoreError, normalize_name};
 pub const TYPE_LABELS: [&str; 2] = ["sealos.io.type", "apps.sealos.io/type"];
 
 /// What kind of cluster image an image is, from its type label (absent means application).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageKind {
     /// Applied on the first master in its own directory.

@@ -351,7 +351,8 @@ pub enum RegistryMirrorCommand {
 /// Arguments of `sealos registry save`.
 #[derive(Debug, clap::Args)]
 pub struct SaveArgs {
-    /// Build context whose `images/shim/*` lists images to save.
+    /// Build context whose images are saved: found as `sealos build` finds them (`images/shim/*` lists,
+    /// `manifests/`, `charts/`; see docs/discovery.md), and its `images/skopeo/tar.txt` archives.
     pub context: Option<PathBuf>,
     /// Images to save (comma-separated), besides those of the context.
     #[arg(long, value_delimiter = ',')]
@@ -434,7 +435,13 @@ fn save(args: &SaveArgs) -> anyhow::Result<()> {
     let mut images = Vec::new();
     let mut tars = Vec::new();
     if let Some(ctx) = &args.context {
-        images.extend(registry::mirror::shim::shim_images(ctx)?);
+        // The same discovery as `sealos build`: lists, manifests and charts, with `.sealignore` applied.
+        let found = builder::discover::discover(ctx, &builder::discover::DiscoverOptions::default())
+            .with_context(|| format!("discovering the images of `{}`", ctx.display()))?;
+        for warning in &found.warnings {
+            eprintln!("warning: {warning}");
+        }
+        images.extend(found.images.into_iter().map(|i| i.reference));
         tars.extend(registry::mirror::tars::context_tars(ctx)?);
     }
     images.extend(
