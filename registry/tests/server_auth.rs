@@ -331,30 +331,30 @@ async fn token_for_pulling_one_repository_cannot_push_it_nor_read_another() {
     );
     assert_eq!(get("/v2/").await.unwrap().status(), StatusCode::OK);
     let r = get("/v2/b/manifests/v1").await.unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(
         challenge(&r).contains("scope=\"repository:b:pull\",error=\"insufficient_scope\""),
         "{}",
         challenge(&r)
     );
-    assert_eq!(error_code(r).await, "DENIED");
+    assert_eq!(error_code(r).await, "UNAUTHORIZED");
     let r = http()
         .post(s.url("/v2/a/blobs/uploads/"))
         .bearer_auth(&t.token)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(error_code(r).await, "DENIED");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(r).await, "UNAUTHORIZED");
     let r = http()
         .delete(s.url("/v2/a/manifests/v1"))
         .bearer_auth(&t.token)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let r = get("/v2/_catalog").await.unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(s.storage.list_tags("a").await.unwrap(), vec!["v1"]);
 
     let t = token(&s, true, &["registry:catalog:*"]).await;

@@ -13,9 +13,10 @@
 //!   token from `/token`. A token only grants what it lists: `repository:NAME:pull|push|delete` and
 //!   `registry:catalog:*`.
 //! - Missing or invalid credentials: 401 UNAUTHORIZED with `WWW-Authenticate: Bearer
-//!   realm="<scheme>://<host>/token",service="<service>",scope="<needed scope>"`. A valid token of a user that
-//!   does not cover the request: 403 DENIED with the same challenge and `error="insufficient_scope"`
-//!   (RFC 6750 section 3.1); an anonymous caller gets 401 instead, so the client logs in.
+//!   realm="<scheme>://<host>/token",service="<service>",scope="<needed scope>"`. A valid token that does not
+//!   cover the request: also 401 UNAUTHORIZED, with the challenge naming the needed scope and
+//!   `error="insufficient_scope"` (RFC 6750 section 3.1), as CNCF distribution answers: clients (docker,
+//!   containerd, skopeo, ours) then fetch a token for that scope and retry, where a 403 would end the request.
 //! - A cross-repository mount (`POST ...?mount=D&from=R`) whose caller may not pull `R` becomes a plain
 //!   upload (202 with a session), as the spec allows, rather than an error.
 
@@ -740,7 +741,7 @@ impl Authenticator {
     }
 
     /// Decides one `/v2/` request: `Ok` with the request to run (a mount the caller may not do is turned
-    /// into a plain upload), or the 401/403 answer.
+    /// into a plain upload), or the 401 answer.
     async fn admit(&self, mut req: Request) -> Result<Request, Response> {
         let headers = req.headers();
         let need = requirement(req.method(), req.uri().path(), req.uri().query());
@@ -780,8 +781,8 @@ impl Authenticator {
             let what = format!("{} on {} `{}`", need.action, need.kind, need.name);
             if caller.is_user() {
                 return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "DENIED",
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
                     format!("the token does not grant {what}; ask /token for scope `{scope}`"),
                 )
                 .with_header(
@@ -935,7 +936,7 @@ fn without_mount(uri: &Uri) -> Option<Uri> {
     path_and_query.parse().ok()
 }
 
-/// The axum middleware in front of `/v2/`: admits the request or answers 401/403.
+/// The axum middleware in front of `/v2/`: admits the request or answers 401.
 pub async fn require_auth(
     State(auth): State<Arc<Authenticator>>,
     req: Request,
