@@ -434,7 +434,8 @@ pub fn build(
         opts.platforms.clone()
     };
     // Discovery reads the Kubefile's CMD for `helm ... -f values --set k=v`; it is the same on every platform.
-    let first_plan = formats::kubefile::evaluate(&kubefile, &eval_options(opts, &file, &platforms[0]))?;
+    let first_plan =
+        formats::kubefile::evaluate(&kubefile, &eval_options(opts, &file, &platforms[0]))?;
     let discover = crate::discover::DiscoverOptions {
         strict: opts.embed.strict,
         helm: None,
@@ -453,7 +454,9 @@ pub fn build(
         (Vec::new(), Vec::new())
     };
     for warning in &warnings {
-        progress(Progress::Warning { message: &warning.to_string() });
+        progress(Progress::Warning {
+            message: &warning.to_string(),
+        });
     }
     let embed_plan = crate::embed::prepare(
         &ctx.store,
@@ -474,7 +477,8 @@ pub fn build(
             platform,
             opts.timestamp,
         )?;
-        let mut plan = formats::kubefile::evaluate(&kubefile, &eval_options(opts, &file, platform))?;
+        let mut plan =
+            formats::kubefile::evaluate(&kubefile, &eval_options(opts, &file, platform))?;
         formats::kubefile::resolve_sources(&mut plan, &context, &file)?;
         if !ctx.ignore.is_empty() {
             for stage in &mut plan.stages {

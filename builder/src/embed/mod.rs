@@ -188,7 +188,8 @@ pub fn requests_from_context(
     context: &Path,
     opts: &crate::discover::DiscoverOptions,
 ) -> Result<(Vec<EmbedRequest>, Vec<crate::discover::Warning>), EmbedError> {
-    let found = crate::discover::discover(context, opts).map_err(|e| EmbedError::Discover(Box::new(e)))?;
+    let found =
+        crate::discover::discover(context, opts).map_err(|e| EmbedError::Discover(Box::new(e)))?;
     let requests = found
         .images
         .into_iter()

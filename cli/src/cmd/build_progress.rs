@@ -26,7 +26,11 @@ impl BuildProgress {
         if let Progress::Warning { message } = event {
             // Warnings are shown with or without a terminal, above the bars when there are some.
             let line = format!("warning: {message}");
-            if self.multi.as_ref().is_none_or(|m| m.println(&line).is_err()) {
+            if self
+                .multi
+                .as_ref()
+                .is_none_or(|m| m.println(&line).is_err())
+            {
                 eprintln!("{line}");
             }
             return;

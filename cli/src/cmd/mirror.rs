@@ -436,8 +436,9 @@ fn save(args: &SaveArgs) -> anyhow::Result<()> {
     let mut tars = Vec::new();
     if let Some(ctx) = &args.context {
         // The same discovery as `sealos build`: lists, manifests and charts, with `.sealignore` applied.
-        let found = builder::discover::discover(ctx, &builder::discover::DiscoverOptions::default())
-            .with_context(|| format!("discovering the images of `{}`", ctx.display()))?;
+        let found =
+            builder::discover::discover(ctx, &builder::discover::DiscoverOptions::default())
+                .with_context(|| format!("discovering the images of `{}`", ctx.display()))?;
         for warning in &found.warnings {
             eprintln!("warning: {warning}");
         }
