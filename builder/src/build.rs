@@ -434,7 +434,8 @@ pub fn build(
         opts.platforms.clone()
     };
     // Discovery reads the Kubefile's CMD for `helm ... -f values --set k=v`; it is the same on every platform.
-    let first_plan = formats::kubefile::evaluate(&kubefile, &eval_options(opts, &file, &platforms[0]))?;
+    let first_plan =
+        formats::kubefile::evaluate(&kubefile, &eval_options(opts, &file, &platforms[0]))?;
     let discover = crate::discover::DiscoverOptions {
         strict: opts.embed.strict,
         helm: None,
@@ -447,19 +448,22 @@ pub fn build(
             .cloned()
             .collect(),
     };
-    let (requests, warnings) = if opts.embed.save_image {
+    let (requests, archives, warnings) = if opts.embed.save_image {
         crate::embed::requests_from_context(&context, &discover)?
     } else {
-        (Vec::new(), Vec::new())
+        (Vec::new(), Vec::new(), Vec::new())
     };
     for warning in &warnings {
-        progress(Progress::Warning { message: &warning.to_string() });
+        progress(Progress::Warning {
+            message: &warning.to_string(),
+        });
     }
     let embed_plan = crate::embed::prepare(
         &ctx.store,
         opts.client.as_ref(),
         &context,
         &requests,
+        &archives,
         &platforms,
         &opts.embed,
         Some((&ctx.layers, opts.timestamp)),
@@ -474,7 +478,8 @@ pub fn build(
             platform,
             opts.timestamp,
         )?;
-        let mut plan = formats::kubefile::evaluate(&kubefile, &eval_options(opts, &file, platform))?;
+        let mut plan =
+            formats::kubefile::evaluate(&kubefile, &eval_options(opts, &file, platform))?;
         formats::kubefile::resolve_sources(&mut plan, &context, &file)?;
         if !ctx.ignore.is_empty() {
             for stage in &mut plan.stages {
