@@ -208,12 +208,14 @@ pub enum EmbedError {
     },
 }
 
-/// What a build context asks to embed: images to pull, archives to load, and the discovery warnings.
-pub type ContextImages = (
-    Vec<EmbedRequest>,
-    Vec<crate::discover::ArchiveEntry>,
-    Vec<crate::discover::Warning>,
-);
+/// What a build asks to embed: images to pull and archives to load.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmbedInputs {
+    /// Registry images, as written, with their provenance.
+    pub requests: Vec<EmbedRequest>,
+    /// The archives of `images/skopeo/tar.txt`, in file order.
+    pub archives: Vec<crate::discover::ArchiveEntry>,
+}
 
 /// The images of a build context to embed, found by [`crate::discover`] (lists, manifests, charts, with
 /// `.sealignore` applied), each with its provenance; the archives of `images/skopeo/tar.txt`; and the
@@ -221,7 +223,7 @@ pub type ContextImages = (
 pub fn requests_from_context(
     context: &Path,
     opts: &crate::discover::DiscoverOptions,
-) -> Result<ContextImages, EmbedError> {
+) -> Result<(EmbedInputs, Vec<crate::discover::Warning>), EmbedError> {
     let found =
         crate::discover::discover(context, opts).map_err(|e| EmbedError::Discover(Box::new(e)))?;
     let requests = found
@@ -232,7 +234,11 @@ pub fn requests_from_context(
             sources: image.sources.iter().map(ToString::to_string).collect(),
         })
         .collect();
-    Ok((requests, found.archives, found.warnings))
+    let inputs = EmbedInputs {
+        requests,
+        archives: found.archives,
+    };
+    Ok((inputs, found.warnings))
 }
 
 /// The platform key of `p` (`linux/arm64/v8`).
@@ -350,8 +356,7 @@ pub fn prepare(
     store: &OciLayout,
     client: Option<&RegistryClient>,
     context: &Path,
-    requests: &[EmbedRequest],
-    archives: &[crate::discover::ArchiveEntry],
+    inputs: &EmbedInputs,
     platforms: &[Platform],
     opts: &EmbedOptions,
     layers: Option<(&LayerCache, u64)>,
@@ -365,8 +370,8 @@ pub fn prepare(
     if !opts.save_image {
         return Ok(plan);
     }
-    let wanted = normalise(requests)?;
-    plan.archives = load_archives(store, context, archives)?;
+    let wanted = normalise(&inputs.requests)?;
+    plan.archives = load_archives(store, context, &inputs.archives)?;
     for a in &plan.archives {
         if let Some((r, sources)) = wanted
             .iter()
