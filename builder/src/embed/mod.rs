@@ -664,6 +664,36 @@ mod tests {
     }
 
     #[test]
+    fn locked_build_refuses_an_archive_whose_image_changed_and_accepts_an_unchanged_one() {
+        let old = Digest::sha256_of(b"old");
+        let new = Digest::sha256_of(b"new");
+        let key = "linux/amd64".to_string();
+        let lock = Lock {
+            version: lock::LOCK_VERSION,
+            images: vec![LockedImage {
+                reference: "library/app:v1".into(),
+                sources: Vec::new(),
+                digests: BTreeMap::from([(key.clone(), old.clone())]),
+            }],
+        };
+        let archive = |digest: &Digest| ArchiveImage {
+            repository: "library/app".into(),
+            tag: "v1".into(),
+            digest: digest.clone(),
+            sources: vec!["images/skopeo/tar.txt:1".into()],
+        };
+        let diff = lock_difference(Some(&lock), &[], &[archive(&new)], &[key.clone()]).unwrap();
+        assert!(
+            diff.contains("library/app:v1") && diff.contains(&new.to_string()),
+            "{diff}"
+        );
+        assert_eq!(
+            lock_difference(Some(&lock), &[], &[archive(&old)], &[key]),
+            None
+        );
+    }
+
+    #[test]
     fn locked_build_lists_every_difference_from_the_lock() {
         let lock = Lock {
             version: lock::LOCK_VERSION,
