@@ -448,10 +448,10 @@ pub fn build(
             .cloned()
             .collect(),
     };
-    let (requests, warnings) = if opts.embed.save_image {
+    let (inputs, warnings) = if opts.embed.save_image {
         crate::embed::requests_from_context(&context, &discover)?
     } else {
-        (Vec::new(), Vec::new())
+        (crate::embed::EmbedInputs::default(), Vec::new())
     };
     for warning in &warnings {
         progress(Progress::Warning {
@@ -462,7 +462,7 @@ pub fn build(
         &ctx.store,
         opts.client.as_ref(),
         &context,
-        &requests,
+        &inputs,
         &platforms,
         &opts.embed,
         Some((&ctx.layers, opts.timestamp)),

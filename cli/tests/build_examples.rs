@@ -45,6 +45,8 @@ fn calico_example_has_one_layer_and_the_kubefile_config() {
     build_ok(
         store.path(),
         &[
+            // The chart's images would be pulled from quay.io; this test is about the Kubefile's layer.
+            "--save-image=false",
             "-t",
             "calico:v1",
             "-o",

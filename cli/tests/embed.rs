@@ -4,6 +4,7 @@
 //! `docker-registry`, read back with `skopeo`. Needs `docker-registry` and `skopeo`; fails naming them.
 
 mod build_common;
+mod store_fixture;
 mod upstream;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -486,6 +487,105 @@ fn max_pull_procs_bounds_the_images_pulled_at_once() {
             slow.max_in_flight.load(Ordering::SeqCst),
             expected,
             "manifest requests in flight with --max-pull-procs {flag:?}"
+        );
+    }
+}
+
+/// The manifest `skopeo` reads from `host/name` (an insecure registry): its digest and its config digest.
+fn skopeo_manifest(host: &str, name: &str) -> (Digest, String) {
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{host}/{name}"),
+    ]);
+    let manifest: serde_json::Value = serde_json::from_slice(&raw).expect("manifest JSON");
+    let config = manifest["config"]["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (Digest::sha256_of(&raw), config)
+}
+
+#[test]
+fn archives_of_tar_txt_are_embedded_under_their_sealos_names_without_any_registry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src-store");
+    let app = store_fixture::make_image(&src, "example.com/team/app:v1", "app");
+    let cli = store_fixture::make_image(&src, "quay.io/tools/cli:2", "cli");
+    let ctx = tmp.path().join("ctx");
+    let skopeo_dir = ctx.join("images/skopeo");
+    std::fs::create_dir_all(&skopeo_dir).unwrap();
+    for (format, file, image) in [
+        ("docker-archive", "app.tar", "example.com/team/app:v1"),
+        ("oci-archive", "cli.tar", "quay.io/tools/cli:2"),
+    ] {
+        let out = sealos()
+            .arg("--root")
+            .arg(&src)
+            .args(["save", "--format", format, "-o"])
+            .arg(skopeo_dir.join(file))
+            .arg(image)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sealos save: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    write_context(
+        &ctx,
+        &[
+            ("Kubefile", "FROM scratch\nCOPY . .\nCMD [\"true\"]\n"),
+            (
+                "images/skopeo/tar.txt",
+                "# offline images\ndocker-archive:app.tar@library/app:v1\noci-archive:cli.tar\n",
+            ),
+        ],
+    );
+    let dest = tmp.path().join("rootfs");
+    let out = build(
+        &tmp.path().join("store"),
+        &[
+            "--tls-verify=false",
+            "--format",
+            "json",
+            "--timestamp",
+            "0",
+            "-o",
+            &format!("type=local,dest={}", dest.display()),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    ok_json(&out);
+
+    let lock = std::fs::read_to_string(ctx.join("images.lock")).unwrap();
+    let served = serve_filesystem(&dest.join("registry"));
+    // The docker archive is named as written after `@`; its config is kept byte-exact.
+    let (app_digest, app_config) = skopeo_manifest(&served.addr, "library/app:v1");
+    let app_manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(src.join("blobs/sha256").join(app.digest.hex())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        app_config,
+        app_manifest["config"]["digest"].as_str().unwrap()
+    );
+    // The OCI archive has no `@NAME`: its own name without the host, byte-exact manifest.
+    let (cli_digest, _) = skopeo_manifest(&served.addr, "tools/cli:2");
+    assert_eq!(cli_digest, cli.digest);
+    for (name, digest, line) in [
+        ("library/app:v1", &app_digest, "images/skopeo/tar.txt:2"),
+        ("tools/cli:2", &cli_digest, "images/skopeo/tar.txt:3"),
+    ] {
+        let entry = lock
+            .split("[[image]]")
+            .find(|e| e.contains(&format!("reference = \"{name}\"")))
+            .unwrap_or_else(|| panic!("{name} is not in images.lock:\n{lock}"));
+        assert!(
+            entry.contains(&digest.to_string()) && entry.contains(line),
+            "{entry}"
         );
     }
 }

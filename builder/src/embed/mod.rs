@@ -18,6 +18,7 @@
 //! platform gets the image's platform manifest, tagged in that platform's own tree (platforms never
 //! overwrite each other's tags, since each platform is a separate image with its own `registry/`).
 
+pub mod archives;
 pub mod layer;
 pub mod lock;
 pub mod pull;
@@ -33,6 +34,7 @@ use formats::reference::Reference;
 use registry::client::RegistryClient;
 use registry::mirror::{MirrorError, PlatformFilter};
 
+use self::archives::{ArchiveImage, load_archives};
 use self::layer::{LayerSpec, image_layer};
 use self::lock::{LOCK_FILE, Lock, LockError, LockedImage};
 use self::pull::{PullWork, pull_all};
@@ -97,6 +99,8 @@ pub struct EmbeddedImage {
 pub struct EmbedPlan {
     /// The images, sorted by reference.
     pub images: Vec<EmbeddedImage>,
+    /// The images of `images/skopeo/tar.txt`'s archives, in file order (the same for every platform).
+    pub archives: Vec<ArchiveImage>,
     /// Whether embedding is on (`--save-image`) and with `--all`.
     pub all_platforms: bool,
     /// The lock file.
@@ -167,6 +171,29 @@ pub enum EmbedError {
         /// The first one.
         first: String,
     },
+    /// An archive of `images/skopeo/tar.txt` cannot be read or named.
+    #[error("{archive} (from {source_line}): {reason}")]
+    Archive {
+        /// `transport:file`.
+        archive: String,
+        /// The `tar.txt` line.
+        source_line: String,
+        /// Why.
+        reason: String,
+    },
+    /// Two different images would get one name in the embedded registry.
+    #[error(
+        "`{name}` would hold two different images in the embedded registry: {first} and {second}; \
+         give one of them another name (`FILE@NAME:TAG` in images/skopeo/tar.txt)"
+    )]
+    NameClash {
+        /// `repository:tag`.
+        name: String,
+        /// The first image and where it comes from.
+        first: String,
+        /// The second.
+        second: String,
+    },
     /// Image discovery failed (an unreadable file, or warnings under `--strict`).
     #[error(transparent)]
     Discover(Box<crate::discover::DiscoverError>),
@@ -181,13 +208,22 @@ pub enum EmbedError {
     },
 }
 
+/// What a build asks to embed: images to pull and archives to load.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmbedInputs {
+    /// Registry images, as written, with their provenance.
+    pub requests: Vec<EmbedRequest>,
+    /// The archives of `images/skopeo/tar.txt`, in file order.
+    pub archives: Vec<crate::discover::ArchiveEntry>,
+}
+
 /// The images of a build context to embed, found by [`crate::discover`] (lists, manifests, charts, with
-/// `.sealignore` applied), each with its provenance; and the discovery warnings. The one place the build asks
-/// for its image list.
+/// `.sealignore` applied), each with its provenance; the archives of `images/skopeo/tar.txt`; and the
+/// discovery warnings. The one place the build asks for its image list.
 pub fn requests_from_context(
     context: &Path,
     opts: &crate::discover::DiscoverOptions,
-) -> Result<(Vec<EmbedRequest>, Vec<crate::discover::Warning>), EmbedError> {
+) -> Result<(EmbedInputs, Vec<crate::discover::Warning>), EmbedError> {
     let found =
         crate::discover::discover(context, opts).map_err(|e| EmbedError::Discover(Box::new(e)))?;
     let requests = found
@@ -198,7 +234,11 @@ pub fn requests_from_context(
             sources: image.sources.iter().map(ToString::to_string).collect(),
         })
         .collect();
-    Ok((requests, found.warnings))
+    let inputs = EmbedInputs {
+        requests,
+        archives: found.archives,
+    };
+    Ok((inputs, found.warnings))
 }
 
 /// The platform key of `p` (`linux/arm64/v8`).
@@ -263,14 +303,31 @@ fn read_lock(path: &Path) -> Result<Option<Lock>, EmbedError> {
 fn lock_difference(
     lock: Option<&Lock>,
     wanted: &[(Reference, Vec<String>)],
+    archives: &[ArchiveImage],
     keys: &[String],
 ) -> Option<String> {
     let Some(lock) = lock else {
-        return (!wanted.is_empty()).then(|| "there is no lock file".into());
+        return (!wanted.is_empty() || !archives.is_empty())
+            .then(|| "there is no lock file".into());
     };
     let locked: BTreeSet<&str> = lock.images.iter().map(|i| i.reference.as_str()).collect();
-    let asked: BTreeSet<String> = wanted.iter().map(|(r, _)| r.to_string()).collect();
+    let mut asked: BTreeSet<String> = wanted.iter().map(|(r, _)| r.to_string()).collect();
     let mut diffs = Vec::new();
+    for a in archives {
+        let name = a.name();
+        if let Some(entry) = lock.get(&name) {
+            for k in keys {
+                if entry.digests.get(k).is_some_and(|d| *d != a.digest) {
+                    diffs.push(format!(
+                        "{name} (from {}) is {} but locked for {k} as another digest",
+                        a.sources.join(", "),
+                        a.digest
+                    ));
+                }
+            }
+        }
+        asked.insert(name);
+    }
     for a in &asked {
         match lock.get(a) {
             None => diffs.push(format!("{a} is not locked")),
@@ -291,15 +348,15 @@ fn lock_difference(
     (!diffs.is_empty()).then(|| diffs.join("; "))
 }
 
-/// Resolves and pulls every requested image for `platforms` into `store`, honouring and updating the lock
-/// in `context` (see the module documentation). Creates its own async runtime: call it from synchronous code.
+/// Resolves and pulls every requested image for `platforms` into `store` and loads every archive
+/// ([`archives`]), honouring and updating the lock in `context` (see the module documentation). Creates its own async runtime: call it from synchronous code.
 /// When `layers` is given (the build's layer cache and timestamp), each pulled image's layer is written
 /// while the other images are still being pulled, so [`layers`] later finds it cached.
 pub fn prepare(
     store: &OciLayout,
     client: Option<&RegistryClient>,
     context: &Path,
-    requests: &[EmbedRequest],
+    inputs: &EmbedInputs,
     platforms: &[Platform],
     opts: &EmbedOptions,
     layers: Option<(&LayerCache, u64)>,
@@ -313,7 +370,20 @@ pub fn prepare(
     if !opts.save_image {
         return Ok(plan);
     }
-    let wanted = normalise(requests)?;
+    let wanted = normalise(&inputs.requests)?;
+    plan.archives = load_archives(store, context, &inputs.archives)?;
+    for a in &plan.archives {
+        if let Some((r, sources)) = wanted
+            .iter()
+            .find(|(r, _)| r.repository() == a.repository && r.tag() == Some(a.tag.as_str()))
+        {
+            return Err(EmbedError::NameClash {
+                name: a.name(),
+                first: format!("{r} (from {})", sources.join(", ")),
+                second: format!("{} ({})", a.sources.join(", "), a.digest),
+            });
+        }
+    }
     let existing = read_lock(&lock_path)?;
     let keys: Vec<String> = if opts.all_platforms {
         vec![ALL_PLATFORMS.to_string()]
@@ -326,14 +396,14 @@ pub fn prepare(
         platforms.iter().map(platform_filter).collect()
     };
     if opts.locked
-        && let Some(difference) = lock_difference(existing.as_ref(), &wanted, &keys)
+        && let Some(difference) = lock_difference(existing.as_ref(), &wanted, &plan.archives, &keys)
     {
         return Err(EmbedError::LockMismatch {
             path: lock_path.display().to_string(),
             difference,
         });
     }
-    if wanted.is_empty() && existing.is_none() {
+    if wanted.is_empty() && plan.archives.is_empty() && existing.is_none() {
         return Ok(plan);
     }
     let mut work = Vec::new();
@@ -407,13 +477,30 @@ pub fn prepare(
         });
     }
     if !opts.locked {
-        write_lock(&lock_path, existing.as_ref(), &plan.images)?;
+        write_lock(
+            &lock_path,
+            existing.as_ref(),
+            &plan.images,
+            &plan.archives,
+            &keys,
+        )?;
     }
     Ok(plan)
 }
 
 /// Writes the lock for `images` (keeping digests of other platforms the old lock knew) when it changed.
-fn write_lock(path: &Path, old: Option<&Lock>, images: &[EmbeddedImage]) -> Result<(), EmbedError> {
+fn write_lock(
+    path: &Path,
+    old: Option<&Lock>,
+    images: &[EmbeddedImage],
+    archives: &[ArchiveImage],
+    keys: &[String],
+) -> Result<(), EmbedError> {
+    let from_archives = archives.iter().map(|a| LockedImage {
+        reference: a.name(),
+        sources: a.sources.clone(),
+        digests: keys.iter().map(|k| (k.clone(), a.digest.clone())).collect(),
+    });
     let new = Lock {
         version: lock::LOCK_VERSION,
         images: images
@@ -431,13 +518,14 @@ fn write_lock(path: &Path, old: Option<&Lock>, images: &[EmbeddedImage]) -> Resu
                     digests,
                 }
             })
+            .chain(from_archives)
             .collect(),
     };
     let text = lock::render(&new);
     if std::fs::read_to_string(path).is_ok_and(|t| t == text) {
         return Ok(());
     }
-    if images.is_empty() && old.is_none() {
+    if new.images.is_empty() && old.is_none() {
         return Ok(());
     }
     formats::fsutil::atomic_write(path, text.as_bytes()).map_err(|e| EmbedError::Io {
@@ -455,7 +543,8 @@ pub struct EmbeddedLayer {
     pub image: String,
 }
 
-/// The layers of every image of `plan` for `platform`, in reference order (cached ones are reused).
+/// The layers of every image of `plan` for `platform`, in reference order, then the archives' images in
+/// `tar.txt` order (cached ones are reused).
 pub fn layers(
     store: &OciLayout,
     cache: &LayerCache,
@@ -482,6 +571,16 @@ pub fn layers(
                 },
             ))
         })
+        .chain(plan.archives.iter().map(|a| {
+            (
+                format!("{}@{}", a.name(), a.digest),
+                LayerSpec {
+                    repository: a.repository.clone(),
+                    tag: Some(a.tag.clone()),
+                    digest: a.digest.clone(),
+                },
+            )
+        }))
         .collect();
     // Layers are independent: write them on a few threads (each streams its blobs once).
     let threads = std::thread::available_parallelism()
@@ -565,6 +664,36 @@ mod tests {
     }
 
     #[test]
+    fn locked_build_refuses_an_archive_whose_image_changed_and_accepts_an_unchanged_one() {
+        let old = Digest::sha256_of(b"old");
+        let new = Digest::sha256_of(b"new");
+        let key = "linux/amd64".to_string();
+        let lock = Lock {
+            version: lock::LOCK_VERSION,
+            images: vec![LockedImage {
+                reference: "library/app:v1".into(),
+                sources: Vec::new(),
+                digests: BTreeMap::from([(key.clone(), old.clone())]),
+            }],
+        };
+        let archive = |digest: &Digest| ArchiveImage {
+            repository: "library/app".into(),
+            tag: "v1".into(),
+            digest: digest.clone(),
+            sources: vec!["images/skopeo/tar.txt:1".into()],
+        };
+        let diff = lock_difference(Some(&lock), &[], &[archive(&new)], &[key.clone()]).unwrap();
+        assert!(
+            diff.contains("library/app:v1") && diff.contains(&new.to_string()),
+            "{diff}"
+        );
+        assert_eq!(
+            lock_difference(Some(&lock), &[], &[archive(&old)], &[key]),
+            None
+        );
+    }
+
+    #[test]
     fn locked_build_lists_every_difference_from_the_lock() {
         let lock = Lock {
             version: lock::LOCK_VERSION,
@@ -575,7 +704,7 @@ mod tests {
             }],
         };
         let wanted = normalise(&[req("new:2", "s")]).unwrap();
-        let diff = lock_difference(Some(&lock), &wanted, &["linux/amd64".into()]).unwrap();
+        let diff = lock_difference(Some(&lock), &wanted, &[], &["linux/amd64".into()]).unwrap();
         assert!(
             diff.contains("docker.io/library/new:2 is not locked"),
             "{diff}"
@@ -584,9 +713,9 @@ mod tests {
             diff.contains("docker.io/library/old:1 is locked but no longer requested"),
             "{diff}"
         );
-        assert!(lock_difference(None, &wanted, &[]).is_some());
+        assert!(lock_difference(None, &wanted, &[], &[]).is_some());
         assert!(
-            lock_difference(None, &[], &[]).is_none(),
+            lock_difference(None, &[], &[], &[]).is_none(),
             "nothing to embed needs no lock"
         );
     }

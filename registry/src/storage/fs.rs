@@ -23,6 +23,8 @@ use super::{BlobReader, ByteRange, ByteStream, Result, Storage, StorageError, Up
 
 /// Read buffer for blob streams.
 const READ_CHUNK: usize = 256 * 1024;
+/// Bytes gathered before one write of an upload's data file.
+const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// Storage in a directory holding (or to hold) `docker/registry/v2`.
 pub struct FsStorage {
@@ -425,11 +427,14 @@ impl Storage for FsStorage {
         };
         let mut hasher = saved.clone();
         let mut written = 0u64;
+        // Request bodies arrive in small frames; every write to a tokio file is a trip to the blocking pool, so
+        // frames are gathered into 1 MiB writes.
+        let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         let outcome: Result<()> = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(StorageError::Body)?;
                 hasher.update(&chunk);
-                file.write_all(&chunk)
+                out.write_all(&chunk)
                     .await
                     .map_err(io_err("write", &path))?;
                 written += chunk.len() as u64;
@@ -440,11 +445,15 @@ impl Storage for FsStorage {
                     actual: written,
                 });
             }
-            file.flush().await.map_err(io_err("write", &path))?;
-            file.sync_data().await.map_err(io_err("sync", &path))?;
+            out.flush().await.map_err(io_err("write", &path))?;
+            out.get_mut()
+                .sync_data()
+                .await
+                .map_err(io_err("sync", &path))?;
             Ok(())
         }
         .await;
+        let file = out.into_inner();
         match outcome {
             Ok(()) => {
                 s.hasher = Some(hasher);

@@ -1,0 +1,159 @@
+//! Images from the archives `images/skopeo/tar.txt` lists: each archive is loaded into the local store with
+//! the store's own loader ([`crate::store::Store::load`]), and its image is named as sealos names archive
+//! images (`registry::mirror::tars`): the `NAME[:TAG]` after `@` as written, else the name stored in the
+//! archive without its registry host; the tag is `latest` when absent. No registry is asked.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use formats::digest::Digest;
+use formats::oci_layout::OciLayout;
+use formats::reference::Reference;
+
+use super::EmbedError;
+use crate::discover::{ArchiveEntry, ArchiveTransport, Provenance};
+use crate::store::{ImageSource, Store, inspect_transport};
+
+/// An image taken from an archive of `tar.txt`, loaded into the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveImage {
+    /// The repository it is embedded as (`library/nginx`, as written after `@`).
+    pub repository: String,
+    /// The tag it is embedded as (`latest` by default).
+    pub tag: String,
+    /// The manifest (or index) digest of the archive's image.
+    pub digest: Digest,
+    /// Where it was found: the `tar.txt` line and the archive (`docker-archive:images/skopeo/app.tar`).
+    pub sources: Vec<String>,
+}
+
+impl ArchiveImage {
+    /// `repository:tag`, the name it has in the embedded registry and in the lock.
+    pub fn name(&self) -> String {
+        format!("{}:{}", self.repository, self.tag)
+    }
+}
+
+fn archive_error(entry: &ArchiveEntry, reason: String) -> EmbedError {
+    EmbedError::Archive {
+        archive: format!("{}:{}", entry.transport, entry.file),
+        source_line: entry.source.to_string(),
+        reason,
+    }
+}
+
+/// The `NAME[:TAG]` written after `@` on the entry's `tar.txt` line (discovery keeps only its normalised
+/// form, and sealos uses the name as written).
+fn written_name(context: &Path, entry: &ArchiveEntry) -> Result<Option<String>, EmbedError> {
+    let Provenance::List { file, line } = &entry.source else {
+        return Ok(None);
+    };
+    let path = context.join(file);
+    let text = std::fs::read_to_string(&path).map_err(|source| EmbedError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let found = registry::mirror::shim::parse_image_list_lines(&text)
+        .into_iter()
+        .find(|(n, _)| n == line);
+    Ok(found.and_then(|(_, text)| {
+        crate::discover::lists::parse_archive_line(&text)
+            .and_then(|(_, _, name)| name.map(str::to_string))
+    }))
+}
+
+/// Loads the image of every archive entry into `store` (each archive file read once) and names it; the
+/// same name given to two different images is refused.
+pub fn load_archives(
+    store: &OciLayout,
+    context: &Path,
+    entries: &[ArchiveEntry],
+) -> Result<Vec<ArchiveImage>, EmbedError> {
+    let mut loaded: Vec<PathBuf> = Vec::new();
+    let mut by_name: BTreeMap<String, ArchiveImage> = BTreeMap::new();
+    let mut order = Vec::new();
+    for entry in entries {
+        let path = context.join(&entry.file);
+        let source = match entry.transport {
+            ArchiveTransport::DockerArchive => ImageSource::DockerArchive {
+                path: path.clone(),
+                reference: None,
+            },
+            ArchiveTransport::OciArchive => ImageSource::OciArchive {
+                path: path.clone(),
+                reference: None,
+            },
+        };
+        let details =
+            inspect_transport(&source).map_err(|e| archive_error(entry, e.to_string()))?;
+        if !loaded.contains(&path) {
+            Store::open(store.root())
+                .and_then(|s| s.load(&path))
+                .map_err(|e| {
+                    archive_error(entry, format!("loading it into the local store: {e}"))
+                })?;
+            loaded.push(path);
+        }
+        let (repository, tag) = match written_name(context, entry)? {
+            Some(name) => {
+                let spec = format!("{}:{}@{name}", entry.transport, entry.file);
+                let t = registry::mirror::tars::parse_tar_spec(&spec, context)
+                    .map_err(|e| archive_error(entry, e.to_string()))?;
+                (
+                    t.repository.unwrap_or_default(),
+                    t.tag.unwrap_or_else(|| "latest".into()),
+                )
+            }
+            None => {
+                let name = details.name.clone().ok_or_else(|| {
+                    archive_error(
+                        entry,
+                        "the archive's image has no name; give one in tar.txt: `FILE@NAME:TAG`"
+                            .into(),
+                    )
+                })?;
+                let r = Reference::parse(&name).map_err(|e| {
+                    archive_error(entry, format!("the archive names its image `{name}`: {e}"))
+                })?;
+                (
+                    r.repository().to_string(),
+                    r.tag().unwrap_or("latest").to_string(),
+                )
+            }
+        };
+        let image = ArchiveImage {
+            repository,
+            tag,
+            digest: details.digest,
+            sources: vec![
+                entry.source.to_string(),
+                format!("{}:{}", entry.transport, entry.file),
+            ],
+        };
+        let name = image.name();
+        match by_name.get_mut(&name) {
+            Some(prev) if prev.digest != image.digest => {
+                return Err(EmbedError::NameClash {
+                    name,
+                    first: format!("{} ({})", prev.sources.join(", "), prev.digest),
+                    second: format!("{} ({})", image.sources.join(", "), image.digest),
+                });
+            }
+            Some(prev) => {
+                for s in image.sources {
+                    if !prev.sources.contains(&s) {
+                        prev.sources.push(s);
+                    }
+                }
+            }
+            None => {
+                order.push(name.clone());
+                by_name.insert(name, image);
+            }
+        }
+    }
+    Ok(order
+        .into_iter()
+        .filter_map(|n| by_name.remove(&n))
+        .collect())
+}
