@@ -171,6 +171,9 @@ pub(super) fn start_docker_registry(
     let child = Command::new(PEER)
         .arg("serve")
         .arg(&config)
+        // distribution 2.8's s3 driver panics at start when AWS_CA_BUNDLE is set (its HTTP transport cannot
+        // take a custom CA bundle); the benchmark's store is plain http on 127.0.0.1.
+        .env_remove("AWS_CA_BUNDLE")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
