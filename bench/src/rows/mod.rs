@@ -12,6 +12,7 @@ mod embed;
 mod layers;
 mod mirror;
 mod registry;
+mod registry_s3;
 mod sha256;
 
 pub use build::child_main as build_child;
@@ -76,5 +77,11 @@ pub const GROUPS: &[Group] = &[
         about: "R1/R2/R3/X1: blob push (monolithic, 8 MiB chunks), pull, manifest GET with wrk, peak RSS: sealos registry serve vs docker-registry",
         rows: registry::ROWS,
         pairs: registry::pairs,
+    },
+    Group {
+        name: "registry-s3",
+        about: "R1-s3/R2-s3/X1-s3: blob push (monolithic, 8 MiB chunks), pull, peak RSS at 256 MiB and 1 GiB: sealos registry serve s3 vs docker-registry's s3 driver, both on moto",
+        rows: registry_s3::ROWS,
+        pairs: registry_s3::pairs,
     },
 ];

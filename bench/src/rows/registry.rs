@@ -12,9 +12,11 @@
 //!   client's disk); each server's peak RSS (VmHWM) is printed on stderr after every run.
 //!
 //! Our server is the `sealos` binary beside the bench binary (`cargo build --release -p sealos -p bench`) or
-//! `$SEALOS_BIN`.
+//! `$SEALOS_BIN`. The servers, jobs and blob rows are shared with the `registry-s3` group
+//! ([`super::registry_s3`]), which runs the same client against both servers on S3 storage.
 
 use std::cell::RefCell;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -28,7 +30,7 @@ use registry::client::{BlobSource, ClientOptions, RegistryClient};
 
 use super::Context;
 use crate::data;
-use crate::harness::{Job, Pair};
+use crate::harness::{Job, Pair, Side, record_peak};
 
 /// Row ids, in the order [`pairs`] returns them.
 pub const ROWS: &[&str] = &[
@@ -44,9 +46,10 @@ const CHUNK: u64 = 8 * 1024 * 1024;
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// A registry server process on 127.0.0.1 with its data directory, killed when dropped.
-struct Server {
+pub(super) struct Server {
     child: Child,
-    host: String,
+    /// `127.0.0.1:PORT`.
+    pub(super) host: String,
     _stdout: Option<BufReader<ChildStdout>>,
     _root: tempfile::TempDir,
 }
@@ -71,7 +74,8 @@ impl Server {
     }
 }
 
-fn wait_listening(port: u16, what: &str) -> anyhow::Result<()> {
+/// Waits up to 20 s until something listens on 127.0.0.1:`port`; `what` names it in the error.
+pub(super) fn wait_listening(port: u16, what: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {
@@ -99,9 +103,18 @@ fn sealos_binary() -> anyhow::Result<PathBuf> {
 
 fn start_ours(work: &Path) -> anyhow::Result<Server> {
     let root = tempfile::tempdir_in(work).context("cannot create a registry directory")?;
+    let backend = [OsString::from("fs"), root.path().into()];
+    start_sealos(root, &backend)
+}
+
+/// Starts `sealos registry serve BACKEND...` on a free port; `root` is kept as long as the server runs.
+pub(super) fn start_sealos(
+    root: tempfile::TempDir,
+    backend: &[OsString],
+) -> anyhow::Result<Server> {
     let mut child = Command::new(sealos_binary()?)
-        .args(["registry", "serve", "fs"])
-        .arg(root.path())
+        .args(["registry", "serve"])
+        .args(backend)
         .args(["-p", "0", "--address", "127.0.0.1", "--disable-logging"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -131,6 +144,19 @@ fn start_ours(work: &Path) -> anyhow::Result<Server> {
 
 fn start_peer(work: &Path) -> anyhow::Result<Server> {
     let root = tempfile::tempdir_in(work).context("cannot create a registry directory")?;
+    let storage = format!(
+        "  filesystem:\n    rootdirectory: {}\n",
+        root.path().join("data").display()
+    );
+    start_docker_registry(root, &storage)
+}
+
+/// Starts `docker-registry serve` on a free port with `storage` (the YAML lines under `storage:`, indented by
+/// two spaces); its config file is written into `root`, which is kept as long as the server runs.
+pub(super) fn start_docker_registry(
+    root: tempfile::TempDir,
+    storage: &str,
+) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -138,14 +164,16 @@ fn start_peer(work: &Path) -> anyhow::Result<Server> {
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    \
-             rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            root.path().join("data").display()
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n{storage}  delete:\n    \
+             enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n"
         ),
     )?;
     let child = Command::new(PEER)
         .arg("serve")
         .arg(&config)
+        // distribution 2.8's s3 driver panics at start when AWS_CA_BUNDLE is set (its HTTP transport cannot
+        // take a custom CA bundle); the benchmark's store is plain http on 127.0.0.1.
+        .env_remove("AWS_CA_BUNDLE")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -160,15 +188,75 @@ fn start_peer(work: &Path) -> anyhow::Result<Server> {
     Ok(server)
 }
 
-/// What every row of the group shares.
-struct Setup {
+/// Our server and the peer, with the runtime that drives the client; a run counter names fresh repositories.
+pub(super) struct Servers {
     rt: tokio::runtime::Runtime,
     ours: Server,
     peer: Server,
+    runs: RefCell<u32>,
+}
+
+impl Servers {
+    /// Wraps two running servers with a two-thread client runtime.
+    pub(super) fn new(ours: Server, peer: Server) -> anyhow::Result<Rc<Servers>> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        Ok(Rc::new(Servers {
+            rt,
+            ours,
+            peer,
+            runs: RefCell::new(0),
+        }))
+    }
+
+    fn side(&self, ours: bool) -> &Server {
+        if ours { &self.ours } else { &self.peer }
+    }
+
+    /// The next run number (1, 2, ...), for a fresh repository name.
+    fn next_run(&self) -> u32 {
+        let mut runs = self.runs.borrow_mut();
+        *runs += 1;
+        *runs
+    }
+}
+
+/// The random blob pushed and pulled by R1 and R2.
+pub(super) struct Blob {
     file: PathBuf,
     digest: Digest,
     size: u64,
-    runs: RefCell<u32>,
+}
+
+impl Blob {
+    /// Generates a `size`-byte random blob from `seed` under `work` (reused if present) and hashes it.
+    pub(super) fn generate(work: &Path, size: u64, seed: u64) -> anyhow::Result<Rc<Blob>> {
+        let file = data::random_file(work, size, seed)?;
+        let mut reader = formats::digest::DigestReader::new(
+            std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&file)?),
+            Algorithm::Sha256,
+        );
+        std::io::copy(&mut reader, &mut std::io::sink())?;
+        let digest = reader.finish().1;
+        Ok(Rc::new(Blob { file, digest, size }))
+    }
+
+    /// Pushes the blob into `bench/pull` on `host`, where [`pull_job`] reads it.
+    async fn seed(&self, client: &RegistryClient, host: &str) -> anyhow::Result<()> {
+        client
+            .push_blob(
+                host,
+                "bench/pull",
+                &self.digest,
+                self.size,
+                BlobSource::File(self.file.clone()),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
 }
 
 fn client(chunked: bool) -> anyhow::Result<RegistryClient> {
@@ -180,52 +268,82 @@ fn client(chunked: bool) -> anyhow::Result<RegistryClient> {
     })?)
 }
 
-/// A job pushing the blob to `host` (`ours` picks the server) into a fresh repository.
-fn push_job(setup: &Rc<Setup>, ours: bool, chunked: bool) -> anyhow::Result<Job> {
-    let (setup, client) = (setup.clone(), client(chunked)?);
+/// A job pushing the blob to one server (`ours` picks it) into a fresh repository.
+fn push_job(
+    servers: &Rc<Servers>,
+    blob: &Rc<Blob>,
+    ours: bool,
+    chunked: bool,
+) -> anyhow::Result<Job> {
+    let (servers, blob, client) = (servers.clone(), blob.clone(), client(chunked)?);
     Ok(Box::new(move || {
-        let n = {
-            let mut runs = setup.runs.borrow_mut();
-            *runs += 1;
-            *runs
-        };
-        let host = if ours {
-            &setup.ours.host
-        } else {
-            &setup.peer.host
-        };
-        setup.rt.block_on(client.push_blob(
-            host,
-            &format!("bench/push{n}"),
-            &setup.digest,
-            setup.size,
-            BlobSource::File(setup.file.clone()),
+        let repo = format!("bench/push{}", servers.next_run());
+        servers.rt.block_on(client.push_blob(
+            &servers.side(ours).host,
+            &repo,
+            &blob.digest,
+            blob.size,
+            BlobSource::File(blob.file.clone()),
             None,
         ))?;
         Ok(())
     }))
 }
 
-fn pull_job(setup: &Rc<Setup>, ours: bool) -> anyhow::Result<Job> {
-    let (setup, client) = (setup.clone(), client(false)?);
+fn pull_job(servers: &Rc<Servers>, blob: &Rc<Blob>, ours: bool) -> anyhow::Result<Job> {
+    let (servers, blob, client) = (servers.clone(), blob.clone(), client(false)?);
     Ok(Box::new(move || {
-        let host = if ours {
-            &setup.ours.host
-        } else {
-            &setup.peer.host
-        };
-        let got = setup.rt.block_on(client.fetch_blob_to_writer(
-            host,
+        let got = servers.rt.block_on(client.fetch_blob_to_writer(
+            &servers.side(ours).host,
             "bench/pull",
-            &setup.digest,
-            Some(setup.size),
+            &blob.digest,
+            Some(blob.size),
             &mut std::io::sink(),
         ))?;
-        if got != setup.size {
-            bail!("pulled {got} bytes, expected {}", setup.size);
+        if got != blob.size {
+            bail!("pulled {got} bytes, expected {}", blob.size);
         }
         Ok(())
     }))
+}
+
+/// Seeds `blob` on both servers and returns the R1 and R2 rows: monolithic push, 8 MiB chunked push and pull,
+/// with the ids in `ids` (in that order) and `peer_name` as the peer's name in the table.
+pub(super) fn blob_pairs(
+    servers: &Rc<Servers>,
+    blob: &Rc<Blob>,
+    ids: [&str; 3],
+    peer_name: &str,
+) -> anyhow::Result<Vec<Pair>> {
+    let seed_client = client(false)?;
+    for ours in [true, false] {
+        servers
+            .rt
+            .block_on(blob.seed(&seed_client, &servers.side(ours).host))?;
+    }
+    let pair = |id: &str, ours: Job, peer: Job| Pair {
+        id: id.to_string(),
+        ours,
+        peer_name: peer_name.to_string(),
+        peer,
+    };
+    Ok(vec![
+        pair(
+            ids[0],
+            push_job(servers, blob, true, false)?,
+            push_job(servers, blob, false, false)?,
+        ),
+        pair(
+            ids[1],
+            push_job(servers, blob, true, true)?,
+            push_job(servers, blob, false, true)?,
+        ),
+        pair(
+            ids[2],
+            pull_job(servers, blob, true)?,
+            pull_job(servers, blob, false)?,
+        ),
+    ])
 }
 
 /// Pushes a tiny image (one layer, config) tagged `bench/manifest:v1`; returns the manifest bytes.
@@ -314,20 +432,37 @@ fn zeros_digest(size: u64) -> Digest {
     hasher.finish()
 }
 
-/// A job streaming `size` generated zeros through a server (push into a fresh repository, then pull into a
-/// sink) and printing the server's peak RSS.
-fn stream_job(setup: &Rc<Setup>, ours: bool, digest: Digest, size: u64) -> anyhow::Result<Job> {
-    let (setup, client) = (setup.clone(), client(false)?);
+/// The X1 row `id`: each run streams `size` generated zeros through one server (push into a fresh repository,
+/// then pull into a sink), never touching the client's disk, and records that server's peak RSS (VmHWM, over
+/// the server's whole life) for the table; it is also printed on stderr after every run.
+pub(super) fn stream_pair(
+    servers: &Rc<Servers>,
+    id: &str,
+    peer_name: &str,
+    size: u64,
+) -> anyhow::Result<Pair> {
+    let digest = zeros_digest(size);
+    Ok(Pair {
+        id: id.to_string(),
+        ours: stream_job(servers, id, true, digest.clone(), size)?,
+        peer_name: peer_name.to_string(),
+        peer: stream_job(servers, id, false, digest, size)?,
+    })
+}
+
+fn stream_job(
+    servers: &Rc<Servers>,
+    row: &str,
+    ours: bool,
+    digest: Digest,
+    size: u64,
+) -> anyhow::Result<Job> {
+    let (servers, client, row) = (servers.clone(), client(false)?, row.to_string());
     Ok(Box::new(move || {
         use tokio::io::AsyncReadExt;
-        let n = {
-            let mut runs = setup.runs.borrow_mut();
-            *runs += 1;
-            *runs
-        };
-        let server = if ours { &setup.ours } else { &setup.peer };
-        let repo = format!("bench/stream{n}");
-        setup.rt.block_on(async {
+        let server = servers.side(ours);
+        let repo = format!("bench/stream{}", servers.next_run());
+        servers.rt.block_on(async {
             let zeros = tokio::io::repeat(0).take(size);
             client
                 .push_blob(
@@ -350,10 +485,12 @@ fn stream_job(setup: &Rc<Setup>, ours: bool, digest: Digest, size: u64) -> anyho
                 .await?;
             anyhow::Ok(())
         })?;
+        let kib = server.peak_rss_kib()?;
+        record_peak(&row, if ours { Side::Ours } else { Side::Peer }, kib);
         eprintln!(
-            "  X1 {}: peak RSS {} MiB after streaming {} MiB",
+            "  {row} {}: peak RSS {} MiB after streaming {} MiB",
             if ours { "sealos" } else { PEER },
-            server.peak_rss_kib()? / 1024,
+            kib / 1024,
             size >> 20
         );
         Ok(())
@@ -362,50 +499,21 @@ fn stream_job(setup: &Rc<Setup>, ours: bool, digest: Digest, size: u64) -> anyho
 
 /// Starts both servers, generates the blob and returns the rows.
 pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
-    let file = data::random_file(&ctx.work, ctx.size, ctx.seed)?;
-    let digest = {
-        let mut reader = formats::digest::DigestReader::new(
-            std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&file)?),
-            Algorithm::Sha256,
-        );
-        std::io::copy(&mut reader, &mut std::io::sink())?;
-        reader.finish().1
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let setup = Rc::new(Setup {
-        rt,
-        ours: start_ours(&ctx.work)?,
-        peer: start_peer(&ctx.work)?,
-        file,
-        digest,
-        size: ctx.size,
-        runs: RefCell::new(0),
-    });
+    let blob = Blob::generate(&ctx.work, ctx.size, ctx.seed)?;
+    let servers = Servers::new(start_ours(&ctx.work)?, start_peer(&ctx.work)?)?;
+    let mut rows = blob_pairs(&servers, &blob, [ROWS[0], ROWS[1], ROWS[2]], PEER)?;
     let seed_client = client(false)?;
-    for host in [&setup.ours.host, &setup.peer.host] {
-        setup.rt.block_on(async {
-            seed_client
-                .push_blob(
-                    host,
-                    "bench/pull",
-                    &setup.digest,
-                    setup.size,
-                    BlobSource::File(setup.file.clone()),
-                    None,
-                )
-                .await?;
-            push_small_image(&seed_client, host).await
-        })?;
+    for ours in [true, false] {
+        servers
+            .rt
+            .block_on(push_small_image(&seed_client, &servers.side(ours).host))?;
     }
     let (ours_rps, peer_rps) = (
         Rc::new(RefCell::new(Vec::new())),
         Rc::new(RefCell::new(Vec::new())),
     );
     let report = (ours_rps.clone(), peer_rps.clone());
-    let mut peer_wrk = wrk_job(setup.peer.host.clone(), peer_rps);
+    let mut peer_wrk = wrk_job(servers.peer.host.clone(), peer_rps);
     let peer_wrk_reporting: Job = Box::new(move || {
         peer_wrk()?;
         let (ours, peer) = (report.0.borrow(), report.1.borrow());
@@ -416,34 +524,12 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
         );
         Ok(())
     });
-    let stream_digest = zeros_digest(ctx.size);
-    let pair = |id: &str, ours: Job, peer: Job| Pair {
-        id: id.to_string(),
-        ours,
+    rows.push(Pair {
+        id: ROWS[3].to_string(),
+        ours: wrk_job(servers.ours.host.clone(), ours_rps),
         peer_name: PEER.to_string(),
-        peer,
-    };
-    Ok(vec![
-        pair(
-            ROWS[0],
-            push_job(&setup, true, false)?,
-            push_job(&setup, false, false)?,
-        ),
-        pair(
-            ROWS[1],
-            push_job(&setup, true, true)?,
-            push_job(&setup, false, true)?,
-        ),
-        pair(ROWS[2], pull_job(&setup, true)?, pull_job(&setup, false)?),
-        pair(
-            ROWS[3],
-            wrk_job(setup.ours.host.clone(), ours_rps),
-            peer_wrk_reporting,
-        ),
-        pair(
-            ROWS[4],
-            stream_job(&setup, true, stream_digest.clone(), ctx.size)?,
-            stream_job(&setup, false, stream_digest, ctx.size)?,
-        ),
-    ])
+        peer: peer_wrk_reporting,
+    });
+    rows.push(stream_pair(&servers, ROWS[4], PEER, ctx.size)?);
+    Ok(rows)
 }

@@ -1,0 +1,157 @@
+//! S3 backend rows (R1-s3, R2-s3, X1-s3 of benchmarks.md): `sealos registry serve s3` against Debian's
+//! `docker-registry` (CNCF distribution 2.8) with its own `s3` storage driver, each on its own bucket of one
+//! moto server (`python3 -m moto.server`, `pip install 'moto[server]'`) on 127.0.0.1, driven by the same client
+//! and jobs as the `registry` group ([`super::registry`]).
+//!
+//! - `push-monolithic-s3-vs-docker-registry-s3`, `push-chunked-8m-s3-vs-docker-registry-s3` (R1-s3): one random
+//!   blob of `--size`, at most 256 MiB, pushed into a fresh repository each run.
+//! - `pull-s3-vs-docker-registry-s3` (R2-s3): GET of that blob, verified by the client, into a sink.
+//! - `stream-rss-s3-256m-vs-docker-registry-s3`, `stream-rss-s3-1g-vs-docker-registry-s3` (X1-s3): push then pull
+//!   generated zeros of 256 MiB and 1 GiB, each row with its own pair of freshly started servers (and buckets),
+//!   so each server's peak RSS (VmHWM, in the table and on stderr) belongs to that blob size alone.
+//!
+//! Sizes are capped because moto is a Python server that is slow (all times here are dominated by it) and keeps
+//! objects in its own process (spilling large ones to temporary files): 4 GiB, the X1 target size, would take
+//! tens of minutes and several GiB of moto's memory on a 2-core machine, so X1-s3 shows flatness over 256 MiB
+//! and 1 GiB instead.
+
+use std::ffi::OsString;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+
+use anyhow::{Context as _, bail};
+
+use super::Context;
+use super::registry::{
+    Blob, Servers, blob_pairs, start_docker_registry, start_sealos, stream_pair, wait_listening,
+};
+use crate::harness::{Job, Pair};
+
+/// Row ids, in the order [`pairs`] returns them.
+pub const ROWS: &[&str] = &[
+    "push-monolithic-s3-vs-docker-registry-s3",
+    "push-chunked-8m-s3-vs-docker-registry-s3",
+    "pull-s3-vs-docker-registry-s3",
+    "stream-rss-s3-256m-vs-docker-registry-s3",
+    "stream-rss-s3-1g-vs-docker-registry-s3",
+];
+
+/// The peer's name in the table.
+const PEER_S3: &str = "docker-registry-s3";
+/// Largest blob for R1-s3 and R2-s3, whatever `--size` says.
+const BLOB_CAP: u64 = 256 << 20;
+/// Blob sizes of the two X1-s3 rows.
+const STREAM_SIZES: [u64; 2] = [256 << 20, 1 << 30];
+
+/// A moto S3 server on 127.0.0.1, killed when dropped.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    fn start() -> anyhow::Result<Rc<Moto>> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start python3, needed for the S3 server moto")?;
+        let moto = Moto { child, port };
+        wait_listening(port, "moto (pip install 'moto[server]')")?;
+        Ok(Rc::new(moto))
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates `bucket` with an unsigned `PUT /BUCKET` (moto accepts any credentials, or none).
+    fn create_bucket(&self, bucket: &str) -> anyhow::Result<()> {
+        let mut conn = TcpStream::connect(("127.0.0.1", self.port))
+            .with_context(|| format!("cannot connect to moto at {}", self.endpoint()))?;
+        write!(
+            conn,
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )?;
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer)
+            .with_context(|| format!("no answer from moto creating bucket {bucket}"))?;
+        if answer.split_whitespace().nth(1) != Some("200") {
+            bail!(
+                "moto did not create bucket {bucket}: {}",
+                answer.lines().next().unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Our server on bucket `{name}-sealos` and the peer on bucket `{name}-distribution`, both new, of `moto`.
+fn start_servers(ctx: &Context, moto: &Moto, name: &str) -> anyhow::Result<Rc<Servers>> {
+    let endpoint = moto.endpoint();
+    let ours_bucket = format!("{name}-sealos");
+    moto.create_bucket(&ours_bucket)?;
+    let root = tempfile::tempdir_in(&ctx.work).context("cannot create a registry directory")?;
+    let config = root.path().join("s3.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "bucket = \"{ours_bucket}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nprefix = \"bench\"\n\
+             access_key_id = \"test\"\nsecret_access_key = \"test\"\n"
+        ),
+    )?;
+    let ours = start_sealos(
+        root,
+        &["s3".into(), "--config".into(), OsString::from(&config)],
+    )?;
+    let peer_bucket = format!("{name}-distribution");
+    moto.create_bucket(&peer_bucket)?;
+    let root = tempfile::tempdir_in(&ctx.work).context("cannot create a registry directory")?;
+    let storage = format!(
+        "  s3:\n    region: us-east-1\n    bucket: {peer_bucket}\n    regionendpoint: {endpoint}\n    \
+         accesskey: test\n    secretkey: test\n    secure: false\n    v4auth: true\n"
+    );
+    let peer = start_docker_registry(root, &storage)?;
+    Servers::new(ours, peer)
+}
+
+/// `job`, keeping moto running as long as the job exists.
+fn keeping_moto(moto: &Rc<Moto>, mut job: Job) -> Job {
+    let moto = moto.clone();
+    Box::new(move || {
+        let _running = &moto;
+        job()
+    })
+}
+
+/// Starts moto and the servers, generates the blob and returns the rows.
+pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
+    let moto = Moto::start()?;
+    let blob = Blob::generate(&ctx.work, ctx.size.min(BLOB_CAP), ctx.seed)?;
+    let servers = start_servers(ctx, &moto, "blob")?;
+    let mut rows = blob_pairs(&servers, &blob, [ROWS[0], ROWS[1], ROWS[2]], PEER_S3)?;
+    for (id, size) in ROWS[3..].iter().zip(STREAM_SIZES) {
+        let servers = start_servers(ctx, &moto, &format!("stream-{}m", size >> 20))?;
+        rows.push(stream_pair(&servers, id, PEER_S3, size)?);
+    }
+    for row in &mut rows {
+        let ours = std::mem::replace(&mut row.ours, Box::new(|| Ok(())));
+        row.ours = keeping_moto(&moto, ours);
+    }
+    Ok(rows)
+}
