@@ -682,7 +682,13 @@ mod tests {
             digest: digest.clone(),
             sources: vec!["images/skopeo/tar.txt:1".into()],
         };
-        let diff = lock_difference(Some(&lock), &[], &[archive(&new)], &[key.clone()]).unwrap();
+        let diff = lock_difference(
+            Some(&lock),
+            &[],
+            &[archive(&new)],
+            std::slice::from_ref(&key),
+        )
+        .unwrap();
         assert!(
             diff.contains("library/app:v1") && diff.contains(&new.to_string()),
             "{diff}"
