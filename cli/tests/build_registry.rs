@@ -3,15 +3,15 @@
 //! `--pull=always|missing|never`.
 
 mod build_common;
-mod docker_registry;
+mod upstream;
 
 use std::fs;
 use std::path::Path;
 use std::process::Output;
 
 use build_common::{tagged, write_context};
-use docker_registry::{DockerRegistry, push_image_with_layer, start_registry};
 use formats::layer::{Compression, LayerEntry, LayerOptions, write_entries_layer};
+use upstream::{DockerRegistry, push_image_layers, start_registry};
 
 /// The host's architecture in Go's spelling, as the builder targets by default.
 fn host_arch() -> String {
@@ -85,7 +85,7 @@ fn registry_with_base() -> (DockerRegistry, String, String) {
     let reg = start_registry(None);
     let layer = tar_layer("from the registry");
     let layer_digest = formats::digest::Digest::sha256_of(&layer).to_string();
-    push_image_with_layer(&reg.host, "base", Some("v1"), &host_arch(), layer);
+    push_image_layers(&reg.host, "base", Some("v1"), &host_arch(), &[layer]);
     let image = format!("{}/base:v1", reg.host);
     (reg, image, layer_digest)
 }
