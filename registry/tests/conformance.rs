@@ -185,7 +185,14 @@ impl Req<'_> {
         for (k, v) in &self.headers {
             rb = rb.header(*k, v);
         }
-        if let Some(b) = self.body {
+        // Go's net/http sends a body (and `Content-Length: 0`) on POST, PUT and PATCH even when there is none.
+        let body = match self.body {
+            None if [Method::POST, Method::PUT, Method::PATCH].contains(&self.method) => {
+                Some(Vec::new())
+            }
+            b => b,
+        };
+        if let Some(b) = body {
             rb = rb.body(b);
         }
         let r = rb
@@ -1704,16 +1711,17 @@ async fn test03_discovery(c: &Client, d: &Data, k: Knobs, report: &mut Report) {
     if k.delete_manifest_before_blobs {
         discovery_delete_manifests(c, d, report).await;
     }
+    // These two accept 2xx or 405 only: the blobs were pushed by this workflow's setup, so 404 is a failure.
     spec!(report, "Delete config blob created in tests", {
         status_2xx_or(
             &delete(c, &format!("blobs/{}", d.configs[2].digest)).await?,
-            &[404, 405],
+            &[405],
         )?;
     });
     spec!(report, "Delete layer blob created in setup", {
         status_2xx_or(
             &delete(c, &format!("blobs/{}", d.layer.digest)).await?,
-            &[404, 405],
+            &[405],
         )?;
     });
     if !k.delete_manifest_before_blobs {
@@ -1749,18 +1757,19 @@ async fn test03_discovery(c: &Client, d: &Data, k: Knobs, report: &mut Report) {
 
 async fn discovery_delete_manifests(c: &Client, d: &Data, report: &mut Report) {
     spec!(report, "Delete created manifest & associated tags", {
-        for m in [
-            &d.refs_index,
-            &d.manifests[2],
-            &d.manifests[4],
-            &d.refs_a_config,
-            &d.refs_a_layer,
-            &d.refs_b_config,
-            &d.refs_b_layer,
-            &d.refs_c_layer,
+        for reference in [
+            d.refs_index.digest.as_str(),
+            &d.manifests[2].digest,
+            &d.manifests[4].digest,
+            &d.refs_a_config.digest,
+            &d.refs_a_layer.digest,
+            TEST_TAG_NAME,
+            &d.refs_b_config.digest,
+            &d.refs_b_layer.digest,
+            &d.refs_c_layer.digest,
         ] {
             status_2xx_or(
-                &delete(c, &format!("manifests/{}", m.digest)).await?,
+                &delete(c, &format!("manifests/{reference}")).await?,
                 &[404, 405],
             )?;
         }
