@@ -15,6 +15,11 @@
 //! - OCI_DELETE_MANIFEST_BEFORE_BLOBS: the suite is run twice, with `true` (its default) and `false`.
 //! - OCI_TAG_NAME / OCI_MANIFEST_DIGEST / OCI_BLOB_DIGEST / OCI_TAG_LIST unset: every setup spec runs.
 //! - The suite's `Warn(...)` (manifest without layers refused; referrers filter ignored) is a failure here.
+//!
+//! A third test ports the suite's newer, non-Ginkgo runner (`conformance/run.go` + `api.go`) at its
+//! OCI_VERSION=1.1 defaults: blob APIs per digest algorithm (sha256, sha512), Range reads, zero-byte blobs, bad
+//! digests, mounts, data sets (large manifest, nested and empty indexes, artifacts, subjects, data field,
+//! non-distributable layers, sha512 index), tag listing with `last`, atomic deletes, manifest error cases.
 
 use std::sync::Arc;
 
