@@ -711,9 +711,16 @@ async fn resolve(app: &App, name: &str, reference: &str) -> Result<Digest, ApiEr
         return Err(unknown());
     }
     if !names::valid_tag(reference) {
-        return Err(ApiError::manifest_invalid(format!(
-            "invalid tag `{reference}`: use up to 128 of [A-Za-z0-9_.-], not starting with `.` or `-`"
-        )));
+        // No manifest can be stored under a reference that is neither a digest nor a valid tag, so reads answer
+        // 404 like any unknown manifest (the OCI conformance suite asks for exactly that).
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+            format!(
+                "manifest `{reference}` is not in repository `{name}`: it is not a valid tag (up to 128 of \
+                 [A-Za-z0-9_.-], not starting with `.` or `-`) nor a digest"
+            ),
+        ));
     }
     match app.storage.resolve_tag(name, reference).await? {
         Some(d) => Ok(d),
