@@ -27,14 +27,14 @@ use formats::digest::{Algorithm, Digest};
 use formats::fsutil::StagedFile;
 use formats::kubefile::{
     BaseImage, BuildPlan, ContextFile, CopyFrom, CopyPlan, EvalOptions, FileKind,
-    ImageConfig as PlanConfig, Platform, Stage, Step,
+    ImageConfig as PlanConfig, Stage, Step,
 };
 use formats::layer::{
     Compression, LayerEntry, LayerError, LayerOptions, decompressing_reader, write_entries_layer,
 };
 use formats::manifest::{
     ContainerConfig, Descriptor, EmptyObject, History, ImageConfig as OciConfig, ImageIndex,
-    ImageManifest, Platform as OciPlatform, RawManifest, RootFs,
+    ImageManifest, Platform, RawManifest, RootFs,
 };
 use formats::media_type;
 use formats::oci_layout::{LayoutError, OciLayout};
@@ -492,7 +492,7 @@ pub fn build(
         let (raw, report) =
             build_platform(&mut ctx, &context, &plan, platform, &embedded, progress)?;
         let mut descriptor = raw.descriptor();
-        descriptor.platform = Some(oci_platform(platform));
+        descriptor.platform = Some(platform.clone());
         manifests.push((raw, descriptor));
         images.push(report);
     }
@@ -541,12 +541,6 @@ pub fn build(
             .collect(),
         pulled: embed_plan.fetched,
     })
-}
-
-fn oci_platform(p: &Platform) -> OciPlatform {
-    let mut out = OciPlatform::new(p.os.clone(), p.architecture.clone());
-    out.variant = p.variant.clone();
-    out
 }
 
 /// Stages the final stage depends on (itself included), through FROM and COPY --from.
@@ -614,7 +608,7 @@ fn build_platform(
                 let image_platform = stage
                     .platform
                     .as_deref()
-                    .and_then(Platform::parse)
+                    .and_then(|p| Platform::parse(p).ok())
                     .unwrap_or(platform.clone());
                 resolve_image(
                     &ctx.store,

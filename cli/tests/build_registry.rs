@@ -11,7 +11,8 @@ use std::process::Output;
 
 use build_common::{tagged, write_context};
 use formats::layer::{Compression, LayerEntry, LayerOptions, write_entries_layer};
-use upstream::{DockerRegistry, push_image_layers, start_registry};
+use testsupport::DockerRegistry;
+use upstream::{client, push_image_layers};
 
 /// The host's architecture in Go's spelling, as the builder targets by default.
 fn host_arch() -> String {
@@ -82,11 +83,18 @@ fn layers(store: &Path, tag: &str) -> Vec<String> {
 /// A registry holding `base:v1` (one tar layer with etc/base.txt = "from the registry"); returns the
 /// registry, the full image name and its layer digest.
 fn registry_with_base() -> (DockerRegistry, String, String) {
-    let reg = start_registry(None);
+    let reg = DockerRegistry::start_fresh();
     let layer = tar_layer("from the registry");
     let layer_digest = formats::digest::Digest::sha256_of(&layer).to_string();
-    push_image_layers(&reg.host, "base", Some("v1"), &host_arch(), &[layer]);
-    let image = format!("{}/base:v1", reg.host);
+    push_image_layers(
+        &client(),
+        &reg.host(),
+        "base",
+        Some("v1"),
+        &host_arch(),
+        &[layer],
+    );
+    let image = format!("{}/base:v1", reg.host());
     (reg, image, layer_digest)
 }
 

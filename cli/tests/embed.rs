@@ -10,14 +10,15 @@ mod upstream;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use build_common::{blob_json, build, sealos, write_context};
 use formats::digest::Digest;
-use upstream::{DockerRegistry, push_multi_arch_seeded, skopeo, start_registry};
+use testsupport::{DockerRegistry, SealosRegistry};
+use upstream::{push_multi_arch_seeded, skopeo};
 
 /// A registries.conf sending `docker.io` and `registry.k8s.io` pulls to the mirror at `host`.
 fn mirror_conf(dir: &Path, host: &str) -> String {
@@ -58,7 +59,7 @@ fn populate(reg: &DockerRegistry) -> Vec<Pushed> {
             "cilium/operator:v1.12.0",
         ),
     ] {
-        let (index, amd64, arm64) = push_multi_arch_seeded(&reg.host, repo, tag, reference);
+        let (index, amd64, arm64) = push_multi_arch_seeded(&reg.host(), repo, tag, reference);
         out.push(Pushed {
             reference,
             sealos_name,
@@ -106,44 +107,9 @@ fn ok_json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("build report is JSON")
 }
 
-/// A `sealos registry serve filesystem DIR` process, killed when dropped.
-struct Served {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve_filesystem(dir: &Path) -> Served {
-    let mut child = sealos()
-        .args([
-            "registry",
-            "serve",
-            "filesystem",
-            "-p",
-            "0",
-            "--address",
-            "127.0.0.1",
-        ])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sealos registry serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    Served { child, addr }
+/// `sealos registry serve fs DIR` on 127.0.0.1, killed when dropped.
+fn serve_filesystem(dir: &Path) -> SealosRegistry {
+    SealosRegistry::start(Path::new(env!("CARGO_BIN_EXE_sealos")), dir, &[])
 }
 
 /// `skopeo copy` of `host/name` into a `dir:` and the sha256 of the manifest it wrote.
@@ -161,10 +127,10 @@ fn skopeo_pull_digest(host: &str, name: &str, tmp: &Path) -> Digest {
 
 #[test]
 fn embedded_images_are_one_layer_each_and_both_registries_serve_them_with_original_digests() {
-    let reg = start_registry(None);
+    let reg = DockerRegistry::start_fresh();
     let pushed = populate(&reg);
     let tmp = tempfile::tempdir().unwrap();
-    let conf = mirror_conf(tmp.path(), &reg.host);
+    let conf = mirror_conf(tmp.path(), &reg.host());
     let ctx = tmp.path().join("ctx");
     context(
         &ctx,
@@ -240,11 +206,11 @@ fn embedded_images_are_one_layer_each_and_both_registries_serve_them_with_origin
 
     // Served by our registry and by docker-registry; skopeo pulls each by its sealos name, same digest.
     let ours = serve_filesystem(&out.join("registry"));
-    let theirs = start_registry(Some(&out.join("registry")));
-    for host in [&ours.addr, &theirs.host] {
+    let theirs = DockerRegistry::start(&out.join("registry"));
+    for host in [ours.host().to_string(), theirs.host()] {
         for p in &pushed {
             assert_eq!(
-                skopeo_pull_digest(host, p.sealos_name, tmp.path()),
+                skopeo_pull_digest(&host, p.sealos_name, tmp.path()),
                 p.amd64,
                 "{} from {host}",
                 p.sealos_name
@@ -255,10 +221,10 @@ fn embedded_images_are_one_layer_each_and_both_registries_serve_them_with_origin
 
 #[test]
 fn multi_platform_build_gives_each_platform_its_own_tags_and_all_keeps_the_index() {
-    let reg = start_registry(None);
+    let reg = DockerRegistry::start_fresh();
     let pushed = populate(&reg);
     let tmp = tempfile::tempdir().unwrap();
-    let conf = mirror_conf(tmp.path(), &reg.host);
+    let conf = mirror_conf(tmp.path(), &reg.host());
     let ctx = tmp.path().join("ctx");
     context(&ctx, &["registry.k8s.io/pause:3.9"]);
     let store = tmp.path().join("store");
@@ -307,17 +273,17 @@ fn multi_platform_build_gives_each_platform_its_own_tags_and_all_keeps_the_index
         "inspect",
         "--raw",
         "--tls-verify=false",
-        &format!("docker://{}/pause:3.9", served.addr),
+        &format!("docker://{}/pause:3.9", served.host()),
     ]);
     assert_eq!(Digest::sha256_of(&raw), pause.index);
 }
 
 #[test]
 fn rebuild_with_the_lock_asks_upstream_nothing_and_builds_are_deterministic_across_stores() {
-    let reg = start_registry(None);
+    let reg = DockerRegistry::start_fresh();
     populate(&reg);
     let tmp = tempfile::tempdir().unwrap();
-    let conf = mirror_conf(tmp.path(), &reg.host);
+    let conf = mirror_conf(tmp.path(), &reg.host());
     let ctx = tmp.path().join("ctx");
     context(&ctx, &["nginx:1.25", "registry.k8s.io/pause:3.9"]);
     let store = tmp.path().join("store");
@@ -563,7 +529,7 @@ fn archives_of_tar_txt_are_embedded_under_their_sealos_names_without_any_registr
     let lock = std::fs::read_to_string(ctx.join("images.lock")).unwrap();
     let served = serve_filesystem(&dest.join("registry"));
     // The docker archive is named as written after `@`; its config is kept byte-exact.
-    let (app_digest, app_config) = skopeo_manifest(&served.addr, "library/app:v1");
+    let (app_digest, app_config) = skopeo_manifest(served.host(), "library/app:v1");
     let app_manifest: serde_json::Value = serde_json::from_slice(
         &std::fs::read(src.join("blobs/sha256").join(app.digest.hex())).unwrap(),
     )
@@ -573,7 +539,7 @@ fn archives_of_tar_txt_are_embedded_under_their_sealos_names_without_any_registr
         app_manifest["config"]["digest"].as_str().unwrap()
     );
     // The OCI archive has no `@NAME`: its own name without the host, byte-exact manifest.
-    let (cli_digest, _) = skopeo_manifest(&served.addr, "tools/cli:2");
+    let (cli_digest, _) = skopeo_manifest(served.host(), "tools/cli:2");
     assert_eq!(cli_digest, cli.digest);
     for (name, digest, line) in [
         ("library/app:v1", &app_digest, "images/skopeo/tar.txt:2"),

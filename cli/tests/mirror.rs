@@ -3,99 +3,29 @@
 //! installed; the tests fail naming them when not. Blob fetches are counted from the registries' request
 //! logs, or by a counting proxy in front of the source.
 
+mod upstream;
+
 use std::collections::HashMap;
-use std::io::BufRead as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use formats::digest::Digest;
-use registry::client::{BlobSource, ClientOptions, DEFAULT_MANIFEST_ACCEPT, RegistryClient};
+use registry::client::{ClientOptions, DEFAULT_MANIFEST_ACCEPT, RegistryClient};
+use testsupport::{AnyRegistry, DockerAuth, DockerRegistry, RegistryKind, require_tool};
+use upstream::{
+    push_image, push_image_layers, push_multi_arch, remote_digest, rt, seeded_layer, skopeo,
+};
 
-/// Which registry implementation a test runs against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// Debian's `docker-registry` (CNCF distribution).
-    Docker,
-    /// Ours: `sealos registry serve`.
-    Ours,
-}
-
-/// A registry process, killed when dropped.
-struct DockerRegistry {
-    child: Child,
-    host: String,
-    /// The request log: docker-registry's access log, or our server's stderr.
-    access_log: PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
-impl Drop for DockerRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl DockerRegistry {
-    /// How many blob downloads (`GET .../blobs/sha256:...`) the request log shows so far.
-    fn blob_gets(&self) -> usize {
-        std::fs::read_to_string(&self.access_log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("GET") && l.contains("/blobs/sha256:"))
-            .count()
-    }
-}
-
-/// Starts a registry of `kind` with fresh, empty storage.
-fn start(kind: Kind) -> DockerRegistry {
-    match kind {
-        Kind::Docker => start_registry(None),
-        Kind::Ours => start_ours(&["inmem"]),
-    }
+/// Starts a registry of `kind` with fresh, empty storage and its requests logged.
+fn start(kind: RegistryKind) -> AnyRegistry {
+    AnyRegistry::start(kind, Path::new(env!("CARGO_BIN_EXE_sealos")))
 }
 
 /// Serves the Distribution directory `dir` with a registry of `kind`.
-fn serve_dir(kind: Kind, dir: &Path) -> DockerRegistry {
-    match kind {
-        Kind::Docker => start_registry(Some(dir)),
-        Kind::Ours => start_ours(&["fs", dir.to_str().unwrap()]),
-    }
-}
-
-/// Starts `sealos registry serve BACKEND... -p 0 --address 127.0.0.1` and reads the bound address.
-fn start_ours(backend: &[&str]) -> DockerRegistry {
-    let tmp = tempfile::tempdir().unwrap();
-    let log = tmp.path().join("requests.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealos"))
-        .args(["registry", "serve"])
-        .args(backend)
-        .args(["-p", "0", "--address", "127.0.0.1", "--log-level", "info"])
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start sealos registry serve");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .unwrap();
-    let host = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line from the server: {line:?}"))
-        .to_string();
-    DockerRegistry {
-        child,
-        host,
-        access_log: log,
-        _tmp: tmp,
-    }
+fn serve_dir(kind: RegistryKind, dir: &Path) -> AnyRegistry {
+    AnyRegistry::serve_dir(kind, Path::new(env!("CARGO_BIN_EXE_sealos")), dir)
 }
 
 /// Runs the test body `$name(kind)` against both registries, as `$name::docker_registry` and
@@ -105,181 +35,16 @@ macro_rules! against_both {
         mod $name {
             #[test]
             fn docker_registry() {
-                super::$name(super::Kind::Docker)
+                super::$name(super::RegistryKind::Docker)
             }
             #[test]
             fn our_server() {
-                super::$name(super::Kind::Ours)
+                super::$name(super::RegistryKind::Sealos)
             }
         }
     };
 }
 
-fn require_tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not installed; this test needs it (apt-get install {name})")
-        })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `docker-registry` storing into `root` (a fresh temp dir when `None`).
-fn start_registry(root: Option<&Path>) -> DockerRegistry {
-    start_registry_with(root, "")
-}
-
-/// Starts `docker-registry` with `extra` appended to its configuration (an `auth:` section).
-fn start_registry_with(root: Option<&Path>, extra: &str) -> DockerRegistry {
-    let bin = require_tool("docker-registry");
-    let tmp = tempfile::tempdir().unwrap();
-    let data = root.map_or_else(|| tmp.path().join("data"), Path::to_path_buf);
-    let port = free_port();
-    let config = tmp.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
-            data.display()
-        ),
-    )
-    .unwrap();
-    let access_log = tmp.path().join("access.log");
-    let child = Command::new(bin)
-        .arg("serve")
-        .arg(&config)
-        .stdout(std::fs::File::create(&access_log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start docker-registry");
-    let reg = DockerRegistry {
-        child,
-        host: format!("127.0.0.1:{port}"),
-        access_log,
-        _tmp: tmp,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "docker-registry did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    reg
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn client() -> RegistryClient {
-    RegistryClient::new(ClientOptions {
-        tls_verify: false,
-        ..ClientOptions::default()
-    })
-    .unwrap()
-}
-
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-/// Pushes a one-layer image (layer = `seed` repeated) for `arch`; returns the manifest digest and bytes.
-fn push_image(
-    host: &str,
-    repo: &str,
-    tag: Option<&str>,
-    arch: &str,
-    seed: &str,
-) -> (Digest, Vec<u8>) {
-    push_image_as(&client(), host, repo, tag, arch, seed)
-}
-
-/// [`push_image`] through the client `c` (e.g. one with credentials).
-fn push_image_as(
-    c: &RegistryClient,
-    host: &str,
-    repo: &str,
-    tag: Option<&str>,
-    arch: &str,
-    seed: &str,
-) -> (Digest, Vec<u8>) {
-    let layer = seed.repeat(500).into_bytes();
-    let layer_d = Digest::sha256_of(&layer);
-    let config = format!(
-        r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer_d}"]}}}}"#
-    )
-    .into_bytes();
-    let config_d = Digest::sha256_of(&config);
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_d}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_d}","size":{}}}]}}"#,
-        config.len(),
-        layer.len()
-    )
-    .into_bytes();
-    let digest = Digest::sha256_of(&manifest);
-    rt().block_on(async {
-        for (d, b) in [(&layer_d, layer.clone()), (&config_d, config.clone())] {
-            c.push_blob(
-                host,
-                repo,
-                d,
-                b.len() as u64,
-                BlobSource::Bytes(Bytes::from(b)),
-                None,
-            )
-            .await
-            .unwrap();
-        }
-        let reference = tag.map_or_else(|| digest.to_string(), str::to_string);
-        c.put_manifest(
-            host,
-            repo,
-            &reference,
-            Bytes::from(manifest.clone()),
-            OCI_MANIFEST,
-        )
-        .await
-        .unwrap();
-    });
-    (digest, manifest)
-}
-
-/// Pushes an amd64 + arm64 index as `repo:tag`; returns (index, amd64, arm64) digests.
-fn push_multi_arch(host: &str, repo: &str, tag: &str) -> (Digest, Digest, Digest) {
-    let (amd, amd_bytes) = push_image(host, repo, None, "amd64", "amd64-layer ");
-    let (arm, arm_bytes) = push_image(host, repo, None, "arm64", "arm64-layer ");
-    let index = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{amd}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}},{{"mediaType":"{OCI_MANIFEST}","digest":"{arm}","size":{},"platform":{{"architecture":"arm64","os":"linux","variant":"v8"}}}}]}}"#,
-        amd_bytes.len(),
-        arm_bytes.len()
-    )
-    .into_bytes();
-    let digest = Digest::sha256_of(&index);
-    rt().block_on(client().put_manifest(host, repo, tag, Bytes::from(index), OCI_INDEX))
-        .unwrap();
-    (digest, amd, arm)
-}
-
-fn remote_digest(host: &str, repo: &str, reference: &str) -> Option<Digest> {
-    rt().block_on(client().head_manifest(host, repo, reference, DEFAULT_MANIFEST_ACCEPT))
-        .unwrap()
-        .and_then(|h| h.digest)
-}
-
-/// Runs `sealos ARGS --tls-verify=false` with an empty registries.conf and a private store and auth file.
 /// The command `sealos ARGS --tls-verify=false` with an empty registries.conf and a private store and
 /// auth file; also returns the full argument list for messages.
 fn sealos_command(store: &Path, args: &[&str]) -> (Command, Vec<String>) {
@@ -325,19 +90,6 @@ fn ok(out: &Output) {
     );
 }
 
-fn skopeo(args: &[&str]) -> Vec<u8> {
-    let out = Command::new(require_tool("skopeo"))
-        .args(args)
-        .output()
-        .expect("run skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 fn dir_tag(dir: &Path, repo: &str, tag: &str) -> Option<Digest> {
     formats::distribution::DistributionLayout::new(dir)
         .resolve_tag(repo, tag)
@@ -345,9 +97,9 @@ fn dir_tag(dir: &Path, repo: &str, tag: &str) -> Option<Digest> {
 }
 
 against_both!(pull_then_push_round_trips_an_image_through_the_local_store_byte_exact);
-fn pull_then_push_round_trips_an_image_through_the_local_store_byte_exact(kind: Kind) {
+fn pull_then_push_round_trips_an_image_through_the_local_store_byte_exact(kind: RegistryKind) {
     let reg = start(kind);
-    let host = &reg.host;
+    let host = &reg.host();
     let (digest, _) = push_image(host, "app", Some("v1"), "amd64", "round trip ");
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
@@ -363,9 +115,9 @@ fn pull_then_push_round_trips_an_image_through_the_local_store_byte_exact(kind: 
 }
 
 against_both!(manifest_list_built_from_local_images_is_pushed_with_its_images);
-fn manifest_list_built_from_local_images_is_pushed_with_its_images(kind: Kind) {
+fn manifest_list_built_from_local_images_is_pushed_with_its_images(kind: RegistryKind) {
     let reg = start(kind);
-    let host = &reg.host;
+    let host = &reg.host();
     push_image(host, "app", Some("amd"), "amd64", "list amd ");
     push_image(host, "app", Some("arm"), "arm64", "list arm ");
     let tmp = tempfile::tempdir().unwrap();
@@ -431,9 +183,11 @@ fn manifest_list_built_from_local_images_is_pushed_with_its_images(kind: Kind) {
 }
 
 against_both!(save_writes_a_layout_that_a_registry_serves_and_skopeo_reads_with_original_digests);
-fn save_writes_a_layout_that_a_registry_serves_and_skopeo_reads_with_original_digests(kind: Kind) {
+fn save_writes_a_layout_that_a_registry_serves_and_skopeo_reads_with_original_digests(
+    kind: RegistryKind,
+) {
     let src = start(kind);
-    let host = &src.host;
+    let host = &src.host();
     let (single, _) = push_image(host, "app", Some("v1"), "amd64", "single ");
     let (two_level, _) = push_image(
         host,
@@ -476,7 +230,7 @@ fn save_writes_a_layout_that_a_registry_serves_and_skopeo_reads_with_original_di
             "inspect",
             "--raw",
             "--tls-verify=false",
-            &format!("docker://{}/{name}", served.host),
+            &format!("docker://{}/{name}", served.host()),
         ]);
         assert_eq!(&Digest::sha256_of(&raw), digest, "{name}");
         let dest = tmp
@@ -486,16 +240,16 @@ fn save_writes_a_layout_that_a_registry_serves_and_skopeo_reads_with_original_di
             "copy",
             "--all",
             "--src-tls-verify=false",
-            &format!("docker://{}/{name}", served.host),
+            &format!("docker://{}/{name}", served.host()),
             &format!("oci:{}:x", dest.display()),
         ]);
     }
 }
 
 against_both!(save_with_arch_keeps_only_that_platform_manifest_and_tags_it);
-fn save_with_arch_keeps_only_that_platform_manifest_and_tags_it(kind: Kind) {
+fn save_with_arch_keeps_only_that_platform_manifest_and_tags_it(kind: RegistryKind) {
     let src = start(kind);
-    let (index, amd, arm) = push_multi_arch(&src.host, "multi", "1");
+    let (index, amd, arm) = push_multi_arch(&src.host(), "multi", "1");
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("registry");
     ok(&sealos(
@@ -504,7 +258,7 @@ fn save_with_arch_keeps_only_that_platform_manifest_and_tags_it(kind: Kind) {
             "registry",
             "save",
             "--images",
-            &format!("{}/multi:1", src.host),
+            &format!("{}/multi:1", src.host()),
             "--registry-dir",
             out_dir.to_str().unwrap(),
             "--arch",
@@ -547,14 +301,14 @@ fn save_of_two_hosts_with_the_same_path_fails_naming_both() {
 
 #[test]
 fn save_from_a_context_reads_the_shim_image_lists() {
-    let src = start_registry(None);
-    let (d, _) = push_image(&src.host, "listed", Some("v1"), "amd64", "listed ");
+    let src = DockerRegistry::start_fresh();
+    let (d, _) = push_image(&src.host(), "listed", Some("v1"), "amd64", "listed ");
     let tmp = tempfile::tempdir().unwrap();
     let ctx = tmp.path().join("ctx");
     std::fs::create_dir_all(ctx.join("images/shim")).unwrap();
     std::fs::write(
         ctx.join("images/shim/list"),
-        format!("# images\n\n\"{}/listed:v1\"\n", src.host),
+        format!("# images\n\n\"{}/listed:v1\"\n", src.host()),
     )
     .unwrap();
     let out_dir = tmp.path().join("registry");
@@ -573,11 +327,11 @@ fn save_from_a_context_reads_the_shim_image_lists() {
 
 #[test]
 fn a_missing_image_fails_by_name_with_nonzero_exit_and_the_others_are_saved() {
-    let src = start_registry(None);
-    let (good, _) = push_image(&src.host, "good", Some("v1"), "amd64", "good ");
+    let src = DockerRegistry::start_fresh();
+    let (good, _) = push_image(&src.host(), "good", Some("v1"), "amd64", "good ");
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("registry");
-    let images = format!("{0}/good:v1,{0}/missing:v1", src.host);
+    let images = format!("{0}/good:v1,{0}/missing:v1", src.host());
     let out = sealos(
         &tmp.path().join("store"),
         &[
@@ -596,40 +350,34 @@ fn a_missing_image_fails_by_name_with_nonzero_exit_and_the_others_are_saved() {
 }
 
 against_both!(sync_registry_to_registry_then_again_fetches_no_blob_and_skips_every_image);
-fn sync_registry_to_registry_then_again_fetches_no_blob_and_skips_every_image(kind: Kind) {
+fn sync_registry_to_registry_then_again_fetches_no_blob_and_skips_every_image(kind: RegistryKind) {
     let src = start(kind);
     let dst = start(kind);
-    let (a, _) = push_image(&src.host, "a", Some("v1"), "amd64", "sync a ");
-    let (b, _) = push_image(&src.host, "org/b", Some("v2"), "amd64", "sync b ");
-    let (index, _, _) = push_multi_arch(&src.host, "multi", "1");
+    let (a, _) = push_image(&src.host(), "a", Some("v1"), "amd64", "sync a ");
+    let (b, _) = push_image(&src.host(), "org/b", Some("v2"), "amd64", "sync b ");
+    let (index, _, _) = push_multi_arch(&src.host(), "multi", "1");
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let first = sealos(
-        &store,
-        &[
-            "registry", "sync", &src.host, &dst.host, "--all", "--format", "json",
-        ],
-    );
+    let (src_host, dst_host) = (src.host(), dst.host());
+    let sync = [
+        "registry", "sync", &src_host, &dst_host, "--all", "--format", "json",
+    ];
+    let first = sealos(&store, &sync);
     ok(&first);
     let summary: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     assert_eq!(summary["copied"], 3, "{summary}");
     assert_eq!(summary["failed"], 0);
     assert!(summary["bytes"].as_u64().unwrap() > 0);
-    assert_eq!(remote_digest(&dst.host, "a", "v1"), Some(a));
-    assert_eq!(remote_digest(&dst.host, "org/b", "v2"), Some(b));
-    assert_eq!(remote_digest(&dst.host, "multi", "1"), Some(index));
+    assert_eq!(remote_digest(&dst.host(), "a", "v1"), Some(a));
+    assert_eq!(remote_digest(&dst.host(), "org/b", "v2"), Some(b));
+    assert_eq!(remote_digest(&dst.host(), "multi", "1"), Some(index));
     let gets_after_first = src.blob_gets();
     assert!(
         gets_after_first > 0,
         "the first sync must read blobs from the source"
     );
 
-    let second = sealos(
-        &store,
-        &[
-            "registry", "sync", &src.host, &dst.host, "--all", "--format", "json",
-        ],
-    );
+    let second = sealos(&store, &sync);
     ok(&second);
     let summary: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
     assert_eq!(summary["skipped"], 3, "{summary}");
@@ -642,17 +390,19 @@ fn sync_registry_to_registry_then_again_fetches_no_blob_and_skips_every_image(ki
 }
 
 against_both!(sync_registry_to_dir_resumes_after_lost_content_and_dir_to_registry_serves_it);
-fn sync_registry_to_dir_resumes_after_lost_content_and_dir_to_registry_serves_it(kind: Kind) {
+fn sync_registry_to_dir_resumes_after_lost_content_and_dir_to_registry_serves_it(
+    kind: RegistryKind,
+) {
     let src = start(kind);
-    let (a, _) = push_image(&src.host, "a", Some("v1"), "amd64", "dir a ");
-    let (b, _) = push_image(&src.host, "b", Some("v1"), "amd64", "dir b ");
+    let (a, _) = push_image(&src.host(), "a", Some("v1"), "amd64", "dir a ");
+    let (b, _) = push_image(&src.host(), "b", Some("v1"), "amd64", "dir b ");
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let dir = tmp.path().join("mirror");
     std::fs::create_dir_all(&dir).unwrap();
     ok(&sealos(
         &store,
-        &["registry", "sync", &src.host, dir.to_str().unwrap()],
+        &["registry", "sync", &src.host(), dir.to_str().unwrap()],
     ));
     assert_eq!(dir_tag(&dir, "a", "v1"), Some(a.clone()));
     // Simulate an interrupted run: image b's tag and manifest are gone, its blobs are still there.
@@ -666,7 +416,7 @@ fn sync_registry_to_dir_resumes_after_lost_content_and_dir_to_registry_serves_it
         &[
             "registry",
             "sync",
-            &src.host,
+            &src.host(),
             dir.to_str().unwrap(),
             "--dry-run",
             "--format",
@@ -687,7 +437,7 @@ fn sync_registry_to_dir_resumes_after_lost_content_and_dir_to_registry_serves_it
     );
     ok(&sealos(
         &store,
-        &["registry", "sync", &src.host, dir.to_str().unwrap()],
+        &["registry", "sync", &src.host(), dir.to_str().unwrap()],
     ));
     assert_eq!(dir_tag(&dir, "b", "v1"), Some(b.clone()));
     assert_eq!(
@@ -703,24 +453,24 @@ fn sync_registry_to_dir_resumes_after_lost_content_and_dir_to_registry_serves_it
             "registry",
             "sync",
             dir.to_str().unwrap(),
-            &format!("{}/mirror", dst.host),
+            &format!("{}/mirror", dst.host()),
             "--include",
             "^a:",
         ],
     ));
-    assert_eq!(remote_digest(&dst.host, "mirror/a", "v1"), Some(a));
+    assert_eq!(remote_digest(&dst.host(), "mirror/a", "v1"), Some(a));
     assert_eq!(
-        remote_digest(&dst.host, "mirror/b", "v1"),
+        remote_digest(&dst.host(), "mirror/b", "v1"),
         None,
         "--include must filter"
     );
 }
 
 against_both!(copy_puts_one_image_into_another_registry);
-fn copy_puts_one_image_into_another_registry(kind: Kind) {
+fn copy_puts_one_image_into_another_registry(kind: RegistryKind) {
     let src = start(kind);
     let dst = start(kind);
-    let (index, _, arm) = push_multi_arch(&src.host, "org/multi", "1");
+    let (index, _, arm) = push_multi_arch(&src.host(), "org/multi", "1");
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     ok(&sealos(
@@ -728,24 +478,24 @@ fn copy_puts_one_image_into_another_registry(kind: Kind) {
         &[
             "registry",
             "copy",
-            &format!("{}/org/multi:1", src.host),
-            &dst.host,
+            &format!("{}/org/multi:1", src.host()),
+            &dst.host(),
             "--all",
         ],
     ));
-    assert_eq!(remote_digest(&dst.host, "org/multi", "1"), Some(index));
+    assert_eq!(remote_digest(&dst.host(), "org/multi", "1"), Some(index));
     ok(&sealos(
         &store,
         &[
             "registry",
             "copy",
-            &format!("{}/org/multi:1", src.host),
-            &format!("{}/arm", dst.host),
+            &format!("{}/org/multi:1", src.host()),
+            &format!("{}/arm", dst.host()),
             "--arch",
             "arm64",
         ],
     ));
-    assert_eq!(remote_digest(&dst.host, "arm/org/multi", "1"), Some(arm));
+    assert_eq!(remote_digest(&dst.host(), "arm/org/multi", "1"), Some(arm));
 }
 
 /// The blobs (`blobs/sha256/../<hex>/data`) a Distribution directory holds.
@@ -859,11 +609,11 @@ fn start_proxy(upstream: &str, delay: Duration) -> CountingProxy {
 
 #[test]
 fn sync_killed_midway_then_rerun_fetches_no_landed_blob_twice() {
-    let src = start(Kind::Ours);
+    let src = start(RegistryKind::Sealos);
     let mut expected = Vec::new();
     for i in 0..6 {
         let (d, _) = push_image(
-            &src.host,
+            &src.host(),
             &format!("team/app{i}"),
             Some("v1"),
             "amd64",
@@ -871,7 +621,7 @@ fn sync_killed_midway_then_rerun_fetches_no_landed_blob_twice() {
         );
         expected.push((format!("team/app{i}"), d));
     }
-    let proxy = start_proxy(&src.host, Duration::from_millis(300));
+    let proxy = start_proxy(&src.host(), Duration::from_millis(300));
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let dir = tmp.path().join("mirror");
@@ -972,8 +722,8 @@ fn dir_config(dir: &Path, repo: &str, digest: &Digest) -> Digest {
 
 #[test]
 fn save_tars_stores_archives_under_the_names_given_after_the_at_sign() {
-    let src = start(Kind::Ours);
-    let (_, manifest) = push_image(&src.host, "app", Some("v1"), "amd64", "archive ");
+    let src = start(RegistryKind::Sealos);
+    let (_, manifest) = push_image(&src.host(), "app", Some("v1"), "amd64", "archive ");
     let config = match formats::manifest::RawManifest::from_bytes(manifest, None)
         .unwrap()
         .parsed
@@ -985,7 +735,7 @@ fn save_tars_stores_archives_under_the_names_given_after_the_at_sign() {
     let ctx = tmp.path().join("ctx");
     let skopeo_dir = ctx.join("images/skopeo");
     std::fs::create_dir_all(&skopeo_dir).unwrap();
-    let (docker, oci) = archives_of(&src.host, "app:v1", &skopeo_dir);
+    let (docker, oci) = archives_of(&src.host(), "app:v1", &skopeo_dir);
     std::fs::write(
         skopeo_dir.join("tar.txt"),
         "# archives of the context\ndocker-archive:app-docker.tar@library/from-context:1.0\n",
@@ -1041,11 +791,11 @@ fn save_tars_stores_archives_under_the_names_given_after_the_at_sign() {
     assert!(leftovers.is_empty(), "scratch directory left behind");
 
     // What was saved is served and readable.
-    let served = serve_dir(Kind::Ours, &out_dir);
+    let served = serve_dir(RegistryKind::Sealos, &out_dir);
     let raw = skopeo(&[
         "inspect",
         "--tls-verify=false",
-        &format!("docker://{}/library/from-context:1.0", served.host),
+        &format!("docker://{}/library/from-context:1.0", served.host()),
     ]);
     let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(v["Architecture"], "amd64", "{v}");
@@ -1053,19 +803,19 @@ fn save_tars_stores_archives_under_the_names_given_after_the_at_sign() {
 
 #[test]
 fn override_arch_and_variant_pick_one_platform_and_a_missing_one_names_the_available() {
-    let src = start(Kind::Ours);
-    let dst = start(Kind::Ours);
-    let (_, amd, arm) = push_multi_arch(&src.host, "org/multi", "1");
+    let src = start(RegistryKind::Sealos);
+    let dst = start(RegistryKind::Sealos);
+    let (_, amd, arm) = push_multi_arch(&src.host(), "org/multi", "1");
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let image = format!("{}/org/multi:1", src.host);
+    let image = format!("{}/org/multi:1", src.host());
     ok(&sealos(
         &store,
         &[
             "registry",
             "copy",
             &image,
-            &format!("{}/arm", dst.host),
+            &format!("{}/arm", dst.host()),
             "--override-arch",
             "arm64",
             "--override-variant",
@@ -1074,7 +824,7 @@ fn override_arch_and_variant_pick_one_platform_and_a_missing_one_names_the_avail
             "linux",
         ],
     ));
-    assert_eq!(remote_digest(&dst.host, "arm/org/multi", "1"), Some(arm));
+    assert_eq!(remote_digest(&dst.host(), "arm/org/multi", "1"), Some(arm));
     let out_dir = tmp.path().join("registry");
     ok(&sealos(
         &store,
@@ -1095,8 +845,8 @@ fn override_arch_and_variant_pick_one_platform_and_a_missing_one_names_the_avail
         &[
             "registry",
             "sync",
-            &src.host,
-            &format!("{}/win", dst.host),
+            &src.host(),
+            &format!("{}/win", dst.host()),
             "--override-os",
             "windows",
         ],
@@ -1111,11 +861,11 @@ fn override_arch_and_variant_pick_one_platform_and_a_missing_one_names_the_avail
 
 #[test]
 fn inspect_docker_image_reads_platforms_and_configs_without_pulling_and_raw_is_byte_exact() {
-    let src = start(Kind::Ours);
-    let (index, amd, arm) = push_multi_arch(&src.host, "org/multi", "1");
+    let src = start(RegistryKind::Sealos);
+    let (index, amd, arm) = push_multi_arch(&src.host(), "org/multi", "1");
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let image = format!("docker://{}/org/multi:1", src.host);
+    let image = format!("docker://{}/org/multi:1", src.host());
     let before = src.blob_gets();
     let out = sealos(&store, &["inspect", &image, "--format", "json"]);
     ok(&out);
@@ -1143,7 +893,10 @@ fn inspect_docker_image_reads_platforms_and_configs_without_pulling_and_raw_is_b
 
     let text = sealos(
         &store,
-        &["inspect", &format!("docker://{}/org/multi@{arm}", src.host)],
+        &[
+            "inspect",
+            &format!("docker://{}/org/multi@{arm}", src.host()),
+        ],
     );
     ok(&text);
     let text = String::from_utf8_lossy(&text.stdout);
@@ -1178,13 +931,13 @@ fn client_as_alice(host: &str) -> RegistryClient {
 /// Without credentials a command fails with 401; `sealos login` with a wrong password fails; after a good
 /// login pull, copy (a cross-repository mount) and save work.
 fn commands_need_login_and_then_work(host: &str) {
-    let (digest, _) = push_image_as(
+    let (digest, _) = push_image_layers(
         &client_as_alice(host),
         host,
         "team/app",
         Some("v1"),
         "amd64",
-        "auth ",
+        &[seeded_layer("auth ")],
     );
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
@@ -1240,14 +993,11 @@ fn basic_auth_on_docker_registry_needs_login_and_then_every_command_works() {
     let htpasswd = tmp.path().join("htpasswd");
     let hash = bcrypt::hash(PASS, 4).unwrap();
     std::fs::write(&htpasswd, format!("{USER}:{hash}\n")).unwrap();
-    let reg = start_registry_with(
-        None,
-        &format!(
-            "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
-            htpasswd.display()
-        ),
-    );
-    commands_need_login_and_then_work(&reg.host);
+    let reg = DockerRegistry::start_with_auth(DockerAuth::Htpasswd {
+        realm: "basic-realm",
+        path: &htpasswd,
+    });
+    commands_need_login_and_then_work(&reg.host());
 }
 
 /// A token server for `docker-registry`'s token auth: checks `alice`'s Basic credentials and returns a
@@ -1437,15 +1187,13 @@ fn start_token_server() -> TokenServer {
 #[test]
 fn token_auth_on_docker_registry_needs_login_and_then_every_command_works() {
     let tokens = start_token_server();
-    let reg = start_registry_with(
-        None,
-        &format!(
-            "auth:\n  token:\n    realm: {}\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
-            tokens.realm,
-            tokens.cert.display()
-        ),
-    );
-    commands_need_login_and_then_work(&reg.host);
+    let reg = DockerRegistry::start_with_auth(DockerAuth::Token {
+        realm: &tokens.realm,
+        service: "test-registry",
+        issuer: "test-issuer",
+        root_cert_bundle: &tokens.cert,
+    });
+    commands_need_login_and_then_work(&reg.host());
     let requests = tokens.requests.lock().unwrap().clone();
     assert!(
         requests

@@ -50,14 +50,6 @@ pub enum ManifestError {
         /// The `mediaType` field inside the JSON.
         declared: String,
     },
-    /// A platform string such as `linux/arm64/v8` could not be parsed.
-    #[error("invalid platform `{platform}`: {reason} (expected `os/arch` or `os/arch/variant`)")]
-    InvalidPlatform {
-        /// The rejected text.
-        platform: String,
-        /// What is wrong with it.
-        reason: String,
-    },
     /// A value could not be serialized to JSON.
     #[error("cannot serialize to JSON: {0}")]
     Serialize(String),
@@ -137,6 +129,18 @@ impl Descriptor {
     }
 }
 
+/// A platform text (a `--platform` value, a `FROM --platform=`) that is not `os/arch[/variant]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid platform `{platform}`: {reason}; write os/arch[/variant], like linux/amd64 or linux/arm64/v8"
+)]
+pub struct PlatformError {
+    /// The rejected text.
+    pub platform: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
 /// The platform an image runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
@@ -176,17 +180,24 @@ impl Platform {
         }
     }
 
-    /// Parses `os/arch` or `os/arch/variant`, as in `linux/arm64/v8`.
-    pub fn parse(s: &str) -> Result<Self, ManifestError> {
-        let bad = |reason: &str| ManifestError::InvalidPlatform {
-            platform: s.to_string(),
-            reason: reason.to_string(),
+    /// Parses `os/arch` or `os/arch/variant`, as in `linux/arm64/v8`: the one parser of platform texts.
+    /// Surrounding blanks are ignored and the parts are lowercased (`Linux/AMD64` is `linux/amd64`).
+    pub fn parse(text: &str) -> Result<Self, PlatformError> {
+        let bad = |reason| PlatformError {
+            platform: text.to_string(),
+            reason,
         };
-        let parts: Vec<&str> = s.split('/').collect();
-        if !(2..=3).contains(&parts.len()) {
-            return Err(bad("wrong number of `/`-separated parts"));
-        }
-        if parts.iter().any(|p| p.is_empty()) {
+        let parts: Vec<String> = text
+            .trim()
+            .split('/')
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let (os, architecture, variant) = match parts.as_slice() {
+            [os, arch] => (os, arch, None),
+            [os, arch, variant] => (os, arch, Some(variant)),
+            _ => return Err(bad("wrong number of `/`-separated parts")),
+        };
+        if parts.iter().any(String::is_empty) {
             return Err(bad("empty part"));
         }
         if parts.iter().any(|p| {
@@ -197,8 +208,8 @@ impl Platform {
                 "parts may contain only letters, digits, `.`, `_` and `-`",
             ));
         }
-        let mut platform = Platform::new(parts[0], parts[1]);
-        platform.variant = parts.get(2).map(|v| v.to_string());
+        let mut platform = Platform::new(os.as_str(), architecture.as_str());
+        platform.variant = variant.cloned();
         Ok(platform)
     }
 
@@ -208,6 +219,7 @@ impl Platform {
             "x86_64" => "amd64",
             "x86" => "386",
             "aarch64" => "arm64",
+            "arm" => "arm",
             "powerpc64" => "ppc64le",
             "loongarch64" => "loong64",
             "riscv64" => "riscv64",
@@ -965,8 +977,15 @@ mod tests {
         );
         for bad in ["linux", "linux/", "/amd64", "a/b/c/d", "linux/am d64", ""] {
             let e = Platform::parse(bad).unwrap_err().to_string();
-            assert!(e.contains("invalid platform"), "{bad}: {e}");
+            assert!(
+                e.contains("invalid platform") && e.contains("os/arch[/variant]"),
+                "{bad}: {e}"
+            );
         }
+        assert_eq!(
+            Platform::parse(" Linux/AMD64 ").unwrap(),
+            Platform::new("linux", "amd64")
+        );
     }
 
     #[test]

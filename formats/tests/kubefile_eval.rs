@@ -2,9 +2,10 @@
 //! context listing of COPY sources.
 
 use formats::kubefile::{
-    BaseImage, BuildPlan, CopyFrom, EvalErrorKind, EvalOptions, FileKind, Platform, evaluate,
-    parse, resolve_sources,
+    BaseImage, BuildPlan, CopyFrom, EvalErrorKind, EvalOptions, FileKind, evaluate, parse,
+    resolve_sources,
 };
+use formats::manifest::Platform;
 
 fn options() -> EvalOptions {
     EvalOptions {
@@ -271,7 +272,8 @@ fn evaluation_errors_name_the_line() {
     );
     assert_eq!(
         eval_error("FROM --platform=linux scratch\n"),
-        "Kubefile:1: invalid platform \"linux\": write os/arch[/variant], like linux/amd64"
+        "Kubefile:1: invalid platform `linux`: wrong number of `/`-separated parts; write \
+         os/arch[/variant], like linux/amd64 or linux/arm64/v8"
     );
 }
 

@@ -14,9 +14,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-use formats::kubefile::Platform;
 use formats::layer::{UnpackOptions, decompressing_reader, unpack};
-use formats::manifest::{Descriptor, ImageConfig as OciConfig, ParsedManifest};
+use formats::manifest::{Descriptor, ImageConfig as OciConfig, ParsedManifest, Platform};
 use formats::oci_layout::{ANNOTATION_REF_NAME, OciLayout};
 use formats::reference::Reference;
 use registry::client::RegistryClient;
@@ -94,12 +93,10 @@ impl Remote {
         let dest = OciLayout::open(store.root()).map_err(|e| e.to_string())?;
         let mut job = job_from_reference(reference, client, reference.repository().to_string());
         job.dest_tag = Some(reference.to_string());
-        let mut wanted = formats::manifest::Platform::new(&platform.os, &platform.architecture);
-        wanted.variant = platform.variant.clone();
         let mirror = Mirror::new(
             Location::Oci(Arc::new(dest)),
             MirrorOptions {
-                platforms: PlatformFilter::platform(&wanted),
+                platforms: PlatformFilter::platform(platform),
                 max_images: 1,
                 referrers: false,
                 ..MirrorOptions::default()

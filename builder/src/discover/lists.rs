@@ -39,7 +39,7 @@ pub(crate) fn shim_lists(
 
 /// Parses one line of `tar.txt` (already trimmed of comments and quotes): the transport, the archive path
 /// as written and the name, if any.
-pub fn parse_archive_line(line: &str) -> Option<(ArchiveTransport, &str, Option<&str>)> {
+fn parse_archive_line(line: &str) -> Option<(ArchiveTransport, &str, Option<&str>)> {
     let (transport, rest) = if let Some(rest) = line.strip_prefix("docker-archive:") {
         (ArchiveTransport::DockerArchive, rest)
     } else {
@@ -105,6 +105,7 @@ pub(crate) fn archives(
             transport,
             file: rel,
             reference,
+            written_name: name.map(str::to_string),
             source,
         });
     }
@@ -131,5 +132,32 @@ mod tests {
         );
         assert_eq!(parse_archive_line("dir:foo"), None);
         assert_eq!(parse_archive_line("docker-archive:@x"), None);
+    }
+
+    #[test]
+    fn archive_entries_keep_the_name_as_written_beside_its_normalised_form() {
+        let ctx = tempfile::tempdir().unwrap();
+        let dir = ctx.path().join("images/skopeo");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("app.tar"), b"").unwrap();
+        std::fs::write(dir.join("cli.tar"), b"").unwrap();
+        std::fs::write(
+            dir.join("tar.txt"),
+            "docker-archive:app.tar@nginx\noci-archive:cli.tar\n",
+        )
+        .unwrap();
+        let ignore = SealIgnore::load(ctx.path()).unwrap();
+        let entries = archives(ctx.path(), &ignore, &mut Collector::default()).unwrap();
+        let names: Vec<_> = entries
+            .iter()
+            .map(|e| (e.written_name.as_deref(), e.reference.as_deref()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (Some("nginx"), Some("docker.io/library/nginx:latest")),
+                (None, None)
+            ]
+        );
     }
 }

@@ -144,6 +144,10 @@ pub struct ArchiveEntry {
     pub file: String,
     /// The normalised name it is embedded under, when the line gives one.
     pub reference: Option<String>,
+    /// The `NAME[:TAG]` after `@` exactly as the line writes it (sealos names the embedded image from this
+    /// text, not from the normalised `reference`). Not part of the dry-run JSON, which has `reference`.
+    #[serde(skip)]
+    pub written_name: Option<String>,
     /// The line of `tar.txt`.
     pub source: Provenance,
 }
@@ -412,6 +416,7 @@ mod tests {
                 transport: ArchiveTransport::DockerArchive,
                 file: "images/skopeo/offline.tar".into(),
                 reference: Some("example.com/team/offline:v1".into()),
+                written_name: Some("example.com/team/offline:v1".into()),
                 source: Provenance::List {
                     file: "images/skopeo/tar.txt".into(),
                     line: 1

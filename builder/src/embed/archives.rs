@@ -11,7 +11,7 @@ use formats::oci_layout::OciLayout;
 use formats::reference::Reference;
 
 use super::EmbedError;
-use crate::discover::{ArchiveEntry, ArchiveTransport, Provenance};
+use crate::discover::{ArchiveEntry, ArchiveTransport};
 use crate::store::{ImageSource, Store, inspect_transport};
 
 /// An image taken from an archive of `tar.txt`, loaded into the store.
@@ -40,26 +40,6 @@ fn archive_error(entry: &ArchiveEntry, reason: String) -> EmbedError {
         source_line: entry.source.to_string(),
         reason,
     }
-}
-
-/// The `NAME[:TAG]` written after `@` on the entry's `tar.txt` line (discovery keeps only its normalised
-/// form, and sealos uses the name as written).
-fn written_name(context: &Path, entry: &ArchiveEntry) -> Result<Option<String>, EmbedError> {
-    let Provenance::List { file, line } = &entry.source else {
-        return Ok(None);
-    };
-    let path = context.join(file);
-    let text = std::fs::read_to_string(&path).map_err(|source| EmbedError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let found = registry::mirror::shim::parse_image_list_lines(&text)
-        .into_iter()
-        .find(|(n, _)| n == line);
-    Ok(found.and_then(|(_, text)| {
-        crate::discover::lists::parse_archive_line(&text)
-            .and_then(|(_, _, name)| name.map(str::to_string))
-    }))
 }
 
 /// Loads the image of every archive entry into `store` (each archive file read once) and names it; the
@@ -94,7 +74,7 @@ pub fn load_archives(
                 })?;
             loaded.push(path);
         }
-        let (repository, tag) = match written_name(context, entry)? {
+        let (repository, tag) = match &entry.written_name {
             Some(name) => {
                 let spec = format!("{}:{}@{name}", entry.transport, entry.file);
                 let t = registry::mirror::tars::parse_tar_spec(&spec, context)

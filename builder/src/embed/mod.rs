@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use formats::digest::Digest;
-use formats::kubefile::Platform;
+use formats::manifest::Platform;
 use formats::oci_layout::OciLayout;
 use formats::reference::Reference;
 use registry::client::RegistryClient;
@@ -246,14 +246,6 @@ pub fn platform_key(p: &Platform) -> String {
     p.to_string()
 }
 
-fn platform_filter(p: &Platform) -> PlatformFilter {
-    PlatformFilter::Only {
-        architecture: Some(p.architecture.clone()),
-        os: Some(p.os.clone()),
-        variant: p.variant.clone(),
-    }
-}
-
 /// Normalises, merges and sorts the requests, and refuses host clashes.
 pub fn normalise(requests: &[EmbedRequest]) -> Result<Vec<(Reference, Vec<String>)>, EmbedError> {
     let mut by_ref: BTreeMap<String, (Reference, Vec<String>)> = BTreeMap::new();
@@ -393,7 +385,7 @@ pub fn prepare(
     let filters: Vec<PlatformFilter> = if opts.all_platforms {
         vec![PlatformFilter::All]
     } else {
-        platforms.iter().map(platform_filter).collect()
+        platforms.iter().map(PlatformFilter::platform).collect()
     };
     if opts.locked
         && let Some(difference) = lock_difference(existing.as_ref(), &wanted, &plan.archives, &keys)

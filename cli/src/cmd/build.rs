@@ -10,7 +10,8 @@ use builder::build::{BuildOptions, BuildReport, Output, Progress};
 use builder::discover::{
     ArchiveEntry, DiscoverOptions, DiscoveredImage, Discovery, Warning, discover,
 };
-use formats::kubefile::{self, BaseImage, BuildPlan, CopyFrom, EvalOptions, Platform};
+use formats::kubefile::{self, BaseImage, BuildPlan, CopyFrom, EvalOptions};
+use formats::manifest::Platform;
 use serde::Serialize;
 
 use crate::GlobalArgs;
@@ -162,11 +163,7 @@ pub fn dry_run(args: &BuildArgs) -> anyhow::Result<DryRun> {
     } else {
         args.platform
             .iter()
-            .map(|p| {
-                Platform::parse(p).with_context(|| {
-                    format!("invalid --platform `{p}`: write os/arch[/variant], like linux/amd64")
-                })
-            })
+            .map(|p| Platform::parse(p).context("--platform"))
             .collect::<anyhow::Result<_>>()?
     };
     let mut options = EvalOptions {
@@ -452,11 +449,7 @@ fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
     let platforms = args
         .platform
         .iter()
-        .map(|p| {
-            Platform::parse(p).with_context(|| {
-                format!("invalid --platform `{p}`: write os/arch[/variant], like linux/amd64")
-            })
-        })
+        .map(|p| Platform::parse(p).context("--platform"))
         .collect::<anyhow::Result<_>>()?;
     let opts = BuildOptions {
         store: global.store_root(),

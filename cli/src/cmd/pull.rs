@@ -34,7 +34,7 @@ pub fn run(args: &PullArgs, store: &std::path::Path) -> anyhow::Result<()> {
         PlatformFilter::All
     } else {
         let p = match &args.platform {
-            Some(p) => Platform::parse(p).with_context(|| format!("--platform `{p}`"))?,
+            Some(p) => Platform::parse(p).context("--platform")?,
             None => Platform::host(),
         };
         PlatformFilter::platform(&p)

@@ -1,117 +1,11 @@
-//! A local upstream registry for the integration tests: Debian's `docker-registry` on 127.0.0.1 (with an
-//! access log to count requests) and helpers that push generated single- and multi-platform images to it.
-//! Tests that use it fail naming `docker-registry` or `skopeo` when they are not installed.
+//! Images for the integration tests' upstream registries (started by `testsupport`): pushes generated single-
+//! and multi-platform images with our registry client, reads back what a registry holds, and runs `skopeo`.
 
 #![allow(dead_code)]
-
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use formats::digest::Digest;
 use registry::client::{BlobSource, ClientOptions, DEFAULT_MANIFEST_ACCEPT, RegistryClient};
-
-/// A `docker-registry serve` process, killed when dropped.
-pub struct DockerRegistry {
-    child: Child,
-    /// `127.0.0.1:PORT`.
-    pub host: String,
-    access_log: PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
-impl Drop for DockerRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl DockerRegistry {
-    /// How many requests of any kind the access log shows so far.
-    pub fn requests(&self) -> usize {
-        std::fs::read_to_string(&self.access_log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| {
-                l.contains("\"GET /")
-                    || l.contains("\"HEAD /")
-                    || l.contains("\"PUT /")
-                    || l.contains("\"POST /")
-                    || l.contains("\"PATCH /")
-            })
-            .count()
-    }
-
-    /// How many blob downloads (`GET .../blobs/...`) the access log shows so far.
-    pub fn blob_gets(&self) -> usize {
-        std::fs::read_to_string(&self.access_log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("\"GET /v2/") && l.contains("/blobs/sha256:"))
-            .count()
-    }
-}
-
-pub fn require_tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not installed; this test needs it (apt-get install {name})")
-        })
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `docker-registry` storing into `root` (a fresh temp dir when `None`).
-pub fn start_registry(root: Option<&Path>) -> DockerRegistry {
-    let bin = require_tool("docker-registry");
-    let tmp = tempfile::tempdir().unwrap();
-    let data = root.map_or_else(|| tmp.path().join("data"), Path::to_path_buf);
-    let port = free_port();
-    let config = tmp.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            data.display()
-        ),
-    )
-    .unwrap();
-    let access_log = tmp.path().join("access.log");
-    let child = Command::new(bin)
-        .arg("serve")
-        .arg(&config)
-        .stdout(std::fs::File::create(&access_log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start docker-registry");
-    let reg = DockerRegistry {
-        child,
-        host: format!("127.0.0.1:{port}"),
-        access_log,
-        _tmp: tmp,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "docker-registry did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    reg
-}
 
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -131,7 +25,12 @@ pub fn client() -> RegistryClient {
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
-/// Pushes a one-layer image (layer = `seed` repeated) for `arch`; returns the manifest digest and bytes.
+/// One layer of `seed` repeated 500 times, so images pushed with different seeds differ.
+pub fn seeded_layer(seed: &str) -> Vec<u8> {
+    seed.repeat(500).into_bytes()
+}
+
+/// Pushes a one-layer image (layer = [`seeded_layer`]) for `arch`; returns the manifest digest and bytes.
 pub fn push_image(
     host: &str,
     repo: &str,
@@ -139,19 +38,19 @@ pub fn push_image(
     arch: &str,
     seed: &str,
 ) -> (Digest, Vec<u8>) {
-    push_image_layers(host, repo, tag, arch, &[seed.repeat(500).into_bytes()])
+    push_image_layers(&client(), host, repo, tag, arch, &[seeded_layer(seed)])
 }
 
-/// Pushes an image of `layers` for `arch` (as `repo:tag`, or by digest only); returns the manifest digest
-/// and bytes.
+/// Pushes an image of `layers` for `arch` through the client `c` (e.g. one with credentials), as
+/// `repo:tag` or by digest only; returns the manifest digest and bytes.
 pub fn push_image_layers(
+    c: &RegistryClient,
     host: &str,
     repo: &str,
     tag: Option<&str>,
     arch: &str,
     layers: &[Vec<u8>],
 ) -> (Digest, Vec<u8>) {
-    let c = client();
     let digests: Vec<Digest> = layers.iter().map(|l| Digest::sha256_of(l)).collect();
     let diff_ids: Vec<String> = digests.iter().map(|d| format!("\"{d}\"")).collect();
     let config = format!(
@@ -241,9 +140,10 @@ pub fn remote_digest(host: &str, repo: &str, reference: &str) -> Option<Digest> 
         .and_then(|h| h.digest)
 }
 
-/// Runs `skopeo ARGS` and returns its stdout; panics with its stderr when it fails.
+/// Runs `skopeo ARGS` and returns its stdout; panics with its stderr when it fails, or naming `skopeo` when
+/// it is not installed.
 pub fn skopeo(args: &[&str]) -> Vec<u8> {
-    let out = Command::new(require_tool("skopeo"))
+    let out = testsupport::tool("skopeo")
         .args(args)
         .output()
         .expect("run skopeo");

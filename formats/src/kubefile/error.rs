@@ -204,12 +204,9 @@ pub enum EvalErrorKind {
         /// The name.
         name: String,
     },
-    /// `--platform` or a FROM platform that is not `os/arch[/variant]`.
-    #[error("invalid platform {text:?}: write os/arch[/variant], like linux/amd64")]
-    BadPlatform {
-        /// The text.
-        text: String,
-    },
+    /// A FROM `--platform` that is not `os/arch[/variant]`.
+    #[error(transparent)]
+    BadPlatform(crate::manifest::PlatformError),
     /// A substituted name (ENV/LABEL key, ARG name) that came out empty.
     #[error("{instruction} name {text:?} is empty after substitution")]
     EmptyName {

@@ -8,79 +8,13 @@
 //! Plan fields are camelCase; the image config uses the OCI image-config names (`Env`, `Cmd`, `WorkingDir`...).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use serde::Serialize;
 
 use super::ast::{Command, CopyArgs, Flag, Healthcheck, InstructionKind, Kubefile, Source};
 use super::error::{EvalError, EvalErrorKind};
 use super::substitute::{SubstitutionError, expand};
-
-/// An OS/architecture pair with an optional variant, as in `linux/arm64/v8`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Platform {
-    /// Operating system, e.g. `linux`.
-    pub os: String,
-    /// Architecture in Go/OCI terms, e.g. `amd64`, `arm64`.
-    pub architecture: String,
-    /// Variant, e.g. `v8` or `v7`.
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// Parses `os/arch[/variant]`; `None` when it is not of that shape.
-    pub fn parse(text: &str) -> Option<Platform> {
-        let parts: Vec<&str> = text.trim().split('/').collect();
-        let ok = |s: &str| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        };
-        match parts.as_slice() {
-            [os, arch] if ok(os) && ok(arch) => Some(Platform {
-                os: os.to_ascii_lowercase(),
-                architecture: arch.to_ascii_lowercase(),
-                variant: None,
-            }),
-            [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => Some(Platform {
-                os: os.to_ascii_lowercase(),
-                architecture: arch.to_ascii_lowercase(),
-                variant: Some(variant.to_ascii_lowercase()),
-            }),
-            _ => None,
-        }
-    }
-
-    /// The platform this program was compiled for, in OCI terms (`linux/amd64`, `linux/arm64`...).
-    pub fn host() -> Platform {
-        let architecture = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "arm" => "arm",
-            "powerpc64" => "ppc64le",
-            "s390x" => "s390x",
-            "riscv64" => "riscv64",
-            "loongarch64" => "loong64",
-            other => other,
-        };
-        Platform {
-            os: std::env::consts::OS.to_string(),
-            architecture: architecture.to_string(),
-            variant: None,
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
+use crate::manifest::Platform;
 
 /// Inputs of an evaluation besides the Kubefile.
 #[derive(Debug, Clone)]
@@ -770,8 +704,8 @@ impl<'a> Evaluator<'a> {
         let platform = match flag(flags, "platform") {
             Some(raw) => {
                 let p = self.expand_with(raw, &vars)?;
-                if Platform::parse(&p).is_none() {
-                    return Err(self.error(EvalErrorKind::BadPlatform { text: p }));
+                if let Err(e) = Platform::parse(&p) {
+                    return Err(self.error(EvalErrorKind::BadPlatform(e)));
                 }
                 Some(p)
             }

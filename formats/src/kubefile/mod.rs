@@ -6,7 +6,8 @@
 //! config. The only file-system code is in [`context`]: [`find_default`] and [`resolve_sources`].
 //!
 //! ```
-//! use formats::kubefile::{EvalOptions, Platform, evaluate, parse};
+//! use formats::kubefile::{EvalOptions, evaluate, parse};
+//! use formats::manifest::Platform;
 //!
 //! let kubefile = parse("FROM scratch\nENV NAME=${NAME:-\"calico\"}\nCOPY . .\nCMD [\"helm install $(NAME)\"]\n")?;
 //! let options = EvalOptions { platform: Platform::parse("linux/amd64").unwrap(), ..EvalOptions::default() };
@@ -33,7 +34,7 @@ pub use context::{DEFAULT_NAMES, find_default, resolve_sources};
 pub use error::{EvalError, EvalErrorKind, ParseError, ParseErrorKind};
 pub use eval::{
     BaseImage, BuildPlan, ContextFile, CopyFrom, CopyPlan, EvalOptions, FileKind, ImageConfig,
-    InlineFile, Platform, Stage, Step, evaluate,
+    InlineFile, Stage, Step, evaluate,
 };
 
 /// Parses a Kubefile; errors are reported against the name `Kubefile`.
