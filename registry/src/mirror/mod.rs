@@ -15,7 +15,8 @@
 //!    parallel, then the manifest, and the tag last; an interrupted copy leaves no tag pointing at missing
 //!    content and a rerun copies only what is missing. Blobs already at the destination are never read from
 //!    the source (`HEAD` on registries, a file check on directories).
-//! 5. Referrers of the copied image (signatures, SBOMs) are copied by digest when the source is a registry.
+//! 5. Referrers of the copied image (signatures, SBOMs) are copied by digest when the source is a registry
+//!    or a Distribution-layout directory (manifests there whose `subject` is the image).
 //!
 //! Images run concurrently, at most [`MirrorOptions::max_images`] at a time; the blobs of one image run
 //! concurrently too, limited per host by the client. A blob wanted by two images at once is transferred
@@ -49,6 +50,9 @@ pub enum MirrorError {
     /// A Distribution-layout directory could not be read or written.
     #[error(transparent)]
     Distribution(#[from] formats::distribution::DistributionError),
+    /// A Distribution-layout directory could not be searched (referrers).
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
     /// An OCI layout could not be read or written.
     #[error(transparent)]
     Layout(#[from] formats::oci_layout::LayoutError),
