@@ -1,6 +1,6 @@
 //! `sealos registry save`/`sync` across interruptions and with referrers: a save killed in the middle of a
 //! blob continues it on the next run with a `Range` request for only the missing bytes (checked at the
-//! source through a logging, throttling proxy), and `sync` from a Distribution-layout directory copies the
+//! source through a logging, throttling proxy in front of `docker-registry`), and `sync` from a Distribution-layout directory copies the
 //! referrers (signatures, SBOMs) stored there along with their subject image.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use formats::digest::Digest;
 use formats::distribution::DistributionLayout;
 use formats::manifest::RawManifest;
-use testsupport::{DockerRegistry, SealosRegistry, skopeo};
+use testsupport::{DockerRegistry, SealosRegistry};
 
 /// One request the proxy forwarded.
 #[derive(Debug, Clone)]
@@ -191,36 +191,38 @@ fn manifest_json(
     .into_bytes()
 }
 
-/// Pushes a one-layer image made of `layer` to `host/repo:v1` with skopeo (from a `dir:` image).
+/// Pushes a one-layer image made of `layer` to `host/repo:v1` through the registry client.
 fn push_image(host: &str, repo: &str, layer: &[u8]) -> Digest {
-    let work = tempfile::tempdir().unwrap();
+    use registry::client::{BlobSource, ClientOptions, RegistryClient};
     let layer_d = Digest::sha256_of(layer);
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer_d}"]}}}}"#
     );
     let config_d = Digest::sha256_of(config.as_bytes());
-    std::fs::write(work.path().join(layer_d.hex()), layer).unwrap();
-    std::fs::write(work.path().join(config_d.hex()), &config).unwrap();
-    std::fs::write(
-        work.path().join("manifest.json"),
-        manifest_json(
-            (OCI_CONFIG, &config_d, config.len()),
-            &[(&layer_d, layer.len())],
-            "",
-        ),
-    )
+    let manifest = manifest_json(
+        (OCI_CONFIG, &config_d, config.len()),
+        &[(&layer_d, layer.len())],
+        "",
+    );
+    let client = RegistryClient::new(ClientOptions {
+        tls_verify: false,
+        ..ClientOptions::default()
+    })
     .unwrap();
-    std::fs::write(
-        work.path().join("version"),
-        "Directory Transport Version: 1.1\n",
-    )
-    .unwrap();
-    testsupport::run(skopeo().args([
-        "copy",
-        "--dest-tls-verify=false",
-        &format!("dir:{}", work.path().display()),
-        &format!("docker://{host}/{repo}:v1"),
-    ]));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for (d, bytes) in [(&layer_d, layer.to_vec()), (&config_d, config.into_bytes())] {
+            let size = bytes.len() as u64;
+            client
+                .push_blob(host, repo, d, size, BlobSource::Bytes(bytes.into()), None)
+                .await
+                .unwrap();
+        }
+        client
+            .put_manifest(host, repo, "v1", manifest.into(), OCI_MANIFEST)
+            .await
+            .unwrap();
+    });
     layer_d
 }
 
