@@ -40,7 +40,7 @@ use formats::manifest::{Descriptor, ParsedManifest, Platform, RawManifest};
 use formats::media_type;
 use formats::reference::Reference;
 use futures_util::StreamExt;
-use futures_util::future::try_join_all;
+use futures_util::future::join_all;
 
 pub use location::{BlobOrigin, Location};
 
@@ -568,7 +568,7 @@ impl Mirror {
                             .await?;
                         Ok::<u64, MirrorError>(n)
                     });
-                    Ok(try_join_all(copies).await?.into_iter().sum())
+                    sum_all(join_all(copies).await)
                 }
                 ParsedManifest::Image(_) => {
                     let mut own = Vec::new();
@@ -584,15 +584,17 @@ impl Mirror {
                             others.push(copy)
                         }
                     }
+                    // Every copy runs to its end even when one fails, so nothing is still being
+                    // written when the image is reported.
                     let own = async {
-                        let n: u64 = try_join_all(own).await?.into_iter().sum();
+                        let done = join_all(own).await;
                         if let Some(slot) = slot {
                             slot.give_up();
                         }
-                        Ok::<u64, MirrorError>(n)
+                        done
                     };
-                    let (a, b) = futures_util::future::try_join(own, try_join_all(others)).await?;
-                    Ok(a + b.into_iter().sum::<u64>())
+                    let (own, others) = futures_util::future::join(own, join_all(others)).await;
+                    sum_all(own.into_iter().chain(others))
                 }
             }
         })
@@ -632,6 +634,13 @@ impl Mirror {
         }
         Ok(transferred)
     }
+}
+
+/// The total of `results`, or the first error among them.
+fn sum_all(
+    results: impl IntoIterator<Item = Result<u64, MirrorError>>,
+) -> Result<u64, MirrorError> {
+    results.into_iter().sum()
 }
 
 /// The jobs of `registry save`: each image pulled from its own registry into `repository:tag` without the
