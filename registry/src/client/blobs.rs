@@ -141,7 +141,7 @@ impl RegistryClient {
         let mut last = None;
         for ep in &eps {
             let mut staged = StagedFile::new_in(&dir, digest.algorithm())?;
-            let got = match self.download(ep, digest, size, &mut staged, None).await {
+            let got = match self.download(ep, digest, size, 0, &mut staged, None).await {
                 Ok(n) => n,
                 Err(e) => {
                     last = Some(e);
@@ -191,7 +191,7 @@ impl RegistryClient {
             };
             let mut hasher = digest.algorithm().hasher();
             match self
-                .download(ep, digest, size, &mut counting, Some(&mut hasher))
+                .download(ep, digest, size, 0, &mut counting, Some(&mut hasher))
                 .await
             {
                 Ok(n) => {
@@ -217,20 +217,22 @@ impl RegistryClient {
         }))
     }
 
-    /// Streams one blob from one endpoint into `sink`, resuming with `Range` after a cut body; checks the
-    /// size (never writes more than expected) and, when given, feeds `hasher`.
-    async fn download(
+    /// Streams one blob from one endpoint into `sink`, starting at byte `start` (a `Range` request when it
+    /// is not 0) and resuming with `Range` after a cut body; checks the size (never writes more than
+    /// expected) and, when given, feeds `hasher`. Returns the blob's full size (`start` included).
+    pub(super) async fn download(
         &self,
         ep: &Endpoint,
         digest: &Digest,
         size: Option<u64>,
+        start: u64,
         sink: &mut (dyn Write + Send),
         mut hasher: Option<&mut Hasher>,
     ) -> Result<u64, ClientError> {
         let url = self.inner.url(ep, &blob_path(ep, digest)).await?;
         let policy = &self.inner.opts.retry;
         let scopes = [repo_scope(&ep.repository, false)];
-        let mut done: u64 = 0;
+        let mut done: u64 = start;
         let mut total = size;
         let mut resumes = 0u32;
         loop {

@@ -58,6 +58,7 @@ mod blobs;
 mod conf;
 mod error;
 mod manifests;
+mod partial;
 mod transport;
 
 use std::collections::HashMap;

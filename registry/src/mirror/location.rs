@@ -283,7 +283,8 @@ impl Location {
             }
             Location::Dir(layout) => {
                 let dest = layout.paths().blob_data(digest);
-                let n = fetch_to_file(origin, desc, &dest, {
+                let partial = partial_path(layout, digest);
+                let n = fetch_to_file(origin, desc, &dest, Some(&partial), {
                     let layout = layout.clone();
                     move |file: std::fs::File, d: Digest, size: u64| {
                         layout
@@ -300,7 +301,7 @@ impl Location {
             Location::Oci(layout) => {
                 let dest = layout.blob_path(digest);
                 let layout = layout.clone();
-                fetch_to_file(origin, desc, &dest, move |file, d, size| {
+                fetch_to_file(origin, desc, &dest, None, move |file, d, size| {
                     layout
                         .write_blob(std::io::BufReader::new(file), Some(&d), Some(size))
                         .map(|_| ())
@@ -419,8 +420,11 @@ impl Location {
         }
     }
 
-    /// Manifests here whose subject is `digest` (signatures, SBOMs); only registries are asked.
+    /// Manifests here whose subject is `digest` (signatures, SBOMs): a registry is asked (referrers API or
+    /// its tag fallback); a Distribution-layout directory is searched through the repository's stored
+    /// manifests; an OCI layout has none.
     pub async fn referrers(&self, repo: &str, digest: &Digest) -> Result<Vec<Digest>, MirrorError> {
+        use crate::storage::Storage as _;
         match self {
             Location::Registry { client, host, .. } => Ok(client
                 .referrers(host, &self.full_repository(repo), digest, None)
@@ -428,18 +432,40 @@ impl Location {
                 .into_iter()
                 .map(|r| r.digest)
                 .collect()),
-            _ => Ok(Vec::new()),
+            Location::Dir(layout) => {
+                let storage = crate::storage::FsStorage::new(layout.paths().root());
+                Ok(storage
+                    .referrers(repo, digest)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.digest)
+                    .collect())
+            }
+            Location::Oci(_) => Ok(Vec::new()),
         }
     }
 }
 
+/// Where a download into a Distribution-layout directory keeps the bytes received so far, so a rerun after
+/// an interruption continues it: `<root>/.staging/<algorithm>-<hex>.partial` (outside `docker/`, so a
+/// registry serving the directory never sees it; on the same filesystem, so the final rename is atomic).
+fn partial_path(layout: &DistributionLayout, digest: &Digest) -> PathBuf {
+    layout.paths().root().join(".staging").join(format!(
+        "{}-{}.partial",
+        digest.algorithm(),
+        digest.hex()
+    ))
+}
+
 /// Brings a blob to `dest` (a content-addressed path in a local layout): fetched from a registry through a
-/// verified staged download, or copied from a local file by `copy_local` (which verifies too). Returns
-/// the bytes transferred (0 when it was already there).
+/// verified download — resumable through `partial` when given, else staged beside `dest` — or copied from
+/// a local file by `copy_local` (which verifies too). Returns the bytes transferred (0 when it was already
+/// there).
 async fn fetch_to_file<F>(
     origin: &BlobOrigin,
     desc: &Descriptor,
     dest: &Path,
+    partial: Option<&Path>,
     copy_local: F,
 ) -> Result<u64, MirrorError>
 where
@@ -461,9 +487,19 @@ where
                     source,
                 })?;
             }
-            Ok(client
-                .fetch_blob(host, repository, &desc.digest, Some(desc.size), dest)
-                .await?)
+            let size = Some(desc.size);
+            Ok(match partial {
+                Some(p) => {
+                    client
+                        .fetch_blob_resumable(host, repository, &desc.digest, size, dest, p)
+                        .await?
+                }
+                None => {
+                    client
+                        .fetch_blob(host, repository, &desc.digest, size, dest)
+                        .await?
+                }
+            })
         }
         BlobOrigin::File(path) => {
             let file = std::fs::File::open(path).map_err(|source| MirrorError::Io {

@@ -14,12 +14,18 @@
 //!    has it — a stored manifest implies its content is there), then each manifest's config and layers in
 //!    parallel, then the manifest, and the tag last; an interrupted copy leaves no tag pointing at missing
 //!    content and a rerun copies only what is missing. Blobs already at the destination are never read from
-//!    the source (`HEAD` on registries, a file check on directories).
-//! 5. Referrers of the copied image (signatures, SBOMs) are copied by digest when the source is a registry.
+//!    the source (`HEAD` on registries, a file check on directories). A blob that was half downloaded into
+//!    a Distribution-layout directory when the run was interrupted (even killed) is continued from where
+//!    it stopped: its bytes and hash state are kept in `<dir>/.staging/<alg>-<hex>.partial[.state]`
+//!    (see [`crate::client::RegistryClient::fetch_blob_resumable`]). An upload to a registry that was cut
+//!    is started again.
+//! 5. Referrers of the copied image (signatures, SBOMs) are copied by digest when the source is a registry
+//!    or a Distribution-layout directory (manifests there whose `subject` is the image).
 //!
-//! Images run concurrently, at most [`MirrorOptions::max_images`] at a time; the blobs of one image run
-//! concurrently too, limited per host by the client. A blob wanted by two images at once is transferred
-//! once: the second waits and then links (directory) or mounts (same registry) it.
+//! Images run concurrently, at most [`MirrorOptions::max_images`] transferring at a time; the blobs of one
+//! image run concurrently too, limited per host by the client. A blob wanted by two images at once is
+//! transferred once: the second waits and then links (directory) or mounts (same registry) it, and while
+//! it only waits it gives its place to the next image, so one large shared layer does not stall the run.
 
 mod location;
 pub mod shim;
@@ -34,7 +40,7 @@ use formats::manifest::{Descriptor, ParsedManifest, Platform, RawManifest};
 use formats::media_type;
 use formats::reference::Reference;
 use futures_util::StreamExt;
-use futures_util::future::try_join_all;
+use futures_util::future::join_all;
 
 pub use location::{BlobOrigin, Location};
 
@@ -49,6 +55,9 @@ pub enum MirrorError {
     /// A Distribution-layout directory could not be read or written.
     #[error(transparent)]
     Distribution(#[from] formats::distribution::DistributionError),
+    /// A Distribution-layout directory could not be searched (referrers).
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
     /// An OCI layout could not be read or written.
     #[error(transparent)]
     Layout(#[from] formats::oci_layout::LayoutError),
@@ -336,6 +345,33 @@ impl Summary {
 
 type BlobCell = Arc<tokio::sync::OnceCell<String>>;
 
+/// An image's place among the [`MirrorOptions::max_images`] allowed to transfer at once.
+struct ImageSlot {
+    held: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl ImageSlot {
+    /// Waits for a free place.
+    async fn acquire(slots: Arc<tokio::sync::Semaphore>) -> ImageSlot {
+        ImageSlot {
+            // The semaphore is never closed, so this is always a permit.
+            held: Mutex::new(slots.acquire_owned().await.ok()),
+        }
+    }
+
+    /// A place outside any limit (one image copied on its own).
+    fn unlimited() -> ImageSlot {
+        ImageSlot {
+            held: Mutex::new(None),
+        }
+    }
+
+    /// Lets the next image start.
+    fn give_up(&self) {
+        drop(self.held.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
+}
+
 /// Copies images into one destination.
 pub struct Mirror {
     dest: Arc<Location>,
@@ -368,36 +404,54 @@ impl Mirror {
         &self.dest
     }
 
-    /// Copies every job, at most [`MirrorOptions::max_images`] at once; one failing image does not stop
-    /// the others. Reports come back in job order.
+    /// Copies every job, at most [`MirrorOptions::max_images`] transferring at once (an image that only
+    /// waits for blobs other images are bringing gives its place to the next one); one failing image does
+    /// not stop the others. Reports come back in job order.
     pub async fn run(&self, jobs: Vec<ImageJob>) -> Vec<ImageReport> {
+        let limit = self.opts.max_images.max(1);
+        let slots = Arc::new(tokio::sync::Semaphore::new(limit));
         futures_util::stream::iter(jobs)
-            .map(|job| async move {
-                let destination = self.dest.image_name(
-                    &job.dest_repository,
-                    job.dest_tag.as_deref().unwrap_or("(digest)"),
-                );
-                let outcome = match self.copy_image(&job).await {
-                    Ok(o) => o,
-                    Err(e) => Outcome::Failed(e.to_string()),
-                };
-                let report = ImageReport {
-                    source: job.source_name(),
-                    destination,
-                    outcome,
-                };
-                if let Some(cb) = &self.opts.on_image {
-                    cb(&report);
+            .map(|job| {
+                let slots = slots.clone();
+                async move {
+                    let slot = ImageSlot::acquire(slots).await;
+                    let destination = self.dest.image_name(
+                        &job.dest_repository,
+                        job.dest_tag.as_deref().unwrap_or("(digest)"),
+                    );
+                    let outcome = match self.copy_image_in(&job, &slot).await {
+                        Ok(o) => o,
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    };
+                    drop(slot);
+                    let report = ImageReport {
+                        source: job.source_name(),
+                        destination,
+                        outcome,
+                    };
+                    if let Some(cb) = &self.opts.on_image {
+                        cb(&report);
+                    }
+                    report
                 }
-                report
             })
-            .buffered(self.opts.max_images.max(1))
+            // Look ahead past images that wait for others; the slots bound the work.
+            .buffered(limit.saturating_mul(8))
             .collect()
             .await
     }
 
     /// Copies one image (see the module documentation for the steps).
     pub async fn copy_image(&self, job: &ImageJob) -> Result<Outcome, MirrorError> {
+        self.copy_image_in(job, &ImageSlot::unlimited()).await
+    }
+
+    /// [`Mirror::copy_image`] holding `slot`, which is given up once the image's own transfers are done.
+    async fn copy_image_in(
+        &self,
+        job: &ImageJob,
+        slot: &ImageSlot,
+    ) -> Result<Outcome, MirrorError> {
         let src = &job.source;
         let top = src
             .get_manifest(&job.source_repository, &job.source_reference)
@@ -421,7 +475,7 @@ impl Mirror {
                 digest: target.digest,
             });
         }
-        let bytes = self.copy_children(job, &target).await?;
+        let bytes = self.copy_children(job, &target, Some(slot)).await?;
         self.dest
             .put_manifest(&job.dest_repository, &target, job.dest_tag.as_deref())
             .await?;
@@ -437,7 +491,7 @@ impl Mirror {
                 let raw = src
                     .get_manifest(&job.source_repository, &d.to_string())
                     .await?;
-                self.copy_children(job, &raw).await?;
+                self.copy_children(job, &raw, None).await?;
                 self.dest
                     .put_manifest(&job.dest_repository, &raw, None)
                     .await?;
@@ -484,11 +538,14 @@ impl Mirror {
             .await
     }
 
-    /// Copies everything `raw` references (not `raw` itself); returns the blob bytes transferred.
+    /// Copies everything `raw` references (not `raw` itself); returns the blob bytes transferred. For an
+    /// image manifest, `slot` is given up as soon as the blobs this image brings itself are done (the
+    /// blobs other images are bringing are only waited for).
     fn copy_children<'a>(
         &'a self,
         job: &'a ImageJob,
         raw: &'a RawManifest,
+        slot: Option<&'a ImageSlot>,
     ) -> futures_util::future::BoxFuture<'a, Result<u64, MirrorError>> {
         Box::pin(async move {
             match &raw.parsed {
@@ -505,33 +562,64 @@ impl Mirror {
                             .source
                             .get_manifest(&job.source_repository, &child.digest.to_string())
                             .await?;
-                        let n = self.copy_children(job, &m).await?;
+                        let n = self.copy_children(job, &m, None).await?;
                         self.dest
                             .put_manifest(&job.dest_repository, &m, None)
                             .await?;
                         Ok::<u64, MirrorError>(n)
                     });
-                    Ok(try_join_all(copies).await?.into_iter().sum())
+                    sum_all(join_all(copies).await)
                 }
                 ParsedManifest::Image(_) => {
-                    let copies = raw
-                        .referenced_blobs()
-                        .into_iter()
-                        .filter(|d| {
-                            !media_type::is_non_distributable(&d.media_type) || d.urls.is_empty()
-                        })
-                        .map(|d| self.copy_blob(job, d));
-                    Ok(try_join_all(copies).await?.into_iter().sum())
+                    let mut own = Vec::new();
+                    let mut others = Vec::new();
+                    for d in raw.referenced_blobs().into_iter().filter(|d| {
+                        !media_type::is_non_distributable(&d.media_type) || d.urls.is_empty()
+                    }) {
+                        let (cell, first) = self.blob_cell(&d.digest);
+                        let copy = self.copy_blob(job, d, cell);
+                        if first {
+                            own.push(copy)
+                        } else {
+                            others.push(copy)
+                        }
+                    }
+                    // Every copy runs to its end even when one fails, so nothing is still being
+                    // written when the image is reported.
+                    let own = async {
+                        let done = join_all(own).await;
+                        if let Some(slot) = slot {
+                            slot.give_up();
+                        }
+                        done
+                    };
+                    let (own, others) = futures_util::future::join(own, join_all(others)).await;
+                    sum_all(own.into_iter().chain(others))
                 }
             }
         })
     }
 
-    async fn copy_blob(&self, job: &ImageJob, desc: &Descriptor) -> Result<u64, MirrorError> {
-        let cell = {
-            let mut blobs = self.blobs.lock().unwrap_or_else(|p| p.into_inner());
-            blobs.entry(desc.digest.clone()).or_default().clone()
-        };
+    /// The run-wide cell of a blob, and whether this call created it (the caller then brings the blob;
+    /// later callers wait for it and mount or link it).
+    fn blob_cell(&self, digest: &Digest) -> (BlobCell, bool) {
+        let mut blobs = self.blobs.lock().unwrap_or_else(|p| p.into_inner());
+        match blobs.get(digest) {
+            Some(cell) => (cell.clone(), false),
+            None => {
+                let cell = BlobCell::default();
+                blobs.insert(digest.clone(), cell.clone());
+                (cell, true)
+            }
+        }
+    }
+
+    async fn copy_blob(
+        &self,
+        job: &ImageJob,
+        desc: &Descriptor,
+        cell: BlobCell,
+    ) -> Result<u64, MirrorError> {
         let origin = job.source.blob_origin(&job.source_repository, &desc.digest);
         let repo = &job.dest_repository;
         let mut transferred = 0;
@@ -546,6 +634,13 @@ impl Mirror {
         }
         Ok(transferred)
     }
+}
+
+/// The total of `results`, or the first error among them.
+fn sum_all(
+    results: impl IntoIterator<Item = Result<u64, MirrorError>>,
+) -> Result<u64, MirrorError> {
+    results.into_iter().sum()
 }
 
 /// The jobs of `registry save`: each image pulled from its own registry into `repository:tag` without the
