@@ -6,7 +6,7 @@
 //!   repository each run (so it is uploaded every time).
 //! - `push-chunked-8m-vs-docker-registry` (R1): the same in 8 MiB PATCH chunks.
 //! - `pull-vs-docker-registry` (R2): GET of that blob, verified by the client, into a sink.
-//! - `manifest-get-wrk-vs-docker-registry` (R3): `wrk -t2 -c20 -d10s` on GET of one manifest by tag. The table's
+//! - `manifest-get-wrk-vs-docker-registry` (R3): `wrk -t2 -c32 -d10s` on GET of one manifest by tag. The table's
 //!   times are wrk's fixed duration; the requests per second of every run and their ratio are printed on stderr.
 //! - `stream-rss-vs-docker-registry` (X1): push then pull a `--size` blob of generated zeros (never on the
 //!   client's disk); each server's peak RSS (VmHWM) is printed on stderr after every run.
@@ -387,7 +387,7 @@ async fn push_small_image(client: &RegistryClient, host: &str) -> anyhow::Result
 fn wrk_job(host: String, log: Rc<RefCell<Vec<f64>>>) -> Job {
     Box::new(move || {
         let out = Command::new("wrk")
-            .args(["-t2", "-c20", "-d10s", "-H"])
+            .args(["-t2", "-c32", "-d10s", "-H"])
             .arg(format!("Accept: {OCI_MANIFEST}"))
             .arg(format!("http://{host}/v2/bench/manifest/manifests/v1"))
             .output()

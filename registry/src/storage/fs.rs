@@ -3,8 +3,11 @@
 //!
 //! Upload sessions live in `repositories/<repo>/_uploads/<id>/` as a `data` file and a `startedat` file (RFC 3339
 //! time, as distribution writes it). The running sha256 state of each session is kept in memory; after a restart
-//! the first request touching a session re-reads its data once to rebuild it. Finishing a session fsyncs the data
-//! file and renames it to `blobs/<alg>/<xx>/<hex>/data`, so a blob appears whole or not at all.
+//! the first request touching a session re-reads its data once to rebuild it, so the hash state always matches
+//! the bytes on disk. A chunk is received on the request's task, hashed on one blocking thread and written on
+//! another; it is not fsynced by itself, but the kernel is asked to start writing it back as it goes. Finishing a
+//! session fsyncs the data file (by then mostly on disk already) and renames it to `blobs/<alg>/<xx>/<hex>/data`,
+//! so a blob appears whole or not at all, and only once its digest is verified.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -17,14 +20,12 @@ use formats::digest::{Algorithm, Digest, Hasher};
 use formats::distribution::{DistributionPaths, link_text};
 use formats::fsutil::atomic_write;
 use futures_util::StreamExt;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncSeekExt;
 
 use super::{BlobReader, ByteRange, ByteStream, Result, Storage, StorageError, UploadStatus};
 
 /// Read buffer for blob streams.
 const READ_CHUNK: usize = 256 * 1024;
-/// Bytes gathered before one write of an upload's data file.
-const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// Storage in a directory holding (or to hold) `docker/registry/v2`.
 pub struct FsStorage {
@@ -169,6 +170,145 @@ pub(super) fn hash_file(path: &Path, algorithm: Algorithm) -> Result<(Hasher, u6
         len += n as u64;
     }
 }
+
+/// Body frames queued for each of an upload's two threads (hashing, writing); bounds one upload's memory (a frame
+/// is at most a few hundred KiB, and both queues share the frames).
+const QUEUE_FRAMES: usize = 8;
+/// Bytes written to an upload's data file between two requests to the kernel to start writing them to disk.
+const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
+
+/// What appending one chunk produced: the session's running hash including the chunk, and the chunk's length.
+struct Appended {
+    hasher: Hasher,
+    len: u64,
+}
+
+/// Appends `body` to the session data file `path` at byte `start`, continuing `hasher`.
+///
+/// The request side only receives frames. Each frame (reference counted, never copied) goes over bounded queues
+/// to two blocking threads, one hashing and one writing, so receiving, hashing and writing run at once.
+/// Every [`WRITEBACK_STEP`] bytes the writer asks the kernel to start writing the new range to disk, so the fsync
+/// at commit ([`Storage::finish_upload`]) finds little left to do. A chunk is not fsynced by itself: when it is
+/// acknowledged it is in the page cache, which survives the server being killed; only a finished blob promises
+/// to survive power loss (see the module docs of [`super`]).
+///
+/// On any failure (body cut, wrong length, write error) the file is cut back to `start`, so the session stays at
+/// its last acknowledged offset and the caller keeps the hash state that matches it.
+async fn append_chunk(
+    path: PathBuf,
+    start: u64,
+    hasher: Hasher,
+    expected_len: Option<u64>,
+    mut body: ByteStream,
+) -> Result<Appended> {
+    let (to_writer, writer_queue) = tokio::sync::mpsc::channel::<Bytes>(QUEUE_FRAMES);
+    let (to_hasher, hasher_queue) = tokio::sync::mpsc::channel::<Bytes>(QUEUE_FRAMES);
+    let target = path.clone();
+    let writer = tokio::task::spawn_blocking(move || write_frames(&target, start, writer_queue));
+    let hashing = tokio::task::spawn_blocking(move || hash_frames(hasher, hasher_queue));
+    let mut received = 0u64;
+    let mut body_error = None;
+    while let Some(frame) = body.next().await {
+        match frame {
+            Ok(frame) => {
+                received += frame.len() as u64;
+                let hashed = to_hasher.send(frame.clone()).await;
+                if to_writer.send(frame).await.is_err() || hashed.is_err() {
+                    // The writer stopped on an error, which it reports below.
+                    break;
+                }
+            }
+            Err(e) => {
+                body_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop((to_writer, to_hasher));
+    let joined = |e: tokio::task::JoinError| StorageError::Io {
+        op: "run upload writer",
+        path: path.display().to_string(),
+        source: io::Error::other(e),
+    };
+    let written = writer.await.map_err(joined).and_then(|r| r);
+    let hashed = hashing.await.map_err(joined);
+    let outcome = match (written, hashed, body_error) {
+        (Ok(len), Ok(hasher), None) => match expected_len.filter(|e| *e != received) {
+            None => return Ok(Appended { hasher, len }),
+            Some(expected) => StorageError::ChunkLength {
+                expected,
+                actual: received,
+            },
+        },
+        (Err(e), _, _) | (_, Err(e), _) => e,
+        (Ok(_), Ok(_), Some(e)) => StorageError::Body(e),
+    };
+    // Roll the chunk back so the session stays at its last acknowledged offset.
+    let _ignored = blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        file.set_len(start).map_err(io_err("truncate", &path))
+    })
+    .await;
+    Err(outcome)
+}
+
+/// The hashing thread of [`append_chunk`]: continues `hasher` over each queued frame.
+fn hash_frames(mut hasher: Hasher, mut queue: tokio::sync::mpsc::Receiver<Bytes>) -> Hasher {
+    while let Some(frame) = queue.blocking_recv() {
+        hasher.update(&frame);
+    }
+    hasher
+}
+
+/// The writing thread of [`append_chunk`]: writes each queued frame at the end of the file from `start` and
+/// returns how many bytes it wrote.
+fn write_frames(
+    path: &Path,
+    start: u64,
+    mut queue: tokio::sync::mpsc::Receiver<Bytes>,
+) -> Result<u64> {
+    use std::io::{Seek, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err("open", path))?;
+    file.seek(io::SeekFrom::Start(start))
+        .map_err(io_err("seek", path))?;
+    let mut end = start;
+    let mut unflushed_from = start;
+    while let Some(frame) = queue.blocking_recv() {
+        file.write_all(&frame).map_err(io_err("write", path))?;
+        end += frame.len() as u64;
+        if end - unflushed_from >= WRITEBACK_STEP {
+            start_writeback(&file, unflushed_from, end - unflushed_from);
+            unflushed_from = end;
+        }
+    }
+    Ok(end - start)
+}
+
+/// Asks the kernel to start writing `len` bytes of `file` from `offset` to disk, without waiting (Linux
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`). Best effort: it only makes a later fsync shorter, so a failure is
+/// ignored.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: sync_file_range takes no pointers; the descriptor stays open while `file` is borrowed.
+    let _ignored = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
+}
+
+/// Elsewhere the fsync at commit does all the writing.
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
 fn sync_dir(dir: &Path) {
     // Best effort: makes the rename durable on filesystems that need it; failure does not undo the rename.
@@ -397,7 +537,7 @@ impl Storage for FsStorage {
         id: &str,
         offset: Option<u64>,
         expected_len: Option<u64>,
-        mut body: ByteStream,
+        body: ByteStream,
     ) -> Result<UploadStatus> {
         let session = self.session(id);
         let mut s = session.lock().await;
@@ -413,63 +553,17 @@ impl Storage for FsStorage {
             });
         }
         let path = self.upload_dir(repo, id).join("data");
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .await
-            .map_err(io_err("open", &path))?;
-        let start = s.offset;
-        file.seek(io::SeekFrom::Start(start))
-            .await
-            .map_err(io_err("seek", &path))?;
         let Some(saved) = s.hasher.clone() else {
             return Err(StorageError::UploadUnknown(id.to_string()));
         };
-        let mut hasher = saved.clone();
-        let mut written = 0u64;
-        // Request bodies arrive in small frames; every write to a tokio file is a trip to the blocking pool, so
-        // frames are gathered into 1 MiB writes.
-        let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-        let outcome: Result<()> = async {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(StorageError::Body)?;
-                hasher.update(&chunk);
-                out.write_all(&chunk)
-                    .await
-                    .map_err(io_err("write", &path))?;
-                written += chunk.len() as u64;
-            }
-            if let Some(expected) = expected_len.filter(|e| *e != written) {
-                return Err(StorageError::ChunkLength {
-                    expected,
-                    actual: written,
-                });
-            }
-            out.flush().await.map_err(io_err("write", &path))?;
-            out.get_mut()
-                .sync_data()
-                .await
-                .map_err(io_err("sync", &path))?;
-            Ok(())
-        }
-        .await;
-        let file = out.into_inner();
-        match outcome {
-            Ok(()) => {
-                s.hasher = Some(hasher);
-                s.offset = start + written;
-                Ok(UploadStatus {
-                    id: id.to_string(),
-                    offset: s.offset,
-                })
-            }
-            Err(e) => {
-                // Roll the chunk back so the session stays at its last acknowledged offset.
-                let _ignored = file.set_len(start).await;
-                s.hasher = Some(saved);
-                Err(e)
-            }
-        }
+        let start = s.offset;
+        let written = append_chunk(path, start, saved, expected_len, body).await?;
+        s.hasher = Some(written.hasher);
+        s.offset = start + written.len;
+        Ok(UploadStatus {
+            id: id.to_string(),
+            offset: s.offset,
+        })
     }
 
     async fn finish_upload(&self, repo: &str, id: &str, digest: &Digest) -> Result<u64> {
@@ -745,6 +839,132 @@ async fn ensure_link(path: PathBuf, digest: &Digest) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Deterministic bytes that differ at every offset, so a misplaced frame changes the digest.
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u64).wrapping_mul(2_654_435_761) as u8 ^ seed)
+            .collect()
+    }
+
+    /// A body stream of `bytes` in frames of `frame` bytes, optionally ending in an error instead of its end.
+    fn frames(bytes: &[u8], frame: usize, cut: bool) -> ByteStream {
+        let mut items: Vec<io::Result<Bytes>> = bytes
+            .chunks(frame)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        if cut {
+            items.push(Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "client went away",
+            )));
+        }
+        Box::pin(futures_util::stream::iter(items))
+    }
+
+    fn data_len(storage: &FsStorage, repo: &str, id: &str) -> u64 {
+        std::fs::metadata(storage.upload_dir(repo, id).join("data"))
+            .map(|m| m.len())
+            .unwrap_or(u64::MAX)
+    }
+
+    #[tokio::test]
+    async fn chunks_spanning_many_writeback_steps_are_stored_byte_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path());
+        // Two chunks of odd sizes (frames not aligned to anything), together over two writeback steps.
+        let first = pattern(9 * 1024 * 1024 + 7, 1);
+        let second = pattern(8 * 1024 * 1024 + 4093, 2);
+        let session = storage.create_upload("a/b").await.unwrap();
+        let after_first = storage
+            .append_upload(
+                "a/b",
+                &session.id,
+                Some(0),
+                Some(first.len() as u64),
+                frames(&first, 65_521, false),
+            )
+            .await
+            .unwrap();
+        assert_eq!(after_first.offset, first.len() as u64);
+        let after_second = storage
+            .append_upload(
+                "a/b",
+                &session.id,
+                Some(after_first.offset),
+                None,
+                frames(&second, 300_007, false),
+            )
+            .await
+            .unwrap();
+        let whole = [first, second].concat();
+        assert_eq!(after_second.offset, whole.len() as u64);
+        let digest = Digest::sha256_of(&whole);
+        let size = storage
+            .finish_upload("a/b", &session.id, &digest)
+            .await
+            .unwrap();
+        assert_eq!(size, whole.len() as u64);
+        assert_eq!(
+            std::fs::read(storage.paths.blob_data(&digest)).unwrap(),
+            whole
+        );
+        assert!(!storage.upload_dir("a/b", &session.id).exists());
+    }
+
+    #[tokio::test]
+    async fn cut_or_miscounted_chunk_is_rolled_back_and_the_session_continues_from_its_last_offset()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path());
+        let first = pattern(3 * 1024 * 1024 + 11, 3);
+        let second = pattern(10 * 1024 * 1024 + 5, 4);
+        let session = storage.create_upload("a/b").await.unwrap();
+        let id = session.id.as_str();
+        let at = storage
+            .append_upload("a/b", id, Some(0), None, frames(&first, 100_000, false))
+            .await
+            .unwrap()
+            .offset;
+
+        // The client goes away in the middle of the second chunk (after more than a writeback step).
+        let cut = storage
+            .append_upload("a/b", id, Some(at), None, frames(&second, 131_072, true))
+            .await;
+        assert!(matches!(cut, Err(StorageError::Body(_))), "{cut:?}");
+        assert_eq!(storage.upload_status("a/b", id).await.unwrap().offset, at);
+        assert_eq!(data_len(&storage, "a/b", id), at);
+
+        // A chunk shorter than announced is refused and rolled back too.
+        let short = storage
+            .append_upload(
+                "a/b",
+                id,
+                Some(at),
+                Some(second.len() as u64 + 1),
+                frames(&second, 131_072, false),
+            )
+            .await;
+        assert!(
+            matches!(short, Err(StorageError::ChunkLength { expected, actual })
+                if expected == second.len() as u64 + 1 && actual == second.len() as u64),
+            "{short:?}"
+        );
+        assert_eq!(data_len(&storage, "a/b", id), at);
+
+        // Sent again in full, the chunk continues the same hash: the blob is exactly first + second.
+        storage
+            .append_upload("a/b", id, Some(at), None, frames(&second, 131_072, false))
+            .await
+            .unwrap();
+        let whole = [first, second].concat();
+        let digest = Digest::sha256_of(&whole);
+        storage.finish_upload("a/b", id, &digest).await.unwrap();
+        assert_eq!(
+            std::fs::read(storage.paths.blob_data(&digest)).unwrap(),
+            whole
+        );
+    }
 
     #[test]
     fn rfc3339_formats_known_instants() {

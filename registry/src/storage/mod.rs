@@ -10,9 +10,14 @@
 //!   tag's `current` link. A crash between them leaves a revision without the tag, never a tag without its
 //!   manifest. Readers may observe any prefix of that sequence.
 //! - Deletions remove links, not shared blob data; blob data is only removed by garbage collection.
-//! - Upload sessions are durable on disk in the filesystem backend: a chunk that was acknowledged is in the
-//!   session's data file. The running hash state lives in memory only; after a restart it is recomputed by reading
-//!   the partial data once, on the first request that touches the session.
+//! - Upload sessions survive the server process in the filesystem backend: a chunk that was acknowledged has been
+//!   written to the session's data file (the kernel's page cache), so it is there after the server is killed and
+//!   restarted. Chunks are not fsynced one by one (neither does distribution): durability against power loss is
+//!   promised for finished blobs only, whose data is fsynced before the rename. After a power loss a session may be
+//!   shorter than acknowledged; the client learns its real offset from the session status and resumes from there,
+//!   and the digest check at commit refuses any session whose bytes are not the client's.
+//! - The running hash state lives in memory only, so it can never disagree with the data file on disk: after a
+//!   restart it is recomputed by reading the partial data once, on the first request that touches the session.
 
 use std::io;
 use std::pin::Pin;
