@@ -163,7 +163,8 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
     ])
 }
 
-/// The build options of these rows: `context` into `store`, zstd layers, timestamp 0, no registry.
+/// The build options of these rows: `context` into `store`, zstd layers, timestamp 0, no registry and no
+/// image embedding (buildah does not embed the manifests' images either).
 pub(super) fn options(context: &Path, store: &Path) -> BuildOptions {
     BuildOptions {
         store: store.to_path_buf(),
@@ -181,7 +182,10 @@ pub(super) fn options(context: &Path, store: &Path) -> BuildOptions {
         outputs: Vec::new(),
         client: None,
         pull: builder::build::PullPolicy::Never,
-        embed: builder::embed::EmbedOptions::default(),
+        embed: builder::embed::EmbedOptions {
+            save_image: false,
+            ..builder::embed::EmbedOptions::default()
+        },
     }
 }
 
