@@ -18,8 +18,9 @@
 //! - `--pairs N`: more measured pairs per row (the group's default is 2).
 //! - `BENCH_S3_SIZES=256M,1G,4G`: the X1-s3 blob sizes to run, any of 256M, 1G and 4G (default `256M`).
 //!   A row selected by id on the command line also needs its size here. Through moto, 1 GiB takes about
-//!   30 s per side and run; 4 GiB several minutes and, in moto (which assembles a multipart upload and serves a
-//!   GET from one in-memory copy of the object), up to about 3 times the blob size of memory.
+//!   30 s per side and run (idle machine); 4 GiB about 5 minutes per side and run (loaded machine), and moto,
+//!   which assembles a multipart upload, copies an object and answers a GET from whole in-memory copies, reached
+//!   17 GiB of RSS and about 12 GiB of temporary files: run 4G only where that much memory and disk are free.
 //!
 use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
