@@ -18,9 +18,10 @@ use bench::rows::{self, Context, GROUPS};
 struct Args {
     /// A group (`sha256`), a row id (`sha256-vs-openssl`), `all`, or `list`.
     name: String,
-    /// Measured A B pairs per row (after one warm-up of each side).
-    #[arg(long, default_value_t = 5)]
-    pairs: usize,
+    /// Measured A B pairs per row (after one warm-up of each side); by default the group's own number (5, or
+    /// fewer for slow groups: `bench list` shows it).
+    #[arg(long)]
+    pairs: Option<usize>,
     /// Seed for the generated data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -49,7 +50,10 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.name == "list" {
         for group in GROUPS {
-            println!("{:<10} {}", group.name, group.about);
+            println!(
+                "{:<10} {} ({} pairs by default)",
+                group.name, group.about, group.default_pairs
+            );
             for row in group.rows {
                 println!("  {row}");
             }
@@ -95,7 +99,7 @@ fn main() -> anyhow::Result<()> {
 fn run(
     selected: &[(&rows::Group, Option<&str>)],
     ctx: &Context,
-    pairs: usize,
+    pairs: Option<usize>,
     format: Format,
 ) -> anyhow::Result<()> {
     let mut outcomes: Vec<Outcome> = Vec::new();
@@ -104,6 +108,8 @@ fn run(
             "preparing {} ({} bytes, seed {})",
             group.name, ctx.size, ctx.seed
         );
+        let pairs = pairs.unwrap_or(group.default_pairs);
+        let before = outcomes.len();
         for mut pair in (group.pairs)(ctx)? {
             if only.is_some_and(|id| id != pair.id) {
                 continue;
@@ -111,12 +117,32 @@ fn run(
             eprintln!("running {} ({pairs} pairs)", pair.id);
             outcomes.push(harness::run_pair(&mut pair, pairs)?);
         }
+        if let Some(id) = only
+            && outcomes.len() == before
+        {
+            bail!(
+                "row `{id}` of group `{}` is not run with the current settings: see the group's module docs \
+                 (bench/src/rows/) for the environment variable that turns it on",
+                group.name
+            );
+        }
     }
+    // Groups may measure different numbers of pairs; each row also carries its own.
+    let mut counts: Vec<usize> = outcomes.iter().map(|o| o.pairs).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let pairs = match counts.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    };
     match format {
         Format::Text => {
+            let shown: Vec<String> = counts.iter().map(usize::to_string).collect();
             println!(
-                "size {} bytes, seed {}, {pairs} pairs after 1 warm-up each, alternating ours/peer",
-                ctx.size, ctx.seed
+                "size {} bytes, seed {}, {} pairs after 1 warm-up each, alternating ours/peer",
+                ctx.size,
+                ctx.seed,
+                shown.join("/")
             );
             harness::print_table(&outcomes);
         }

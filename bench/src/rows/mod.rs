@@ -17,6 +17,9 @@ mod sha256;
 
 pub use build::child_main as build_child;
 
+/// Measured pairs per row of a group that does not set its own default.
+pub const DEFAULT_PAIRS: usize = 5;
+
 /// What every group gets from the command line.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -38,6 +41,8 @@ pub struct Group {
     pub rows: &'static [&'static str],
     /// Prepares the data and builds the rows.
     pub pairs: fn(&Context) -> anyhow::Result<Vec<Pair>>,
+    /// Measured pairs per row when `--pairs` is not given.
+    pub default_pairs: usize,
 }
 
 /// Every group, in the order `bench all` runs them.
@@ -47,41 +52,48 @@ pub const GROUPS: &[Group] = &[
         about: "stream-hash a random file (formats::digest, 1 MiB reads) vs sha256sum and openssl",
         rows: sha256::ROWS,
         pairs: sha256::pairs,
+        default_pairs: DEFAULT_PAIRS,
     },
     Group {
         name: "layers",
         about: "gzip -6, zstd -3 of a compressible file and a deterministic tar of a tree vs gzip, zstd, GNU tar",
         rows: layers::ROWS,
         pairs: layers::pairs,
+        default_pairs: DEFAULT_PAIRS,
     },
     Group {
         name: "build",
         about: "B1/B1z/B2: sealos build of a 300 MiB context, cold (uncompressed, zstd) and after touching one file, vs buildah bud (vfs), with peak memory",
         rows: build::ROWS,
         pairs: build::pairs,
+        default_pairs: DEFAULT_PAIRS,
     },
     Group {
         name: "embed",
         about: "B3/B4: sealos build embedding 20 images from a local registry, cold and rebuilt, vs skopeo sync + buildah bud",
         rows: embed::ROWS,
         pairs: embed::pairs,
+        default_pairs: DEFAULT_PAIRS,
     },
     Group {
         name: "mirror",
         about: "mirror N images registry->registry, re-mirror, save to a dir (registry::mirror) vs skopeo sync",
         rows: mirror::ROWS,
         pairs: mirror::pairs,
+        default_pairs: DEFAULT_PAIRS,
     },
     Group {
         name: "registry",
         about: "R1/R2/R3/X1: blob push (monolithic, 8 MiB chunks), pull, manifest GET with wrk, peak RSS: sealos registry serve vs docker-registry",
         rows: registry::ROWS,
         pairs: registry::pairs,
+        default_pairs: DEFAULT_PAIRS,
     },
     Group {
         name: "registry-s3",
         about: "R1-s3/R2-s3/X1-s3: blob push (monolithic, 8 MiB chunks), pull, peak RSS at 256 MiB and 1 GiB: sealos registry serve s3 vs docker-registry's s3 driver, both on moto",
         rows: registry_s3::ROWS,
         pairs: registry_s3::pairs,
+        default_pairs: registry_s3::DEFAULT_PAIRS,
     },
 ];

@@ -72,6 +72,13 @@ impl Server {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .with_context(|| format!("no VmHWM in {path}"))
     }
+
+    /// Resets the peak resident set size (VmHWM) to the current one, so the next [`Server::peak_rss_kib`]
+    /// belongs to what runs in between (`5` to `/proc/<pid>/clear_refs`, Linux 4.0+).
+    fn reset_peak_rss(&self) -> anyhow::Result<()> {
+        let path = format!("/proc/{}/clear_refs", self.child.id());
+        std::fs::write(&path, "5").with_context(|| format!("resetting the peak RSS through {path}"))
+    }
 }
 
 /// Waits up to 20 s until something listens on 127.0.0.1:`port`; `what` names it in the error.
@@ -433,8 +440,9 @@ fn zeros_digest(size: u64) -> Digest {
 }
 
 /// The X1 row `id`: each run streams `size` generated zeros through one server (push into a fresh repository,
-/// then pull into a sink), never touching the client's disk, and records that server's peak RSS (VmHWM, over
-/// the server's whole life) for the table; it is also printed on stderr after every run.
+/// then pull into a sink), never touching the client's disk, and records that server's peak RSS (VmHWM, reset
+/// before the push and again before the pull, so each phase's peak is its own) for the table, which shows the
+/// larger of the two; both are printed on stderr after every run.
 pub(super) fn stream_pair(
     servers: &Rc<Servers>,
     id: &str,
@@ -444,9 +452,9 @@ pub(super) fn stream_pair(
     let digest = zeros_digest(size);
     Ok(Pair {
         id: id.to_string(),
-        ours: stream_job(servers, id, true, digest.clone(), size)?,
+        ours: stream_job(servers, id, true, peer_name, digest.clone(), size)?,
         peer_name: peer_name.to_string(),
-        peer: stream_job(servers, id, false, digest, size)?,
+        peer: stream_job(servers, id, false, peer_name, digest, size)?,
     })
 }
 
@@ -454,15 +462,18 @@ fn stream_job(
     servers: &Rc<Servers>,
     row: &str,
     ours: bool,
+    peer_name: &str,
     digest: Digest,
     size: u64,
 ) -> anyhow::Result<Job> {
     let (servers, client, row) = (servers.clone(), client(false)?, row.to_string());
+    let peer_name = peer_name.to_string();
     Ok(Box::new(move || {
         use tokio::io::AsyncReadExt;
         let server = servers.side(ours);
         let repo = format!("bench/stream{}", servers.next_run());
-        servers.rt.block_on(async {
+        server.reset_peak_rss()?;
+        let push_kib = servers.rt.block_on(async {
             let zeros = tokio::io::repeat(0).take(size);
             client
                 .push_blob(
@@ -474,6 +485,10 @@ fn stream_job(
                     None,
                 )
                 .await?;
+            server.peak_rss_kib()
+        })?;
+        server.reset_peak_rss()?;
+        servers.rt.block_on(async {
             client
                 .fetch_blob_to_writer(
                     &server.host,
@@ -482,15 +497,19 @@ fn stream_job(
                     Some(size),
                     &mut std::io::sink(),
                 )
-                .await?;
-            anyhow::Ok(())
+                .await
         })?;
-        let kib = server.peak_rss_kib()?;
-        record_peak(&row, if ours { Side::Ours } else { Side::Peer }, kib);
+        let pull_kib = server.peak_rss_kib()?;
+        record_peak(
+            &row,
+            if ours { Side::Ours } else { Side::Peer },
+            push_kib.max(pull_kib),
+        );
         eprintln!(
-            "  {row} {}: peak RSS {} MiB after streaming {} MiB",
-            if ours { "sealos" } else { PEER },
-            kib / 1024,
+            "  {row} {}: peak RSS {} MiB pushing, {} MiB pulling {} MiB",
+            if ours { "sealos" } else { peer_name.as_str() },
+            push_kib / 1024,
+            pull_kib / 1024,
             size >> 20
         );
         Ok(())

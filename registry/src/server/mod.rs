@@ -462,13 +462,12 @@ async fn get_blob(
     with_body: bool,
 ) -> ApiResult {
     let digest = parse_digest(digest)?;
-    if !app.storage.has_layer(name, &digest).await? {
-        return Err(StorageError::BlobUnknown(digest).into());
-    }
-    if with_body
-        && !headers.contains_key(header::RANGE)
-        && let Some(url) = app.storage.blob_redirect(&digest).await?
-    {
+    let whole = with_body && !headers.contains_key(header::RANGE);
+    if whole && let Some(url) = app.storage.blob_redirect(&digest).await? {
+        // The URL is only handed out once the repository is known to link the blob.
+        if !app.storage.has_layer(name, &digest).await? {
+            return Err(StorageError::BlobUnknown(digest).into());
+        }
         let mut resp = Response::new(Body::empty());
         *resp.status_mut() = StatusCode::TEMPORARY_REDIRECT;
         let h = resp.headers_mut();
@@ -476,21 +475,42 @@ async fn get_blob(
         set(h, digest_header(), &digest.to_string());
         return Ok(resp);
     }
-    let size = app
-        .storage
-        .blob_size(&digest)
-        .await?
-        .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))?;
-    let range = parse_range(headers, size)?;
+    // The link check runs beside the open (whole GET) or the size lookup (HEAD, ranged GET), so a remote store
+    // costs one round trip before the bytes flow: the open answers with the size.
+    let (size, range, stream) = if whole {
+        let (linked, reader) = tokio::join!(
+            app.storage.has_layer(name, &digest),
+            app.storage.read_blob(&digest, None)
+        );
+        if !linked? {
+            return Err(StorageError::BlobUnknown(digest).into());
+        }
+        let reader = reader?;
+        (reader.size, None, Some(reader.stream))
+    } else {
+        let (linked, size) = tokio::join!(
+            app.storage.has_layer(name, &digest),
+            app.storage.blob_size(&digest)
+        );
+        if !linked? {
+            return Err(StorageError::BlobUnknown(digest).into());
+        }
+        let size = size?.ok_or_else(|| StorageError::BlobUnknown(digest.clone()))?;
+        let range = parse_range(headers, size)?;
+        let stream = if with_body {
+            Some(app.storage.read_blob(&digest, range).await?.stream)
+        } else {
+            None
+        };
+        (size, range, stream)
+    };
     let (status, len) = match range {
         Some(r) => (StatusCode::PARTIAL_CONTENT, r.len()),
         None => (StatusCode::OK, size),
     };
-    let body = if with_body {
-        let reader = app.storage.read_blob(&digest, range).await?;
-        Body::from_stream(reader.stream)
-    } else {
-        Body::empty()
+    let body = match stream {
+        Some(stream) => Body::from_stream(stream),
+        None => Body::empty(),
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;

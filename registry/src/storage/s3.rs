@@ -24,7 +24,8 @@ use bytes::{Bytes, BytesMut};
 use formats::digest::{Algorithm, Digest, Hasher};
 use formats::distribution::{DistributionPaths, link_text};
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::ClientConfigKey;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as Key;
 use object_store::signer::Signer;
@@ -35,6 +36,9 @@ use super::{BlobReader, ByteRange, ByteStream, Result, Storage, StorageError, Up
 
 /// Bytes per multipart part (S3 wants at least 5 MiB for every part but the last).
 const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Deadline of one bulk request (a blob GET streamed to a slow client, completing or copying a multipart upload
+/// of several GiB), instead of object_store's 30 s, which would cut such requests off.
+const BULK_TIMEOUT: &str = "1h";
 
 /// How to reach the bucket. Also readable from a TOML file ([`S3Config::from_toml`]) with the same keys
 /// (`bucket`, `endpoint`, `region`, `prefix`, `redirect`, `access_key_id`, `secret_access_key`).
@@ -100,7 +104,10 @@ impl S3Config {
 /// The S3-compatible backend. Credentials come from the usual AWS environment variables
 /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, ...).
 pub struct S3Storage {
+    /// Small requests (links, session state, parts, HEAD, LIST), with object_store's 30 s deadline.
     store: Arc<AmazonS3>,
+    /// Requests whose time grows with the blob size: blob GETs, multipart completion, server-side copy.
+    bulk: Arc<AmazonS3>,
     paths: DistributionPaths,
     prefix: String,
     redirect: bool,
@@ -175,13 +182,23 @@ impl S3Storage {
                 .with_endpoint(endpoint)
                 .with_allow_http(endpoint.starts_with("http://"));
         }
-        let store = builder.build().map_err(|e| StorageError::Io {
+        let configure = |e: object_store::Error| StorageError::Io {
             op: "configure S3 bucket",
             path: config.bucket.clone(),
             source: std::io::Error::other(e),
-        })?;
+        };
+        let bulk = builder
+            .clone()
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                BULK_TIMEOUT,
+            )
+            .build()
+            .map_err(configure)?;
+        let store = builder.build().map_err(configure)?;
         Ok(S3Storage {
             store: Arc::new(store),
+            bulk: Arc::new(bulk),
             paths: DistributionPaths::new(""),
             prefix: config.prefix.trim_matches('/').to_string(),
             redirect: config.redirect,
@@ -397,7 +414,7 @@ impl Storage for S3Storage {
             range: range.map(|r| GetRange::Bounded(r.start..r.end.saturating_add(1))),
             ..GetOptions::default()
         };
-        let result = match self.store.get_opts(&key, options).await {
+        let result = match self.bulk.get_opts(&key, options).await {
             Ok(r) => r,
             Err(e) if is_missing(&e) => return Err(StorageError::BlobUnknown(digest.clone())),
             Err(e) => {
@@ -632,7 +649,7 @@ impl Storage for S3Storage {
                 content_id: etag.clone(),
             })
             .collect();
-        self.store
+        self.bulk
             .complete_multipart(&data_key, &multipart, parts)
             .await
             .map_err(store_err("complete multipart upload", &data_key))?;
@@ -640,7 +657,7 @@ impl Storage for S3Storage {
             // The running hash is sha256; any other algorithm costs one read of the assembled data.
             let mut hasher = digest.algorithm().hasher();
             let mut stream = self
-                .store
+                .bulk
                 .get(&data_key)
                 .await
                 .map_err(store_err("read", &data_key))?
@@ -658,7 +675,7 @@ impl Storage for S3Storage {
             }
         }
         if !self.exists(&dest).await? {
-            self.store
+            self.bulk
                 .copy(&data_key, &dest)
                 .await
                 .map_err(store_err("copy into place", &dest))?;
