@@ -2,15 +2,16 @@
 //! directory or a cluster image's `registry/` directory serves as is and distribution reads what we write.
 //!
 //! Upload sessions live in `repositories/<repo>/_uploads/<id>/` as a `data` file and a `startedat` file (RFC 3339
-//! time, as distribution writes it). The running sha256 state of each session is kept in memory; after a restart
-//! the first request touching a session re-reads its data once to rebuild it, so the hash state always matches
-//! the bytes on disk. A chunk is received on the request's task, hashed on one blocking thread and written on
+//! time, as distribution writes it) and a `sealos-hashstate` file: the running sha256 state saved after each
+//! acknowledged chunk. After a restart the first request touching a session resumes the hash from that state,
+//! reading only the bytes after it (all of them when the state is missing or describes more than the data), and
+//! finishing such a session re-reads its data once, so bytes this process did not see are never trusted. A chunk is received on the request's task, hashed on one blocking thread and written on
 //! another; it is not fsynced by itself, but the kernel is asked to start writing it back as it goes. Finishing a
 //! session fsyncs the data file (by then mostly on disk already) and renames it to `blobs/<alg>/<xx>/<hex>/data`,
 //! so a blob appears whole or not at all, and only once its digest is verified.
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -38,6 +39,10 @@ pub struct FsStorage {
 struct Session {
     hasher: Option<Hasher>,
     offset: u64,
+    /// The hash was resumed from a saved state after a restart: the bytes before that state were not seen by
+    /// this process, so finishing re-reads the whole data once instead of trusting them (a power loss may have
+    /// left them different from what was acknowledged).
+    recheck_on_finish: bool,
 }
 
 pub(super) fn io_err<'a>(
@@ -157,10 +162,19 @@ fn now_secs() -> u64 {
 
 /// Hashes a file with `algorithm` in one pass.
 pub(super) fn hash_file(path: &Path, algorithm: Algorithm) -> Result<(Hasher, u64)> {
+    continue_hash(path, algorithm.hasher(), 0)
+}
+
+/// Continues `hasher` (the hash of the file's first `offset` bytes) over the rest of the file at `path`; returns
+/// it and the file's length.
+fn continue_hash(path: &Path, mut hasher: Hasher, offset: u64) -> Result<(Hasher, u64)> {
     let mut file = std::fs::File::open(path).map_err(io_err("open", path))?;
-    let mut hasher = algorithm.hasher();
+    if offset > 0 {
+        file.seek(io::SeekFrom::Start(offset))
+            .map_err(io_err("seek", path))?;
+    }
     let mut buf = vec![0u8; 1024 * 1024];
-    let mut len = 0u64;
+    let mut len = offset;
     loop {
         let n = file.read(&mut buf).map_err(io_err("read", path))?;
         if n == 0 {
@@ -270,7 +284,7 @@ fn write_frames(
     start: u64,
     mut queue: tokio::sync::mpsc::Receiver<Bytes>,
 ) -> Result<u64> {
-    use std::io::{Seek, Write};
+    use std::io::Write;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .open(path)
@@ -360,10 +374,46 @@ impl FsStorage {
         if tokio::fs::metadata(&data).await.is_err() {
             return Err(StorageError::UploadUnknown(id.to_string()));
         }
-        let (hasher, len) = blocking(move || hash_file(&data, Algorithm::Sha256)).await?;
+        let state = self.upload_dir(repo, id).join(HASH_STATE_FILE);
+        let (hasher, len) = blocking(move || resume_hash(&data, &state)).await?;
         s.hasher = Some(hasher);
         s.offset = len;
+        s.recheck_on_finish = true;
         Ok(())
+    }
+}
+
+/// The file in an upload session's directory holding the running hash state saved after the last acknowledged
+/// chunk: `OFFSET\n` then the [`Hasher::save_state`] bytes. Not distribution's `hashstates/` (Go's encoding),
+/// so `docker-registry` serving the same tree never misreads it.
+const HASH_STATE_FILE: &str = "sealos-hashstate";
+
+/// Saves `hasher` (the hash of the session's first `offset` bytes) beside the session's data: written aside and
+/// renamed, so a reader sees the old state or the new one. Not fsynced: the data it describes is not either
+/// (see the module's durability notes), and [`resume_hash`] checks it against the data's length.
+fn save_hash_state(dir: &Path, offset: u64, hasher: &Hasher) -> Result<()> {
+    let mut bytes = format!("{offset}\n").into_bytes();
+    bytes.extend_from_slice(&hasher.save_state());
+    let dest = dir.join(HASH_STATE_FILE);
+    let aside = dir.join(format!(".{HASH_STATE_FILE}.tmp"));
+    std::fs::write(&aside, &bytes).map_err(io_err("write", &aside))?;
+    std::fs::rename(&aside, &dest).map_err(io_err("rename", &dest))
+}
+
+/// Rebuilds a session's running sha256 after a restart: from its saved hash state when one is present and
+/// describes a prefix of the data (then only the bytes after it are read), else by hashing the whole data file.
+/// Returns the hasher and the data's length.
+fn resume_hash(data: &Path, state: &Path) -> Result<(Hasher, u64)> {
+    let len = std::fs::metadata(data).map_err(io_err("stat", data))?.len();
+    let saved = std::fs::read(state).ok().and_then(|bytes| {
+        let newline = bytes.iter().position(|&b| b == b'\n')?;
+        let offset: u64 = std::str::from_utf8(&bytes[..newline]).ok()?.parse().ok()?;
+        let hasher = Hasher::restore_state(&bytes[newline + 1..]).ok()?;
+        (offset <= len && hasher.algorithm() == Algorithm::Sha256).then_some((hasher, offset))
+    });
+    match saved {
+        Some((hasher, offset)) => continue_hash(data, hasher, offset),
+        None => hash_file(data, Algorithm::Sha256),
     }
 }
 
@@ -558,8 +608,12 @@ impl Storage for FsStorage {
         };
         let start = s.offset;
         let written = append_chunk(path, start, saved, expected_len, body).await?;
+        let offset = start + written.len;
+        let dir = self.upload_dir(repo, id);
+        let hasher = written.hasher.clone();
+        blocking(move || save_hash_state(&dir, offset, &hasher)).await?;
         s.hasher = Some(written.hasher);
-        s.offset = start + written.len;
+        s.offset = offset;
         Ok(UploadStatus {
             id: id.to_string(),
             offset: s.offset,
@@ -578,9 +632,10 @@ impl Storage for FsStorage {
         let data = dir.join("data");
         let size = s.offset;
         let actual = match s.hasher.take() {
-            Some(h) if h.algorithm() == digest.algorithm() => h.finish(),
+            Some(h) if h.algorithm() == digest.algorithm() && !s.recheck_on_finish => h.finish(),
             _ => {
-                // The running hash is sha256; any other algorithm costs one more read of the data.
+                // The running hash is sha256 and trusted only if this process saw every byte; otherwise
+                // (another algorithm, or a session resumed after a restart) the data is read once more.
                 let alg = digest.algorithm();
                 let p = data.clone();
                 blocking(move || hash_file(&p, alg)).await?.0.finish()
@@ -910,6 +965,79 @@ mod tests {
             whole
         );
         assert!(!storage.upload_dir("a/b", &session.id).exists());
+    }
+
+    /// Starts a session under `root` holding `bytes`, in a storage value dropped at the end (a stopped server).
+    async fn session_holding(root: &Path, bytes: &[u8]) -> String {
+        let storage = FsStorage::new(root);
+        let session = storage.create_upload("a/b").await.unwrap();
+        storage
+            .append_upload(
+                "a/b",
+                &session.id,
+                Some(0),
+                None,
+                frames(bytes, 4096, false),
+            )
+            .await
+            .unwrap();
+        session.id
+    }
+
+    /// Appends `bytes` to session `id` of repository `a/b` at `offset`.
+    async fn append_at(storage: &FsStorage, id: &str, offset: u64, bytes: &[u8]) {
+        storage
+            .append_upload("a/b", id, Some(offset), None, frames(bytes, 4096, false))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_restarted_server_continues_a_session_from_its_saved_hash_state_and_rechecks_the_bytes()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let first = pattern(2 * 1024 * 1024 + 3, 5);
+        let second = pattern(1024 * 1024 + 9, 6);
+        let id = session_holding(dir.path(), &first).await;
+        let session_dir = FsStorage::new(dir.path()).upload_dir("a/b", &id);
+        let saved = std::fs::read(session_dir.join(HASH_STATE_FILE)).unwrap();
+        assert!(saved.starts_with(format!("{}\n", first.len()).as_bytes()));
+
+        // A new process (no in-memory state) continues from the saved state and finishes.
+        let restarted = FsStorage::new(dir.path());
+        assert_eq!(
+            restarted.upload_status("a/b", &id).await.unwrap().offset,
+            first.len() as u64
+        );
+        append_at(&restarted, &id, first.len() as u64, &second).await;
+        let whole = [first.clone(), second.clone()].concat();
+        let digest = Digest::sha256_of(&whole);
+        assert_eq!(
+            restarted.finish_upload("a/b", &id, &digest).await.unwrap(),
+            whole.len() as u64
+        );
+
+        // A resumed session whose earlier bytes changed on disk (a power loss) fails its digest: the saved
+        // state alone is never trusted.
+        let id = session_holding(dir.path(), &first).await;
+        let data = FsStorage::new(dir.path())
+            .upload_dir("a/b", &id)
+            .join("data");
+        let mut damaged = std::fs::read(&data).unwrap();
+        damaged[10] ^= 0xff;
+        std::fs::write(&data, &damaged).unwrap();
+        let restarted = FsStorage::new(dir.path());
+        append_at(&restarted, &id, first.len() as u64, &second).await;
+        let refused = restarted.finish_upload("a/b", &id, &digest).await;
+        assert!(
+            matches!(refused, Err(StorageError::DigestMismatch { .. })),
+            "{refused:?}"
+        );
+        // The blob stored by the first session is untouched.
+        assert_eq!(
+            std::fs::read(restarted.paths.blob_data(&digest)).unwrap(),
+            whole
+        );
     }
 
     #[tokio::test]

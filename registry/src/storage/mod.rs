@@ -16,8 +16,9 @@
 //!   promised for finished blobs only, whose data is fsynced before the rename. After a power loss a session may be
 //!   shorter than acknowledged; the client learns its real offset from the session status and resumes from there,
 //!   and the digest check at commit refuses any session whose bytes are not the client's.
-//! - The running hash state lives in memory only, so it can never disagree with the data file on disk: after a
-//!   restart it is recomputed by reading the partial data once, on the first request that touches the session.
+//! - The running hash state is saved beside the session's data after each acknowledged chunk, so a restarted
+//!   server continues a session without re-hashing its bytes; a session resumed that way is re-read once when it
+//!   is finished, so the stored blob is verified against bytes actually on disk.
 
 use std::io;
 use std::pin::Pin;
