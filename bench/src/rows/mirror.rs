@@ -17,6 +17,8 @@
 //!   `/proc/self/clear_refs` first, then read as VmHWM), skopeo as `skopeo copy dir: -> docker://` and back
 //!   under `/usr/bin/time -v`. The peak RSS of both is printed on stderr; the timed ratio is secondary.
 //!
+//! Ours transfers `SEALOS_BENCH_MIRROR_PROCS` images at a time (default 5, the CLI's `--max-procs` default).
+//!
 //! Data: `--size` bytes in total over `SEALOS_BENCH_MIRROR_IMAGES` images (default 20): each image has one
 //! layer shared by all (10% of the size) and one of its own. `--size 400M` runs in a few minutes.
 
@@ -228,7 +230,8 @@ fn digest_file(path: &Path) -> anyhow::Result<Digest> {
 }
 
 impl Setup {
-    /// Ours: every image from the source into `dest`, 5 images in flight, as `sealos registry sync` does.
+    /// Ours: every image from the source into `dest`, `SEALOS_BENCH_MIRROR_PROCS` images in flight (default 5, as
+    /// `sealos registry sync` does).
     fn mirror(&self, dest: Location) -> anyhow::Result<()> {
         let source = Arc::new(Location::registry(&self.client, &self.src.host));
         let jobs = self
@@ -246,7 +249,10 @@ impl Setup {
             dest,
             MirrorOptions {
                 platforms: PlatformFilter::All,
-                max_images: 5,
+                max_images: std::env::var("SEALOS_BENCH_MIRROR_PROCS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(5),
                 ..MirrorOptions::default()
             },
         );
