@@ -210,20 +210,25 @@ async fn resume_session(
     true
 }
 
-fn fsck(dir: &Path) -> serde_json::Value {
+/// Runs `sealos registry <command> --format json DIR`, asserts it succeeded and returns its JSON report.
+fn maintenance(command: &str, dir: &Path) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_sealos"))
-        .args(["registry", "fsck", "--format", "json"])
+        .args(["registry", command, "--format", "json"])
         .arg(dir)
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "fsck printed no JSON ({e}): {}",
+            "{command} printed no JSON ({e}): {}",
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    assert!(out.status.success(), "fsck found problems: {report:#}");
+    assert!(out.status.success(), "{command} failed: {report:#}");
     report
+}
+
+fn fsck(dir: &Path) -> serde_json::Value {
+    maintenance("fsck", dir)
 }
 
 /// How many upload sessions of `images` hold at least one byte in `dir`.
@@ -349,17 +354,7 @@ fn kill_9_during_20_concurrent_pushes_loses_nothing_that_completed_and_leaves_th
 }
 
 fn gc(dir: &Path) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_sealos"))
-        .args(["registry", "gc", "--format", "json"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "gc failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    maintenance("gc", dir)
 }
 
 /// What docs/registry-maintenance.md claims: with the default grace period, gc run again and again while 20

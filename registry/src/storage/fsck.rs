@@ -370,6 +370,28 @@ pub fn fsck(root: &Path) -> Result<FsckReport> {
     Ok(report)
 }
 
+/// Reads the links under `dir` (`<alg>/<hex>/link`), counts them, reports unreadable ones and ones naming a blob
+/// that is not stored (with `dangling`'s message), and returns the others with the digest each names.
+fn stored_links(
+    dir: &Path,
+    stored: &HashSet<&Digest>,
+    report: &mut FsckReport,
+    dangling: impl Fn(&Digest) -> String,
+) -> Result<Vec<(PathBuf, Digest)>> {
+    let mut kept = Vec::new();
+    for link in scan_links(dir)? {
+        report.links += 1;
+        match link.target {
+            Err(reason) => report.problem(link.path, ProblemKind::BadLink, reason),
+            Ok(d) if !stored.contains(&d) => {
+                report.problem(link.path, ProblemKind::DanglingLink, dangling(&d))
+            }
+            Ok(d) => kept.push((link.path, d)),
+        }
+    }
+    Ok(kept)
+}
+
 fn check_repository(
     paths: &DistributionPaths,
     repo: &str,
@@ -377,34 +399,18 @@ fn check_repository(
     report: &mut FsckReport,
 ) -> Result<()> {
     let repo_dir = paths.repository_dir(repo);
-    let mut layers = HashSet::new();
-    for link in scan_links(&repo_dir.join("_layers"))? {
-        report.links += 1;
-        match link.target {
-            Err(reason) => report.problem(link.path, ProblemKind::BadLink, reason),
-            Ok(d) if !stored.contains(&d) => report.problem(
-                link.path,
-                ProblemKind::DanglingLink,
-                format!("layer link names blob `{d}`, which is not stored"),
-            ),
-            Ok(d) => {
-                layers.insert(d);
-            }
-        }
-    }
-    let mut revisions = Vec::new();
-    for link in scan_links(&repo_dir.join("_manifests/revisions"))? {
-        report.links += 1;
-        match link.target {
-            Err(reason) => report.problem(link.path, ProblemKind::BadLink, reason),
-            Ok(d) if !stored.contains(&d) => report.problem(
-                link.path,
-                ProblemKind::DanglingLink,
-                format!("revision link names manifest `{d}`, whose blob is not stored"),
-            ),
-            Ok(d) => revisions.push((link.path, d)),
-        }
-    }
+    let layers: HashSet<Digest> = stored_links(&repo_dir.join("_layers"), stored, report, |d| {
+        format!("layer link names blob `{d}`, which is not stored")
+    })?
+    .into_iter()
+    .map(|(_, d)| d)
+    .collect();
+    let revisions = stored_links(
+        &repo_dir.join("_manifests/revisions"),
+        stored,
+        report,
+        |d| format!("revision link names manifest `{d}`, whose blob is not stored"),
+    )?;
     let revision_set: HashSet<&Digest> = revisions.iter().map(|(_, d)| d).collect();
     for (link, digest) in &revisions {
         report.manifests += 1;
