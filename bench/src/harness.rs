@@ -164,10 +164,27 @@ pub fn run_pair(pair: &mut Pair, pairs: usize) -> anyhow::Result<Outcome> {
     })
 }
 
+thread_local! {
+    /// Time spent in [`untimed`] during the current run.
+    static UNTIMED: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
+}
+
+/// Runs `f` inside a job without counting its time: for preparing each run (deleting what the previous one
+/// stored, flushing the page cache) where the preparation cannot happen outside the job.
+pub fn untimed<T>(f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let out = f();
+    UNTIMED.with(|u| u.set(u.get() + start.elapsed()));
+    out
+}
+
 fn time(job: &mut Job) -> anyhow::Result<Duration> {
+    UNTIMED.with(|u| u.set(Duration::ZERO));
     let start = Instant::now();
     job()?;
-    Ok(start.elapsed())
+    Ok(start
+        .elapsed()
+        .saturating_sub(UNTIMED.with(std::cell::Cell::get)))
 }
 
 /// A job that runs `cmdline` with `sh -c`, discarding stdout; it fails with the command's stderr when the exit

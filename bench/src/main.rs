@@ -44,6 +44,8 @@ enum Format {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The client side of the registry rows streams like `sealos` does.
+    registry::allocator::tune_for_streaming();
     if let Some(result) = rows::build_child() {
         return result;
     }

@@ -3,6 +3,8 @@
 //!
 //! The server lives behind the `server` feature so the builder can use the client without compiling it.
 
+pub mod allocator;
+
 #[cfg(feature = "client")]
 pub mod client;
 

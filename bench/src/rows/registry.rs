@@ -3,9 +3,12 @@
 //! `registry::client`, or `wrk`).
 //!
 //! - `push-monolithic-vs-docker-registry` (R1): one `--size` random blob, POST + one streaming PUT, into a fresh
-//!   repository each run (so it is uploaded every time).
+//!   repository each run, new to the registry: before each run (untimed) the blob is deleted from the server's
+//!   store and the page cache is flushed (`sync`), so each run writes and commits the whole blob.
 //! - `push-chunked-8m-vs-docker-registry` (R1): the same in 8 MiB PATCH chunks.
 //! - `pull-vs-docker-registry` (R2): GET of that blob, verified by the client, into a sink.
+//! - `push-stored-blob-vs-docker-registry`: the monolithic push of a blob the registry already holds (in another
+//!   repository; the client does not mount it), so the upload is received, verified and dropped.
 //! - `manifest-get-wrk-vs-docker-registry` (R3): `wrk -t2 -c32 -d10s` on GET of one manifest by tag. The table's
 //!   times are wrk's fixed duration; the requests per second of every run and their ratio are printed on stderr.
 //! - `stream-rss-vs-docker-registry` (X1): push then pull a `--size` blob of generated zeros (never on the
@@ -30,13 +33,14 @@ use registry::client::{BlobSource, ClientOptions, RegistryClient};
 
 use super::Context;
 use crate::data;
-use crate::harness::{Job, Pair, Side, record_peak};
+use crate::harness::{Job, Pair, Side, record_peak, untimed};
 
 /// Row ids, in the order [`pairs`] returns them.
 pub const ROWS: &[&str] = &[
     "push-monolithic-vs-docker-registry",
     "push-chunked-8m-vs-docker-registry",
     "pull-vs-docker-registry",
+    "push-stored-blob-vs-docker-registry",
     "manifest-get-wrk-vs-docker-registry",
     "stream-rss-vs-docker-registry",
 ];
@@ -50,6 +54,8 @@ pub(super) struct Server {
     child: Child,
     /// `127.0.0.1:PORT`.
     pub(super) host: String,
+    /// The `docker/registry/v2/blobs` directory of a filesystem-backed server.
+    blobs: Option<PathBuf>,
     _stdout: Option<BufReader<ChildStdout>>,
     _root: tempfile::TempDir,
 }
@@ -62,6 +68,36 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// Declares where a filesystem-backed server keeps its blobs (`.../docker/registry/v2/blobs`).
+    fn with_blobs(mut self, blobs: PathBuf) -> Server {
+        self.blobs = Some(blobs);
+        self
+    }
+
+    /// Deletes blob `digest` from the server's store behind its back, so the next push writes it again, and
+    /// flushes the page cache.
+    fn forget_blob(&self, digest: &Digest) -> anyhow::Result<()> {
+        let Some(blobs) = &self.blobs else {
+            bail!(
+                "{}: the blob store is not on a known filesystem path",
+                self.host
+            );
+        };
+        let hex = digest.hex();
+        let dir = blobs
+            .join(digest.algorithm().to_string())
+            .join(&hex[..2])
+            .join(hex);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        let status = Command::new("sync").status().context("cannot run `sync`")?;
+        if !status.success() {
+            bail!("`sync` failed: {status}");
+        }
+        Ok(())
+    }
+
     /// Peak resident set size in KiB (VmHWM of `/proc/<pid>/status`).
     fn peak_rss_kib(&self) -> anyhow::Result<u64> {
         let path = format!("/proc/{}/status", self.child.id());
@@ -111,7 +147,8 @@ fn sealos_binary() -> anyhow::Result<PathBuf> {
 fn start_ours(work: &Path) -> anyhow::Result<Server> {
     let root = tempfile::tempdir_in(work).context("cannot create a registry directory")?;
     let backend = [OsString::from("fs"), root.path().into()];
-    start_sealos(root, &backend)
+    let blobs = root.path().join("docker/registry/v2/blobs");
+    Ok(start_sealos(root, &backend)?.with_blobs(blobs))
 }
 
 /// Starts `sealos registry serve BACKEND...` on a free port; `root` is kept as long as the server runs.
@@ -139,6 +176,7 @@ pub(super) fn start_sealos(
             .strip_prefix("listening on ")
             .unwrap_or_default()
             .to_string(),
+        blobs: None,
         _stdout: stdout,
         _root: root,
     };
@@ -151,11 +189,9 @@ pub(super) fn start_sealos(
 
 fn start_peer(work: &Path) -> anyhow::Result<Server> {
     let root = tempfile::tempdir_in(work).context("cannot create a registry directory")?;
-    let storage = format!(
-        "  filesystem:\n    rootdirectory: {}\n",
-        root.path().join("data").display()
-    );
-    start_docker_registry(root, &storage)
+    let data = root.path().join("data");
+    let storage = format!("  filesystem:\n    rootdirectory: {}\n", data.display());
+    Ok(start_docker_registry(root, &storage)?.with_blobs(data.join("docker/registry/v2/blobs")))
 }
 
 /// Starts `docker-registry serve` on a free port with `storage` (the YAML lines under `storage:`, indented by
@@ -188,6 +224,7 @@ pub(super) fn start_docker_registry(
     let server = Server {
         child,
         host: format!("127.0.0.1:{port}"),
+        blobs: None,
         _stdout: None,
         _root: root,
     };
@@ -275,15 +312,20 @@ fn client(chunked: bool) -> anyhow::Result<RegistryClient> {
     })?)
 }
 
-/// A job pushing the blob to one server (`ours` picks it) into a fresh repository.
+/// A job pushing the blob to one server (`ours` picks it) into a fresh repository; with `new_blob`, the blob is
+/// first deleted from the server's store (untimed, see [`Server::forget_blob`]).
 fn push_job(
     servers: &Rc<Servers>,
     blob: &Rc<Blob>,
     ours: bool,
     chunked: bool,
+    new_blob: bool,
 ) -> anyhow::Result<Job> {
     let (servers, blob, client) = (servers.clone(), blob.clone(), client(chunked)?);
     Ok(Box::new(move || {
+        if new_blob {
+            untimed(|| servers.side(ours).forget_blob(&blob.digest))?;
+        }
         let repo = format!("bench/push{}", servers.next_run());
         servers.rt.block_on(client.push_blob(
             &servers.side(ours).host,
@@ -315,12 +357,14 @@ fn pull_job(servers: &Rc<Servers>, blob: &Rc<Blob>, ours: bool) -> anyhow::Resul
 }
 
 /// Seeds `blob` on both servers and returns the R1 and R2 rows: monolithic push, 8 MiB chunked push and pull,
-/// with the ids in `ids` (in that order) and `peer_name` as the peer's name in the table.
+/// with the ids in `ids` (in that order) and `peer_name` as the peer's name in the table. With `new_blob` the
+/// pushes write a blob new to the registry each run (see [`push_job`]); without, one it already holds.
 pub(super) fn blob_pairs(
     servers: &Rc<Servers>,
     blob: &Rc<Blob>,
     ids: [&str; 3],
     peer_name: &str,
+    new_blob: bool,
 ) -> anyhow::Result<Vec<Pair>> {
     let seed_client = client(false)?;
     for ours in [true, false] {
@@ -337,13 +381,13 @@ pub(super) fn blob_pairs(
     Ok(vec![
         pair(
             ids[0],
-            push_job(servers, blob, true, false)?,
-            push_job(servers, blob, false, false)?,
+            push_job(servers, blob, true, false, new_blob)?,
+            push_job(servers, blob, false, false, new_blob)?,
         ),
         pair(
             ids[1],
-            push_job(servers, blob, true, true)?,
-            push_job(servers, blob, false, true)?,
+            push_job(servers, blob, true, true, new_blob)?,
+            push_job(servers, blob, false, true, new_blob)?,
         ),
         pair(
             ids[2],
@@ -520,7 +564,13 @@ fn stream_job(
 pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
     let blob = Blob::generate(&ctx.work, ctx.size, ctx.seed)?;
     let servers = Servers::new(start_ours(&ctx.work)?, start_peer(&ctx.work)?)?;
-    let mut rows = blob_pairs(&servers, &blob, [ROWS[0], ROWS[1], ROWS[2]], PEER)?;
+    let mut rows = blob_pairs(&servers, &blob, [ROWS[0], ROWS[1], ROWS[2]], PEER, true)?;
+    rows.push(Pair {
+        id: ROWS[3].to_string(),
+        ours: push_job(&servers, &blob, true, false, false)?,
+        peer_name: PEER.to_string(),
+        peer: push_job(&servers, &blob, false, false, false)?,
+    });
     let seed_client = client(false)?;
     for ours in [true, false] {
         servers
@@ -544,11 +594,11 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
         Ok(())
     });
     rows.push(Pair {
-        id: ROWS[3].to_string(),
+        id: ROWS[4].to_string(),
         ours: wrk_job(servers.ours.host.clone(), ours_rps),
         peer_name: PEER.to_string(),
         peer: peer_wrk_reporting,
     });
-    rows.push(stream_pair(&servers, ROWS[4], PEER, ctx.size)?);
+    rows.push(stream_pair(&servers, ROWS[5], PEER, ctx.size)?);
     Ok(rows)
 }

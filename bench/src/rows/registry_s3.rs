@@ -176,7 +176,7 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
     let moto = Moto::start()?;
     let blob = Blob::generate(&ctx.work, ctx.size.min(BLOB_CAP), ctx.seed)?;
     let servers = start_servers(ctx, &moto, "blob")?;
-    let mut rows = blob_pairs(&servers, &blob, [ROWS[0], ROWS[1], ROWS[2]], PEER_S3)?;
+    let mut rows = blob_pairs(&servers, &blob, [ROWS[0], ROWS[1], ROWS[2]], PEER_S3, false)?;
     for (id, size) in stream_rows()? {
         let servers = start_servers(ctx, &moto, &format!("stream-{}m", size >> 20))?;
         rows.push(stream_pair(&servers, id, PEER_S3, size)?);
