@@ -557,8 +557,10 @@ impl RegistryClient {
         let mut offset = 0u64;
         let scopes = [repo_scope(&ep.repository, true)];
         loop {
-            let mut buf = BytesMut::with_capacity(chunk_size.min(size.max(1)) as usize);
-            while (buf.len() as u64) < chunk_size {
+            // The chunk is the source's own frames (shared, not copied), resent as they are on a retry.
+            let mut frames: Vec<Bytes> = Vec::new();
+            let mut len = 0u64;
+            while len < chunk_size {
                 if pending.is_empty() {
                     match chunks.next().await {
                         Some(Ok(c)) => pending = c,
@@ -572,23 +574,27 @@ impl RegistryClient {
                         None => break,
                     }
                 }
-                let room = (chunk_size - buf.len() as u64).min(pending.len() as u64) as usize;
-                buf.extend_from_slice(&pending.split_to(room));
+                let room = (chunk_size - len).min(pending.len() as u64) as usize;
+                let frame = pending.split_to(room);
+                len += frame.len() as u64;
+                frames.push(frame);
             }
-            if buf.is_empty() {
+            if len == 0 {
                 break;
             }
-            let chunk = buf.freeze();
-            let end = offset + chunk.len() as u64 - 1;
+            let end = offset + len - 1;
             let url = location.clone();
             let sent = self
                 .inner
                 .send(ep, &scopes, Method::PATCH, &url, &|rb| {
+                    let body = futures_util::stream::iter(
+                        frames.clone().into_iter().map(Ok::<_, std::io::Error>),
+                    );
                     Ok(rb
                         .header(CONTENT_TYPE, OCTET_STREAM)
                         .header(CONTENT_RANGE, format!("{offset}-{end}"))
-                        .header(CONTENT_LENGTH, chunk.len().to_string())
-                        .body(chunk.clone()))
+                        .header(CONTENT_LENGTH, len.to_string())
+                        .body(reqwest::Body::wrap_stream(body)))
                 })
                 .await?;
             let next = if sent.resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
