@@ -104,7 +104,8 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
     }
     fs::create_dir_all(peer_ctx.join("registry"))?;
     let upstream = ServerKind::DockerRegistry.start_fs(&work, None)?;
-    let peer_registry = ServerKind::DockerRegistry.start_fs(&work, Some(&peer_ctx.join("registry")))?;
+    let peer_registry =
+        ServerKind::DockerRegistry.start_fs(&work, Some(&peer_ctx.join("registry")))?;
     let client = RegistryClient::new(ClientOptions {
         tls_verify: false,
         ..ClientOptions::default()
