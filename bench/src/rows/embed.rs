@@ -26,7 +26,8 @@ use registry::client::{ClientOptions, RegistryClient};
 
 use super::Context;
 use super::build::with_cleanup;
-use super::mirror::{Server, populate, start_server_at};
+use super::mirror::populate;
+use super::registry::{Server, ServerKind};
 use crate::harness::{Job, Pair, quote, shell};
 
 /// Row ids, in the order [`pairs`] returns them.
@@ -102,8 +103,9 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
         fs::write(c.join("manifests/app.yaml"), "kind: Pod\n")?;
     }
     fs::create_dir_all(peer_ctx.join("registry"))?;
-    let upstream = start_server_at(&work, None)?;
-    let peer_registry = start_server_at(&work, Some(&peer_ctx.join("registry")))?;
+    let upstream = ServerKind::DockerRegistry.start_fs(&work, None)?;
+    let peer_registry =
+        ServerKind::DockerRegistry.start_fs(&work, Some(&peer_ctx.join("registry")))?;
     let client = RegistryClient::new(ClientOptions {
         tls_verify: false,
         ..ClientOptions::default()

@@ -1,8 +1,13 @@
-//! Mirroring rows (M1, M2, M3 of benchmarks.md): N images with random layers in a source `docker-registry`,
-//! copied by `registry::mirror` against `skopeo sync --src yaml` run as one process over all images.
+//! Mirroring rows (M1, M2, M3 of benchmarks.md): N images with random layers in a source registry, copied by
+//! `registry::mirror` against `skopeo sync --src yaml` run as one process over all images.
+//!
+//! Every registry the group starts (the source, the M2 destination, each fresh M1 destination, the X1
+//! destination) is the server `SEALOS_BENCH_MIRROR_REGISTRY` names: `docker-registry` (the default, Debian's
+//! CNCF distribution 2.8) or `sealos` (`sealos registry serve fs DIR`, the `sealos` binary beside the bench
+//! binary or `$SEALOS_BIN`). Both tools always talk to the same servers, over plain http on 127.0.0.1.
 //!
 //! - `mirror-vs-skopeo-sync` (M1): registry -> registry into a fresh destination for every run of either
-//!   tool: a new `docker-registry` process with an empty data directory, started before the timed run
+//!   tool: a new registry process with an empty data directory, started before the timed run
 //!   (a pool of `SEALOS_BENCH_MIRROR_FRESH` per tool, default 4 = warm-up + 3 pairs; the previous one is
 //!   stopped and deleted at the start of the next run of the same tool, so both pay that equally).
 //!   skopeo's blob-info cache (`/var/lib/containers/cache/blob-info-cache-v1.boltdb` as root,
@@ -13,7 +18,7 @@
 //!   skopeo: `--dest dir`, one directory per image); disk usage of both is printed on stderr.
 //! - `blob-rss-vs-skopeo-copy` (X1): push then pull one `SEALOS_BENCH_X1_SIZE` blob (default 4G, a gzip
 //!   stream of stored blocks so skopeo passes it through instead of compressing it) to a fresh
-//!   `docker-registry`: ours through `registry::client` in this process (its peak RSS reset through
+//!   registry: ours through `registry::client` in this process (its peak RSS reset through
 //!   `/proc/self/clear_refs` first, then read as VmHWM), skopeo as `skopeo copy dir: -> docker://` and back
 //!   under `/usr/bin/time -v`. The peak RSS of both is printed on stderr; the timed ratio is secondary.
 //!
@@ -24,10 +29,9 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
@@ -36,6 +40,7 @@ use registry::client::{BlobSource, ClientOptions, RegistryClient};
 use registry::mirror::{ImageJob, Location, Mirror, MirrorOptions, Outcome, PlatformFilter};
 
 use super::Context;
+use super::registry::{Server, ServerKind};
 use crate::data;
 use crate::harness::{Pair, quote, shell};
 
@@ -47,77 +52,48 @@ pub const ROWS: &[&str] = &[
     "blob-rss-vs-skopeo-copy",
 ];
 
-/// A `docker-registry` process, killed when dropped.
-pub(super) struct Server {
-    child: Child,
-    /// `127.0.0.1:PORT`.
-    pub(super) host: String,
-    _root: tempfile::TempDir,
-}
+/// The variable choosing the registry server of every registry the group starts.
+const REGISTRY_VAR: &str = "SEALOS_BENCH_MIRROR_REGISTRY";
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(work: &Path) -> anyhow::Result<Server> {
-    start_server_at(work, None)
-}
-
-/// Starts `docker-registry` storing into `data` (a fresh directory under `work` when `None`).
-pub(super) fn start_server_at(work: &Path, data: Option<&Path>) -> anyhow::Result<Server> {
-    let root = tempfile::tempdir_in(work).context("cannot create a registry directory")?;
-    let data = data.map_or_else(|| root.path().join("data"), Path::to_path_buf);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let config = root.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            data.display()
-        ),
-    )?;
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start `docker-registry` (apt-get install docker-registry)")?;
-    let server = Server {
-        child,
-        host: format!("127.0.0.1:{port}"),
-        _root: root,
+/// The server named by `SEALOS_BENCH_MIRROR_REGISTRY` (`docker-registry` when unset).
+fn server_kind() -> anyhow::Result<ServerKind> {
+    let Some(value) = std::env::var_os(REGISTRY_VAR) else {
+        return Ok(ServerKind::DockerRegistry);
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("docker-registry did not start on port {port}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(server)
+    value
+        .to_str()
+        .and_then(ServerKind::from_name)
+        .with_context(|| {
+            format!(
+                "{REGISTRY_VAR}={}: not a registry server; use one of: {}",
+                value.to_string_lossy(),
+                ServerKind::NAMES.join(", ")
+            )
+        })
 }
 
 /// Destination registries started ahead of the timed runs, one per run.
 struct FreshPool {
     name: &'static str,
+    kind: ServerKind,
     work: PathBuf,
     ready: RefCell<Vec<Server>>,
     used: RefCell<Vec<Server>>,
 }
 
 impl FreshPool {
-    fn new(name: &'static str, work: &Path, count: usize) -> anyhow::Result<FreshPool> {
+    fn new(
+        name: &'static str,
+        kind: ServerKind,
+        work: &Path,
+        count: usize,
+    ) -> anyhow::Result<FreshPool> {
         let ready = (0..count)
-            .map(|_| start_server(work))
+            .map(|_| kind.start_fs(work, None))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(FreshPool {
             name,
+            kind,
             work: work.to_path_buf(),
             ready: RefCell::new(ready),
             used: RefCell::new(Vec::new()),
@@ -134,7 +110,7 @@ impl FreshPool {
                     "mirror-vs-skopeo-sync: {}: no fresh destination left (raise SEALOS_BENCH_MIRROR_FRESH); starting one inside the timed run",
                     self.name
                 );
-                start_server(&self.work)?
+                self.kind.start_fs(&self.work, None)?
             }
         };
         let host = server.host.clone();
@@ -159,6 +135,7 @@ fn clear_skopeo_cache() {
 }
 
 struct Setup {
+    kind: ServerKind,
     src: Server,
     dst: Server,
     fresh_ours: FreshPool,
@@ -289,8 +266,14 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
         .max(1);
     let work = ctx.work.join("mirror");
     std::fs::create_dir_all(&work)?;
-    let src = start_server(&work)?;
-    let dst = start_server(&work)?;
+    let kind = server_kind()?;
+    eprintln!(
+        "mirror: source and destinations are {} (set {REGISTRY_VAR} to one of: {})",
+        kind.command(),
+        ServerKind::NAMES.join(", ")
+    );
+    let src = kind.start_fs(&work, None)?;
+    let dst = kind.start_fs(&work, None)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -316,10 +299,11 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
     let setup = Rc::new(Setup {
+        kind,
         src,
         dst,
-        fresh_ours: FreshPool::new("ours", &work, fresh)?,
-        fresh_skopeo: FreshPool::new("skopeo", &work, fresh)?,
+        fresh_ours: FreshPool::new("ours", kind, &work, fresh)?,
+        fresh_skopeo: FreshPool::new("skopeo", kind, &work, fresh)?,
         rt,
         client,
         images,
@@ -556,7 +540,7 @@ fn x1_jobs(
         Box::new(move || {
             let x1 = get()?;
             let (blob, blob_d, blob_size) = (x1.blob.clone(), x1.digest.clone(), x1.size);
-            let server = start_server(&work)?;
+            let server = s.kind.start_fs(&work, None)?;
             let pulled = work.join("pulled-ours");
             let _ = std::fs::remove_file(&pulled);
             // Reset this process's peak RSS so VmHWM covers only the transfer.
@@ -588,10 +572,10 @@ fn x1_jobs(
         }) as crate::harness::Job
     };
     let peer = {
-        let (work, get) = (work.clone(), get.clone());
+        let (s, work, get) = (setup.clone(), work.clone(), get.clone());
         Box::new(move || {
             let image = get()?.image.clone();
-            let server = start_server(&work)?;
+            let server = s.kind.start_fs(&work, None)?;
             let pulled = work.join("pulled-skopeo");
             let _ = std::fs::remove_dir_all(&pulled);
             clear_skopeo_cache();

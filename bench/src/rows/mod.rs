@@ -77,7 +77,7 @@ pub const GROUPS: &[Group] = &[
     },
     Group {
         name: "mirror",
-        about: "mirror N images registry->registry, re-mirror, save to a dir (registry::mirror) vs skopeo sync",
+        about: "M1/M2/M3/X1: mirror N images registry->registry, re-mirror, save to a dir (registry::mirror) vs skopeo sync; registries: SEALOS_BENCH_MIRROR_REGISTRY=docker-registry (default) or sealos",
         rows: mirror::ROWS,
         pairs: mirror::pairs,
         default_pairs: DEFAULT_PAIRS,

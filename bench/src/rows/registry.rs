@@ -144,11 +144,52 @@ fn sealos_binary() -> anyhow::Result<PathBuf> {
     )
 }
 
-fn start_ours(work: &Path) -> anyhow::Result<Server> {
-    let root = tempfile::tempdir_in(work).context("cannot create a registry directory")?;
-    let backend = [OsString::from("fs"), root.path().into()];
-    let blobs = root.path().join("docker/registry/v2/blobs");
-    Ok(start_sealos(root, &backend)?.with_blobs(blobs))
+/// Which registry server a benchmark starts on a filesystem store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ServerKind {
+    /// Debian's `docker-registry` (CNCF distribution 2.8).
+    DockerRegistry,
+    /// Ours: `sealos registry serve fs DIR`.
+    Sealos,
+}
+
+impl ServerKind {
+    /// The names [`ServerKind::from_name`] accepts, in the order of the variants.
+    pub(super) const NAMES: [&'static str; 2] = ["docker-registry", "sealos"];
+
+    /// The kind named `name` (one of [`ServerKind::NAMES`]), or `None`.
+    pub(super) fn from_name(name: &str) -> Option<ServerKind> {
+        match name {
+            "docker-registry" => Some(ServerKind::DockerRegistry),
+            "sealos" => Some(ServerKind::Sealos),
+            _ => None,
+        }
+    }
+
+    /// The command line that serves a directory, for messages.
+    pub(super) fn command(self) -> &'static str {
+        match self {
+            ServerKind::DockerRegistry => "docker-registry serve",
+            ServerKind::Sealos => "sealos registry serve fs",
+        }
+    }
+
+    /// Starts this server on a free port of 127.0.0.1, storing into `data` (a fresh directory under `work` when
+    /// `None`); the server's config and fresh data live in a temporary directory under `work`, deleted when the
+    /// server is dropped.
+    pub(super) fn start_fs(self, work: &Path, data: Option<&Path>) -> anyhow::Result<Server> {
+        let root = tempfile::tempdir_in(work).context("cannot create a registry directory")?;
+        let data = data.map_or_else(|| root.path().join("data"), Path::to_path_buf);
+        let blobs = data.join("docker/registry/v2/blobs");
+        let server = match self {
+            ServerKind::Sealos => start_sealos(root, &[OsString::from("fs"), data.into()])?,
+            ServerKind::DockerRegistry => {
+                let storage = format!("  filesystem:\n    rootdirectory: {}\n", data.display());
+                start_docker_registry(root, &storage)?
+            }
+        };
+        Ok(server.with_blobs(blobs))
+    }
 }
 
 /// Starts `sealos registry serve BACKEND...` on a free port; `root` is kept as long as the server runs.
@@ -185,13 +226,6 @@ pub(super) fn start_sealos(
     };
     wait_listening(port, "sealos registry serve")?;
     Ok(server)
-}
-
-fn start_peer(work: &Path) -> anyhow::Result<Server> {
-    let root = tempfile::tempdir_in(work).context("cannot create a registry directory")?;
-    let data = root.path().join("data");
-    let storage = format!("  filesystem:\n    rootdirectory: {}\n", data.display());
-    Ok(start_docker_registry(root, &storage)?.with_blobs(data.join("docker/registry/v2/blobs")))
 }
 
 /// Starts `docker-registry serve` on a free port with `storage` (the YAML lines under `storage:`, indented by
@@ -563,7 +597,10 @@ fn stream_job(
 /// Starts both servers, generates the blob and returns the rows.
 pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
     let blob = Blob::generate(&ctx.work, ctx.size, ctx.seed)?;
-    let servers = Servers::new(start_ours(&ctx.work)?, start_peer(&ctx.work)?)?;
+    let servers = Servers::new(
+        ServerKind::Sealos.start_fs(&ctx.work, None)?,
+        ServerKind::DockerRegistry.start_fs(&ctx.work, None)?,
+    )?;
     let mut rows = blob_pairs(&servers, &blob, [ROWS[0], ROWS[1], ROWS[2]], PEER, true)?;
     rows.push(Pair {
         id: ROWS[3].to_string(),
