@@ -9,7 +9,7 @@
 /// Freed memory an arena keeps before trimming, and the allocation size above which glibc maps memory
 /// directly: both well above a body frame, so frames are recycled in user space.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const KEEP_BYTES: libc::c_int = 8 << 20;
+const KEEP_BYTES: libc::c_int = 2 << 20;
 
 /// Tunes the C allocator for streaming (see the module docs). Call once, first thing in `main`, before
 /// threads start. A no-op where the allocator is not glibc's.

@@ -828,9 +828,9 @@ impl RegistryClient {
 }
 
 /// Bytes per frame read from a file being uploaded.
-const FILE_FRAME: usize = 1 << 20;
+const FILE_FRAME: usize = 512 * 1024;
 /// Frames a file reader may read ahead of the upload.
-const FILE_FRAMES_AHEAD: usize = 4;
+const FILE_FRAMES_AHEAD: usize = 8;
 
 /// Reads `file` as a stream of frames of up to [`FILE_FRAME`] bytes, on a blocking thread that stays up to
 /// [`FILE_FRAMES_AHEAD`] frames ahead, so reading the file and sending overlap (and no read waits for a
