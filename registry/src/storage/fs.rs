@@ -29,8 +29,8 @@ use tokio::io::AsyncSeekExt;
 
 use super::{BlobReader, ByteRange, ByteStream, Result, Storage, StorageError, UploadStatus};
 
-/// Read buffer for blob streams.
-const READ_CHUNK: usize = 256 * 1024;
+/// Bytes per frame of a blob stream.
+const READ_CHUNK: usize = 512 * 1024;
 
 /// Storage in a directory holding (or to hold) `docker/registry/v2`.
 pub struct FsStorage {
@@ -376,6 +376,49 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
+/// Streams `len` bytes of `file` from its current position, [`READ_CHUNK`] at a time. Each frame is read on a
+/// blocking thread straight into its own buffer (one copy, out of the page cache; tokio's file reads add a
+/// second through their buffer), and no thread is held between frames, so a slow reader costs no thread.
+fn read_stream(file: std::fs::File, len: u64) -> ByteStream {
+    let ended_early = || {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the blob's file is shorter than its size",
+        )
+    };
+    Box::pin(futures_util::stream::unfold(
+        (Some(file), len),
+        move |(file, left)| async move {
+            let mut file = file?;
+            if left == 0 {
+                return None;
+            }
+            let want = left.min(READ_CHUNK as u64) as usize;
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = bytes::BytesMut::zeroed(want);
+                let n = loop {
+                    match file.read(&mut buf) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        other => break other,
+                    }
+                };
+                (file, buf, n)
+            })
+            .await;
+            let failed = |e| Some((Err(e), (None, 0)));
+            match read {
+                Ok((file, mut buf, Ok(n))) if n > 0 => {
+                    buf.truncate(n);
+                    Some((Ok(buf.freeze()), (Some(file), left - n as u64)))
+                }
+                Ok((_, _, Ok(_))) => failed(ended_early()),
+                Ok((_, _, Err(e))) => failed(e),
+                Err(e) => failed(io::Error::other(e)),
+            }
+        },
+    ))
+}
+
 /// Closes `file`, already unlinked, on another blocking thread: closing the last handle of a removed file
 /// frees its extents, which for a blob of a few GiB takes most of a second.
 fn release_in_background(file: std::fs::File) {
@@ -514,21 +557,13 @@ impl Storage for FsStorage {
                 })
             }
         };
-        let stream: ByteStream = match range {
-            None => Box::pin(tokio_util::io::ReaderStream::with_capacity(
-                file, READ_CHUNK,
-            )),
-            Some(r) => {
-                file.seek(io::SeekFrom::Start(r.start))
-                    .await
-                    .map_err(io_err("seek", &path))?;
-                use tokio::io::AsyncReadExt;
-                Box::pin(tokio_util::io::ReaderStream::with_capacity(
-                    file.take(r.len()),
-                    READ_CHUNK,
-                ))
-            }
-        };
+        let (from, len) = range.map_or((0, size), |r| (r.start, r.len()));
+        if from > 0 {
+            file.seek(io::SeekFrom::Start(from))
+                .await
+                .map_err(io_err("seek", &path))?;
+        }
+        let stream = read_stream(file.into_std().await, len);
         Ok(BlobReader {
             size,
             range,
@@ -1049,6 +1084,38 @@ mod tests {
             .finish_upload(repo, &session.id, &Digest::sha256_of(bytes))
             .await?;
         Ok(session.id)
+    }
+
+    #[tokio::test]
+    async fn whole_and_range_reads_span_several_frames_byte_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path());
+        let bytes = pattern(READ_CHUNK * 3 + 17, 5);
+        upload_whole(&storage, "a/b", &bytes).await.unwrap();
+        let digest = Digest::sha256_of(&bytes);
+        let read = |range| {
+            let (storage, digest) = (&storage, &digest);
+            async move {
+                let reader = storage.read_blob(digest, range).await.unwrap();
+                let frames: Vec<Bytes> = reader.stream.map(|f| f.unwrap()).collect().await;
+                (reader.size, frames.concat())
+            }
+        };
+        let (size, whole) = read(None).await;
+        assert_eq!(size, bytes.len() as u64);
+        assert!(whole == bytes, "a whole read differs from the blob");
+        let (start, end) = (100u64, (READ_CHUNK * 2 + 700) as u64);
+        let (_, part) = read(Some(ByteRange { start, end })).await;
+        assert!(
+            part == bytes[start as usize..=end as usize],
+            "a range read differs"
+        );
+        let (_, tail) = read(Some(ByteRange {
+            start: size - 5,
+            end: u64::MAX,
+        }))
+        .await;
+        assert_eq!(tail, bytes[bytes.len() - 5..]);
     }
 
     #[tokio::test]
