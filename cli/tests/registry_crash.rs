@@ -46,7 +46,9 @@ struct Image {
 }
 
 fn make_image(dir: &Path, i: usize) -> Image {
-    let bytes = random_bytes(3 * 1024 * 1024 + i * 100 * 1024, i as u64 + 1);
+    // Sizes from 1 to 20 MiB: the pushes finish one after another, so when the first few are through the
+    // larger ones are still in the middle of their chunks, however fast the machine.
+    let bytes = random_bytes((i + 1) * 1024 * 1024 + i * 17, i as u64 + 1);
     let layer = Digest::sha256_of(&bytes);
     let layer_file = dir.join(format!("layer{i}"));
     std::fs::write(&layer_file, &bytes).unwrap();
