@@ -724,7 +724,12 @@ impl RegistryClient {
                     what: path.display().to_string(),
                     source,
                 })?;
-                Ok(file_stream(f))
+                let len = f.metadata().map_err(|source| ClientError::Io {
+                    op: "stat blob to upload",
+                    what: path.display().to_string(),
+                    source,
+                })?;
+                Ok(crate::storage::fs::read_stream(f, len.len()))
             }
             Opened::Remote(host, repository) => {
                 self.remote_stream(
@@ -825,41 +830,6 @@ impl RegistryClient {
             ClientError::InvalidInput(format!("no source for `{host}/{repository}`"))
         }))
     }
-}
-
-/// Bytes per frame read from a file being uploaded.
-const FILE_FRAME: usize = 512 * 1024;
-/// Frames a file reader may read ahead of the upload.
-const FILE_FRAMES_AHEAD: usize = 8;
-
-/// Reads `file` as a stream of frames of up to [`FILE_FRAME`] bytes, on a blocking thread that stays up to
-/// [`FILE_FRAMES_AHEAD`] frames ahead, so reading the file and sending overlap (and no read waits for a
-/// runtime thread). The thread stops when the stream is dropped.
-fn file_stream(mut file: std::fs::File) -> ChunkStream {
-    use std::io::Read;
-    let (frames, queue) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(FILE_FRAMES_AHEAD);
-    tokio::task::spawn_blocking(move || {
-        loop {
-            let mut buf = BytesMut::zeroed(FILE_FRAME);
-            let item = match file.read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Ok(buf.freeze())
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => Err(e),
-            };
-            let failed = item.is_err();
-            if frames.blocking_send(item).is_err() || failed {
-                return;
-            }
-        }
-    });
-    Box::pin(futures_util::stream::unfold(
-        queue,
-        |mut queue| async move { queue.recv().await.map(|item| (item, queue)) },
-    ))
 }
 
 /// Reads `r` as a stream of chunks of up to 256 KiB.

@@ -379,7 +379,8 @@ fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 /// Streams `len` bytes of `file` from its current position, [`READ_CHUNK`] at a time. Each frame is read on a
 /// blocking thread straight into its own buffer (one copy, out of the page cache; tokio's file reads add a
 /// second through their buffer), and no thread is held between frames, so a slow reader costs no thread.
-fn read_stream(file: std::fs::File, len: u64) -> ByteStream {
+/// Also the client's reader for files it uploads.
+pub(crate) fn read_stream(file: std::fs::File, len: u64) -> ByteStream {
     let ended_early = || {
         io::Error::new(
             io::ErrorKind::UnexpectedEof,

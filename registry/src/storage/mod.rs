@@ -28,7 +28,7 @@ use bytes::Bytes;
 use formats::digest::Digest;
 use futures_util::Stream;
 
-mod fs;
+pub(crate) mod fs;
 pub mod fsck;
 pub mod gc;
 mod memory;
