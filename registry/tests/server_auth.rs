@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use auth_common::*;
 use formats::digest::Digest;
-use registry::client::{ClientError, DEFAULT_MANIFEST_ACCEPT};
+use registry::client::{
+    CertDirs, ClientError, ClientOptions, Credentials, DEFAULT_MANIFEST_ACCEPT, RegistryClient,
+};
 use registry::server::auth::{
     AuthConfig, Claims, Htpasswd, ResourceAccess, TokenAnswer, TokenKey, htpasswd_entry, sign_token,
 };
@@ -540,7 +542,7 @@ fn htpasswd_errors_name_the_file_and_line() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn tls_registry_is_read_by_the_client_reqwest_with_the_ca_and_skopeo_with_cert_dir() {
+async fn tls_registry_is_read_with_its_ca_by_reqwest_our_client_and_skopeo() {
     let dir = tempfile::tempdir().unwrap();
     make_certificates(dir.path());
     let config = tls::server_config(
@@ -576,6 +578,56 @@ async fn tls_registry_is_read_by_the_client_reqwest_with_the_ca_and_skopeo_with_
     let certs = dir.path().join("certs");
     std::fs::create_dir(&certs).unwrap();
     std::fs::copy(dir.path().join("ca.crt"), certs.join("ca.crt")).unwrap();
+
+    // Our client, verifying: the CA from `--cert-dir`, or from a certs.d root's HOST:PORT directory.
+    let verifying = |cert_dirs: CertDirs| {
+        let mut opts = ClientOptions {
+            cert_dirs,
+            ..ClientOptions::default()
+        };
+        opts.credentials.insert(
+            s.host.clone(),
+            Credentials {
+                username: USER.into(),
+                password: PASSWORD.into(),
+            },
+        );
+        RegistryClient::new(opts).unwrap()
+    };
+    let certs_d = dir.path().join("certs.d");
+    std::fs::create_dir_all(certs_d.join(&s.host)).unwrap();
+    std::fs::copy(
+        dir.path().join("ca.crt"),
+        certs_d.join(&s.host).join("ca.crt"),
+    )
+    .unwrap();
+    for cert_dirs in [
+        CertDirs {
+            explicit: Some(certs.clone()),
+            roots: Vec::new(),
+        },
+        CertDirs {
+            explicit: None,
+            roots: vec![dir.path().join("absent"), certs_d.clone()],
+        },
+    ] {
+        let got = verifying(cert_dirs.clone())
+            .get_manifest(&s.host, "secure/app", "v1", DEFAULT_MANIFEST_ACCEPT)
+            .await
+            .unwrap_or_else(|e| panic!("with {cert_dirs:?}: {e}"));
+        assert_eq!(got.bytes.as_ref(), image.manifest.as_slice());
+    }
+    // Without the CA our client refuses the certificate and says where the CA goes.
+    let e = verifying(CertDirs::default())
+        .get_manifest(&s.host, "secure/app", "v1", DEFAULT_MANIFEST_ACCEPT)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("/etc/containers/certs.d/{}/ca.crt", s.host))
+            && e.contains("--cert-dir"),
+        "{e}"
+    );
     let raw = run_ok(
         "skopeo",
         &[

@@ -27,6 +27,10 @@ pub struct ClientArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]
     pub tls_verify: bool,
+    /// A directory of CA certificates (`*.crt`, PEM) to trust for every registry, instead of the per-registry
+    /// `/etc/containers/certs.d/HOST:PORT/` (also `~/.config/containers/certs.d`, `/etc/docker/certs.d`).
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
     /// A registries.conf to use instead of /etc/containers/registries.conf.
     #[arg(long, value_name = "FILE")]
     pub registries_conf: Option<PathBuf>,
@@ -46,6 +50,15 @@ impl ClientArgs {
             opts.credential_files.files.insert(0, f.clone());
         }
         opts.tls_verify = self.tls_verify;
+        if let Some(dir) = &self.cert_dir {
+            if !dir.is_dir() {
+                bail!(
+                    "--cert-dir {}: not a directory (it should hold the registry's CA certificate as ca.crt)",
+                    dir.display()
+                );
+            }
+            opts.cert_dirs.explicit = Some(dir.clone());
+        }
         Ok(opts)
     }
 

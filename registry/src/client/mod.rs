@@ -55,6 +55,7 @@
 
 mod auth;
 mod blobs;
+mod certs;
 mod conf;
 mod error;
 mod manifests;
@@ -71,6 +72,7 @@ pub use auth::{
     parse_challenge, parse_token_response, remove_credentials, store_credentials,
 };
 pub use blobs::{BlobSource, ChunkStream, PushOutcome};
+pub use certs::CertDirs;
 pub use conf::{Endpoint, MirrorEntry, RegistriesConf, RegistryEntry, SYSTEM_REGISTRIES_CONF};
 pub use error::ClientError;
 pub use manifests::{DEFAULT_MANIFEST_ACCEPT, FetchedManifest, ManifestHead, Referrer};
@@ -171,6 +173,9 @@ impl RetryPolicy {
 pub struct ClientOptions {
     /// Verify TLS certificates and refuse plain HTTP (`--tls-verify`); `false` makes every registry insecure.
     pub tls_verify: bool,
+    /// Extra CA certificates per registry (`--cert-dir`, `certs.d`); empty by default:
+    /// [`ClientOptions::from_env`] fills the system roots.
+    pub cert_dirs: CertDirs,
     /// Mirrors, rewrites, blocked and insecure registries.
     pub registries_conf: RegistriesConf,
     /// Where stored credentials are looked up (empty by default: [`ClientOptions::from_env`] fills it).
@@ -200,6 +205,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             tls_verify: true,
+            cert_dirs: CertDirs::default(),
             registries_conf: RegistriesConf::default(),
             credential_files: CredentialFiles::default(),
             credentials: HashMap::new(),
@@ -219,6 +225,7 @@ impl std::fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientOptions")
             .field("tls_verify", &self.tls_verify)
+            .field("cert_dirs", &self.cert_dirs)
             .field("registries_conf", &self.registries_conf.source)
             .field("credential_files", &self.credential_files)
             .field("credentials", &self.credentials.keys().collect::<Vec<_>>())
@@ -235,6 +242,7 @@ impl ClientOptions {
         Ok(ClientOptions {
             registries_conf: RegistriesConf::load_system()?,
             credential_files: CredentialFiles::from_env(),
+            cert_dirs: CertDirs::system(),
             ..Self::default()
         })
     }

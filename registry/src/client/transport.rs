@@ -25,6 +25,9 @@ pub(crate) struct Inner {
 /// What we know about one registry host.
 struct HostState {
     limit: Arc<Semaphore>,
+    /// The verifying client for this host: the shared one, or one that also trusts the host's own CA
+    /// certificates ([`super::CertDirs`]).
+    verifying: OnceCell<reqwest::Client>,
     base: OnceCell<String>,
     auth: Mutex<AuthState>,
     creds: Mutex<HashMap<String, Option<Credentials>>>,
@@ -50,17 +53,9 @@ pub(crate) type Build<'a> =
 
 impl Inner {
     pub(crate) fn new(opts: ClientOptions) -> Result<Self, ClientError> {
-        let build = |insecure: bool| {
-            reqwest::Client::builder()
-                .user_agent(opts.user_agent.clone())
-                .connect_timeout(opts.connect_timeout)
-                .danger_accept_invalid_certs(insecure)
-                .build()
-                .map_err(|e| ClientError::InvalidInput(format!("cannot set up HTTP client: {e}")))
-        };
         Ok(Inner {
-            secure: build(false)?,
-            insecure: build(true)?,
+            secure: http_client(&opts, false, Vec::new())?,
+            insecure: http_client(&opts, true, Vec::new())?,
             hosts: Mutex::new(HashMap::new()),
             opts,
         })
@@ -73,6 +68,7 @@ impl Inner {
             .or_insert_with(|| {
                 Arc::new(HostState {
                     limit: Arc::new(Semaphore::new(self.opts.max_concurrent_per_host.max(1))),
+                    verifying: OnceCell::new(),
                     base: OnceCell::new(),
                     auth: Mutex::new(AuthState::default()),
                     creds: Mutex::new(HashMap::new()),
@@ -170,12 +166,24 @@ impl Inner {
         Ok(format!("{}{path}", self.base(ep).await?))
     }
 
-    fn client(&self, ep: &Endpoint) -> &reqwest::Client {
+    /// The HTTP client for an endpoint: unverified for insecure ones, else verifying with the system roots
+    /// plus the host's own CA certificates, if it has any.
+    async fn client(&self, ep: &Endpoint) -> Result<reqwest::Client, ClientError> {
         if ep.insecure {
-            &self.insecure
-        } else {
-            &self.secure
+            return Ok(self.insecure.clone());
         }
+        let state = self.host_state(&ep.host);
+        let client = state
+            .verifying
+            .get_or_try_init(|| async {
+                let cas = self.opts.cert_dirs.certificates_for(&ep.host)?;
+                if cas.is_empty() {
+                    return Ok(self.secure.clone());
+                }
+                http_client(&self.opts, false, cas)
+            })
+            .await?;
+        Ok(client.clone())
     }
 
     async fn credentials(&self, ep: &Endpoint) -> Result<Option<Credentials>, ClientError> {
@@ -265,10 +273,10 @@ impl Inner {
                 if !joined.is_empty() {
                     form.push(("scope", &joined));
                 }
-                ("POST", self.client(ep).post(realm).form(&form))
+                ("POST", self.client(ep).await?.post(realm).form(&form))
             }
             None => {
-                let mut rb = self.client(ep).get(realm).query(&query);
+                let mut rb = self.client(ep).await?.get(realm).query(&query);
                 if let Some(c) = &creds {
                     rb = rb.header(AUTHORIZATION, c.basic_header());
                 }
@@ -342,7 +350,7 @@ impl Inner {
                 ClientError::InvalidInput("the client's connection limiter was closed".into())
             })?;
             let auth = self.auth_header(ep, scopes).await?;
-            let mut rb = match build(self.client(ep).request(method.clone(), url)) {
+            let mut rb = match build(self.client(ep).await?.request(method.clone(), url)) {
                 Ok(rb) => rb,
                 Err(e) => return Err(last.unwrap_or(e)),
             };
@@ -495,6 +503,24 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     v.parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// A reqwest client with the options' user agent and timeouts; `insecure` skips certificate checks, `cas` are
+/// trusted besides the system roots.
+fn http_client(
+    opts: &ClientOptions,
+    insecure: bool,
+    cas: Vec<reqwest::Certificate>,
+) -> Result<reqwest::Client, ClientError> {
+    cas.into_iter()
+        .fold(reqwest::Client::builder(), |b, ca| {
+            b.add_root_certificate(ca)
+        })
+        .user_agent(opts.user_agent.clone())
+        .connect_timeout(opts.connect_timeout)
+        .danger_accept_invalid_certs(insecure)
+        .build()
+        .map_err(|e| ClientError::InvalidInput(format!("cannot set up HTTP client: {e}")))
+}
+
 pub(crate) fn is_retryable(e: &reqwest::Error) -> bool {
     e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()
 }
@@ -508,8 +534,8 @@ pub(crate) fn transport_error(
     let text = format!("{e:?}");
     let hint = if text.contains("certificate") || text.contains("InvalidCertificate") {
         format!(
-            "; if `{}` uses a self-signed certificate, mark it `insecure` in registries.conf or pass --tls-verify=false",
-            ep.host
+            "; if `{}` uses its own CA, put the CA certificate in /etc/containers/certs.d/{}/ca.crt or pass --cert-dir DIR; to skip verification, mark it `insecure` in registries.conf or pass --tls-verify=false",
+            ep.host, ep.host
         )
     } else if e.is_connect() && !ep.insecure {
         format!(

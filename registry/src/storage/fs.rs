@@ -396,21 +396,16 @@ pub(crate) fn read_stream(file: std::fs::File, len: u64) -> ByteStream {
             }
             let want = left.min(READ_CHUNK as u64) as usize;
             let read = tokio::task::spawn_blocking(move || {
-                let mut buf = bytes::BytesMut::zeroed(want);
-                let n = loop {
-                    match file.read(&mut buf) {
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        other => break other,
-                    }
-                };
+                // Read into the spare capacity: the buffer is never zeroed first.
+                let mut buf = Vec::with_capacity(want);
+                let n = (&mut file).take(want as u64).read_to_end(&mut buf);
                 (file, buf, n)
             })
             .await;
             let failed = |e| Some((Err(e), (None, 0)));
             match read {
-                Ok((file, mut buf, Ok(n))) if n > 0 => {
-                    buf.truncate(n);
-                    Some((Ok(buf.freeze()), (Some(file), left - n as u64)))
+                Ok((file, buf, Ok(n))) if n > 0 => {
+                    Some((Ok(Bytes::from(buf)), (Some(file), left - n as u64)))
                 }
                 Ok((_, _, Ok(_))) => failed(ended_early()),
                 Ok((_, _, Err(e))) => failed(e),
