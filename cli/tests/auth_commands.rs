@@ -307,6 +307,9 @@ fn login_and_push_over_tls_with_a_self_signed_certificate() {
             "/CN=127.0.0.1",
             "-addext",
             "subjectAltName=IP:127.0.0.1",
+            // A leaf certificate that is its own trust anchor (what `--cert-dir` holds below).
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
             "-keyout",
             key.to_str().unwrap(),
             "-out",
@@ -330,6 +333,38 @@ fn login_and_push_over_tls_with_a_self_signed_certificate() {
     // The certificate is self-signed: verification fails unless turned off.
     let err = fails(&env, &store, &["login", host, "-u", USER, "-p", PASSWORD]);
     assert!(err.contains("nothing was stored"), "{err}");
+    assert!(
+        err.contains(&format!("/etc/containers/certs.d/{host}/ca.crt"))
+            && err.contains("--cert-dir"),
+        "the error does not say where the CA goes: {err}"
+    );
+    // Trusted through --cert-dir, or through the user's certs.d directory for this host:port.
+    let cert_dir = env.path("certs");
+    std::fs::create_dir_all(&cert_dir).unwrap();
+    std::fs::copy(&cert, cert_dir.join("ca.crt")).unwrap();
+    let login = ["login", host, "-u", USER, "-p", PASSWORD];
+    ok(
+        &env,
+        &store,
+        &[&login[..], &["--cert-dir", cert_dir.to_str().unwrap()]].concat(),
+    );
+    let per_host = env
+        .path("home")
+        .join(".config/containers/certs.d")
+        .join(host);
+    std::fs::create_dir_all(&per_host).unwrap();
+    std::fs::copy(&cert, per_host.join("ca.crt")).unwrap();
+    ok(&env, &store, &login);
+    let err = fails(
+        &env,
+        &store,
+        &[&login[..], &["--cert-dir", "/nonexistent"]].concat(),
+    );
+    assert!(
+        err.contains("--cert-dir /nonexistent: not a directory"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&per_host).unwrap();
     ok(
         &env,
         &store,

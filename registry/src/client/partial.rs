@@ -8,6 +8,11 @@
 //! were handed to the OS, so it never claims more than the file holds; bytes past it are cut off on resume.
 //! A checkpoint that cannot be read (other version, other algorithm, file shorter than it says) starts the
 //! download from byte 0.
+//!
+//! One download at a time owns a partial file: it holds an exclusive `flock` on it while it writes. A second
+//! download of the same blob into the same place (another task, or another process saving into the same
+//! directory) waits for the lock, then finds the blob in place and does nothing, or continues from the
+//! first one's checkpoint when that one stopped early.
 
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -47,20 +52,65 @@ struct PartialFile {
     state: PathBuf,
 }
 
+/// Takes an exclusive advisory lock on `file`, waiting while another descriptor holds it.
+#[allow(unsafe_code)]
+fn lock_exclusive(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: flock takes no pointers; the descriptor stays open while `file` is borrowed.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Whether `file` is still the file at `path` (not renamed away or removed while we waited for its lock).
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// What opening a partial file found.
+enum Opened {
+    /// The partial file, locked, at its checkpoint.
+    Partial(PartialFile),
+    /// While this call waited for the lock, another download put the blob at its destination.
+    Done(u64),
+}
+
 impl PartialFile {
-    /// Opens `path` where its checkpoint says it stopped, or empty when there is no usable checkpoint.
-    fn open(path: &Path, algorithm: Algorithm) -> Result<PartialFile, ClientError> {
+    /// Opens `path` locked, where its checkpoint says it stopped (or empty when there is no usable
+    /// checkpoint). Blocks while another download holds it; when that one has finished the blob into `dest`
+    /// meanwhile, returns [`Opened::Done`] with the blob's size.
+    fn open(path: &Path, algorithm: Algorithm, dest: &Path) -> Result<Opened, ClientError> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
         }
         let state = state_path(path);
-        let mut file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io_error("open partial blob", path))?;
+        let mut file = loop {
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(io_error("open partial blob", path))?;
+            lock_exclusive(&file).map_err(io_error("lock partial blob", path))?;
+            if let Ok(done) = fs::metadata(dest) {
+                return Ok(Opened::Done(done.len()));
+            }
+            // The holder renamed or removed the file it held: open the path again.
+            if still_at(&file, path) {
+                break file;
+            }
+        };
         let on_disk = file
             .metadata()
             .map_err(io_error("read partial blob", path))?
@@ -74,14 +124,14 @@ impl PartialFile {
             .map_err(io_error("truncate partial blob", path))?;
         file.seek(SeekFrom::Start(offset))
             .map_err(io_error("seek partial blob", path))?;
-        Ok(PartialFile {
+        Ok(Opened::Partial(PartialFile {
             file: io::BufWriter::with_capacity(256 * 1024, file),
             hasher,
             len: offset,
             checkpointed: offset,
             path: path.to_path_buf(),
             state,
-        })
+        }))
     }
 
     /// Hands the buffered bytes to the OS and records them (and the hash state) in the checkpoint.
@@ -100,9 +150,10 @@ impl PartialFile {
 
     /// Removes the partial file and its checkpoint.
     fn discard(self) {
-        drop(self.file);
+        // Removed before the lock goes with the descriptor, so a waiting download starts a new file.
         let _ignored = fs::remove_file(&self.path);
         let _ignored = fs::remove_file(&self.state);
+        drop(self.file);
     }
 
     /// Syncs the bytes, checks digest and size, and renames the file to `dest`; on a mismatch the partial
@@ -183,8 +234,9 @@ impl RegistryClient {
     /// a download is interrupted — an error, or the process killed — a later call with the same `partial`
     /// requests only the missing bytes (`Range: bytes=N-`) and continues the hash. The blob is verified
     /// (digest, and `size` when given) before it is renamed to `dest`; one that does not match is deleted
-    /// with its partial file. `partial` must be on the same filesystem as `dest` and used by one download
-    /// at a time. Returns the blob's size.
+    /// with its partial file. `partial` must be on the same filesystem as `dest`; a second download through
+    /// the same `partial` (this process or another) waits for the first and then uses what it left (see the
+    /// module docs). Returns the blob's size.
     pub async fn fetch_blob_resumable(
         &self,
         host: &str,
@@ -197,7 +249,21 @@ impl RegistryClient {
         let eps = self.inner.endpoints(host, repository, true, true)?;
         let mut last = None;
         for ep in &eps {
-            let mut file = PartialFile::open(partial, digest.algorithm())?;
+            let (path, alg, to) = (
+                partial.to_path_buf(),
+                digest.algorithm(),
+                dest.to_path_buf(),
+            );
+            // Waiting for another download's lock blocks: off the async threads.
+            let opened = tokio::task::spawn_blocking(move || PartialFile::open(&path, alg, &to))
+                .await
+                .map_err(|e| {
+                    ClientError::InvalidInput(format!("partial blob open panicked: {e}"))
+                })??;
+            let mut file = match opened {
+                Opened::Partial(file) => file,
+                Opened::Done(size) => return Ok(size),
+            };
             let start = file.len;
             if start > 0 {
                 tracing::debug!(%digest, start, "continuing a partial download");
@@ -236,18 +302,101 @@ impl RegistryClient {
 mod tests {
     use super::*;
 
+    /// Opens `path` as a partial file whose destination does not exist.
+    fn open_partial(path: &Path) -> PartialFile {
+        match PartialFile::open(path, Algorithm::Sha256, &path.with_extension("absent")).unwrap() {
+            Opened::Partial(f) => f,
+            Opened::Done(_) => panic!("no destination was expected"),
+        }
+    }
+
+    /// Opens `path` on another thread; the receiver gets the outcome once the lock is free.
+    fn open_elsewhere(path: &Path, dest: &Path) -> std::sync::mpsc::Receiver<Opened> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (path, dest) = (path.to_path_buf(), dest.to_path_buf());
+        std::thread::spawn(move || {
+            let opened = PartialFile::open(&path, Algorithm::Sha256, &dest).unwrap();
+            let _ignored = tx.send(opened);
+        });
+        rx
+    }
+
+    fn still_waiting(rx: &std::sync::mpsc::Receiver<Opened>) -> bool {
+        rx.recv_timeout(std::time::Duration::from_millis(300))
+            .is_err()
+    }
+
+    #[test]
+    fn a_second_download_waits_for_the_first_and_finds_its_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, dest) = (dir.path().join("blob.partial"), dir.path().join("data"));
+        let mut first = match PartialFile::open(&path, Algorithm::Sha256, &dest).unwrap() {
+            Opened::Partial(f) => f,
+            Opened::Done(_) => panic!("nothing was there yet"),
+        };
+        let second = open_elsewhere(&path, &dest);
+        first.write_all(b"shared blob").unwrap();
+        assert!(
+            still_waiting(&second),
+            "the second download did not wait for the lock"
+        );
+        first
+            .finish(&Digest::sha256_of(b"shared blob"), Some(11), &dest)
+            .unwrap();
+        match second.recv().unwrap() {
+            Opened::Done(size) => assert_eq!(size, 11),
+            Opened::Partial(_) => panic!("the finished blob was downloaded again"),
+        }
+        assert_eq!(fs::read(&dest).unwrap(), b"shared blob");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_waiting_download_continues_from_a_stopped_one_and_restarts_after_a_discarded_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, dest) = (dir.path().join("blob.partial"), dir.path().join("data"));
+        let mut first = open_partial(&path);
+        let second = open_elsewhere(&path, &dest);
+        first.write_all(b"first half").unwrap();
+        first.checkpoint().unwrap();
+        assert!(still_waiting(&second));
+        drop(first); // stopped early (lost connection, say)
+        let mut second = match second.recv().unwrap() {
+            Opened::Partial(f) => f,
+            Opened::Done(_) => panic!("nothing was finished"),
+        };
+        assert_eq!(
+            second.len, 10,
+            "the checkpoint of the stopped download was not used"
+        );
+        // This one fails verification and is discarded: a third starts from nothing, on a new file.
+        let third = open_elsewhere(&path, &dest);
+        assert!(still_waiting(&third));
+        second.write_all(b"!").unwrap();
+        assert!(
+            second
+                .finish(&Digest::sha256_of(b"other"), None, &dest)
+                .is_err()
+        );
+        match third.recv().unwrap() {
+            Opened::Partial(f) => assert_eq!(f.len, 0),
+            Opened::Done(_) => panic!("a discarded blob counted as done"),
+        }
+        assert!(path.exists(), "the third download has its own partial file");
+    }
+
     #[test]
     fn a_partial_file_reopens_at_its_checkpoint_and_drops_bytes_past_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("blob.partial");
-        let mut f = PartialFile::open(&path, Algorithm::Sha256).unwrap();
+        let mut f = open_partial(&path);
         f.write_all(b"hello ").unwrap();
         f.checkpoint().unwrap();
         // Written but never checkpointed: must not count.
         f.write_all(b"garbage").unwrap();
         f.file.flush().unwrap();
         drop(f);
-        let mut f = PartialFile::open(&path, Algorithm::Sha256).unwrap();
+        let mut f = open_partial(&path);
         assert_eq!(f.len, 6);
         f.write_all(b"world").unwrap();
         let dest = dir.path().join("out/data");
@@ -263,7 +412,7 @@ mod tests {
         let path = dir.path().join("blob.partial");
         fs::write(&path, b"stale bytes").unwrap();
         fs::write(state_path(&path), b"not a checkpoint").unwrap();
-        let mut f = PartialFile::open(&path, Algorithm::Sha256).unwrap();
+        let mut f = open_partial(&path);
         assert_eq!(f.len, 0);
         f.write_all(b"other").unwrap();
         let dest = dir.path().join("data");
