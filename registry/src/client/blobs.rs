@@ -729,7 +729,10 @@ impl RegistryClient {
                     what: path.display().to_string(),
                     source,
                 })?;
-                Ok(crate::storage::fs::read_stream(f, len.len()))
+                Ok(read_ahead(
+                    crate::storage::fs::read_stream(f, len.len()),
+                    FILE_FRAMES_AHEAD,
+                ))
             }
             Opened::Remote(host, repository) => {
                 self.remote_stream(
@@ -830,6 +833,28 @@ impl RegistryClient {
             ClientError::InvalidInput(format!("no source for `{host}/{repository}`"))
         }))
     }
+}
+
+/// Frames of a file being uploaded read ahead of the upload (512 KiB each): the next chunk of a chunked upload
+/// is read while the previous one is still being sent and acknowledged.
+const FILE_FRAMES_AHEAD: usize = 16;
+
+/// Drives `stream` on its own task, up to `frames` items ahead of the consumer; the task stops when the
+/// returned stream is dropped.
+fn read_ahead(mut stream: ChunkStream, frames: usize) -> ChunkStream {
+    let (ahead, queue) = tokio::sync::mpsc::channel(frames.max(1));
+    tokio::spawn(async move {
+        while let Some(item) = stream.next().await {
+            let failed = item.is_err();
+            if ahead.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    Box::pin(futures_util::stream::unfold(
+        queue,
+        |mut queue| async move { queue.recv().await.map(|item| (item, queue)) },
+    ))
 }
 
 /// Reads `r` as a stream of chunks of up to 256 KiB.
