@@ -24,6 +24,10 @@
 //!
 //! Ours transfers `SEALOS_BENCH_MIRROR_PROCS` images at a time (default 5, the CLI's `--max-procs` default).
 //!
+//! Before the rows run, the group prints this disk's floor for M1: the time to write `--size` bytes as one
+//! file per image, that many at a time, each fsynced (a destination that makes every blob durable, as
+//! `sealos registry serve` does, cannot finish sooner; `docker-registry` never fsyncs).
+//!
 //! Data: `--size` bytes in total over `SEALOS_BENCH_MIRROR_IMAGES` images (default 20): each image has one
 //! layer shared by all (10% of the size) and one of its own. `--size 400M` runs in a few minutes.
 
@@ -226,10 +230,7 @@ impl Setup {
             dest,
             MirrorOptions {
                 platforms: PlatformFilter::All,
-                max_images: std::env::var("SEALOS_BENCH_MIRROR_PROCS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(5),
+                max_images: mirror_procs(),
                 ..MirrorOptions::default()
             },
         );
@@ -255,6 +256,64 @@ fn du(path: &Path) -> String {
                 .to_string()
         })
         .unwrap_or_else(|_| "?".into())
+}
+
+/// Images ours transfers at a time (`SEALOS_BENCH_MIRROR_PROCS`, default 5).
+fn mirror_procs() -> usize {
+    std::env::var("SEALOS_BENCH_MIRROR_PROCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+}
+
+/// How long this disk takes to write `total` bytes as `files` equal files, `parallel` at a time, each fsynced
+/// before the next starts (what a destination that makes every blob durable must at least do in M1). The
+/// files are removed afterwards.
+fn disk_floor(
+    dir: &Path,
+    total: u64,
+    files: usize,
+    parallel: usize,
+) -> anyhow::Result<std::time::Duration> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = dir.join("disk-floor");
+    std::fs::create_dir_all(&dir)?;
+    let per_file = total / files.max(1) as u64;
+    let next = AtomicUsize::new(0);
+    let start = std::time::Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..parallel.clamp(1, files.max(1)))
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    let block = vec![0x5au8; 1 << 20];
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= files {
+                            return Ok(());
+                        }
+                        let path = dir.join(format!("file-{i}"));
+                        let mut f = std::fs::File::create(&path)?;
+                        let mut left = per_file;
+                        while left > 0 {
+                            let n = left.min(block.len() as u64) as usize;
+                            f.write_all(&block[..n])?;
+                            left -= n as u64;
+                        }
+                        f.sync_all()?;
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("disk floor writer panicked"))??;
+        }
+        Ok(())
+    })?;
+    let took = start.elapsed();
+    std::fs::remove_dir_all(&dir)?;
+    Ok(took)
 }
 
 /// Starts both registries, fills the source and builds the three rows.
@@ -288,6 +347,14 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
     let images = rt.block_on(populate(
         &client, &src.host, &work, ctx.size, count, ctx.seed,
     ))?;
+    let floor = disk_floor(&work, ctx.size, count, mirror_procs())?;
+    eprintln!(
+        "mirror: disk floor: {} bytes written as {count} files, {} at a time, each fsynced: {:.2} s (M1 into a \
+         registry that makes each blob durable cannot be faster)",
+        ctx.size,
+        mirror_procs(),
+        floor.as_secs_f64()
+    );
     let mut yaml = format!("{}:\n  tls-verify: false\n  images:\n", src.host);
     for repo in &images {
         yaml.push_str(&format!("    {repo}: [\"v1\"]\n"));
