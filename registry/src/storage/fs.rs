@@ -7,9 +7,10 @@
 //! reading only the bytes after it (all of them when the state is missing or describes more than the data), and
 //! finishing such a session re-reads its data once, so bytes this process did not see are never trusted.
 //!
-//! A chunk is received on the request's task, hashed on one blocking thread and written on another; it is not
-//! fsynced by itself, but the kernel is asked to start writing it back every 8 MiB, and the file is flushed in
-//! the background every 64 MiB. Finishing a session fsyncs the data file (by then nearly all durable already)
+//! A chunk is received on the request's task, hashed on one blocking thread and written on another, frames
+//! gathered into writes of up to 2 MiB that ask the kernel to drop the pages once written back (Linux
+//! `RWF_DONTCACHE`, where supported: see `write_dropping_cache`); it is not fsynced by itself, but the kernel
+//! is asked to start writing it back every 8 MiB, and the file is flushed in the background every 64 MiB. Finishing a session fsyncs the data file (by then nearly all durable already)
 //! and renames it to `blobs/<alg>/<xx>/<hex>/data`, so a blob appears whole or not at all, and only once its
 //! digest is verified. When that blob is stored already, the upload is verified and dropped unsynced, and the
 //! space it took is freed off the response path.
@@ -192,6 +193,10 @@ fn continue_hash(path: &Path, mut hasher: Hasher, offset: u64) -> Result<(Hasher
 /// Body frames queued for each of an upload's two threads (hashing, writing); bounds one upload's memory (a frame
 /// is at most a few hundred KiB, and both queues share the frames).
 const QUEUE_FRAMES: usize = 8;
+/// Bytes of body frames gathered into one write of an upload's data file.
+const WRITE_BATCH: usize = 2 * 1024 * 1024;
+/// Frames gathered into one write at most (each is one `iovec`).
+const BATCH_FRAMES: usize = 64;
 /// Bytes written to an upload's data file between two requests to the kernel to start writing them to disk.
 const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
 /// Bytes of an upload's data file between two background flushes ([`BackgroundFlush`]).
@@ -291,23 +296,30 @@ fn write_frames(
     start: u64,
     mut queue: tokio::sync::mpsc::Receiver<Bytes>,
 ) -> Result<u64> {
-    use std::io::Write;
     let file = std::fs::OpenOptions::new()
         .write(true)
         .open(path)
         .map_err(io_err("open", path))?;
     let file = Arc::new(file);
-    let mut writer = &*file;
-    writer
-        .seek(io::SeekFrom::Start(start))
-        .map_err(io_err("seek", path))?;
     let flush = BackgroundFlush::new(file.clone());
     let mut end = start;
     let mut unflushed_from = start;
-    while let Some(frame) = queue.blocking_recv() {
-        writer.write_all(&frame).map_err(io_err("write", path))?;
+    while let Some(first) = queue.blocking_recv() {
+        // Gather frames into one write of up to WRITE_BATCH bytes (fewer, larger writes and writebacks).
+        let mut batch = vec![first];
+        let mut len: usize = batch[0].len();
+        while len < WRITE_BATCH && batch.len() < BATCH_FRAMES {
+            match queue.blocking_recv() {
+                Some(frame) => {
+                    len += frame.len();
+                    batch.push(frame);
+                }
+                None => break,
+            }
+        }
+        write_dropping_cache(&file, &batch, end).map_err(io_err("write", path))?;
         let before = end;
-        end += frame.len() as u64;
+        end += len as u64;
         if end - unflushed_from >= WRITEBACK_STEP {
             start_writeback(&file, unflushed_from, end - unflushed_from);
             unflushed_from = end;
@@ -317,6 +329,91 @@ fn write_frames(
         }
     }
     Ok(end - start)
+}
+
+/// Set once the kernel refused `RWF_DONTCACHE`: later writes go through the page cache as usual.
+static DONTCACHE_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes all of `frames` in order from `offset` (one `pwritev2` for them all when it takes them), asking the
+/// kernel to drop the pages from its cache once they are on disk (Linux 6.14+ `RWF_DONTCACHE`). Why: on virtual machines whose balloon device reports free pages to
+/// the host, every fresh page-cache page faults on the host, and writing uploads into an ever-growing page cache
+/// cost 1.2 to 2.5 CPU-s per GiB here; with the written pages recycled it cost a third of that, and the disk
+/// finished sooner (50 fsynced files of 40 MiB, 5 at a time: 3.2 to 4.0 s against 4.3 to 4.7 s). The price:
+/// the first read of a blob after its upload comes from disk. Kernels or filesystems without the flag get an
+/// ordinary write, and later writes do not ask again.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn write_dropping_cache(file: &std::fs::File, frames: &[Bytes], mut offset: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::Ordering;
+    // Where the unwritten bytes start: frame index and bytes of it already written.
+    let (mut first, mut skip) = (0usize, 0usize);
+    while first < frames.len() && !DONTCACHE_REFUSED.load(Ordering::Relaxed) {
+        let iov: Vec<libc::iovec> = frames[first..]
+            .iter()
+            .enumerate()
+            .map(|(k, f)| {
+                let part = if k == 0 { &f[skip..] } else { &f[..] };
+                libc::iovec {
+                    iov_base: part.as_ptr() as *mut libc::c_void,
+                    iov_len: part.len(),
+                }
+            })
+            .collect();
+        let at = i64::try_from(offset).map_err(|_| io::Error::other("offset past i64"))?;
+        let count = libc::c_int::try_from(iov.len()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: every iovec points into a frame of `frames`, alive and unchanged for the call; the kernel only
+        // reads them. The descriptor stays open while `file` is borrowed.
+        let n = unsafe {
+            libc::pwritev2(
+                file.as_raw_fd(),
+                iov.as_ptr(),
+                count,
+                at,
+                libc::RWF_DONTCACHE,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS) => {
+                    DONTCACHE_REFUSED.store(true, Ordering::Relaxed);
+                }
+                _ => return Err(e),
+            }
+            continue;
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let mut n = n as usize;
+        offset += n as u64;
+        while first < frames.len() && n > 0 {
+            let rest = frames[first].len() - skip;
+            if n >= rest {
+                (first, skip, n) = (first + 1, 0, n - rest);
+            } else {
+                (skip, n) = (skip + n, 0);
+            }
+        }
+    }
+    for (k, f) in frames.iter().enumerate().skip(first) {
+        let part = if k == first { &f[skip..] } else { &f[..] };
+        std::os::unix::fs::FileExt::write_all_at(file, part, offset)?;
+        offset += part.len() as u64;
+    }
+    Ok(())
+}
+
+/// Elsewhere: ordinary positioned writes.
+#[cfg(not(target_os = "linux"))]
+fn write_dropping_cache(file: &std::fs::File, frames: &[Bytes], mut offset: u64) -> io::Result<()> {
+    for f in frames {
+        std::os::unix::fs::FileExt::write_all_at(file, f, offset)?;
+        offset += f.len() as u64;
+    }
+    Ok(())
 }
 
 /// Makes an upload's data durable while it is still arriving: `fdatasync` on a blocking thread of the runtime,
