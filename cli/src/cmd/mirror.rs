@@ -53,7 +53,7 @@ impl ClientArgs {
         if let Some(dir) = &self.cert_dir {
             if !dir.is_dir() {
                 bail!(
-                    "--cert-dir {}: not a directory (it should hold the registry's CA certificate as ca.crt)",
+                    "--cert-dir {}: not a directory (it should hold the registries' CA certificates as *.crt files)",
                     dir.display()
                 );
             }

@@ -302,12 +302,17 @@ impl RegistryClient {
 mod tests {
     use super::*;
 
-    /// Opens `path` as a partial file whose destination does not exist.
-    fn open_partial(path: &Path) -> PartialFile {
-        match PartialFile::open(path, Algorithm::Sha256, &path.with_extension("absent")).unwrap() {
+    /// Opens `path` as a partial file whose destination `dest` does not exist yet.
+    fn open_partial_for(path: &Path, dest: &Path) -> PartialFile {
+        match PartialFile::open(path, Algorithm::Sha256, dest).unwrap() {
             Opened::Partial(f) => f,
             Opened::Done(_) => panic!("no destination was expected"),
         }
+    }
+
+    /// Opens `path` as a partial file for a destination that never exists.
+    fn open_partial(path: &Path) -> PartialFile {
+        open_partial_for(path, &path.with_extension("absent"))
     }
 
     /// Opens `path` on another thread; the receiver gets the outcome once the lock is free.
@@ -330,10 +335,7 @@ mod tests {
     fn a_second_download_waits_for_the_first_and_finds_its_blob() {
         let dir = tempfile::tempdir().unwrap();
         let (path, dest) = (dir.path().join("blob.partial"), dir.path().join("data"));
-        let mut first = match PartialFile::open(&path, Algorithm::Sha256, &dest).unwrap() {
-            Opened::Partial(f) => f,
-            Opened::Done(_) => panic!("nothing was there yet"),
-        };
+        let mut first = open_partial_for(&path, &dest);
         let second = open_elsewhere(&path, &dest);
         first.write_all(b"shared blob").unwrap();
         assert!(

@@ -7,13 +7,13 @@
 //! reading only the bytes after it (all of them when the state is missing or describes more than the data), and
 //! finishing such a session re-reads its data once, so bytes this process did not see are never trusted.
 //!
-//! A chunk is received on the request's task, hashed on one blocking thread and written on another, frames
-//! gathered into writes of up to 2 MiB that ask the kernel to drop the pages once written back (Linux
-//! `RWF_DONTCACHE`, where supported: see `write_dropping_cache`); it is not fsynced by itself, but the kernel
-//! is asked to start writing it back every 8 MiB, and the file is flushed in the background every 64 MiB. Finishing a session fsyncs the data file (by then nearly all durable already)
-//! and renames it to `blobs/<alg>/<xx>/<hex>/data`, so a blob appears whole or not at all, and only once its
-//! digest is verified. When that blob is stored already, the upload is verified and dropped unsynced, and the
-//! space it took is freed off the response path.
+//! A chunk is received on the request's task, hashed on one blocking thread and written on another, frames gathered
+//! into writes of up to 2 MiB that ask the kernel to drop the pages once written back (Linux `RWF_DONTCACHE`, where
+//! supported: see `write_dropping_cache`); it is not fsynced by itself, but the kernel is asked to start writing it
+//! back every 8 MiB, and the file is flushed in the background every 64 MiB. Finishing a session fsyncs the data
+//! file (by then nearly all durable already) and renames it to `blobs/<alg>/<xx>/<hex>/data`, so a blob appears
+//! whole or not at all, and only once its digest is verified. When that blob is stored already, the upload is
+//! verified and dropped unsynced, and the space it took is freed off the response path.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Seek};
@@ -335,12 +335,12 @@ fn write_frames(
 static DONTCACHE_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Writes all of `frames` in order from `offset` (one `pwritev2` for them all when it takes them), asking the
-/// kernel to drop the pages from its cache once they are on disk (Linux 6.14+ `RWF_DONTCACHE`). Why: on virtual machines whose balloon device reports free pages to
-/// the host, every fresh page-cache page faults on the host, and writing uploads into an ever-growing page cache
-/// cost 1.2 to 2.5 CPU-s per GiB here; with the written pages recycled it cost a third of that, and the disk
-/// finished sooner (50 fsynced files of 40 MiB, 5 at a time: 3.2 to 4.0 s against 4.3 to 4.7 s). The price:
-/// the first read of a blob after its upload comes from disk. Kernels or filesystems without the flag get an
-/// ordinary write, and later writes do not ask again.
+/// kernel to drop the pages from its cache once they are on disk (Linux 6.14+ `RWF_DONTCACHE`). Why: on
+/// virtual machines whose balloon device reports free pages to the host, every fresh page-cache page faults on
+/// the host, and writing uploads into an ever-growing page cache cost 1.2 to 2.5 CPU-s per GiB here; with the
+/// written pages recycled it cost a third of that, and the disk finished sooner (50 fsynced files of 40 MiB, 5
+/// at a time: 3.2 to 4.0 s against 4.3 to 4.7 s). The price: the first read of a blob after its upload comes
+/// from disk. Kernels or filesystems without the flag get ordinary writes, and later writes do not ask again.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn write_dropping_cache(file: &std::fs::File, frames: &[Bytes], mut offset: u64) -> io::Result<()> {
@@ -398,20 +398,26 @@ fn write_dropping_cache(file: &std::fs::File, frames: &[Bytes], mut offset: u64)
             }
         }
     }
-    for (k, f) in frames.iter().enumerate().skip(first) {
-        let part = if k == first { &f[skip..] } else { &f[..] };
-        std::os::unix::fs::FileExt::write_all_at(file, part, offset)?;
-        offset += part.len() as u64;
-    }
-    Ok(())
+    write_plainly(file, &frames[first..], skip, offset)
 }
 
 /// Elsewhere: ordinary positioned writes.
 #[cfg(not(target_os = "linux"))]
-fn write_dropping_cache(file: &std::fs::File, frames: &[Bytes], mut offset: u64) -> io::Result<()> {
-    for f in frames {
-        std::os::unix::fs::FileExt::write_all_at(file, f, offset)?;
-        offset += f.len() as u64;
+fn write_dropping_cache(file: &std::fs::File, frames: &[Bytes], offset: u64) -> io::Result<()> {
+    write_plainly(file, frames, 0, offset)
+}
+
+/// Writes `frames` (the first without its first `skip` bytes) in order from `offset`, through the page cache.
+fn write_plainly(
+    file: &std::fs::File,
+    frames: &[Bytes],
+    skip: usize,
+    mut offset: u64,
+) -> io::Result<()> {
+    for (k, f) in frames.iter().enumerate() {
+        let part = if k == 0 { &f[skip..] } else { &f[..] };
+        std::os::unix::fs::FileExt::write_all_at(file, part, offset)?;
+        offset += part.len() as u64;
     }
     Ok(())
 }
