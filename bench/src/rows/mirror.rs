@@ -9,7 +9,7 @@
 //! - `mirror-vs-skopeo-sync` (M1): registry -> registry into a fresh destination for every run of either
 //!   tool: a new registry process with an empty data directory, started before the timed run
 //!   (a pool of `SEALOS_BENCH_MIRROR_FRESH` per tool, default 4 = warm-up + 3 pairs; the previous one is
-//!   stopped and deleted at the start of the next run of the same tool, so both pay that equally).
+//!   stopped, deleted and the disk flushed at the start of the next run of the same tool, outside the timing).
 //!   skopeo's blob-info cache (`/var/lib/containers/cache/blob-info-cache-v1.boltdb` as root,
 //!   `~/.local/share/containers/cache/...` otherwise) is deleted before each of its runs, so it cannot
 //!   mount blobs it saw in an earlier run.
@@ -23,6 +23,8 @@
 //!   under `/usr/bin/time -v`. The peak RSS of both is printed on stderr; the timed ratio is secondary.
 //!
 //! Ours transfers `SEALOS_BENCH_MIRROR_PROCS` images at a time (default 5, the CLI's `--max-procs` default).
+//!
+//! Each M1 run prints on stderr the CPU seconds the source, the copying tool and the destination spent.
 //!
 //! Before the rows run, the group prints this disk's floor for M1: the time to write `--size` bytes as one
 //! file per image, that many at a time, each fsynced (a destination that makes every blob durable, as
@@ -44,7 +46,7 @@ use registry::client::{BlobSource, ClientOptions, RegistryClient};
 use registry::mirror::{ImageJob, Location, Mirror, MirrorOptions, Outcome, PlatformFilter};
 
 use super::Context;
-use super::registry::{Server, ServerKind};
+use super::registry::{Server, ServerKind, proc_cpu_seconds};
 use crate::data;
 use crate::harness::{Pair, quote, shell};
 
@@ -104,9 +106,13 @@ impl FreshPool {
         })
     }
 
-    /// Stops and deletes the destination of the previous run, and hands out a fresh one.
+    /// Stops and deletes the destination of the previous run (untimed, the disk flushed after it), and hands
+    /// out a fresh one.
     fn take(&self) -> anyhow::Result<String> {
-        self.used.borrow_mut().clear();
+        crate::harness::untimed(|| {
+            self.used.borrow_mut().clear();
+            let _ = Command::new("sync").status();
+        });
         let server = match self.ready.borrow_mut().pop() {
             Some(s) => s,
             None => {
@@ -121,6 +127,33 @@ impl FreshPool {
         self.used.borrow_mut().push(server);
         Ok(host)
     }
+
+    /// CPU seconds used so far by the destination [`FreshPool::take`] handed out last.
+    fn taken_cpu(&self) -> f64 {
+        self.used.borrow().first().map_or(0.0, Server::cpu_seconds)
+    }
+}
+
+/// Runs one M1 copy into `pool`'s next destination and prints on stderr the CPU time the source, the copying
+/// tool (this process and the children it waited for) and the destination spent on it.
+fn with_cpu_split(
+    who: &str,
+    src: &Server,
+    pool: &FreshPool,
+    copy: impl FnOnce(String) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let tool = || proc_cpu_seconds("/proc/self/stat", 14) + proc_cpu_seconds("/proc/self/stat", 16);
+    let host = pool.take()?;
+    let before = [src.cpu_seconds(), tool(), pool.taken_cpu()];
+    copy(host)?;
+    let after = [src.cpu_seconds(), tool(), pool.taken_cpu()];
+    eprintln!(
+        "mirror-vs-skopeo-sync: {who}: CPU seconds: source {:.2}, copying tool {:.2}, destination {:.2}",
+        after[0] - before[0],
+        after[1] - before[1],
+        after[2] - before[2]
+    );
+    Ok(())
 }
 
 /// Deletes skopeo's blob-info cache so a run cannot reuse what an earlier run learnt.
@@ -395,20 +428,22 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
     let m1_ours = {
         let s = setup.clone();
         Box::new(move || {
-            let host = s.fresh_ours.take()?;
-            s.mirror(Location::Registry {
-                client: s.client.clone(),
-                host,
-                prefix: "m1".into(),
+            with_cpu_split("ours", &s.src, &s.fresh_ours, |host| {
+                s.mirror(Location::Registry {
+                    client: s.client.clone(),
+                    host,
+                    prefix: "m1".into(),
+                })
             })
         }) as crate::harness::Job
     };
     let m1_peer = {
         let s = setup.clone();
         Box::new(move || {
-            let host = s.fresh_skopeo.take()?;
             clear_skopeo_cache();
-            shell(&skopeo_into(&s, &host, "m1"))()
+            with_cpu_split("skopeo", &s.src, &s.fresh_skopeo, |host| {
+                shell(&skopeo_into(&s, &host, "m1"))()
+            })
         }) as crate::harness::Job
     };
     let m2_ours = {

@@ -98,6 +98,11 @@ impl Server {
         Ok(())
     }
 
+    /// CPU seconds (user + system) the server has used so far.
+    pub(super) fn cpu_seconds(&self) -> f64 {
+        proc_cpu_seconds(&format!("/proc/{}/stat", self.child.id()), 14)
+    }
+
     /// Peak resident set size in KiB (VmHWM of `/proc/<pid>/status`).
     fn peak_rss_kib(&self) -> anyhow::Result<u64> {
         let path = format!("/proc/{}/status", self.child.id());
@@ -190,6 +195,23 @@ impl ServerKind {
         };
         Ok(server.with_blobs(blobs))
     }
+}
+
+/// The sum of two adjacent clock-tick fields of a `/proc/.../stat` file in seconds, `field` being the first
+/// one's number as proc(5) counts them (14: `utime` + `stime`; 16: waited-for children's); 0 when unreadable.
+pub(super) fn proc_cpu_seconds(path: &str, field: usize) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // The command name (field 2) may contain spaces: count from its closing parenthesis, where field 3 starts.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(field - 3)
+        .take(2)
+        .map(|f| f.parse::<u64>().unwrap_or(0))
+        .sum();
+    ticks as f64 / 100.0
 }
 
 /// Starts `sealos registry serve BACKEND...` on a free port; `root` is kept as long as the server runs.
