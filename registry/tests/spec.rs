@@ -121,3 +121,59 @@ async fn upload_session_survives_a_restart_of_the_server() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
 }
+
+/// Large blobs of the filesystem store are sent with sendfile(2) from a mapping of their file: whole, by range
+/// (an offset inside the file, crossing the 8 MiB frames), several at once, and still whole when the blob is
+/// deleted while being read.
+#[tokio::test]
+async fn large_blobs_are_sent_from_their_file_whole_by_range_and_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let storage = Arc::new(FsStorage::new(&root));
+    let s = start_with(storage, ServerConfig::default(), Some(Box::new(dir))).await;
+    let blob: Vec<u8> = (0..(25 << 20) + 123u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let d = s.push_blob("big/blob", &blob).await;
+    let url = s.url(&format!("/v2/big/blob/blobs/{d}"));
+    let before = registry::server::sendfile::bytes_sent();
+    let gets = (0..3).map(|_| async {
+        let r = s.client.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.bytes().await.unwrap()
+    });
+    for body in futures_util::future::join_all(gets).await {
+        assert_eq!(body.len(), blob.len());
+        assert_eq!(Digest::sha256_of(&body), d, "the bytes sent are the blob's");
+    }
+    let (first, last) = ((1 << 20) + 3, blob.len() - 6);
+    let r = s
+        .client
+        .get(&url)
+        .header("range", format!("bytes={first}-{last}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &blob[first..=last]);
+    let sent = registry::server::sendfile::bytes_sent() - before;
+    assert!(
+        sent >= 3 * blob.len() as u64 + (last - first + 1) as u64,
+        "only {sent} bytes went through sendfile"
+    );
+
+    // A reader that started before the blob's file is removed (by garbage collection, say) still gets every
+    // byte.
+    let mut r = s.client.get(&url).send().await.unwrap();
+    let mut got = r.chunk().await.unwrap().unwrap().to_vec();
+    let hex = d.hex();
+    let blob_dir = root.join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{hex}",
+        &hex[..2]
+    ));
+    std::fs::remove_dir_all(&blob_dir).unwrap();
+    while let Some(c) = r.chunk().await.unwrap() {
+        got.extend_from_slice(&c);
+    }
+    assert_eq!(Digest::sha256_of(&got), d);
+}

@@ -29,6 +29,7 @@ pub mod auth;
 pub mod error;
 pub mod manifest_check;
 pub mod names;
+pub mod sendfile;
 pub mod tls;
 
 use error::{ApiError, range_value};
@@ -124,13 +125,14 @@ pub fn router(storage: Arc<dyn Storage>, config: ServerConfig) -> Router {
         .with_state(app)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Serves `router` on `listener` until `shutdown` completes, then finishes in-flight requests. Large blobs of the
+/// filesystem store are sent with sendfile(2) (see [`sendfile`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router)
+    axum::serve(sendfile::SendfileListener::new(listener), router)
         .with_graceful_shutdown(shutdown)
         .await
 }

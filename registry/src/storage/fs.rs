@@ -657,6 +657,19 @@ impl Storage for FsStorage {
             }
         };
         let (from, len) = range.map_or((0, size), |r| (r.start, r.len()));
+        if len >= super::mapped::MAP_MIN {
+            // A view of the file's pages, which plain-TCP connections send with sendfile(2).
+            match super::mapped::mapped_stream(file.into_std().await, size, from, len) {
+                Ok(stream) => {
+                    return Ok(BlobReader {
+                        size,
+                        range,
+                        stream,
+                    });
+                }
+                Err(unmapped) => file = tokio::fs::File::from_std(unmapped),
+            }
+        }
         if from > 0 {
             file.seek(io::SeekFrom::Start(from))
                 .await

@@ -31,6 +31,7 @@ use futures_util::Stream;
 pub(crate) mod fs;
 pub mod fsck;
 pub mod gc;
+pub(crate) mod mapped;
 mod memory;
 #[cfg(feature = "s3")]
 pub mod s3;
