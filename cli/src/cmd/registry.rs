@@ -222,6 +222,7 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
             .try_init()
             .map_err(|e| anyhow::anyhow!("setting up logging: {e}"))?;
     }
+    registry::allocator::tune_for_serving();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
