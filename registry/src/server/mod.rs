@@ -23,7 +23,7 @@ use bytes::Bytes;
 use formats::digest::{Algorithm, Digest};
 use futures_util::StreamExt;
 
-use crate::storage::{ByteRange, ByteStream, MANIFEST_LIMIT, Storage, StorageError};
+use crate::storage::{BlobReader, ByteRange, ByteStream, MANIFEST_LIMIT, Storage, StorageError};
 
 pub mod auth;
 pub mod error;
@@ -482,7 +482,7 @@ async fn get_blob(
     let (size, range, stream) = if whole {
         let (linked, reader) = tokio::join!(
             app.storage.has_layer(name, &digest),
-            app.storage.read_blob(&digest, None)
+            open_blob_body(app, &digest, None)
         );
         if !linked? {
             return Err(StorageError::BlobUnknown(digest).into());
@@ -500,7 +500,7 @@ async fn get_blob(
         let size = size?.ok_or_else(|| StorageError::BlobUnknown(digest.clone()))?;
         let range = parse_range(headers, size)?;
         let stream = if with_body {
-            Some(app.storage.read_blob(&digest, range).await?.stream)
+            Some(open_blob_body(app, &digest, range).await?.stream)
         } else {
             None
         };
@@ -530,6 +530,20 @@ async fn get_blob(
         );
     }
     Ok(resp)
+}
+
+/// Opens a blob for a response body: for plain-TCP connections (which [`serve`] sends with sendfile(2)) as
+/// [`Storage::send_blob`], over TLS (which reads the bytes to encrypt them) as [`Storage::read_blob`].
+async fn open_blob_body(
+    app: &App,
+    digest: &Digest,
+    range: Option<ByteRange>,
+) -> Result<BlobReader, StorageError> {
+    if app.config.tls {
+        app.storage.read_blob(digest, range).await
+    } else {
+        app.storage.send_blob(digest, range).await
+    }
 }
 
 async fn delete_blob(app: &App, name: &str, digest: &str) -> ApiResult {

@@ -1,6 +1,7 @@
 //! Plain-TCP connections that send blob bodies with `sendfile(2)`.
 //!
-//! The filesystem store hands out large blobs as views of a file mapping (`storage::mapped`). hyper queues body
+//! The filesystem store hands out large blobs as views of a file mapping (`storage::mapped`, through
+//! `Storage::send_blob`, which the server uses when it does not serve TLS). hyper queues body
 //! frames as they are and writes them with vectored writes; [`SendfileStream`] recognises a slice lying in a
 //! mapping and has the kernel send that part of the file straight from the page cache, so a blob is neither read
 //! into nor copied out of this process. Every other slice (status line, headers, small bodies) is written as

@@ -548,6 +548,63 @@ impl FsStorage {
         &self.paths
     }
 
+    /// Opens a blob or a range of it: as views of a mapping of its file when `mapped` (see
+    /// [`Storage::send_blob`]) and it is large enough to be worth it, else read in frames.
+    async fn open_blob(
+        &self,
+        digest: &Digest,
+        range: Option<ByteRange>,
+        mapped: bool,
+    ) -> Result<BlobReader> {
+        let path = self.paths.blob_data(digest);
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if is_not_found(&e) => return Err(StorageError::BlobUnknown(digest.clone())),
+            Err(e) => return Err(io_err("open", &path)(e)),
+        };
+        let size = file.metadata().await.map_err(io_err("stat", &path))?.len();
+        let range = match range {
+            None => None,
+            Some(r) => {
+                if r.start >= size || r.end < r.start {
+                    return Err(StorageError::RangeNotSatisfiable {
+                        start: r.start,
+                        end: r.end,
+                        size,
+                    });
+                }
+                Some(ByteRange {
+                    start: r.start,
+                    end: r.end.min(size - 1),
+                })
+            }
+        };
+        let (from, len) = range.map_or((0, size), |r| (r.start, r.len()));
+        if mapped && len >= super::mapped::MAP_MIN {
+            match super::mapped::mapped_stream(file.into_std().await, size, from, len) {
+                Ok(stream) => {
+                    return Ok(BlobReader {
+                        size,
+                        range,
+                        stream,
+                    });
+                }
+                Err(unmapped) => file = tokio::fs::File::from_std(unmapped),
+            }
+        }
+        if from > 0 {
+            file.seek(io::SeekFrom::Start(from))
+                .await
+                .map_err(io_err("seek", &path))?;
+        }
+        let stream = read_stream(file.into_std().await, len);
+        Ok(BlobReader {
+            size,
+            range,
+            stream,
+        })
+    }
+
     fn upload_dir(&self, repo: &str, id: &str) -> PathBuf {
         self.paths.uploads_dir(repo).join(id)
     }
@@ -633,54 +690,11 @@ impl Storage for FsStorage {
     }
 
     async fn read_blob(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobReader> {
-        let path = self.paths.blob_data(digest);
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if is_not_found(&e) => return Err(StorageError::BlobUnknown(digest.clone())),
-            Err(e) => return Err(io_err("open", &path)(e)),
-        };
-        let size = file.metadata().await.map_err(io_err("stat", &path))?.len();
-        let range = match range {
-            None => None,
-            Some(r) => {
-                if r.start >= size || r.end < r.start {
-                    return Err(StorageError::RangeNotSatisfiable {
-                        start: r.start,
-                        end: r.end,
-                        size,
-                    });
-                }
-                Some(ByteRange {
-                    start: r.start,
-                    end: r.end.min(size - 1),
-                })
-            }
-        };
-        let (from, len) = range.map_or((0, size), |r| (r.start, r.len()));
-        if len >= super::mapped::MAP_MIN {
-            // A view of the file's pages, which plain-TCP connections send with sendfile(2).
-            match super::mapped::mapped_stream(file.into_std().await, size, from, len) {
-                Ok(stream) => {
-                    return Ok(BlobReader {
-                        size,
-                        range,
-                        stream,
-                    });
-                }
-                Err(unmapped) => file = tokio::fs::File::from_std(unmapped),
-            }
-        }
-        if from > 0 {
-            file.seek(io::SeekFrom::Start(from))
-                .await
-                .map_err(io_err("seek", &path))?;
-        }
-        let stream = read_stream(file.into_std().await, len);
-        Ok(BlobReader {
-            size,
-            range,
-            stream,
-        })
+        self.open_blob(digest, range, false).await
+    }
+
+    async fn send_blob(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobReader> {
+        self.open_blob(digest, range, true).await
     }
 
     async fn put_blob_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<()> {

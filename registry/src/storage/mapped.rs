@@ -1,7 +1,8 @@
 //! Blob frames that are views of a read-only mapping of the blob's file, registered process-wide so a socket
 //! writer that recognises them (the server's plain-TCP connections, `server::sendfile`) sends them with
-//! `sendfile(2)`: the bytes go from the page cache to the socket without passing through this process. Whatever
-//! else reads the frames (TLS, a copy between stores) reads the mapping like any other memory.
+//! `sendfile(2)`: the bytes go from the page cache to the socket without passing through this process. They are
+//! handed out only for that (`Storage::send_blob`): reading the bytes of a mapping works like reading memory, but
+//! a disk error there is a `SIGBUS` instead of an error, so TLS connections and every other reader read files.
 //!
 //! Blob files are never changed once stored (content-addressed, put in place by rename, removed by unlink), so a
 //! mapping stays valid as long as a frame of it lives. Reading the mapping of a file truncated behind the store's

@@ -193,6 +193,14 @@ pub trait Storage: Send + Sync + 'static {
     /// [`StorageError::RangeNotSatisfiable`] when it starts past the end; an end past the end is clamped).
     async fn read_blob(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobReader>;
 
+    /// Opens a blob, as [`Storage::read_blob`] does, to be written to a plain TCP connection that sends file pages
+    /// itself (`server::sendfile`). The filesystem store hands out views of a mapping of the blob's file, which
+    /// such a connection sends without reading them; other stores read the blob. Only for that use: code that
+    /// reads the bytes of a mapping turns a disk error into a `SIGBUS` instead of an error.
+    async fn send_blob(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobReader> {
+        self.read_blob(digest, range).await
+    }
+
     /// A URL the client may fetch the blob from directly (a presigned object-store URL), or `None` to stream
     /// it through the registry. The default is `None`.
     async fn blob_redirect(&self, digest: &Digest) -> Result<Option<String>> {
