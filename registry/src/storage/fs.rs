@@ -563,22 +563,7 @@ impl FsStorage {
             Err(e) => return Err(io_err("open", &path)(e)),
         };
         let size = file.metadata().await.map_err(io_err("stat", &path))?.len();
-        let range = match range {
-            None => None,
-            Some(r) => {
-                if r.start >= size || r.end < r.start {
-                    return Err(StorageError::RangeNotSatisfiable {
-                        start: r.start,
-                        end: r.end,
-                        size,
-                    });
-                }
-                Some(ByteRange {
-                    start: r.start,
-                    end: r.end.min(size - 1),
-                })
-            }
-        };
+        let range = range.map(|r| r.within(size)).transpose()?;
         let (from, len) = range.map_or((0, size), |r| (r.start, r.len()));
         if mapped && len >= super::mapped::MAP_MIN {
             match super::mapped::mapped_stream(file.into_std().await, size, from, len) {

@@ -64,17 +64,7 @@ impl Storage for MemoryStorage {
         let (range, slice) = match range {
             None => (None, bytes),
             Some(r) => {
-                if r.start >= size || r.end < r.start {
-                    return Err(StorageError::RangeNotSatisfiable {
-                        start: r.start,
-                        end: r.end,
-                        size,
-                    });
-                }
-                let r = ByteRange {
-                    start: r.start,
-                    end: r.end.min(size - 1),
-                };
+                let r = r.within(size)?;
                 let slice = bytes.slice(r.start as usize..=r.end as usize);
                 (Some(r), slice)
             }

@@ -146,6 +146,22 @@ impl ByteRange {
     pub fn is_empty(&self) -> bool {
         false
     }
+
+    /// The range checked against a blob of `size` bytes: its end clamped to the blob's last byte, or
+    /// [`StorageError::RangeNotSatisfiable`] when it starts past the end or ends before it starts.
+    pub fn within(self, size: u64) -> Result<ByteRange> {
+        if self.start >= size || self.end < self.start {
+            return Err(StorageError::RangeNotSatisfiable {
+                start: self.start,
+                end: self.end,
+                size,
+            });
+        }
+        Ok(ByteRange {
+            start: self.start,
+            end: self.end.min(size - 1),
+        })
+    }
 }
 
 /// An open blob: its total size and a stream of the requested bytes.
@@ -359,4 +375,23 @@ fn referrer_of(digest: &Digest, bytes: &[u8], subject: &Digest) -> Option<Referr
         artifact_type,
         annotations: v.get("annotations").cloned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_is_clamped_to_the_blob_or_refused() {
+        let r = |start, end| ByteRange { start, end };
+        assert_eq!(r(2, 4).within(10).unwrap(), r(2, 4));
+        assert_eq!(r(5, 99).within(10).unwrap(), r(5, 9));
+        assert_eq!(r(9, 9).within(10).unwrap(), r(9, 9));
+        for (bad, size) in [(r(10, 12), 10), (r(5, 2), 10), (r(0, 0), 0)] {
+            assert!(matches!(
+                bad.within(size),
+                Err(StorageError::RangeNotSatisfiable { .. })
+            ));
+        }
+    }
 }

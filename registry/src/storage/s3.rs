@@ -419,33 +419,14 @@ impl Storage for S3Storage {
             Err(e) if is_missing(&e) => return Err(StorageError::BlobUnknown(digest.clone())),
             Err(e) => {
                 // A range the store cannot satisfy: report it against the real size.
-                if let (Some(r), Some(size)) = (range, self.blob_size(digest).await?)
-                    && (r.start >= size || r.end < r.start)
-                {
-                    return Err(StorageError::RangeNotSatisfiable {
-                        start: r.start,
-                        end: r.end,
-                        size,
-                    });
+                if let (Some(r), Some(size)) = (range, self.blob_size(digest).await?) {
+                    r.within(size)?;
                 }
                 return Err(store_err("read", &key)(e));
             }
         };
         let size = result.meta.size;
-        let range = match range {
-            None => None,
-            Some(r) if r.start >= size || r.end < r.start => {
-                return Err(StorageError::RangeNotSatisfiable {
-                    start: r.start,
-                    end: r.end,
-                    size,
-                });
-            }
-            Some(r) => Some(ByteRange {
-                start: r.start,
-                end: r.end.min(size - 1),
-            }),
-        };
+        let range = range.map(|r| r.within(size)).transpose()?;
         let stream: ByteStream = Box::pin(result.into_stream().map_err(std::io::Error::other));
         Ok(BlobReader {
             size,
