@@ -150,10 +150,10 @@ impl AsyncWrite for SendfileStream {
         if let Some((fd, offset)) = mapped::lookup(&bufs[0]) {
             return self.poll_send_file(cx, fd, offset, bufs[0].len());
         }
-        let plain = bufs
+        let plain = bufs[1..]
             .iter()
             .position(|b| mapped::lookup(b).is_some())
-            .unwrap_or(bufs.len());
+            .map_or(bufs.len(), |i| i + 1);
         Pin::new(&mut self.inner).poll_write_vectored(cx, &bufs[..plain])
     }
 

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
@@ -27,11 +28,17 @@ const FRAME: u64 = 8 << 20;
 /// Live mappings by start address: `(end address, the mapped file's descriptor)`.
 static MAPPINGS: Mutex<BTreeMap<usize, (usize, RawFd)>> = Mutex::new(BTreeMap::new());
 
+/// How many mappings are live: while none is, [`lookup`] answers without taking the lock (every write of every
+/// connection asks, most of them headers and manifests).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
 /// Where `bytes` lie in a live mapping: the mapped file's descriptor and the offset of `bytes[0]` in it. The
 /// descriptor stays open as long as `bytes` does, since a frame holds its mapping and the mapping its file.
 #[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub(crate) fn lookup(bytes: &[u8]) -> Option<(RawFd, u64)> {
-    if bytes.is_empty() {
+    // A frame reaches a writer after its mapping was registered (through the task that handed it over), so a
+    // relaxed read sees that registration.
+    if bytes.is_empty() || LIVE.load(Ordering::Relaxed) == 0 {
         return None;
     }
     let start = bytes.as_ptr() as usize;
@@ -74,6 +81,7 @@ impl Mapping {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(addr, (addr + len, file.as_raw_fd()));
+        LIVE.fetch_add(1, Ordering::Relaxed);
         Ok(Mapping {
             addr,
             len,
@@ -99,6 +107,7 @@ impl Drop for Mapping {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.addr);
+        LIVE.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: the mapping made in `new`, unmapped once; no frame refers to it any more (they own `self`).
         unsafe {
             libc::munmap(self.addr as *mut libc::c_void, self.len);
