@@ -94,6 +94,12 @@ fn serve(env: &Env, extra: &[&str]) -> Served {
     Served { child, host }
 }
 
+/// Runs `sealos registry serve inmem -p 0 EXTRA`, which must fail at start; returns its stderr.
+fn serve_fails(env: &Env, extra: &[&str]) -> String {
+    let args = [&["registry", "serve", "inmem", "-p", "0"][..], extra].concat();
+    fails(env, &env.store(), &args)
+}
+
 fn write_htpasswd(env: &Env) -> PathBuf {
     let file = env.path("htpasswd");
     let line = htpasswd_entry(USER, PASSWORD, 4).unwrap();
@@ -230,59 +236,18 @@ fn serve_refuses_bad_htpasswd_and_half_given_tls_options() {
     let env = Env::new();
     let bad = env.path("bad-htpasswd");
     std::fs::write(&bad, "bob:$apr1$salt$hash\n").unwrap();
-    let err = fails(
-        &env,
-        &env.store(),
-        &[
-            "registry",
-            "serve",
-            "inmem",
-            "-p",
-            "0",
-            "--htpasswd",
-            bad.to_str().unwrap(),
-        ],
-    );
+    let err = serve_fails(&env, &["--htpasswd", bad.to_str().unwrap()]);
     assert!(
         err.contains(&format!("{}:1:", bad.display())) && err.contains("bcrypt"),
         "{err}"
     );
-    let err = fails(
-        &env,
-        &env.store(),
-        &[
-            "registry",
-            "serve",
-            "inmem",
-            "-p",
-            "0",
-            "--tls-cert",
-            "cert.pem",
-        ],
-    );
+    let err = serve_fails(&env, &["--tls-cert", "cert.pem"]);
     assert!(err.contains("--tls-key"), "{err}");
-    let err = fails(
-        &env,
-        &env.store(),
-        &["registry", "serve", "inmem", "-p", "0", "--anonymous-pull"],
-    );
+    let err = serve_fails(&env, &["--anonymous-pull"]);
     assert!(err.contains("--htpasswd"), "{err}");
     let missing = env.path("missing.pem");
-    let err = fails(
-        &env,
-        &env.store(),
-        &[
-            "registry",
-            "serve",
-            "inmem",
-            "-p",
-            "0",
-            "--tls-cert",
-            missing.to_str().unwrap(),
-            "--tls-key",
-            missing.to_str().unwrap(),
-        ],
-    );
+    let missing = missing.to_str().unwrap();
+    let err = serve_fails(&env, &["--tls-cert", missing, "--tls-key", missing]);
     assert!(err.contains("missing.pem"), "{err}");
 }
 
@@ -388,5 +353,140 @@ fn login_and_push_over_tls_with_a_self_signed_certificate() {
         &env,
         &env.path("other"),
         &["pull", &dest, "--tls-verify=false"],
+    );
+}
+
+/// Runs openssl with `args` in `dir` (file names relative to it).
+fn openssl_in(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("`openssl` is not installed ({e}); this test needs it"));
+    assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+}
+
+/// In `dir`: a CA (`ca.crt`), a server certificate for 127.0.0.1 (`server.crt`, `server.key`) and a client
+/// certificate (`client.cert`, `client.key`), both signed by the CA.
+fn make_mutual_tls_pki(dir: &Path) {
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    openssl_in(
+        dir,
+        &[
+            &[
+                "req",
+                "-x509",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=mtls-ca",
+            ][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.crt"],
+        ]
+        .concat(),
+    );
+    for (name, ext) in [("server", "crt"), ("client", "cert")] {
+        openssl_in(
+            dir,
+            &[
+                &["req", "-nodes", "-subj", &format!("/CN={name}")][..],
+                &ec,
+                &[
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.csr"),
+                ],
+            ]
+            .concat(),
+        );
+        openssl_in(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-days",
+                "1",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.{ext}"),
+            ],
+        );
+    }
+}
+
+#[test]
+fn push_and_pull_over_mutual_tls_with_the_client_certificate_in_certs_d() {
+    let env = Env::new();
+    let pki = env.path("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    make_mutual_tls_pki(&pki);
+    let file = |name: &str| pki.join(name).to_str().unwrap().to_string();
+    let (cert, key) = (file("server.crt"), file("server.key"));
+    let with_client_ca = |ca: &str| {
+        [
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-client-ca",
+            ca,
+        ]
+        .map(String::from)
+    };
+    let server = serve(
+        &env,
+        &with_client_ca(&file("ca.crt"))
+            .each_ref()
+            .map(String::as_str),
+    );
+    let host = server.host.as_str();
+    let store = env.store();
+    make_image(&store, "app:v1", "over mutual tls");
+    let dest = format!("{host}/mtls/app:v1");
+    let per_host = env
+        .path("home")
+        .join(".config/containers/certs.d")
+        .join(host);
+    std::fs::create_dir_all(&per_host).unwrap();
+    std::fs::copy(pki.join("ca.crt"), per_host.join("ca.crt")).unwrap();
+    // The CA alone: the server asks for a client certificate and the error says where it goes.
+    let err = fails(&env, &store, &["push", "app:v1", &dest]);
+    assert!(
+        err.contains("asks for a client certificate")
+            && err.contains(&format!("certs.d/{host}/client.cert")),
+        "{err}"
+    );
+    // A key without its certificate is a mistake named as one.
+    std::fs::copy(pki.join("client.key"), per_host.join("client.key")).unwrap();
+    let err = fails(&env, &store, &["push", "app:v1", &dest]);
+    assert!(
+        err.contains("client.key") && err.contains("no certificate"),
+        "{err}"
+    );
+    std::fs::copy(pki.join("client.cert"), per_host.join("client.cert")).unwrap();
+    ok(&env, &store, &["push", "app:v1", &dest]);
+    ok(&env, &env.path("other"), &["pull", &dest]);
+    // A CA file that holds no certificate is refused when the server starts.
+    let err = serve_fails(&env, &with_client_ca(&key).each_ref().map(String::as_str));
+    assert!(
+        err.contains("server.key") && err.contains("BEGIN CERTIFICATE"),
+        "{err}"
     );
 }

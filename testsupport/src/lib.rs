@@ -58,8 +58,9 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("cannot find a free port on 127.0.0.1: {e}"))
 }
 
-/// True when `GET /v2/` on `127.0.0.1:port` answers 200, or 401 (a registry that requires credentials).
-fn answers_v2(port: u16) -> bool {
+/// True when `GET /v2/` on `127.0.0.1:port` answers 200, or 401 (a registry that requires credentials), or,
+/// when `tls`, 400 (Go's answer to plain HTTP on a TLS port: the server is up).
+fn answers_v2(port: u16, tls: bool) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
@@ -72,17 +73,17 @@ fn answers_v2(port: u16) -> bool {
     let mut head = [0u8; 12];
     s.read_exact(&mut head).is_ok()
         && head.starts_with(b"HTTP/1.")
-        && matches!(&head[9..12], b"200" | b"401")
+        && (matches!(&head[9..12], b"200" | b"401") || (tls && &head[9..12] == b"400"))
 }
 
 /// Waits until `GET /v2/` answers (see [`answers_v2`]), panicking with `log()` when `child` exits or 30 s pass.
-fn wait_ready(child: &mut Child, port: u16, what: &str, log: &dyn Fn() -> String) {
+fn wait_ready(child: &mut Child, port: u16, tls: bool, what: &str, log: &dyn Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("{what} exited ({status}) before it was ready:\n{}", log());
         }
-        if answers_v2(port) {
+        if answers_v2(port, tls) {
             return;
         }
         assert!(
@@ -152,6 +153,32 @@ impl DockerAuth<'_> {
     }
 }
 
+/// HTTPS for `docker-registry` (its configuration's `http.tls` section).
+#[derive(Debug, Clone, Copy)]
+pub struct DockerTls<'a> {
+    /// The PEM certificate chain the server presents.
+    pub certificate: &'a Path,
+    /// Its PEM private key.
+    pub key: &'a Path,
+    /// When given, clients must present a certificate signed by a CA in this PEM file (`clientcas`).
+    pub client_ca: Option<&'a Path>,
+}
+
+impl DockerTls<'_> {
+    /// The `tls:` part of the configuration's `http:` section.
+    fn config_yaml(&self) -> String {
+        let mut yaml = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            self.certificate.display(),
+            self.key.display()
+        );
+        if let Some(ca) = self.client_ca {
+            yaml.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+        }
+        yaml
+    }
+}
+
 /// A running `docker-registry serve` on 127.0.0.1 (deletes enabled, access log kept), killed when dropped.
 pub struct DockerRegistry {
     child: Child,
@@ -181,6 +208,19 @@ impl DockerRegistry {
 
     /// Starts `docker-registry` storing into `root` (a fresh temporary directory when `None`), with `auth`.
     pub fn start_with(root: Option<&Path>, auth: Option<DockerAuth<'_>>) -> DockerRegistry {
+        Self::spawn(root, auth, None)
+    }
+
+    /// Starts `docker-registry` on fresh storage serving HTTPS as `tls` says.
+    pub fn start_with_tls(tls: DockerTls<'_>) -> DockerRegistry {
+        Self::spawn(None, None, Some(tls))
+    }
+
+    fn spawn(
+        root: Option<&Path>,
+        auth: Option<DockerAuth<'_>>,
+        tls: Option<DockerTls<'_>>,
+    ) -> DockerRegistry {
         let bin = require_tool("docker-registry");
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
         let root = root.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
@@ -189,11 +229,12 @@ impl DockerRegistry {
         let port = free_port();
         let config = dir.path().join("config.yml");
         let auth = auth.map(|a| a.config_yaml()).unwrap_or_default();
+        let tls_yaml = tls.map(|t| t.config_yaml()).unwrap_or_default();
         fs::write(
             &config,
             format!(
                 "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    \
-                 rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                 rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls_yaml}{auth}",
                 root.display()
             ),
         )
@@ -220,9 +261,13 @@ impl DockerRegistry {
             _dir: dir,
         };
         let log = registry.log.clone();
-        wait_ready(&mut registry.child, port, "docker-registry", &|| {
-            read_log(&log)
-        });
+        wait_ready(
+            &mut registry.child,
+            port,
+            tls.is_some(),
+            "docker-registry",
+            &|| read_log(&log),
+        );
         registry
     }
 
@@ -369,9 +414,13 @@ impl SealosRegistry {
             _stdout: stdout,
         };
         let log = server.request_log.as_ref().map(|(p, _)| p.clone());
-        wait_ready(&mut server.child, port, "sealos registry serve", &|| {
-            log.as_deref().map(read_log).unwrap_or_default()
-        });
+        wait_ready(
+            &mut server.child,
+            port,
+            false,
+            "sealos registry serve",
+            &|| log.as_deref().map(read_log).unwrap_or_default(),
+        );
         server
     }
 

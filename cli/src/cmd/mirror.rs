@@ -27,8 +27,9 @@ pub struct ClientArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]
     pub tls_verify: bool,
-    /// A directory of CA certificates (`*.crt`, PEM) to trust for every registry, instead of the per-registry
-    /// `/etc/containers/certs.d/HOST:PORT/` (also `~/.config/containers/certs.d`, `/etc/docker/certs.d`).
+    /// A directory of CA certificates (`*.crt`, PEM) to trust and a client certificate (`NAME.cert` with
+    /// `NAME.key`) for every registry, instead of the per-registry `/etc/containers/certs.d/HOST:PORT/` (also
+    /// `~/.config/containers/certs.d`, `/etc/docker/certs.d`).
     #[arg(long, value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
     /// A registries.conf to use instead of /etc/containers/registries.conf.

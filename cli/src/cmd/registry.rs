@@ -126,6 +126,10 @@ pub struct ServeOptions {
     /// The PEM private key of --tls-cert (unencrypted PKCS#8, RSA or EC).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: accept only clients presenting a certificate signed by a CA in this PEM file (clients put
+    /// theirs in certs.d/HOST:PORT/NAME.cert with NAME.key).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl ServeOptions {
@@ -145,9 +149,11 @@ impl ServeOptions {
     /// The TLS configuration, when --tls-cert and --tls-key are given.
     fn tls_config(&self) -> anyhow::Result<Option<tls::TlsConfig>> {
         match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Ok(Some(
-                tls::server_config(cert, key).context("loading --tls-cert/--tls-key")?,
-            )),
+            (Some(cert), Some(key)) => Ok(Some(match &self.tls_client_ca {
+                Some(ca) => tls::server_config_with_client_ca(cert, key, ca)
+                    .context("loading --tls-cert/--tls-key/--tls-client-ca")?,
+                None => tls::server_config(cert, key).context("loading --tls-cert/--tls-key")?,
+            })),
             (None, None) => Ok(None),
             _ => bail!("--tls-cert and --tls-key go together: give both or neither"),
         }

@@ -2,7 +2,9 @@
 //! `--cert-dir DIR` given for every registry, else the first existing `ROOT/HOST[:PORT]/` of
 //! `$HOME/.config/containers/certs.d`, `/etc/containers/certs.d` and `/etc/docker/certs.d`. Every `*.crt` file in
 //! that directory is a PEM CA certificate (a bundle may hold several), added to the system roots for that host.
-//! Client certificates (`*.cert` with `*.key`) are not read.
+//! A `NAME.cert` file there is a client certificate (PEM, leaf first) presented to registries that ask for one
+//! (mutual TLS), with its private key in `NAME.key` beside it; as in docker and podman, one without the other is
+//! an error, and the first pair by name is used.
 
 use std::path::{Path, PathBuf};
 
@@ -48,30 +50,96 @@ impl CertDirs {
     /// The CA certificates to trust for `host`, each read from a `*.crt` file (sorted by name); empty when no
     /// directory applies. An unreadable file or one holding no PEM certificate is an error naming the file.
     pub fn certificates_for(&self, host: &str) -> Result<Vec<reqwest::Certificate>, ClientError> {
+        Ok(self.tls_for(host)?.roots)
+    }
+
+    /// Everything `host`'s directory holds: the CA certificates (`*.crt`) and the client certificate
+    /// (`NAME.cert` with `NAME.key`), if any. Nothing when no directory applies.
+    pub fn tls_for(&self, host: &str) -> Result<HostTls, ClientError> {
         let Some(dir) = self.dir_for(host) else {
-            return Ok(Vec::new());
+            return Ok(HostTls::default());
         };
-        let mut files = crt_files(&dir)?;
-        files.sort();
-        let mut certs = Vec::new();
-        for file in files {
-            certs.extend(read_bundle(&file)?);
+        let mut roots = Vec::new();
+        for file in files_with_extension(&dir, "crt")? {
+            roots.extend(read_bundle(&file)?);
         }
-        Ok(certs)
+        Ok(HostTls {
+            roots,
+            identity: client_identity(&dir)?,
+        })
     }
 }
 
-fn crt_files(dir: &Path) -> Result<Vec<PathBuf>, ClientError> {
+/// The TLS settings one registry host gets from its certificate directory.
+#[derive(Default)]
+pub struct HostTls {
+    /// CA certificates trusted besides the system roots.
+    pub roots: Vec<reqwest::Certificate>,
+    /// The client certificate and key presented when the registry asks for one.
+    pub identity: Option<reqwest::Identity>,
+}
+
+impl HostTls {
+    /// Whether the directory adds nothing to the defaults.
+    pub fn is_empty(&self) -> bool {
+        self.roots.is_empty() && self.identity.is_none()
+    }
+}
+
+/// The regular files in `dir` named `*.EXT`, sorted by name.
+fn files_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, ClientError> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         ClientError::InvalidInput(format!(
             "cannot read certificate directory {}: {e}",
             dir.display()
         ))
     })?;
-    Ok(entries
+    let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "crt") && p.is_file())
-        .collect())
+        .filter(|p| p.extension().is_some_and(|x| x == ext) && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The first `NAME.cert` in `dir` with its `NAME.key`; a certificate without its key, or a key without its
+/// certificate, is an error naming the missing file (docker's rule: a half pair is a mistake, not a choice).
+fn client_identity(dir: &Path) -> Result<Option<reqwest::Identity>, ClientError> {
+    for key in files_with_extension(dir, "key")? {
+        let cert = key.with_extension("cert");
+        if !cert.is_file() {
+            return Err(ClientError::InvalidInput(format!(
+                "client key {} has no certificate {} beside it; add the certificate or remove the key",
+                key.display(),
+                cert.display()
+            )));
+        }
+    }
+    let Some(cert) = files_with_extension(dir, "cert")?.into_iter().next() else {
+        return Ok(None);
+    };
+    let key = cert.with_extension("key");
+    let bad = |why: String| {
+        ClientError::InvalidInput(format!(
+            "client certificate {} with key {}: {why}",
+            cert.display(),
+            key.display()
+        ))
+    };
+    if !key.is_file() {
+        return Err(bad(
+            "the key is missing; put the PEM private key beside the certificate".into(),
+        ));
+    }
+    let mut pem =
+        std::fs::read(&cert).map_err(|e| bad(format!("cannot read the certificate: {e}")))?;
+    pem.push(b'\n');
+    pem.extend(std::fs::read(&key).map_err(|e| bad(format!("cannot read the key: {e}")))?);
+    reqwest::Identity::from_pem(&pem).map(Some).map_err(|e| {
+        bad(format!(
+            "{e}; they must be a PEM certificate (leaf first) and its unencrypted PEM private key"
+        ))
+    })
 }
 
 fn read_bundle(file: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
@@ -130,8 +198,8 @@ mod tests {
         let host = tmp.path().join("reg.example");
         std::fs::create_dir_all(&host).unwrap();
         std::fs::write(host.join("ca.crt"), "not a certificate\n").unwrap();
-        // Other files (client keys, notes) are not read.
-        std::fs::write(host.join("client.key"), "secret").unwrap();
+        // Other files (notes) are not read.
+        std::fs::write(host.join("README"), "secret").unwrap();
         let dirs = CertDirs {
             explicit: None,
             roots: vec![tmp.path().to_path_buf()],
@@ -144,5 +212,35 @@ mod tests {
             e.contains("ca.crt") && e.contains("BEGIN CERTIFICATE"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_a_key_its_certificate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = tmp.path().join("reg.example");
+        std::fs::create_dir_all(&host).unwrap();
+        let dirs = CertDirs {
+            explicit: None,
+            roots: vec![tmp.path().to_path_buf()],
+        };
+        std::fs::write(host.join("client.key"), "key").unwrap();
+        let e = dirs.tls_for("reg.example").err().unwrap().to_string();
+        assert!(
+            e.contains("client.key") && e.contains("client.cert") && e.contains("no certificate"),
+            "{e}"
+        );
+        std::fs::remove_file(host.join("client.key")).unwrap();
+        std::fs::write(host.join("client.cert"), "cert").unwrap();
+        let e = dirs.tls_for("reg.example").err().unwrap().to_string();
+        assert!(
+            e.contains("client.cert") && e.contains("key is missing"),
+            "{e}"
+        );
+        std::fs::write(host.join("client.key"), "key").unwrap();
+        let e = dirs.tls_for("reg.example").err().unwrap().to_string();
+        assert!(e.contains("client.cert") && e.contains("PEM"), "{e}");
+        std::fs::remove_file(host.join("client.cert")).unwrap();
+        std::fs::remove_file(host.join("client.key")).unwrap();
+        assert!(dirs.tls_for("reg.example").unwrap().is_empty());
     }
 }

@@ -72,7 +72,7 @@ pub use auth::{
     parse_challenge, parse_token_response, remove_credentials, store_credentials,
 };
 pub use blobs::{BlobSource, ChunkStream, PushOutcome};
-pub use certs::CertDirs;
+pub use certs::{CertDirs, HostTls};
 pub use conf::{Endpoint, MirrorEntry, RegistriesConf, RegistryEntry, SYSTEM_REGISTRIES_CONF};
 pub use error::ClientError;
 pub use manifests::{DEFAULT_MANIFEST_ACCEPT, FetchedManifest, ManifestHead, Referrer};

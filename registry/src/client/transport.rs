@@ -11,6 +11,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use super::auth::{Challenge, Credentials, parse_challenge, parse_token_response};
+use super::certs::HostTls;
 use super::conf::Endpoint;
 use super::{ClientError, ClientOptions, api_host, normalize_host};
 
@@ -28,6 +29,8 @@ struct HostState {
     /// The verifying client for this host: the shared one, or one that also trusts the host's own CA
     /// certificates ([`super::CertDirs`]).
     verifying: OnceCell<reqwest::Client>,
+    /// The client for this host when it is insecure: the shared one, or one with the host's client certificate.
+    unverified: OnceCell<reqwest::Client>,
     base: OnceCell<String>,
     auth: Mutex<AuthState>,
     creds: Mutex<HashMap<String, Option<Credentials>>>,
@@ -54,8 +57,8 @@ pub(crate) type Build<'a> =
 impl Inner {
     pub(crate) fn new(opts: ClientOptions) -> Result<Self, ClientError> {
         Ok(Inner {
-            secure: http_client(&opts, false, Vec::new())?,
-            insecure: http_client(&opts, true, Vec::new())?,
+            secure: http_client(&opts, false, HostTls::default())?,
+            insecure: http_client(&opts, true, HostTls::default())?,
             hosts: Mutex::new(HashMap::new()),
             opts,
         })
@@ -69,6 +72,7 @@ impl Inner {
                 Arc::new(HostState {
                     limit: Arc::new(Semaphore::new(self.opts.max_concurrent_per_host.max(1))),
                     verifying: OnceCell::new(),
+                    unverified: OnceCell::new(),
                     base: OnceCell::new(),
                     auth: Mutex::new(AuthState::default()),
                     creds: Mutex::new(HashMap::new()),
@@ -166,21 +170,28 @@ impl Inner {
         Ok(format!("{}{path}", self.base(ep).await?))
     }
 
-    /// The HTTP client for an endpoint: unverified for insecure ones, else verifying with the system roots
-    /// plus the host's own CA certificates, if it has any.
+    /// The HTTP client for an endpoint: verifying with the system roots plus the host's own CA certificates
+    /// ([`super::CertDirs`]), or unverified for insecure ones; either presents the host's client certificate,
+    /// if its directory holds one.
     async fn client(&self, ep: &Endpoint) -> Result<reqwest::Client, ClientError> {
-        if ep.insecure {
-            return Ok(self.insecure.clone());
-        }
         let state = self.host_state(&ep.host);
-        let client = state
-            .verifying
+        let cell = if ep.insecure {
+            &state.unverified
+        } else {
+            &state.verifying
+        };
+        let client = cell
             .get_or_try_init(|| async {
-                let cas = self.opts.cert_dirs.certificates_for(&ep.host)?;
-                if cas.is_empty() {
-                    return Ok(self.secure.clone());
+                let mut tls = self.opts.cert_dirs.tls_for(&ep.host)?;
+                if ep.insecure {
+                    // Nothing is verified: only a client certificate still matters.
+                    tls.roots.clear();
                 }
-                http_client(&self.opts, false, cas)
+                match (tls.is_empty(), ep.insecure) {
+                    (true, false) => Ok(self.secure.clone()),
+                    (true, true) => Ok(self.insecure.clone()),
+                    (false, insecure) => http_client(&self.opts, insecure, tls),
+                }
             })
             .await?;
         Ok(client.clone())
@@ -503,26 +514,71 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     v.parse::<u64>().ok().map(Duration::from_secs)
 }
 
-/// A reqwest client with the options' user agent and timeouts; `insecure` skips certificate checks, `cas` are
-/// trusted besides the system roots.
+/// A reqwest client with the options' user agent and timeouts; `insecure` skips certificate checks, `tls`
+/// adds CA certificates to the system roots and a client certificate.
 fn http_client(
     opts: &ClientOptions,
     insecure: bool,
-    cas: Vec<reqwest::Certificate>,
+    tls: HostTls,
 ) -> Result<reqwest::Client, ClientError> {
-    cas.into_iter()
+    let builder = tls
+        .roots
+        .into_iter()
         .fold(reqwest::Client::builder(), |b, ca| {
             b.add_root_certificate(ca)
-        })
-        .user_agent(opts.user_agent.clone())
-        .connect_timeout(opts.connect_timeout)
-        .danger_accept_invalid_certs(insecure)
-        .build()
-        .map_err(|e| ClientError::InvalidInput(format!("cannot set up HTTP client: {e}")))
+        });
+    match tls.identity {
+        Some(identity) => builder.identity(identity),
+        None => builder,
+    }
+    .user_agent(opts.user_agent.clone())
+    .connect_timeout(opts.connect_timeout)
+    .danger_accept_invalid_certs(insecure)
+    .build()
+    .map_err(|e| ClientError::InvalidInput(format!("cannot set up HTTP client: {e}")))
 }
 
+/// Whether a failed request may succeed when sent again: connection problems and cut bodies, but not a TLS
+/// handshake that failed over certificates (that fails the same way every time).
 pub(crate) fn is_retryable(e: &reqwest::Error) -> bool {
-    e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()
+    tls_refusal(e).is_none() && (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body())
+}
+
+/// Why a TLS handshake failed over certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsRefusal {
+    /// The registry asks for a client certificate and we have none for it.
+    ClientCertificateRequired,
+    /// The registry refused the client certificate we presented.
+    ClientCertificateRefused,
+    /// We do not trust the registry's certificate.
+    ServerCertificateUntrusted,
+}
+
+/// Reads a certificate failure out of a request error (rustls' errors, as reqwest reports them).
+fn tls_refusal(e: &reqwest::Error) -> Option<TlsRefusal> {
+    let text = format!("{e:?}");
+    // rustls' error itself, or its message when an I/O error carries it.
+    let alert = |name: &str| {
+        text.contains(&format!("AlertReceived({name})"))
+            || text.contains(&format!("received fatal alert: {name}"))
+    };
+    const REFUSED: [&str; 4] = [
+        "UnknownCA",
+        "BadCertificate",
+        "CertificateUnknown",
+        // A certificate from another CA of the same name fails its signature check.
+        "DecryptError",
+    ];
+    if alert("CertificateRequired") {
+        Some(TlsRefusal::ClientCertificateRequired)
+    } else if REFUSED.into_iter().any(alert) {
+        Some(TlsRefusal::ClientCertificateRefused)
+    } else if text.contains("InvalidCertificate") || text.contains("certificate") {
+        Some(TlsRefusal::ServerCertificateUntrusted)
+    } else {
+        None
+    }
 }
 
 pub(crate) fn transport_error(
@@ -531,19 +587,21 @@ pub(crate) fn transport_error(
     e: reqwest::Error,
     ep: &Endpoint,
 ) -> ClientError {
-    let text = format!("{e:?}");
-    let hint = if text.contains("certificate") || text.contains("InvalidCertificate") {
-        format!(
-            "; if `{}` uses its own CA, put the CA certificate in /etc/containers/certs.d/{}/ca.crt or pass --cert-dir DIR; to skip verification, mark it `insecure` in registries.conf or pass --tls-verify=false",
-            ep.host, ep.host
-        )
-    } else if e.is_connect() && !ep.insecure {
-        format!(
-            "; is `{}` up? A plain-HTTP registry needs `insecure = true` in registries.conf or --tls-verify=false",
-            ep.host
-        )
-    } else {
-        String::new()
+    let host = &ep.host;
+    let hint = match tls_refusal(&e) {
+        Some(TlsRefusal::ClientCertificateRequired) => format!(
+            "; `{host}` asks for a client certificate (mutual TLS): put it in /etc/containers/certs.d/{host}/client.cert with its key in client.key, or in the directory given with --cert-dir"
+        ),
+        Some(TlsRefusal::ClientCertificateRefused) => format!(
+            "; `{host}` refused our client certificate (the *.cert file in its certs.d directory or --cert-dir): it must be signed by a CA the registry trusts for clients"
+        ),
+        Some(TlsRefusal::ServerCertificateUntrusted) => format!(
+            "; if `{host}` uses its own CA, put the CA certificate in /etc/containers/certs.d/{host}/ca.crt or pass --cert-dir DIR; to skip verification, mark it `insecure` in registries.conf or pass --tls-verify=false"
+        ),
+        None if e.is_connect() && !ep.insecure => format!(
+            "; is `{host}` up? A plain-HTTP registry needs `insecure = true` in registries.conf or --tls-verify=false"
+        ),
+        None => String::new(),
     };
     ClientError::Transport {
         method: method.to_string(),

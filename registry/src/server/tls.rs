@@ -49,6 +49,51 @@ pub enum TlsError {
 /// Builds a rustls server configuration (TLS 1.2 and 1.3, ring provider, HTTP/1.1 over ALPN) from a PEM
 /// certificate chain (leaf first) and a PEM private key (PKCS#8, PKCS#1 or SEC1).
 pub fn server_config(cert: &Path, key: &Path) -> Result<TlsConfig, TlsError> {
+    build_config(cert, key, None)
+}
+
+/// As [`server_config`], and every client must present a certificate signed by one of the CA certificates
+/// in the PEM file `client_ca` (mutual TLS; `--tls-client-ca`, docker-registry's `http.tls.clientcas`):
+/// a connection without one fails its handshake.
+pub fn server_config_with_client_ca(
+    cert: &Path,
+    key: &Path,
+    client_ca: &Path,
+) -> Result<TlsConfig, TlsError> {
+    build_config(cert, key, Some(client_ca))
+}
+
+/// Reads the CA certificates clients' certificates must chain to.
+fn client_verifier(
+    path: &Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let err = |message: String| TlsError::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(format!("cannot read client CA file: {e}")))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(format!("not a valid PEM certificate file: {e}")))?;
+    if cas.is_empty() {
+        return Err(err(
+            "holds no `BEGIN CERTIFICATE` block; give the PEM certificate(s) of the CA that signs client certificates"
+                .into(),
+        ));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        roots
+            .add(ca)
+            .map_err(|e| err(format!("not a usable CA certificate: {e}")))?;
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| err(format!("cannot verify clients with it: {e}")))
+}
+
+fn build_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<TlsConfig, TlsError> {
     let file_err = |path: &Path, message: String| TlsError::File {
         path: path.to_path_buf(),
         message,
@@ -76,14 +121,15 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<TlsConfig, TlsError> {
         key: key.to_path_buf(),
         message: e.to_string(),
     };
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(pair_err)?
-    .with_no_client_auth()
-    .with_single_cert(chain, private)
-    .map_err(pair_err)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(pair_err)?;
+    let builder = match client_ca {
+        Some(path) => builder.with_client_cert_verifier(client_verifier(path, provider)?),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, private).map_err(pair_err)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

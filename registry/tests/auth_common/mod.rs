@@ -286,11 +286,63 @@ pub fn make_certificates(dir: &Path) {
         .collect(),
     ];
     for args in steps {
-        let out = Command::new("openssl").args(&args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        openssl(&args);
     }
+}
+
+/// A client certificate `NAME.cert` with its key `NAME.key` in `dir`, signed by the CA [`make_certificates`]
+/// made there (`ca.crt`, `ca.key`), for mutual TLS; made with openssl.
+pub fn make_client_certificate(dir: &Path, name: &str) {
+    require_tool("openssl");
+    let p = |file: String| dir.join(file).display().to_string();
+    let ext = dir.join(format!("{name}.ext"));
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    let (key, csr, cert, ext) = (
+        p(format!("{name}.key")),
+        p(format!("{name}.csr")),
+        p(format!("{name}.cert")),
+        ext.display().to_string(),
+    );
+    let (ca, ca_key) = (p("ca.crt".into()), p("ca.key".into()));
+    let subject = format!("/CN={name}");
+    let steps: [Vec<&str>; 2] = [
+        vec![
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", &subject, "-keyout", &key, "-out",
+            &csr,
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    ];
+    for args in steps {
+        openssl(&args);
+    }
+}
+
+/// Runs `openssl ARGS`, failing the test with its stderr when it fails.
+fn openssl<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) {
+    let out = Command::new("openssl").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
