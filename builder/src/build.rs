@@ -30,7 +30,8 @@ use formats::kubefile::{
     ImageConfig as PlanConfig, Stage, Step,
 };
 use formats::layer::{
-    Compression, LayerEntry, LayerError, LayerOptions, decompressing_reader, write_entries_layer,
+    Compression, ExpansionLimit, LayerEntry, LayerError, LayerOptions, decompressing_reader,
+    write_entries_layer,
 };
 use formats::manifest::{
     ContainerConfig, Descriptor, EmptyObject, History, ImageConfig as OciConfig, ImageIndex,
@@ -126,6 +127,8 @@ pub struct BuildOptions {
     pub pull: PullPolicy,
     /// How the context's images are embedded (see [`crate::embed`]).
     pub embed: crate::embed::EmbedOptions,
+    /// How far base-image layers and ADD archives may expand when decompressed.
+    pub expansion_limit: ExpansionLimit,
 }
 
 /// What happened in one COPY/ADD step (other steps are reported with no layer).
@@ -235,6 +238,9 @@ pub enum BuildError {
         /// The context.
         context: PathBuf,
     },
+    /// The Kubefile leads out of the build context through a symlink, or cannot be looked up.
+    #[error(transparent)]
+    KubefilePath(#[from] formats::kubefile::ContextPathError),
     /// The Kubefile does not parse.
     #[error(transparent)]
     Parse(#[from] formats::kubefile::ParseError),
@@ -395,15 +401,17 @@ pub fn build(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let context = fs::canonicalize(&opts.context).map_err(|e| BuildError::io(&opts.context, e))?;
-    let kubefile_path = match &opts.kubefile {
-        Some(path) => path.clone(),
-        None => {
-            formats::kubefile::find_default(&context).ok_or_else(|| BuildError::NoKubefile {
-                context: context.clone(),
-            })?
-        }
-    };
-    let file = kubefile_path.display().to_string();
+    // Read through the context's own rule (a symlinked Kubefile never names a host file); named as given.
+    let kubefile_path = formats::kubefile::locate_kubefile(&context, opts.kubefile.as_deref())?
+        .ok_or_else(|| BuildError::NoKubefile {
+            context: context.clone(),
+        })?;
+    let file = opts
+        .kubefile
+        .as_ref()
+        .unwrap_or(&kubefile_path)
+        .display()
+        .to_string();
     let text = fs::read_to_string(&kubefile_path).map_err(|e| BuildError::io(&kubefile_path, e))?;
     let kubefile = formats::kubefile::parse_named(&file, &text)?;
 
@@ -415,8 +423,7 @@ pub fn build(
         WorkDir::create(&opts.store).map_err(|e| BuildError::io(&opts.store.join(WORK_ROOT), e))?;
     let cache_dir = opts.store.join("cache");
     let temp_root = work.path().to_path_buf();
-    let ignore = IgnoreRules::load(&context)
-        .map_err(|e| BuildError::io(&context.join(".dockerignore"), e))?;
+    let ignore = IgnoreRules::load(&context)?;
     let mut ctx = Ctx {
         opts,
         store,
@@ -524,6 +531,7 @@ pub fn build(
             &top_raw,
             &tags,
             opts.timestamp,
+            opts.expansion_limit,
         )?;
     }
     for tag in &tags {
@@ -616,6 +624,7 @@ fn build_platform(
                     &image_platform,
                     &ctx.temp_root,
                     &ctx.remote,
+                    ctx.opts.expansion_limit,
                 )
                 .map_err(|e| match e {
                     e @ BuildError::BaseImage { .. } => step_err(ctx, stage.line, e.to_string()),
@@ -912,7 +921,10 @@ fn is_tar_archive(path: &Path) -> bool {
     let Ok(file) = fs::File::open(path) else {
         return false;
     };
-    let Ok(mut reader) = decompressing_reader(file) else {
+    let Ok(size) = file.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    let Ok(mut reader) = decompressing_reader(file, size, ExpansionLimit::default()) else {
         return false;
     };
     let mut header = [0u8; 512];
@@ -1027,9 +1039,15 @@ fn copy_step(
         CopyFrom::Image { reference } => {
             let key = format!("image:{reference}");
             if !rootfs.dirs.contains_key(&key) {
-                let image =
-                    resolve_image(&ctx.store, reference, platform, &ctx.temp_root, &ctx.remote)
-                        .map_err(|e| step_err(ctx, line, e.to_string()))?;
+                let image = resolve_image(
+                    &ctx.store,
+                    reference,
+                    platform,
+                    &ctx.temp_root,
+                    &ctx.remote,
+                    ctx.opts.expansion_limit,
+                )
+                .map_err(|e| step_err(ctx, line, e.to_string()))?;
                 let dir = unpack_rootfs(ctx, &image.layers)?;
                 rootfs.dirs.insert(key.clone(), dir);
             }
@@ -1300,7 +1318,7 @@ fn unpack_rootfs(ctx: &Ctx<'_>, layers: &[Descriptor]) -> Result<TempDir, BuildE
         .prefix(".rootfs-")
         .tempdir_in(&ctx.temp_root)
         .map_err(|e| BuildError::io(&ctx.temp_root, e))?;
-    unpack_layers(&ctx.store, layers, dir.path())?;
+    unpack_layers(&ctx.store, layers, dir.path(), ctx.opts.expansion_limit)?;
     Ok(dir)
 }
 
@@ -1332,20 +1350,23 @@ fn write_layer(
                     .tempdir_in(&ctx.temp_root)
                     .map_err(|e| BuildError::io(&ctx.temp_root, e))?;
                 let file = fs::File::open(path).map_err(|e| BuildError::io(path, e))?;
-                let reader = decompressing_reader(io::BufReader::new(file))
+                let size = file.metadata().map_err(|e| BuildError::io(path, e))?.len();
+                let mut reader = decompressing_reader(file, size, ctx.opts.expansion_limit)
                     .map_err(|e| BuildError::io(path, e))?;
-                formats::layer::unpack(
-                    reader,
-                    dir.path(),
-                    &formats::layer::UnpackOptions::default(),
-                )
-                .map_err(|e| {
+                let unpack_err = |e: &dyn std::fmt::Display| {
                     step_err(
                         ctx,
                         line,
                         format!("ADD {}: cannot unpack the archive: {e}", path.display()),
                     )
-                })?;
+                };
+                formats::layer::unpack(
+                    &mut reader,
+                    dir.path(),
+                    &formats::layer::UnpackOptions::default(),
+                )
+                .map_err(|e| unpack_err(&e))?;
+                reader.finish().map_err(|e| unpack_err(&e))?;
                 entries.push(finish(LayerEntry::dir(item.dest.clone()), None));
                 let mut children: Vec<_> = fs::read_dir(dir.path())
                     .map_err(|e| BuildError::io(dir.path(), e))?

@@ -35,9 +35,26 @@ pub struct GlobalArgs {
     /// Print debug logs and full error chains.
     #[arg(long, global = true)]
     pub debug: bool,
+    /// Refuse a compressed layer or archive that decompresses to more than RATIO times its size, a
+    /// decompression bomb (output up to 64 MiB always passes; 0 turns the bound off).
+    #[arg(long, global = true, value_name = "RATIO", default_value_t = formats::layer::DEFAULT_MAX_EXPANSION)]
+    pub max_layer_expansion: u64,
+    /// Refuse a layer or archive that decompresses to more than SIZE bytes (`K`, `M`, `G`, `T` suffixes
+    /// count in 1024s), whatever its ratio. Default: no cap.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub max_layer_size: Option<u64>,
 }
 
 impl GlobalArgs {
+    /// The bound on decompression that `--max-layer-expansion` and `--max-layer-size` set.
+    pub fn expansion_limit(&self) -> formats::layer::ExpansionLimit {
+        formats::layer::ExpansionLimit {
+            max_ratio: self.max_layer_expansion,
+            max_size: self.max_layer_size,
+            ..formats::layer::ExpansionLimit::default()
+        }
+    }
+
     /// The local store directory, from `--root`/`SEALOS_ROOT` or the documented default.
     pub fn store_root(&self) -> PathBuf {
         if let Some(root) = &self.root {
@@ -45,6 +62,30 @@ impl GlobalArgs {
         }
         default_store_root()
     }
+}
+
+/// Parses a byte count with an optional binary suffix: `1048576`, `64M`, `64MiB`, `20G`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => {
+            return Err(format!(
+                "`{s}` is not a size: use bytes or a number with K, M, G or T"
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| format!("`{s}` is not a size: use bytes or a number with K, M, G or T"))
 }
 
 /// The default store directory when neither `--root` nor `SEALOS_ROOT` is given.
@@ -92,7 +133,7 @@ pub enum Command {
     /// Import the images of an OCI archive, docker archive or OCI layout directory.
     Load(cmd::load::LoadArgs),
     /// Serve and maintain OCI registries.
-    Registry(cmd::registry::RegistryArgs),
+    Registry(Box<cmd::registry::RegistryArgs>),
     /// Log in to a registry (credentials are checked, then stored).
     Login(cmd::login::LoginArgs),
     /// Log out of a registry.

@@ -6,7 +6,10 @@
 use std::path::Path;
 
 use formats::digest::Digest;
-use testsupport::{DockerRegistry, SealosRegistry, run, skopeo, tool};
+use formats::distribution::{DistributionLayout, DistributionPaths};
+use formats::manifest::{Descriptor, ImageManifest, RawManifest};
+use formats::media_type;
+use testsupport::{Backend, DockerRegistry, SealosRegistry, run, skopeo, tool};
 
 fn sealos_serve(dir: &Path) -> SealosRegistry {
     SealosRegistry::start(Path::new(env!("CARGO_BIN_EXE_sealos")), dir, &[])
@@ -206,5 +209,63 @@ fn docker_registry_serves_what_we_wrote_and_we_serve_what_it_wrote() {
     assert_eq!(
         raw_digest(&format!("oci:{}:v1", out.display()), "--tls-verify=false"),
         index
+    );
+}
+
+#[test]
+fn serve_fs_with_verify_blobs_refuses_a_blob_whose_bytes_do_not_match_and_logs_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("registry");
+    let layout = DistributionLayout::new(&root);
+    let blob = |bytes: &[u8], media: &str| {
+        let (digest, size) = layout.write_blob(bytes, None, None).unwrap();
+        layout.link_layer("lib/app", &digest).unwrap();
+        Descriptor::new(media, digest, size)
+    };
+    let config = blob(
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+        media_type::OCI_CONFIG,
+    );
+    let layer = blob(&[5u8; 4096], media_type::OCI_LAYER_TAR);
+    let manifest = ImageManifest::new(config, vec![layer.clone()]);
+    let raw = RawManifest::from_created(&manifest, media_type::OCI_MANIFEST).unwrap();
+    layout.put_manifest("lib/app", &raw, Some("v1")).unwrap();
+    let data = DistributionPaths::new(&root).blob_data(&layer.digest);
+    let good = std::fs::read(&data).unwrap();
+    let mut bad = good.clone();
+    bad[100] ^= 0xff;
+    std::fs::write(&data, &bad).unwrap();
+
+    let server = SealosRegistry::start_with(
+        Path::new(env!("CARGO_BIN_EXE_sealos")),
+        Backend::Fs(&root),
+        &["--verify-blobs"],
+        true,
+    );
+    let copy = |to: &str| {
+        skopeo()
+            .args(["copy", "--src-tls-verify=false"])
+            .arg(format!("docker://{}/lib/app:v1", server.host()))
+            .arg(format!("oci:{}:v1", tmp.path().join(to).display()))
+            .output()
+            .unwrap()
+    };
+    let refused = copy("out-bad");
+    assert!(!refused.status.success(), "skopeo copied a corrupt blob");
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("corrupt blob") && l.contains(&layer.digest.to_string())),
+        "the server did not log which blob is corrupt:\n{log}"
+    );
+    // Repaired (another file renamed in place), it is hashed again and served.
+    let repaired = data.with_file_name("repaired");
+    std::fs::write(&repaired, &good).unwrap();
+    std::fs::rename(&repaired, &data).unwrap();
+    let copied = copy("out-good");
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
     );
 }

@@ -122,6 +122,30 @@ fn an_undefined_variable_is_an_error_naming_it_and_its_command_and_nothing_runs(
 }
 
 #[test]
+fn a_command_substitution_in_a_command_is_refused_as_such_and_nothing_runs() {
+    let c = Cluster::new();
+    let marker = c.marker_env();
+    c.sealos_ok("run", &[ROOTFS, "-e", &marker]);
+    let before = c.order();
+    let pwned = c.tmp.path().join("pwned");
+    let command = format!("echo $(touch {})", pwned.display());
+    let out = c.sealos("run", &[APP, "-e", "EXTRA=x", "--cmd", &command]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "`$(touch {0})` in `{command}` is shell command substitution, not a variable, and is not run: \
+             write `$$(touch {0})` to hand `$(touch {0})` to the shell as written",
+            pwned.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("-e $("), "{stderr}");
+    assert!(!pwned.exists(), "the substitution ran");
+    assert_eq!(c.order(), before, "nothing ran");
+}
+
+#[test]
 fn an_env_value_with_command_substitution_is_passed_literally_and_runs_nothing() {
     let c = Cluster::new();
     let marker = c.marker_env();
@@ -245,9 +269,14 @@ fn create_unpacks_renders_and_prints_the_commands_without_running_them() {
 /// An OCI layout at `dir` holding a rootfs image whose only layer writes `../escaped` and whose CMD would
 /// create `marker`.
 fn write_malicious_image(dir: &Path, marker: &Path) {
+    write_rootfs_image(dir, &tar_with_entry("../escaped", b"owned\n"), marker);
+}
+
+/// An OCI layout at `dir` holding `evil:v1`, a rootfs image whose only layer is `tar` and whose CMD would
+/// create `marker`.
+fn write_rootfs_image(dir: &Path, tar: &[u8], marker: &Path) {
     let layout = OciLayout::create(dir).unwrap();
-    let tar = tar_with_entry("../escaped", b"owned\n");
-    let (layer_digest, layer_size) = layout.write_blob_bytes(&tar).unwrap();
+    let (layer_digest, layer_size) = layout.write_blob_bytes(tar).unwrap();
     let config = serde_json::json!({
         "architecture": Platform::host().architecture,
         "os": "linux",
@@ -296,4 +325,39 @@ fn an_image_with_entries_escaping_its_directory_is_refused_before_anything_runs(
     );
     assert!(!c.data().join(".staging/default/escaped").exists());
     assert!(!c.data().join(".staging/escaped").exists());
+}
+
+#[test]
+fn an_image_whose_registry_entry_is_a_symlink_is_refused_by_run_and_create_before_anything_runs() {
+    let c = Cluster::new();
+    // Where the symlink points: a host directory laid out as a registry, which must never be served.
+    let host_dir = c.tmp.path().join("host-dir");
+    fs::create_dir_all(host_dir.join("docker/registry/v2/repositories/x/_manifests")).unwrap();
+    let evil = c.tmp.path().join("evil");
+    let marker = c.tmp.path().join("evil-cmd-ran");
+    let tar = tar_with_symlink("registry", host_dir.to_str().unwrap());
+    write_rootfs_image(&evil, &tar, &marker);
+    let source = format!("oci:{}", evil.display());
+    let expected = format!("`registry` is a symlink to `{}`", host_dir.display());
+
+    let out = c.sealos("run", &[&source, "--registry-port", "0"]);
+    let pid_file = c.data().join("default/run/registry.pid");
+    if let Ok(pid) = fs::read_to_string(&pid_file) {
+        // Stop what an unfixed `run` started before failing the test.
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "run accepted the image: {stderr}");
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(
+        !pid_file.exists(),
+        "a registry was started over the symlink"
+    );
+    assert!(!marker.exists(), "the image's command ran");
+
+    let created = c.tmp.path().join("created");
+    let out = c.sealos("create", &[&source, "--dir", created.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "create accepted the image: {stderr}");
+    assert!(stderr.contains(&expected), "{stderr}");
 }

@@ -163,6 +163,14 @@ pub fn run_tool(tool: &str, args: &[&str]) -> String {
 
 /// One ustar member with exactly this name (no sanitising, for hostile archives), padded to 512 bytes.
 pub fn tar_member(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = tar_header(name, data.len() as u64).to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+/// The ustar header of a regular file `name` of `size` bytes (its data and padding follow it).
+pub fn tar_header(name: &str, size: u64) -> [u8; 512] {
     let mut h = [0u8; 512];
     h[..name.len()].copy_from_slice(name.as_bytes());
     let mut field = |at: usize, len: usize, value: u64| {
@@ -172,7 +180,7 @@ pub fn tar_member(name: &str, data: &[u8]) -> Vec<u8> {
     field(100, 8, 0o644);
     field(108, 8, 0);
     field(116, 8, 0);
-    field(124, 12, data.len() as u64);
+    field(124, 12, size);
     field(136, 12, 0);
     h[156] = b'0';
     h[257..263].copy_from_slice(b"ustar\0");
@@ -180,8 +188,5 @@ pub fn tar_member(name: &str, data: &[u8]) -> Vec<u8> {
     h[148..156].copy_from_slice(b"        ");
     let sum: u64 = h.iter().map(|b| u64::from(*b)).sum();
     h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    let mut out = h.to_vec();
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out
+    h
 }

@@ -13,14 +13,17 @@
 //!
 //! [`DistributionPaths`] only computes paths; [`DistributionLayout`] writes blobs (verified while streaming),
 //! links and manifests the way `docker-registry` does, copies whole images in from an [`OciLayout`], and
-//! reads repositories, tags and manifests back.
+//! reads repositories, tags and manifests back. It never reaches anything below the root through a symlink
+//! ([`check_beneath`], [`open_beneath`]): a tree that came from elsewhere cannot make it read or write host files.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Algorithm, Digest};
-use crate::fsutil::{StageError, StagedFile, atomic_write};
+use crate::fsutil::{
+    BeneathError, StageError, StagedFile, atomic_write, check_beneath, open_beneath,
+};
 use crate::manifest::{Descriptor, ManifestError, RawManifest};
 use crate::media_type;
 use crate::oci_layout::{LayoutError, MAX_JSON_BLOB, OciLayout};
@@ -200,6 +203,9 @@ pub enum DistributionError {
     /// Reading the source OCI layout failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// A path below the root goes through a symlink, or a blob or link is not a regular file.
+    #[error(transparent)]
+    Refused(#[from] BeneathError),
 }
 
 fn io_err<'a>(
@@ -308,8 +314,11 @@ impl DistributionLayout {
         size: Option<u64>,
     ) -> Result<(Digest, u64), DistributionError> {
         if let Some(d) = expected
-            && let Ok(meta) = fs::metadata(self.paths.blob_data(d))
+            && let Some(meta) = check_beneath(self.paths.root(), &self.paths.blob_data(d))?
         {
+            if !meta.is_file() {
+                return Err(BeneathError::NotRegular(self.paths.blob_data(d)).into());
+            }
             return Ok((d.clone(), meta.len()));
         }
         let alg = expected.map_or(Algorithm::Sha256, Digest::algorithm);
@@ -318,7 +327,9 @@ impl DistributionLayout {
         io::copy(&mut reader, &mut staged).map_err(io_err("write blob into", &dir))?;
         match expected {
             Some(d) => {
-                let len = staged.commit_verified(d, size, &self.paths.blob_data(d))?;
+                let dest = self.paths.blob_data(d);
+                check_beneath(self.paths.root(), &dest)?;
+                let len = staged.commit_verified(d, size, &dest)?;
                 Ok((d.clone(), len))
             }
             None => {
@@ -332,12 +343,30 @@ impl DistributionLayout {
                         )),
                     });
                 }
-                Ok(staged.commit_by_digest(|d| self.paths.blob_data(d))?)
+                // Sealed under a staging name first: the destination is known only from the digest, and is
+                // checked before the content is moved there.
+                let (digest, len) =
+                    staged.commit_by_digest(|d| dir.join(format!(".sealed-{}", d.hex())))?;
+                let sealed = dir.join(format!(".sealed-{}", digest.hex()));
+                let dest = self.paths.blob_data(&digest);
+                let placed = check_beneath(self.paths.root(), &dest)
+                    .map_err(DistributionError::from)
+                    .and_then(|_| {
+                        let parent = dest.parent().unwrap_or(Path::new("."));
+                        fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
+                        fs::rename(&sealed, &dest).map_err(io_err("rename into", &dest))
+                    });
+                if let Err(e) = placed {
+                    let _ignored = fs::remove_file(&sealed);
+                    return Err(e);
+                }
+                Ok((digest, len))
             }
         }
     }
 
     fn write_link(&self, path: &Path, digest: &Digest) -> Result<(), DistributionError> {
+        check_beneath(self.paths.root(), path)?;
         atomic_write(path, link_text(digest).as_bytes())?;
         Ok(())
     }
@@ -428,6 +457,9 @@ impl DistributionLayout {
     pub fn repositories(&self) -> Result<Vec<String>, DistributionError> {
         let mut found = Vec::new();
         let base = self.paths.repositories_dir();
+        if check_beneath(self.paths.root(), &base)?.is_none() {
+            return Ok(found);
+        }
         let mut stack = vec![(base.clone(), String::new())];
         while let Some((dir, name)) = stack.pop() {
             let entries = match fs::read_dir(&dir) {
@@ -468,6 +500,9 @@ impl DistributionLayout {
     pub fn tags(&self, repo: &str) -> Result<Vec<String>, DistributionError> {
         validate_repository(repo)?;
         let dir = self.paths.tags_dir(repo);
+        if check_beneath(self.paths.root(), &dir)?.is_none() {
+            return Ok(Vec::new());
+        }
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -476,8 +511,10 @@ impl DistributionLayout {
         let mut tags = Vec::new();
         for entry in entries {
             let entry = entry.map_err(io_err("list", &dir))?;
+            let current = entry.path().join("current/link");
             if let Some(tag) = entry.file_name().to_str()
-                && entry.path().join("current/link").is_file()
+                && check_beneath(self.paths.root(), &current)
+                    .is_ok_and(|m| m.is_some_and(|m| m.is_file()))
             {
                 tags.push(tag.to_string());
             }
@@ -487,11 +524,15 @@ impl DistributionLayout {
     }
 
     fn read_link(&self, path: &Path) -> Result<Option<Digest>, DistributionError> {
-        let text = match fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err("read link", path)(e)),
+        let file = match open_beneath(self.paths.root(), path) {
+            Ok((file, _)) => file,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
+        let mut text = String::new();
+        file.take(1024)
+            .read_to_string(&mut text)
+            .map_err(io_err("read link", path))?;
         Digest::parse(text.trim())
             .map(Some)
             .map_err(|e| DistributionError::BadLink {
@@ -548,17 +589,14 @@ impl DistributionLayout {
         })
     }
 
-    /// Opens a blob's data for streaming.
+    /// Opens a blob's data for streaming: a regular file reached without symlinks ([`open_beneath`]).
     pub fn open_blob(&self, digest: &Digest) -> Result<File, DistributionError> {
         let path = self.paths.blob_data(digest);
-        File::open(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => DistributionError::BlobNotFound(digest.clone()),
-            _ => DistributionError::Io {
-                op: "open blob",
-                path,
-                source: e,
-            },
-        })
+        match open_beneath(self.paths.root(), &path) {
+            Ok((file, _)) => Ok(file),
+            Err(e) if e.is_not_found() => Err(DistributionError::BlobNotFound(digest.clone())),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -597,6 +635,42 @@ mod tests {
         for bad in ["", ".x", "-x", "a/b", "..", "a b", &"x".repeat(129)] {
             assert!(validate_tag(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn symlinks_below_the_root_are_never_followed_for_reads_or_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("secret"), b"host secret").unwrap();
+        let l = DistributionLayout::new(dir.path().join("root"));
+        let (d, _) = l.write_blob(&b"data"[..], None, None).unwrap();
+        l.link_layer("a/b", &d).unwrap();
+        let data = l.paths().blob_data(&d);
+        fs::remove_file(&data).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), &data).unwrap();
+        let err = l.open_blob(&d).unwrap_err();
+        assert!(
+            matches!(err, DistributionError::Refused(BeneathError::Symlink(_))),
+            "{err}"
+        );
+        let current = l.paths().tag_current_link("a/b", "t");
+        fs::create_dir_all(current.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), &current).unwrap();
+        let err = l.resolve_tag("a/b", "t").unwrap_err().to_string();
+        assert!(
+            err.contains("is a symlink") && !err.contains("host secret"),
+            "{err}"
+        );
+        assert!(l.tags("a/b").unwrap().is_empty());
+        std::os::unix::fs::symlink(&outside, l.paths().repository_dir("c")).unwrap();
+        assert!(l.link_layer("c", &d).is_err());
+        assert!(l.repositories().unwrap().iter().all(|r| r != "c"));
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            1,
+            "something was written outside"
+        );
     }
 
     #[test]

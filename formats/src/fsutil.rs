@@ -174,6 +174,135 @@ pub fn unique_suffix() -> String {
     )
 }
 
+/// Why [`check_beneath`] or [`open_beneath`] refused a path inside a tree.
+#[derive(Debug, thiserror::Error)]
+pub enum BeneathError {
+    /// A component of the path is a symlink: never followed, since it could point outside the tree.
+    #[error(
+        "`{0}` is a symlink; symlinks inside the directory are never followed (one could point outside it)"
+    )]
+    Symlink(PathBuf),
+    /// The path names a device, fifo, socket or directory where a regular file belongs.
+    #[error("`{0}` is not a regular file")]
+    NotRegular(PathBuf),
+    /// The path is not below the tree's root, or has a `..` component.
+    #[error("`{path}` is not inside `{root}`")]
+    Outside {
+        /// The path asked for.
+        path: PathBuf,
+        /// The tree's root.
+        root: PathBuf,
+    },
+    /// Looking at the path failed (`NotFound` when it does not exist; see [`BeneathError::is_not_found`]).
+    #[error("{op} `{path}`: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+impl BeneathError {
+    /// True when the path (or one of its directories) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, BeneathError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+/// Checks that `path` (below `root`) is reached without a symlink: every component after `root` is looked at
+/// with `symlink_metadata`, and a symlink anywhere, the last component included, is refused. The root itself
+/// may be a symlink (a directory given by the user). Returns the metadata of `path`, or `None` when it (or a
+/// directory on the way) does not exist yet, so writers can create the rest.
+///
+/// This is the one containment rule of directory trees read and written by path (the registry's filesystem
+/// store, fsck, gc): it holds unless another process swaps a directory for a symlink between this check and
+/// the use of the path, which needs write access to the tree. [`open_beneath`] also refuses a symlink in the
+/// last component at open time (`O_NOFOLLOW`).
+pub fn check_beneath(root: &Path, path: &Path) -> Result<Option<fs::Metadata>, BeneathError> {
+    let outside = || BeneathError::Outside {
+        path: path.to_path_buf(),
+        root: root.to_path_buf(),
+    };
+    let rel = path.strip_prefix(root).map_err(|_| outside())?;
+    if rel.as_os_str().is_empty() {
+        return match fs::metadata(root) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(BeneathError::Io {
+                op: "look up",
+                path: root.to_path_buf(),
+                source,
+            }),
+        };
+    }
+    let mut at = root.to_path_buf();
+    let mut meta = None;
+    for part in rel.components() {
+        let std::path::Component::Normal(part) = part else {
+            return Err(outside());
+        };
+        if meta.as_ref().is_some_and(|m: &fs::Metadata| !m.is_dir()) {
+            return Err(BeneathError::Io {
+                op: "look up",
+                path: at,
+                source: io::Error::from(io::ErrorKind::NotADirectory),
+            });
+        }
+        at.push(part);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => return Err(BeneathError::Symlink(at)),
+            Ok(m) => meta = Some(m),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(BeneathError::Io {
+                    op: "look up",
+                    path: at,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(meta)
+}
+
+/// Opens the regular file `path` below `root` for reading, reached without symlinks ([`check_beneath`]),
+/// with `O_NOFOLLOW` (a symlink put there since is refused too) and `O_NONBLOCK` (a fifo does not hang the
+/// open). What was opened is checked with `fstat`: a device, fifo, socket or directory is refused as
+/// [`BeneathError::NotRegular`], so `/dev/zero` never reads as an empty or endless file. Returns the file and
+/// its metadata.
+pub fn open_beneath(root: &Path, path: &Path) -> Result<(File, fs::Metadata), BeneathError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |op, source| BeneathError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    };
+    match check_beneath(root, path)? {
+        None => return Err(io("open", io::Error::from(io::ErrorKind::NotFound))),
+        Some(m) if !m.is_file() => return Err(BeneathError::NotRegular(path.to_path_buf())),
+        Some(_) => {}
+    }
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                BeneathError::Symlink(path.to_path_buf())
+            } else {
+                io("open", e)
+            }
+        })?;
+    let meta = file.metadata().map_err(|e| io("stat", e))?;
+    if !meta.is_file() {
+        return Err(BeneathError::NotRegular(path.to_path_buf()));
+    }
+    Ok((file, meta))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +333,67 @@ mod tests {
         s.commit_verified(&Digest::sha256_of(b"hello"), Some(5), &dest)
             .unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn paths_through_symlinks_or_outside_the_root_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(root.join("a/b/file"), b"inside").unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("a/up")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", root.join("a/b/host")).unwrap();
+        assert!(
+            check_beneath(&root, &root.join("a/b/file"))
+                .unwrap()
+                .unwrap()
+                .is_file()
+        );
+        assert!(
+            check_beneath(&root, &root.join("a/b/missing/x"))
+                .unwrap()
+                .is_none()
+        );
+        for refused in ["a/up", "a/up/hostname", "a/b/host"] {
+            let err = check_beneath(&root, &root.join(refused)).unwrap_err();
+            assert!(matches!(err, BeneathError::Symlink(_)), "{refused}: {err}");
+            let err = open_beneath(&root, &root.join(refused)).unwrap_err();
+            assert!(matches!(err, BeneathError::Symlink(_)), "{refused}: {err}");
+        }
+        for outside in [dir.path().join("elsewhere"), root.join("a/../../x")] {
+            let err = check_beneath(&root, &outside).unwrap_err();
+            assert!(matches!(err, BeneathError::Outside { .. }), "{err}");
+        }
+        let (mut file, meta) = open_beneath(&root, &root.join("a/b/file")).unwrap();
+        let mut text = String::new();
+        io::Read::read_to_string(&mut file, &mut text).unwrap();
+        assert_eq!((text.as_str(), meta.len()), ("inside", 6));
+        assert!(
+            open_beneath(&root, &root.join("a/b/gone"))
+                .unwrap_err()
+                .is_not_found()
+        );
+        // A root that is itself a symlink is the user's choice.
+        let via = dir.path().join("via");
+        std::os::unix::fs::symlink(&root, &via).unwrap();
+        assert!(open_beneath(&via, &via.join("a/b/file")).is_ok());
+    }
+
+    #[test]
+    fn directories_and_fifos_are_not_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        fs::create_dir(dir.path().join("d")).unwrap();
+        for name in ["fifo", "d"] {
+            let err = open_beneath(dir.path(), &dir.path().join(name)).unwrap_err();
+            assert!(matches!(err, BeneathError::NotRegular(_)), "{name}: {err}");
+            assert!(err.to_string().ends_with("is not a regular file"), "{err}");
+        }
     }
 
     #[test]

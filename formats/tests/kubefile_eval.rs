@@ -349,3 +349,107 @@ fn context_sources_expand_globs_walk_directories_and_reject_missing_or_escaping_
         "Kubefile:2: source \"../secret\" is outside the build context"
     );
 }
+
+/// A context `ctx/` beside `host/` (standing in for `/etc`): `host/hostname`, `host/sub/x`.
+fn context_beside_host() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = dir.path().join("ctx");
+    let host = dir.path().join("host");
+    for f in [
+        "ctx/real/hostname",
+        "ctx/real/sub/x",
+        "host/hostname",
+        "host/sub/x",
+    ] {
+        let path = dir.path().join(f);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, f).expect("write");
+    }
+    (dir, ctx, host)
+}
+
+fn listed(ctx: &std::path::Path, kubefile: &str) -> Result<Vec<(String, String)>, String> {
+    let mut p = plan(kubefile);
+    resolve_sources(&mut p, ctx, "Kubefile").map_err(|e| e.to_string())?;
+    Ok(p.copies()
+        .flat_map(|(_, _, c)| c.files.iter())
+        .map(|f| (f.path.clone(), f.destination.clone()))
+        .collect())
+}
+
+#[test]
+fn sources_through_a_symlink_out_of_the_context_are_errors_naming_the_link() {
+    let (_dir, ctx, host) = context_beside_host();
+    std::os::unix::fs::symlink(&host, ctx.join("d")).expect("symlink");
+    std::os::unix::fs::symlink("../../host", ctx.join("real/up")).expect("symlink");
+    let host = host.display().to_string();
+    for (source, link, target) in [
+        ("d/hostname", "d", host.as_str()),
+        ("d/*", "d", host.as_str()),
+        ("d/sub", "d", host.as_str()),
+        ("d/sub/x", "d", host.as_str()),
+        ("real/up/hostname", "real/up", "../../host"),
+        ("real/*/hostname", "real/up", "../../host"),
+    ] {
+        let err = listed(&ctx, &format!("FROM scratch\nCOPY {source} /x/\n")).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "Kubefile:2: source {source:?} is not in the build context: {link:?} is a symlink to {target:?}, \
+                 which leads out of it (symlinks are followed only inside the context: an absolute target starts \
+                 at the context root, `..` stops there)"
+            )
+        );
+    }
+    // A source that is itself such a link, too.
+    for source in ["d", "d/", "./d/."] {
+        let err = listed(&ctx, &format!("FROM scratch\nCOPY {source} /x\n")).unwrap_err();
+        assert!(err.contains("\"d\" is a symlink to"), "{err}");
+    }
+}
+
+#[test]
+fn symlinks_resolved_inside_the_context_are_followed_there() {
+    let (_dir, ctx, _host) = context_beside_host();
+    // An absolute target starts at the context root; a chain of links; `..` stopping at the root.
+    std::os::unix::fs::symlink("/real", ctx.join("abs")).expect("symlink");
+    std::os::unix::fs::symlink("abs/sub", ctx.join("chain")).expect("symlink");
+    std::os::unix::fs::symlink("../../../real", ctx.join("real/sub/top")).expect("symlink");
+    let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        listed(&ctx, "FROM scratch\nCOPY abs/hostname /h\n").unwrap(),
+        [s("real/hostname", "/h")]
+    );
+    assert_eq!(
+        listed(&ctx, "FROM scratch\nCOPY chain/x /x\n").unwrap(),
+        [s("real/sub/x", "/x")]
+    );
+    assert_eq!(
+        listed(&ctx, "FROM scratch\nCOPY real/sub/top/hostname /h\n").unwrap(),
+        [s("real/hostname", "/h")]
+    );
+    // A source that is a symlink is followed, as buildah does; the directory walked keeps its own symlinks.
+    let walked = listed(&ctx, "FROM scratch\nCOPY chain /c/\n").unwrap();
+    assert_eq!(
+        walked,
+        [s("real/sub/top", "/c/top"), s("real/sub/x", "/c/x")]
+    );
+    // Copied into a directory, a file keeps the name of the link that led to it, as buildah names it.
+    std::os::unix::fs::symlink("real/hostname", ctx.join("named")).expect("symlink");
+    assert_eq!(
+        listed(&ctx, "FROM scratch\nCOPY named nam* /n/\n").unwrap(),
+        [s("real/hostname", "/n/named")]
+    );
+    let globbed = listed(&ctx, "FROM scratch\nCOPY ch* a* /g/\n").unwrap();
+    assert_eq!(
+        globbed,
+        [
+            s("real/hostname", "/g/hostname"),
+            s("real/sub", "/g/sub"),
+            s("real/sub/top", "/g/sub/top"),
+            s("real/sub/top", "/g/top"),
+            s("real/sub/x", "/g/sub/x"),
+            s("real/sub/x", "/g/x"),
+        ]
+    );
+}

@@ -566,10 +566,15 @@ async fn tls_registry_is_read_with_its_ca_by_reqwest_our_client_and_skopeo() {
         "{}",
         challenge(&r)
     );
-    // Without the CA, verification fails; plain HTTP to the TLS port fails too.
+    // Without the CA, verification fails; plain HTTP to the TLS port gets a 400 that says to use https.
     assert!(http().get(s.url("/v2/")).send().await.is_err());
-    let plain = http().get(format!("http://{}/v2/", s.host)).send().await;
-    assert!(plain.is_err(), "plain HTTP was answered: {plain:?}");
+    let plain = http()
+        .get(format!("http://{}/v2/", s.host))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::BAD_REQUEST);
+    assert!(plain.text().await.unwrap().contains("HTTPS server"));
 
     let c = client(&s.host, Some((USER, PASSWORD)));
     let image = TestImage::new("tls");
@@ -705,4 +710,229 @@ fn tls_files_that_do_not_fit_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("nope.key"), "{e}");
+}
+
+/// Sends `GET path` exactly as written with a bearer `token` and returns the whole answer.
+async fn raw_get(host: &str, path: &str, token: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Pushes `blob` into `repo` as alice (monolithic POST with Basic) and returns its digest.
+async fn push_blob_as_alice(s: &AuthServer, repo: &str, blob: &[u8]) -> Digest {
+    let digest = Digest::sha256_of(blob);
+    let r = http()
+        .post(s.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
+        .basic_auth(USER, Some(PASSWORD))
+        .body(blob.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    digest
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mount_with_percent_encoded_parameter_names_still_needs_pull_on_the_source() {
+    let s = start(Some(auth_config(false)), None).await;
+    let secret = push_blob_as_alice(&s, "victim/app", b"the victim's secret layer").await;
+    let t = token(&s, true, &["repository:attacker/app:pull,push"]).await;
+    for query in [
+        format!("m%6Funt={secret}&fr%6Fm=victim/app"),
+        format!("%6D%6F%75%6E%74={secret}&%66%72%6F%6D=victim%2Fapp"),
+        format!("mount={secret}&fr%6fm=victim/app"),
+        // Two sources: the first is the one both the check and the mount use.
+        format!("mount={secret}&from=victim/app&from=attacker/app"),
+    ] {
+        let r = http()
+            .post(s.url(&format!("/v2/attacker/app/blobs/uploads/?{query}")))
+            .bearer_auth(&t.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "?{query} mounted");
+        assert!(
+            !s.storage.has_layer("attacker/app", &secret).await.unwrap(),
+            "?{query}"
+        );
+        let r = http()
+            .get(s.url(&format!("/v2/attacker/app/blobs/{secret}")))
+            .bearer_auth(&t.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "?{query}");
+    }
+    // With pull on the source the encoded names mount, as the plain ones do.
+    let t = token(
+        &s,
+        true,
+        &[
+            "repository:attacker/app:pull,push",
+            "repository:victim/app:pull",
+        ],
+    )
+    .await;
+    let r = http()
+        .post(s.url(&format!(
+            "/v2/attacker/app/blobs/uploads/?m%6Funt={secret}&fr%6Fm=victim/app"
+        )))
+        .bearer_auth(&t.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(s.storage.has_layer("attacker/app", &secret).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mount_without_from_is_a_plain_upload_even_for_a_blob_stored_elsewhere() {
+    let s = start(Some(auth_config(false)), None).await;
+    let secret = push_blob_as_alice(&s, "victim/app", b"stored in another repository").await;
+    let t = token(&s, true, &["repository:attacker/app:pull,push"]).await;
+    for path in [
+        format!("/v2/attacker/app/blobs/uploads/?mount={secret}"),
+        format!("/v2/attacker/app/blobs/uploads?mount={secret}&from="),
+    ] {
+        let r = http()
+            .post(s.url(&path))
+            .bearer_auth(&t.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "{path}");
+        assert!(r.headers().contains_key("location"), "{path}");
+    }
+    assert!(!s.storage.has_layer("attacker/app", &secret).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paths_that_decode_to_another_repository_need_that_repositorys_scope() {
+    let s = start(Some(auth_config(false)), None).await;
+    let owner = client(&s.host, Some((USER, PASSWORD)));
+    let image = TestImage::new("other");
+    image
+        .push(&owner, &s.host, "team/other", "v1")
+        .await
+        .unwrap();
+    let layer = Digest::sha256_of(&image.layer);
+    let own = push_blob_as_alice(&s, "team/app", b"team/app's own blob").await;
+    let t = token(&s, true, &["repository:team/app:pull,push"]).await;
+    let send = |method: reqwest::Method, path: String| {
+        http()
+            .request(method, s.url(&path))
+            .bearer_auth(&t.token)
+            .header("accept", OCI_MANIFEST)
+            .send()
+    };
+    use reqwest::Method;
+    // Each names team/other once decoded: 401 asking for its scope, as the plain path does.
+    for (method, path) in [
+        (Method::GET, "/v2/team%2Fother/manifests/v1".to_string()),
+        (Method::GET, "/v2/team%2fother/manifests/v1".to_string()),
+        (Method::GET, "/v2//team/other/manifests/v1".to_string()),
+        (Method::HEAD, "/v2/team/other/manifests/v1".to_string()),
+        (Method::GET, format!("/v2/team/other/blobs/{layer}")),
+        (Method::HEAD, format!("/v2/team%2Fother/blobs/{layer}")),
+        (Method::GET, "/v2/team/other/tags/list".to_string()),
+        (
+            Method::GET,
+            format!("/v2/team/other/referrers/{}", image.digest()),
+        ),
+        (Method::POST, "/v2/team/other/blobs/uploads".to_string()),
+        (Method::POST, "/v2/team/other/blobs/uploads/".to_string()),
+        (
+            Method::POST,
+            format!("/v2/team/other/blobs/uploads/?digest={own}"),
+        ),
+        (
+            Method::POST,
+            "/v2/team/other/blobs%2Fuploads%2F".to_string(),
+        ),
+        (Method::DELETE, "/v2/team/other/manifests/v1".to_string()),
+    ] {
+        let r = send(method.clone(), path.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
+        let c = challenge(&r);
+        assert!(c.contains("repository:team/other:"), "{method} {path}: {c}");
+    }
+    // Names that are not repositories (dot segments, empty components, upper case) never reach storage. Sent
+    // as written: an HTTP client would resolve the dot segments itself.
+    for path in [
+        "/v2/team/app/../other/manifests/v1",
+        "/v2/team/app/..%2Fother/manifests/v1",
+        "/v2/team/app/%2e%2e/other/manifests/v1",
+        "/v2/team/app/%2E%2E%2Fother/manifests/v1",
+        "/v2/team/other/./manifests/v1",
+        "/v2/team//other/manifests/v1",
+        "/v2/TEAM/OTHER/manifests/v1",
+        "/v2/Team/App/manifests/v1",
+    ] {
+        let head = raw_get(&s.host, path, &t.token).await;
+        assert!(head.starts_with("HTTP/1.1 400 "), "{path}: {head}");
+        assert!(head.contains("NAME_INVALID"), "{path}: {head}");
+    }
+    // The catalog needs its own scope, however the path is written.
+    for path in ["/v2/_catalog", "/v2/_catalog?n=10", "/v2/_c%61talog"] {
+        let r = send(Method::GET, path.to_string()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert!(challenge(&r).contains("registry:catalog:*"), "{path}");
+    }
+    // What the token does cover still works, however the path is written.
+    let r = send(Method::HEAD, format!("/v2/team%2Fapp/blobs/{own}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(s.storage.list_uploads().await.unwrap().is_empty());
+    assert!(!s.storage.has_layer("team/other", &own).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn basic_credentials_are_checked_on_every_spelling_of_a_path() {
+    let s = start(Some(auth_config(true)), None).await;
+    let own = push_blob_as_alice(&s, "pub/app", b"public blob").await;
+    // Anonymous pull lets anyone read, never write, however the path or parameters are written.
+    for path in [
+        format!("/v2/pub%2Fapp/blobs/uploads/?digest={own}"),
+        "/v2/pub/app/blobs/uploads".to_string(),
+        format!("/v2/other/blobs/uploads/?m%6Funt={own}&fr%6Fm=pub/app"),
+    ] {
+        let r = http().post(s.url(&path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let r = http()
+            .post(s.url(&path))
+            .basic_auth(USER, Some("wrong"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path} with a wrong password"
+        );
+    }
+    let r = http()
+        .get(s.url(&format!("/v2/pub%2Fapp/blobs/{own}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = http().get(s.url("/v2/_c%61talog")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = http()
+        .get(s.url("/v2/_c%61talog"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(!s.storage.has_layer("other", &own).await.unwrap());
+    assert!(s.storage.list_uploads().await.unwrap().is_empty());
 }

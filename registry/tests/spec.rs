@@ -16,19 +16,14 @@ use spec_cases::{Server, error_code, start_with};
 async fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(FsStorage::new(dir.path()));
-    start_with(storage, ServerConfig::default(), Some(Box::new(dir))).await
+    start_with(storage, spec_cases::config(), Some(Box::new(dir))).await
 }
 
 /// One fresh registry per local backend: filesystem and memory.
 async fn start_all() -> Vec<Server> {
     vec![
         start().await,
-        start_with(
-            Arc::new(MemoryStorage::new()),
-            ServerConfig::default(),
-            None,
-        )
-        .await,
+        start_with(Arc::new(MemoryStorage::new()), spec_cases::config(), None).await,
     ]
 }
 

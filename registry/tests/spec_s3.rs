@@ -83,7 +83,7 @@ async fn start() -> Server {
     let config = new_bucket().await;
     start_with(
         Arc::new(S3Storage::new(&config).unwrap()),
-        ServerConfig::default(),
+        spec_cases::config(),
         None,
     )
     .await

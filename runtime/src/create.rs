@@ -1,6 +1,12 @@
 //! `sealos create`: unpack one image into a working directory (safe unpacker), render its templates with
 //! the env, and show the exact commands `run` would execute, without executing anything.
+//!
+//! The directory is replaced on every create, so create only replaces what it made: an empty or missing
+//! directory, or one holding the [`CREATE_MARKER`] file an earlier create wrote. Anything else (`--dir
+//! ~/project` by mistake) is refused unless `force` is given.
 
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use builder::store::Store;
@@ -41,17 +47,31 @@ pub struct CreateReport {
     pub commands: Vec<PlannedCommand>,
 }
 
+/// The file create writes into each directory it makes, so that a later create may replace it.
+pub const CREATE_MARKER: &str = ".sealos-create";
+
 /// Unpacks `name` into `dir` (created afresh), renders its templates with the image ENV overridden by
-/// `env`, and plans its commands (`cmd` replaces CMD).
+/// `env`, and plans its commands (`cmd` replaces CMD). A `dir` that is not empty and was not made by
+/// create is refused unless `force`.
 pub fn create(
     store: &Store,
     name: &str,
     env: &Env,
     cmd: Option<&[String]>,
     dir: &Path,
+    force: bool,
 ) -> Result<CreateReport, RunError> {
     let image = image::open(store, name)?;
+    make_room(dir, force)?;
     unpack_image(store, &image, dir)?;
+    let marker = dir.join(CREATE_MARKER);
+    fs::write(&marker, format!("{} {}\n", image.name, image.digest)).map_err(|source| {
+        RunError::Io {
+            op: "write",
+            path: marker.clone(),
+            source,
+        }
+    })?;
     let mut full_env = image.env.clone();
     full_env.extend(env.clone());
     let rendered = render_templates(dir, &full_env)?;
@@ -80,4 +100,38 @@ pub fn create(
         rendered,
         commands,
     })
+}
+
+/// Refuses `dir` when it holds something create did not make, unless `force`; with `force`, removes a file
+/// or symlink in its place (a directory is replaced by the unpacking).
+fn make_room(dir: &Path, force: bool) -> Result<(), RunError> {
+    let io_err = |op: &'static str| {
+        move |source: io::Error| RunError::Io {
+            op,
+            path: dir.to_path_buf(),
+            source,
+        }
+    };
+    let meta = match fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("inspect")(e)),
+    };
+    if meta.is_dir() {
+        let empty = fs::read_dir(dir)
+            .map_err(io_err("read directory"))?
+            .next()
+            .is_none();
+        let ours = fs::symlink_metadata(dir.join(CREATE_MARKER)).is_ok_and(|m| m.is_file());
+        if empty || ours || force {
+            return Ok(());
+        }
+    } else if force {
+        return fs::remove_file(dir).map_err(io_err("remove"));
+    }
+    Err(RunError::Usage(format!(
+        "`{}` is not an empty directory and `sealos create` did not make it; refusing to replace it: \
+         choose another `--dir`, or pass `--force` to replace it",
+        dir.display()
+    )))
 }

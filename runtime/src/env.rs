@@ -55,9 +55,12 @@ impl ExpandError {
                  shell parameter expansion is not): write `$${{` to pass `${{` to the shell"
             )
         } else {
+            // `$$` is the only escape: `\$(` would keep the backslash and still be refused.
+            let escaped = format!("${variable}");
             format!(
-                "`{variable}` in `{text}` is not a variable reference and command substitution is never \
-                 run: write `$$(` to pass a literal `$(` to the shell, or use `$(NAME)` with a defined NAME"
+                "`{variable}` in `{text}` is shell command substitution, not a variable, and is not run: \
+                 write `{escaped}` to hand `{variable}` to the shell as written (the shell then runs it), \
+                 or `$(NAME)` for a variable NAME set in the image ENV or with `-e NAME=VALUE`"
             )
         }
     }
@@ -252,11 +255,28 @@ mod tests {
     }
 
     #[test]
-    fn command_substitution_is_refused_with_a_hint() {
+    fn command_substitution_is_refused_saying_what_it_is_and_how_to_escape_it() {
         let err = expand("echo $(touch /tmp/pwned) done", &Env::new()).unwrap_err();
         assert_eq!(err.variable, "$(touch /tmp/pwned)");
         assert!(!err.is_undefined_variable());
-        assert!(err.to_string().contains("$$("), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "`$(touch /tmp/pwned)` in `echo $(touch /tmp/pwned) done` is shell command substitution, not a \
+             variable, and is not run: write `$$(touch /tmp/pwned)` to hand `$(touch /tmp/pwned)` to the shell \
+             as written (the shell then runs it), or `$(NAME)` for a variable NAME set in the image ENV or \
+             with `-e NAME=VALUE`"
+        );
+        // The escape the message names is the one `expand` honours; a backslash is no escape.
+        assert_eq!(
+            expand("echo $$(touch /tmp/pwned) done", &Env::new()).unwrap(),
+            "echo $(touch /tmp/pwned) done"
+        );
+        assert_eq!(
+            expand("echo \\$(touch /tmp/pwned)", &Env::new())
+                .unwrap_err()
+                .variable,
+            "$(touch /tmp/pwned)"
+        );
         // Defining a variable with that "name" changes nothing.
         let e = env(&[("touch /tmp/pwned", "x")]);
         assert!(expand("$(touch /tmp/pwned)", &e).is_err());

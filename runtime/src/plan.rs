@@ -71,8 +71,9 @@ pub struct Step {
 /// Why a step cannot become a script.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    /// A command uses a variable nobody defined.
-    #[error("image `{image}`, step {step}: {undefined}; define it with `-e {}=VALUE`", .undefined.variable)]
+    /// A command uses a variable nobody defined, or a `$(...)`/`${...}` that is not a variable reference (the
+    /// message of [`ExpandError`] says which, with the fix).
+    #[error("image `{image}`, step {step}: {undefined}")]
     Undefined {
         /// The image.
         image: String,
@@ -322,6 +323,42 @@ mod tests {
         assert!(message.contains("`NAME`"), "{message}");
         assert!(message.contains("helm install $(NAME)"), "{message}");
         assert!(message.contains("-e NAME=VALUE"), "{message}");
+    }
+
+    #[test]
+    fn command_substitution_in_a_command_is_refused_as_such_never_as_a_variable_to_define() {
+        let s = step("echo $(touch /tmp/pwned)", &[]);
+        let message = s.command(&BTreeMap::new()).unwrap_err().to_string();
+        assert!(
+            message.starts_with(
+                "image `app`, step cmd: `$(touch /tmp/pwned)` in `echo $(touch /tmp/pwned)` is shell command \
+                 substitution, not a variable, and is not run: write `$$(touch /tmp/pwned)`"
+            ),
+            "{message}"
+        );
+        assert!(!message.contains("-e $("), "{message}");
+    }
+
+    #[test]
+    fn an_escaped_command_substitution_is_handed_to_the_shell_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = step("printf %s $$(echo ran) > out", &[]);
+        s.workdir = dir.path().to_string_lossy().into_owned();
+        assert_eq!(
+            s.command(&BTreeMap::new()).unwrap(),
+            "printf %s $(echo ran) > out"
+        );
+        let script = s.script(&BTreeMap::new()).unwrap();
+        let status = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out")).unwrap(),
+            "ran"
+        );
     }
 
     #[test]

@@ -96,8 +96,10 @@ pub struct SshLogin {
 pub struct RegistryOptions {
     /// The port (default 5050).
     pub port: u16,
-    /// The address it listens on (default `0.0.0.0`).
-    pub address: String,
+    /// The address it listens on; `None`: the first master's address, `127.0.0.1` when the run is on this
+    /// machine ([`registry_listen_address`]). It serves without authentication, so never every interface
+    /// unless asked.
+    pub address: Option<String>,
     /// The `sealos` binary copied to the first master to serve it (`std::env::current_exe()`).
     pub binary: PathBuf,
 }
@@ -406,20 +408,57 @@ fn path_str(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// The `registry` step: starts `sealos registry serve filesystem <rootfs>/registry` in the background on
-/// the first master unless it is already serving, and waits until it listens.
-fn serve_registry_step(paths: &ClusterPaths, registry: &RegistryOptions) -> Step {
+/// Where the embedded registry listens: `given` (`--registry-listen`) when set, else the first master's
+/// address from the cluster's hosts (the nodes reach it there), else `127.0.0.1` (no hosts: the run is on this
+/// machine). An IPv6 address is put in brackets, ready for `ADDRESS:PORT`.
+pub fn registry_listen_address(
+    file: &Clusterfile,
+    given: Option<&str>,
+) -> Result<String, RunError> {
+    let address = match given {
+        Some(a) => a.to_string(),
+        None => {
+            let masters = file
+                .spec
+                .hosts
+                .iter()
+                .filter(|h| h.roles.iter().any(|r| r == "master"));
+            let others = file
+                .spec
+                .hosts
+                .iter()
+                .filter(|h| !h.roles.iter().any(|r| r == "master"));
+            let mut first = None;
+            for spec in masters.chain(others) {
+                if let Some((address, _)) = parse_host_list(&spec.ips)?.into_iter().next() {
+                    first = Some(address);
+                    break;
+                }
+            }
+            first.unwrap_or_else(|| "127.0.0.1".to_string())
+        }
+    };
+    Ok(match address.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => format!("[{v6}]"),
+        Err(_) => address,
+    })
+}
+
+/// The `registry` step: starts `sealos registry serve filesystem --verify-blobs <rootfs>/registry` on
+/// `address` in the background on the first master unless it is already serving, and waits until it listens.
+/// Every blob is checked against its digest before it is first served: the tree came from images.
+fn serve_registry_step(paths: &ClusterPaths, registry: &RegistryOptions, address: &str) -> Step {
     let run_dir = shell_quote(&path_str(&paths.run_dir()));
     let dir = shell_quote(&path_str(&paths.rootfs().join("registry")));
     let bin = shell_quote(&path_str(&paths.binary()));
-    let addr = shell_quote(&registry.address);
+    let addr = shell_quote(address);
     let port = registry.port;
     let script = format!(
         r#"mkdir -p {run_dir}
 pid={run_dir}/registry.pid
 if [ -s "$pid" ] && kill -0 "$(cat "$pid")" 2>/dev/null; then echo "registry already serving {dir}"; exit 0; fi
 rm -f "$pid"
-nohup {bin} registry serve filesystem --port {port} --address {addr} --pid-file "$pid" {dir} >{run_dir}/registry.log 2>&1 </dev/null &
+nohup {bin} registry serve filesystem --verify-blobs --port {port} --address {addr} --pid-file "$pid" {dir} >{run_dir}/registry.log 2>&1 </dev/null &
 server=$!
 for _ in $(seq 1 200); do
   if [ -s "$pid" ]; then echo "serving {dir} on port {port}"; exit 0; fi
@@ -521,6 +560,7 @@ pub fn run(
         )));
     }
     let hosts = hosts_of(&file, paths, ssh)?;
+    let registry_address = registry_listen_address(&file, opts.registry.address.as_deref())?;
     report.hosts = hosts.names();
     if new_images.is_empty() {
         return Ok(report);
@@ -553,7 +593,7 @@ pub fn run(
         .any(|p| p.local_dir.join("registry").is_dir());
     let steps = plan::build(
         &planned,
-        with_registry.then(|| serve_registry_step(paths, &opts.registry)),
+        with_registry.then(|| serve_registry_step(paths, &opts.registry, &registry_address)),
     );
     for step in &steps {
         for host in hosts.targets(step.target) {
@@ -602,7 +642,7 @@ pub fn run(
         })?;
         file.status.registry = Some(RegistryStatus {
             port: opts.registry.port,
-            address: opts.registry.address.clone(),
+            address: registry_address.clone(),
         });
         file.save(&clusterfile_path)?;
     }
@@ -668,5 +708,26 @@ mod tests {
             err.to_string().contains("`ssh` is not a port number"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_registry_listens_on_the_first_master_or_loopback_never_every_interface_by_default() {
+        let mut file = Clusterfile::new("c");
+        let listen = |file: &Clusterfile, given| registry_listen_address(file, given).unwrap();
+        assert_eq!(listen(&file, None), "127.0.0.1", "a run on this machine");
+        let spec = |ips: &[&str], role: &str| HostSpec {
+            ips: ips.iter().map(|s| s.to_string()).collect(),
+            roles: vec![role.to_string()],
+            env: Vec::new(),
+        };
+        file.spec.hosts = vec![
+            spec(&["10.0.0.9"], "node"),
+            spec(&["10.0.0.2:2222", "10.0.0.3"], "master"),
+        ];
+        assert_eq!(listen(&file, None), "10.0.0.2");
+        assert_eq!(listen(&file, Some("0.0.0.0")), "0.0.0.0");
+        file.spec.hosts = vec![spec(&["fd00::2"], "master")];
+        assert_eq!(listen(&file, None), "[fd00::2]");
+        assert_eq!(listen(&file, Some("::")), "[::]");
     }
 }

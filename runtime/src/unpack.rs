@@ -20,6 +20,9 @@ use crate::template::{TemplateError, render};
 /// Directories of an image whose `*.tmpl` files are rendered.
 pub const TEMPLATE_DIRS: [&str; 3] = ["etc", "scripts", "manifests"];
 
+/// The directory of an image that `run` serves from the first master as the embedded registry.
+pub const REGISTRY_DIR: &str = "registry";
+
 /// Why an image could not be unpacked or its templates rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackImageError {
@@ -42,6 +45,20 @@ pub enum UnpackImageError {
         layer: String,
         /// What is wrong.
         reason: String,
+    },
+    /// The image's `registry` entry, which `run` serves, is a symlink or holds something other than
+    /// directories and regular files.
+    #[error(
+        "image `{image}`: `{path}` is {what}; the embedded registry is served from `registry/`, so it may hold \
+         only directories and regular files (rebuild the image without it)"
+    )]
+    UnsafeRegistry {
+        /// The image.
+        image: String,
+        /// The entry, relative to the image's root.
+        path: PathBuf,
+        /// What it is (`a symlink to `/var/x``).
+        what: String,
     },
     /// A template could not be rendered.
     #[error("template `{path}`: {source}")]
@@ -85,11 +102,51 @@ pub fn unpack_image(
     let result = image
         .layers
         .iter()
-        .try_for_each(|layer| unpack_layer(store, image, layer, target));
+        .try_for_each(|layer| unpack_layer(store, image, layer, target))
+        .and_then(|()| check_registry_tree(image, target));
     if result.is_err() {
         let _cleanup = fs::remove_dir_all(target);
     }
     result
+}
+
+/// Refuses an unpacked image whose `registry` entry is a symlink (a layer may legally hold `registry ->
+/// /var/x`), or whose registry tree holds a symlink, device, fifo or socket: `run` starts a registry over that
+/// tree, which must never serve or accept pushes into host files and directories. (The registry's store
+/// refuses to follow symlinks too; refusing here stops the run before anything executes.)
+fn check_registry_tree(image: &ClusterImage, target: &Path) -> Result<(), UnpackImageError> {
+    let root = target.join(REGISTRY_DIR);
+    let refuse = |path: &Path, what: String| UnpackImageError::UnsafeRegistry {
+        image: image.name.clone(),
+        path: path.strip_prefix(target).unwrap_or(path).to_path_buf(),
+        what,
+    };
+    let mut pending = match fs::symlink_metadata(&root) {
+        Ok(meta) => vec![(root, meta)],
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("inspect", &root)(e)),
+    };
+    while let Some((path, meta)) = pending.pop() {
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let what = match fs::read_link(&path) {
+                Ok(to) => format!("a symlink to `{}`", to.display()),
+                Err(_) => "a symlink".to_string(),
+            };
+            return Err(refuse(&path, what));
+        }
+        if kind.is_dir() {
+            for entry in fs::read_dir(&path).map_err(io_err("read directory", &path))? {
+                let entry = entry.map_err(io_err("read directory", &path))?;
+                // `DirEntry::metadata` does not follow symlinks.
+                let meta = entry.metadata().map_err(io_err("inspect", &entry.path()))?;
+                pending.push((entry.path(), meta));
+            }
+        } else if !kind.is_file() {
+            return Err(refuse(&path, "not a regular file or directory".into()));
+        }
+    }
+    Ok(())
 }
 
 fn unpack_layer(
@@ -107,17 +164,32 @@ fn unpack_layer(
         .layout()
         .open_blob(&layer.digest)
         .map_err(|e| blob_err(e.to_string()))?;
+    // A blob larger than its descriptor says would buy itself a larger decompression budget: refuse it
+    // before decompressing anything.
+    let size = file
+        .metadata()
+        .map_err(|e| blob_err(format!("cannot read the stored blob: {e}")))?
+        .len();
+    if size != layer.size {
+        return Err(blob_err(format!(
+            "the stored blob is {size} bytes but the manifest says {}",
+            layer.size
+        )));
+    }
     let mut hashed = DigestReader::new(BufReader::new(file), layer.digest.algorithm());
     {
-        let tar = decompressing_reader(&mut hashed)
+        let mut tar = decompressing_reader(&mut hashed, layer.size, store.expansion_limit())
             .map_err(|e| blob_err(format!("cannot decompress: {e}")))?;
-        unpack(tar, target, &UnpackOptions::default()).map_err(|source| {
+        unpack(&mut tar, target, &UnpackOptions::default()).map_err(|source| {
             UnpackImageError::Layer {
                 image: image.name.clone(),
                 layer: layer.digest.to_string(),
                 source,
             }
         })?;
+        // The tar ends before the stream does: the rest (padding, further members) is read and checked
+        // too, so data hidden after the compressed stream is refused.
+        tar.finish().map_err(|e| blob_err(e.to_string()))?;
     }
     hashed
         .verify_to_end(&layer.digest, Some(layer.size))

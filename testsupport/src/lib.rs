@@ -445,6 +445,14 @@ impl SealosRegistry {
         count_blob_gets(&read_log(path))
     }
 
+    /// What the server logged so far (its stderr). Panics when the server was started without request logging.
+    pub fn log(&self) -> String {
+        let Some((path, _)) = &self.request_log else {
+            panic!("this sealos registry was started without logging; use start_with(.., true)");
+        };
+        read_log(path)
+    }
+
     /// Kills the server with SIGKILL (no chance to clean up) and reaps it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

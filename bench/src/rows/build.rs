@@ -186,6 +186,7 @@ pub(super) fn options(context: &Path, store: &Path) -> BuildOptions {
             save_image: false,
             ..builder::embed::EmbedOptions::default()
         },
+        expansion_limit: formats::layer::ExpansionLimit::default(),
     }
 }
 

@@ -13,6 +13,7 @@ mod layers;
 mod mirror;
 mod registry;
 mod registry_s3;
+mod registry_slow;
 mod sha256;
 
 pub use build::child_main as build_child;
@@ -87,6 +88,13 @@ pub const GROUPS: &[Group] = &[
         about: "R1/R2/R3/X1: blob push (monolithic, 8 MiB chunks), pull, manifest GET with wrk, peak RSS: sealos registry serve vs docker-registry",
         rows: registry::ROWS,
         pairs: registry::pairs,
+        default_pairs: DEFAULT_PAIRS,
+    },
+    Group {
+        name: "registry-slow",
+        about: "R4: manifest GET latency (p50/p99 on stderr) while 300 uploads trickle a byte a second: sealos registry serve vs docker-registry",
+        rows: registry_slow::ROWS,
+        pairs: registry_slow::pairs,
         default_pairs: DEFAULT_PAIRS,
     },
     Group {

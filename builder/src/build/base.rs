@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-use formats::layer::{UnpackOptions, decompressing_reader, unpack};
+use formats::layer::{ExpansionLimit, UnpackOptions, decompressing_reader, unpack};
 use formats::manifest::{Descriptor, ImageConfig as OciConfig, ParsedManifest, Platform};
 use formats::oci_layout::{ANNOTATION_REF_NAME, OciLayout};
 use formats::reference::Reference;
@@ -149,13 +149,15 @@ fn split_path_tag(text: &str) -> (PathBuf, Option<String>) {
     }
 }
 
-/// Resolves `reference` for `platform` and makes sure all its blobs are in `store`.
+/// Resolves `reference` for `platform` and makes sure all its blobs are in `store` (an `oci-archive:` is
+/// decompressed within `limit`).
 pub fn resolve_image(
     store: &OciLayout,
     reference: &str,
     platform: &Platform,
     temp_root: &Path,
     remote: &Remote,
+    limit: ExpansionLimit,
 ) -> Result<ImageState, BuildError> {
     if let Some(rest) = reference.strip_prefix("oci:") {
         let (dir, tag) = split_path_tag(rest);
@@ -170,9 +172,16 @@ pub fn resolve_image(
             .prefix(".archive-")
             .tempdir_in(temp_root)
             .map_err(|e| BuildError::io(temp_root, e))?;
-        let reader =
-            decompressing_reader(archive).map_err(|e| base_err(reference, e.to_string()))?;
-        unpack(reader, temp.path(), &UnpackOptions::default())
+        let size = archive
+            .metadata()
+            .map_err(|e| base_err(reference, format!("cannot read {}: {e}", file.display())))?
+            .len();
+        let mut reader = decompressing_reader(archive, size, limit)
+            .map_err(|e| base_err(reference, e.to_string()))?;
+        unpack(&mut reader, temp.path(), &UnpackOptions::default())
+            .map_err(|e| base_err(reference, e.to_string()))?;
+        reader
+            .finish()
             .map_err(|e| base_err(reference, e.to_string()))?;
         let layout =
             OciLayout::open(temp.path()).map_err(|e| base_err(reference, e.to_string()))?;
@@ -364,20 +373,26 @@ fn load(
     })
 }
 
-/// Unpacks `layers` (blobs in `store`), base first, onto the existing directory `target`.
+/// Unpacks `layers` (blobs in `store`, each decompressed within `limit`), base first, onto the existing
+/// directory `target`.
 pub fn unpack_layers(
     store: &OciLayout,
     layers: &[Descriptor],
     target: &Path,
+    limit: ExpansionLimit,
 ) -> Result<(), BuildError> {
     for layer in layers {
         let blob = store.open_blob(&layer.digest)?;
-        let reader = decompressing_reader(std::io::BufReader::with_capacity(1 << 16, blob))
+        let mut reader = decompressing_reader(blob, layer.size, limit)
             .map_err(|e| BuildError::io(&store.blob_path(&layer.digest), e))?;
-        unpack(reader, target, &UnpackOptions::default()).map_err(|e| BuildError::Unpack {
+        let unpack_err = |e| BuildError::Unpack {
             layer: layer.digest.to_string(),
             source: e,
-        })?;
+        };
+        unpack(&mut reader, target, &UnpackOptions::default()).map_err(unpack_err)?;
+        reader
+            .finish()
+            .map_err(|e| unpack_err(formats::layer::UnpackError::Read(e)))?;
     }
     Ok(())
 }
@@ -408,6 +423,7 @@ mod tests {
             &Platform::host(),
             dir.path(),
             &Remote::default(),
+            ExpansionLimit::default(),
         )
         .unwrap_err()
         .to_string();

@@ -10,7 +10,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use formats::kubefile::context::glob_match;
+use formats::kubefile::context::{ContextPathError, glob_match, resolve_in_context};
 
 /// The parsed patterns of one `.dockerignore` file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,12 +25,22 @@ struct Pattern {
 }
 
 impl IgnoreRules {
-    /// Reads `<context>/.dockerignore`; no file means no rules.
-    pub fn load(context: &Path) -> io::Result<IgnoreRules> {
-        match fs::read_to_string(context.join(".dockerignore")) {
+    /// Reads `<context>/.dockerignore` (a symlink is followed inside the context only); no file means no
+    /// rules.
+    pub fn load(context: &Path) -> Result<IgnoreRules, ContextPathError> {
+        let found = resolve_in_context(context, ".dockerignore")?;
+        match fs::read_to_string(&found.path) {
             Ok(text) => Ok(IgnoreRules::parse(&text)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(IgnoreRules::default()),
-            Err(e) => Err(e),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match found.outside_error(".dockerignore") {
+                    Some(e) => Err(e),
+                    None => Ok(IgnoreRules::default()),
+                }
+            }
+            Err(source) => Err(ContextPathError::Io {
+                path: found.path,
+                source,
+            }),
         }
     }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use formats::digest::Algorithm;
 use formats::fsutil::StagedFile;
-use formats::layer::{Compression, LayerOptions, write_dir_layer};
+use formats::layer::{Compression, ExpansionLimit, LayerOptions, write_dir_layer};
 use formats::manifest::{Descriptor, ImageIndex, ParsedManifest, RawManifest, to_canonical_json};
 use formats::oci_layout::{ANNOTATION_REF_NAME, IMAGE_LAYOUT_VERSION, OciLayout};
 
@@ -60,6 +60,7 @@ pub fn write(
     top: &RawManifest,
     tags: &[String],
     timestamp: u64,
+    limit: ExpansionLimit,
 ) -> Result<(), BuildError> {
     match output {
         Output::Local(dir) => {
@@ -70,7 +71,7 @@ pub fn write(
                     dir.join(sub)
                 };
                 fs::create_dir_all(&target).map_err(|e| BuildError::io(&target, e))?;
-                unpack_layers(store, &layers_of(&raw), &target)?;
+                unpack_layers(store, &layers_of(&raw), &target, limit)?;
             }
             Ok(())
         }
@@ -86,7 +87,7 @@ pub fn write(
                 .prefix(".tar-output-")
                 .tempdir_in(temp_root)
                 .map_err(|e| BuildError::io(temp_root, e))?;
-            unpack_layers(store, &layers_of(raw), temp.path())?;
+            unpack_layers(store, &layers_of(raw), temp.path(), limit)?;
             let mut staged = StagedFile::new_in(parent_of(file), Algorithm::Sha256)?;
             let options = LayerOptions {
                 compression: Compression::None,

@@ -13,7 +13,8 @@ use super::ignore::SealIgnore;
 use super::manifests::{files_with_extensions, scan_yaml_file};
 use super::yaml::{self, LineImage, Node, ScanOptions, Value};
 use super::{
-    Collector, DiscoverError, DiscoverOptions, Provenance, read_text, relative, sorted_entries,
+    Collector, DiscoverError, DiscoverOptions, Provenance, context_entries, in_context, read_text,
+    relative,
 };
 
 /// Release name used for rendering, as sealos does.
@@ -168,19 +169,27 @@ struct Chart {
     name: String,
     /// `charts/calico` or `charts/calico.tgz`.
     rel: String,
+    /// Where it is read: `rel` resolved inside the context.
     path: PathBuf,
 }
 
-fn charts(context: &Path, ignore: &SealIgnore) -> Result<Vec<Chart>, DiscoverError> {
+fn charts(
+    context: &Path,
+    ignore: &SealIgnore,
+    found: &mut Collector,
+) -> Result<Vec<Chart>, DiscoverError> {
     let mut out = Vec::new();
-    for path in sorted_entries(&context.join("charts"))? {
-        let rel = relative(context, &path);
-        let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+    for listed in context_entries(context, &context.join("charts"), found)? {
+        let rel = relative(context, &listed);
+        let Some(file_name) = listed.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
         if ignore.ignores_path(&rel) || file_name.starts_with('.') {
             continue;
         }
+        let Some(path) = in_context(context, &listed, found)? else {
+            continue;
+        };
         let name = if path.is_dir() {
             file_name.to_string()
         } else if let Some(stem) = file_name.strip_suffix(".tgz").filter(|_| path.is_file()) {
@@ -222,11 +231,14 @@ fn chart_values(
     installs: &[HelmInstall],
     ignore: &SealIgnore,
     found: &mut Collector,
-) -> ChartValues {
+) -> Result<ChartValues, DiscoverError> {
     let mut values = ChartValues::default();
     let default_values = format!("charts/{}.values.yaml", chart.name);
-    if context.join(&default_values).is_file() && !ignore.ignores_path(&default_values) {
-        values.files.push(default_values);
+    if !ignore.ignores_path(&default_values)
+        && let Some(path) = in_context(context, &context.join(&default_values), found)?
+        && path.is_file()
+    {
+        values.files.push(relative(context, &path));
     }
     for install in installs {
         if !install
@@ -238,11 +250,17 @@ fn chart_values(
         }
         for file in &install.values {
             let file = clean_path(file);
-            if values.files.contains(&file) || ignore.ignores_path(&file) {
+            if ignore.ignores_path(&file) {
                 continue;
             }
-            if context.join(&file).is_file() {
-                values.files.push(file);
+            // Helm is given the file resolved inside the context, so it reads no other.
+            if let Some(path) = in_context(context, &context.join(&file), found)?
+                && path.is_file()
+            {
+                let resolved = relative(context, &path);
+                if !values.files.contains(&resolved) {
+                    values.files.push(resolved);
+                }
             } else {
                 found.warn(
                     chart.rel.clone(),
@@ -252,7 +270,7 @@ fn chart_values(
         }
         values.sets.extend(install.sets.iter().cloned());
     }
-    values
+    Ok(values)
 }
 
 /// Scans `charts/`.
@@ -262,20 +280,21 @@ pub(crate) fn scan_charts(
     opts: &DiscoverOptions,
     found: &mut Collector,
 ) -> Result<(), DiscoverError> {
-    let charts = charts(context, ignore)?;
+    let charts = charts(context, ignore, found)?;
     if charts.is_empty() {
         return Ok(());
     }
     let installs = helm_installs(&opts.cmd);
     let helm = opts.helm.clone().or_else(helm_on_path);
     for chart in &charts {
-        let values = chart_values(context, chart, &installs, ignore, found);
-        let why_static = match &helm {
-            Some(helm) => match render(context, helm, chart, &values, found) {
+        let values = chart_values(context, chart, &installs, ignore, found)?;
+        let why_static = match (&helm, links_out_of_context(context, chart)?) {
+            (_, Some(why)) => why,
+            (Some(helm), None) => match render(context, helm, chart, &values, found) {
                 Ok(()) => continue,
                 Err(why) => why,
             },
-            None => "`helm` is not on PATH".to_string(),
+            (None, None) => "`helm` is not on PATH".to_string(),
         };
         if chart.path.is_dir() {
             found.warn(
@@ -307,6 +326,45 @@ pub(crate) fn scan_charts(
     }
     Ok(())
 }
+
+/// Why helm must not read `chart`: helm follows symlinks on the host, so a chart holding one that leads out of
+/// the context (see [`formats::kubefile::ContextPath::escaping_link`]) would render host files into the
+/// discovery output. `None` when every symlink of the chart stays inside the context.
+fn links_out_of_context(context: &Path, chart: &Chart) -> Result<Option<String>, DiscoverError> {
+    let escaping = |path: &Path| -> Result<Option<String>, DiscoverError> {
+        let resolved = formats::kubefile::resolve_in_context(context, &relative(context, path))?;
+        Ok(resolved.escaping_link.map(|(link, target)| {
+            format!(
+                "`{link}` is a symlink to `{target}`, which leads out of the build context, and helm would \
+                 follow it"
+            )
+        }))
+    };
+    // The chart's own path, then every symlink below it (real directories only lead to real directories).
+    if let Some(why) = escaping(&context.join(&chart.rel))? {
+        return Ok(Some(why));
+    }
+    let mut pending = vec![(chart.path.clone(), 0)];
+    while let Some((dir, depth)) = pending.pop() {
+        if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) || depth >= MAX_WALK_DEPTH {
+            continue;
+        }
+        for entry in std::fs::read_dir(&dir).map_err(DiscoverError::io("list", dir.as_path()))? {
+            let path = entry
+                .map_err(DiscoverError::io("list", dir.as_path()))?
+                .path();
+            let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink());
+            if is_link && let Some(why) = escaping(&path)? {
+                return Ok(Some(why));
+            }
+            pending.push((path, depth + 1));
+        }
+    }
+    Ok(None)
+}
+
+/// Deepest directory nesting of a chart checked for symlinks before helm reads it.
+const MAX_WALK_DEPTH: usize = 64;
 
 /// The arguments of `helm template` for a chart (run in the context directory).
 fn template_args(chart: &Chart, values: &ChartValues) -> Vec<String> {
@@ -417,11 +475,11 @@ fn load_values(
     origins: &mut Origins,
     found: &mut Collector,
 ) -> Result<Option<Node>, DiscoverError> {
-    if !path.is_file() {
-        return Ok(None);
-    }
     let rel = relative(context, path);
-    let text = read_text(path)?;
+    let Some(path) = in_context(context, path, found)?.filter(|p| p.is_file()) else {
+        return Ok(None);
+    };
+    let text = read_text(&path)?;
     let origin = origins.push(Origin::File(rel.clone()), rank);
     match yaml::load_documents(&text, origin) {
         Ok(mut docs) if !docs.is_empty() => Ok(Some(docs.remove(0))),
@@ -493,11 +551,17 @@ fn static_chart(
             }
         }
     }
-    let app_version = chart_app_version(&dir.join("Chart.yaml"));
-    let subcharts: Vec<PathBuf> = sorted_entries(&dir.join("charts"))?
-        .into_iter()
-        .filter(|p| p.is_dir() && !ignore.ignores_path(&relative(context, p)))
-        .collect();
+    let app_version = in_context(context, &dir.join("Chart.yaml"), found)?
+        .and_then(|path| chart_app_version(&path));
+    let mut subcharts: Vec<PathBuf> = Vec::new();
+    for listed in context_entries(context, &dir.join("charts"), found)? {
+        if ignore.ignores_path(&relative(context, &listed)) {
+            continue;
+        }
+        if let Some(path) = in_context(context, &listed, found)?.filter(|p| p.is_dir()) {
+            subcharts.push(path);
+        }
+    }
     let sub_names: Vec<String> = subcharts
         .iter()
         .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
@@ -526,9 +590,15 @@ fn static_chart(
         }
     }
     let templates = dir.join("templates");
-    for path in files_with_extensions(context, &templates, &[".yaml", ".yml", ".tpl"], ignore)? {
+    for (path, read) in files_with_extensions(
+        context,
+        &templates,
+        &[".yaml", ".yml", ".tpl"],
+        ignore,
+        found,
+    )? {
         let file = relative(context, &path);
-        for (line, image) in yaml::image_lines(&read_text(&path)?) {
+        for (line, image) in yaml::image_lines(&read_text(&read)?) {
             if let LineImage::Literal(text) = image {
                 let source = Provenance::ChartTemplate {
                     chart: name.to_string(),

@@ -20,13 +20,17 @@ pub struct SealIgnore {
 }
 
 impl SealIgnore {
-    /// Reads `<context>/.sealignore`; no file means nothing is left out.
+    /// Reads `<context>/.sealignore` (a symlink is followed inside the context only: one leading out of it
+    /// is an error); no file means nothing is left out.
     pub fn load(context: &Path) -> Result<SealIgnore, DiscoverError> {
-        let path = context.join(".sealignore");
-        if !path.is_file() {
-            return Ok(SealIgnore::default());
+        let found = formats::kubefile::resolve_in_context(context, ".sealignore")?;
+        if !found.path.is_file() {
+            return match found.outside_error(".sealignore") {
+                Some(e) => Err(e.into()),
+                None => Ok(SealIgnore::default()),
+            };
         }
-        Ok(SealIgnore::parse(&read_text(&path)?))
+        Ok(SealIgnore::parse(&read_text(&found.path)?))
     }
 
     /// Parses the text of a `.sealignore` file.

@@ -9,8 +9,8 @@ use registry::mirror::shim::parse_image_list_lines;
 
 use super::ignore::SealIgnore;
 use super::{
-    ArchiveEntry, ArchiveTransport, Collector, DiscoverError, Provenance, read_text, relative,
-    sorted_entries,
+    ArchiveEntry, ArchiveTransport, Collector, DiscoverError, Provenance, context_entries,
+    in_context, read_text, relative,
 };
 
 /// Reads every file of `images/shim/` (sorted by name) not left out by `.sealignore`.
@@ -19,11 +19,14 @@ pub(crate) fn shim_lists(
     ignore: &SealIgnore,
     found: &mut Collector,
 ) -> Result<(), DiscoverError> {
-    for path in sorted_entries(&context.join("images").join("shim"))? {
+    for path in context_entries(context, &context.join("images").join("shim"), found)? {
         let rel = relative(context, &path);
-        if !path.is_file() || ignore.ignores_path(&rel) {
+        if ignore.ignores_path(&rel) {
             continue;
         }
+        let Some(path) = in_context(context, &path, found)?.filter(|p| p.is_file()) else {
+            continue;
+        };
         for (line, image) in parse_image_list_lines(&read_text(&path)?) {
             found.image(
                 &image,
@@ -62,12 +65,17 @@ pub(crate) fn archives(
     ignore: &SealIgnore,
     found: &mut Collector,
 ) -> Result<Vec<ArchiveEntry>, DiscoverError> {
-    let dir = context.join("images").join("skopeo");
+    let Some(dir) = in_context(context, &context.join("images").join("skopeo"), found)? else {
+        return Ok(Vec::new());
+    };
     let list = dir.join("tar.txt");
     let rel_list = relative(context, &list);
-    if !list.is_file() || ignore.ignores_path(&rel_list) {
+    if ignore.ignores_path(&rel_list) {
         return Ok(Vec::new());
     }
+    let Some(list) = in_context(context, &list, found)?.filter(|p| p.is_file()) else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     for (line, text) in parse_image_list_lines(&read_text(&list)?) {
         let source = Provenance::List {
@@ -81,18 +89,23 @@ pub(crate) fn archives(
             );
             continue;
         };
-        let path = dir.join(file);
+        // Relative to `images/skopeo`; an absolute path starts at the context root, as a COPY source does.
+        let path = match file.strip_prefix('/') {
+            Some(from_root) => context.join(from_root),
+            None => dir.join(file),
+        };
         let rel = relative(context, &path);
         if ignore.ignores_path(&rel) {
             continue;
         }
-        if !path.is_file() {
+        let Some(path) = in_context(context, &path, found)?.filter(|p| p.is_file()) else {
             found.warn(
                 source.to_string(),
                 format!("archive `{rel}` is not in the context; skipped"),
             );
             continue;
-        }
+        };
+        let rel = relative(context, &path);
         let reference = match name.map(Reference::parse) {
             None => None,
             Some(Ok(r)) => Some(r.to_string()),

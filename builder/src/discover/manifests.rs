@@ -6,23 +6,27 @@ use std::path::{Path, PathBuf};
 
 use super::ignore::SealIgnore;
 use super::yaml::{self, LineImage, ScanOptions};
-use super::{Collector, DiscoverError, Provenance, read_text, relative, sorted_entries};
+use super::{
+    Collector, DiscoverError, Provenance, context_entries, in_context, read_text, relative,
+};
 
 /// Deepest directory nesting walked (symlinked directories are not followed).
 const MAX_DIR_DEPTH: usize = 64;
 
-/// The files under `dir` whose names end with one of `extensions`, recursively, sorted, minus what
-/// `.sealignore` leaves out.
+/// The files under the context directory `dir` whose names end with one of `extensions`, recursively,
+/// sorted, minus what `.sealignore` leaves out: each as (where it is listed, where it is read). A symlinked
+/// file is read where it leads inside the context ([`in_context`]); symlinked directories are not walked.
 pub(crate) fn files_with_extensions(
     context: &Path,
     dir: &Path,
     extensions: &[&str],
     ignore: &SealIgnore,
-) -> Result<Vec<PathBuf>, DiscoverError> {
+    found: &mut Collector,
+) -> Result<Vec<(PathBuf, PathBuf)>, DiscoverError> {
     let mut out = Vec::new();
     let mut pending = vec![(dir.to_path_buf(), 0)];
     while let Some((dir, depth)) = pending.pop() {
-        for path in sorted_entries(&dir)? {
+        for path in context_entries(context, &dir, found)? {
             if ignore.ignores_path(&relative(context, &path)) {
                 continue;
             }
@@ -33,13 +37,13 @@ pub(crate) fn files_with_extensions(
                 if depth < MAX_DIR_DEPTH {
                     pending.push((path, depth + 1));
                 }
-            } else if path.is_file()
-                && path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| extensions.iter().any(|e| n.ends_with(e)))
+            } else if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| extensions.iter().any(|e| n.ends_with(e)))
+                && let Some(read) = in_context(context, &path, found)?.filter(|p| p.is_file())
             {
-                out.push(path);
+                out.push((path, read));
             }
         }
     }
@@ -54,9 +58,11 @@ pub(crate) fn scan_manifests(
     found: &mut Collector,
 ) -> Result<(), DiscoverError> {
     let dir = context.join("manifests");
-    for path in files_with_extensions(context, &dir, &[".yaml", ".yml", ".tmpl"], ignore)? {
+    for (path, read) in
+        files_with_extensions(context, &dir, &[".yaml", ".yml", ".tmpl"], ignore, found)?
+    {
         let file = relative(context, &path);
-        let text = read_text(&path)?;
+        let text = read_text(&read)?;
         scan_yaml_file(&file, &text, found, |line| Provenance::Manifest {
             file: file.clone(),
             line,

@@ -190,6 +190,9 @@ impl fmt::Display for Warning {
 /// Why discovery failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
+    /// `.sealignore` leads out of the context through a symlink, or a path could not be resolved.
+    #[error(transparent)]
+    Context(#[from] formats::kubefile::ContextPathError),
     /// A file or directory of the context could not be read.
     #[error("cannot {op} `{}`: {source}", path.display())]
     Io {
@@ -317,8 +320,50 @@ pub(crate) fn relative(context: &Path, path: &Path) -> String {
         .join("/")
 }
 
+/// `path` (below `context`) resolved inside the context by the build's own rule
+/// ([`formats::kubefile::resolve_in_context`]: symlinks are followed only inside it): where discovery reads
+/// it. `None` when it is not in the context; when a symlink on the way leads out of the context, that is a
+/// warning at `path`.
+pub(crate) fn in_context(
+    context: &Path,
+    path: &Path,
+    found: &mut Collector,
+) -> Result<Option<PathBuf>, DiscoverError> {
+    use formats::kubefile::ContextPathError;
+    let rel = relative(context, path);
+    let resolved = match formats::kubefile::resolve_in_context(context, &rel) {
+        Ok(resolved) => resolved,
+        Err(ContextPathError::Outside { .. }) => return Ok(None),
+        Err(e @ ContextPathError::Loop { .. }) => {
+            found.warn(rel, format!("{e}; not read"));
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if resolved.metadata().is_some() {
+        return Ok(Some(resolved.path));
+    }
+    if let Some(e) = resolved.outside_error(&rel) {
+        found.warn(rel, format!("{e}; not read"));
+    }
+    Ok(None)
+}
+
+/// The entries of the context directory `dir` (resolved with [`in_context`]) sorted by name; a missing
+/// directory has none. Each is listed below the resolved directory, not yet resolved itself.
+pub(crate) fn context_entries(
+    context: &Path,
+    dir: &Path,
+    found: &mut Collector,
+) -> Result<Vec<PathBuf>, DiscoverError> {
+    match in_context(context, dir, found)? {
+        Some(dir) => sorted_entries(&dir),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// The entries of `dir` sorted by name; a missing directory has none.
-pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DiscoverError> {
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DiscoverError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -518,6 +563,84 @@ mod tests {
             serde_json::to_value(&p).unwrap(),
             serde_json::json!({"kind": "chart-values", "chart": "app", "file": "charts/app/values.yaml", "line": 2, "key": "image"})
         );
+    }
+
+    /// A context `ctx/` whose symlinks lead to `host/` beside it (standing in for the host's files), which
+    /// holds images discovery must never report, and one symlink that stays inside the context.
+    fn context_with_links_out() -> (tempfile::TempDir, PathBuf) {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, host) = (dir.path().join("ctx"), dir.path().join("host"));
+        for (file, text) in [
+            ("host/pod.yaml", "image: host/manifest:1\n"),
+            ("host/list", "host/shim:1\n"),
+            ("host/values.yaml", "image: host/values:1\n"),
+            ("host/app.tar", ""),
+            ("ctx/shared/pod.yaml", "image: inside/linked:1\n"),
+            ("ctx/charts/app/Chart.yaml", "name: app\n"),
+            (
+                "ctx/charts/app/templates/t.yaml",
+                "image: inside/template:1\n",
+            ),
+            (
+                "ctx/images/skopeo/tar.txt",
+                "docker-archive:../../../host/app.tar@a:1\ndocker-archive:/host/app.tar@b:1\ndocker-archive:linked.tar@c:1\n",
+            ),
+        ] {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        std::fs::create_dir_all(ctx.join("manifests")).unwrap();
+        std::fs::create_dir_all(ctx.join("images/shim")).unwrap();
+        symlink(host.join("pod.yaml"), ctx.join("manifests/host.yaml")).unwrap();
+        symlink("../../host/pod.yaml", ctx.join("manifests/up.yaml")).unwrap();
+        symlink("/shared/pod.yaml", ctx.join("manifests/inside.yaml")).unwrap();
+        symlink(host.join("list"), ctx.join("images/shim/host")).unwrap();
+        symlink(host.join("app.tar"), ctx.join("images/skopeo/linked.tar")).unwrap();
+        symlink(host.join("values.yaml"), ctx.join("charts/app/values.yaml")).unwrap();
+        symlink(&host, ctx.join("charts/host")).unwrap();
+        (dir, ctx)
+    }
+
+    #[test]
+    fn discovery_reads_nothing_through_a_symlink_out_of_the_context() {
+        let (dir, ctx) = context_with_links_out();
+        let (helm, args) = fake_helm(dir.path());
+        let opts = DiscoverOptions {
+            helm: Some(helm),
+            cmd: vec!["helm install x charts/app -f ../host/values.yaml".into()],
+            ..DiscoverOptions::default()
+        };
+        let d = discover(&ctx, &opts).unwrap();
+        let images: Vec<&str> = d.images.iter().map(|i| i.reference.as_str()).collect();
+        assert_eq!(
+            images,
+            ["docker.io/inside/linked:1", "docker.io/inside/template:1"],
+            "{:#?}",
+            d.warnings
+        );
+        assert!(d.archives.is_empty(), "{:?}", d.archives);
+        assert!(
+            !args.exists(),
+            "helm was run on a chart with a symlink out of the context"
+        );
+        let warnings: Vec<String> = d.warnings.iter().map(ToString::to_string).collect();
+        for expected in [
+            "manifests/host.yaml: `manifests/host.yaml` is not in the build context: `manifests/host.yaml` is a symlink to",
+            "manifests/up.yaml: `manifests/up.yaml` is not in the build context: `manifests/up.yaml` is a symlink to `../../host/pod.yaml`",
+            "images/shim/host: `images/shim/host` is not in the build context",
+            "images/skopeo/tar.txt:1: archive `images/skopeo/../../../host/app.tar` is not in the context; skipped",
+            "images/skopeo/tar.txt:2: archive `host/app.tar` is not in the context; skipped",
+            "images/skopeo/tar.txt:3: archive `images/skopeo/linked.tar` is not in the context; skipped",
+            "charts/app: values file `../host/values.yaml` passed with -f in the CMD is not in the context",
+            "charts/app: chart not rendered: `charts/app/values.yaml` is a symlink to",
+        ] {
+            assert!(
+                warnings.iter().any(|w| w.starts_with(expected)),
+                "no warning starting {expected:?} in {warnings:#?}"
+            );
+        }
     }
 
     /// A stand-in for helm: records its arguments (one a line) in `args` and prints canned `helm template`

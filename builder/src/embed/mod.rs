@@ -376,7 +376,17 @@ pub fn prepare(
             });
         }
     }
-    let existing = read_lock(&lock_path)?;
+    // Read where the lock leads inside the context (never a host file through a symlink); it is rewritten by
+    // an atomic rename, which replaces a symlink rather than writing through it.
+    let existing = match formats::kubefile::resolve_in_context(context, LOCK_FILE) {
+        Ok(found) => read_lock(&found.path)?,
+        Err(e) => {
+            return Err(EmbedError::Io {
+                path: lock_path,
+                source: std::io::Error::other(e.to_string()),
+            });
+        }
+    };
     let keys: Vec<String> = if opts.all_platforms {
         vec![ALL_PLATFORMS.to_string()]
     } else {

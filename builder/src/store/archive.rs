@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use formats::digest::{Digest, DigestReader};
-use formats::layer::{Compression, decompressing_reader};
+use formats::layer::{Compression, ExpansionLimit, decompressing_reader};
 use formats::manifest::Descriptor;
 use formats::oci_layout::MAX_JSON_BLOB;
 
@@ -108,9 +108,13 @@ impl Read for RangeReader<'_> {
 
 impl ArchiveSource {
     /// Opens a directory as is, or indexes a tar file's members. A gzip- or zstd-compressed tar is first
-    /// decompressed, streaming, into an anonymous temporary file in `scratch` (unlinked at once, so it
-    /// vanishes with the process whatever happens).
-    pub(crate) fn open(path: &Path, scratch: &Path) -> Result<Self, StoreError> {
+    /// decompressed within `limit`, streaming, into an anonymous temporary file in `scratch` (unlinked at
+    /// once, so it vanishes with the process whatever happens).
+    pub(crate) fn open(
+        path: &Path,
+        scratch: &Path,
+        limit: ExpansionLimit,
+    ) -> Result<Self, StoreError> {
         let meta = std::fs::metadata(path).map_err(io_err("open", path))?;
         if meta.is_dir() {
             return Ok(ArchiveSource::Dir {
@@ -121,7 +125,7 @@ impl ArchiveSource {
         let mut magic = [0u8; 4];
         let n = file.read_at(&mut magic, 0).map_err(io_err("read", path))?;
         if Compression::detect(&magic[..n]) != Compression::None {
-            file = decompress_to_scratch(path, file, scratch)?;
+            file = decompress_to_scratch(path, file, meta.len(), scratch, limit)?;
         }
         let members = index_tar(path, &file)?;
         Ok(ArchiveSource::Tar {
@@ -264,8 +268,15 @@ impl JsonBlobs for ArchiveSource {
     }
 }
 
-/// Decompresses `file` into a new, already unlinked file in `scratch` and returns that file.
-fn decompress_to_scratch(path: &Path, file: File, scratch: &Path) -> Result<File, StoreError> {
+/// Decompresses `file` (`size` bytes) within `limit` into a new, already unlinked file in `scratch` and
+/// returns that file.
+fn decompress_to_scratch(
+    path: &Path,
+    file: File,
+    size: u64,
+    scratch: &Path,
+    limit: ExpansionLimit,
+) -> Result<File, StoreError> {
     std::fs::create_dir_all(scratch).map_err(io_err("create directory", scratch))?;
     let temp = scratch.join(format!(".tmp-archive-{}", formats::fsutil::unique_suffix()));
     let mut out = File::options()
@@ -276,8 +287,7 @@ fn decompress_to_scratch(path: &Path, file: File, scratch: &Path) -> Result<File
         .map_err(io_err("create", &temp))?;
     let removed = std::fs::remove_file(&temp);
     removed.map_err(io_err("remove", &temp))?;
-    let mut reader = decompressing_reader(io::BufReader::with_capacity(256 * 1024, file))
-        .map_err(io_err("decompress", path))?;
+    let mut reader = decompressing_reader(file, size, limit).map_err(io_err("decompress", path))?;
     let mut writer = io::BufWriter::with_capacity(256 * 1024, &mut out);
     io::copy(&mut reader, &mut writer).map_err(|e| StoreError::BadArchive {
         path: path.to_path_buf(),

@@ -43,7 +43,7 @@ pub struct LoadedImage {
 
 /// Detects the format of `path` and loads every image in it.
 pub(crate) fn load(store: &Store, path: &Path) -> Result<Vec<LoadedImage>, StoreError> {
-    let src = ArchiveSource::open(path, store.root())?;
+    let src = ArchiveSource::open(path, store.root(), store.expansion_limit())?;
     let _guard = store.write_guard()?;
     if src.contains("oci-layout") && src.contains("index.json") {
         load_oci(store, &src)
@@ -235,8 +235,10 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
 /// Stores one docker-archive layer as given, verified against its diff_id, and returns its descriptor.
 ///
 /// An uncompressed layer's digest is its diff_id, so it is verified by the store while streaming. A
-/// compressed one is staged and decompressed in the same pass; it becomes visible only when the
-/// decompressed stream hashes to the diff_id.
+/// compressed one is staged and decompressed in the same pass, within the store's
+/// [`ExpansionLimit`](formats::layer::ExpansionLimit) (a decompression bomb stops at the bound, not at its
+/// end), and becomes visible only when the decompressed stream hashes to the diff_id. Data after the
+/// compressed stream is refused.
 fn store_docker_layer(
     store: &Store,
     src: &ArchiveSource,
@@ -262,29 +264,20 @@ fn store_docker_layer(
     }
     let blobs_dir = store.root().join("blobs").join(Algorithm::Sha256.as_str());
     let mut staged = StagedFile::new_in(&blobs_dir, Algorithm::Sha256)?;
-    let (actual, _) = {
+    let actual = {
         let tee = Tee {
             reader,
             writer: &mut staged,
         };
         let mut hashing = DigestWriter::new(io::sink(), diff_id.algorithm());
-        let mut decoded = decompressing_reader(tee).map_err(io_err("read", src.path()))?;
-        io::copy(&mut decoded, &mut hashing)
-            .map_err(io_err("decompress layer from", src.path()))?;
-        // Anything after the end of the compressed stream still belongs to the blob.
-        drop(decoded);
-        let (_, d, len) = hashing.finish();
-        (d, len)
-    };
-    if staged.len() != size {
-        return Err(StoreError::BadArchive {
+        let mut decoded = decompressing_reader(tee, size, store.expansion_limit())
+            .map_err(io_err("read", src.path()))?;
+        io::copy(&mut decoded, &mut hashing).map_err(|e| StoreError::BadArchive {
             path: src.path().to_path_buf(),
-            reason: format!(
-                "layer `{name}` has data after its compressed stream ({size} bytes, {} read)",
-                staged.len()
-            ),
-        });
-    }
+            reason: format!("layer `{name}` (diff_id {diff_id}): {e}"),
+        })?;
+        hashing.finish().1
+    };
     if &actual != diff_id {
         return Err(StoreError::BadArchive {
             path: src.path().to_path_buf(),

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use formats::digest::{DigestError, VerifyError};
 use formats::fsutil::StageError;
+use formats::layer::ExpansionLimit;
 use formats::manifest::{Descriptor, ManifestError, RawManifest};
 use formats::oci_layout::{ANNOTATION_REF_NAME, GcReport, LayoutError, OciLayout};
 use formats::reference::{Reference, ReferenceError};
@@ -185,11 +186,12 @@ pub struct WriteGuard {
 #[derive(Debug, Clone)]
 pub struct Store {
     layout: OciLayout,
+    expansion: ExpansionLimit,
 }
 
 /// Inspects an image behind a transport (`oci:`, `oci-archive:`, `docker-archive:`) without a store.
 pub fn inspect_transport(source: &ImageSource) -> Result<ImageDetails, StoreError> {
-    transport::inspect(source)
+    transport::inspect(source, ExpansionLimit::default())
 }
 
 /// Normalises a name a user typed to the full reference stored in `index.json`.
@@ -216,6 +218,7 @@ impl Store {
     pub fn open_or_create(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         Ok(Store {
             layout: OciLayout::create(root)?,
+            expansion: ExpansionLimit::default(),
         })
     }
 
@@ -223,7 +226,20 @@ impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         Ok(Store {
             layout: OciLayout::open(root)?,
+            expansion: ExpansionLimit::default(),
         })
+    }
+
+    /// Sets how far layers and archives this store reads may expand when decompressed (`load`, `save`
+    /// to a docker archive, and the runtime's unpacking); the default is [`ExpansionLimit::default`].
+    pub fn with_expansion_limit(mut self, limit: ExpansionLimit) -> Self {
+        self.expansion = limit;
+        self
+    }
+
+    /// The bound on decompression that [`Store::with_expansion_limit`] set.
+    pub fn expansion_limit(&self) -> ExpansionLimit {
+        self.expansion
     }
 
     /// The OCI layout underneath.
@@ -361,7 +377,7 @@ impl Store {
     pub fn inspect_source(&self, source: &ImageSource) -> Result<ImageDetails, StoreError> {
         match source {
             ImageSource::Local(name) => self.inspect(name),
-            other => transport::inspect(other),
+            other => transport::inspect(other, self.expansion),
         }
     }
 

@@ -491,18 +491,16 @@ fn write_docker_layer(
         let reader = open_verified(store, layer)?;
         return w.file(name, layer.size, reader);
     }
-    let (actual, size) = diff_id_of(io::BufReader::new(store.layout.open_blob(&layer.digest)?))
-        .map_err(io_err("decompress", &store.layout.blob_path(&layer.digest)))?;
+    let limit = store.expansion_limit();
+    let (actual, size) = diff_id_of(store.layout.open_blob(&layer.digest)?, layer.size, limit)
+        .map_err(|e| StoreError::Unsupported(format!("{what}: {e}")))?;
     if &actual != diff_id {
         return Err(StoreError::Unsupported(format!(
             "{what} decompresses to {actual}, but its config gives diff_id {diff_id}; the image is inconsistent"
         )));
     }
-    let decoded = decompressing_reader(io::BufReader::with_capacity(
-        256 * 1024,
-        store.layout.open_blob(&layer.digest)?,
-    ))
-    .map_err(io_err("decompress", &store.layout.blob_path(&layer.digest)))?;
+    let decoded = decompressing_reader(store.layout.open_blob(&layer.digest)?, layer.size, limit)
+        .map_err(io_err("decompress", &store.layout.blob_path(&layer.digest)))?;
     let reader = Verifying::new(decoded, diff_id, size, what);
     w.file(name, size, reader)
 }

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::Path;
 
 use formats::digest::Digest;
-use formats::layer::Compression;
+use formats::layer::{Compression, ExpansionLimit};
 use formats::manifest::{ImageConfig, Platform};
 
 use super::testutil::{image, multi, simple};
@@ -375,13 +375,13 @@ fn docker_archive_round_trip_keeps_config_and_diff_ids() {
     s.save(&names, ArchiveFormat::DockerArchive, &out).unwrap();
 
     // The archive is in docker's layout with uncompressed layers whose hash is the diff_id.
-    let src = archive::ArchiveSource::open(&out, d.path()).unwrap();
+    let src = archive::ArchiveSource::open(&out, d.path(), ExpansionLimit::default()).unwrap();
     let entries = transport::read_docker_manifest(&src).unwrap();
     assert_eq!(entries.len(), 3);
     for e in &entries {
         assert!(e.layers[0].ends_with("/layer.tar"));
-        let (r, _) = src.open_member(&e.layers[0]).unwrap();
-        let (digest, _) = transport::diff_id_of(r).unwrap();
+        let (r, size) = src.open_member(&e.layers[0]).unwrap();
+        let (digest, _) = transport::diff_id_of(r, size, ExpansionLimit::default()).unwrap();
         assert_eq!(format!("{}/layer.tar", digest.hex()), e.layers[0]);
     }
 
@@ -616,7 +616,7 @@ fn archive_members_are_streamed_not_loaded() {
     let (d, _s) = store();
     let t = d.path().join("t.tar");
     raw_tar(&t, &[("a", b"first"), ("b", b"second")]);
-    let src = archive::ArchiveSource::open(&t, d.path()).unwrap();
+    let src = archive::ArchiveSource::open(&t, d.path(), ExpansionLimit::default()).unwrap();
     let (mut r, n) = src.open_member("./b").unwrap();
     let mut s = String::new();
     r.read_to_string(&mut s).unwrap();
@@ -707,7 +707,7 @@ fn one_image_saved_under_two_names_is_one_docker_archive_entry_with_both_names()
     let a = d.path().join("d.tar");
     s.save(&["myapp:v1", "alias:v2"], ArchiveFormat::DockerArchive, &a)
         .unwrap();
-    let src = archive::ArchiveSource::open(&a, d.path()).unwrap();
+    let src = archive::ArchiveSource::open(&a, d.path(), ExpansionLimit::default()).unwrap();
     let entries = transport::read_docker_manifest(&src).unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(

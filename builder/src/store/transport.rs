@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use formats::digest::{Algorithm, Digest, DigestReader};
-use formats::layer::{Compression, decompressing_reader};
+use formats::layer::{Compression, ExpansionLimit, decompressing_reader};
 use formats::manifest::{
     Descriptor, ImageConfig, ImageIndex, ImageManifest, ParsedManifest, RawManifest,
 };
@@ -117,8 +117,12 @@ impl fmt::Display for ImageSource {
     }
 }
 
-/// Inspects an image behind a transport (not the local store).
-pub(crate) fn inspect(source: &ImageSource) -> Result<ImageDetails, StoreError> {
+/// Inspects an image behind a transport (not the local store); a compressed archive is decompressed within
+/// `limit`.
+pub(crate) fn inspect(
+    source: &ImageSource,
+    limit: ExpansionLimit,
+) -> Result<ImageDetails, StoreError> {
     match source {
         ImageSource::Local(n) => Err(StoreError::NotFound(n.clone())),
         ImageSource::Registry(n) => Err(StoreError::Unsupported(format!(
@@ -139,7 +143,7 @@ pub(crate) fn inspect(source: &ImageSource) -> Result<ImageDetails, StoreError> 
                     },
                 });
             }
-            let src = ArchiveSource::open(path, &std::env::temp_dir())?;
+            let src = ArchiveSource::open(path, &std::env::temp_dir(), limit)?;
             let index = read_oci_index(&src)?;
             let entry = select_oci_entry(&src, &index, reference.as_deref())?;
             let raw = read_manifest(&src, &entry)?;
@@ -149,7 +153,7 @@ pub(crate) fn inspect(source: &ImageSource) -> Result<ImageDetails, StoreError> 
             details::describe(&src, name, &top, &raw)
         }
         ImageSource::DockerArchive { path, reference } => {
-            let src = ArchiveSource::open(path, &std::env::temp_dir())?;
+            let src = ArchiveSource::open(path, &std::env::temp_dir(), limit)?;
             let entries = read_docker_manifest(&src)?;
             let entry = select_docker_entry(&src, &entries, reference.as_deref())?;
             let image = docker_image_view(&src, entry)?;
@@ -484,9 +488,17 @@ pub(crate) fn read_prefix(r: &mut impl io::Read, buf: &mut [u8]) -> io::Result<u
     Ok(filled)
 }
 
-/// Decompresses (if needed) and hashes a layer stream: its diff_id and uncompressed size.
-pub(crate) fn diff_id_of(reader: impl io::Read) -> io::Result<(Digest, u64)> {
-    let mut r = DigestReader::new(decompressing_reader(reader)?, Algorithm::Sha256);
+/// Decompresses (if needed, within `limit`) and hashes a layer stream of `size` bytes: its diff_id and
+/// uncompressed size.
+pub(crate) fn diff_id_of(
+    reader: impl io::Read,
+    size: u64,
+    limit: ExpansionLimit,
+) -> io::Result<(Digest, u64)> {
+    let mut r = DigestReader::new(
+        decompressing_reader(reader, size, limit)?,
+        Algorithm::Sha256,
+    );
     io::copy(&mut r, &mut io::sink())?;
     let (_, d, n) = r.finish();
     Ok((d, n))
@@ -544,9 +556,12 @@ mod tests {
 
     #[test]
     fn registry_source_is_refused_with_a_clear_message() {
-        let e = inspect(&ImageSource::Registry("nginx".into()))
-            .unwrap_err()
-            .to_string();
+        let e = inspect(
+            &ImageSource::Registry("nginx".into()),
+            ExpansionLimit::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("not supported yet"), "{e}");
     }
 

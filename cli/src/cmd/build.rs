@@ -154,7 +154,7 @@ pub fn dry_run(args: &BuildArgs) -> anyhow::Result<DryRun> {
         bail!("build context `{}` is not a directory", context.display());
     }
     let path = kubefile_path(args.file.as_deref(), context)?;
-    let name = path.display().to_string();
+    let name = args.file.as_ref().unwrap_or(&path).display().to_string();
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading Kubefile `{name}`"))?;
     let kubefile = kubefile::parse_named(&name, &text)?;
@@ -218,11 +218,9 @@ fn discover_images(args: &BuildArgs, plans: &[BuildPlan]) -> anyhow::Result<Disc
         .with_context(|| format!("discovering the images of `{}`", args.context.display()))
 }
 
+/// Where the Kubefile is read from: [`kubefile::locate_kubefile`], the build's own rule.
 fn kubefile_path(file: Option<&Path>, context: &Path) -> anyhow::Result<PathBuf> {
-    if let Some(file) = file {
-        return Ok(file.to_path_buf());
-    }
-    kubefile::find_default(context).ok_or_else(|| {
+    kubefile::locate_kubefile(context, file)?.ok_or_else(|| {
         anyhow::Error::new(Hint(
             "add a Kubefile to the context or pass one with -f FILE".to_string(),
         ))
@@ -475,6 +473,7 @@ fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
             strict: args.strict,
             ..args.embed.options()
         },
+        expansion_limit: global.expansion_limit(),
     };
     let mut display =
         super::build_progress::BuildProgress::new(!args.quiet && std::io::stderr().is_terminal());

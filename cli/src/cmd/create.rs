@@ -21,9 +21,13 @@ pub struct CreateArgs {
     /// Print only the directory.
     #[arg(long)]
     pub short: bool,
-    /// The working directory (created afresh). Default: `<data-dir>/create/<image>`.
+    /// The working directory (created afresh). Default: `<data-dir>/create/<image>`. A directory that is
+    /// not empty and was not made by `create` is refused unless `--force`.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Replace `--dir` even when it holds files `create` did not make.
+    #[arg(short, long)]
+    pub force: bool,
     /// Base of the default working directory.
     #[arg(long, value_name = "DIR", default_value = runtime::run::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
@@ -41,7 +45,7 @@ pub fn run(global: &GlobalArgs, args: &CreateArgs) -> anyhow::Result<()> {
         }
     };
     let cmd = (!args.cmd.is_empty()).then_some(args.cmd.as_slice());
-    let report = runtime::create::create(&store, &args.image, &env, cmd, &dir)?;
+    let report = runtime::create::create(&store, &args.image, &env, cmd, &dir, args.force)?;
     if args.short {
         println!("{}", report.dir.display());
         return Ok(());

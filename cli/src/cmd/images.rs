@@ -22,13 +22,14 @@ pub struct ImagesArgs {
 /// Opens (creating when missing) the local store of `global`.
 pub fn open_store(global: &GlobalArgs) -> anyhow::Result<Store> {
     let root = global.store_root();
-    Store::open_or_create(&root).map_err(|e| {
+    let store = Store::open_or_create(&root).map_err(|e| {
         anyhow::Error::new(Hint(format!(
             "the store is `{}`; choose another with --root or SEALOS_ROOT",
             root.display()
         )))
         .context(e.to_string())
-    })
+    })?;
+    Ok(store.with_expansion_limit(global.expansion_limit()))
 }
 
 /// Turns a store error into a CLI error, with a hint where there is something to suggest.

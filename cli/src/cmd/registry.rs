@@ -2,10 +2,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use registry::server::auth::{AuthConfig, Htpasswd, TokenKey};
+use registry::server::limits::{self, ConnectionLimits};
+use registry::server::uploads::{self, UploadSessionLimits};
 use registry::server::{self, ServerConfig, tls};
 use registry::storage::{FsStorage, MemoryStorage, S3Config, S3Storage, Storage};
 
@@ -46,8 +49,14 @@ pub enum Backend {
     /// image's `registry/` directory); created if missing.
     #[command(visible_alias = "fs")]
     Filesystem {
-        /// The directory that holds (or will hold) `docker/registry/v2`.
+        /// The directory that holds (or will hold) `docker/registry/v2`. Nothing below it is reached through a
+        /// symlink; the directory itself may be one.
         dir: PathBuf,
+        /// Hash each blob against its digest before serving it the first time (a blob that does not match is
+        /// refused and logged): for trees this registry did not write, such as a cluster image's `registry/`
+        /// (`sealos run` serves it so). Costs one read of each blob, once.
+        #[arg(long)]
+        verify_blobs: bool,
         /// Server options.
         #[command(flatten)]
         options: ServeOptions,
@@ -108,6 +117,43 @@ pub struct ServeOptions {
     /// Refuse every write (push, delete) with 405 UNSUPPORTED.
     #[arg(long)]
     pub read_only: bool,
+    /// Allow DELETE of manifests and blobs (off: 405 UNSUPPORTED, as in distribution). A blob that a manifest
+    /// of its repository uses is still not deleted (409). See docs/registry-maintenance.md.
+    #[arg(long)]
+    pub enable_delete: bool,
+    /// Cancel an upload session after this long without a request (`90s`, `15m`, `1h`).
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = positive_duration)]
+    pub upload_idle_timeout: Duration,
+    /// Most open upload sessions of one client (a logged-in user, else a remote IP address); past it, 429.
+    #[arg(long, value_name = "N", default_value_t = uploads::DEFAULT_PER_CLIENT, value_parser = at_least_one)]
+    pub max_upload_sessions_per_client: usize,
+    /// Most open upload sessions in one repository; past it, 429.
+    #[arg(long, value_name = "N", default_value_t = uploads::DEFAULT_PER_REPOSITORY, value_parser = at_least_one)]
+    pub max_upload_sessions_per_repository: usize,
+    /// Most open upload sessions in all; past it, 429.
+    #[arg(long, value_name = "N", default_value_t = uploads::DEFAULT_TOTAL, value_parser = at_least_one)]
+    pub max_upload_sessions: usize,
+    /// Most connections open at once (TLS handshakes included); more wait until one closes. Lowered to half
+    /// the open-file limit (raised to its hard limit at start) when that is smaller. See docs/registry-limits.md.
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
+    pub max_connections: usize,
+    /// How long a client may take to send a request's line and headers (`30s`, `1m`).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
+    pub header_timeout: Duration,
+    /// Close a kept-alive connection after this long without a request.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = positive_duration)]
+    pub idle_timeout: Duration,
+    /// End a request whose body sends nothing for this long, and a connection whose client takes nothing of
+    /// a response for this long.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
+    pub body_timeout: Duration,
+    /// Most blob uploads (requests streaming a chunk) receiving at once; past it, 429 with `Retry-After: 1`.
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_CONCURRENT_UPLOADS, value_parser = at_least_one)]
+    pub max_concurrent_uploads: usize,
+    /// Most blob uploads receiving at once from one client (a logged-in user, else a remote address); past
+    /// it, 429.
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_CONCURRENT_UPLOADS_PER_CLIENT, value_parser = at_least_one)]
+    pub max_concurrent_uploads_per_client: usize,
     /// Require credentials from this htpasswd file (bcrypt entries only: `htpasswd -B`). Clients log in
     /// with Basic or get bearer tokens from `/token`. See docs/registry-auth.md.
     #[arg(long, value_name = "FILE")]
@@ -132,7 +178,49 @@ pub struct ServeOptions {
     pub tls_client_ca: Option<PathBuf>,
 }
 
+/// A duration flag that must not be zero.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match super::registry_maint::parse_duration(text)? {
+        d if d.is_zero() => Err(format!("`{text}` is no time at all: give at least `1s`")),
+        d => Ok(d),
+    }
+}
+
+/// A count flag that must be at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{text}` is not a count of at least 1")),
+    }
+}
+
 impl ServeOptions {
+    /// The connection limits of the flags, fitted to the open-file limit (raised to its hard limit first).
+    fn connection_limits(&self) -> ConnectionLimits {
+        let mut limits = ConnectionLimits {
+            max_connections: self.max_connections,
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            body_timeout: self.body_timeout,
+            max_concurrent_uploads: self.max_concurrent_uploads,
+            max_concurrent_uploads_per_client: self.max_concurrent_uploads_per_client,
+        };
+        match limits::raise_open_file_limit() {
+            Ok(open_files) => {
+                if let Some(asked) = limits.fit_open_files(open_files) {
+                    tracing::warn!(
+                        asked,
+                        max_connections = limits.max_connections,
+                        open_files,
+                        "--max-connections lowered to half the open-file limit (raise `ulimit -n`)"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
+        }
+        limits
+    }
+
     /// The authentication settings, loading the htpasswd and key files.
     fn auth_config(&self) -> anyhow::Result<Option<AuthConfig>> {
         let Some(path) = &self.htpasswd else {
@@ -172,10 +260,15 @@ pub fn run(args: &RegistryArgs) -> anyhow::Result<()> {
 
 fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
     let (storage, options): (Arc<dyn Storage>, &ServeOptions) = match &args.backend {
-        Backend::Filesystem { dir, options } => {
+        Backend::Filesystem {
+            dir,
+            verify_blobs,
+            options,
+        } => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating registry directory `{}`", dir.display()))?;
-            (Arc::new(FsStorage::new(dir)), options)
+            let storage = FsStorage::new(dir).verify_on_first_read(*verify_blobs);
+            (Arc::new(storage), options)
         }
         Backend::Inmem { options } => (Arc::new(MemoryStorage::new()), options),
         Backend::S3 {
@@ -266,11 +359,20 @@ async fn serve_until_signal(
         log_requests: !options.disable_logging,
         auth,
         tls: tls.is_some(),
+        enable_delete: options.enable_delete,
+        upload_sessions: UploadSessionLimits {
+            per_client: options.max_upload_sessions_per_client,
+            per_repository: options.max_upload_sessions_per_repository,
+            total: options.max_upload_sessions,
+            idle_timeout: options.upload_idle_timeout,
+        },
+        limits: options.connection_limits(),
     };
+    let limits = config.limits.clone();
     let router = server::router(storage, config);
     let result = match tls {
-        Some(tls) => tls::serve_tls(listener, tls, router, shutdown_signal()).await,
-        None => server::serve(listener, router, shutdown_signal()).await,
+        Some(tls) => tls::serve_tls_with(listener, tls, router, &limits, shutdown_signal()).await,
+        None => server::serve_with(listener, router, &limits, shutdown_signal()).await,
     };
     if let Some(pid_file) = &options.pid_file {
         let _ignored = std::fs::remove_file(pid_file);

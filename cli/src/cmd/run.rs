@@ -105,9 +105,10 @@ pub struct RunArgs {
     /// Port of the embedded registry served from the first master.
     #[arg(long, default_value_t = DEFAULT_REGISTRY_PORT)]
     pub registry_port: u16,
-    /// Address the embedded registry listens on.
-    #[arg(long, default_value = "0.0.0.0")]
-    pub registry_address: String,
+    /// Address the embedded registry listens on [default: the first master's address; 127.0.0.1 when the run
+    /// is on this machine]. It serves without authentication: `0.0.0.0` exposes it on every interface.
+    #[arg(long, value_name = "ADDR", alias = "registry-address")]
+    pub registry_listen: Option<String>,
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -187,7 +188,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
         force: args.force,
         registry: RegistryOptions {
             port: args.registry_port,
-            address: args.registry_address.clone(),
+            address: args.registry_listen.clone(),
             binary,
         },
     };

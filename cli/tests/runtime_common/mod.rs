@@ -97,14 +97,25 @@ pub fn read_lines(path: &Path) -> Vec<String> {
 
 /// A tar holding one regular file named `name` (which may try to escape).
 pub fn tar_with_entry(name: &str, content: &[u8]) -> Vec<u8> {
+    tar_with_header(name, content, b'0', "")
+}
+
+/// A tar holding one symlink named `name` pointing to `target`.
+pub fn tar_with_symlink(name: &str, target: &str) -> Vec<u8> {
+    tar_with_header(name, b"", b'2', target)
+}
+
+/// A tar of one entry of type `kind` (`0` file, `2` symlink).
+fn tar_with_header(name: &str, content: &[u8], kind: u8, link: &str) -> Vec<u8> {
     let mut header = [0u8; 512];
     header[..name.len()].copy_from_slice(name.as_bytes());
+    header[157..157 + link.len()].copy_from_slice(link.as_bytes());
     header[100..108].copy_from_slice(b"0000644\0");
     header[108..116].copy_from_slice(b"0000000\0");
     header[116..124].copy_from_slice(b"0000000\0");
     header[124..136].copy_from_slice(format!("{:011o}\0", content.len()).as_bytes());
     header[136..148].copy_from_slice(b"00000000000\0");
-    header[156] = b'0';
+    header[156] = kind;
     header[257..263].copy_from_slice(b"ustar\0");
     header[263..265].copy_from_slice(b"00");
     header[148..156].copy_from_slice(b"        ");

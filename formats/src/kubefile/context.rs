@@ -1,7 +1,13 @@
 //! File-system side of Kubefiles, kept apart from the pure parser and evaluator: finding the default Kubefile
 //! of a context and listing the context files each COPY/ADD takes.
+//!
+//! Every path of a build context is resolved by [`resolve_in_context`], as buildah and BuildKit resolve COPY
+//! sources: symlinks are followed only inside the context (an absolute target starts at the context root,
+//! `..` stops there), so a build never reads a host file through a symlink in the context.
 
+use std::collections::VecDeque;
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::error::{EvalError, EvalErrorKind};
@@ -10,14 +16,244 @@ use super::eval::{BuildPlan, ContextFile, CopyFrom, CopyPlan, FileKind};
 /// File names looked for in a build context when no `-f` is given, in order; the first found is used.
 pub const DEFAULT_NAMES: [&str; 4] = ["Sealfile", "Kubefile", "Dockerfile", "Containerfile"];
 
-/// The first of [`DEFAULT_NAMES`] that is a file in `context`, if any.
+/// A symlink relative to the context root, and its target.
+type Link = (String, String);
+
+/// A context path matched by a source, resolved, and its name as matched.
+type Match = (String, String);
+
+/// Symlinks followed while resolving one path before giving up (Linux's `MAXSYMLINKS`).
+pub const MAX_SYMLINKS: usize = 40;
+
+/// A path of a build context, resolved inside it by [`resolve_in_context`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextPath {
+    /// Relative to the context root, `/`-separated, without `.`, `..` or empty components (empty for the root
+    /// itself). No component is a symlink (a dangling one ends the resolution: see [`resolve_in_context`]).
+    pub rel: String,
+    /// `rel` below the root: safe to read, since no directory on the way is a symlink.
+    pub path: PathBuf,
+    /// The first symlink followed whose target leaves the context when read on the host (an absolute target,
+    /// or `..` above the root), as (link relative to the root, target). It was resolved inside the context
+    /// instead; callers name it when the path then does not exist.
+    pub escaping_link: Option<(String, String)>,
+}
+
+impl ContextPath {
+    /// The entry's metadata; `None` when it does not exist.
+    pub fn metadata(&self) -> Option<fs::Metadata> {
+        fs::symlink_metadata(&self.path).ok()
+    }
+
+    /// The error for `path` (as given) not existing: [`ContextPathError::SymlinkOutside`] when a symlink on
+    /// the way leads out of the context, else `None` (it is simply missing).
+    pub fn outside_error(&self, path: &str) -> Option<ContextPathError> {
+        let (link, target) = self.escaping_link.clone()?;
+        Some(ContextPathError::SymlinkOutside {
+            path: path.to_string(),
+            link,
+            target,
+        })
+    }
+}
+
+/// Why [`resolve_in_context`] gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextPathError {
+    /// The path itself climbs above the context root with `..`.
+    #[error("`{path}` is outside the build context")]
+    Outside {
+        /// The path as given.
+        path: String,
+    },
+    /// More than [`MAX_SYMLINKS`] symlinks on the way: a loop.
+    #[error("`{path}`: too many levels of symlinks at `{link}` (a loop?)")]
+    Loop {
+        /// The path as given.
+        path: String,
+        /// The symlink met last, relative to the root.
+        link: String,
+    },
+    /// The path does not exist in the context because a symlink on the way leads out of it (see
+    /// [`ContextPath::escaping_link`]).
+    #[error(
+        "`{path}` is not in the build context: `{link}` is a symlink to `{target}`, which leads out of it \
+         (symlinks are followed only inside the context: an absolute target starts at the context root, `..` \
+         stops there)"
+    )]
+    SymlinkOutside {
+        /// The path as given.
+        path: String,
+        /// The symlink, relative to the root.
+        link: String,
+        /// Its target.
+        target: String,
+    },
+    /// Looking at a component failed for another reason than its absence.
+    #[error("reading `{}`: {source}", path.display())]
+    Io {
+        /// The component.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+/// Resolves `path` (relative to `root`; a leading `/` is ignored) inside `root`, component by component, like
+/// openat2's `RESOLVE_IN_ROOT` and buildah's and BuildKit's COPY: every symlink on the way, the last component
+/// included, is followed, but only inside the root: an absolute link target starts again at the root and `..`
+/// never climbs above it. A component that does not exist ends the resolution: the rest is appended as
+/// written, and the caller finds the path missing. `..` of `path` itself above the root is an error.
 ///
-/// Unlike sealos, which concatenates all of them, only one file is used.
-pub fn find_default(context: &Path) -> Option<PathBuf> {
-    DEFAULT_NAMES
-        .iter()
-        .map(|name| context.join(name))
-        .find(|path| path.is_file())
+/// This is the one rule for reading a build context (COPY/ADD sources and globs, `COPY --from` roots, the
+/// Kubefile, `.dockerignore`, image discovery). Trees we write (stores, unpack targets) refuse symlinks
+/// altogether instead.
+pub fn resolve_in_context(root: &Path, path: &str) -> Result<ContextPath, ContextPathError> {
+    // Each pending component remembers the symlink it came from, if any (for `..` above the root).
+    let mut pending: VecDeque<(String, Option<usize>)> =
+        components(path).map(|c| (c.to_string(), None)).collect();
+    let mut links: Vec<(String, String)> = Vec::new();
+    let mut resolved: Vec<String> = Vec::new();
+    let mut escaping_link = None;
+    let mut missing = false;
+    while let Some((part, from_link)) = pending.pop_front() {
+        if part == ".." {
+            if resolved.pop().is_none() {
+                let Some(link) = from_link else {
+                    return Err(ContextPathError::Outside {
+                        path: path.to_string(),
+                    });
+                };
+                escaping_link.get_or_insert_with(|| links[link].clone());
+            }
+            continue;
+        }
+        resolved.push(part);
+        if missing {
+            continue;
+        }
+        let at = root.join(resolved.join("/"));
+        let meta = match fs::symlink_metadata(&at) {
+            Ok(meta) => meta,
+            Err(e) if is_missing(&e) => {
+                missing = true;
+                continue;
+            }
+            Err(source) => return Err(ContextPathError::Io { path: at, source }),
+        };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        let link = resolved.join("/");
+        if links.len() >= MAX_SYMLINKS {
+            return Err(ContextPathError::Loop {
+                path: path.to_string(),
+                link,
+            });
+        }
+        let target = fs::read_link(&at)
+            .map_err(|source| ContextPathError::Io {
+                path: at.clone(),
+                source,
+            })?
+            .to_string_lossy()
+            .into_owned();
+        resolved.pop();
+        if target.starts_with('/') {
+            escaping_link.get_or_insert_with(|| (link.clone(), target.clone()));
+            resolved.clear();
+        }
+        let index = links.len();
+        for c in components(&target).rev() {
+            pending.push_front((c.to_string(), Some(index)));
+        }
+        links.push((link, target));
+    }
+    let rel = resolved.join("/");
+    Ok(ContextPath {
+        path: if rel.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&rel)
+        },
+        rel,
+        escaping_link,
+    })
+}
+
+fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".")
+}
+
+fn is_missing(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// The Kubefile of a build of `context`: `file` when given, else the first of [`DEFAULT_NAMES`] that is a file
+/// in the context (unlike sealos, which concatenates all of them, only one file is used). A Kubefile inside
+/// the context (`file` as written, before any symlink, is below the context) is resolved inside it like a COPY
+/// source, so a symlinked Kubefile never names a host file; a `file` outside the context is used as given.
+/// `Ok(None)`: no `file`, and none of the names is a file.
+pub fn locate_kubefile(
+    context: &Path,
+    file: Option<&Path>,
+) -> Result<Option<PathBuf>, ContextPathError> {
+    let Some(file) = file else {
+        for name in DEFAULT_NAMES {
+            let found = resolve_in_context(context, name)?;
+            if found.path.is_file() {
+                return Ok(Some(found.path));
+            }
+            if let Some(e) = found.outside_error(name) {
+                return Err(e);
+            }
+        }
+        return Ok(None);
+    };
+    let Some(rel) = lexically_below(context, file) else {
+        return Ok(Some(file.to_path_buf()));
+    };
+    let found = resolve_in_context(context, &rel)?;
+    if found.metadata().is_none()
+        && let Some(e) = found.outside_error(&file.display().to_string())
+    {
+        return Err(e);
+    }
+    Ok(Some(found.path))
+}
+
+/// `file` relative to `root` when it is below it as written (`..` and `.` folded, symlinks not followed);
+/// `root` is compared both as written and canonical.
+fn lexically_below(root: &Path, file: &Path) -> Option<String> {
+    fn normal(path: &Path) -> Option<PathBuf> {
+        let mut out = PathBuf::new();
+        for c in std::path::absolute(path).ok()?.components() {
+            match c {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                other => out.push(other),
+            }
+        }
+        Some(out)
+    }
+    let file = normal(file)?;
+    [normal(root), fs::canonicalize(root).ok()]
+        .into_iter()
+        .flatten()
+        .find_map(|base| {
+            let rel = file.strip_prefix(&base).ok()?;
+            Some(
+                rel.components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            )
+        })
 }
 
 /// Lists, for every COPY/ADD from the build context in `plan`, the context entries it takes (globs expanded,
@@ -60,29 +296,22 @@ fn files_for(copy: &CopyPlan, context: &Path) -> Result<Vec<ContextFile>, EvalEr
                 source_path: source.clone(),
             });
         };
-        let matches = if parts.iter().any(|p| has_glob(p)) {
-            glob(context, &parts)?
-        } else {
-            let rel = parts.join("/");
-            let path = if rel.is_empty() {
-                context.to_path_buf()
-            } else {
-                context.join(&rel)
-            };
-            if fs::symlink_metadata(&path).is_ok() {
-                vec![rel]
-            } else {
-                Vec::new()
-            }
-        };
+        let (matches, escaping_link) = glob(context, &parts)?;
         if matches.is_empty() {
-            return Err(EvalErrorKind::SourceNotFound {
-                source_path: source.clone(),
-                context: context.display().to_string(),
+            return Err(match escaping_link {
+                Some((link, target)) => EvalErrorKind::SymlinkOutsideContext {
+                    source_path: source.clone(),
+                    link,
+                    target,
+                },
+                None => EvalErrorKind::SourceNotFound {
+                    source_path: source.clone(),
+                    context: context.display().to_string(),
+                },
             });
         }
         let into_dir = several || matches.len() > 1;
-        for rel in matches {
+        for (rel, name) in matches {
             let path = if rel.is_empty() {
                 context.to_path_buf()
             } else {
@@ -92,9 +321,8 @@ fn files_for(copy: &CopyPlan, context: &Path) -> Result<Vec<ContextFile>, EvalEr
             if meta.is_dir() {
                 walk(context, &rel, &copy.destination, &mut files)?;
             } else {
-                let name = rel.rsplit('/').next().unwrap_or(&rel);
                 let destination = if into_dir {
-                    join(&copy.destination, name)
+                    join(&copy.destination, &name)
                 } else {
                     copy.destination.clone()
                 };
@@ -199,37 +427,53 @@ fn has_glob(part: &str) -> bool {
     part.contains(['*', '?', '['])
 }
 
-/// Context paths (relative, `/`-separated, sorted) matching the pattern components.
-fn glob(context: &Path, parts: &[String]) -> Result<Vec<String>, EvalErrorKind> {
-    let mut current = vec![String::new()];
+/// Context paths matching the source components (a component may be a pattern), each resolved inside the
+/// context ([`resolve_in_context`]: a symlink matched or on the way is followed, inside the context only, as
+/// buildah does) and paired with its name as matched (a file copied into a directory keeps the name of the
+/// link that led to it); with the first symlink met that leads out of the context, to explain an empty result.
+fn glob(context: &Path, parts: &[String]) -> Result<(Vec<Match>, Option<Link>), EvalErrorKind> {
+    let mut escaping_link = None;
+    let mut current = vec![(String::new(), String::new())];
     for part in parts {
         let mut next = Vec::new();
-        for base in &current {
-            let dir = if base.is_empty() {
-                context.to_path_buf()
-            } else {
-                context.join(base)
-            };
-            if !has_glob(part) {
-                if fs::symlink_metadata(dir.join(part)).is_ok() {
-                    next.push(join_rel(base, part));
+        for (base, _) in &current {
+            let candidates = if has_glob(part) {
+                let dir = if base.is_empty() {
+                    context.to_path_buf()
+                } else {
+                    context.join(base)
+                };
+                // `base` was resolved: a directory here is a real one inside the context.
+                if !fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+                    continue;
                 }
-                continue;
+                let mut names: Vec<String> = fs::read_dir(&dir)
+                    .map_err(|e| io_error(&dir, &e))?
+                    .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                    .filter(|name| glob_match(part, name))
+                    .collect();
+                names.sort();
+                names.iter().map(|n| join_rel(base, n)).collect()
+            } else {
+                vec![join_rel(base, part)]
+            };
+            for candidate in candidates {
+                let found =
+                    resolve_in_context(context, &candidate).map_err(|e| EvalErrorKind::Io {
+                        path: candidate.clone(),
+                        message: e.to_string(),
+                    })?;
+                if found.metadata().is_some() {
+                    let name = candidate.rsplit('/').next().unwrap_or_default().to_string();
+                    next.push((found.rel, name));
+                } else if escaping_link.is_none() {
+                    escaping_link = found.escaping_link;
+                }
             }
-            if !dir.is_dir() {
-                continue;
-            }
-            let mut names: Vec<String> = fs::read_dir(&dir)
-                .map_err(|e| io_error(&dir, &e))?
-                .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-                .filter(|name| glob_match(part, name))
-                .collect();
-            names.sort();
-            next.extend(names.iter().map(|n| join_rel(base, n)));
         }
         current = next;
     }
-    Ok(current)
+    Ok((current, escaping_link))
 }
 
 fn join_rel(base: &str, name: &str) -> String {
@@ -322,6 +566,129 @@ mod tests {
         assert!(glob_match("v[0-9].*", "v1.x"));
         assert!(!glob_match("[", "["));
         assert!(glob_match("a\\*", "a*"));
+    }
+
+    use std::os::unix::fs::symlink;
+
+    /// A context `ctx/` inside a sandbox that also holds `host/secret` and `host/dir/secret`, outside it.
+    fn sandbox() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        fs::create_dir_all(ctx.join("sub/deeper")).unwrap();
+        fs::write(ctx.join("sub/file"), "inside").unwrap();
+        fs::create_dir_all(dir.path().join("host/dir")).unwrap();
+        fs::write(dir.path().join("host/secret"), "host").unwrap();
+        fs::write(dir.path().join("host/dir/secret"), "host").unwrap();
+        (dir, ctx)
+    }
+
+    fn resolved(ctx: &Path, path: &str) -> (String, bool, Option<(String, String)>) {
+        let r = resolve_in_context(ctx, path).unwrap();
+        let exists = r.metadata().is_some();
+        (r.rel, exists, r.escaping_link)
+    }
+
+    #[test]
+    fn symlinks_inside_the_context_are_followed_inside_it() {
+        let (_dir, ctx) = sandbox();
+        symlink("sub", ctx.join("rel")).unwrap();
+        symlink("/sub", ctx.join("abs")).unwrap();
+        symlink("rel/deeper/../file", ctx.join("chain")).unwrap();
+        symlink("chain", ctx.join("chain2")).unwrap();
+        assert_eq!(resolved(&ctx, "rel/file"), ("sub/file".into(), true, None));
+        assert_eq!(resolved(&ctx, "chain2"), ("sub/file".into(), true, None));
+        // An absolute target starts at the context root: allowed, but remembered.
+        assert_eq!(
+            resolved(&ctx, "abs/file"),
+            ("sub/file".into(), true, Some(("abs".into(), "/sub".into())))
+        );
+    }
+
+    #[test]
+    fn symlinks_leading_out_of_the_context_stay_inside_it() {
+        let (dir, ctx) = sandbox();
+        let host = dir.path().join("host");
+        symlink(&host, ctx.join("abs")).unwrap();
+        symlink("../host", ctx.join("up")).unwrap();
+        symlink("sub/deeper/../../../../host/dir", ctx.join("deep")).unwrap();
+        symlink("up", ctx.join("hop")).unwrap();
+        for (path, link, target) in [
+            ("abs/secret", "abs", host.display().to_string()),
+            ("up/secret", "up", "../host".to_string()),
+            (
+                "deep/secret",
+                "deep",
+                "sub/deeper/../../../../host/dir".to_string(),
+            ),
+            ("hop/secret", "up", "../host".to_string()),
+        ] {
+            let r = resolve_in_context(&ctx, path).unwrap();
+            assert!(r.path.starts_with(&ctx), "{path}: {r:?}");
+            assert!(r.metadata().is_none(), "{path} was found: {r:?}");
+            assert_eq!(r.escaping_link, Some((link.to_string(), target)), "{path}");
+            assert!(
+                r.outside_error(path)
+                    .unwrap()
+                    .to_string()
+                    .starts_with(&format!(
+                        "`{path}` is not in the build context: `{link}` is a symlink"
+                    )),
+                "{path}"
+            );
+        }
+        // `..` of the path itself above the root is refused outright.
+        assert!(matches!(
+            resolve_in_context(&ctx, "sub/../../host/secret"),
+            Err(ContextPathError::Outside { .. })
+        ));
+    }
+
+    #[test]
+    fn a_symlink_loop_is_an_error_not_a_hang() {
+        let (_dir, ctx) = sandbox();
+        symlink("b", ctx.join("a")).unwrap();
+        symlink("a", ctx.join("b")).unwrap();
+        assert!(matches!(
+            resolve_in_context(&ctx, "a/x"),
+            Err(ContextPathError::Loop { .. })
+        ));
+        // A missing component ends resolution: the rest is kept as written.
+        assert_eq!(resolved(&ctx, "nothing/../sub"), ("sub".into(), true, None));
+    }
+
+    #[test]
+    fn a_symlinked_kubefile_is_read_inside_the_context_only() {
+        let (dir, ctx) = sandbox();
+        symlink(dir.path().join("host/secret"), ctx.join("Kubefile")).unwrap();
+        let err = locate_kubefile(&ctx, None).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("`Kubefile` is not in the build context: `Kubefile` is a symlink to"),
+            "{err}"
+        );
+        let given = ctx.join("Kubefile");
+        let err = locate_kubefile(&ctx, Some(&given)).unwrap_err();
+        assert!(
+            matches!(err, ContextPathError::SymlinkOutside { .. }),
+            "{err}"
+        );
+        // Through a symlinked directory of the context, too.
+        symlink(dir.path().join("host"), ctx.join("d")).unwrap();
+        let given = ctx.join("sub/../d/secret");
+        assert!(locate_kubefile(&ctx, Some(&given)).is_err());
+        // Inside: the resolved file; outside the context: as given.
+        fs::write(ctx.join("sub/Kubefile.real"), "FROM scratch\n").unwrap();
+        symlink("sub/Kubefile.real", ctx.join("Dockerfile")).unwrap();
+        fs::remove_file(ctx.join("Kubefile")).unwrap();
+        assert_eq!(
+            locate_kubefile(&ctx, None).unwrap(),
+            Some(ctx.join("sub/Kubefile.real"))
+        );
+        let outside = dir.path().join("host/secret");
+        assert_eq!(
+            locate_kubefile(&ctx, Some(&outside)).unwrap(),
+            Some(outside)
+        );
     }
 
     #[test]

@@ -111,6 +111,17 @@ pub enum ParseErrorKind {
         /// The delimiter.
         delimiter: String,
     },
+    /// A COPY/ADD whose destination is a here-document marker (`COPY <<A <<B`): the body was read, but a
+    /// here-document can only be a source.
+    #[error(
+        "{instruction} cannot take a here-document as its destination ({text:?}): add the destination path after the last source"
+    )]
+    HereDocDestination {
+        /// The instruction keyword.
+        instruction: &'static str,
+        /// The marker as written.
+        text: String,
+    },
     /// A bad parser directive value.
     #[error("invalid parser directive {text:?}: {problem}")]
     BadDirective {
@@ -236,6 +247,20 @@ pub enum EvalErrorKind {
     OutsideContext {
         /// The source.
         source_path: String,
+    },
+    /// A source that matches nothing because a symlink on its way leads out of the build context.
+    #[error(
+        "source {source_path:?} is not in the build context: {link:?} is a symlink to {target:?}, which leads \
+         out of it (symlinks are followed only inside the context: an absolute target starts at the context \
+         root, `..` stops there)"
+    )]
+    SymlinkOutsideContext {
+        /// The source as written after substitution.
+        source_path: String,
+        /// The symlink, relative to the context.
+        link: String,
+        /// Its target.
+        target: String,
     },
     /// A source that matches nothing in the build context.
     #[error("source {source_path:?} not found in the build context {context}")]

@@ -201,13 +201,19 @@ impl<'a> Lines<'a> {
             keyword
         };
         if matches!(heredoc_keyword.as_str(), "RUN" | "COPY" | "ADD") {
-            self.read_heredocs(&mut line)?;
+            // A COPY/ADD here-document is a source word of its own (as BuildKit reads it); RUN's shell text
+            // may also write `cat<<EOF`.
+            self.read_heredocs(&mut line, heredoc_keyword != "RUN")?;
         }
         Ok(line)
     }
 
-    fn read_heredocs(&mut self, line: &mut LogicalLine) -> Result<(), ParseError> {
-        for (start, mut doc) in find_heredoc_markers(&line.chars, self.escape) {
+    fn read_heredocs(
+        &mut self,
+        line: &mut LogicalLine,
+        whole_words: bool,
+    ) -> Result<(), ParseError> {
+        for (start, mut doc) in find_heredoc_markers(&line.chars, self.escape, whole_words) {
             let mut body = String::new();
             let mut closed = false;
             while self.next < self.lines.len() {
@@ -285,10 +291,17 @@ fn second_keyword(chars: &[char]) -> String {
     first_keyword(&rest)
 }
 
-/// Here-document markers (`<<EOF`, `<<-EOF`, `<<"EOF"`) outside quotes, with their start index.
-pub(crate) fn find_heredoc_markers(chars: &[char], escape: char) -> Vec<(usize, HereDoc)> {
+/// Here-document markers (`<<EOF`, `<<-EOF`, `<<"EOF"`) outside quotes, with their start index. With
+/// `whole_words`, only a marker that is a whole word counts (`a<<EOF` and `<<EOF>f` are not markers).
+pub(crate) fn find_heredoc_markers(
+    chars: &[char],
+    escape: char,
+    whole_words: bool,
+) -> Vec<(usize, HereDoc)> {
     let mut found = Vec::new();
     let mut quote: Option<char> = None;
+    // True where a word may start: at the beginning and after an unescaped blank outside quotes.
+    let mut word_start = true;
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -303,6 +316,12 @@ pub(crate) fn find_heredoc_markers(chars: &[char], escape: char) -> Vec<(usize, 
             i += 1;
             continue;
         }
+        if is_space(c) {
+            word_start = true;
+            i += 1;
+            continue;
+        }
+        let at_word_start = std::mem::replace(&mut word_start, false);
         if c == escape {
             i += 2;
             continue;
@@ -314,9 +333,12 @@ pub(crate) fn find_heredoc_markers(chars: &[char], escape: char) -> Vec<(usize, 
         }
         if c == '<' && chars.get(i + 1) == Some(&'<') && (i == 0 || chars[i - 1] != '<') {
             if let Some((doc, len)) = heredoc_marker_at(&chars[i..]) {
-                found.push((i, doc));
-                i += len;
-                continue;
+                let word_ends = chars.get(i + len).is_none_or(|c| is_space(*c));
+                if !whole_words || (at_word_start && word_ends) {
+                    found.push((i, doc));
+                    i += len;
+                    continue;
+                }
             }
             i += 2;
             continue;

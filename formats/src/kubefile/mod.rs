@@ -3,7 +3,8 @@
 //! [`parse`] turns text into a [`Kubefile`] syntax tree (pure, never panics, errors with line and column);
 //! printing a [`Kubefile`] (`to_string()`) gives text that parses back to the same tree. [`evaluate`] turns the
 //! tree into a [`BuildPlan`] for one platform: stages, ARG/ENV substitution, every COPY/ADD and the final image
-//! config. The only file-system code is in [`context`]: [`find_default`] and [`resolve_sources`].
+//! config. The only file-system code is in [`context`]: [`locate_kubefile`], [`resolve_sources`] and the rule both
+//! follow, [`resolve_in_context`] (symlinks are followed only inside the build context).
 //!
 //! ```
 //! use formats::kubefile::{EvalOptions, evaluate, parse};
@@ -30,7 +31,10 @@ pub use ast::{
     ArgDecl, Command, CopyArgs, Directives, Flag, Healthcheck, HereDoc, Instruction,
     InstructionKind, KEYWORDS, KeyValue, Kubefile, Source,
 };
-pub use context::{DEFAULT_NAMES, find_default, resolve_sources};
+pub use context::{
+    ContextPath, ContextPathError, DEFAULT_NAMES, locate_kubefile, resolve_in_context,
+    resolve_sources,
+};
 pub use error::{EvalError, EvalErrorKind, ParseError, ParseErrorKind};
 pub use eval::{
     BaseImage, BuildPlan, ContextFile, CopyFrom, CopyPlan, EvalOptions, FileKind, ImageConfig,
@@ -45,4 +49,24 @@ pub fn parse(text: &str) -> Result<Kubefile, ParseError> {
 /// Parses a Kubefile; errors are reported as `name:line:column: message`.
 pub fn parse_named(name: &str, text: &str) -> Result<Kubefile, ParseError> {
     parser::parse_file(name, text)
+}
+
+/// The round-trip property the fuzz target (`fuzz/fuzz_targets/kubefile.rs`) and the corpus test check: text
+/// that parses prints to text that parses back to the same tree. Text that does not parse passes. `Err`
+/// shows the input, the printed text and what went wrong.
+pub fn check_round_trip(text: &str) -> Result<(), String> {
+    let Ok(kubefile) = parse(text) else {
+        return Ok(());
+    };
+    let printed = kubefile.to_string();
+    match parse(&printed) {
+        Ok(back) if back.same_content(&kubefile) => Ok(()),
+        Ok(back) => Err(format!(
+            "round trip changed the tree\ninput: {text:?}\nprinted: {printed:?}\nparsed: {:#?}\nreparsed: {:#?}",
+            kubefile.instructions, back.instructions
+        )),
+        Err(e) => Err(format!(
+            "printed text does not parse: {e}\ninput: {text:?}\nprinted: {printed:?}"
+        )),
+    }
 }

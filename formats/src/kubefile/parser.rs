@@ -476,6 +476,16 @@ impl InstructionParser<'_> {
                 _ => sources.push(Source::Path(word.text.clone())),
             }
         }
+        // The lexer read a body for every marker; one left over is the destination, which cannot be one.
+        if let Some((start, _)) = docs.next() {
+            return Err(self.err(
+                *start,
+                ParseErrorKind::HereDocDestination {
+                    instruction,
+                    text: words[last].text.clone(),
+                },
+            ));
+        }
         Ok(CopyArgs {
             flags,
             sources,

@@ -8,6 +8,10 @@ use super::ast::{
 
 impl fmt::Display for Kubefile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let f = &mut CarriageReturns {
+            inner: f,
+            after_cr: false,
+        };
         if let Some(syntax) = &self.directives.syntax {
             writeln!(f, "# syntax={syntax}")?;
         }
@@ -26,6 +30,34 @@ impl fmt::Display for Kubefile {
     }
 }
 
+/// Writes through, doubling a `\r` that ends a line: the parser drops one `\r` before every `\n` (CRLF line
+/// ends), so a value or here-document line that really ends in `\r` needs a second one to read back the same.
+struct CarriageReturns<'a, W: Write> {
+    inner: &'a mut W,
+    after_cr: bool,
+}
+
+impl<W: Write> Write for CarriageReturns<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(i) = rest.find('\n') {
+            let line = &rest[..i];
+            self.inner.write_str(line)?;
+            if line.ends_with('\r') || (line.is_empty() && self.after_cr) {
+                self.inner.write_char('\r')?;
+            }
+            self.inner.write_char('\n')?;
+            self.after_cr = false;
+            rest = &rest[i + 1..];
+        }
+        self.inner.write_str(rest)?;
+        if !rest.is_empty() {
+            self.after_cr = rest.ends_with('\r');
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for InstructionKind {
     /// The instruction on one line, without here-document bodies.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -34,7 +66,7 @@ impl fmt::Display for InstructionKind {
     }
 }
 
-fn write_flags(f: &mut fmt::Formatter<'_>, flags: &[Flag]) -> fmt::Result {
+fn write_flags(f: &mut dyn Write, flags: &[Flag]) -> fmt::Result {
     for flag in flags {
         match &flag.value {
             Some(v) => write!(f, " --{}={v}", flag.name)?,
@@ -48,14 +80,14 @@ fn json(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_string())
 }
 
-fn write_command(f: &mut fmt::Formatter<'_>, command: &Command) -> fmt::Result {
+fn write_command(f: &mut dyn Write, command: &Command) -> fmt::Result {
     match command {
         Command::Exec(args) => write!(f, " {}", json(args)),
         Command::Shell(text) => write!(f, " {text}"),
     }
 }
 
-fn write_pairs(f: &mut fmt::Formatter<'_>, pairs: &[KeyValue], legacy: bool) -> fmt::Result {
+fn write_pairs(f: &mut dyn Write, pairs: &[KeyValue], legacy: bool) -> fmt::Result {
     if legacy && let [pair] = pairs {
         return write!(f, " {} {}", pair.key, pair.value);
     }
@@ -75,7 +107,7 @@ fn marker(doc: &HereDoc) -> String {
 }
 
 fn write_copy<'a>(
-    f: &mut fmt::Formatter<'_>,
+    f: &mut dyn Write,
     args: &'a CopyArgs,
     bodies: &mut Vec<&'a HereDoc>,
 ) -> fmt::Result {
@@ -110,7 +142,7 @@ fn write_copy<'a>(
 }
 
 fn write_instruction<'a>(
-    f: &mut fmt::Formatter<'_>,
+    f: &mut dyn Write,
     kind: &'a InstructionKind,
     bodies: &mut Vec<&'a HereDoc>,
 ) -> fmt::Result {

@@ -1,11 +1,12 @@
-//! Layer compression: deterministic gzip and zstd encoders, and a decoder that detects the format by magic bytes.
+//! Layer compression: deterministic gzip and zstd encoders, and the detection of a format by its magic bytes
+//! (decoding is [`super::decompressing_reader`]'s, which bounds it).
 //!
 //! Output depends only on the input and the chosen level: gzip headers carry no mtime, file name or OS byte
 //! (255, "unknown"), and zstd always runs through its multithread API with [`ZSTD_WORKERS`] workers, a constant
 //! that does not depend on the machine, so the same layer compresses to the same blob everywhere.
 
 use std::fmt;
-use std::io::{self, Cursor, Read, Write};
+use std::io::{self, Write};
 use std::str::FromStr;
 
 /// Default gzip level (the one `gzip` and docker use).
@@ -167,30 +168,6 @@ impl<W: Write> Write for CompressingWriter<W> {
     }
 }
 
-/// Returns a reader of the decompressed stream, detecting gzip, zstd or plain data by its magic bytes.
-///
-/// Concatenated gzip members and zstd frames are read through to the end. Errors only when reading the first
-/// bytes fails or the zstd decoder cannot be created.
-pub fn decompressing_reader<'a, R: Read + 'a>(mut reader: R) -> io::Result<Box<dyn Read + 'a>> {
-    let mut magic = [0u8; 4];
-    let mut filled = 0;
-    while filled < magic.len() {
-        match reader.read(&mut magic[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let prefix = &magic[..filled];
-    let stream = Cursor::new(prefix.to_vec()).chain(reader);
-    Ok(match Compression::detect(prefix) {
-        Compression::None => Box::new(stream),
-        Compression::Gzip { .. } => Box::new(flate2::read::MultiGzDecoder::new(stream)),
-        Compression::Zstd { .. } => Box::new(zstd::stream::read::Decoder::new(stream)?),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,25 +201,6 @@ mod tests {
     }
 
     #[test]
-    fn every_compression_round_trips_through_the_detecting_reader() {
-        let data = sample();
-        for c in [
-            Compression::None,
-            Compression::Gzip { level: 6 },
-            Compression::Zstd { level: 3 },
-        ] {
-            let blob = compress(c, &data);
-            assert_eq!(Compression::detect(&blob).name(), c.name());
-            let mut out = Vec::new();
-            decompressing_reader(&blob[..])
-                .unwrap()
-                .read_to_end(&mut out)
-                .unwrap();
-            assert!(out == data, "{c} did not round-trip");
-        }
-    }
-
-    #[test]
     fn gzip_and_zstd_output_is_identical_across_runs() {
         let data = sample();
         for c in [
@@ -272,17 +230,5 @@ mod tests {
             with(ZSTD_WORKERS),
             compress(Compression::Zstd { level: 3 }, &data)
         );
-    }
-
-    #[test]
-    fn short_and_empty_plain_streams_are_passed_through() {
-        for data in [&b""[..], b"a", b"abc"] {
-            let mut out = Vec::new();
-            decompressing_reader(data)
-                .unwrap()
-                .read_to_end(&mut out)
-                .unwrap();
-            assert_eq!(out, data);
-        }
     }
 }

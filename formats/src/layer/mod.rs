@@ -4,15 +4,20 @@
 //! whose digests depend only on the content (sorted entries, fixed mtime, uid/gid 0, empty user names, fixed
 //! compression settings). [`unpack`] applies one uncompressed layer onto a directory, honouring OCI whiteouts and
 //! refusing every entry that would land outside the target. [`decompressing_reader`] detects gzip, zstd or a
-//! plain tar by its magic bytes.
+//! plain tar by its magic bytes and decompresses it within an [`ExpansionLimit`] (decompression bombs).
 
 mod compression;
+mod decompress;
 mod tar_writer;
 mod unpack;
 
 pub use compression::{
     CompressingWriter, Compression, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, ParseCompressionError,
-    ZSTD_WORKERS, decompressing_reader,
+    ZSTD_WORKERS,
+};
+pub use decompress::{
+    DEFAULT_MAX_EXPANSION, DecompressError, Decompressed, EXPANSION_ALLOWANCE, ExpansionLimit,
+    decompressing_reader,
 };
 pub use tar_writer::{
     EntrySource, LayerDigests, LayerEntry, LayerError, LayerOptions, write_dir_layer,

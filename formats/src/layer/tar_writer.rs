@@ -619,7 +619,7 @@ fn stream_file(path: &Path, size: u64, w: &mut impl Write) -> Result<(), LayerEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layer::{UnpackOptions, decompressing_reader, unpack};
+    use crate::layer::{ExpansionLimit, UnpackOptions, decompressing_reader, unpack};
     use proptest::prelude::*;
     use std::collections::BTreeMap;
     use std::os::unix::fs::PermissionsExt;
@@ -715,7 +715,7 @@ mod tests {
             assert_eq!(d.blob_digest, Digest::sha256_of(&blob));
             assert_eq!(d.blob_size, blob.len() as u64);
             let mut tar_bytes = Vec::new();
-            decompressing_reader(&blob[..])
+            decompressing_reader(&blob[..], blob.len() as u64, ExpansionLimit::default())
                 .unwrap()
                 .read_to_end(&mut tar_bytes)
                 .unwrap();

@@ -19,6 +19,9 @@
 //!   containerd, skopeo, ours) then fetch a token for that scope and retry, where a 403 would end the request.
 //! - A cross-repository mount (`POST ...?mount=D&from=R`) whose caller may not pull `R` becomes a plain
 //!   upload (202 with a session), as the spec allows, rather than an error.
+//! - The decision is made on the request parsed once ([`super::V2Request`]: percent-decoded path and query), the
+//!   same value the handler then serves, so what is authorised is what is done.
+//! - `/metrics` wants a logged-in user (a password, or a token issued to a user).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -37,7 +40,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::{Route, names, parse_route, percent_decode, query_pairs};
+use super::uploads::Principal;
+use super::{Route, Target, V2Request, names, query_pairs};
 
 /// How long an issued token is valid.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
@@ -476,17 +480,12 @@ enum Requirement {
     Access(Need, Option<Need>),
 }
 
-/// The requirement of `method` on `path` (the URI path, still percent-encoded) with `query`.
-fn requirement(method: &Method, path: &str, query: Option<&str>) -> Requirement {
-    let decoded = percent_decode(path);
-    let Some(rest) = decoded.strip_prefix("/v2") else {
-        return Requirement::User;
-    };
-    if rest.is_empty() || rest == "/" {
-        return Requirement::Identity;
-    }
-    let Some(route) = parse_route(rest) else {
-        return Requirement::User;
+/// The requirement of `method` on `request`: exactly what the handler will do with the same parsed request.
+fn requirement(method: &Method, request: &V2Request) -> Requirement {
+    let route = match &request.target {
+        Target::Base => return Requirement::Identity,
+        Target::Unknown => return Requirement::User,
+        Target::Endpoint(route) => route,
     };
     let read = matches!(*method, Method::GET | Method::HEAD);
     let (name, action) = match route {
@@ -511,19 +510,12 @@ fn requirement(method: &Method, path: &str, query: Option<&str>) -> Requirement 
     if !names::valid_repository(name) {
         return Requirement::User;
     }
-    let mut mount_from = None;
-    if let Route::UploadStart(_) = route
-        && *method == Method::POST
-    {
-        let q = query_pairs(query);
-        let has = |k: &str| q.iter().any(|(key, v)| key == k && !v.is_empty());
-        if has("mount")
-            && let Some((_, from)) = q.iter().find(|(k, _)| k == "from")
-            && names::valid_repository(from)
-        {
-            mount_from = Some(Need::repository(from, "pull"));
-        }
-    }
+    let mount_from = match route {
+        Route::UploadStart(_) if *method == Method::POST => request
+            .mount()
+            .map(|(_, from)| Need::repository(from, "pull")),
+        _ => None,
+    };
     Requirement::Access(Need::repository(name, action), mount_from)
 }
 
@@ -539,12 +531,17 @@ enum Caller {
 }
 
 impl Caller {
-    fn is_user(&self) -> bool {
+    /// The logged-in user: a Basic user or a token's subject.
+    fn user(&self) -> Option<&str> {
         match self {
-            Caller::Nobody => false,
-            Caller::User(_) => true,
-            Caller::Token(c) => !c.sub.is_empty(),
+            Caller::Nobody => None,
+            Caller::User(u) => Some(u),
+            Caller::Token(c) => Some(c.sub.as_str()).filter(|s| !s.is_empty()),
         }
+    }
+
+    fn is_user(&self) -> bool {
+        self.user().is_some()
     }
 }
 
@@ -740,11 +737,12 @@ impl Authenticator {
             .into_response()
     }
 
-    /// Decides one `/v2/` request: `Ok` with the request to run (a mount the caller may not do is turned
-    /// into a plain upload), or the 401 answer.
+    /// Decides one request: `Ok` with the request to run, its parsed form in its extensions for the handler (a
+    /// mount the caller may not do turned into a plain upload, the user recorded), or the 401 answer.
     async fn admit(&self, mut req: Request) -> Result<Request, Response> {
+        let method = req.method().clone();
+        let need = requirement(&method, V2Request::of(&mut req));
         let headers = req.headers();
-        let need = requirement(req.method(), req.uri().path(), req.uri().query());
         let caller = match self.check(headers).await {
             Checked::Caller(c) => c,
             Checked::Refused(why, error) => {
@@ -764,8 +762,8 @@ impl Authenticator {
                     "authentication required: log in (`sealos login`) or get a token from the realm".into(),
                 ));
             }
-            Requirement::Identity => return Ok(req),
-            Requirement::User if caller.is_user() => return Ok(req),
+            Requirement::Identity => return Ok(with_principal(req, &caller)),
+            Requirement::User if caller.is_user() => return Ok(with_principal(req, &caller)),
             Requirement::User => {
                 return Err(self.unauthorized(
                     headers,
@@ -801,12 +799,9 @@ impl Authenticator {
         if let Some(from) = mount_from
             && !self.allows(&caller, &from)
         {
-            let uri = without_mount(req.uri());
-            if let Some(uri) = uri {
-                *req.uri_mut() = uri;
-            }
+            V2Request::of(&mut req).drop_mount();
         }
-        Ok(req)
+        Ok(with_principal(req, &caller))
     }
 
     /// Grants what `caller` may have of `requested`; unknown resource types and bad names are dropped.
@@ -917,34 +912,32 @@ pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<Resour
     out
 }
 
-/// `uri` without its `mount` and `from` query parameters (None when it cannot be rebuilt).
-fn without_mount(uri: &Uri) -> Option<Uri> {
-    let kept: Vec<&str> = uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| {
-            let key = p.split('=').next().unwrap_or("");
-            !p.is_empty() && key != "mount" && key != "from"
-        })
-        .collect();
-    let path_and_query = if kept.is_empty() {
-        uri.path().to_string()
-    } else {
-        format!("{}?{}", uri.path(), kept.join("&"))
-    };
-    path_and_query.parse().ok()
+/// `req` with the caller's user name in its extensions (upload sessions are counted per user).
+fn with_principal(mut req: Request, caller: &Caller) -> Request {
+    if let Some(user) = caller.user() {
+        req.extensions_mut().insert(Principal(user.to_string()));
+    }
+    req
 }
 
-/// The axum middleware in front of `/v2/`: admits the request or answers 401.
+/// The axum middleware in front of `/v2/`: admits the request or answers 401. A refused request's body is
+/// drained first (within bounds, see [`super::limits::drain`]), so a client still sending it, such as one whose
+/// token expired mid-upload, reads the 401 instead of a cut connection.
 pub async fn require_auth(
     State(auth): State<Arc<Authenticator>>,
     req: Request,
     next: Next,
 ) -> Response {
-    match auth.admit(req).await {
-        Ok(req) => next.run(req).await,
-        Err(resp) => resp,
+    let (parts, body) = req.into_parts();
+    match auth
+        .admit(Request::from_parts(parts, axum::body::Body::empty()))
+        .await
+    {
+        Ok(req) => {
+            let (parts, _) = req.into_parts();
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(resp) => super::limits::answer_after_drain(body, resp).await,
     }
 }
 
@@ -1065,47 +1058,50 @@ mod tests {
 
     #[test]
     fn requirements_follow_the_route_and_method() {
-        let need = |m: Method, p: &str, q: Option<&str>| requirement(&m, p, q);
-        assert_eq!(need(Method::GET, "/v2/", None), Requirement::Identity);
+        let need = |m: Method, uri: &str| requirement(&m, &V2Request::parse(&uri.parse().unwrap()));
+        assert_eq!(need(Method::GET, "/v2/"), Requirement::Identity);
         assert_eq!(
-            need(Method::GET, "/v2/a/b/manifests/v1", None),
+            need(Method::GET, "/v2/a/b/manifests/v1"),
             Requirement::Access(Need::repository("a/b", "pull"), None)
         );
         assert_eq!(
-            need(Method::DELETE, "/v2/a/blobs/sha256:00", None),
+            need(Method::DELETE, "/v2/a/blobs/sha256:00"),
             Requirement::Access(Need::repository("a", "delete"), None)
         );
         assert_eq!(
+            need(Method::POST, "/v2/a/blobs/uploads/?mount=sha256:00&from=b"),
+            Requirement::Access(
+                Need::repository("a", "push"),
+                Some(Need::repository("b", "pull"))
+            )
+        );
+        // Parameter names are decoded once, for this decision and for the handler alike.
+        assert_eq!(
             need(
                 Method::POST,
-                "/v2/a/blobs/uploads/",
-                Some("mount=sha256:00&from=b")
+                "/v2/a/blobs/uploads/?m%6Funt=sha256:00&fr%6Fm=b"
             ),
             Requirement::Access(
                 Need::repository("a", "push"),
                 Some(Need::repository("b", "pull"))
             )
         );
+        // Without `from` there is no mount, only an upload.
+        assert_eq!(
+            need(Method::POST, "/v2/a/blobs/uploads?mount=sha256:00"),
+            Requirement::Access(Need::repository("a", "push"), None)
+        );
         // An encoded slash is decoded before routing, as the handler does.
         assert_eq!(
-            need(Method::PUT, "/v2/a%2Fb/manifests/v1", None),
+            need(Method::PUT, "/v2/a%2Fb/manifests/v1"),
             Requirement::Access(Need::repository("a/b", "push"), None)
         );
+        assert_eq!(need(Method::GET, "/v2/../x/tags/list"), Requirement::User);
         assert_eq!(
-            need(Method::GET, "/v2/../x/tags/list", None),
+            need(Method::GET, "/v2/%2e%2e/x/tags/list"),
             Requirement::User
         );
-    }
-
-    #[test]
-    fn mount_parameters_are_removed_and_others_kept() {
-        let uri: Uri = "/v2/a/blobs/uploads/?mount=sha256:00&from=b&digest=x"
-            .parse()
-            .unwrap();
-        assert_eq!(
-            without_mount(&uri).unwrap().to_string(),
-            "/v2/a/blobs/uploads/?digest=x"
-        );
+        assert_eq!(need(Method::GET, "/metrics"), Requirement::User);
     }
 
     #[test]

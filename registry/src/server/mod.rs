@@ -1,9 +1,9 @@
 //! The OCI Distribution v1.1 HTTP server (`sealos registry serve`): one `/v2/{*path}` handler that parses the
 //! path from the right (so repository names may have any depth), streaming blob bodies in both directions,
 //! Prometheus `/metrics` and structured request logs. With [`ServerConfig::auth`] every `/v2/` request goes
-//! through [`auth`] (Basic or bearer tokens from `GET /token`); `/metrics` never asks for credentials (it
-//! holds only request and byte counters: keep the port private if even that matters). [`tls`] serves the
-//! same router over rustls.
+//! through [`auth`] (Basic or bearer tokens from `GET /token`), and so does `/metrics`, which wants a logged-in
+//! user. Open upload sessions are capped and idle ones expire ([`uploads`]); blob and manifest deletes are off
+//! unless [`ServerConfig::enable_delete`]. [`tls`] serves the same router over rustls.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -26,13 +26,17 @@ use futures_util::StreamExt;
 use crate::storage::{BlobReader, ByteRange, ByteStream, MANIFEST_LIMIT, Storage, StorageError};
 
 pub mod auth;
+mod conn;
 pub mod error;
+pub mod limits;
 pub mod manifest_check;
 pub mod names;
 pub mod sendfile;
 pub mod tls;
+pub mod uploads;
 
 use error::{ApiError, range_value};
+use uploads::{Client, UploadSessionLimits, UploadSessions};
 
 /// Options of a running registry.
 #[derive(Debug, Clone, Default)]
@@ -45,18 +49,46 @@ pub struct ServerConfig {
     pub auth: Option<auth::AuthConfig>,
     /// Served over TLS: the token realm in challenges is an `https://` URL.
     pub tls: bool,
+    /// Allow `DELETE` of blobs and manifests (`--enable-delete`); off, they answer 405 UNSUPPORTED, as in
+    /// distribution. A blob that a manifest of its repository uses is never unlinked (409).
+    pub enable_delete: bool,
+    /// Caps on open upload sessions and their idle timeout.
+    pub upload_sessions: UploadSessionLimits,
+    /// Timeouts and limits against slow, idle or greedy connections. [`router`] applies the per-request ones
+    /// (upload slots, the body timeout); give the same to [`serve_with`] or [`tls::serve_tls_with`] for the rest.
+    pub limits: limits::ConnectionLimits,
 }
 
-/// Request and byte counters exported at `/metrics`.
+/// Request and byte counters exported at `/metrics`. Every label set is bounded: methods outside HTTP's own
+/// are counted as `other`, and statuses are the ones the server answers with.
 #[derive(Default)]
 pub struct Metrics {
-    requests: std::sync::Mutex<BTreeMap<(String, u16), u64>>,
+    requests: std::sync::Mutex<BTreeMap<(&'static str, u16), u64>>,
     bytes_in: Arc<AtomicU64>,
     bytes_out: AtomicU64,
 }
 
+/// The `method` label of a request: its method when HTTP defines it, else `other` (made-up methods would
+/// otherwise each add a series).
+fn method_label(method: &Method) -> &'static str {
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ]
+    .iter()
+    .find(|m| *m == method)
+    .map_or("other", |m| m.as_str())
+}
+
 impl Metrics {
-    fn render(&self) -> String {
+    fn render(&self, upload_sessions: usize) -> String {
         let mut out = String::new();
         out.push_str("# HELP registry_http_requests_total HTTP requests by method and status.\n");
         out.push_str("# TYPE registry_http_requests_total counter\n");
@@ -78,6 +110,11 @@ impl Metrics {
             "registry_bytes_sent_total {}\n",
             self.bytes_out.load(Ordering::Relaxed)
         ));
+        out.push_str("# HELP registry_upload_sessions_open Upload sessions open now.\n");
+        out.push_str("# TYPE registry_upload_sessions_open gauge\n");
+        out.push_str(&format!(
+            "registry_upload_sessions_open {upload_sessions}\n"
+        ));
         out
     }
 }
@@ -87,26 +124,40 @@ struct App {
     storage: Arc<dyn Storage>,
     config: ServerConfig,
     metrics: Metrics,
+    uploads: UploadSessions,
 }
 
 type AppState = Arc<App>;
 type ApiResult = Result<Response, ApiError>;
 
-/// The registry's router over `storage`.
+/// The registry's router over `storage`. Built inside a tokio runtime, it starts the task that cancels idle
+/// upload sessions (it ends when the router is dropped); serve it with [`serve`] or [`tls::serve_tls`], which
+/// tell it the clients' addresses.
 pub fn router(storage: Arc<dyn Storage>, config: ServerConfig) -> Router {
     let authenticator = config
         .auth
         .clone()
         .map(|a| Arc::new(auth::Authenticator::new(a, config.tls)));
+    let request_limits = Arc::new(limits::RequestLimits::new(&config.limits));
     let app = Arc::new(App {
         storage,
+        uploads: UploadSessions::new(config.upload_sessions.clone()),
         config,
         metrics: Metrics::default(),
     });
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(expire_idle_uploads(Arc::downgrade(&app)));
+    }
     let mut v2 = Router::new()
         .route("/v2", any(base))
         .route("/v2/", any(base))
-        .route("/v2/{*path}", any(dispatch));
+        .route("/v2/{*path}", any(dispatch))
+        .route("/metrics", get(metrics))
+        // Inside the auth layer: a refused request takes no upload slot.
+        .route_layer(middleware::from_fn_with_state(
+            request_limits,
+            limits::limit_requests,
+        ));
     if let Some(a) = authenticator {
         v2 = v2
             .route_layer(middleware::from_fn_with_state(
@@ -119,22 +170,60 @@ pub fn router(storage: Arc<dyn Storage>, config: ServerConfig) -> Router {
                     .with_state(a),
             );
     }
-    v2.route("/metrics", get(metrics))
-        .fallback(not_found)
+    v2.fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then finishes in-flight requests. Large blobs of the
-/// filesystem store are sent with sendfile(2) (see [`sendfile`]).
+/// Serves `router` on `listener` with the default [`limits::ConnectionLimits`] until `shutdown` completes, then
+/// finishes in-flight requests. Large blobs of the filesystem store are sent with sendfile(2) (see [`sendfile`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(sendfile::SendfileListener::new(listener), router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(
+        listener,
+        router,
+        &limits::ConnectionLimits::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// As [`serve`], within `limits` (connections, header, idle and stalled-write timeouts; see `conn.rs`). Requests
+/// carry the client's address as `ConnectInfo<SocketAddr>`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: &limits::ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    conn::serve_connections(
+        listener,
+        router,
+        limits,
+        shutdown,
+        |tcp, _peer| async move { Some(sendfile::SendfileStream::new(tcp)) },
+    )
+    .await
+}
+
+/// Counts the upload sessions an earlier run left in storage, then cancels idle sessions every
+/// [`UploadSessions::sweep_interval`] until the router is dropped.
+async fn expire_idle_uploads(app: std::sync::Weak<App>) {
+    let interval = match app.upgrade() {
+        Some(app) => {
+            app.uploads.adopt_stored(app.storage.as_ref()).await;
+            app.uploads.sweep_interval()
+        }
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(app) = app.upgrade() else { return };
+        app.uploads.sweep(app.storage.as_ref()).await;
+    }
 }
 
 async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Response {
@@ -158,7 +247,7 @@ async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Respo
             .requests
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        *map.entry((method.to_string(), status)).or_default() += 1;
+        *map.entry((method_label(&method), status)).or_default() += 1;
     }
     if app.config.log_requests {
         tracing::info!(
@@ -175,7 +264,7 @@ async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Respo
 async fn metrics(State(app): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
+        app.metrics.render(app.uploads.open()),
     )
         .into_response()
 }
@@ -199,30 +288,45 @@ async fn base() -> Response {
 }
 
 /// What a `/v2/...` path asks for, parsed from the right.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Route<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
     Catalog,
-    Tags(&'a str),
-    UploadStart(&'a str),
-    Upload(&'a str, &'a str),
-    Blob(&'a str, &'a str),
-    Manifest(&'a str, &'a str),
-    Referrers(&'a str, &'a str),
+    Tags(String),
+    UploadStart(String),
+    Upload(String, String),
+    Blob(String, String),
+    Manifest(String, String),
+    Referrers(String, String),
+}
+
+impl Route {
+    /// The repository the route names (none for the catalog).
+    pub(crate) fn repository(&self) -> Option<&str> {
+        match self {
+            Route::Catalog => None,
+            Route::Tags(n)
+            | Route::UploadStart(n)
+            | Route::Upload(n, _)
+            | Route::Blob(n, _)
+            | Route::Manifest(n, _)
+            | Route::Referrers(n, _) => Some(n),
+        }
+    }
 }
 
 /// Splits `path` (after `/v2/`) into the repository name and the endpoint.
-pub(crate) fn parse_route(path: &str) -> Option<Route<'_>> {
+pub(crate) fn parse_route(path: &str) -> Option<Route> {
     let path = path.trim_start_matches('/');
     if path == "_catalog" {
         return Some(Route::Catalog);
     }
     let trimmed = path.strip_suffix('/').unwrap_or(path);
-    let name_before = |suffix_segments: usize| -> Option<&str> {
+    let name_before = |suffix_segments: usize| -> Option<String> {
         let mut end = trimmed.len();
         for _ in 0..suffix_segments {
             end = trimmed[..end].rfind('/')?;
         }
-        Some(&trimmed[..end])
+        Some(trimmed[..end].to_string())
     };
     let segs: Vec<&str> = trimmed.rsplitn(4, '/').collect();
     // segs[0] is the last segment, segs[1] the one before, ...
@@ -235,6 +339,7 @@ pub(crate) fn parse_route(path: &str) -> Option<Route<'_>> {
     if prev == Some("blobs") && last == "uploads" {
         return name_before(2).map(Route::UploadStart);
     }
+    let last = last.to_string();
     if prev2 == Some("blobs") && prev == Some("uploads") {
         return name_before(3).map(|n| Route::Upload(n, last));
     }
@@ -244,6 +349,83 @@ pub(crate) fn parse_route(path: &str) -> Option<Route<'_>> {
         Some("referrers") => name_before(2).map(|n| Route::Referrers(n, last)),
         _ => None,
     }
+}
+
+/// What a request's path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// `/v2` or `/v2/`: the API version check.
+    Base,
+    /// An endpoint under `/v2/`.
+    Endpoint(Route),
+    /// Anything else: no endpoint, or a path outside `/v2` (`/metrics`).
+    Unknown,
+}
+
+/// A request parsed once, from its percent-decoded path and query: the auth layer decides on this value and the
+/// handler serves it, so both see the same route, repository names and parameters (an encoded `m%6Funt` is
+/// `mount` for both). The auth layer leaves it in the request's extensions for the handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct V2Request {
+    /// The percent-decoded path after `/v2/` (the whole path outside `/v2`), for messages.
+    pub(crate) path: String,
+    /// What the path names.
+    pub(crate) target: Target,
+    /// Query parameters in order, percent-decoded.
+    pub(crate) query: Vec<(String, String)>,
+}
+
+impl V2Request {
+    /// Parses `uri`.
+    pub(crate) fn parse(uri: &Uri) -> Self {
+        let decoded = percent_decode(uri.path());
+        let query = query_pairs(uri.query());
+        let rest = decoded
+            .strip_prefix("/v2")
+            .filter(|r| r.is_empty() || r.starts_with('/'));
+        let Some(rest) = rest else {
+            return V2Request {
+                path: decoded,
+                target: Target::Unknown,
+                query,
+            };
+        };
+        let path = rest.strip_prefix('/').unwrap_or(rest).to_string();
+        let target = if rest.is_empty() || rest == "/" {
+            Target::Base
+        } else {
+            parse_route(&path).map_or(Target::Unknown, Target::Endpoint)
+        };
+        V2Request {
+            path,
+            target,
+            query,
+        }
+    }
+
+    /// The parsed form of `req`, parsing it on first use and keeping it in the request's extensions.
+    pub(crate) fn of(req: &mut Request) -> &mut V2Request {
+        let (uri, extensions) = (req.uri().clone(), req.extensions_mut());
+        extensions.get_or_insert_with(|| V2Request::parse(&uri))
+    }
+
+    /// The cross-repository mount a blob upload start asks for (see [`mount_of`]).
+    pub(crate) fn mount(&self) -> Option<(&str, &str)> {
+        mount_of(&self.query)
+    }
+
+    /// Turns a mount into a plain upload start (the caller may not read the source).
+    pub(crate) fn drop_mount(&mut self) {
+        self.query.retain(|(k, _)| k != "mount" && k != "from");
+    }
+}
+
+/// The cross-repository mount in query `q`: `(digest, source repository)` when `mount` and `from` are both given
+/// and not empty. A `mount` without `from` is a plain upload start, as in distribution.
+fn mount_of(q: &[(String, String)]) -> Option<(&str, &str)> {
+    let digest = param(q, "mount").filter(|d| !d.is_empty())?;
+    let from = param(q, "from").filter(|f| !f.is_empty())?;
+    Some((digest, from))
 }
 
 /// Query parameters in order, percent-decoded.
@@ -290,39 +472,47 @@ fn parse_digest(s: &str) -> Result<Digest, ApiError> {
     Digest::parse(s).map_err(|e| ApiError::digest_invalid(e.to_string()))
 }
 
-async fn dispatch(
-    State(app): State<AppState>,
-    method: Method,
-    Path(path): Path<String>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult {
-    let route = parse_route(&path).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NAME_UNKNOWN",
-            format!("no endpoint at `/v2/{path}`"),
-        )
-    })?;
-    let q = query_pairs(raw.as_deref());
-    let name = match &route {
-        Route::Catalog => None,
-        Route::Tags(n)
-        | Route::UploadStart(n)
-        | Route::Upload(n, _)
-        | Route::Blob(n, _)
-        | Route::Manifest(n, _)
-        | Route::Referrers(n, _) => Some(*n),
+async fn dispatch(State(app): State<AppState>, req: Request) -> ApiResult {
+    let (mut parts, body) = req.into_parts();
+    // Parsed by the auth layer when there is one: the handler serves what was authorised.
+    let V2Request {
+        path,
+        target,
+        query: q,
+    } = parts
+        .extensions
+        .remove::<V2Request>()
+        .unwrap_or_else(|| V2Request::parse(&parts.uri));
+    let route = match target {
+        Target::Endpoint(route) => route,
+        Target::Base => return Ok(base().await),
+        Target::Unknown => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NAME_UNKNOWN",
+                format!("no endpoint at `/v2/{path}`"),
+            ));
+        }
     };
-    if let Some(n) = name
+    if let Some(n) = route.repository()
         && !names::valid_repository(n)
     {
         return Err(ApiError::name_invalid(n));
     }
+    let (method, headers) = (parts.method, parts.headers);
     let writes = !matches!(method, Method::GET | Method::HEAD);
     if writes && app.config.read_only {
         return Err(ApiError::read_only());
+    }
+    if method == Method::DELETE
+        && matches!(route, Route::Blob(..) | Route::Manifest(..))
+        && !app.config.enable_delete
+    {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UNSUPPORTED",
+            "deletes are disabled on this registry (start it with --enable-delete)",
+        ));
     }
     let unsupported = || {
         ApiError::new(
@@ -332,13 +522,16 @@ async fn dispatch(
         )
     };
     let app = app.as_ref();
-    match (route, &method) {
+    let client = || Client::of(&parts.extensions);
+    match (&route, &method) {
         (Route::Catalog, &Method::GET) => catalog(app, &q).await,
         (Route::Tags(n), &Method::GET) => tags_list(app, n, &q).await,
         (Route::Blob(n, d), &Method::GET) => get_blob(app, n, d, &headers, true).await,
         (Route::Blob(n, d), &Method::HEAD) => get_blob(app, n, d, &headers, false).await,
         (Route::Blob(n, d), &Method::DELETE) => delete_blob(app, n, d).await,
-        (Route::UploadStart(n), &Method::POST) => start_upload(app, n, &q, &headers, body).await,
+        (Route::UploadStart(n), &Method::POST) => {
+            start_upload(app, n, &q, client(), &headers, body).await
+        }
         (Route::Upload(n, id), &Method::PATCH) => patch_upload(app, n, id, &headers, body).await,
         (Route::Upload(n, id), &Method::PUT) => put_upload(app, n, id, &q, &headers, body).await,
         (Route::Upload(n, id), &Method::GET) => upload_status(app, n, id).await,
@@ -546,8 +739,19 @@ async fn open_blob_body(
     }
 }
 
+/// Unlinks a blob from `name`, unless a manifest of `name` uses it: deleting it would leave that image
+/// unpullable (and fsck failing), so the answer is 409 naming the manifest.
 async fn delete_blob(app: &App, name: &str, digest: &str) -> ApiResult {
     let digest = parse_digest(digest)?;
+    if let Some(manifest) = manifest_using(app, name, &digest).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "DENIED",
+            format!(
+                "blob `{digest}` is used by manifest `{manifest}` of repository `{name}`; delete the manifest first"
+            ),
+        ));
+    }
     app.storage.unlink_layer(name, &digest).await?;
     let mut resp = StatusCode::ACCEPTED.into_response();
     set(resp.headers_mut(), header::CONTENT_LENGTH, "0");
@@ -555,16 +759,39 @@ async fn delete_blob(app: &App, name: &str, digest: &str) -> ApiResult {
     Ok(resp)
 }
 
+/// A manifest revision of `name` that references blob `digest` (as its config or a distributable layer). Reads
+/// every revision of the repository: blob deletes are rare, repositories of cluster images hold few manifests.
+async fn manifest_using(
+    app: &App,
+    name: &str,
+    digest: &Digest,
+) -> Result<Option<Digest>, ApiError> {
+    for revision in app.storage.list_revisions(name).await? {
+        let bytes = match app.storage.read_blob_bytes(&revision, MANIFEST_LIMIT).await {
+            Ok(b) => b,
+            // A revision without readable content cannot be pulled anyway; it keeps nothing.
+            Err(StorageError::BlobUnknown(_) | StorageError::TooLarge { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let uses = manifest_check::check(&bytes, None).is_ok_and(|f| f.blobs.contains(digest));
+        if uses {
+            return Ok(Some(revision));
+        }
+    }
+    Ok(None)
+}
+
 async fn start_upload(
     app: &App,
     name: &str,
     q: &[(String, String)],
+    client: Client,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult {
-    if let Some(mount) = param(q, "mount") {
+    if let Some((mount, from)) = mount_of(q) {
         let digest = parse_digest(mount)?;
-        if let Some(from) = param(q, "from").filter(|f| names::valid_repository(f))
+        if names::valid_repository(from)
             && app.storage.has_layer(from, &digest).await?
             && app.storage.blob_size(&digest).await?.is_some()
         {
@@ -574,9 +801,11 @@ async fn start_upload(
         // Not mountable: fall through to a fresh session, as the spec allows.
     } else if let Some(d) = param(q, "digest") {
         let digest = parse_digest(d)?;
+        let room = app.uploads.reserve(name, client)?;
         let session = app.storage.create_upload(name).await?;
+        let _busy = room.open(&session.id);
         let expected_len = content_length(headers);
-        let appended = app
+        let stored = match app
             .storage
             .append_upload(
                 name,
@@ -585,18 +814,23 @@ async fn start_upload(
                 expected_len,
                 body_stream(app, body),
             )
-            .await;
-        if let Err(e) = appended {
+            .await
+        {
+            Ok(_) => app.storage.finish_upload(name, &session.id, &digest).await,
+            Err(e) => Err(e),
+        };
+        if stored.is_err() {
+            // The client never learnt this session's id: nothing could resume it.
             let _ignored = app.storage.cancel_upload(name, &session.id).await;
-            return Err(e.into());
         }
-        app.storage
-            .finish_upload(name, &session.id, &digest)
-            .await?;
+        app.uploads.close(name, &session.id);
+        stored?;
         app.storage.link_layer(name, &digest).await?;
         return Ok(blob_created(name, &digest));
     }
+    let room = app.uploads.reserve(name, client)?;
     let session = app.storage.create_upload(name).await?;
+    drop(room.open(&session.id));
     Ok(upload_response(StatusCode::ACCEPTED, name, &session.id, 0))
 }
 
@@ -638,6 +872,29 @@ fn parse_content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, ApiErr
     Ok(Some((start, end - start + 1)))
 }
 
+/// Runs `op` on upload session `id` of `name` with the session marked busy (it does not expire meanwhile);
+/// forgets the session when storage no longer has it, or when `done` says `op` ended it.
+async fn on_session<T>(
+    app: &App,
+    name: &str,
+    id: &str,
+    op: impl Future<Output = Result<T, StorageError>>,
+    done: impl FnOnce(&Result<T, StorageError>) -> bool,
+) -> Result<T, StorageError> {
+    let busy = app.uploads.begin(name, id)?;
+    let result = op.await;
+    if done(&result) || matches!(result, Err(StorageError::UploadUnknown(_))) {
+        app.uploads.close(name, id);
+    }
+    drop(busy);
+    result
+}
+
+/// An upload request that keeps the session: only storage's "no such session" ends it.
+fn keeps_session<T>(_: &Result<T, StorageError>) -> bool {
+    false
+}
+
 async fn patch_upload(
     app: &App,
     name: &str,
@@ -649,7 +906,14 @@ async fn patch_upload(
         Ok(r) => r,
         Err(e) => {
             // A bogus range still tells the client where the session stands.
-            let status = app.storage.upload_status(name, id).await?;
+            let status = on_session(
+                app,
+                name,
+                id,
+                app.storage.upload_status(name, id),
+                keeps_session,
+            )
+            .await?;
             return Err(e
                 .with_header(header::RANGE, range_value(status.offset))
                 .with_header(
@@ -662,17 +926,19 @@ async fn patch_upload(
         Some((start, len)) => (Some(start), Some(len)),
         None => (None, content_length(headers)),
     };
-    match app
+    let append = app
         .storage
-        .append_upload(name, id, offset, expected_len, body_stream(app, body))
-        .await
-    {
-        Ok(status) => Ok(upload_response(
-            StatusCode::ACCEPTED,
-            name,
-            id,
-            status.offset,
-        )),
+        .append_upload(name, id, offset, expected_len, body_stream(app, body));
+    match on_session(app, name, id, append, keeps_session).await {
+        Ok(status) => {
+            app.uploads.grew(name, id, status.offset);
+            Ok(upload_response(
+                StatusCode::ACCEPTED,
+                name,
+                id,
+                status.offset,
+            ))
+        }
         Err(e @ StorageError::OutOfOrder { .. }) => Err(ApiError::from(e).with_header(
             header::LOCATION,
             location(name, &format!("blobs/uploads/{id}")),
@@ -696,25 +962,39 @@ async fn put_upload(
         .and_then(parse_digest)?;
     let range = parse_content_range(headers)?;
     let has_body = content_length(headers).is_none_or(|l| l > 0) || range.is_some();
-    if has_body {
-        let (offset, expected_len) = match range {
-            Some((start, len)) => (Some(start), Some(len)),
-            None => (None, content_length(headers)),
-        };
-        app.storage
-            .append_upload(name, id, offset, expected_len, body_stream(app, body))
-            .await?;
-    } else {
-        // Make sure the session exists before reporting anything about the digest.
-        app.storage.upload_status(name, id).await?;
-    }
-    app.storage.finish_upload(name, id, &digest).await?;
+    let finish = async {
+        if has_body {
+            let (offset, expected_len) = match range {
+                Some((start, len)) => (Some(start), Some(len)),
+                None => (None, content_length(headers)),
+            };
+            app.storage
+                .append_upload(name, id, offset, expected_len, body_stream(app, body))
+                .await?;
+        } else {
+            // Make sure the session exists before reporting anything about the digest.
+            app.storage.upload_status(name, id).await?;
+        }
+        app.storage.finish_upload(name, id, &digest).await
+    };
+    // Finished, or refused for its digest (which removes the session): either way it is over.
+    let over = |r: &Result<u64, StorageError>| {
+        matches!(r, Ok(_) | Err(StorageError::DigestMismatch { .. }))
+    };
+    on_session(app, name, id, finish, over).await?;
     app.storage.link_layer(name, &digest).await?;
     Ok(blob_created(name, &digest))
 }
 
 async fn upload_status(app: &App, name: &str, id: &str) -> ApiResult {
-    let status = app.storage.upload_status(name, id).await?;
+    let status = on_session(
+        app,
+        name,
+        id,
+        app.storage.upload_status(name, id),
+        keeps_session,
+    )
+    .await?;
     Ok(upload_response(
         StatusCode::NO_CONTENT,
         name,
@@ -724,7 +1004,10 @@ async fn upload_status(app: &App, name: &str, id: &str) -> ApiResult {
 }
 
 async fn cancel_upload(app: &App, name: &str, id: &str) -> ApiResult {
-    app.storage.cancel_upload(name, id).await?;
+    on_session(app, name, id, app.storage.cancel_upload(name, id), |r| {
+        r.is_ok()
+    })
+    .await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     set(resp.headers_mut(), header::CONTENT_LENGTH, "0");
     Ok(resp)
@@ -1048,29 +1331,60 @@ mod tests {
 
     #[test]
     fn routes_parse_from_the_right_at_any_depth() {
+        let s = String::from;
         assert_eq!(
             parse_route("a/b/c/d/e/f/g/h/manifests/v1"),
-            Some(Route::Manifest("a/b/c/d/e/f/g/h", "v1"))
+            Some(Route::Manifest(s("a/b/c/d/e/f/g/h"), s("v1")))
         );
         assert_eq!(
             parse_route("x/blobs/uploads/"),
-            Some(Route::UploadStart("x"))
+            Some(Route::UploadStart(s("x")))
         );
         assert_eq!(
             parse_route("x/y/blobs/uploads/abc-1"),
-            Some(Route::Upload("x/y", "abc-1"))
+            Some(Route::Upload(s("x/y"), s("abc-1")))
         );
         assert_eq!(
             parse_route("x/blobs/sha256:00"),
-            Some(Route::Blob("x", "sha256:00"))
+            Some(Route::Blob(s("x"), s("sha256:00")))
         );
-        assert_eq!(parse_route("x/tags/list"), Some(Route::Tags("x")));
+        assert_eq!(parse_route("x/tags/list"), Some(Route::Tags(s("x"))));
         assert_eq!(parse_route("_catalog"), Some(Route::Catalog));
         assert_eq!(
             parse_route("x/referrers/sha256:00"),
-            Some(Route::Referrers("x", "sha256:00"))
+            Some(Route::Referrers(s("x"), s("sha256:00")))
         );
         assert_eq!(parse_route("blobs/uploads/"), None);
+    }
+
+    #[test]
+    fn a_request_is_parsed_once_from_its_decoded_path_and_query() {
+        let parse = |uri: &str| V2Request::parse(&uri.parse().unwrap());
+        let r = parse("/v2/a%2Fb/blobs/uploads/?m%6Funt=sha256%3A00&fr%6Fm=c%2Fd&x");
+        assert_eq!(r.path, "a/b/blobs/uploads/");
+        assert_eq!(r.target, Target::Endpoint(Route::UploadStart("a/b".into())));
+        assert_eq!(r.mount(), Some(("sha256:00", "c/d")));
+        let mut r = r;
+        r.drop_mount();
+        assert_eq!(r.mount(), None);
+        assert_eq!(r.query, vec![("x".to_string(), String::new())]);
+        assert_eq!(parse("/v2/x/blobs/uploads?mount=sha256:00").mount(), None);
+        assert_eq!(parse("/v2/").target, Target::Base);
+        assert_eq!(parse("/v2").target, Target::Base);
+        assert_eq!(parse("/v2//").target, Target::Unknown);
+        assert_eq!(parse("/metrics").target, Target::Unknown);
+        assert_eq!(parse("/v2x/_catalog").target, Target::Unknown);
+        assert_eq!(
+            parse("/v2/_c%61talog").target,
+            Target::Endpoint(Route::Catalog)
+        );
+    }
+
+    #[test]
+    fn unknown_methods_share_one_metrics_label() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let made_up = Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&made_up), "other");
     }
 
     #[test]

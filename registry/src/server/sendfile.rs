@@ -8,15 +8,13 @@
 //! usual. Measured in the R2 and M1 benchmark rows (docs/registry-maintenance.md).
 
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::storage::mapped;
 
@@ -31,44 +29,17 @@ pub fn bytes_sent() -> u64 {
     SENT.load(Ordering::Relaxed)
 }
 
-/// A listener whose connections are [`SendfileStream`]s.
-pub struct SendfileListener(TcpListener);
-
-impl SendfileListener {
-    /// Wraps a bound listener.
-    pub fn new(listener: TcpListener) -> Self {
-        SendfileListener(listener)
-    }
-}
-
-impl axum::serve::Listener for SendfileListener {
-    type Io = SendfileStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.0.accept().await {
-                Ok((inner, peer)) => return (SendfileStream { inner }, peer),
-                Err(e) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(error = %e, "accepting a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
-
 /// A TCP connection whose writes of mapped blob bytes become `sendfile` calls.
 pub struct SendfileStream {
     inner: TcpStream,
 }
 
 impl SendfileStream {
+    /// Wraps an accepted connection.
+    pub fn new(inner: TcpStream) -> Self {
+        SendfileStream { inner }
+    }
+
     /// Sends up to `len` bytes of file `fd` from `offset`, once the socket can take them.
     fn poll_send_file(
         &self,

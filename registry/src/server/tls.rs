@@ -1,6 +1,6 @@
 //! TLS for `sealos registry serve --tls-cert FILE --tls-key FILE`: loading a PEM certificate chain and key
-//! into a rustls (ring provider) configuration, and an axum listener that does each TLS handshake in its
-//! own task (with a timeout) so a slow or silent client cannot hold up other connections.
+//! into a rustls (ring provider) configuration, and serving over it: each TLS handshake runs in its
+//! connection's own task (with a timeout) so a slow or silent client cannot hold up other connections.
 
 use std::future::Future;
 use std::io;
@@ -12,10 +12,12 @@ use std::time::Duration;
 use axum::Router;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
+
+use super::conn;
+use super::limits::ConnectionLimits;
 
 /// A loaded TLS server configuration, shared by every connection.
 pub type TlsConfig = Arc<rustls::ServerConfig>;
@@ -134,77 +136,102 @@ fn build_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Tls
     Ok(Arc::new(config))
 }
 
-/// A listener handing axum TLS streams whose handshake has completed.
-pub struct TlsListener {
-    local: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-}
-
-impl TlsListener {
-    /// Accepts TCP connections on `listener` and completes their handshakes with `config` in the background.
-    pub fn new(listener: TcpListener, config: TlsConfig) -> io::Result<Self> {
-        let local = listener.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(config);
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    r = listener.accept() => r,
-                    () = tx.closed() => break,
-                };
-                let (tcp, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait instead of spinning.
-                        tracing::warn!(error = %e, "accepting a connection");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let _closed = tx.send((stream, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener { local, ready })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept task only ends when this listener is dropped; never reached while serving.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
-/// Serves `router` over TLS on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Serves `router` over TLS on `listener` with the default [`ConnectionLimits`] until `shutdown` completes,
+/// then finishes in-flight requests.
 pub async fn serve_tls(
     listener: TcpListener,
     config: TlsConfig,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let listener = TlsListener::new(listener, config)?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_tls_with(
+        listener,
+        config,
+        router,
+        &ConnectionLimits::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// As [`serve_tls`], within `limits`. Each connection's first byte is looked at before the handshake (within
+/// the header timeout): plain HTTP gets a readable 400 naming the `https://` URL to use, as Go's servers answer
+/// it, instead of a TLS alert; the handshake itself must finish within [`HANDSHAKE_TIMEOUT`].
+pub async fn serve_tls_with(
+    listener: TcpListener,
+    config: TlsConfig,
+    router: Router,
+    limits: &ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let acceptor = TlsAcceptor::from(config);
+    let first_byte_timeout = limits.header_timeout;
+    let prepare = move |tcp: TcpStream, peer: SocketAddr| {
+        let acceptor = acceptor.clone();
+        async move {
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(first_byte_timeout, tcp.peek(&mut first)).await {
+                Ok(Ok(1..)) if first[0] == TLS_HANDSHAKE_RECORD => {}
+                Ok(Ok(1..)) => {
+                    answer_plain_http(tcp).await;
+                    return None;
+                }
+                _ => return None,
+            }
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => Some(stream),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    None
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    None
+                }
+            }
+        }
+    };
+    conn::serve_connections(listener, router, limits, shutdown, prepare).await
+}
+
+/// The first byte of every TLS connection: the content type of a handshake record (the ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Answers a plain-HTTP request sent to the TLS port with a 400 that says so, then closes the connection.
+async fn answer_plain_http(mut tcp: TcpStream) {
+    // Read the head (a short while, a few KiB at most) to name the Host in the hint, and so the connection is
+    // not closed with unread bytes, which would reset it before the client reads the answer.
+    let mut head = Vec::new();
+    let reading = async {
+        let mut buf = [0u8; 2048];
+        while head.len() < 8192 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _late = tokio::time::timeout(Duration::from_secs(2), reading).await;
+    let text = String::from_utf8_lossy(&head);
+    let host = text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()));
+    let hint = match host {
+        Some(h) => format!("this registry serves HTTPS only: use `https://{h}/`\n"),
+        None => "this registry serves HTTPS only: use an `https://` URL\n".to_string(),
+    };
+    let answer = format!(
+        "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n\
+         Client sent an HTTP request to an HTTPS server.\n{hint}"
+    );
+    let _ignored = tokio::time::timeout(Duration::from_secs(2), async {
+        tcp.write_all(answer.as_bytes()).await?;
+        tcp.shutdown().await
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -7,10 +7,10 @@
 //! reading only the bytes after it (all of them when the state is missing or describes more than the data), and
 //! finishing such a session re-reads its data once, so bytes this process did not see are never trusted.
 //!
-//! A chunk is received on the request's task, hashed on one blocking thread and written on another, frames gathered
-//! into writes of up to 2 MiB that ask the kernel to drop the pages once written back (Linux `RWF_DONTCACHE`, where
-//! supported: see `write_dropping_cache`); it is not fsynced by itself, but the kernel is asked to start writing it
-//! back every 8 MiB, and the file is flushed in the background every 64 MiB. Finishing a session fsyncs the data
+//! A chunk is received on the request's task (a slow client holds no thread), hashed on one blocking thread and
+//! written on another in short calls, frames gathered into writes of up to 2 MiB that ask the kernel to drop the
+//! pages once written back (Linux `RWF_DONTCACHE`, where supported: see `write_dropping_cache`); it is not fsynced
+//! by itself, but the kernel is asked to start writing it back every 8 MiB, and the file is flushed in the background every 64 MiB. Finishing a session fsyncs the data
 //! file (by then nearly all durable already) and renames it to `blobs/<alg>/<xx>/<hex>/data`, so a blob appears
 //! whole or not at all, and only once its digest is verified. When that blob is stored already, the upload is
 //! verified and dropped unsynced, and the space it took is freed off the response path.
@@ -24,9 +24,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use formats::digest::{Algorithm, Digest, Hasher};
 use formats::distribution::{DistributionPaths, link_text};
-use formats::fsutil::atomic_write;
+use formats::fsutil::{BeneathError, atomic_write, check_beneath, open_beneath};
 use futures_util::StreamExt;
-use tokio::io::AsyncSeekExt;
 
 use super::{BlobReader, ByteRange, ByteStream, Result, Storage, StorageError, UploadStatus};
 
@@ -34,9 +33,45 @@ use super::{BlobReader, ByteRange, ByteStream, Result, Storage, StorageError, Up
 const READ_CHUNK: usize = 512 * 1024;
 
 /// Storage in a directory holding (or to hold) `docker/registry/v2`.
+///
+/// Nothing below the directory is reached through a symlink: every path is checked component by component
+/// ([`check_beneath`]) and files are opened with `O_NOFOLLOW` and checked to be regular files after opening
+/// ([`open_beneath`]), so a tree that came from elsewhere (a cluster image's `registry/`) cannot make the
+/// store read, list or write outside it. The directory itself may be a symlink.
 pub struct FsStorage {
     paths: DistributionPaths,
     sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
+    /// Blobs are hashed before they are first served ([`FsStorage::verify_on_first_read`]).
+    verify: bool,
+    /// Blobs hashed, with the identity of the file that was hashed and whether it matched (a blob found
+    /// corrupt is refused at once until its file changes, not hashed again on every request).
+    verified: Mutex<HashMap<Digest, (FileStamp, bool)>>,
+    /// One verification at a time per blob: concurrent first reads wait for it instead of hashing again.
+    verifying: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// What identifies the content of a blob file that was verified: a file replaced or changed since (another
+/// inode, size, modification or change time) is hashed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
 }
 
 /// In-memory state of an upload session; `hasher` is `None` until loaded from disk.
@@ -89,17 +124,82 @@ fn write_link(path: &Path, digest: &Digest) -> Result<()> {
     })
 }
 
-async fn read_link(path: &Path) -> Result<Option<Digest>> {
-    match tokio::fs::read_to_string(path).await {
-        Ok(text) => Digest::parse(text.trim())
-            .map(Some)
-            .map_err(|e| StorageError::Corrupt {
-                what: path.display().to_string(),
-                reason: e.to_string(),
-            }),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(io_err("read link", path)(e)),
+/// A refusal of the containment check as a storage error: a symlink or a file that is not regular is damage
+/// the client cannot fix (`Corrupt`, naming the path; fsck reports it too).
+pub(super) fn beneath_err(e: BeneathError) -> StorageError {
+    match e {
+        BeneathError::Symlink(path) => StorageError::Corrupt {
+            what: path.display().to_string(),
+            reason:
+                "a symlink, which the store never follows (it could point outside its directory)"
+                    .into(),
+        },
+        BeneathError::NotRegular(path) => StorageError::Corrupt {
+            what: path.display().to_string(),
+            reason: "not a regular file".into(),
+        },
+        BeneathError::Outside { path, .. } => StorageError::Io {
+            op: "reach",
+            path: path.display().to_string(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "outside the registry directory",
+            ),
+        },
+        BeneathError::Io { op, path, source } => StorageError::Io {
+            op,
+            path: path.display().to_string(),
+            source,
+        },
     }
+}
+
+/// The metadata of `path` below `root`, reached without symlinks ([`check_beneath`]); `None` when missing.
+pub(super) fn beneath(root: &Path, path: &Path) -> Result<Option<std::fs::Metadata>> {
+    check_beneath(root, path).map_err(beneath_err)
+}
+
+/// True when `path` below `root` is a regular file reached without symlinks; an error when something else
+/// is in its place (a symlink, a fifo).
+fn is_stored_file(root: &Path, path: &Path) -> Result<bool> {
+    match beneath(root, path)? {
+        None => Ok(false),
+        Some(m) if m.is_file() => Ok(true),
+        Some(_) => Err(beneath_err(BeneathError::NotRegular(path.to_path_buf()))),
+    }
+}
+
+/// True when the directory entry is a directory itself (not a symlink to one).
+pub(super) fn is_real_dir(entry: &std::fs::DirEntry) -> bool {
+    entry.file_type().is_ok_and(|t| t.is_dir())
+}
+
+/// Link files hold one digest; anything longer is not read past this.
+const LINK_MAX: u64 = 1024;
+
+/// Reads the link file at `path` below `root` (reached without symlinks, a regular file); `None` when missing.
+fn read_link_file(root: &Path, path: &Path) -> Result<Option<Digest>> {
+    let mut file = match open_beneath(root, path) {
+        Ok((file, _)) => file,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(beneath_err(e)),
+    };
+    let mut text = String::new();
+    (&mut file)
+        .take(LINK_MAX)
+        .read_to_string(&mut text)
+        .map_err(io_err("read link", path))?;
+    Digest::parse(text.trim())
+        .map(Some)
+        .map_err(|e| StorageError::Corrupt {
+            what: path.display().to_string(),
+            reason: e.to_string(),
+        })
+}
+
+async fn read_link(root: &Path, path: PathBuf) -> Result<Option<Digest>> {
+    let root = root.to_path_buf();
+    blocking(move || read_link_file(&root, &path)).await
 }
 
 pub(super) fn remove_dir_if_exists(path: &Path) -> Result<bool> {
@@ -110,24 +210,29 @@ pub(super) fn remove_dir_if_exists(path: &Path) -> Result<bool> {
     }
 }
 
-/// Lists `<dir>/<alg>/<hex>` entries (the shape of `_layers` and `_manifests/revisions`) as digests.
-fn list_digest_dirs(dir: &Path) -> Result<Vec<Digest>> {
+/// Lists `<dir>/<alg>/<hex>` entries (the shape of `_layers` and `_manifests/revisions`) as digests, never
+/// descending through a symlink.
+fn list_digest_dirs(root: &Path, dir: &Path) -> Result<Vec<Digest>> {
     let mut out = Vec::new();
+    if beneath(root, dir)?.is_none() {
+        return Ok(out);
+    }
     let algs = match std::fs::read_dir(dir) {
         Ok(r) => r,
         Err(e) if is_not_found(&e) => return Ok(out),
         Err(e) => return Err(io_err("list", dir)(e)),
     };
-    for alg in algs.flatten() {
+    for alg in algs.flatten().filter(is_real_dir) {
         let Ok(algorithm) = alg.file_name().to_string_lossy().parse::<Algorithm>() else {
             continue;
         };
         let Ok(hexes) = std::fs::read_dir(alg.path()) else {
             continue;
         };
-        for hex in hexes.flatten() {
+        for hex in hexes.flatten().filter(is_real_dir) {
+            let link = hex.path().join("link");
             if let Ok(d) = Digest::from_parts(algorithm, &hex.file_name().to_string_lossy())
-                && hex.path().join("link").is_file()
+                && std::fs::symlink_metadata(&link).is_ok_and(|m| m.is_file())
             {
                 out.push(d);
             }
@@ -190,9 +295,30 @@ fn continue_hash(path: &Path, mut hasher: Hasher, offset: u64) -> Result<(Hasher
     }
 }
 
-/// Body frames queued for each of an upload's two threads (hashing, writing); bounds one upload's memory (a frame
-/// is at most a few hundred KiB, and both queues share the frames).
-const QUEUE_FRAMES: usize = 8;
+/// Hashes the whole of the open `file` (at `path`) with positioned reads, leaving its offset alone; returns the
+/// hasher and the bytes read.
+pub(super) fn hash_at(
+    file: &std::fs::File,
+    path: &Path,
+    mut hasher: Hasher,
+) -> Result<(Hasher, u64)> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = match file.read_at(&mut buf, len) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err("read", path)(e)),
+        };
+        if n == 0 {
+            return Ok((hasher, len));
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+}
+
 /// Bytes of body frames gathered into one write of an upload's data file.
 const WRITE_BATCH: usize = 2 * 1024 * 1024;
 /// Frames gathered into one write at most (each is one `iovec`).
@@ -208,14 +334,28 @@ struct Appended {
     len: u64,
 }
 
+/// One batch being hashed and written on two blocking threads: the writer and the hasher come back with it.
+type InFlight = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = (
+                    std::result::Result<(ChunkWriter, Result<()>), tokio::task::JoinError>,
+                    std::result::Result<Hasher, tokio::task::JoinError>,
+                ),
+            > + Send,
+    >,
+>;
+
 /// Appends `body` to the session data file `path` at byte `start`, continuing `hasher`.
 ///
-/// The request side only receives frames. Each frame (reference counted, never copied) goes over bounded queues
-/// to two blocking threads, one hashing and one writing, so receiving, hashing and writing run at once.
-/// Every [`WRITEBACK_STEP`] bytes the writer asks the kernel to start writing the new range to disk, so the fsync
-/// at commit ([`Storage::finish_upload`]) finds little left to do. A chunk is not fsynced by itself: when it is
-/// acknowledged it is in the page cache, which survives the server being killed; only a finished blob promises
-/// to survive power loss (see the module docs of [`super`]).
+/// Frames (reference counted, never copied) are received on the request's task, never on a blocking thread:
+/// a client that sends slowly, or not at all, holds no thread. Received frames are gathered into a batch of up to
+/// [`WRITE_BATCH`] bytes, which is hashed on one blocking thread and written on another, each a short call, while
+/// the next batch is received; so receiving, hashing and writing run at once, and one upload holds two batches
+/// at most. Every [`WRITEBACK_STEP`] bytes the writer asks the kernel to start writing the new range to disk, so
+/// the fsync at commit ([`Storage::finish_upload`]) finds little left to do. A chunk is not fsynced by itself:
+/// when it is acknowledged it is in the page cache, which survives the server being killed; only a finished blob
+/// promises to survive power loss (see the module docs of [`super`]).
 ///
 /// On any failure (body cut, wrong length, write error) the file is cut back to `start`, so the session stays at
 /// its last acknowledged offset and the caller keeps the hash state that matches it.
@@ -226,47 +366,94 @@ async fn append_chunk(
     expected_len: Option<u64>,
     mut body: ByteStream,
 ) -> Result<Appended> {
-    let (to_writer, writer_queue) = tokio::sync::mpsc::channel::<Bytes>(QUEUE_FRAMES);
-    let (to_hasher, hasher_queue) = tokio::sync::mpsc::channel::<Bytes>(QUEUE_FRAMES);
     let target = path.clone();
-    let writer = tokio::task::spawn_blocking(move || write_frames(&target, start, writer_queue));
-    let hashing = tokio::task::spawn_blocking(move || hash_frames(hasher, hasher_queue));
+    let writer = blocking(move || ChunkWriter::open(target, start)).await?;
+    let mut idle = Some((writer, hasher));
+    let mut in_flight: Option<InFlight> = None;
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut batch_len = 0usize;
     let mut received = 0u64;
-    let mut body_error = None;
-    while let Some(frame) = body.next().await {
-        match frame {
-            Ok(frame) => {
-                received += frame.len() as u64;
-                let hashed = to_hasher.send(frame.clone()).await;
-                if to_writer.send(frame).await.is_err() || hashed.is_err() {
-                    // The writer stopped on an error, which it reports below.
-                    break;
-                }
-            }
-            Err(e) => {
-                body_error = Some(e);
-                break;
-            }
-        }
-    }
-    drop((to_writer, to_hasher));
+    let mut ended = false;
+    let mut failure: Option<StorageError> = None;
     let joined = |e: tokio::task::JoinError| StorageError::Io {
         op: "run upload writer",
         path: path.display().to_string(),
         source: io::Error::other(e),
     };
-    let written = writer.await.map_err(joined).and_then(|r| r);
-    let hashed = hashing.await.map_err(joined);
-    let outcome = match (written, hashed, body_error) {
-        (Ok(len), Ok(hasher), None) => match expected_len.filter(|e| *e != received) {
-            None => return Ok(Appended { hasher, len }),
+    loop {
+        // Hand the gathered frames over as soon as the previous batch is done.
+        if failure.is_none()
+            && !batch.is_empty()
+            && let Some((mut writer, mut hasher)) = idle.take()
+        {
+            let frames: Arc<[Bytes]> = std::mem::take(&mut batch).into();
+            batch_len = 0;
+            let to_hash = frames.clone();
+            let write = tokio::task::spawn_blocking(move || {
+                let written = writer.write(&frames);
+                (writer, written)
+            });
+            let hash = tokio::task::spawn_blocking(move || {
+                for frame in to_hash.iter() {
+                    hasher.update(frame);
+                }
+                hasher
+            });
+            in_flight = Some(Box::pin(async move { tokio::join!(write, hash) }));
+        }
+        let Some(step) = in_flight.as_mut() else {
+            if ended || failure.is_some() {
+                break;
+            }
+            // Nothing in flight and nothing gathered: wait for the client.
+            match body.next().await {
+                Some(Ok(frame)) => {
+                    received += frame.len() as u64;
+                    batch_len += frame.len();
+                    batch.push(frame);
+                }
+                Some(Err(e)) => failure = Some(StorageError::Body(e)),
+                None => ended = true,
+            }
+            continue;
+        };
+        let receiving =
+            !ended && failure.is_none() && batch_len < WRITE_BATCH && batch.len() < BATCH_FRAMES;
+        tokio::select! {
+            frame = body.next(), if receiving => match frame {
+                Some(Ok(frame)) => {
+                    received += frame.len() as u64;
+                    batch_len += frame.len();
+                    batch.push(frame);
+                }
+                Some(Err(e)) => failure = Some(StorageError::Body(e)),
+                None => ended = true,
+            },
+            (written, hashed) = step => {
+                in_flight = None;
+                match (written, hashed) {
+                    (Ok((writer, Ok(()))), Ok(hasher)) => idle = Some((writer, hasher)),
+                    (Ok((_, Err(e))), _) => failure = Some(e),
+                    (Err(e), _) | (_, Err(e)) => failure = Some(joined(e)),
+                }
+            }
+        }
+    }
+    let outcome = match (failure, idle) {
+        (None, Some((writer, hasher))) => match expected_len.filter(|e| *e != received) {
+            None => {
+                return Ok(Appended {
+                    hasher,
+                    len: writer.end - start,
+                });
+            }
             Some(expected) => StorageError::ChunkLength {
                 expected,
                 actual: received,
             },
         },
-        (Err(e), _, _) | (_, Err(e), _) => e,
-        (Ok(_), Ok(_), Some(e)) => StorageError::Body(e),
+        (Some(e), _) => e,
+        (None, None) => joined_lost(&path),
     };
     // Roll the chunk back so the session stays at its last acknowledged offset.
     let _ignored = blocking(move || {
@@ -280,55 +467,63 @@ async fn append_chunk(
     Err(outcome)
 }
 
-/// The hashing thread of [`append_chunk`]: continues `hasher` over each queued frame.
-fn hash_frames(mut hasher: Hasher, mut queue: tokio::sync::mpsc::Receiver<Bytes>) -> Hasher {
-    while let Some(frame) = queue.blocking_recv() {
-        hasher.update(&frame);
+/// The error for an upload whose writer was lost (cannot happen: every path keeps or reports it).
+fn joined_lost(path: &Path) -> StorageError {
+    StorageError::Io {
+        op: "run upload writer",
+        path: path.display().to_string(),
+        source: io::Error::other("the upload writer was lost"),
     }
-    hasher
 }
 
-/// The writing thread of [`append_chunk`]: writes each queued frame at the end of the file from `start` and
-/// returns how many bytes it wrote. Every [`WRITEBACK_STEP`] it starts writeback of what it wrote; every time
-/// the file grows past a multiple of [`FLUSH_STEP`] it asks for a [`BackgroundFlush`].
-fn write_frames(
-    path: &Path,
-    start: u64,
-    mut queue: tokio::sync::mpsc::Receiver<Bytes>,
-) -> Result<u64> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io_err("open", path))?;
-    let file = Arc::new(file);
-    let flush = BackgroundFlush::new(file.clone());
-    let mut end = start;
-    let mut unflushed_from = start;
-    while let Some(first) = queue.blocking_recv() {
-        // Gather frames into one write of up to WRITE_BATCH bytes (fewer, larger writes and writebacks).
-        let mut batch = vec![first];
-        let mut len: usize = batch[0].len();
-        while len < WRITE_BATCH && batch.len() < BATCH_FRAMES {
-            match queue.blocking_recv() {
-                Some(frame) => {
-                    len += frame.len();
-                    batch.push(frame);
-                }
-                None => break,
-            }
-        }
-        write_dropping_cache(&file, &batch, end).map_err(io_err("write", path))?;
-        let before = end;
-        end += len as u64;
-        if end - unflushed_from >= WRITEBACK_STEP {
-            start_writeback(&file, unflushed_from, end - unflushed_from);
-            unflushed_from = end;
-        }
-        if before / FLUSH_STEP != end / FLUSH_STEP {
-            flush.request();
-        }
+/// The writing side of [`append_chunk`]: writes batches at the end of the data file. Every [`WRITEBACK_STEP`]
+/// it starts writeback of what it wrote; every time the file grows past a multiple of [`FLUSH_STEP`] it asks
+/// for a [`BackgroundFlush`]. Each call is short and blocking.
+struct ChunkWriter {
+    path: PathBuf,
+    file: Arc<std::fs::File>,
+    flush: BackgroundFlush,
+    /// Where the next byte goes.
+    end: u64,
+    unflushed_from: u64,
+}
+
+impl ChunkWriter {
+    /// Opens the data file `path` to write from `start`.
+    fn open(path: PathBuf, start: u64) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        let file = Arc::new(file);
+        Ok(ChunkWriter {
+            flush: BackgroundFlush::new(file.clone()),
+            path,
+            file,
+            end: start,
+            unflushed_from: start,
+        })
     }
-    Ok(end - start)
+
+    /// Writes `frames` in order at the end (one write for them all, fewer and larger writebacks).
+    fn write(&mut self, frames: &[Bytes]) -> Result<()> {
+        let len: u64 = frames.iter().map(|f| f.len() as u64).sum();
+        write_dropping_cache(&self.file, frames, self.end).map_err(io_err("write", &self.path))?;
+        let before = self.end;
+        self.end += len;
+        if self.end - self.unflushed_from >= WRITEBACK_STEP {
+            start_writeback(
+                &self.file,
+                self.unflushed_from,
+                self.end - self.unflushed_from,
+            );
+            self.unflushed_from = self.end;
+        }
+        if before / FLUSH_STEP != self.end / FLUSH_STEP {
+            self.flush.request();
+        }
+        Ok(())
+    }
 }
 
 /// Set once the kernel refused `RWF_DONTCACHE`: later writes go through the page cache as usual.
@@ -540,7 +735,85 @@ impl FsStorage {
         FsStorage {
             paths: DistributionPaths::new(root),
             sessions: Mutex::new(HashMap::new()),
+            verify: false,
+            verified: Mutex::new(HashMap::new()),
+            verifying: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// With `on`, every blob is hashed against its digest before it is first served (a whole read before the
+    /// response starts); the file's identity is remembered, so later reads cost nothing until the file
+    /// changes. A blob that does not match is refused ([`StorageError::Corrupt`]) and logged. For trees this
+    /// registry did not write itself (a cluster image's `registry/`, which `sealos run` serves): blobs it
+    /// stores are verified as they are uploaded.
+    pub fn verify_on_first_read(mut self, on: bool) -> Self {
+        self.verify = on;
+        self
+    }
+
+    /// Hashes the blob file `file` (whose metadata is `meta`) against `digest` unless this very file was
+    /// verified before; concurrent first reads of one blob hash it once. The bytes hashed are read from the
+    /// open file (positioned reads, its offset untouched), the file then served.
+    async fn verify_once(
+        &self,
+        digest: &Digest,
+        path: &Path,
+        file: &std::fs::File,
+        meta: &std::fs::Metadata,
+    ) -> Result<()> {
+        let stamp = FileStamp::of(meta);
+        let corrupt = || StorageError::Corrupt {
+            what: path.display().to_string(),
+            reason: format!(
+                "its content does not match its digest `{digest}`, so it is not served"
+            ),
+        };
+        // Whether this very file was hashed before, and matched.
+        let known = |s: &FsStorage| {
+            let map = s.verified.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(digest)
+                .filter(|(known, _)| *known == stamp)
+                .map(|(_, matched)| *matched)
+        };
+        match known(self) {
+            Some(true) => return Ok(()),
+            Some(false) => return Err(corrupt()),
+            None => {}
+        }
+        let gate = {
+            let mut map = self.verifying.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(digest.clone()).or_default().clone()
+        };
+        let _turn = gate.lock().await;
+        match known(self) {
+            Some(true) => return Ok(()),
+            Some(false) => return Err(corrupt()),
+            None => {}
+        }
+        let reader = file.try_clone().map_err(io_err("open", path))?;
+        let (alg, at) = (digest.algorithm(), path.to_path_buf());
+        let hashed = blocking(move || hash_at(&reader, &at, alg.hasher())).await;
+        self.verifying
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(digest);
+        let (hasher, _len) = hashed?;
+        let matched = hasher.finish() == *digest;
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(digest.clone(), (stamp, matched));
+        if !matched {
+            #[cfg(any(feature = "client", feature = "server"))]
+            tracing::error!(
+                blob = %digest,
+                path = %path.display(),
+                "corrupt blob: its content does not match its digest; refusing to serve it"
+            );
+            // The computed digest is left out: it says nothing useful and would hash any file for the asker.
+            return Err(corrupt());
+        }
+        Ok(())
     }
 
     /// The layout this storage reads and writes.
@@ -557,16 +830,20 @@ impl FsStorage {
         mapped: bool,
     ) -> Result<BlobReader> {
         let path = self.paths.blob_data(digest);
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if is_not_found(&e) => return Err(StorageError::BlobUnknown(digest.clone())),
-            Err(e) => return Err(io_err("open", &path)(e)),
+        let (root, at) = (self.paths.root().to_path_buf(), path.clone());
+        let (mut file, meta) = match blocking(move || Ok(open_beneath(&root, &at))).await? {
+            Ok(opened) => opened,
+            Err(e) if e.is_not_found() => return Err(StorageError::BlobUnknown(digest.clone())),
+            Err(e) => return Err(beneath_err(e)),
         };
-        let size = file.metadata().await.map_err(io_err("stat", &path))?.len();
+        if self.verify {
+            self.verify_once(digest, &path, &file, &meta).await?;
+        }
+        let size = meta.len();
         let range = range.map(|r| r.within(size)).transpose()?;
         let (from, len) = range.map_or((0, size), |r| (r.start, r.len()));
         if mapped && len >= super::mapped::MAP_MIN {
-            match super::mapped::mapped_stream(file.into_std().await, size, from, len) {
+            match super::mapped::mapped_stream(file, size, from, len) {
                 Ok(stream) => {
                     return Ok(BlobReader {
                         size,
@@ -574,15 +851,15 @@ impl FsStorage {
                         stream,
                     });
                 }
-                Err(unmapped) => file = tokio::fs::File::from_std(unmapped),
+                Err(unmapped) => file = unmapped,
             }
         }
         if from > 0 {
+            // A seek moves the file offset only: no I/O to wait for.
             file.seek(io::SeekFrom::Start(from))
-                .await
                 .map_err(io_err("seek", &path))?;
         }
-        let stream = read_stream(file.into_std().await, len);
+        let stream = read_stream(file, len);
         Ok(BlobReader {
             size,
             range,
@@ -610,14 +887,13 @@ impl FsStorage {
             return Err(StorageError::UploadUnknown(id.to_string()));
         }
         let data = self.upload_dir(repo, id).join("data");
-        if s.hasher.is_some() {
-            if tokio::fs::metadata(&data).await.is_ok() {
-                return Ok(());
-            }
+        // The session's data is a regular file reached without symlinks, or there is no session.
+        let (root, at) = (self.paths.root().to_path_buf(), data.clone());
+        if !blocking(move || is_stored_file(&root, &at)).await? {
             return Err(StorageError::UploadUnknown(id.to_string()));
         }
-        if tokio::fs::metadata(&data).await.is_err() {
-            return Err(StorageError::UploadUnknown(id.to_string()));
+        if s.hasher.is_some() {
+            return Ok(());
         }
         let state = self.upload_dir(repo, id).join(HASH_STATE_FILE);
         let (hasher, len) = blocking(move || resume_hash(&data, &state)).await?;
@@ -666,12 +942,13 @@ fn resume_hash(data: &Path, state: &Path) -> Result<(Hasher, u64)> {
 impl Storage for FsStorage {
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
         let path = self.paths.blob_data(digest);
-        match tokio::fs::metadata(&path).await {
-            Ok(m) if m.is_file() => Ok(Some(m.len())),
-            Ok(_) => Ok(None),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(io_err("stat", &path)(e)),
-        }
+        let root = self.paths.root().to_path_buf();
+        blocking(move || match beneath(&root, &path)? {
+            Some(m) if m.is_file() => Ok(Some(m.len())),
+            Some(_) => Err(beneath_err(BeneathError::NotRegular(path))),
+            None => Ok(None),
+        })
+        .await
     }
 
     async fn read_blob(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobReader> {
@@ -691,8 +968,9 @@ impl Storage for FsStorage {
             });
         }
         let dest = self.paths.blob_data(digest);
+        let root = self.paths.root().to_path_buf();
         blocking(move || {
-            if dest.is_file() {
+            if is_stored_file(&root, &dest)? {
                 return Ok(());
             }
             atomic_write(&dest, &bytes).map_err(|e| StorageError::Io {
@@ -706,12 +984,16 @@ impl Storage for FsStorage {
 
     async fn list_blobs(&self) -> Result<Vec<Digest>> {
         let dir = self.paths.blobs_dir();
+        let root = self.paths.root().to_path_buf();
         blocking(move || {
             let mut out = Vec::new();
+            if beneath(&root, &dir)?.is_none() {
+                return Ok(out);
+            }
             let Ok(algs) = std::fs::read_dir(&dir) else {
                 return Ok(out);
             };
-            for alg in algs.flatten() {
+            for alg in algs.flatten().filter(is_real_dir) {
                 let Ok(algorithm) = alg.file_name().to_string_lossy().parse::<Algorithm>() else {
                     continue;
                 };
@@ -719,15 +1001,18 @@ impl Storage for FsStorage {
                     .into_iter()
                     .flatten()
                     .flatten()
+                    .filter(is_real_dir)
                 {
                     for hex in std::fs::read_dir(prefix.path())
                         .into_iter()
                         .flatten()
                         .flatten()
+                        .filter(is_real_dir)
                     {
                         let name = hex.file_name().to_string_lossy().into_owned();
                         if let Ok(d) = Digest::from_parts(algorithm, &name)
-                            && hex.path().join("data").is_file()
+                            && std::fs::symlink_metadata(hex.path().join("data"))
+                                .is_ok_and(|m| m.is_file())
                         {
                             out.push(d);
                         }
@@ -743,8 +1028,9 @@ impl Storage for FsStorage {
     async fn remove_blob(&self, digest: &Digest) -> Result<()> {
         let dir = self.paths.blob_dir(digest);
         let d = digest.clone();
+        let root = self.paths.root().to_path_buf();
         blocking(move || {
-            if remove_dir_if_exists(&dir)? {
+            if beneath(&root, &dir)?.is_some() && remove_dir_if_exists(&dir)? {
                 Ok(())
             } else {
                 Err(StorageError::BlobUnknown(d))
@@ -756,6 +1042,8 @@ impl Storage for FsStorage {
     async fn create_upload(&self, repo: &str) -> Result<UploadStatus> {
         let id = uuid::Uuid::new_v4().to_string();
         let dir = self.upload_dir(repo, &id);
+        let (root, at) = (self.paths.root().to_path_buf(), dir.clone());
+        blocking(move || beneath(&root, &at)).await?;
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(io_err("create upload directory", &dir))?;
@@ -850,13 +1138,14 @@ impl Storage for FsStorage {
         };
         let dest = self.paths.blob_data(digest);
         let expected = digest.clone();
+        let root = self.paths.root().to_path_buf();
         let result = blocking(move || {
             if actual != expected {
                 remove_dir_if_exists(&dir)?;
                 return Err(StorageError::DigestMismatch { expected, actual });
             }
             let file = std::fs::File::open(&data).map_err(io_err("open", &data))?;
-            if dest.is_file() {
+            if is_stored_file(&root, &dest)? {
                 // Stored already (blobs are content-addressed): nothing of this upload is kept, so it is
                 // not synced, and its space is given back off the response path.
                 remove_dir_if_exists(&dir)?;
@@ -884,7 +1173,10 @@ impl Storage for FsStorage {
         let session = self.session(id);
         let s = session.lock().await;
         let dir = self.upload_dir(repo, id);
-        let removed = blocking(move || remove_dir_if_exists(&dir)).await;
+        let root = self.paths.root().to_path_buf();
+        let removed =
+            blocking(move || Ok(beneath(&root, &dir)?.is_some() && remove_dir_if_exists(&dir)?))
+                .await;
         drop(s);
         self.forget_session(id);
         if removed? {
@@ -896,15 +1188,19 @@ impl Storage for FsStorage {
 
     async fn list_uploads(&self) -> Result<Vec<(String, String, u64)>> {
         let repos = self.paths.repositories_dir();
+        let root = self.paths.root().to_path_buf();
         blocking(move || {
             let mut out = Vec::new();
             let now = std::time::SystemTime::now();
+            if beneath(&root, &repos)?.is_none() {
+                return Ok(out);
+            }
             walk_repositories(&repos, "", &mut |name, dir| {
-                for entry in std::fs::read_dir(dir.join("_uploads"))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                {
+                let uploads = dir.join("_uploads");
+                if !std::fs::symlink_metadata(&uploads).is_ok_and(|m| m.is_dir()) {
+                    return;
+                }
+                for entry in std::fs::read_dir(&uploads).into_iter().flatten().flatten() {
                     let age = entry
                         .metadata()
                         .and_then(|m| m.modified())
@@ -924,21 +1220,29 @@ impl Storage for FsStorage {
     }
 
     async fn link_layer(&self, repo: &str, digest: &Digest) -> Result<()> {
-        ensure_link(self.paths.layer_link(repo, digest), digest).await
+        ensure_link(
+            self.paths.root(),
+            self.paths.layer_link(repo, digest),
+            digest,
+        )
+        .await
     }
 
     async fn has_layer(&self, repo: &str, digest: &Digest) -> Result<bool> {
-        Ok(read_link(&self.paths.layer_link(repo, digest))
-            .await?
-            .is_some())
+        Ok(
+            read_link(self.paths.root(), self.paths.layer_link(repo, digest))
+                .await?
+                .is_some(),
+        )
     }
 
     async fn unlink_layer(&self, repo: &str, digest: &Digest) -> Result<()> {
         let link = self.paths.layer_link(repo, digest);
         let d = digest.clone();
+        let root = self.paths.root().to_path_buf();
         blocking(move || {
             let dir = link.parent().unwrap_or(Path::new("/")).to_path_buf();
-            if link.is_file() && remove_dir_if_exists(&dir)? {
+            if is_stored_file(&root, &link)? && remove_dir_if_exists(&dir)? {
                 Ok(())
             } else {
                 Err(StorageError::BlobUnknown(d))
@@ -949,34 +1253,52 @@ impl Storage for FsStorage {
 
     async fn list_layers(&self, repo: &str) -> Result<Vec<Digest>> {
         let dir = self.paths.repository_dir(repo).join("_layers");
-        blocking(move || list_digest_dirs(&dir)).await
+        let root = self.paths.root().to_path_buf();
+        blocking(move || list_digest_dirs(&root, &dir)).await
     }
 
     async fn link_revision(&self, repo: &str, digest: &Digest) -> Result<()> {
-        ensure_link(self.paths.revision_link(repo, digest), digest).await
+        ensure_link(
+            self.paths.root(),
+            self.paths.revision_link(repo, digest),
+            digest,
+        )
+        .await
     }
 
     async fn has_revision(&self, repo: &str, digest: &Digest) -> Result<bool> {
-        Ok(read_link(&self.paths.revision_link(repo, digest))
-            .await?
-            .is_some())
+        Ok(
+            read_link(self.paths.root(), self.paths.revision_link(repo, digest))
+                .await?
+                .is_some(),
+        )
     }
 
     async fn unlink_revision(&self, repo: &str, digest: &Digest) -> Result<()> {
         let link = self.paths.revision_link(repo, digest);
         let tags_dir = self.paths.tags_dir(repo);
         let d = digest.clone();
+        let root = self.paths.root().to_path_buf();
         blocking(move || {
             let dir = link.parent().unwrap_or(Path::new("/")).to_path_buf();
-            if !(link.is_file() && remove_dir_if_exists(&dir)?) {
+            if !(is_stored_file(&root, &link)? && remove_dir_if_exists(&dir)?) {
                 return Err(StorageError::ManifestUnknown(d.to_string()));
             }
+            if beneath(&root, &tags_dir)?.is_none() {
+                return Ok(());
+            }
             // Tags pointing at a deleted manifest go with it, as in distribution.
-            for tag in std::fs::read_dir(&tags_dir).into_iter().flatten().flatten() {
+            for tag in std::fs::read_dir(&tags_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(is_real_dir)
+            {
                 let current = tag.path().join("current/link");
-                let points_here = std::fs::read_to_string(&current)
+                let points_here = read_link_file(&root, &current)
                     .ok()
-                    .is_some_and(|t| t.trim() == d.to_string());
+                    .flatten()
+                    .is_some_and(|t| t == d);
                 if points_here {
                     remove_dir_if_exists(&tag.path())?;
                 }
@@ -988,31 +1310,37 @@ impl Storage for FsStorage {
 
     async fn list_revisions(&self, repo: &str) -> Result<Vec<Digest>> {
         let dir = self.paths.repository_dir(repo).join("_manifests/revisions");
-        blocking(move || list_digest_dirs(&dir)).await
+        let root = self.paths.root().to_path_buf();
+        blocking(move || list_digest_dirs(&root, &dir)).await
     }
 
     async fn set_tag(&self, repo: &str, tag: &str, digest: &Digest) -> Result<()> {
         let index = self.paths.tag_index_link(repo, tag, digest);
         let current = self.paths.tag_current_link(repo, tag);
         let d = digest.clone();
+        let root = self.paths.root().to_path_buf();
         blocking(move || {
-            if !index.is_file() {
+            if !is_stored_file(&root, &index)? {
                 write_link(&index, &d)?;
             }
+            // `current` is replaced by a rename, which never writes through a symlink in its place; the
+            // directories on the way are checked.
+            beneath(&root, &current)?;
             write_link(&current, &d)
         })
         .await
     }
 
     async fn resolve_tag(&self, repo: &str, tag: &str) -> Result<Option<Digest>> {
-        read_link(&self.paths.tag_current_link(repo, tag)).await
+        read_link(self.paths.root(), self.paths.tag_current_link(repo, tag)).await
     }
 
     async fn delete_tag(&self, repo: &str, tag: &str) -> Result<()> {
         let dir = self.paths.tags_dir(repo).join(tag);
         let t = tag.to_string();
+        let root = self.paths.root().to_path_buf();
         blocking(move || {
-            if dir.join("current/link").is_file() && remove_dir_if_exists(&dir)? {
+            if is_stored_file(&root, &dir.join("current/link"))? && remove_dir_if_exists(&dir)? {
                 Ok(())
             } else {
                 Err(StorageError::ManifestUnknown(t))
@@ -1025,15 +1353,20 @@ impl Storage for FsStorage {
         let repo_dir = self.paths.repository_dir(repo);
         let tags_dir = self.paths.tags_dir(repo);
         let name = repo.to_string();
+        let root = self.paths.root().to_path_buf();
         blocking(move || {
-            if !repo_dir.is_dir() {
+            if !beneath(&root, &repo_dir)?.is_some_and(|m| m.is_dir()) {
                 return Err(StorageError::NameUnknown(name));
+            }
+            if beneath(&root, &tags_dir)?.is_none() {
+                return Ok(Vec::new());
             }
             let mut tags: Vec<String> = std::fs::read_dir(&tags_dir)
                 .into_iter()
                 .flatten()
                 .flatten()
-                .filter(|e| e.path().join("current/link").is_file())
+                .filter(is_real_dir)
+                .filter(|e| is_stored_file(&root, &e.path().join("current/link")).unwrap_or(false))
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect();
             tags.sort();
@@ -1044,10 +1377,14 @@ impl Storage for FsStorage {
 
     async fn list_repositories(&self) -> Result<Vec<String>> {
         let repos = self.paths.repositories_dir();
+        let root = self.paths.root().to_path_buf();
         blocking(move || {
             let mut out = Vec::new();
+            if beneath(&root, &repos)?.is_none() {
+                return Ok(out);
+            }
             walk_repositories(&repos, "", &mut |name, dir| {
-                if dir.join("_manifests").is_dir() {
+                if std::fs::symlink_metadata(dir.join("_manifests")).is_ok_and(|m| m.is_dir()) {
                     out.push(name.to_string());
                 }
             });
@@ -1058,14 +1395,14 @@ impl Storage for FsStorage {
     }
 
     async fn repository_exists(&self, repo: &str) -> Result<bool> {
-        Ok(tokio::fs::metadata(self.paths.repository_dir(repo))
-            .await
-            .is_ok_and(|m| m.is_dir()))
+        let dir = self.paths.repository_dir(repo);
+        let root = self.paths.root().to_path_buf();
+        blocking(move || Ok(beneath(&root, &dir)?.is_some_and(|m| m.is_dir()))).await
     }
 }
 
 /// Calls `visit(name, dir)` for every directory under `dir` that is a repository candidate (any depth), skipping
-/// the `_`-prefixed internal directories distribution uses.
+/// the `_`-prefixed internal directories distribution uses, and never descending through a symlink.
 fn walk_repositories(dir: &Path, prefix: &str, visit: &mut dyn FnMut(&str, &Path)) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -1091,11 +1428,13 @@ fn walk_repositories(dir: &Path, prefix: &str, visit: &mut dyn FnMut(&str, &Path
     }
 }
 
-/// Writes the link file at `path` naming `digest` unless it already exists (links are idempotent).
-async fn ensure_link(path: PathBuf, digest: &Digest) -> Result<()> {
+/// Writes the link file at `path` (below `root`) naming `digest` unless it already exists (links are
+/// idempotent); never through a symlink.
+async fn ensure_link(root: &Path, path: PathBuf, digest: &Digest) -> Result<()> {
     let digest = digest.clone();
+    let root = root.to_path_buf();
     blocking(move || {
-        if path.is_file() {
+        if is_stored_file(&root, &path)? {
             return Ok(());
         }
         write_link(&path, &digest)

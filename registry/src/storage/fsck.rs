@@ -4,6 +4,9 @@
 //! references (config, layers, child manifests) must be in the repository. Each problem names the path.
 //!
 //! The tree walks here ([`scan_blobs`], [`scan_repositories`], [`scan_links`]) are shared with [`super::gc`].
+//! None of them follows a symlink: [`scan_strays`] lists every symlink and every device, fifo or socket in the
+//! tree (fsck reports each, gc refuses to run while there is one), and the other walks skip them, so a tree
+//! that came from elsewhere cannot make fsck read, or gc delete, anything outside it.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -16,8 +19,10 @@ use formats::manifest::{ParsedManifest, RawManifest};
 use formats::media_type;
 use formats::oci_layout::MAX_JSON_BLOB;
 
+use formats::fsutil::{BeneathError, check_beneath, open_beneath};
+
 use super::Result;
-use super::fs::{hash_file, io_err, is_not_found};
+use super::fs::{beneath_err, hash_at, io_err, is_not_found, is_real_dir};
 
 /// What kind of damage a [`Problem`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -124,8 +129,18 @@ pub(super) struct LinkEntry {
     pub(super) target: std::result::Result<Digest, String>,
 }
 
-/// Lists the directory entries of `dir` sorted by name; a missing directory is empty.
-pub(super) fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
+/// Lists the directory entries of `dir` (below the tree's root) sorted by name. A missing directory is empty,
+/// and so is one reached through a symlink or that is not a directory: it is not followed ([`scan_strays`]
+/// reports it).
+pub(super) fn sorted_entries(
+    paths: &DistributionPaths,
+    dir: &Path,
+) -> Result<Vec<std::fs::DirEntry>> {
+    match check_beneath(paths.root(), dir) {
+        Ok(Some(m)) if m.is_dir() => {}
+        Ok(_) | Err(BeneathError::Symlink(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(beneath_err(e)),
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if is_not_found(&e) => return Ok(Vec::new()),
@@ -155,24 +170,70 @@ pub(super) struct BlobScan {
 }
 
 /// True when `dir` holds nothing but staging files (`.tmp-*`), or nothing at all.
-fn only_staging_files(dir: &Path) -> Result<bool> {
-    Ok(sorted_entries(dir)?
+fn only_staging_files(paths: &DistributionPaths, dir: &Path) -> Result<bool> {
+    Ok(sorted_entries(paths, dir)?
         .iter()
         .all(|e| name_of(e).starts_with(".tmp-")))
 }
 
-/// Walks `blobs/<alg>/<xx>/<hex>/data`.
+/// True when the entry is a symlink, device, fifo or socket: never followed or read, listed by [`scan_strays`].
+fn is_stray(entry: &std::fs::DirEntry) -> bool {
+    entry.file_type().is_ok_and(|t| !t.is_dir() && !t.is_file())
+}
+
+/// Every symlink, device, fifo and socket under `docker/registry/v2` (found without following any symlink),
+/// with what is wrong with it: the store never follows or reads them.
+pub(super) fn scan_strays(paths: &DistributionPaths) -> Result<Vec<(PathBuf, String)>> {
+    let mut found = Vec::new();
+    let mut stack = vec![paths.v2()];
+    while let Some(dir) = stack.pop() {
+        for entry in sorted_entries(paths, &dir)? {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_symlink() {
+                let target = std::fs::read_link(entry.path())
+                    .map(|t| format!(" (to `{}`)", t.display()))
+                    .unwrap_or_default();
+                found.push((
+                    entry.path(),
+                    format!(
+                        "a symlink{target}: the registry never follows symlinks in its directory (one could \
+                         point outside it); replace it with what it points to, or remove it"
+                    ),
+                ));
+            } else if !kind.is_file() {
+                found.push((
+                    entry.path(),
+                    "not a regular file (a device, fifo or socket); remove it".into(),
+                ));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Walks `blobs/<alg>/<xx>/<hex>/data`, skipping strays ([`scan_strays`]).
 pub(super) fn scan_blobs(paths: &DistributionPaths) -> Result<BlobScan> {
     let mut scan = BlobScan::default();
-    for alg in sorted_entries(&paths.blobs_dir())? {
+    for alg in sorted_entries(paths, &paths.blobs_dir())? {
+        if is_stray(&alg) {
+            continue;
+        }
         let Ok(algorithm) = name_of(&alg).parse::<Algorithm>() else {
             scan.unexpected
                 .push((alg.path(), "not a digest algorithm directory".into()));
             continue;
         };
-        for prefix in sorted_entries(&alg.path())? {
+        for prefix in sorted_entries(paths, &alg.path())? {
             let prefix_name = name_of(&prefix);
-            for hex in sorted_entries(&prefix.path())? {
+            for hex in sorted_entries(paths, &prefix.path())? {
+                if is_stray(&hex) {
+                    continue;
+                }
                 let name = name_of(&hex);
                 let digest = match Digest::from_parts(algorithm, &name) {
                     Ok(d) if prefix_name.len() == 2 && d.hex().starts_with(&prefix_name) => d,
@@ -188,9 +249,12 @@ pub(super) fn scan_blobs(paths: &DistributionPaths) -> Result<BlobScan> {
                     }
                 };
                 let data = hex.path().join("data");
-                if data.is_file() {
+                let kind = std::fs::symlink_metadata(&data).map(|m| m.file_type());
+                if kind.as_ref().is_ok_and(|k| k.is_file()) {
                     scan.blobs.push(BlobEntry { digest, data });
-                } else if only_staging_files(&hex.path())? {
+                } else if kind.is_ok_and(|k| !k.is_dir()) {
+                    // A symlink or device as `data`: a stray, not a blob.
+                } else if only_staging_files(paths, &hex.path())? {
                     scan.leftovers.push(hex.path());
                 } else {
                     scan.unexpected
@@ -209,7 +273,7 @@ pub(super) fn scan_repositories(paths: &DistributionPaths) -> Result<Vec<String>
     let mut stack = vec![(paths.repositories_dir(), String::new())];
     while let Some((dir, name)) = stack.pop() {
         let mut is_repo = false;
-        for entry in sorted_entries(&dir)? {
+        for entry in sorted_entries(paths, &dir)? {
             let child = name_of(&entry);
             if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
@@ -233,9 +297,18 @@ pub(super) fn scan_repositories(paths: &DistributionPaths) -> Result<Vec<String>
     Ok(found)
 }
 
-/// Reads one link file, checking it names `named` (the digest its path spells) when given.
-pub(super) fn read_link(path: &Path, named: Option<&Digest>) -> Result<LinkEntry> {
-    let text = std::fs::read(path).map_err(io_err("read link", path))?;
+/// Reads one link file (a regular file reached without symlinks), checking it names `named` (the digest its
+/// path spells) when given.
+pub(super) fn read_link(
+    paths: &DistributionPaths,
+    path: &Path,
+    named: Option<&Digest>,
+) -> Result<LinkEntry> {
+    let (file, _) = open_beneath(paths.root(), path).map_err(beneath_err)?;
+    let mut text = Vec::new();
+    file.take(1024)
+        .read_to_end(&mut text)
+        .map_err(io_err("read link", path))?;
     let target = match std::str::from_utf8(&text) {
         Err(_) => Err("link is not text".to_string()),
         Ok(t) => match Digest::parse(t.trim()) {
@@ -253,12 +326,25 @@ pub(super) fn read_link(path: &Path, named: Option<&Digest>) -> Result<LinkEntry
     })
 }
 
+/// True when `path` is a regular file (not a symlink to one).
+fn is_plain_file(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+}
+
+/// True when `path` is a regular file reached from the root without symlinks.
+pub(super) fn is_file_beneath(paths: &DistributionPaths, path: &Path) -> bool {
+    check_beneath(paths.root(), path).is_ok_and(|m| m.is_some_and(|m| m.is_file()))
+}
+
 /// Every `<dir>/<alg>/<hex>/link` (the shape of `_layers`, `_manifests/revisions` and a tag's `index`). A
 /// `<hex>` directory without a `link` is an entry distribution deleted and is skipped; malformed names are
-/// returned as bad links.
-pub(super) fn scan_links(dir: &Path) -> Result<Vec<LinkEntry>> {
+/// returned as bad links; strays are skipped ([`scan_strays`]).
+pub(super) fn scan_links(paths: &DistributionPaths, dir: &Path) -> Result<Vec<LinkEntry>> {
     let mut out = Vec::new();
-    for alg in sorted_entries(dir)? {
+    for alg in sorted_entries(paths, dir)? {
+        if is_stray(&alg) {
+            continue;
+        }
         let Ok(algorithm) = name_of(&alg).parse::<Algorithm>() else {
             out.push(LinkEntry {
                 path: alg.path(),
@@ -266,13 +352,13 @@ pub(super) fn scan_links(dir: &Path) -> Result<Vec<LinkEntry>> {
             });
             continue;
         };
-        for hex in sorted_entries(&alg.path())? {
+        for hex in sorted_entries(paths, &alg.path())? {
             let link = hex.path().join("link");
-            if !link.is_file() {
+            if !is_real_dir(&hex) || !is_plain_file(&link) {
                 continue;
             }
             match Digest::from_parts(algorithm, &name_of(&hex)) {
-                Ok(named) => out.push(read_link(&link, Some(&named))?),
+                Ok(named) => out.push(read_link(paths, &link, Some(&named))?),
                 Err(e) => out.push(LinkEntry {
                     path: link,
                     target: Err(format!("its directory does not name a digest: {e}")),
@@ -286,10 +372,10 @@ pub(super) fn scan_links(dir: &Path) -> Result<Vec<LinkEntry>> {
 /// The tags of a repository: `(tag, current link)` for every tag with a `current/link`.
 pub(super) fn scan_tags(paths: &DistributionPaths, repo: &str) -> Result<Vec<(String, LinkEntry)>> {
     let mut out = Vec::new();
-    for tag in sorted_entries(&paths.tags_dir(repo))? {
+    for tag in sorted_entries(paths, &paths.tags_dir(repo))? {
         let current = tag.path().join("current/link");
-        if current.is_file() {
-            out.push((name_of(&tag), read_link(&current, None)?));
+        if is_file_beneath(paths, &current) {
+            out.push((name_of(&tag), read_link(paths, &current, None)?));
         }
     }
     Ok(out)
@@ -302,10 +388,13 @@ pub(super) fn load_manifest(
     digest: &Digest,
 ) -> Result<std::result::Result<Option<RawManifest>, String>> {
     let path = paths.blob_data(digest);
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if is_not_found(&e) => return Ok(Ok(None)),
-        Err(e) => return Err(io_err("open", &path)(e)),
+    let file = match open_beneath(paths.root(), &path) {
+        Ok((f, _)) => f,
+        Err(e) if e.is_not_found() => return Ok(Ok(None)),
+        Err(e @ (BeneathError::Symlink(_) | BeneathError::NotRegular(_))) => {
+            return Ok(Err(e.to_string()));
+        }
+        Err(e) => return Err(beneath_err(e)),
     };
     let mut bytes = Vec::new();
     file.take(MAX_JSON_BLOB + 1)
@@ -329,13 +418,28 @@ pub(super) fn load_manifest(
 pub fn fsck(root: &Path) -> Result<FsckReport> {
     let paths = DistributionPaths::new(root);
     let mut report = FsckReport::default();
-    if !paths.v2().is_dir() {
-        report.problem(
-            paths.v2(),
-            ProblemKind::UnexpectedEntry,
-            "missing: not a Docker Distribution tree (expected docker/registry/v2 under the directory given)",
-        );
-        return Ok(report);
+    match check_beneath(root, &paths.v2()) {
+        Ok(Some(m)) if m.is_dir() => {}
+        Err(BeneathError::Symlink(link)) => {
+            report.problem(
+                link,
+                ProblemKind::UnexpectedEntry,
+                "a symlink: the registry never follows symlinks in its directory (one could point outside it)",
+            );
+            return Ok(report);
+        }
+        Err(e @ BeneathError::Io { .. }) if !e.is_not_found() => return Err(beneath_err(e)),
+        _ => {
+            report.problem(
+                paths.v2(),
+                ProblemKind::UnexpectedEntry,
+                "missing: not a Docker Distribution tree (expected docker/registry/v2 under the directory given)",
+            );
+            return Ok(report);
+        }
+    }
+    for (path, message) in scan_strays(&paths)? {
+        report.problem(path, ProblemKind::UnexpectedEntry, message);
     }
     let BlobScan {
         blobs,
@@ -347,7 +451,8 @@ pub fn fsck(root: &Path) -> Result<FsckReport> {
     }
     report.leftovers = leftovers;
     for blob in &blobs {
-        let (hasher, len) = hash_file(&blob.data, blob.digest.algorithm())?;
+        let (file, _) = open_beneath(root, &blob.data).map_err(beneath_err)?;
+        let (hasher, len) = hash_at(&file, &blob.data, blob.digest.algorithm().hasher())?;
         let actual = hasher.finish();
         report.blobs += 1;
         report.bytes += len;
@@ -373,13 +478,14 @@ pub fn fsck(root: &Path) -> Result<FsckReport> {
 /// Reads the links under `dir` (`<alg>/<hex>/link`), counts them, reports unreadable ones and ones naming a blob
 /// that is not stored (with `dangling`'s message), and returns the others with the digest each names.
 fn stored_links(
+    paths: &DistributionPaths,
     dir: &Path,
     stored: &HashSet<&Digest>,
     report: &mut FsckReport,
     dangling: impl Fn(&Digest) -> String,
 ) -> Result<Vec<(PathBuf, Digest)>> {
     let mut kept = Vec::new();
-    for link in scan_links(dir)? {
+    for link in scan_links(paths, dir)? {
         report.links += 1;
         match link.target {
             Err(reason) => report.problem(link.path, ProblemKind::BadLink, reason),
@@ -399,13 +505,15 @@ fn check_repository(
     report: &mut FsckReport,
 ) -> Result<()> {
     let repo_dir = paths.repository_dir(repo);
-    let layers: HashSet<Digest> = stored_links(&repo_dir.join("_layers"), stored, report, |d| {
-        format!("layer link names blob `{d}`, which is not stored")
-    })?
-    .into_iter()
-    .map(|(_, d)| d)
-    .collect();
+    let layers: HashSet<Digest> =
+        stored_links(paths, &repo_dir.join("_layers"), stored, report, |d| {
+            format!("layer link names blob `{d}`, which is not stored")
+        })?
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
     let revisions = stored_links(
+        paths,
         &repo_dir.join("_manifests/revisions"),
         stored,
         report,
@@ -440,7 +548,7 @@ fn check_repository(
                 ParsedManifest::Image(_) if !layers.contains(d) => Some(format!(
                     "references blob `{d}`, which is not linked into `{repo}` (no _layers link)"
                 )),
-                ParsedManifest::Image(_) => std::fs::metadata(paths.blob_data(d))
+                ParsedManifest::Image(_) => std::fs::symlink_metadata(paths.blob_data(d))
                     .ok()
                     .filter(|m| m.len() != child.size)
                     .map(|m| {
@@ -460,12 +568,12 @@ fn check_repository(
             }
         }
     }
-    for tag in sorted_entries(&paths.tags_dir(repo))? {
+    for tag in sorted_entries(paths, &paths.tags_dir(repo))? {
         let tag_name = name_of(&tag);
         let current = tag.path().join("current/link");
-        if current.is_file() {
+        if is_file_beneath(paths, &current) {
             report.links += 1;
-            match read_link(&current, None)?.target {
+            match read_link(paths, &current, None)?.target {
                 Err(reason) => report.problem(&current, ProblemKind::BadLink, reason),
                 Ok(d) if !revision_set.contains(&d) => report.problem(
                     &current,
@@ -475,13 +583,13 @@ fn check_repository(
                 Ok(_) => {}
             }
         }
-        for link in scan_links(&tag.path().join("index"))? {
+        for link in scan_links(paths, &tag.path().join("index"))? {
             report.links += 1;
             if let Err(reason) = link.target {
                 report.problem(link.path, ProblemKind::BadLink, reason);
             }
         }
     }
-    report.uploads += sorted_entries(&paths.uploads_dir(repo))?.len() as u64;
+    report.uploads += sorted_entries(paths, &paths.uploads_dir(repo))?.len() as u64;
     Ok(())
 }

@@ -12,6 +12,9 @@
 //! finished whose manifest has not been pushed yet. The mark runs twice (before and right after choosing what
 //! to remove) so a manifest pushed while gc runs keeps its blobs. See `docs/registry-maintenance.md` for what
 //! is and is not safe while a server uses the directory.
+//!
+//! gc never follows a symlink: it refuses to run while the tree holds one (or a device, fifo or socket; `fsck`
+//! lists them), since what it keeps or removes behind one is unknown, and it removes nothing reached through one.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -21,9 +24,12 @@ use formats::digest::Digest;
 use formats::distribution::DistributionPaths;
 use formats::manifest::{ParsedManifest, RawManifest};
 
-use super::fs::remove_dir_if_exists;
+use formats::fsutil::check_beneath;
+
+use super::fs::{beneath, beneath_err, remove_dir_if_exists};
 use super::fsck::{
-    load_manifest, scan_blobs, scan_links, scan_repositories, scan_tags, sorted_entries,
+    load_manifest, scan_blobs, scan_links, scan_repositories, scan_strays, scan_tags,
+    sorted_entries,
 };
 use super::{Result, StorageError};
 
@@ -149,7 +155,7 @@ fn mark_repository(
 ) -> Result<()> {
     let repo_dir = paths.repository_dir(repo);
     let mut revisions = Vec::new();
-    for link in scan_links(&repo_dir.join("_manifests/revisions"))? {
+    for link in scan_links(paths, &repo_dir.join("_manifests/revisions"))? {
         match link.target {
             Ok(d) => revisions.push(d),
             Err(reason) => marks.warnings.push(format!(
@@ -246,7 +252,9 @@ fn mark_repository(
 }
 
 fn age(path: &Path, now: SystemTime) -> Option<Duration> {
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    let modified = std::fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()?;
     Some(now.duration_since(modified).unwrap_or(Duration::ZERO))
 }
 
@@ -261,9 +269,20 @@ fn prune_empty_parents(path: &Path, stop: &Path) {
     }
 }
 
+/// Removes the directory `dir` (below the tree's root) when it exists, unless it is reached through a symlink.
+fn remove_beneath(paths: &DistributionPaths, dir: &Path) -> Result<bool> {
+    if beneath(paths.root(), dir)?.is_none() {
+        return Ok(false);
+    }
+    remove_dir_if_exists(dir)
+}
+
 /// Collects garbage in the tree rooted at `root` (the directory holding `docker/registry/v2`).
 pub fn gc(root: &Path, options: &GcOptions) -> Result<GcReport> {
     let paths = DistributionPaths::new(root);
+    if let Err(e) = check_beneath(root, &paths.v2()) {
+        return Err(beneath_err(e));
+    }
     if !paths.v2().is_dir() {
         return Err(StorageError::Io {
             op: "open registry tree",
@@ -271,6 +290,15 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<GcReport> {
             source: std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 "not a Docker Distribution tree (expected docker/registry/v2 under the directory given)",
+            ),
+        });
+    }
+    if let Some((path, what)) = scan_strays(&paths)?.into_iter().next() {
+        return Err(StorageError::Corrupt {
+            what: path.display().to_string(),
+            reason: format!(
+                "{what}; gc refuses to run while the tree holds one, since what it keeps or removes behind it is \
+                 unknown"
             ),
         });
     }
@@ -295,7 +323,7 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<GcReport> {
             report.blobs_kept += 1;
             continue;
         }
-        let size = std::fs::metadata(&blob.data).map_or(0, |m| m.len());
+        let size = std::fs::symlink_metadata(&blob.data).map_or(0, |m| m.len());
         let entry = SizedBlob {
             digest: blob.digest.clone(),
             size,
@@ -317,7 +345,7 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<GcReport> {
         report.revisions_removed.push(rev.clone());
     }
     for repo in &repos {
-        for link in scan_links(&paths.repository_dir(repo).join("_layers"))? {
+        for link in scan_links(&paths, &paths.repository_dir(repo).join("_layers"))? {
             let Ok(digest) = link.target else { continue };
             if !doomed_blobs.contains(&digest) {
                 continue;
@@ -325,7 +353,7 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<GcReport> {
             if !options.dry_run
                 && let Some(dir) = link.path.parent()
             {
-                remove_dir_if_exists(dir)?;
+                remove_beneath(&paths, dir)?;
             }
             report.layer_links_removed.push(InRepository {
                 repository: repo.clone(),
@@ -337,13 +365,13 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<GcReport> {
     if !options.dry_run {
         for blob in &report.blobs_removed {
             let dir = paths.blob_dir(&blob.digest);
-            remove_dir_if_exists(&dir)?;
+            remove_beneath(&paths, &dir)?;
             prune_empty_parents(&dir, &blobs_dir);
         }
     }
     for dir in scan.leftovers {
         // Last activity: the newest of the directory and the staging files in it.
-        let mut newest = sorted_entries(&dir)?
+        let mut newest = sorted_entries(&paths, &dir)?
             .iter()
             .map(|e| age(&e.path(), now))
             .collect::<Vec<_>>();
@@ -355,13 +383,13 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<GcReport> {
             continue;
         }
         if !options.dry_run {
-            remove_dir_if_exists(&dir)?;
+            remove_beneath(&paths, &dir)?;
             prune_empty_parents(&dir, &blobs_dir);
         }
         report.leftovers_removed.push(dir);
     }
     for repo in &repos {
-        for session in sorted_entries(&paths.uploads_dir(repo))? {
+        for session in sorted_entries(&paths, &paths.uploads_dir(repo))? {
             let dir = session.path();
             // Last activity: the newest of the session directory and its files.
             let idle = [dir.clone(), dir.join("data"), dir.join("startedat")]
@@ -372,7 +400,7 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<GcReport> {
                 continue;
             };
             if !options.dry_run {
-                remove_dir_if_exists(&dir)?;
+                remove_beneath(&paths, &dir)?;
             }
             report.uploads_removed.push(StaleUpload {
                 repository: repo.clone(),
@@ -388,13 +416,13 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<GcReport> {
 fn remove_revision(paths: &DistributionPaths, rev: &InRepository) -> Result<()> {
     let link = paths.revision_link(&rev.repository, &rev.digest);
     if let Some(dir) = link.parent() {
-        remove_dir_if_exists(dir)?;
+        remove_beneath(paths, dir)?;
     }
-    for tag in sorted_entries(&paths.tags_dir(&rev.repository))? {
+    for tag in sorted_entries(paths, &paths.tags_dir(&rev.repository))? {
         let tag_name = tag.file_name().to_string_lossy().into_owned();
         let index = paths.tag_index_link(&rev.repository, &tag_name, &rev.digest);
         if let Some(dir) = index.parent() {
-            remove_dir_if_exists(dir)?;
+            remove_beneath(paths, dir)?;
         }
     }
     Ok(())

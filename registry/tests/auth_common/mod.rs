@@ -60,15 +60,28 @@ pub fn auth_config(anonymous_pull: bool) -> AuthConfig {
 
 /// Serves an in-memory registry with `auth` (and TLS when `tls` is given).
 pub async fn start(auth: Option<AuthConfig>, tls: Option<tls::TlsConfig>) -> AuthServer {
-    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let config = ServerConfig {
+        auth,
+        ..ServerConfig::default()
+    };
+    start_with(config, tls).await
+}
+
+/// Serves an in-memory registry with `config` (and TLS when `tls` is given, whatever `config.tls` says).
+pub async fn start_with(config: ServerConfig, tls: Option<tls::TlsConfig>) -> AuthServer {
+    start_on(Arc::new(MemoryStorage::new()), config, tls).await
+}
+
+/// Serves `storage` with `config` (and TLS when `tls` is given, whatever `config.tls` says).
+pub async fn start_on(
+    storage: Arc<dyn Storage>,
+    mut config: ServerConfig,
+    tls: Option<tls::TlsConfig>,
+) -> AuthServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let config = ServerConfig {
-        auth,
-        tls: tls.is_some(),
-        ..ServerConfig::default()
-    };
+    config.tls = tls.is_some();
     let router = server::router(storage.clone(), config);
     let shutdown = async move {
         let _ = rx.await;

@@ -26,6 +26,14 @@ impl Drop for Server {
     }
 }
 
+/// The configuration the shared cases run with: the defaults, with deletes on (`--enable-delete`).
+pub fn config() -> ServerConfig {
+    ServerConfig {
+        enable_delete: true,
+        ..ServerConfig::default()
+    }
+}
+
 /// Serves `storage` on a free port of 127.0.0.1; `guard` (a temporary directory, ...) lives as long as the server.
 pub async fn start_with(
     storage: Arc<dyn Storage>,
