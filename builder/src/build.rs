@@ -473,6 +473,7 @@ pub fn build(
         &platforms,
         &opts.embed,
         Some((&ctx.layers, opts.timestamp)),
+        opts.expansion_limit,
     )?;
     let mut images = Vec::new();
     let mut manifests = Vec::new();

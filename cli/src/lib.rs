@@ -192,7 +192,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prune(args) => cmd::prune::run(&global, &args),
         Command::Save(args) => cmd::save::run(&global, &args),
         Command::Load(args) => cmd::load::run(&global, &args),
-        Command::Registry(args) => cmd::registry::run(&args),
+        Command::Registry(args) => cmd::registry::run(&global, &args),
         Command::Login(args) => cmd::login::run(&args),
         Command::Logout(args) => cmd::logout::run(&args),
         Command::Pull(args) => cmd::pull::run(&args, &global.store_root()),

@@ -3,6 +3,7 @@
 //! installed; the tests fail naming them when not. Blob fetches are counted from the registries' request
 //! logs, or by a counting proxy in front of the source.
 
+mod store_fixture;
 mod upstream;
 
 use std::collections::HashMap;
@@ -799,6 +800,81 @@ fn save_tars_stores_archives_under_the_names_given_after_the_at_sign() {
     ]);
     let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(v["Architecture"], "amd64", "{v}");
+}
+
+#[test]
+fn save_from_a_context_refuses_tar_txt_archives_out_of_the_context_but_reads_a_host_tars_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src-store");
+    store_fixture::make_image(&src, "example.com/app:v1", "host ");
+    let archive = tmp.path().join("host/app.tar");
+    std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sealos"))
+        .arg("--root")
+        .arg(&src)
+        .args(["save", "--format", "docker-archive", "-o"])
+        .arg(&archive)
+        .arg("example.com/app:v1")
+        .output()
+        .unwrap();
+    ok(&out);
+    let ctx = tmp.path().join("ctx");
+    let skopeo_dir = ctx.join("images/skopeo");
+    std::fs::create_dir_all(&skopeo_dir).unwrap();
+    std::os::unix::fs::symlink(&archive, skopeo_dir.join("linked.tar")).unwrap();
+    let tar_txt = skopeo_dir.join("tar.txt");
+    let out_dir = tmp.path().join("registry");
+    let store = tmp.path().join("store");
+    for (line, why) in [
+        (
+            format!("docker-archive:{}@library/app:v1", archive.display()),
+            "is not in the build context (in tar.txt a leading `/` starts at the context root"
+                .to_string(),
+        ),
+        (
+            "docker-archive:linked.tar@library/app:v1".to_string(),
+            format!(
+                "`images/skopeo/linked.tar` is a symlink to `{}`, which leads out of it",
+                archive.display()
+            ),
+        ),
+    ] {
+        std::fs::write(&tar_txt, format!("# host archives\n{line}\n")).unwrap();
+        let out = sealos(
+            &store,
+            &[
+                "registry",
+                "save",
+                ctx.to_str().unwrap(),
+                "--registry-dir",
+                out_dir.to_str().unwrap(),
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains(&format!("{}:2: `{line}`: ", tar_txt.display()))
+                && err.contains(&why)
+                && err.contains(
+                    "copy the archive into the context, or give a host archive with `--tars`"
+                ),
+            "{err}"
+        );
+        assert!(!out_dir.exists(), "something was saved");
+    }
+    // The same host archive given with --tars is the user's own path, read as given.
+    ok(&sealos(
+        &store,
+        &[
+            "registry",
+            "save",
+            "--tars",
+            &format!("docker-archive:{}@library/app:v1", archive.display()),
+            "--registry-dir",
+            out_dir.to_str().unwrap(),
+        ],
+    ));
+    assert!(dir_tag(&out_dir, "library/app", "v1").is_some());
 }
 
 #[test]

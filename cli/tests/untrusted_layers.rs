@@ -55,15 +55,37 @@ fn config_json(diff_id: &Digest) -> Vec<u8> {
     .unwrap()
 }
 
-/// A `docker save`-shaped archive whose one layer is `layer.tar.gz`.
-fn docker_archive(path: &Path, layer: &[u8], diff_id: &Digest) {
+/// The members of a `docker save`-shaped archive whose one layer is `layer.tar.gz`, without the end blocks.
+fn docker_archive_members(layer: &[u8], diff_id: &Digest) -> Vec<u8> {
     let manifest =
         br#"[{"Config":"config.json","RepoTags":["bomb:v1"],"Layers":["layer.tar.gz"]}]"#;
     let mut tar = tar_member("manifest.json", manifest);
     tar.extend(tar_member("config.json", &config_json(diff_id)));
     tar.extend(tar_member("layer.tar.gz", layer));
+    tar
+}
+
+/// A `docker save`-shaped archive whose one layer is `layer.tar.gz`.
+fn docker_archive(path: &Path, layer: &[u8], diff_id: &Digest) {
+    let mut tar = docker_archive_members(layer, diff_id);
     tar.extend([0u8; 1024]);
     fs::write(path, tar).unwrap();
+}
+
+/// [`docker_archive`] gzipped as a whole (`docker save | gzip`), with a last member `pad` of `pad_mib` MiB
+/// of zeros when `pad_mib` is not 0 (one gzip member per MiB, so it stays about 1000 times smaller).
+fn gzipped_docker_archive(path: &Path, layer: &[u8], diff_id: &Digest, pad_mib: usize) {
+    let mut members = docker_archive_members(layer, diff_id);
+    if pad_mib > 0 {
+        members.extend(tar_header("pad", (pad_mib * MIB) as u64));
+    }
+    let mut out = gzip(&members);
+    let chunk = gzip(&vec![0u8; MIB]);
+    for _ in 0..pad_mib {
+        out.extend_from_slice(&chunk);
+    }
+    out.extend(gzip(&[0u8; 1024]));
+    fs::write(path, out).unwrap();
 }
 
 /// Stores an image `name` whose one gzip layer is `blob` (decompressing to a tar hashing to `diff_id`),
@@ -125,6 +147,85 @@ fn load_stops_a_gzip_bomb_at_the_default_bound_and_the_flags_set_the_bound() {
     assert!(
         out.contains("Loaded image: docker.io/library/bomb:v1"),
         "{out}"
+    );
+}
+
+#[test]
+fn inspect_and_registry_save_read_a_compressed_archive_within_the_global_flags() {
+    let env = Env::new();
+    let (layer, diff_id) = zeros_layer(1);
+    // 80 MiB of zeros after the image's members, from about 80 KiB of gzip: past 200 times and 64 MiB.
+    let bomb = env.path("bomb.tar.gz");
+    gzipped_docker_archive(&bomb, &layer, &diff_id, 80);
+    let bomb = format!("docker-archive:{}", bomb.display());
+    let err = env.fails(&["inspect", &bomb]);
+    assert!(
+        err.contains("more than 67108864 bytes, over 200 times")
+            && err.contains("--max-layer-expansion"),
+        "{err}"
+    );
+    let out = env.ok(&["--max-layer-expansion", "2000", "inspect", &bomb]);
+    assert!(out.contains("Name:        bomb:v1"), "{out}");
+
+    // A normal compressed archive passes by default and is refused under a smaller absolute cap.
+    let small = env.path("small.tar.gz");
+    gzipped_docker_archive(&small, &layer, &diff_id, 0);
+    let small = format!("docker-archive:{}", small.display());
+    env.ok(&["inspect", &small]);
+    let err = env.fails(&["inspect", &small, "--max-layer-size", "1K"]);
+    assert!(
+        err.contains("more than 1024 bytes") && err.contains("--max-layer-size"),
+        "{err}"
+    );
+
+    // `registry save --tars` reads (inspects, then loads) the archive within the same flags.
+    let dir = env.path("registry");
+    let tars = format!("{bomb}@library/bomb:v1");
+    let save = [
+        "registry",
+        "save",
+        "--tars",
+        &tars,
+        "--registry-dir",
+        dir.to_str().unwrap(),
+    ];
+    let err = env.fails(&save);
+    assert!(
+        err.contains("more than 67108864 bytes, over 200 times"),
+        "{err}"
+    );
+    let raised = [&["--max-layer-expansion", "2000"][..], &save[..]].concat();
+    env.ok(&raised);
+    let saved = formats::distribution::DistributionLayout::new(&dir)
+        .resolve_tag("library/bomb", "v1")
+        .unwrap();
+    assert!(saved.is_some(), "the archive's image was not saved");
+}
+
+#[test]
+fn build_reads_the_archives_of_tar_txt_within_the_global_flags() {
+    let env = Env::new();
+    let (layer, diff_id) = zeros_layer(1);
+    let ctx = env.path("ctx");
+    fs::create_dir_all(ctx.join("images/skopeo")).unwrap();
+    fs::write(ctx.join("Kubefile"), "FROM scratch\nCMD [\"true\"]\n").unwrap();
+    gzipped_docker_archive(&ctx.join("images/skopeo/bomb.tar.gz"), &layer, &diff_id, 80);
+    fs::write(
+        ctx.join("images/skopeo/tar.txt"),
+        "docker-archive:bomb.tar.gz@library/bomb:v1\n",
+    )
+    .unwrap();
+    let build = ["build", "-t", "app:v1", ctx.to_str().unwrap()];
+    let err = env.fails(&build);
+    assert!(
+        err.contains("more than 67108864 bytes, over 200 times") && err.contains("tar.txt:1"),
+        "{err}"
+    );
+    let raised = [&["--max-layer-expansion", "2000"][..], &build[..]].concat();
+    env.ok(&raised);
+    assert!(
+        env.ok(&["images"]).contains("app"),
+        "the build stored no image"
     );
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use formats::digest::Digest;
+use formats::layer::ExpansionLimit;
 use formats::oci_layout::OciLayout;
 use formats::reference::Reference;
 
@@ -42,12 +43,13 @@ fn archive_error(entry: &ArchiveEntry, reason: String) -> EmbedError {
     }
 }
 
-/// Loads the image of every archive entry into `store` (each archive file read once) and names it; the
-/// same name given to two different images is refused.
+/// Loads the image of every archive entry into `store` (each archive file read once, a compressed one
+/// decompressed within `limit`) and names it; the same name given to two different images is refused.
 pub fn load_archives(
     store: &OciLayout,
     context: &Path,
     entries: &[ArchiveEntry],
+    limit: ExpansionLimit,
 ) -> Result<Vec<ArchiveImage>, EmbedError> {
     let mut loaded: Vec<PathBuf> = Vec::new();
     let mut by_name: BTreeMap<String, ArchiveImage> = BTreeMap::new();
@@ -65,10 +67,10 @@ pub fn load_archives(
             },
         };
         let details =
-            inspect_transport(&source).map_err(|e| archive_error(entry, e.to_string()))?;
+            inspect_transport(&source, limit).map_err(|e| archive_error(entry, e.to_string()))?;
         if !loaded.contains(&path) {
             Store::open(store.root())
-                .and_then(|s| s.load(&path))
+                .and_then(|s| s.with_expansion_limit(limit).load(&path))
                 .map_err(|e| {
                     archive_error(entry, format!("loading it into the local store: {e}"))
                 })?;

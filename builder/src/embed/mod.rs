@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use formats::digest::Digest;
+use formats::layer::ExpansionLimit;
 use formats::manifest::Platform;
 use formats::oci_layout::OciLayout;
 use formats::reference::Reference;
@@ -343,7 +344,9 @@ fn lock_difference(
 /// Resolves and pulls every requested image for `platforms` into `store` and loads every archive
 /// ([`archives`]), honouring and updating the lock in `context` (see the module documentation). Creates its own async runtime: call it from synchronous code.
 /// When `layers` is given (the build's layer cache and timestamp), each pulled image's layer is written
-/// while the other images are still being pulled, so [`layers`] later finds it cached.
+/// while the other images are still being pulled, so [`layers`] later finds it cached. A compressed archive
+/// is decompressed within `limit` (`--max-layer-expansion`).
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     store: &OciLayout,
     client: Option<&RegistryClient>,
@@ -352,6 +355,7 @@ pub fn prepare(
     platforms: &[Platform],
     opts: &EmbedOptions,
     layers: Option<(&LayerCache, u64)>,
+    limit: ExpansionLimit,
 ) -> Result<EmbedPlan, EmbedError> {
     let lock_path = context.join(LOCK_FILE);
     let mut plan = EmbedPlan {
@@ -363,7 +367,7 @@ pub fn prepare(
         return Ok(plan);
     }
     let wanted = normalise(&inputs.requests)?;
-    plan.archives = load_archives(store, context, &inputs.archives)?;
+    plan.archives = load_archives(store, context, &inputs.archives, limit)?;
     for a in &plan.archives {
         if let Some((r, sources)) = wanted
             .iter()

@@ -189,9 +189,13 @@ pub struct Store {
     expansion: ExpansionLimit,
 }
 
-/// Inspects an image behind a transport (`oci:`, `oci-archive:`, `docker-archive:`) without a store.
-pub fn inspect_transport(source: &ImageSource) -> Result<ImageDetails, StoreError> {
-    transport::inspect(source, ExpansionLimit::default())
+/// Inspects an image behind a transport (`oci:`, `oci-archive:`, `docker-archive:`) without a store; a
+/// compressed archive is decompressed within `limit`.
+pub fn inspect_transport(
+    source: &ImageSource,
+    limit: ExpansionLimit,
+) -> Result<ImageDetails, StoreError> {
+    transport::inspect(source, limit)
 }
 
 /// Normalises a name a user typed to the full reference stored in `index.json`.

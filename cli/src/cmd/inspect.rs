@@ -40,7 +40,7 @@ pub struct InspectArgs {
 pub fn run(global: &GlobalArgs, args: &InspectArgs) -> anyhow::Result<()> {
     let source = ImageSource::parse(&args.image).map_err(explain)?;
     if let ImageSource::Registry(name) = &source {
-        return remote(name, args);
+        return remote(global, name, args);
     }
     if args.raw {
         anyhow::bail!(
@@ -50,7 +50,7 @@ pub fn run(global: &GlobalArgs, args: &InspectArgs) -> anyhow::Result<()> {
     }
     let details = match &source {
         ImageSource::Local(_) => open_store(global)?.inspect_source(&source),
-        _ => builder::store::inspect_transport(&source),
+        _ => builder::store::inspect_transport(&source, global.expansion_limit()),
     }
     .map_err(explain)?;
     print_details(&details, args.format)
@@ -66,7 +66,7 @@ fn print_details(details: &ImageDetails, format: Format) -> anyhow::Result<()> {
 
 /// Inspects `docker://NAME`: the manifest (or index), its platform manifests and their configs are read
 /// into a scratch OCI layout (no layer is fetched) and described the way local images are.
-fn remote(name: &str, args: &InspectArgs) -> anyhow::Result<()> {
+fn remote(global: &GlobalArgs, name: &str, args: &InspectArgs) -> anyhow::Result<()> {
     let r = Reference::parse(name)
         .map_err(|e| anyhow!("`docker://{name}`: not a valid image reference: {e}"))?;
     let client = RegistryClient::new(args.client.options()?)?;
@@ -94,10 +94,13 @@ fn remote(name: &str, args: &InspectArgs) -> anyhow::Result<()> {
     let tag = r.to_string();
     rt.block_on(fetch_metadata(&src, &repo, &reference, &dest, &tag))
         .with_context(|| format!("cannot read `{r}` from its registry"))?;
-    let details = builder::store::inspect_transport(&ImageSource::OciDir {
-        path: scratch.path().to_path_buf(),
-        reference: Some(tag),
-    })
+    let details = builder::store::inspect_transport(
+        &ImageSource::OciDir {
+            path: scratch.path().to_path_buf(),
+            reference: Some(tag),
+        },
+        global.expansion_limit(),
+    )
     .map_err(explain)?;
     print_details(&details, args.format)
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, anyhow, bail};
 use formats::digest::Digest;
+use formats::layer::ExpansionLimit;
 use formats::manifest::Platform;
 use formats::oci_layout::OciLayout;
 use registry::client::{ClientOptions, ProgressCallback, RegistryClient};
@@ -17,6 +18,7 @@ use registry::mirror::{
     ImageJob, ImageReport, Location, Mirror, MirrorOptions, Outcome, PlatformFilter, Summary,
 };
 
+use crate::GlobalArgs;
 use crate::output::Format;
 
 /// Registry access options shared by every command that talks to a registry.
@@ -437,15 +439,15 @@ pub struct CopyArgs {
 }
 
 /// Runs a `sealos registry` mirroring subcommand.
-pub fn run_command(command: &RegistryMirrorCommand) -> anyhow::Result<()> {
+pub fn run_command(global: &GlobalArgs, command: &RegistryMirrorCommand) -> anyhow::Result<()> {
     match command {
-        RegistryMirrorCommand::Save(a) => save(a),
+        RegistryMirrorCommand::Save(a) => save(global, a),
         RegistryMirrorCommand::Sync(a) => sync(a),
         RegistryMirrorCommand::Copy(a) => copy(a),
     }
 }
 
-fn save(args: &SaveArgs) -> anyhow::Result<()> {
+fn save(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<()> {
     let mut images = Vec::new();
     let mut tars = Vec::new();
     if let Some(ctx) = &args.context {
@@ -453,11 +455,13 @@ fn save(args: &SaveArgs) -> anyhow::Result<()> {
         let found =
             builder::discover::discover(ctx, &builder::discover::DiscoverOptions::default())
                 .with_context(|| format!("discovering the images of `{}`", ctx.display()))?;
+        // Read before the warnings are printed: an archive of tar.txt outside the context is an error here,
+        // not discovery's "skipped".
+        tars.extend(registry::mirror::tars::context_tars(ctx)?);
         for warning in &found.warnings {
             eprintln!("warning: {warning}");
         }
         images.extend(found.images.into_iter().map(|i| i.reference));
-        tars.extend(registry::mirror::tars::context_tars(ctx)?);
     }
     images.extend(
         args.images
@@ -487,7 +491,7 @@ fn save(args: &SaveArgs) -> anyhow::Result<()> {
     let mut scratch = None;
     if !tars.is_empty() {
         let dir = scratch_dir_beside(&args.registry_dir)?;
-        let tar_jobs = archive_jobs(&tars, dir.path())?;
+        let tar_jobs = archive_jobs(&tars, dir.path(), global.expansion_limit())?;
         check_collisions(&jobs, &tar_jobs)?;
         jobs.extend(tar_jobs);
         scratch = Some(dir);
@@ -529,12 +533,18 @@ fn scratch_dir_beside(dir: &Path) -> anyhow::Result<tempfile::TempDir> {
         .with_context(|| format!("cannot create a scratch directory in {}", parent.display()))
 }
 
-/// Reads each archive (once, however many entries name it) into the OCI layout at `scratch` and returns
-/// one job per entry, copying the image the entry selects to the name it gives.
-fn archive_jobs(tars: &[TarImage], scratch: &Path) -> anyhow::Result<Vec<ImageJob>> {
+/// Reads each archive (once, however many entries name it; a compressed one decompressed within `limit`)
+/// into the OCI layout at `scratch` and returns one job per entry, copying the image the entry selects to
+/// the name it gives.
+fn archive_jobs(
+    tars: &[TarImage],
+    scratch: &Path,
+    limit: ExpansionLimit,
+) -> anyhow::Result<Vec<ImageJob>> {
     use builder::store::{ImageSource, Store};
     let store = Store::open_or_create(scratch)
-        .with_context(|| format!("cannot create {}", scratch.display()))?;
+        .with_context(|| format!("cannot create {}", scratch.display()))?
+        .with_expansion_limit(limit);
     let layout =
         OciLayout::open(scratch).with_context(|| format!("cannot open {}", scratch.display()))?;
     let source = Arc::new(Location::Oci(Arc::new(layout)));
@@ -551,7 +561,7 @@ fn archive_jobs(tars: &[TarImage], scratch: &Path) -> anyhow::Result<Vec<ImageJo
                 t.spec
             ),
         };
-        let details = builder::store::inspect_transport(&src)
+        let details = builder::store::inspect_transport(&src, limit)
             .with_context(|| format!("cannot read the archive of `{}`", t.spec))?;
         if loaded.insert(path.clone()) {
             store

@@ -249,12 +249,12 @@ impl ServeOptions {
 }
 
 /// Runs `sealos registry ...`.
-pub fn run(args: &RegistryArgs) -> anyhow::Result<()> {
+pub fn run(global: &crate::GlobalArgs, args: &RegistryArgs) -> anyhow::Result<()> {
     match &args.command {
         RegistryCommand::Serve(serve) => run_serve(serve),
         RegistryCommand::Fsck(fsck) => super::registry_maint::run_fsck(fsck),
         RegistryCommand::Gc(gc) => super::registry_maint::run_gc(gc),
-        RegistryCommand::Mirror(command) => super::mirror::run_command(command),
+        RegistryCommand::Mirror(command) => super::mirror::run_command(global, command),
     }
 }
 

@@ -110,6 +110,14 @@ pub enum MirrorError {
         /// Why.
         reason: String,
     },
+    /// A context's archive list (`images/skopeo/tar.txt`), or one of its lines, cannot be used.
+    #[error("{location}: {reason}")]
+    ArchiveList {
+        /// The list, and the line when one is at fault (`ctx/images/skopeo/tar.txt:3`).
+        location: String,
+        /// Why, with what to do about it.
+        reason: String,
+    },
     /// Two images from different registries would be saved under the same repository and tag.
     #[error(
         "`{first}` and `{second}` would both be saved as `{path}` (the registry host is dropped); save them into different directories"

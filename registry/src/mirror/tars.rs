@@ -4,11 +4,14 @@
 //!
 //! `NAME[:TAG]` is the repository (and tag, `latest` when absent) the image gets in the directory, used as
 //! written, the way sealos uses it: `@library/nginx:1.25` is saved as `library/nginx:1.25`. Without
-//! `@NAME` the name stored in the archive is used, without its registry host. Relative paths in `tar.txt`
-//! are relative to `images/skopeo`. Reading the archives is left to the caller (the CLI reads them with
-//! the builder's archive readers); this module only parses.
+//! `@NAME` the name stored in the archive is used, without its registry host. A `--tars` path is the
+//! user's own, taken as written; a `tar.txt` path is resolved inside the context as the build resolves it
+//! ([`context_tars`]). Reading the archives is left to the caller (the CLI reads them with the builder's
+//! archive readers); this module only parses and resolves.
 
 use std::path::Path;
+
+use formats::kubefile::{ContextPathError, resolve_in_context};
 
 use super::MirrorError;
 
@@ -28,34 +31,55 @@ pub struct TarImage {
     pub tag: Option<String>,
 }
 
-/// Parses one `TRANSPORT:FILE[:REF][@NAME[:TAG]]` entry; a relative `FILE` is taken relative to `base`.
-pub fn parse_tar_spec(spec: &str, base: &Path) -> Result<TarImage, MirrorError> {
+/// One entry split into its parts, its file not yet resolved.
+struct Entry<'a> {
+    transport: &'static str,
+    file: &'a str,
+    reference: Option<&'a str>,
+    repository: Option<String>,
+    tag: Option<String>,
+}
+
+impl Entry<'_> {
+    /// The entry with its file at `path`.
+    fn at(self, spec: &str, path: &Path) -> TarImage {
+        let reference = self.reference.map(|r| format!(":{r}")).unwrap_or_default();
+        TarImage {
+            spec: spec.to_string(),
+            source: format!("{}{}{reference}", self.transport, path.display()),
+            repository: self.repository,
+            tag: self.tag,
+        }
+    }
+}
+
+/// Splits a trimmed `TRANSPORT:FILE[:REF][@NAME[:TAG]]` entry; `FILE` ends at its first `:`, as skopeo's
+/// archive transports read it.
+fn parse_entry(spec: &str) -> Result<Entry<'_>, MirrorError> {
     let bad = |reason: String| MirrorError::BadReference {
         image: spec.to_string(),
         reason,
     };
-    let spec_trimmed = spec.trim();
-    let Some(transport) = TRANSPORTS.iter().find(|t| spec_trimmed.starts_with(**t)) else {
+    let Some(transport) = TRANSPORTS.iter().find(|t| spec.starts_with(**t)) else {
         return Err(bad(
             "an archive entry starts with `docker-archive:` or `oci-archive:` \
              (e.g. `docker-archive:nginx.tar@library/nginx:1.25`)"
                 .into(),
         ));
     };
-    let rest = &spec_trimmed[transport.len()..];
+    let rest = &spec[transport.len()..];
     // The name never holds `@` (digests are not accepted), so the last `@` ends the archive part.
     let (archive, name) = match rest.rsplit_once('@') {
         Some((a, n)) => (a, Some(n.trim())),
         None => (rest, None),
     };
-    if archive.is_empty() || archive.starts_with(':') {
+    let (file, reference) = match archive.split_once(':') {
+        Some((f, r)) => (f, Some(r).filter(|r| !r.is_empty())),
+        None => (archive, None),
+    };
+    if file.is_empty() {
         return Err(bad("the archive file is missing".into()));
     }
-    let archive = if archive.starts_with('/') {
-        archive.to_string()
-    } else {
-        base.join(archive).to_string_lossy().into_owned()
-    };
     let (repository, tag) = match name {
         None => (None, None),
         Some(n) => {
@@ -72,12 +96,22 @@ pub fn parse_tar_spec(spec: &str, base: &Path) -> Result<TarImage, MirrorError> 
             (Some(repo.to_string()), Some(tag.to_string()))
         }
     };
-    Ok(TarImage {
-        spec: spec_trimmed.to_string(),
-        source: format!("{transport}{archive}"),
+    Ok(Entry {
+        transport,
+        file,
+        reference,
         repository,
         tag,
     })
+}
+
+/// Parses one `TRANSPORT:FILE[:REF][@NAME[:TAG]]` entry given by the user (`--tars`); a relative `FILE` is
+/// taken relative to `base`, an absolute one as it is.
+pub fn parse_tar_spec(spec: &str, base: &Path) -> Result<TarImage, MirrorError> {
+    let spec = spec.trim();
+    let entry = parse_entry(spec)?;
+    let path = base.join(entry.file);
+    Ok(entry.at(spec, &path))
 }
 
 /// Splits `repo[:tag]` (the tag is after the last `:` that follows the last `/`); `latest` by default.
@@ -89,31 +123,77 @@ fn split_name(name: &str) -> (&str, &str) {
     }
 }
 
+/// Where a context lists its archives, relative to the context root.
+pub const CONTEXT_TAR_LIST: &str = "images/skopeo/tar.txt";
+
+/// What to do about an archive of `tar.txt` that is not in the context.
+const NOT_IN_CONTEXT_HINT: &str =
+    "copy the archive into the context, or give a host archive with `--tars`";
+
 /// The archives listed in `<context>/images/skopeo/tar.txt` (one entry per line, `#` comments and blank
-/// lines skipped), paths relative to `images/skopeo`. A context without that file lists nothing.
+/// lines skipped). The list and every archive are resolved inside the context by the build's one rule,
+/// [`resolve_in_context`]: an archive is relative to `images/skopeo` (a leading `/` starts at the context
+/// root) and symlinks are followed only while they stay inside; an archive that is not in the context (`..`
+/// above it, a symlink out, a host path) is an error naming the line. A context without the list lists
+/// nothing.
 pub fn context_tars(context: &Path) -> Result<Vec<TarImage>, MirrorError> {
-    let dir = context.join("images").join("skopeo");
-    let file = dir.join("tar.txt");
-    let text = match std::fs::read_to_string(&file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(MirrorError::Io {
-                op: "read archive list",
-                path: file,
-                source,
+    let file = context.join(CONTEXT_TAR_LIST);
+    let list_error = |line: Option<usize>, reason: String| MirrorError::ArchiveList {
+        location: match line {
+            Some(n) => format!("{}:{n}", file.display()),
+            None => file.display().to_string(),
+        },
+        reason,
+    };
+    let list = resolve_in_context(context, CONTEXT_TAR_LIST)
+        .map_err(|e| list_error(None, e.to_string()))?;
+    if list.metadata().is_none() {
+        return match list.outside_error(CONTEXT_TAR_LIST) {
+            Some(e) => Err(list_error(None, format!("{e}; the list is not read"))),
+            None => Ok(Vec::new()),
+        };
+    }
+    let text = std::fs::read_to_string(&list.path).map_err(|source| MirrorError::Io {
+        op: "read archive list",
+        path: file.clone(),
+        source,
+    })?;
+    let mut out: Vec<TarImage> = Vec::new();
+    for (n, line) in super::shim::parse_image_list_lines(&text) {
+        let entry = parse_entry(&line).map_err(|e| {
+            list_error(
+                Some(n),
+                match e {
+                    MirrorError::BadReference { reason, .. } => format!("`{line}`: {reason}"),
+                    other => other.to_string(),
+                },
+            )
+        })?;
+        let rel = if entry.file.starts_with('/') {
+            entry.file.to_string()
+        } else {
+            format!("images/skopeo/{}", entry.file)
+        };
+        let not_here =
+            |why: String| list_error(Some(n), format!("`{line}`: {why}; {NOT_IN_CONTEXT_HINT}"));
+        let found = match resolve_in_context(context, &rel) {
+            Ok(found) => found,
+            Err(e @ ContextPathError::Outside { .. }) => return Err(not_here(e.to_string())),
+            Err(e) => return Err(list_error(Some(n), format!("`{line}`: {e}"))),
+        };
+        if !found.path.is_file() {
+            return Err(match (found.metadata(), found.outside_error(&rel)) {
+                (None, Some(e)) => not_here(e.to_string()),
+                (None, None) if entry.file.starts_with('/') => not_here(format!(
+                    "`{}` is not in the build context (in tar.txt a leading `/` starts at the context \
+                     root, as `sealos build` reads it, and `{}` does not exist there)",
+                    entry.file, found.rel
+                )),
+                (None, None) => list_error(Some(n), format!("`{line}`: `{rel}` does not exist")),
+                (Some(_), _) => list_error(Some(n), format!("`{line}`: `{rel}` is not a file")),
             });
         }
-    };
-    let mut out: Vec<TarImage> = Vec::new();
-    for (i, line) in super::shim::parse_image_list(&text).iter().enumerate() {
-        let t = parse_tar_spec(line, &dir).map_err(|e| MirrorError::BadReference {
-            image: format!("{}:{}: {line}", file.display(), i + 1),
-            reason: match e {
-                MirrorError::BadReference { reason, .. } => reason,
-                other => other.to_string(),
-            },
-        })?;
+        let t = entry.at(&line, &found.path);
         if !out.contains(&t) {
             out.push(t);
         }
@@ -167,25 +247,85 @@ mod tests {
     }
 
     #[test]
-    fn context_tar_list_resolves_paths_against_images_skopeo() {
+    fn context_tar_list_resolves_paths_inside_the_context_and_keeps_file_ref() {
         let dir = tempfile::tempdir().unwrap();
-        let skopeo = dir.path().join("images/skopeo");
+        let ctx = dir.path().join("ctx");
+        let skopeo = ctx.join("images/skopeo");
         std::fs::create_dir_all(&skopeo).unwrap();
+        std::fs::create_dir_all(ctx.join("abs")).unwrap();
+        std::fs::write(skopeo.join("a.tar"), b"").unwrap();
+        std::fs::write(ctx.join("abs/b.tar"), b"").unwrap();
+        std::os::unix::fs::symlink("/abs/b.tar", skopeo.join("linked.tar")).unwrap();
         std::fs::write(
             skopeo.join("tar.txt"),
-            "# archives\n\ndocker-archive:a.tar@a:1\noci-archive:/abs/b.tar@team/b:2\ndocker-archive:a.tar@a:1\n",
+            "# archives\n\ndocker-archive:a.tar:app:v1@a:1\noci-archive:/abs/b.tar@team/b:2\n\
+             docker-archive:a.tar:app:v1@a:1\noci-archive:linked.tar@c\n",
         )
         .unwrap();
-        let list = context_tars(dir.path()).unwrap();
-        assert_eq!(list.len(), 2);
+        let list = context_tars(&ctx).unwrap();
+        let sources: Vec<&str> = list.iter().map(|t| t.source.as_str()).collect();
         assert_eq!(
-            list[0].source,
-            format!("docker-archive:{}", skopeo.join("a.tar").display())
+            sources,
+            [
+                format!("docker-archive:{}:app:v1", skopeo.join("a.tar").display()),
+                format!("oci-archive:{}", ctx.join("abs/b.tar").display()),
+                format!("oci-archive:{}", ctx.join("abs/b.tar").display()),
+            ]
         );
-        assert_eq!(list[1].source, "oci-archive:/abs/b.tar");
         assert!(context_tars(&dir.path().join("none")).unwrap().is_empty());
-        std::fs::write(skopeo.join("tar.txt"), "docker-archive:a.tar@BAD\n").unwrap();
-        let err = context_tars(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("tar.txt:1"), "{err}");
+        std::fs::write(skopeo.join("tar.txt"), "\n# x\ndocker-archive:a.tar@BAD\n").unwrap();
+        let err = context_tars(&ctx).unwrap_err().to_string();
+        assert!(
+            err.contains("tar.txt:3: `docker-archive:a.tar@BAD`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn context_tar_list_refuses_archives_out_of_the_context_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        let skopeo = ctx.join("images/skopeo");
+        std::fs::create_dir_all(&skopeo).unwrap();
+        let host = dir.path().join("host.tar");
+        std::fs::write(&host, b"").unwrap();
+        std::os::unix::fs::symlink(&host, skopeo.join("out.tar")).unwrap();
+        std::os::unix::fs::symlink("../../../host.tar", skopeo.join("up.tar")).unwrap();
+        for (line, why) in [
+            (
+                format!("docker-archive:{}@a", host.display()),
+                "is not in the build context (in tar.txt a leading `/` starts at the context root",
+            ),
+            (
+                "docker-archive:../../../host.tar@a".to_string(),
+                "is outside the build context",
+            ),
+            ("docker-archive:out.tar@a".to_string(), "is a symlink to"),
+            ("oci-archive:up.tar:v1@a".to_string(), "is a symlink to"),
+        ] {
+            std::fs::write(skopeo.join("tar.txt"), format!("# list\n{line}\n")).unwrap();
+            let err = context_tars(&ctx).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "{}:2: `{line}`: ",
+                    skopeo.join("tar.txt").display()
+                )) && err.contains(why)
+                    && err.contains("give a host archive with `--tars`"),
+                "{err}"
+            );
+        }
+        std::fs::write(skopeo.join("tar.txt"), "docker-archive:missing.tar\n").unwrap();
+        let err = context_tars(&ctx).unwrap_err().to_string();
+        assert!(
+            err.contains("`images/skopeo/missing.tar` does not exist"),
+            "{err}"
+        );
+        // The list itself is read only inside the context.
+        std::fs::remove_file(skopeo.join("tar.txt")).unwrap();
+        let list = dir.path().join("tar.txt");
+        std::fs::write(&list, "docker-archive:a.tar@a\n").unwrap();
+        std::os::unix::fs::symlink(&list, skopeo.join("tar.txt")).unwrap();
+        let err = context_tars(&ctx).unwrap_err().to_string();
+        assert!(err.contains("is a symlink to"), "{err}");
     }
 }

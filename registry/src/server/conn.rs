@@ -258,7 +258,8 @@ struct Watched<I> {
     head_since: Option<Instant>,
     read_timer: Option<Pin<Box<Sleep>>>,
     write_timer: Option<Pin<Box<Sleep>>>,
-    write_armed: bool,
+    /// When the pending write started waiting for the client.
+    write_stalled: Option<Instant>,
 }
 
 impl<I> Watched<I> {
@@ -274,7 +275,7 @@ impl<I> Watched<I> {
             head_since: Some(opened),
             read_timer: None,
             write_timer: None,
-            write_armed: false,
+            write_stalled: None,
         }
     }
 
@@ -284,13 +285,7 @@ impl<I> Watched<I> {
             Some(t) => t + self.header_timeout,
             None => self.clock.idle_since() + self.idle_timeout,
         };
-        let timer = self
-            .read_timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
-        }
-        timer.as_mut().poll(cx).is_ready()
+        passed(&mut self.read_timer, deadline, cx)
     }
 
     /// `result` of a write, failing it once the client has taken nothing for the write timeout.
@@ -300,18 +295,11 @@ impl<I> Watched<I> {
         result: Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
         if result.is_ready() {
-            self.write_armed = false;
+            self.write_stalled = None;
             return result;
         }
-        let deadline = Instant::now() + self.write_timeout;
-        let timer = self
-            .write_timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if !self.write_armed {
-            timer.as_mut().reset(deadline);
-            self.write_armed = true;
-        }
-        if timer.as_mut().poll(cx).is_ready() {
+        let since = *self.write_stalled.get_or_insert_with(Instant::now);
+        if passed(&mut self.write_timer, since + self.write_timeout, cx) {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the client took nothing of the response for the body timeout",
@@ -319,6 +307,27 @@ impl<I> Watched<I> {
         }
         Poll::Pending
     }
+}
+
+/// Whether `deadline` has passed, else arms `timer` to wake `cx` by then. The timer is moved only to an earlier
+/// time: a deadline that moves later (as the idle one does after every request) leaves it where it is, and when
+/// it fires early it is moved once, so a busy connection costs no timer update per request.
+pub(crate) fn passed(
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    deadline: Instant,
+    cx: &mut Context<'_>,
+) -> bool {
+    let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+    if timer.deadline() > deadline {
+        timer.as_mut().reset(deadline);
+    }
+    while timer.as_mut().poll(cx).is_ready() {
+        if timer.deadline() >= deadline {
+            return true;
+        }
+        timer.as_mut().reset(deadline);
+    }
+    false
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {

@@ -5,7 +5,6 @@
 //! docs/registry-limits.md.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -21,8 +20,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body::Frame;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
+use super::conn::passed;
 use super::error::ApiError;
 use super::uploads::Client;
 use super::{Route, Target, V2Request};
@@ -247,6 +247,7 @@ pub(crate) async fn limit_requests(
             Body::new(QuietBody {
                 inner: body,
                 timeout,
+                quiet_since: None,
                 timer: None,
             })
         }))
@@ -259,7 +260,8 @@ pub(crate) async fn limit_requests(
 struct QuietBody {
     inner: Body,
     timeout: Duration,
-    /// Armed while the body is waiting for the client.
+    /// Since when the body has been waiting for the client.
+    quiet_since: Option<Instant>,
     timer: Option<Pin<Box<Sleep>>>,
 }
 
@@ -274,15 +276,13 @@ impl http_body::Body for QuietBody {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.timer = None;
+                this.quiet_since = None;
                 Poll::Ready(frame)
             }
             Poll::Pending => {
                 let timeout = this.timeout;
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                if timer.as_mut().poll(cx).is_ready() {
+                let since = *this.quiet_since.get_or_insert_with(Instant::now);
+                if passed(&mut this.timer, since + timeout, cx) {
                     return Poll::Ready(Some(Err(axum::Error::new(io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!(
