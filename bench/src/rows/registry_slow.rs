@@ -1,5 +1,6 @@
-//! R4 (registry under slow clients): manifest GET latency while [`SLOW_UPLOADS`] uploads trickle a byte a
-//! second, `sealos registry serve fs` against Debian's `docker-registry`, both on 127.0.0.1.
+//! R4 (registry under slow clients, docs/registry-limits.md): manifest GET latency while [`SLOW_UPLOADS`]
+//! uploads trickle a byte a second, `sealos registry serve fs` against Debian's `docker-registry`, both on
+//! 127.0.0.1.
 //!
 //! - `manifest-get-slow-uploads-vs-docker-registry`: before each run (untimed) [`SLOW_UPLOADS`] upload sessions
 //!   are opened and each gets a PATCH announcing 1 MB that then sends one byte a second; the run is
