@@ -195,6 +195,12 @@ pub enum Progress<'a> {
         /// The warning, naming file and line.
         message: &'a str,
     },
+    /// Something the build did that the user should know, not a problem (a `COPY registry` the embedded
+    /// images stand for).
+    Note {
+        /// The note, naming file and line.
+        message: &'a str,
+    },
     /// A layer step is starting.
     StepStarted {
         /// Target platform.
@@ -368,6 +374,8 @@ struct Ctx<'a> {
     stat: StatCache,
     layers: LayerCache,
     remote: Remote,
+    /// Base images resolved in this build, by reference and platform (read once for their Env, used again).
+    bases: std::cell::RefCell<HashMap<(String, String), ImageState>>,
 }
 
 /// How the Kubefile is evaluated for `platform`.
@@ -380,6 +388,7 @@ fn eval_options(opts: &BuildOptions, file: &str, platform: &Platform) -> EvalOpt
         labels: opts.labels.clone(),
         env: opts.env.clone(),
         annotations: opts.annotations.clone(),
+        base_env: BTreeMap::new(),
     }
 }
 
@@ -433,6 +442,7 @@ pub fn build(
         stat: StatCache::load(&cache_dir),
         layers: LayerCache::new(&cache_dir),
         remote: Remote::new(opts.client.clone(), opts.pull),
+        bases: Default::default(),
     };
 
     let platforms = if opts.platforms.is_empty() {
@@ -441,8 +451,11 @@ pub fn build(
         opts.platforms.clone()
     };
     // Discovery reads the Kubefile's CMD for `helm ... -f values --set k=v`; it is the same on every platform.
-    let first_plan =
-        formats::kubefile::evaluate(&kubefile, &eval_options(opts, &file, &platforms[0]))?;
+    let first_plan = evaluate_with_base_env(
+        &kubefile,
+        eval_options(opts, &file, &platforms[0]),
+        &mut |r, p, line| base_env(&ctx, r, p, line),
+    )?;
     let discover = crate::discover::DiscoverOptions {
         strict: opts.embed.strict,
         helm: None,
@@ -475,6 +488,9 @@ pub fn build(
         Some((&ctx.layers, opts.timestamp)),
         opts.expansion_limit,
     )?;
+    for message in &embed_plan.warnings {
+        progress(Progress::Warning { message });
+    }
     let mut images = Vec::new();
     let mut manifests = Vec::new();
     for platform in &platforms {
@@ -485,9 +501,17 @@ pub fn build(
             platform,
             opts.timestamp,
         )?;
-        let mut plan =
-            formats::kubefile::evaluate(&kubefile, &eval_options(opts, &file, platform))?;
-        formats::kubefile::resolve_sources(&mut plan, &context, &file)?;
+        let mut plan = evaluate_with_base_env(
+            &kubefile,
+            eval_options(opts, &file, platform),
+            &mut |r, p, line| base_env(&ctx, r, p, line),
+        )?;
+        let saved = if opts.embed.save_image {
+            formats::kubefile::SavedImages::Embedded
+        } else {
+            formats::kubefile::SavedImages::Skipped
+        };
+        formats::kubefile::resolve_sources_with(&mut plan, &context, &file, saved)?;
         if !ctx.ignore.is_empty() {
             for stage in &mut plan.stages {
                 for step in &mut stage.steps {
@@ -550,6 +574,86 @@ pub fn build(
             .collect(),
         pulled: embed_plan.fetched,
     })
+}
+
+/// Gives the config `Env` of a base image: `(reference, platform, line of its FROM)`, `None` when unknown.
+pub type BaseEnvLookup<'a> =
+    dyn FnMut(&str, &Platform, usize) -> Result<Option<Vec<String>>, BuildError> + 'a;
+
+/// Evaluates `kubefile` with the config `Env` of its base images in `options.base_env`, so substitution
+/// sees inherited values as buildah's does. `lookup(reference, platform, line)` gives the Env of the image
+/// a `FROM` on `line` names (`None`:
+/// unknown, treated as empty). When the file evaluates without them, only the stages the final one needs
+/// are looked up; otherwise every `FROM` image.
+pub fn evaluate_with_base_env(
+    kubefile: &formats::kubefile::Kubefile,
+    mut options: EvalOptions,
+    lookup: &mut BaseEnvLookup<'_>,
+) -> Result<BuildPlan, BuildError> {
+    let bases: Vec<(String, Option<String>, usize)> =
+        match formats::kubefile::evaluate(kubefile, &options) {
+            Ok(plan) => needed_stages(&plan)
+                .into_iter()
+                .filter_map(|i| match &plan.stages[i].base {
+                    BaseImage::Image { reference } => Some((
+                        reference.clone(),
+                        plan.stages[i].platform.clone(),
+                        plan.stages[i].line,
+                    )),
+                    _ => None,
+                })
+                .collect(),
+            Err(_) => formats::kubefile::base_images(kubefile, &options)?,
+        };
+    for (reference, platform, line) in bases {
+        let platform = platform
+            .as_deref()
+            .and_then(|p| Platform::parse(p).ok())
+            .unwrap_or(options.platform.clone());
+        if let Some(env) = lookup(&reference, &platform, line)?.filter(|e| !e.is_empty()) {
+            options.base_env.insert(reference, env);
+        }
+    }
+    Ok(formats::kubefile::evaluate(kubefile, &options)?)
+}
+
+/// The config `Env` of the base image `reference` for `platform` (named on `line`), pulled into the store
+/// when needed.
+fn base_env(
+    ctx: &Ctx<'_>,
+    reference: &str,
+    platform: &Platform,
+    line: usize,
+) -> Result<Option<Vec<String>>, BuildError> {
+    let state = resolve_base(ctx, reference, platform, line)?;
+    Ok(state.config.config.map(|c| c.env))
+}
+
+/// The base image `reference` for `platform` (named on `line`), resolved once per build.
+fn resolve_base(
+    ctx: &Ctx<'_>,
+    reference: &str,
+    platform: &Platform,
+    line: usize,
+) -> Result<ImageState, BuildError> {
+    let key = (reference.to_string(), platform.to_string());
+    if let Some(state) = ctx.bases.borrow().get(&key) {
+        return Ok(state.clone());
+    }
+    let state = resolve_image(
+        &ctx.store,
+        reference,
+        platform,
+        &ctx.temp_root,
+        &ctx.remote,
+        ctx.opts.expansion_limit,
+    )
+    .map_err(|e| match e {
+        e @ BuildError::BaseImage { .. } => step_err(ctx, line, e.to_string()),
+        other => other,
+    })?;
+    ctx.bases.borrow_mut().insert(key, state.clone());
+    Ok(state)
 }
 
 /// Stages the final stage depends on (itself included), through FROM and COPY --from.
@@ -619,31 +723,33 @@ fn build_platform(
                     .as_deref()
                     .and_then(|p| Platform::parse(p).ok())
                     .unwrap_or(platform.clone());
-                resolve_image(
-                    &ctx.store,
-                    reference,
-                    &image_platform,
-                    &ctx.temp_root,
-                    &ctx.remote,
-                    ctx.opts.expansion_limit,
-                )
-                .map_err(|e| match e {
-                    e @ BuildError::BaseImage { .. } => step_err(ctx, stage.line, e.to_string()),
-                    other => other,
-                })?
+                resolve_base(ctx, reference, &image_platform, stage.line)?
             }
         };
         for step in &stage.steps {
-            let Some(copy) = &step.copy else {
+            // A `COPY registry` the embedded images (or --save-image=false) stand for copies nothing itself.
+            let registry_only = step
+                .copy
+                .as_ref()
+                .is_some_and(|c| c.registry.is_some() && c.files.is_empty() && c.inline.is_empty());
+            if registry_only && let Some(note) = &step.note {
+                progress(Progress::Note {
+                    message: &format!("{}:{}: {}: {note}", ctx.file, step.line, step.text),
+                });
+            }
+            let Some(copy) = step.copy.as_ref().filter(|_| !registry_only) else {
                 state.config.history.push(History {
                     created: Some(created.clone()),
                     created_by: Some(step.text.clone()),
                     author: stage.author.clone(),
-                    comment: None,
+                    comment: step.note.clone().filter(|_| registry_only),
                     empty_layer: true,
                 });
                 continue;
             };
+            if copy.registry == Some(formats::kubefile::RegistryCopy::Merged) {
+                check_registry_merge(ctx, step.line, copy, embedded)?;
+            }
             progress(Progress::StepStarted {
                 platform: &platform_text,
                 line: step.line,
@@ -759,19 +865,13 @@ fn step_err(ctx: &Ctx<'_>, line: usize, message: impl Into<String>) -> BuildErro
     }
 }
 
-/// The base image's runtime config with what the Kubefile set laid over it.
+/// The base image's runtime config with what the Kubefile set laid over it. As buildah does, a base
+/// `Env` entry the Kubefile sets again moves after the base's other entries, in the Kubefile's order.
 fn merge_config(mut base: ContainerConfig, plan: &PlanConfig) -> ContainerConfig {
-    for entry in &plan.env {
-        let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
-        match base
-            .env
-            .iter_mut()
-            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
-        {
-            Some(existing) => existing.clone_from(entry),
-            None => base.env.push(entry.clone()),
-        }
-    }
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let set: BTreeSet<String> = plan.env.iter().map(|e| key(e)).collect();
+    base.env.retain(|e| !set.contains(&key(e)));
+    base.env.extend(plan.env.iter().cloned());
     if let Some(cmd) = &plan.cmd {
         base.cmd.clone_from(cmd);
     }
@@ -797,6 +897,45 @@ fn merge_config(mut base: ContainerConfig, plan: &PlanConfig) -> ContainerConfig
     base.volumes
         .extend(plan.volumes.iter().map(|v| (v.clone(), EmptyObject {})));
     base
+}
+
+/// Fails when a file a `COPY registry` takes from the context's `registry/` is at a path an embedded image's
+/// layer also writes (a directory both share is fine).
+fn check_registry_merge(
+    ctx: &Ctx<'_>,
+    line: usize,
+    copy: &CopyPlan,
+    embedded: &[crate::embed::EmbeddedLayer],
+) -> Result<(), BuildError> {
+    let ours: Vec<(&str, &ContextFile)> = copy
+        .files
+        .iter()
+        .map(|f| (f.destination.trim_start_matches('/'), f))
+        .collect();
+    for e in embedded {
+        for entry in crate::embed::layer::image_entries(&ctx.store, &e.spec)? {
+            let theirs = entry.path.as_str();
+            let hit = ours.iter().find(|(dest, f)| {
+                theirs == *dest
+                    || (f.kind != FileKind::Dir
+                        && theirs
+                            .strip_prefix(*dest)
+                            .is_some_and(|r| r.starts_with('/')))
+            });
+            if let Some((_, f)) = hit {
+                return Err(step_err(
+                    ctx,
+                    line,
+                    format!(
+                        "`{}` from the build context collides with `/{theirs}` of embedded image `{}`; \
+                         remove one of them (the context's file or the image from the images list)",
+                        f.path, e.image
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One entry a COPY/ADD places in its layer.
@@ -959,6 +1098,7 @@ fn files_from_rootfs(
             base: BaseImage::Scratch,
             platform: None,
             args: BTreeMap::new(),
+            inherited_env: Vec::new(),
             steps: vec![Step {
                 line: step.line,
                 instruction: step.instruction.clone(),

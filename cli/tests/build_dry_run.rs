@@ -147,7 +147,12 @@ fn chart_example_defaults_env_at_build_time_and_keeps_cmd_references() {
     let config = &plan["plans"][0]["config"];
     assert_eq!(
         config["Env"],
-        serde_json::json!(["NAME=calico", "NAMESPACE=tigera-operator"])
+        serde_json::json!([
+            format!("PATH={}", formats::kubefile::SCRATCH_PATH),
+            "NAME=calico",
+            "NAMESPACE=tigera-operator"
+        ]),
+        "FROM scratch starts with buildah's default PATH"
     );
     assert!(
         config["Cmd"][0]
@@ -178,7 +183,8 @@ fn rootfs_example_keeps_escaped_dollars_in_labels() {
             .as_array()
             .expect("env")
             .len(),
-        10
+        11,
+        "ten ENV entries after FROM scratch's default PATH"
     );
 }
 
@@ -213,7 +219,11 @@ fn command_line_labels_env_annotations_and_build_args_override_the_kubefile() {
     let p = &plan["plans"][0];
     assert_eq!(
         p["config"]["Env"],
-        serde_json::json!(["VERSION=v9", "EXTRA=1"])
+        serde_json::json!([
+            format!("PATH={}", formats::kubefile::SCRATCH_PATH),
+            "VERSION=v9",
+            "EXTRA=1"
+        ])
     );
     assert_eq!(p["config"]["Labels"]["version"], "cli");
     assert_eq!(

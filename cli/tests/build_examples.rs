@@ -69,7 +69,12 @@ fn calico_example_has_one_layer_and_the_kubefile_config() {
     let config = blob_json(store.path(), manifest["config"]["digest"].as_str().unwrap());
     assert_eq!(
         config["config"]["Env"],
-        serde_json::json!(["NAME=calico", "NAMESPACE=tigera-operator"])
+        serde_json::json!([
+            format!("PATH={}", formats::kubefile::SCRATCH_PATH),
+            "NAME=calico",
+            "NAMESPACE=tigera-operator"
+        ]),
+        "FROM scratch starts with buildah's default PATH"
     );
     assert!(
         config["config"]["Cmd"][0]

@@ -337,7 +337,11 @@ fn from_a_store_image_an_oci_archive_and_an_oci_dir_stack_on_its_layers() {
         let config = blob_json(target_store, manifest["config"]["digest"].as_str().unwrap());
         assert_eq!(
             config["config"]["Env"],
-            serde_json::json!(["BASE=1", "APP=2"]),
+            serde_json::json!([
+                format!("PATH={}", formats::kubefile::SCRATCH_PATH),
+                "BASE=1",
+                "APP=2"
+            ]),
             "FROM {from}"
         );
         assert_eq!(config["config"]["Labels"]["tier"], "base");

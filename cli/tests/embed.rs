@@ -18,7 +18,7 @@ use std::time::Duration;
 use build_common::{blob_json, build, sealos, write_context};
 use formats::digest::Digest;
 use testsupport::{DockerRegistry, SealosRegistry};
-use upstream::{push_multi_arch_seeded, skopeo};
+use upstream::{push_image, push_multi_arch_seeded, skopeo};
 
 /// A registries.conf sending `docker.io` and `registry.k8s.io` pulls to the mirror at `host`.
 fn mirror_conf(dir: &Path, host: &str) -> String {
@@ -552,6 +552,191 @@ fn archives_of_tar_txt_are_embedded_under_their_sealos_names_without_any_registr
         assert!(
             entry.contains(&digest.to_string()) && entry.contains(line),
             "{entry}"
+        );
+    }
+}
+
+#[test]
+fn a_pin_to_an_index_embeds_the_index_and_the_build_platform_so_the_pinned_digest_pulls_air_gapped()
+{
+    let reg = DockerRegistry::start_fresh();
+    let pushed = populate(&reg);
+    let pause = &pushed[1];
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = mirror_conf(tmp.path(), &reg.host());
+    let ctx = tmp.path().join("ctx");
+    let pinned = format!("registry.k8s.io/pause:3.9@{}", pause.index);
+    context(&ctx, &[&pinned]);
+    let store = tmp.path().join("store");
+    let out = tmp.path().join("out");
+    ok_json(&build_with(
+        &store,
+        &conf,
+        &[
+            "--platform",
+            "linux/arm64",
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+        ],
+        &ctx,
+    ));
+    let v2 = out.join("registry/docker/registry/v2");
+    // The tag points at the pinned index, kept byte-exact; the arm64 child is there, the amd64 one is not.
+    assert_eq!(
+        std::fs::read_to_string(v2.join("repositories/pause/_manifests/tags/3.9/current/link"))
+            .unwrap(),
+        pause.index.to_string()
+    );
+    let paths = formats::distribution::DistributionPaths::new(out.join("registry"));
+    assert!(paths.blob_data(&pause.index).exists());
+    assert!(paths.blob_data(&pause.arm64).exists());
+    assert!(!paths.blob_data(&pause.amd64).exists());
+    let lock = std::fs::read_to_string(ctx.join("images.lock")).unwrap();
+    assert!(
+        lock.contains(&format!("\"linux/arm64\" = \"{}\"", pause.index)),
+        "{lock}"
+    );
+
+    // Two platforms: each tree holds the index and its own platform's manifest only.
+    let both = tmp.path().join("both");
+    ok_json(&build_with(
+        &store,
+        &conf,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-o",
+            &format!("type=local,dest={}", both.display()),
+        ],
+        &ctx,
+    ));
+    for (dir, own, other) in [
+        ("linux_amd64", &pause.amd64, &pause.arm64),
+        ("linux_arm64", &pause.arm64, &pause.amd64),
+    ] {
+        let paths = formats::distribution::DistributionPaths::new(both.join(dir).join("registry"));
+        assert!(paths.blob_data(&pause.index).exists(), "{dir}");
+        assert!(paths.blob_data(own).exists(), "{dir}");
+        assert!(!paths.blob_data(other).exists(), "{dir}");
+    }
+
+    // Air-gapped: the served tree answers the kubelet's `pause@sha256:<index>` and the tag, for arm64.
+    drop(reg);
+    let served = serve_filesystem(&out.join("registry"));
+    for name in [format!("pause@{}", pause.index), "pause:3.9".to_string()] {
+        let dest = tmp.path().join(name.replace([':', '@'], "_"));
+        skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--preserve-digests",
+            "--override-arch",
+            "arm64",
+            &format!("docker://{}/{name}", served.host()),
+            &format!("oci:{}", dest.display()),
+        ]);
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dest.join("index.json")).unwrap()).unwrap();
+        assert_eq!(
+            index["manifests"][0]["digest"],
+            pause.arm64.to_string(),
+            "{name}: {index}"
+        );
+    }
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/pause@{}", served.host(), pause.index),
+    ]);
+    assert_eq!(Digest::sha256_of(&raw), pause.index);
+
+    // A rebuild with the lock finds everything in the store, without the upstream.
+    let again = tmp.path().join("again");
+    ok_json(&build_with(
+        &store,
+        &conf,
+        &[
+            "--platform",
+            "linux/arm64",
+            "-o",
+            &format!("type=local,dest={}", again.display()),
+        ],
+        &ctx,
+    ));
+}
+
+#[test]
+fn an_image_of_another_platform_is_a_warning_naming_it_and_an_error_with_strict() {
+    let reg = DockerRegistry::start_fresh();
+    push_image(
+        &reg.host(),
+        "library/amdonly",
+        Some("1"),
+        "amd64",
+        "amd-only ",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = mirror_conf(tmp.path(), &reg.host());
+    let ctx = tmp.path().join("ctx");
+    context(&ctx, &["amdonly:1"]);
+    let store = tmp.path().join("store");
+    let out = build_with(
+        &store,
+        &conf,
+        &["--platform", "linux/arm64", "-t", "t/a:1"],
+        &ctx,
+    );
+    ok_json(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: image `docker.io/library/amdonly:1` (from images/shim/list:2) is for `linux/amd64`, not for the build's platform `linux/arm64`"),
+        "{err}"
+    );
+    // The same image for its own platform is no warning.
+    let out = build_with(
+        &store,
+        &conf,
+        &["--platform", "linux/amd64", "-t", "t/a:1"],
+        &ctx,
+    );
+    ok_json(&out);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let strict = build_with(
+        &store,
+        &conf,
+        &["--platform", "linux/arm64", "--strict", "-t", "t/a:1"],
+        &ctx,
+    );
+    assert!(!strict.status.success());
+    let err = String::from_utf8_lossy(&strict.stderr);
+    assert!(
+        err.contains("--strict: image `docker.io/library/amdonly:1`")
+            && err.contains("`linux/arm64`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_platform_architecture_is_an_error_listing_the_known_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    context(&ctx, &[]);
+    let conf = mirror_conf(tmp.path(), "127.0.0.1:1");
+    for extra in [&["--dry-run"][..], &[]] {
+        let mut args = vec!["--platform", "linux/amd65", "-t", "test/amd65:1"];
+        args.extend_from_slice(extra);
+        let out = build_with(&tmp.path().join("store"), &conf, &args, &ctx);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("unknown architecture `amd65` in platform `linux/amd65`")
+                && err.contains("known architectures: 386, amd64, arm, arm64,"),
+            "{err}"
         );
     }
 }

@@ -278,6 +278,50 @@ fn save_with_arch_keeps_only_that_platform_manifest_and_tags_it(kind: RegistryKi
     );
 }
 
+against_both!(save_of_a_pinned_index_keeps_the_index_and_that_platform_so_the_pin_resolves);
+fn save_of_a_pinned_index_keeps_the_index_and_that_platform_so_the_pin_resolves(
+    kind: RegistryKind,
+) {
+    let src = start(kind);
+    let (index, amd, arm) = push_multi_arch(&src.host(), "multi", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("registry");
+    ok(&sealos(
+        &tmp.path().join("store"),
+        &[
+            "registry",
+            "save",
+            "--images",
+            &format!("{}/multi:1@{index}", src.host()),
+            "--registry-dir",
+            out_dir.to_str().unwrap(),
+            "--arch",
+            "arm64",
+        ],
+    ));
+    assert_eq!(dir_tag(&out_dir, "multi", "1"), Some(index.clone()));
+    let paths = formats::distribution::DistributionPaths::new(&out_dir);
+    assert!(paths.blob_data(&index).exists() && paths.blob_data(&arm).exists());
+    assert!(
+        !paths.blob_data(&amd).exists(),
+        "the amd64 manifest must not be saved"
+    );
+    let served = serve_dir(kind, &out_dir);
+    let dest = tmp.path().join("pulled");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--preserve-digests",
+        "--override-arch",
+        "arm64",
+        &format!("docker://{}/multi@{index}", served.host()),
+        &format!("oci:{}", dest.display()),
+    ]);
+    let pulled: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.join("index.json")).unwrap()).unwrap();
+    assert_eq!(pulled["manifests"][0]["digest"], arm.to_string());
+}
+
 #[test]
 fn save_of_two_hosts_with_the_same_path_fails_naming_both() {
     let tmp = tempfile::tempdir().unwrap();
@@ -497,6 +541,36 @@ fn copy_puts_one_image_into_another_registry(kind: RegistryKind) {
         ],
     ));
     assert_eq!(remote_digest(&dst.host(), "arm/org/multi", "1"), Some(arm));
+}
+
+against_both!(copy_of_a_pinned_index_into_a_registry_keeps_the_pin_with_every_platform);
+fn copy_of_a_pinned_index_into_a_registry_keeps_the_pin_with_every_platform(kind: RegistryKind) {
+    let src = start(kind);
+    let dst = start(kind);
+    let (index, amd, arm) = push_multi_arch(&src.host(), "org/multi", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    ok(&sealos(
+        &tmp.path().join("store"),
+        &[
+            "registry",
+            "copy",
+            &format!("{}/org/multi:1@{index}", src.host()),
+            &dst.host(),
+            "--arch",
+            "arm64",
+        ],
+    ));
+    // A registry refuses an index without its children, so the pin brings every platform.
+    assert_eq!(
+        remote_digest(&dst.host(), "org/multi", "1"),
+        Some(index.clone())
+    );
+    for d in [&index, &amd, &arm] {
+        assert_eq!(
+            remote_digest(&dst.host(), "org/multi", &d.to_string()).as_ref(),
+            Some(d)
+        );
+    }
 }
 
 /// The blobs (`blobs/sha256/../<hex>/data`) a Distribution directory holds.

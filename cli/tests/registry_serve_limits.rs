@@ -1,6 +1,7 @@
 //! `sealos registry serve` connection flags, with the real binary on 127.0.0.1: `--max-connections` makes new
 //! clients wait (logged once), `--header-timeout` closes connections that never send a request,
-//! `--max-concurrent-uploads-per-client` answers 429, and zero values are refused naming the flag.
+//! `--max-concurrent-uploads-per-client` answers 429, `--body-deadline` ends a manifest body that trickles past
+//! it, and zero values are refused naming the flag.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -138,10 +139,65 @@ fn max_concurrent_uploads_per_client_flag_answers_429_with_retry_after() {
 }
 
 #[test]
+fn body_deadline_flag_ends_a_manifest_put_that_trickles_past_it() {
+    let server = SealosRegistry::start_with(
+        sealos(),
+        Backend::InMemory,
+        &["--body-deadline", "1s"],
+        false,
+    );
+    let host = server.host().to_string();
+    runtime().block_on(async {
+        let mut s = TcpStream::connect(&host).await.unwrap();
+        s.write_all(
+            format!(
+                "PUT /v2/app/manifests/v1 HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let (mut rd, mut wr) = s.into_split();
+        // A byte every 200 ms: never quiet for the body timeout, 20 s for the whole body.
+        let trickle = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if wr.write_all(b" ").await.is_err() {
+                    break;
+                }
+            }
+            std::future::pending::<()>().await;
+        });
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        trickle.abort();
+        assert!(ended.is_ok(), "the request still runs after 5 s");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(800), "ended after {took:?}");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 400") && answer.contains("--body-deadline"),
+            "{answer}"
+        );
+    });
+}
+
+#[test]
 fn zero_timeouts_and_counts_are_refused_naming_the_flag() {
     for (flag, value) in [
         ("--header-timeout", "0s"),
         ("--body-timeout", "0m"),
+        ("--body-deadline", "0s"),
         ("--max-connections", "0"),
     ] {
         let out = std::process::Command::new(sealos())

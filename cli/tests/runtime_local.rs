@@ -43,7 +43,14 @@ fn run_applies_rootfs_steps_in_order_in_their_directories_with_templates_and_env
     assert_eq!(
         fs::read_to_string(c.markers().join("path")).unwrap(),
         "path-ok\n",
-        "the image's PATH=/nonexistent is not exported"
+        "the image's PATH=/nonexistent does not replace the host's PATH"
+    );
+    let host_path = std::env::var("PATH").unwrap_or_default();
+    let path = fs::read_to_string(c.markers().join("path-value")).unwrap();
+    assert_eq!(
+        path.trim_end().strip_prefix("/nonexistent:"),
+        Some(host_path.as_str()),
+        "the image's PATH entries the host lacks are prepended to the host's PATH: {path}"
     );
     let clusterfile = fs::read_to_string(c.clusterfile()).unwrap();
     assert!(clusterfile.contains("kind: Cluster"), "{clusterfile}");

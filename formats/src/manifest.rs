@@ -141,6 +141,26 @@ pub struct PlatformError {
     pub reason: &'static str,
 }
 
+/// The CPU architectures an image can be built for, in Go's (OCI's) spelling: the one list of them.
+pub const KNOWN_ARCHITECTURES: &[&str] = &[
+    "386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle", "ppc64",
+    "ppc64le", "riscv64", "s390x", "wasm",
+];
+
+/// A platform whose architecture is not one of [`KNOWN_ARCHITECTURES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown architecture `{architecture}` in platform `{platform}`; known architectures: {known}"
+)]
+pub struct UnknownArchitecture {
+    /// The platform as given.
+    pub platform: String,
+    /// Its architecture.
+    pub architecture: String,
+    /// [`KNOWN_ARCHITECTURES`], comma separated.
+    pub known: String,
+}
+
 /// The platform an image runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
@@ -211,6 +231,18 @@ impl Platform {
         let mut platform = Platform::new(os.as_str(), architecture.as_str());
         platform.variant = variant.cloned();
         Ok(platform)
+    }
+
+    /// Ok when the architecture is one of [`KNOWN_ARCHITECTURES`] (a platform to build for must be).
+    pub fn check_known(&self) -> Result<(), UnknownArchitecture> {
+        if KNOWN_ARCHITECTURES.contains(&self.architecture.as_str()) {
+            return Ok(());
+        }
+        Err(UnknownArchitecture {
+            platform: self.to_string(),
+            architecture: self.architecture.clone(),
+            known: KNOWN_ARCHITECTURES.join(", "),
+        })
     }
 
     /// The platform of the running host, in OCI (Go) spelling.

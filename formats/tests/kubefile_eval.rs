@@ -2,8 +2,8 @@
 //! context listing of COPY sources.
 
 use formats::kubefile::{
-    BaseImage, BuildPlan, CopyFrom, EvalErrorKind, EvalOptions, FileKind, evaluate, parse,
-    resolve_sources,
+    BaseImage, BuildPlan, CopyFrom, EvalErrorKind, EvalOptions, FileKind, SCRATCH_PATH,
+    base_images, evaluate, parse, resolve_sources,
 };
 use formats::manifest::Platform;
 
@@ -24,6 +24,13 @@ fn plan(text: &str) -> BuildPlan {
     plan_with(text, &options())
 }
 
+/// `entries` after the `PATH` a `FROM scratch` stage starts with.
+fn with_path(entries: &[&str]) -> Vec<String> {
+    std::iter::once(format!("PATH={SCRATCH_PATH}"))
+        .chain(entries.iter().map(|e| e.to_string()))
+        .collect()
+}
+
 fn eval_error(text: &str) -> String {
     let kubefile = parse(text).unwrap_or_else(|e| panic!("{e}"));
     match evaluate(&kubefile, &options()) {
@@ -38,7 +45,10 @@ fn chart_default_env_is_resolved_and_cmd_is_left_alone() {
         "FROM scratch\nENV NAME=${NAME:-\"calico\"}\nENV NAMESPACE=${NAMESPACE:-\"tigera-operator\"}\n\
          CMD [\"helm upgrade -i $(NAME) -n $(NAMESPACE) $HOME\"]\n",
     );
-    assert_eq!(p.config.env, ["NAME=calico", "NAMESPACE=tigera-operator"]);
+    assert_eq!(
+        p.config.env,
+        with_path(&["NAME=calico", "NAMESPACE=tigera-operator"])
+    );
     assert_eq!(
         p.config.cmd,
         Some(vec![
@@ -77,7 +87,7 @@ fn escaped_dollars_survive_into_labels_and_quoted_keys_lose_their_quotes() {
 #[test]
 fn env_pairs_in_one_instruction_see_the_values_from_before_it() {
     let p = plan("FROM scratch\nENV a=old\nENV a=new b=$a\nENV c=${a}-${b}\n");
-    assert_eq!(p.config.env, ["a=new", "b=old", "c=new-old"]);
+    assert_eq!(p.config.env, with_path(&["a=new", "b=old", "c=new-old"]));
 }
 
 #[test]
@@ -85,7 +95,7 @@ fn legacy_env_keeps_spaces_in_its_value() {
     let p = plan("FROM scratch\nENV hostname rancher.my.org\nENV greeting hello  big world\n");
     assert_eq!(
         p.config.env,
-        ["hostname=rancher.my.org", "greeting=hello  big world"]
+        with_path(&["hostname=rancher.my.org", "greeting=hello  big world"])
     );
 }
 
@@ -157,7 +167,7 @@ fn labels_merge_and_command_line_overrides_win() {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     assert_eq!(labels, [("a", "2"), ("b", "cli"), ("c", "3")]);
-    assert_eq!(p.config.env, ["A=cli", "NEW=1"]);
+    assert_eq!(p.config.env, with_path(&["A=cli", "NEW=1"]));
     assert_eq!(p.annotations["org.opencontainers.image.title"], "t");
 }
 
@@ -224,7 +234,7 @@ fn copy_plans_resolve_destinations_against_workdir_and_name_their_source() {
 fn stage_based_on_a_stage_inherits_its_config() {
     let p = plan("FROM scratch AS base\nENV A=1\nLABEL l=1\nFROM base\nENV B=2\n");
     assert_eq!(p.stages[1].base, BaseImage::Stage { index: 0 });
-    assert_eq!(p.config.env, ["A=1", "B=2"]);
+    assert_eq!(p.config.env, with_path(&["A=1", "B=2"]));
     assert_eq!(p.config.labels["l"], "1");
 }
 
@@ -450,6 +460,77 @@ fn symlinks_resolved_inside_the_context_are_followed_there() {
             s("real/sub/top", "/g/top"),
             s("real/sub/x", "/g/sub/x"),
             s("real/sub/x", "/g/x"),
+        ]
+    );
+}
+
+#[test]
+fn scratch_starts_with_the_default_path_which_substitution_sees() {
+    let p = plan("FROM scratch\nENV X=/opt/bin:$PATH\nENV PATH=/opt/bin:$PATH\n");
+    let full = format!("/opt/bin:{SCRATCH_PATH}");
+    assert_eq!(
+        p.config.env,
+        [format!("PATH={full}"), format!("X={full}")],
+        "PATH keeps its first place when overridden, as buildah keeps it"
+    );
+    assert_eq!(plan("FROM scratch\n").config.env, with_path(&[]));
+}
+
+#[test]
+fn env_inherited_from_the_base_image_is_substituted_in_every_instruction() {
+    let mut options = options();
+    options.base_env.insert(
+        "base:v1".into(),
+        vec![
+            "registryDomain=sealos.hub".into(),
+            "registryPort=5000".into(),
+            "registryData=/var/lib/registry".into(),
+        ],
+    );
+    let p = plan_with(
+        "FROM base:v1\nARG port=$registryPort\nENV extra=\"$registryDomain:$port\"\n\
+         LABEL check=\"${registryData}/check\"\nWORKDIR $registryData\n\
+         COPY --from=$registryDomain/tools:v1 /bin/x ${registryDomain}/\nADD a.txt $registryPort.txt\n",
+        &options,
+    );
+    let stage = &p.stages[0];
+    assert_eq!(stage.inherited_env, options.base_env["base:v1"]);
+    assert_eq!(stage.args["port"], "5000");
+    assert_eq!(
+        p.config.env,
+        ["extra=sealos.hub:5000"],
+        "inherited entries are not repeated"
+    );
+    assert_eq!(p.config.labels["check"], "/var/lib/registry/check");
+    assert_eq!(p.config.working_dir.as_deref(), Some("/var/lib/registry"));
+    let copies: Vec<_> = p.copies().map(|(_, _, c)| c.clone()).collect();
+    assert_eq!(
+        copies[0].from,
+        CopyFrom::Image {
+            reference: "sealos.hub/tools:v1".into()
+        }
+    );
+    assert_eq!(copies[0].destination, "/var/lib/registry/sealos.hub");
+    assert_eq!(copies[1].destination, "/var/lib/registry/5000.txt");
+
+    // An image the options know nothing of lends nothing.
+    let e = eval_error("FROM other:v1\nWORKDIR $registryData\n");
+    assert!(e.contains("empty after substitution"), "{e}");
+}
+
+#[test]
+fn base_images_are_listed_without_evaluating_what_needs_their_env() {
+    let kubefile = parse(
+        "ARG BASE=base:v1\nFROM scratch AS s\nFROM --platform=linux/amd64 $BASE\n\
+         WORKDIR $unknown\nFROM s\nFROM other:v2\n",
+    )
+    .unwrap();
+    assert!(evaluate(&kubefile, &options()).is_err());
+    assert_eq!(
+        base_images(&kubefile, &options()).unwrap(),
+        [
+            ("base:v1".to_string(), Some("linux/amd64".to_string()), 3),
+            ("other:v2".to_string(), None, 6),
         ]
     );
 }

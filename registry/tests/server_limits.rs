@@ -513,3 +513,195 @@ async fn uploads_over_the_per_client_and_overall_bounds_get_429_at_once() {
         assert!(accepted, "slots were not given back");
     }
 }
+
+/// A read-only registry over TLS (certificates in `dir`); its address.
+async fn read_only_tls(dir: &std::path::Path) -> AuthServer {
+    let config = ServerConfig {
+        read_only: true,
+        ..ServerConfig::default()
+    };
+    auth_common::start_with(config, Some(tls_config(dir))).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn early_405_over_tls_reaches_all_15_concurrent_1mib_manifest_puts_and_patches() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = read_only_tls(dir.path()).await;
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let body = bytes::Bytes::from(vec![7u8; 1024 * 1024]);
+    // Eight rounds: before the fix a run of four lost a client three times out of four.
+    for round in 0..8 {
+        let requests = (0..15).map(|i| {
+            let request = if i % 2 == 0 {
+                http.patch(s.url(&format!(
+                    "/v2/t/app/blobs/uploads/0b5c8e2a-1f40-4d1e-9c57-{i:012}"
+                )))
+                .header("content-type", "application/octet-stream")
+            } else {
+                http.put(s.url(&format!("/v2/t/app/manifests/v{i}")))
+                    .header("content-type", OCI_MANIFEST)
+            };
+            request.body(body.clone()).send()
+        });
+        let answers = futures_util::future::join_all(requests).await;
+        let statuses: Vec<String> = answers
+            .iter()
+            .map(|a| match a {
+                Ok(r) => r.status().as_u16().to_string(),
+                Err(e) => format!("error: {e:?}"),
+            })
+            .collect();
+        assert!(
+            statuses.iter().all(|s| s == "405"),
+            "round {round}: every client must get its 405: {statuses:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_body_larger_than_the_drain_bound_is_cut_not_read_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = read_only_tls(dir.path()).await;
+    let host = s.host.clone();
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(dir.path().join("ca.crt")).unwrap();
+    use rustls::pki_types::pem::PemObject;
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(&ca).unwrap())
+        .unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tcp = TcpStream::connect(&host).await.unwrap();
+    let tls = connector.connect(name, tcp).await.expect("handshake");
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    // A 1 GiB manifest body, sent as fast as the server takes it.
+    let head = format!(
+        "PUT /v2/t/app/manifests/v1 HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n",
+        1u64 << 30
+    );
+    let started = Instant::now();
+    let sending = tokio::spawn(async move {
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0u64;
+        if wr.write_all(head.as_bytes()).await.is_err() {
+            return sent;
+        }
+        while sent < 1 << 30 {
+            if wr.write_all(&chunk).await.is_err() {
+                break;
+            }
+            sent += chunk.len() as u64;
+        }
+        sent
+    });
+    let took = closed_within(&mut rd, Duration::from_secs(10))
+        .await
+        .expect("the connection is closed, not held");
+    let sent = tokio::time::timeout(Duration::from_secs(10), sending)
+        .await
+        .expect("the sender is cut")
+        .unwrap();
+    assert!(took < Duration::from_secs(6), "closed after {took:?}");
+    // The drain bound (4 MiB) plus what the sockets buffer; without the bound the server would read on.
+    assert!(
+        sent < 64 << 20,
+        "the server took {sent} bytes of a refused body"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+/// A request of `head` (ending in a blank line) on a new connection to `host`, then its body one byte every
+/// 200 ms; what the server answered once it closed the connection (`None`: not within 10 s).
+async fn trickled_request(host: String, head: String, body_len: usize) -> Option<String> {
+    let mut s = TcpStream::connect(&host).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let writer = tokio::spawn(async move {
+        for _ in 0..body_len {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if wr.write_all(b"{").await.is_err() {
+                return;
+            }
+        }
+        // Keep the write side open: the answer is read until the server closes.
+        std::future::pending::<()>().await;
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    // A kept-alive connection answers and stays open: a whole answer is enough.
+                    let text = String::from_utf8_lossy(&answer).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .split("\r\n")
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if text.len() >= end + 4 + length {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    writer.abort();
+    read.ok()?;
+    Some(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_body_trickling_past_the_body_deadline_ends_while_uploads_may_take_longer() {
+    let host = start_with(
+        ConnectionLimits {
+            body_deadline: Duration::from_secs(1),
+            body_timeout: Duration::from_secs(60),
+            ..ConnectionLimits::default()
+        },
+        None,
+    )
+    .await;
+    let location = start_upload(&host, "t/slow").await;
+    // An upload chunk of 12 bytes over 2.4 s: past the deadline, never quiet for the body timeout.
+    let upload = tokio::spawn(trickled_request(
+        host.clone(),
+        format!("PATCH {location} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 12\r\n\r\n"),
+        12,
+    ));
+    let started = Instant::now();
+    let manifest = trickled_request(
+        host.clone(),
+        format!(
+            "PUT /v2/t/slow/manifests/v1 HTTP/1.1\r\nHost: {host}\r\nContent-Type: {OCI_MANIFEST}\r\n\
+             Content-Length: 100\r\n\r\n"
+        ),
+        100,
+    )
+    .await
+    .expect("the manifest request ends");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "ended after {took:?}"
+    );
+    assert!(manifest.starts_with("HTTP/1.1 400"), "{manifest}");
+    assert!(manifest.contains("--body-deadline"), "{manifest}");
+    let upload = upload.await.unwrap().expect("the upload is answered");
+    assert!(upload.starts_with("HTTP/1.1 202"), "{upload}");
+}

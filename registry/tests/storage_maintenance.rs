@@ -191,6 +191,27 @@ fn missing_layers_and_children_are_bad_references_except_non_distributable_layer
 }
 
 #[test]
+fn an_index_keeping_some_of_its_platforms_is_counted_as_partial_not_a_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = DistributionLayout::new(tmp.path());
+    let paths = layout.paths().clone();
+    let kept = image(&layout, "app", "arm64", None, None);
+    let left_out = image(&layout, "app", "amd64", None, None);
+    index(&layout, "app", &[&kept, &left_out], "pinned");
+    std::fs::remove_dir_all(
+        paths
+            .revision_link("app", &left_out.digest)
+            .parent()
+            .unwrap(),
+    )
+    .unwrap();
+
+    let report = fsck(tmp.path()).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    assert_eq!(report.partial_indexes, 1);
+}
+
+#[test]
 fn a_directory_without_a_distribution_tree_is_a_problem_not_a_clean_report() {
     let tmp = tempfile::tempdir().unwrap();
     let report = fsck(tmp.path()).unwrap();

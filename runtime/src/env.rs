@@ -158,6 +158,31 @@ pub fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
+/// Shell lines that prepend to the host's `PATH` each directory of `path` (an image's `PATH`) that the
+/// host's `PATH` lacks, in `path`'s order, and export it: the host's own directories stay, in their order.
+/// Empty for a `path` without directories.
+pub fn prepend_path_script(path: &str) -> String {
+    let dirs: Vec<String> = path
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(shell_quote)
+        .collect();
+    if dirs.is_empty() {
+        return String::new();
+    }
+    format!(
+        "__sealos_path=\n\
+         for __sealos_dir in {}; do\n\
+         \x20 case \":$__sealos_path$PATH:\" in *\":$__sealos_dir:\"*) ;; \
+         *) __sealos_path=\"$__sealos_path$__sealos_dir:\" ;; esac\n\
+         done\n\
+         if [ -n \"$PATH\" ]; then PATH=\"$__sealos_path$PATH\"; else PATH=\"${{__sealos_path%:}}\"; fi\n\
+         export PATH\n\
+         unset __sealos_path __sealos_dir\n",
+        dirs.join(" ")
+    )
+}
+
 /// One `export NAME='value'` line per entry (sorted by name, each ending in a newline), for a shell script
 /// that runs a command with `env`. Fails on a name a shell cannot export.
 pub fn export_script(env: &Env) -> Result<String, ExportError> {
@@ -328,6 +353,47 @@ mod tests {
             assert_eq!(printed, value, "value {value:?}");
         }
         assert!(!std::path::Path::new("/tmp/pwned-by-quote-test").exists());
+    }
+
+    fn path_after(host_path: &str, image_path: &str) -> String {
+        let script = format!(
+            "PATH={}\n{}printf %s \"$PATH\"",
+            shell_quote(host_path),
+            prepend_path_script(image_path)
+        );
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn image_path_entries_the_host_lacks_are_prepended_and_the_host_path_stays() {
+        assert_eq!(
+            path_after(
+                "/usr/bin:/bin:/host/bin",
+                "/opt/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin"
+            ),
+            "/opt/bin:/usr/local/bin:/usr/bin:/bin:/host/bin"
+        );
+        assert_eq!(path_after("/usr/bin:/bin", "/usr/bin"), "/usr/bin:/bin");
+        assert_eq!(
+            path_after("", "/opt/it's:/a"),
+            "/opt/it's:/a",
+            "no empty entry (the cwd) is added"
+        );
+        assert_eq!(
+            path_after("/bin", "$(touch /tmp/pwned)"),
+            "$(touch /tmp/pwned):/bin"
+        );
+        assert_eq!(prepend_path_script("::"), "");
     }
 
     #[test]

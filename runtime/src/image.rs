@@ -45,7 +45,7 @@ pub struct ClusterImage {
     pub kind: ImageKind,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
-    /// Its ENV, without `PATH` (the hosts' own `PATH` stays in force).
+    /// Its ENV; `PATH` is not exported as is, its directories a host's `PATH` lacks are prepended to it.
     pub env: Env,
     /// Its ENTRYPOINT.
     pub entrypoint: Vec<String>,
@@ -153,7 +153,7 @@ pub fn open(store: &Store, image: &str) -> Result<ClusterImage, ImageError> {
         .env
         .iter()
         .filter_map(|e| e.split_once('=').or(Some((e.as_str(), ""))))
-        .filter(|(k, _)| *k != "PATH" && !k.is_empty())
+        .filter(|(k, _)| !k.is_empty())
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     Ok(ClusterImage {

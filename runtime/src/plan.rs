@@ -11,7 +11,7 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::env::{Env, ExpandError, expand, shell_quote};
+use crate::env::{Env, ExpandError, expand, prepend_path_script, shell_quote};
 use crate::image::{ClusterImage, ImageKind};
 
 /// Label scripts run before the images' commands, in this order, with where they run.
@@ -139,11 +139,20 @@ impl Step {
         let command = self.command(host_env)?;
         let mut script = String::new();
         if let Action::Image(_) = self.action {
+            let mut path = None;
             for (k, v) in self.merged_env(host_env) {
                 if !is_env_name(&k) {
                     return Err(PlanError::BadName { name: k });
                 }
+                if k == "PATH" {
+                    path = Some(v);
+                    continue;
+                }
                 script.push_str(&format!("export {k}={}\n", shell_quote(&v)));
+            }
+            // The host's PATH stays in force: the image's directories it lacks go in front.
+            if let Some(path) = path {
+                script.push_str(&prepend_path_script(&path));
             }
         }
         script.push_str(&format!("cd {} || exit 1\n", shell_quote(&self.workdir)));
@@ -277,6 +286,17 @@ mod tests {
             shell_quote("/data/it's here")
         )));
         assert!(script.ends_with("echo hi\n"));
+    }
+
+    #[test]
+    fn an_image_path_is_prepended_to_the_host_path_not_exported_as_is() {
+        let s = step("true", &[("PATH", "/opt/bin")]);
+        let script = s.script(&BTreeMap::new()).unwrap();
+        assert!(!script.contains("export PATH="), "{script}");
+        assert!(
+            script.contains(&prepend_path_script("/opt/bin")),
+            "{script}"
+        );
     }
 
     #[test]

@@ -220,6 +220,42 @@ pub fn resolve_image(
     }
 }
 
+/// The config `Env` of the base image `reference` for `platform` when it can be read without pulling or
+/// writing anything: from the local store at `store_root` by name, or from an `oci:DIR[:TAG]` layout.
+/// `None` otherwise (a registry image not pulled yet, an `oci-archive:`): what `--dry-run` can know.
+pub fn stored_env(store_root: &Path, reference: &str, platform: &Platform) -> Option<Vec<String>> {
+    let (layout, descriptor) = if let Some(rest) = reference.strip_prefix("oci:") {
+        let (dir, tag) = split_path_tag(rest);
+        let layout = OciLayout::open(&dir).ok()?;
+        let descriptor = match tag {
+            Some(tag) => {
+                let full = Reference::parse(&tag).map(|r| r.to_string()).ok();
+                layout.tags().ok()?.into_iter().find_map(|(t, d)| {
+                    let short = t.rsplit_once(':').map(|(_, s)| s.to_string());
+                    (t == tag || Some(&t) == full.as_ref() || short.as_deref() == Some(&tag))
+                        .then_some(d)
+                })?
+            }
+            None => match layout.index().ok()?.manifests.as_slice() {
+                [only] => only.clone(),
+                _ => return None,
+            },
+        };
+        (layout, descriptor)
+    } else if reference.starts_with("oci-archive:") {
+        return None;
+    } else {
+        let parsed = Reference::parse(reference).ok()?;
+        let layout = OciLayout::open(store_root).ok()?;
+        let descriptor = [parsed.to_string(), reference.to_string()]
+            .iter()
+            .find_map(|tag| layout.resolve(tag).ok().flatten())?;
+        (layout, descriptor)
+    };
+    let state = load(&layout, &descriptor, reference, platform).ok()?;
+    Some(state.config.config.map(|c| c.env).unwrap_or_default())
+}
+
 /// True when the store's image `descriptor` has an image for `platform`: an index with a matching entry,
 /// or a manifest whose config names that os and architecture (or none).
 fn has_platform(store: &OciLayout, descriptor: &Descriptor, platform: &Platform) -> bool {

@@ -9,6 +9,11 @@
 //! registry/docker/registry/v2/repositories/<repo>/_layers/sha256/<hex>/link                config and layers
 //! ```
 //!
+//! An index (kept when the image is pinned by its digest, or with `--all`) is stored byte-exact; with a
+//! platform filter only the child manifest of that platform is stored with it, so the pinned digest, the
+//! tag (pointing at the index) and that platform's manifest all resolve, while the other platforms' children
+//! are absent.
+//!
 //! `<repo>` is the reference without its host (`registry.k8s.io/pause` -> `pause`), as sealos names it. Each
 //! layer is self-contained: a blob two images share is stored in both layers (identical bytes at the same
 //! path, so the unpacked tree holds it once). That keeps a layer's digest a function of its image alone, so
@@ -26,8 +31,9 @@ use formats::distribution::{DistributionPaths, link_text};
 use formats::layer::{Compression, LayerEntry, LayerOptions};
 use formats::manifest::{Descriptor, ParsedManifest};
 use formats::oci_layout::OciLayout;
+use registry::mirror::PlatformFilter;
 
-use super::pull::is_foreign;
+use super::pull::{is_foreign, selected_children};
 use crate::build::BuildError;
 use crate::build::cache::{CachedLayer, LayerCache};
 
@@ -46,14 +52,21 @@ pub struct LayerSpec {
     pub tag: Option<String>,
     /// The manifest or index embedded.
     pub digest: Digest,
+    /// The platforms of an index embedded with it (`All` for `--all`; else the one child the filter
+    /// selects, as [`super::pull::selected_children`] says).
+    pub platforms: PlatformFilter,
 }
 
 impl LayerSpec {
     /// The layer cache key: what the layer's bytes depend on.
     pub fn cache_key(&self, mtime: u64) -> Digest {
+        let platforms = match &self.platforms {
+            PlatformFilter::All => String::new(),
+            only => format!("platforms {only}\n"),
+        };
         Digest::sha256_of(
             format!(
-                "sealos embedded image layer v1\nrepository {}\ntag {}\ndigest {}\nmtime {mtime}\n",
+                "sealos embedded image layer v1\nrepository {}\ntag {}\ndigest {}\n{platforms}mtime {mtime}\n",
                 self.repository,
                 self.tag.as_deref().unwrap_or(""),
                 self.digest
@@ -90,7 +103,11 @@ pub fn image_entries(store: &OciLayout, spec: &LayerSpec) -> Result<Vec<LayerEnt
         entries.push(link(&paths.revision_link(repo, &desc.digest), &desc.digest));
         match &raw.parsed {
             ParsedManifest::Index(index) if depth < 4 => {
-                pending.extend(index.manifests.iter().map(|c| (c.clone(), depth + 1)));
+                pending.extend(
+                    selected_children(index, &spec.platforms)
+                        .into_iter()
+                        .map(|c| (c.clone(), depth + 1)),
+                );
             }
             ParsedManifest::Index(_) => {}
             ParsedManifest::Image(_) => {

@@ -110,6 +110,8 @@ pub struct EmbedPlan {
     pub fetched: usize,
     /// Blob bytes downloaded.
     pub bytes: u64,
+    /// Images whose platform is not the build's (errors instead under `--strict`).
+    pub warnings: Vec<String>,
 }
 
 /// Why images could not be embedded.
@@ -195,6 +197,9 @@ pub enum EmbedError {
         /// The second.
         second: String,
     },
+    /// `--strict`: an image is not for the platform it is embedded into.
+    #[error("--strict: {0}")]
+    WrongPlatform(String),
     /// Image discovery failed (an unreadable file, or warnings under `--strict`).
     #[error(transparent)]
     Discover(Box<crate::discover::DiscoverError>),
@@ -419,7 +424,11 @@ pub fn prepare(
             work.push(PullWork {
                 reference: r.clone(),
                 platforms: filter.clone(),
-                locked: locked.and_then(|l| l.digests.get(key)).cloned(),
+                // A pin is the digest embedded (an index stays an index, see `registry::mirror`).
+                locked: r
+                    .digest()
+                    .or_else(|| locked.and_then(|l| l.digests.get(key)))
+                    .cloned(),
             });
         }
     }
@@ -441,6 +450,7 @@ pub fn prepare(
                     repository: w.reference.repository().to_string(),
                     tag: w.reference.tag().map(str::to_string),
                     digest: digest.clone(),
+                    platforms: w.platforms.clone(),
                 };
                 // Errors resurface when the build asks for the layer.
                 let _ = image_layer(&store, &cache, &spec, mtime);
@@ -474,6 +484,19 @@ pub fn prepare(
             })?;
             plan.fetched += usize::from(pulled.fetched);
             plan.bytes += pulled.bytes;
+            if let Some(platform) = platforms.iter().find(|p| platform_key(p) == *key)
+                && let Some(found) = platform_mismatch(store, &pulled.digest, platform)
+            {
+                let why = format!(
+                    "image `{r}` (from {}) is for `{found}`, not for the build's platform `{platform}`; \
+                     list an image built for `{platform}` (or a multi-platform one)",
+                    sources.join(", ")
+                );
+                if opts.strict {
+                    return Err(EmbedError::WrongPlatform(why));
+                }
+                plan.warnings.push(why);
+            }
             digests.insert(key.clone(), pulled.digest);
         }
         plan.images.push(EmbeddedImage {
@@ -492,6 +515,28 @@ pub fn prepare(
         )?;
     }
     Ok(plan)
+}
+
+/// The platform of the single-platform image `digest` in `store` (from its config) when it is not
+/// `wanted`; `None` when it matches, is an index (its children carry their platforms) or cannot be read.
+/// A variant is compared only when both have one.
+fn platform_mismatch(store: &OciLayout, digest: &Digest, wanted: &Platform) -> Option<String> {
+    let raw = store
+        .read_manifest(&formats::manifest::Descriptor::new("", digest.clone(), 0))
+        .ok()?;
+    let formats::manifest::ParsedManifest::Image(image) = &raw.parsed else {
+        return None;
+    };
+    let bytes = store.read_blob_bytes(&image.config.digest).ok()?;
+    let config: formats::manifest::ImageConfig = serde_json::from_slice(&bytes).ok()?;
+    let variant_differs =
+        matches!((&config.variant, &wanted.variant), (Some(a), Some(b)) if a != b);
+    if config.os == wanted.os && config.architecture == wanted.architecture && !variant_differs {
+        return None;
+    }
+    let mut found = Platform::new(config.os, config.architecture);
+    found.variant = config.variant;
+    Some(found.to_string())
 }
 
 /// Writes the lock for `images` (keeping digests of other platforms the old lock knew) when it changed.
@@ -547,6 +592,8 @@ pub struct EmbeddedLayer {
     pub layer: CachedLayer,
     /// `reference@digest` of the image it holds.
     pub image: String,
+    /// Where the image sits in the embedded registry (its layer's entries follow from it).
+    pub spec: LayerSpec,
 }
 
 /// The layers of every image of `plan` for `platform`, in reference order, then the archives' images in
@@ -558,10 +605,10 @@ pub fn layers(
     platform: &Platform,
     mtime: u64,
 ) -> Result<Vec<EmbeddedLayer>, BuildError> {
-    let key = if plan.all_platforms {
-        ALL_PLATFORMS.to_string()
+    let (key, filter) = if plan.all_platforms {
+        (ALL_PLATFORMS.to_string(), PlatformFilter::All)
     } else {
-        platform_key(platform)
+        (platform_key(platform), PlatformFilter::platform(platform))
     };
     let specs: Vec<(String, LayerSpec)> = plan
         .images
@@ -574,6 +621,7 @@ pub fn layers(
                     repository: i.reference.repository().to_string(),
                     tag: i.reference.tag().map(str::to_string),
                     digest,
+                    platforms: filter.clone(),
                 },
             ))
         })
@@ -584,6 +632,8 @@ pub fn layers(
                     repository: a.repository.clone(),
                     tag: Some(a.tag.clone()),
                     digest: a.digest.clone(),
+                    // An archive's image is embedded as it was saved.
+                    platforms: PlatformFilter::All,
                 },
             )
         }))
@@ -614,14 +664,14 @@ pub fn layers(
     specs
         .into_iter()
         .zip(slots)
-        .map(|((image, _), slot)| {
+        .map(|((image, spec), slot)| {
             let layer = slot.unwrap_or_else(|| {
                 Err(BuildError::Output {
                     output: image.clone(),
                     reason: "writing the embedded image layer did not finish".into(),
                 })
             })?;
-            Ok(EmbeddedLayer { layer, image })
+            Ok(EmbeddedLayer { layer, image, spec })
         })
         .collect()
 }

@@ -42,13 +42,36 @@ pub struct Pulled {
     pub bytes: u64,
 }
 
-/// True when the manifest `digest` and everything it references are in `store`. Unreadable or invalid
-/// content counts as missing (it is fetched again).
-pub fn complete_in_store(store: &OciLayout, digest: &Digest) -> bool {
-    complete(store, &Descriptor::new("", digest.clone(), 0), 0)
+/// True when the manifest `digest` and everything it references for `platforms` are in `store` (an index
+/// with a platform filter needs only the child the filter selects, see [`selected_children`]). Unreadable
+/// or invalid content counts as missing (it is fetched again).
+pub fn complete_in_store(store: &OciLayout, digest: &Digest, platforms: &PlatformFilter) -> bool {
+    complete(store, &Descriptor::new("", digest.clone(), 0), platforms, 0)
 }
 
-fn complete(store: &OciLayout, desc: &Descriptor, depth: usize) -> bool {
+/// The children of `index` embedded for `platforms`: all of them for `All`, else the first whose platform
+/// matches (the one [`registry::mirror`] selects), or none.
+pub fn selected_children<'a>(
+    index: &'a formats::manifest::ImageIndex,
+    platforms: &PlatformFilter,
+) -> Vec<&'a Descriptor> {
+    if *platforms == PlatformFilter::All {
+        return index.manifests.iter().collect();
+    }
+    index
+        .manifests
+        .iter()
+        .find(|d| d.platform.as_ref().is_some_and(|p| platforms.matches(p)))
+        .into_iter()
+        .collect()
+}
+
+fn complete(
+    store: &OciLayout,
+    desc: &Descriptor,
+    platforms: &PlatformFilter,
+    depth: usize,
+) -> bool {
     if depth > 4 || !store.has_blob(&desc.digest) {
         return false;
     }
@@ -56,10 +79,13 @@ fn complete(store: &OciLayout, desc: &Descriptor, depth: usize) -> bool {
         return false;
     };
     match &raw.parsed {
-        ParsedManifest::Index(index) => index
-            .manifests
-            .iter()
-            .all(|child| complete(store, child, depth + 1)),
+        ParsedManifest::Index(index) => {
+            let children = selected_children(index, platforms);
+            !children.is_empty()
+                && children
+                    .into_iter()
+                    .all(|child| complete(store, child, platforms, depth + 1))
+        }
         ParsedManifest::Image(_) => raw
             .referenced_blobs()
             .into_iter()
@@ -99,6 +125,7 @@ pub async fn pull_all(
                     max_images: 1,
                     skip_identical: false,
                     referrers: false,
+                    keep_pinned_index: true,
                     ..MirrorOptions::default()
                 },
             ))
@@ -114,9 +141,9 @@ pub async fn pull_all(
                 async move {
                     let result = async {
                         if let Some(d) = &w.locked {
-                            let (s, d2) = (store.clone(), d.clone());
+                            let (s, d2, f) = (store.clone(), d.clone(), w.platforms.clone());
                             let done =
-                                tokio::task::spawn_blocking(move || complete_in_store(&s, &d2))
+                                tokio::task::spawn_blocking(move || complete_in_store(&s, &d2, &f))
                                     .await
                                     .unwrap_or(false);
                             if done {

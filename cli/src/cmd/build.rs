@@ -139,7 +139,7 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
     if !args.dry_run {
         return build_image(global, args);
     }
-    let dry_run = dry_run(args)?;
+    let dry_run = dry_run(args, Some(&global.store_root()))?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&dry_run)?),
         Format::Text => print!("{}", render_text(&dry_run)),
@@ -147,8 +147,16 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses, evaluates and resolves the Kubefile for every platform, without writing anything.
-pub fn dry_run(args: &BuildArgs) -> anyhow::Result<DryRun> {
+/// One `--platform` value: `os/arch[/variant]` with a known architecture.
+fn target_platform(text: &str) -> anyhow::Result<Platform> {
+    let platform = Platform::parse(text).context("--platform")?;
+    platform.check_known().context("--platform")?;
+    Ok(platform)
+}
+
+/// Parses, evaluates and resolves the Kubefile for every platform, without writing anything. Base images
+/// found in the local store at `store` (or in an `oci:` layout) lend their ENV to substitution, as in a build.
+pub fn dry_run(args: &BuildArgs, store: Option<&Path>) -> anyhow::Result<DryRun> {
     let context = &args.context;
     if !context.is_dir() {
         bail!("build context `{}` is not a directory", context.display());
@@ -163,7 +171,7 @@ pub fn dry_run(args: &BuildArgs) -> anyhow::Result<DryRun> {
     } else {
         args.platform
             .iter()
-            .map(|p| Platform::parse(p).context("--platform"))
+            .map(|p| target_platform(p))
             .collect::<anyhow::Result<_>>()?
     };
     let mut options = EvalOptions {
@@ -178,8 +186,26 @@ pub fn dry_run(args: &BuildArgs) -> anyhow::Result<DryRun> {
     let mut plans = Vec::new();
     for platform in platforms {
         options.platform = platform;
-        let mut plan = kubefile::evaluate(&kubefile, &options)?;
-        kubefile::resolve_sources(&mut plan, context, &name)?;
+        let mut plan = match store {
+            Some(store) => builder::build::evaluate_with_base_env(
+                &kubefile,
+                options.clone(),
+                &mut |reference, platform, _| {
+                    Ok(builder::build::base::stored_env(store, reference, platform))
+                },
+            )
+            .map_err(|e| match e {
+                builder::build::BuildError::Eval(e) => anyhow::Error::new(e),
+                other => anyhow::Error::new(other),
+            })?,
+            None => kubefile::evaluate(&kubefile, &options)?,
+        };
+        let saved = if args.embed.save_image {
+            kubefile::SavedImages::Embedded
+        } else {
+            kubefile::SavedImages::Skipped
+        };
+        kubefile::resolve_sources_with(&mut plan, context, &name, saved)?;
         plans.push(plan);
     }
     let discovery = discover_images(args, &plans)?;
@@ -447,7 +473,7 @@ fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
     let platforms = args
         .platform
         .iter()
-        .map(|p| Platform::parse(p).context("--platform"))
+        .map(|p| target_platform(p))
         .collect::<anyhow::Result<_>>()?;
     let opts = BuildOptions {
         store: global.store_root(),

@@ -23,9 +23,13 @@ impl BuildProgress {
 
     /// Handles one event from the builder.
     pub fn event(&mut self, event: Progress<'_>) {
-        if let Progress::Warning { message } = event {
-            // Warnings are shown with or without a terminal, above the bars when there are some.
-            let line = format!("warning: {message}");
+        let shown = match event {
+            Progress::Warning { message } => Some(format!("warning: {message}")),
+            Progress::Note { message } => Some(format!("note: {message}")),
+            _ => None,
+        };
+        if let Some(line) = shown {
+            // Warnings and notes are shown with or without a terminal, above the bars when there are some.
             if self
                 .multi
                 .as_ref()
@@ -37,7 +41,7 @@ impl BuildProgress {
         }
         let Some(multi) = &self.multi else { return };
         match event {
-            Progress::Warning { .. } => {}
+            Progress::Warning { .. } | Progress::Note { .. } => {}
             Progress::StepStarted {
                 platform,
                 line,

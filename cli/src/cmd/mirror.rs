@@ -503,6 +503,7 @@ fn save(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<()> {
     let opts = MirrorOptions {
         platforms: args.platform.filter(),
         max_images: args.max_pull_procs,
+        keep_pinned_index: true,
         ..MirrorOptions::default()
     };
     let reports = run_jobs(&rt, dest, jobs, opts, &progress);
@@ -659,6 +660,7 @@ fn sync(args: &SyncArgs) -> anyhow::Result<()> {
         platforms: args.platform.filter(),
         max_images: args.max_procs,
         dry_run: args.dry_run,
+        keep_pinned_index: true,
         ..MirrorOptions::default()
     };
     let reports = run_jobs(&rt, dest, jobs, opts, &progress);
@@ -720,6 +722,7 @@ fn copy(args: &CopyArgs) -> anyhow::Result<()> {
     let opts = MirrorOptions {
         platforms: args.platform.filter(),
         max_images: 1,
+        keep_pinned_index: true,
         ..MirrorOptions::default()
     };
     let reports = run_jobs(&rt, dest, vec![job], opts, &progress);

@@ -147,6 +147,10 @@ pub struct ServeOptions {
     /// a response for this long.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
     pub body_timeout: Duration,
+    /// End a request whose body outside blob uploads (a manifest PUT) takes longer than this in all, however
+    /// steadily it trickles.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
+    pub body_deadline: Duration,
     /// Most blob uploads (requests streaming a chunk) receiving at once; past it, 429 with `Retry-After: 1`.
     #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_CONCURRENT_UPLOADS, value_parser = at_least_one)]
     pub max_concurrent_uploads: usize,
@@ -202,6 +206,7 @@ impl ServeOptions {
             header_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,
             body_timeout: self.body_timeout,
+            body_deadline: self.body_deadline,
             max_concurrent_uploads: self.max_concurrent_uploads,
             max_concurrent_uploads_per_client: self.max_concurrent_uploads_per_client,
         };

@@ -83,13 +83,14 @@ pub fn run_fsck(args: &FsckArgs) -> anyhow::Result<()> {
                 println!("{problem}");
             }
             println!(
-                "checked {} blobs ({} bytes), {} repositories, {} links, {} manifests; {} upload sessions, {} leftovers of \
-                 interrupted writes (gc removes them); {} problems",
+                "checked {} blobs ({} bytes), {} repositories, {} links, {} manifests ({} indexes keep only some \
+                 platforms); {} upload sessions, {} leftovers of interrupted writes (gc removes them); {} problems",
                 report.blobs,
                 report.bytes,
                 report.repositories,
                 report.links,
                 report.manifests,
+                report.partial_indexes,
                 report.uploads,
                 report.leftovers.len(),
                 report.problems.len()

@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::error::{EvalError, EvalErrorKind};
-use super::eval::{BuildPlan, ContextFile, CopyFrom, CopyPlan, FileKind};
+use super::eval::{BuildPlan, ContextFile, CopyFrom, CopyPlan, FileKind, RegistryCopy};
 
 /// File names looked for in a build context when no `-f` is given, in order; the first found is used.
 pub const DEFAULT_NAMES: [&str; 4] = ["Sealfile", "Kubefile", "Dockerfile", "Containerfile"];
@@ -278,6 +278,126 @@ pub fn resolve_sources(plan: &mut BuildPlan, context: &Path, file: &str) -> Resu
         }
     }
     Ok(())
+}
+
+/// Where the embedded registry sits in a cluster image, and the context directory sealos saves images into.
+pub const EMBEDDED_REGISTRY: &str = "/registry";
+
+/// Whether the build embeds the context's images, which decides what `COPY registry` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavedImages {
+    /// Images are embedded at [`EMBEDDED_REGISTRY`].
+    Embedded,
+    /// `--save-image=false`: nothing is embedded.
+    Skipped,
+}
+
+/// [`resolve_sources`] for a `sealos build`: a context source `registry` (sealos runs its image saver into
+/// `CONTEXT/registry` before building) is satisfied by the embedded images. When the context's `registry` is
+/// missing, empty or holds only `.keep`/`.gitkeep`, the source is dropped and the step notes that the
+/// embedded registry (or, with [`SavedImages::Skipped`], nothing) stands for it; files really under
+/// `registry/` are copied and merged with the embedded tree. The destination must be [`EMBEDDED_REGISTRY`]
+/// and the step in the final stage, where the embedded layers go.
+pub fn resolve_sources_with(
+    plan: &mut BuildPlan,
+    context: &Path,
+    file: &str,
+    images: SavedImages,
+) -> Result<(), EvalError> {
+    let last = plan.stages.len().saturating_sub(1);
+    for stage in &mut plan.stages {
+        let stage_index = stage.index;
+        for step in &mut stage.steps {
+            let line = step.line;
+            let Some(copy) = step.copy.as_mut() else {
+                continue;
+            };
+            if copy.from != CopyFrom::Context {
+                continue;
+            }
+            let err = |kind| EvalError {
+                file: file.to_string(),
+                line,
+                kind,
+            };
+            let is_registry = |s: &String| clean_relative(s).is_some_and(|p| p == ["registry"]);
+            if !copy.sources.iter().any(is_registry) {
+                copy.files = files_for(copy, context).map_err(err)?;
+                continue;
+            }
+            let placeholder = registry_is_placeholder(context).map_err(err)?;
+            let kind = match (images, placeholder) {
+                (SavedImages::Skipped, false) => {
+                    copy.files = files_for(copy, context).map_err(err)?;
+                    continue;
+                }
+                (SavedImages::Skipped, true) => RegistryCopy::Skipped,
+                (SavedImages::Embedded, true) => RegistryCopy::Embedded,
+                (SavedImages::Embedded, false) => RegistryCopy::Merged,
+            };
+            if kind != RegistryCopy::Skipped {
+                if copy.destination.trim_end_matches('/') != EMBEDDED_REGISTRY {
+                    return Err(err(EvalErrorKind::RegistryDestination {
+                        destination: copy.destination.clone(),
+                    }));
+                }
+                if stage_index != last {
+                    return Err(err(EvalErrorKind::RegistryNotFinalStage {
+                        stage: stage_index,
+                    }));
+                }
+            }
+            copy.files = if placeholder {
+                let mut rest = copy.clone();
+                rest.sources.retain(|s| !is_registry(s));
+                files_for(&rest, context).map_err(err)?
+            } else {
+                files_for(copy, context).map_err(err)?
+            };
+            copy.registry = Some(kind);
+            step.note = Some(
+                match kind {
+                    RegistryCopy::Embedded => {
+                        "registry: the embedded images, written at /registry (one layer per image)"
+                    }
+                    RegistryCopy::Merged => {
+                        "registry: the context's registry/ files, merged with the embedded images at /registry"
+                    }
+                    RegistryCopy::Skipped => {
+                        "registry: skipped, --save-image=false embeds no images"
+                    }
+                }
+                .to_string(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// True when the context's `registry` is missing, an empty directory, or holds only `.keep`/`.gitkeep`.
+fn registry_is_placeholder(context: &Path) -> Result<bool, EvalErrorKind> {
+    let found = resolve_in_context(context, "registry").map_err(|e| EvalErrorKind::Io {
+        path: context.join("registry").display().to_string(),
+        message: e.to_string(),
+    })?;
+    let Some(meta) = found.metadata() else {
+        // A symlink leading out of the context is reported by the ordinary source rule.
+        return Ok(found.outside_error("registry").is_none());
+    };
+    if !meta.is_dir() {
+        return Ok(false);
+    }
+    let entries = fs::read_dir(&found.path).map_err(|e| io_error(&found.path, &e))?;
+    for e in entries {
+        let e = e.map_err(|e| io_error(&found.path, &e))?;
+        let name = e.file_name();
+        let is_keep =
+            (name == ".keep" || name == ".gitkeep") && e.file_type().is_ok_and(|t| t.is_file());
+        if !is_keep {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn is_url(source: &str) -> bool {

@@ -262,6 +262,24 @@ pub enum EvalErrorKind {
         /// Its target.
         target: String,
     },
+    /// `COPY registry DEST` where DEST is not where the embedded registry is written.
+    #[error(
+        "`COPY registry` to `{destination}`: the embedded images are written at `/registry` only; copy to \
+         `registry` with WORKDIR `/` (the default) or to `/registry`"
+    )]
+    RegistryDestination {
+        /// The absolute destination.
+        destination: String,
+    },
+    /// `COPY registry` in a stage other than the final one, which alone gets the embedded images.
+    #[error(
+        "`COPY registry` in stage {stage}: the embedded images are added to the final stage only; move the \
+         line into the last stage"
+    )]
+    RegistryNotFinalStage {
+        /// The stage index.
+        stage: usize,
+    },
     /// A source that matches nothing in the build context.
     #[error("source {source_path:?} not found in the build context {context}")]
     SourceNotFound {

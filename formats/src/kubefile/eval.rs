@@ -33,6 +33,9 @@ pub struct EvalOptions {
     pub env: Vec<(String, String)>,
     /// `--annotation K=V`: manifest annotations of the final image.
     pub annotations: Vec<(String, String)>,
+    /// The `Env` of each base image's config, keyed by the `FROM` reference after substitution: it is
+    /// visible to substitution in that stage, as buildah makes it (empty: bases are treated as env-less).
+    pub base_env: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for EvalOptions {
@@ -45,6 +48,7 @@ impl Default for EvalOptions {
             labels: Vec::new(),
             env: Vec::new(),
             annotations: Vec::new(),
+            base_env: BTreeMap::new(),
         }
     }
 }
@@ -119,6 +123,10 @@ pub struct Stage {
     pub platform: Option<String>,
     /// The ARGs in scope at the end of the stage, after `--build-arg`.
     pub args: BTreeMap<String, String>,
+    /// `KEY=value` entries the stage inherits from its base image's config (see [`EvalOptions::base_env`]);
+    /// visible to substitution, not repeated in `config`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inherited_env: Vec<String>,
     /// Every instruction after FROM, in order.
     pub steps: Vec<Step>,
     /// The stage's image config after its last instruction.
@@ -223,6 +231,23 @@ pub struct CopyPlan {
     /// The context entries taken, sorted by path; filled by [`super::context::resolve_sources`] for context
     /// copies (empty until then, and for stage or image sources).
     pub files: Vec<ContextFile>,
+    /// What this copy's `registry` source (sealos's saved images) does, when it has one; set by
+    /// [`super::context::resolve_sources_with`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryCopy>,
+}
+
+/// What a COPY/ADD of the context's `registry` directory does: sealos saves the context's images there before
+/// building; `sealos build` embeds them as per-image layers at `/registry` instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RegistryCopy {
+    /// The embedded registry stands for the source (an empty or missing `registry`, or a `.keep`-only one).
+    Embedded,
+    /// The context's own files under `registry/` are copied and merged with the embedded registry.
+    Merged,
+    /// No images are embedded (`--save-image=false`): the placeholder source is skipped.
+    Skipped,
 }
 
 /// Image config fields a Kubefile sets, named as in the OCI image config.
@@ -277,6 +302,8 @@ impl ImageConfig {
 }
 
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+/// The `PATH` buildah and BuildKit give a `FROM scratch` stage.
+pub const SCRATCH_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const NO_EFFECT: &str =
     "recorded in the image config only: cluster images are not run as containers";
 
@@ -288,6 +315,36 @@ pub fn evaluate(kubefile: &Kubefile, options: &EvalOptions) -> Result<BuildPlan,
         evaluator.instruction(&instruction.kind)?;
     }
     evaluator.finish()
+}
+
+/// The images the stages of `kubefile` start `FROM` (neither `scratch` nor an earlier stage), each with its
+/// `FROM --platform` and the FROM's line, in file order: what a builder looks up to fill [`EvalOptions::base_env`]. Only the
+/// ARGs before the first FROM and the FROM lines are evaluated, so this works when the rest of the file
+/// needs the base images' ENV.
+pub fn base_images(
+    kubefile: &Kubefile,
+    options: &EvalOptions,
+) -> Result<Vec<(String, Option<String>, usize)>, EvalError> {
+    let mut evaluator = Evaluator::new(kubefile, options);
+    for instruction in &kubefile.instructions {
+        let relevant = match &instruction.kind {
+            InstructionKind::From { .. } => true,
+            InstructionKind::Arg(_) => evaluator.stages.is_empty(),
+            _ => false,
+        };
+        if relevant {
+            evaluator.line = instruction.line;
+            evaluator.instruction(&instruction.kind)?;
+        }
+    }
+    Ok(evaluator
+        .stages
+        .into_iter()
+        .filter_map(|stage| match stage.base {
+            BaseImage::Image { reference } => Some((reference, stage.platform, stage.line)),
+            _ => None,
+        })
+        .collect())
 }
 
 struct Evaluator<'a> {
@@ -347,13 +404,14 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Variables in scope: global ARGs before the first FROM; stage ARGs overridden by ENV inside a stage.
+    /// Variables in scope: global ARGs before the first FROM; inside a stage its ARGs, overridden by the
+    /// ENV inherited from the base image, overridden by the stage's own ENV.
     fn scope(&self) -> BTreeMap<String, String> {
         match self.stages.last() {
             None => self.global_args.clone(),
             Some(stage) => {
                 let mut vars = stage.args.clone();
-                for entry in &stage.config.env {
+                for entry in stage.inherited_env.iter().chain(&stage.config.env) {
                     if let Some((k, v)) = entry.split_once('=') {
                         vars.insert(k.to_string(), v.to_string());
                     }
@@ -718,15 +776,31 @@ impl<'a> Evaluator<'a> {
                 name: name.to_string(),
             }));
         }
-        let (base, config) = if reference.eq_ignore_ascii_case("scratch") {
-            (BaseImage::Scratch, ImageConfig::default())
+        let (base, config, inherited_env) = if reference.eq_ignore_ascii_case("scratch") {
+            let config = ImageConfig {
+                env: vec![format!("PATH={SCRATCH_PATH}")],
+                ..ImageConfig::default()
+            };
+            (BaseImage::Scratch, config, Vec::new())
         } else if let Some(index) = self.stage_index(&reference) {
+            let earlier = &self.stages[index];
             (
                 BaseImage::Stage { index },
-                self.stages[index].config.clone(),
+                earlier.config.clone(),
+                earlier.inherited_env.clone(),
             )
         } else {
-            (BaseImage::Image { reference }, ImageConfig::default())
+            let inherited = self
+                .options
+                .base_env
+                .get(&reference)
+                .cloned()
+                .unwrap_or_default();
+            (
+                BaseImage::Image { reference },
+                ImageConfig::default(),
+                inherited,
+            )
         };
         self.cmd_set_in_stage = false;
         self.stages.push(Stage {
@@ -736,6 +810,7 @@ impl<'a> Evaluator<'a> {
             base,
             platform,
             args: BTreeMap::new(),
+            inherited_env,
             steps: Vec::new(),
             config,
             author: None,
@@ -849,6 +924,7 @@ impl<'a> Evaluator<'a> {
             chmod,
             link,
             files: Vec::new(),
+            registry: None,
         };
         self.push_step(keyword, text, Some(plan), None);
         Ok(())

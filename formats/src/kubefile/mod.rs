@@ -13,7 +13,7 @@
 //! let kubefile = parse("FROM scratch\nENV NAME=${NAME:-\"calico\"}\nCOPY . .\nCMD [\"helm install $(NAME)\"]\n")?;
 //! let options = EvalOptions { platform: Platform::parse("linux/amd64").unwrap(), ..EvalOptions::default() };
 //! let plan = evaluate(&kubefile, &options)?;
-//! assert_eq!(plan.config.env, vec!["NAME=calico".to_string()]);
+//! assert_eq!(plan.config.env_value("NAME"), Some("calico"));
 //! assert_eq!(plan.config.cmd, Some(vec!["helm install $(NAME)".to_string()]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -32,13 +32,13 @@ pub use ast::{
     InstructionKind, KEYWORDS, KeyValue, Kubefile, Source,
 };
 pub use context::{
-    ContextPath, ContextPathError, DEFAULT_NAMES, locate_kubefile, resolve_in_context,
-    resolve_sources,
+    ContextPath, ContextPathError, DEFAULT_NAMES, EMBEDDED_REGISTRY, SavedImages, locate_kubefile,
+    resolve_in_context, resolve_sources, resolve_sources_with,
 };
 pub use error::{EvalError, EvalErrorKind, ParseError, ParseErrorKind};
 pub use eval::{
     BaseImage, BuildPlan, ContextFile, CopyFrom, CopyPlan, EvalOptions, FileKind, ImageConfig,
-    InlineFile, Stage, Step, evaluate,
+    InlineFile, RegistryCopy, SCRATCH_PATH, Stage, Step, base_images, evaluate,
 };
 
 /// Parses a Kubefile; errors are reported against the name `Kubefile`.

@@ -8,6 +8,12 @@
 //!    selects the *first* child manifest that matches, and that single platform manifest is copied and
 //!    tagged (the index itself is not copied, because a rewritten index would have a new digest). A
 //!    single-platform manifest is copied as it is whatever the filter says.
+//!    With [`MirrorOptions::keep_pinned_index`], a job that names an index by digest (a pin,
+//!    `name:tag@sha256:<index>`) keeps the index byte-exact and tags it, so both the pinned digest and the
+//!    tag resolve at the destination: into a directory or the local store only the selected platform's
+//!    manifest comes with it (the index's other children are absent, as with `skopeo copy --multi-arch
+//!    index-only` plus that one platform); a registry refuses an index whose children it lacks, so into a
+//!    registry every child is copied.
 //! 3. When the destination tag already points at that digest the image is skipped (`sync` and `save`
 //!    compare before anything is fetched).
 //! 4. Children go before parents: an index's child manifests (each skipped when the destination already
@@ -292,6 +298,10 @@ pub struct MirrorOptions {
     pub referrers: bool,
     /// Told about every finished image.
     pub on_image: Option<ImageCallback>,
+    /// Keep an index the job names by digest (a pin) with the selected platform, so the pinned digest
+    /// resolves at the destination (`registry save/sync/copy` and embedding; see the module documentation).
+    /// Off: the selected platform manifest alone is copied, as for a tag (`pull`, base images).
+    pub keep_pinned_index: bool,
 }
 
 impl Default for MirrorOptions {
@@ -303,6 +313,7 @@ impl Default for MirrorOptions {
             skip_identical: true,
             referrers: true,
             on_image: None,
+            keep_pinned_index: false,
         }
     }
 }
@@ -315,6 +326,7 @@ impl std::fmt::Debug for MirrorOptions {
             .field("dry_run", &self.dry_run)
             .field("skip_identical", &self.skip_identical)
             .field("referrers", &self.referrers)
+            .field("keep_pinned_index", &self.keep_pinned_index)
             .finish_non_exhaustive()
     }
 }
@@ -464,7 +476,17 @@ impl Mirror {
         let top = src
             .get_manifest(&job.source_repository, &job.source_reference)
             .await?;
-        let target = self.select_platform(job, top).await?;
+        // A pin to an index (`name:tag@sha256:<index>`) keeps the index, so the pinned digest resolves at the
+        // destination too; only the selected platform's manifest comes with it (see the module documentation).
+        let pinned_index = self.opts.keep_pinned_index
+            && matches!(top.parsed, ParsedManifest::Index(_))
+            && self.opts.platforms != PlatformFilter::All
+            && Digest::parse(&job.source_reference).is_ok();
+        let target = if pinned_index {
+            top
+        } else {
+            self.select_platform(job, top).await?
+        };
         if self.opts.skip_identical
             && let Some(tag) = &job.dest_tag
             && self
@@ -483,7 +505,11 @@ impl Mirror {
                 digest: target.digest,
             });
         }
-        let bytes = self.copy_children(job, &target, Some(slot)).await?;
+        let bytes = if pinned_index && !matches!(*self.dest, Location::Registry { .. }) {
+            self.copy_pinned_platform(job, &target, slot).await?
+        } else {
+            self.copy_children(job, &target, Some(slot)).await?
+        };
         self.dest
             .put_manifest(&job.dest_repository, &target, job.dest_tag.as_deref())
             .await?;
@@ -511,6 +537,29 @@ impl Mirror {
             bytes,
             referrers,
         })
+    }
+
+    /// Copies the platform manifest the filter selects from the pinned `index` (not the index itself), with
+    /// its content; returns the blob bytes transferred.
+    async fn copy_pinned_platform(
+        &self,
+        job: &ImageJob,
+        index: &RawManifest,
+        slot: &ImageSlot,
+    ) -> Result<u64, MirrorError> {
+        let child = self.select_platform(job, index.clone()).await?;
+        if self
+            .dest
+            .has_manifest(&job.dest_repository, &child.digest)
+            .await?
+        {
+            return Ok(0);
+        }
+        let bytes = self.copy_children(job, &child, Some(slot)).await?;
+        self.dest
+            .put_manifest(&job.dest_repository, &child, None)
+            .await?;
+        Ok(bytes)
     }
 
     async fn select_platform(

@@ -920,9 +920,9 @@ fn with_principal(mut req: Request, caller: &Caller) -> Request {
     req
 }
 
-/// The axum middleware in front of `/v2/`: admits the request or answers 401. A refused request's body is
-/// drained first (within bounds, see [`super::limits::drain`]), so a client still sending it, such as one whose
-/// token expired mid-upload, reads the 401 instead of a cut connection.
+/// The axum middleware in front of `/v2/`: admits the request or answers 401. The outer request layer drains a
+/// refused request's body first (within bounds, see [`super::limits::drain`]), so a client still sending it,
+/// such as one whose token expired mid-upload, reads the 401 instead of a cut connection.
 pub async fn require_auth(
     State(auth): State<Arc<Authenticator>>,
     req: Request,
@@ -937,7 +937,10 @@ pub async fn require_auth(
             let (parts, _) = req.into_parts();
             next.run(Request::from_parts(parts, body)).await
         }
-        Err(resp) => super::limits::answer_after_drain(body, resp).await,
+        Err(resp) => {
+            drop(body);
+            resp
+        }
     }
 }
 

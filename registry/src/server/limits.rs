@@ -1,7 +1,7 @@
 //! What keeps slow, idle or greedy clients from exhausting the server: [`ConnectionLimits`] (timeouts, the
-//! connection limit, concurrent uploads), the request layer that enforces the per-request ones (upload slots,
-//! the body timeout), draining a refused request's body so its client reads the answer, and raising the
-//! open-file limit at start. The connection-level ones are enforced by [`super::conn`]. See
+//! connection limit, concurrent uploads), the request layers that enforce the per-request ones (upload slots;
+//! the body timeout and deadline), draining the body of a request answered before it was read so its client
+//! reads the answer, and raising the open-file limit at start. The connection-level ones are enforced by [`super::conn`]. See
 //! docs/registry-limits.md.
 
 use std::collections::HashMap;
@@ -36,6 +36,8 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default of [`ConnectionLimits::body_timeout`].
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default of [`ConnectionLimits::body_deadline`].
+pub const DEFAULT_BODY_DEADLINE: Duration = Duration::from_secs(60);
 /// Default of [`ConnectionLimits::max_concurrent_uploads`].
 pub const DEFAULT_MAX_CONCURRENT_UPLOADS: usize = 256;
 /// Default of [`ConnectionLimits::max_concurrent_uploads_per_client`] (docker pushes 5 layers at once, skopeo and our client
@@ -61,6 +63,9 @@ pub struct ConnectionLimits {
     /// How long a request body may send nothing before the request ends, and a response may wait for the
     /// client to take anything, before the connection is closed.
     pub body_timeout: Duration,
+    /// How long a request body outside blob uploads (a manifest PUT: at most 4 MiB) may take in all, however
+    /// steadily it trickles; past it the request fails and the connection is closed.
+    pub body_deadline: Duration,
     /// Most uploads (requests streaming a blob chunk) at once, over all clients; more are answered 429
     /// TOOMANYREQUESTS with `Retry-After: 1`.
     pub max_concurrent_uploads: usize,
@@ -76,6 +81,7 @@ impl Default for ConnectionLimits {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            body_deadline: DEFAULT_BODY_DEADLINE,
             max_concurrent_uploads: DEFAULT_MAX_CONCURRENT_UPLOADS,
             max_concurrent_uploads_per_client: DEFAULT_MAX_CONCURRENT_UPLOADS_PER_CLIENT,
         }
@@ -133,6 +139,7 @@ pub(crate) struct RequestLimits {
     max_per_client: usize,
     max_concurrent_uploads: usize,
     body_timeout: Duration,
+    body_deadline: Duration,
 }
 
 impl RequestLimits {
@@ -146,6 +153,7 @@ impl RequestLimits {
             max_per_client: limits.max_concurrent_uploads_per_client,
             max_concurrent_uploads: limits.max_concurrent_uploads,
             body_timeout: limits.body_timeout,
+            body_deadline: limits.body_deadline,
         }
     }
 
@@ -223,8 +231,8 @@ fn is_upload(req: &mut Request) -> bool {
         )
 }
 
-/// The request layer: an upload takes a slot for as long as it runs (429 TOOMANYREQUESTS when none is free),
-/// and every request body that sends nothing for the body timeout fails.
+/// The request layer inside the auth layer: an upload takes a slot for as long as it runs (429
+/// TOOMANYREQUESTS when none is free; [`guard_bodies`] drains the refused body).
 pub(crate) async fn limit_requests(
     State(limits): State<Arc<RequestLimits>>,
     mut req: Request,
@@ -233,39 +241,87 @@ pub(crate) async fn limit_requests(
     let slot = if is_upload(&mut req) {
         match limits.admit(Client::of(req.extensions())) {
             Ok(slot) => Some(slot),
-            Err(e) => {
-                let (_, body) = req.into_parts();
-                return answer_after_drain(body, e.into_response()).await;
-            }
+            Err(e) => return e.into_response(),
         }
     } else {
         None
     };
-    let timeout = limits.body_timeout;
-    let resp = next
-        .run(req.map(|body| {
-            Body::new(QuietBody {
-                inner: body,
-                timeout,
-                quiet_since: None,
-                timer: None,
-            })
-        }))
-        .await;
+    let resp = next.run(req).await;
     drop(slot);
     resp
 }
 
-/// A request body that fails once it has sent nothing for `timeout`.
-struct QuietBody {
+/// The outer request layer, in front of every route and of the auth layer: a request body fails once it sends
+/// nothing for the body timeout, or, outside uploads, once it has taken the body deadline in all. A request
+/// answered before its body was read to the end (any refusal: 401, 405, 404, 413, 429, ...) has the rest
+/// drained before the answer goes out (see [`drain`]), so a client still sending it reads the answer; with
+/// `Connection: close` when it could not be.
+pub(crate) async fn guard_bodies(
+    State(limits): State<Arc<RequestLimits>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let deadline = (!is_upload(&mut req)).then(|| Instant::now() + limits.body_deadline);
+    let (unread_tx, mut unread) = tokio::sync::oneshot::channel();
+    let timeout = limits.body_timeout;
+    let body_deadline = limits.body_deadline;
+    let mut resp = next
+        .run(req.map(|body| {
+            Body::new(GuardedBody {
+                inner: body,
+                timeout,
+                quiet_since: None,
+                deadline: deadline.map(|at| (at, body_deadline)),
+                timer: None,
+                unread: Some(unread_tx),
+            })
+        }))
+        .await;
+    // The body comes back when the handler dropped it before its end; if something still holds it, that
+    // something reads it.
+    if let Ok(rest) = unread.try_recv()
+        && !drain(rest).await
+    {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// A request body that fails once it has sent nothing for `timeout` or is past its `deadline`, and that hands
+/// what is left of it to `unread` when dropped before its end.
+struct GuardedBody {
     inner: Body,
     timeout: Duration,
     /// Since when the body has been waiting for the client.
     quiet_since: Option<Instant>,
+    /// When the whole body must have arrived, and the limit that set it (for the message).
+    deadline: Option<(Instant, Duration)>,
     timer: Option<Pin<Box<Sleep>>>,
+    /// Taken once the body ended, failed or timed out: nothing is left to drain then.
+    unread: Option<tokio::sync::oneshot::Sender<Body>>,
 }
 
-impl http_body::Body for QuietBody {
+impl GuardedBody {
+    /// Ends the body with a timeout error `message`; what is left of it is not drained.
+    fn time_out(&mut self, message: String) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        self.unread = None;
+        Poll::Ready(Some(Err(axum::Error::new(io::Error::new(
+            io::ErrorKind::TimedOut,
+            message,
+        )))))
+    }
+
+    fn past_deadline(&mut self) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let limit = self.deadline.map_or(Duration::ZERO, |(_, limit)| limit);
+        self.time_out(format!(
+            "the request body took longer than {} s in all (--body-deadline); push large content as a blob",
+            limit.as_secs_f64()
+        ))
+    }
+}
+
+impl http_body::Body for GuardedBody {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -277,19 +333,32 @@ impl http_body::Body for QuietBody {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.quiet_since = None;
+                match &frame {
+                    None | Some(Err(_)) => this.unread = None,
+                    Some(Ok(_)) => {
+                        if let Some((at, _)) = this.deadline
+                            && Instant::now() >= at
+                        {
+                            return this.past_deadline();
+                        }
+                    }
+                }
                 Poll::Ready(frame)
             }
             Poll::Pending => {
-                let timeout = this.timeout;
                 let since = *this.quiet_since.get_or_insert_with(Instant::now);
-                if passed(&mut this.timer, since + timeout, cx) {
-                    return Poll::Ready(Some(Err(axum::Error::new(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!(
-                            "the request body sent nothing for {} s (--body-timeout)",
-                            timeout.as_secs()
-                        ),
-                    )))));
+                let quiet_until = since + this.timeout;
+                let until = this
+                    .deadline
+                    .map_or(quiet_until, |(at, _)| at.min(quiet_until));
+                if passed(&mut this.timer, until, cx) {
+                    if this.deadline.is_some_and(|(at, _)| at <= quiet_until) {
+                        return this.past_deadline();
+                    }
+                    let secs = this.timeout.as_secs_f64();
+                    return this.time_out(format!(
+                        "the request body sent nothing for {secs} s (--body-timeout)"
+                    ));
                 }
                 Poll::Pending
             }
@@ -302,6 +371,16 @@ impl http_body::Body for QuietBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for GuardedBody {
+    fn drop(&mut self) {
+        if let Some(unread) = self.unread.take()
+            && !http_body::Body::is_end_stream(&self.inner)
+        {
+            let _ = unread.send(std::mem::take(&mut self.inner));
+        }
     }
 }
 
@@ -327,15 +406,6 @@ pub(crate) async fn drain(body: Body) -> bool {
     tokio::time::timeout(DRAIN_TIME, reading)
         .await
         .unwrap_or(false)
-}
-
-/// `resp`, once `body` is drained (see [`drain`]); with `Connection: close` when it could not be.
-pub(crate) async fn answer_after_drain(body: Body, mut resp: Response) -> Response {
-    if !drain(body).await {
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    resp
 }
 
 #[cfg(test)]

@@ -55,7 +55,8 @@ pub struct ServerConfig {
     /// Caps on open upload sessions and their idle timeout.
     pub upload_sessions: UploadSessionLimits,
     /// Timeouts and limits against slow, idle or greedy connections. [`router`] applies the per-request ones
-    /// (upload slots, the body timeout); give the same to [`serve_with`] or [`tls::serve_tls_with`] for the rest.
+    /// (upload slots, the body timeout and deadline); give the same to [`serve_with`] or
+    /// [`tls::serve_tls_with`] for the rest.
     pub limits: limits::ConnectionLimits,
 }
 
@@ -155,7 +156,7 @@ pub fn router(storage: Arc<dyn Storage>, config: ServerConfig) -> Router {
         .route("/metrics", get(metrics))
         // Inside the auth layer: a refused request takes no upload slot.
         .route_layer(middleware::from_fn_with_state(
-            request_limits,
+            request_limits.clone(),
             limits::limit_requests,
         ));
     if let Some(a) = authenticator {
@@ -171,6 +172,11 @@ pub fn router(storage: Arc<dyn Storage>, config: ServerConfig) -> Router {
             );
     }
     v2.fallback(not_found)
+        // Outside everything else: one place drains every body a refusal left unread.
+        .layer(middleware::from_fn_with_state(
+            request_limits,
+            limits::guard_bodies,
+        ))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
 }

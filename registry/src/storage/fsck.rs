@@ -94,6 +94,10 @@ pub struct FsckReport {
     pub manifests: u64,
     /// Upload sessions present (not checked: their content is incomplete by nature).
     pub uploads: u64,
+    /// Indexes that keep only some of their child manifests (a pinned index embedded or saved for the chosen
+    /// platforms, as `skopeo copy --multi-arch index-only` leaves them); an index with none of its children is a
+    /// problem.
+    pub partial_indexes: u64,
     /// Blob directories holding only staging files of an interrupted write (harmless; `gc` removes them).
     pub leftovers: Vec<PathBuf>,
     /// Every problem, in walk order.
@@ -534,12 +538,20 @@ fn check_repository(
                 continue;
             }
         };
-        for child in manifest.referenced_blobs() {
+        let children = manifest.referenced_blobs();
+        let partial_index = matches!(manifest.parsed, ParsedManifest::Index(_))
+            && children.iter().any(|c| revision_set.contains(&c.digest));
+        if partial_index && children.iter().any(|c| !revision_set.contains(&c.digest)) {
+            report.partial_indexes += 1;
+        }
+        for child in children {
             let d = &child.digest;
             let problem = match &manifest.parsed {
-                ParsedManifest::Index(_) if !revision_set.contains(d) => Some(format!(
-                    "child manifest `{d}` is not a revision of `{repo}`"
-                )),
+                ParsedManifest::Index(_) if !partial_index && !revision_set.contains(d) => {
+                    Some(format!(
+                        "child manifest `{d}` is not a revision of `{repo}` (nor is any other child)"
+                    ))
+                }
                 ParsedManifest::Index(_) => None,
                 ParsedManifest::Image(_) if !stored.contains(d) => {
                     (!media_type::is_non_distributable(&child.media_type))
