@@ -214,3 +214,82 @@ fn strict_fails_on_discovery_warnings_and_names_each() {
         "{err}"
     );
 }
+
+/// Own fixtures for YAML shapes go-yaml (kubectl, helm) loads: a CRD-style description continued at its
+/// key's column next to a split image, merge keys, several documents, a BOM with CRLF line ends, tabs.
+const KUBECTL_YAML: [(&str, &str); 5] = [
+    (
+        "manifests/crd.yaml",
+        "kind: Operator\nspec:\n  versions:\n  - description: 'Operator settings, as the\n    upstream CRD writes them: continued at the key''s column\n    twice'\n    images:\n      envoy:\n        repository: example/envoy\n        tag: v1.30.1\n  - description: \"Second \\\"form\\\"\n    continued\"\n    args: [--a,\n    --b]\n    image: example/contour:v1.23.0\n",
+    ),
+    (
+        "manifests/merge.yaml",
+        "defaults: &defaults\n  registry: ghcr.io\n  repository: example/base\n  tag: v1\nworker:\n  image:\n    <<: *defaults\n    tag: v2\n",
+    ),
+    (
+        "manifests/multi.yaml",
+        "---\nkind: A\nimage: example/first:1\n...\n---\n# only a comment\n---\nkind: B\nimage: &img example/second:2\nsidecar:\n  image: *img\n",
+    ),
+    (
+        "manifests/bom-crlf.yaml",
+        "\u{feff}image: example/bom:1\r\n---\r\nspec:\r\n  containers:\r\n  - name: a\r\n    image: 'example/crlf:1'\r\n    description: 'x\r\n    y'\r\n",
+    ),
+    (
+        "manifests/tabs.yaml",
+        "kind: Pod\nspec:\n  containers:\n  - name: a\tb\n    note: 'tab\tinside\n\tand tab-indented'\n    image:\texample/tabs:1\n",
+    ),
+];
+
+#[test]
+fn yaml_that_kubectl_accepts_is_walked_and_passes_strict() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("Kubefile"), "FROM scratch\nCOPY . .\n").expect("write");
+    for (name, content) in KUBECTL_YAML {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_sealos"))
+        .args([
+            "build",
+            "--dry-run",
+            "--strict",
+            "--platform",
+            "linux/amd64",
+        ])
+        .args(["--format", "json", "."])
+        .current_dir(dir.path())
+        .env("PATH", dir.path())
+        .output()
+        .expect("the sealos binary runs");
+    let plan: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).expect("JSON");
+    let found: Vec<String> = plan["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|i| {
+            let source = &i["sources"][0];
+            format!(
+                "{} {}:{}",
+                i["reference"].as_str().expect("reference"),
+                source["file"].as_str().expect("file"),
+                source["line"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "docker.io/example/bom:1 manifests/bom-crlf.yaml:1",
+            "docker.io/example/contour:v1.23.0 manifests/crd.yaml:15",
+            "docker.io/example/crlf:1 manifests/bom-crlf.yaml:6",
+            "docker.io/example/envoy:v1.30.1 manifests/crd.yaml:10",
+            "docker.io/example/first:1 manifests/multi.yaml:3",
+            "docker.io/example/second:2 manifests/multi.yaml:9",
+            "docker.io/example/tabs:1 manifests/tabs.yaml:7",
+            "ghcr.io/example/base:v1 manifests/merge.yaml:4",
+            "ghcr.io/example/base:v2 manifests/merge.yaml:8",
+        ]
+    );
+    assert_eq!(plan["warnings"], serde_json::json!([]));
+}

@@ -122,7 +122,282 @@ enum Frame {
 }
 
 /// Parses every document of `text`; each node gets `origin`. Empty documents are skipped.
+///
+/// go-yaml (what kubectl and helm use) accepts more than the YAML 1.2 spec in one place: the continuation
+/// lines of a quoted scalar or a flow collection (`[..]`, `{..}`) may be indented as little as they like,
+/// even with tabs. When the strict parse fails, the text is retried with those lines re-indented
+/// ([`relax_indentation`]): that whitespace is folded away, so values and line numbers are unchanged.
+/// A leading byte order mark is dropped.
 pub(crate) fn load_documents(text: &str, origin: usize) -> Result<Vec<Node>, YamlError> {
+    // A byte order mark is not content (the parser would make it part of the first key).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    match load_strict(text, origin) {
+        Ok(docs) => Ok(docs),
+        Err(e) => match relax_indentation(text) {
+            Some(relaxed) => load_strict(&relaxed, origin).map_err(|_| e),
+            None => Err(e),
+        },
+    }
+}
+
+/// The style of a quoted scalar open across lines, for [`relax_indentation`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    Single,
+    Double,
+}
+
+/// `text` with every continuation line of a quoted scalar or flow collection indented at least to the
+/// column where that scalar or collection starts (leading tabs become spaces), and tabs after a `:` or `-`
+/// indicator made spaces; `None` when nothing changes. Block scalars (`|`, `>`) and plain multi-line
+/// scalars are copied as they are. The line count and, but for those tabs, each line's content after its
+/// indentation are kept.
+fn relax_indentation(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut changed = false;
+    // Open quoted scalar (style, start column) and open flow collections (depth, outermost start column).
+    let mut quote: Option<(Quote, usize)> = None;
+    let mut flow: (usize, usize) = (0, 0);
+    // Content lines of a block scalar are more indented than this; plain continuation lines likewise.
+    let mut block_scalar: Option<usize> = None;
+    let mut plain: Option<usize> = None;
+    for raw in text.split_inclusive('\n') {
+        let line: Vec<char> = raw.chars().collect();
+        let indent = line.iter().take_while(|c| **c == ' ').count();
+        let blank = line.iter().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+        let open = quote.is_some() || flow.0 > 0;
+        let document_marker = (raw.starts_with("---") || raw.starts_with("..."))
+            && line.get(3).is_none_or(|c| c.is_whitespace());
+        if !open && document_marker {
+            block_scalar = None;
+            plain = None;
+            out.push_str(raw);
+            continue;
+        }
+        if !open {
+            if let Some(parent) = block_scalar {
+                if blank || indent > parent {
+                    out.push_str(raw);
+                    continue;
+                }
+                block_scalar = None;
+            }
+            if let Some(parent) = plain {
+                let comment = line.get(indent) == Some(&'#');
+                if blank || (indent > parent && !comment) {
+                    out.push_str(raw);
+                    continue;
+                }
+                plain = None;
+            }
+        }
+        let mut chars = line.clone();
+        let mut start = indent;
+        if open {
+            let lead = line.iter().take_while(|c| matches!(c, ' ' | '\t')).count();
+            let target = match quote {
+                Some((_, col)) if flow.0 == 0 => col,
+                _ => flow.1,
+            };
+            if !blank && !document_marker && (lead < target || line[..lead].contains(&'\t')) {
+                let width = target.max(lead);
+                chars.splice(..lead, std::iter::repeat_n(' ', width));
+                changed = true;
+                start = width;
+            } else {
+                start = lead;
+            }
+        }
+        let (line_changed, ends) = relax_line(&mut chars, start, &mut quote, &mut flow);
+        changed |= line_changed;
+        match ends {
+            LineEnd::Plain(parent) => plain = Some(parent),
+            LineEnd::BlockScalar(parent) => block_scalar = Some(parent),
+            LineEnd::Other => {}
+        }
+        out.extend(chars);
+    }
+    changed.then_some(out)
+}
+
+/// How a line scanned by [`relax_line`] ends.
+enum LineEnd {
+    /// With a plain scalar in block context, whose parent node is at this column.
+    Plain(usize),
+    /// With a block scalar header; the parent node is at this column.
+    BlockScalar(usize),
+    Other,
+}
+
+/// Scans one line from `start`, updating the open quote and flow state; returns whether a tab separator
+/// was made a space, and how the line ends.
+fn relax_line(
+    chars: &mut [char],
+    start: usize,
+    quote: &mut Option<(Quote, usize)>,
+    flow: &mut (usize, usize),
+) -> (bool, LineEnd) {
+    let mut changed = false;
+    // Column of the node that owns what follows: the last block key or sequence dash on this line.
+    let mut parent = start;
+    let mut token_start = true;
+    let mut token_col = start;
+    let mut in_plain = false;
+    // Whether the last token so far is a plain scalar in block context (a value that may go on).
+    let mut plain_value = false;
+    let mut i = start;
+    let blank_at = |chars: &[char], j: usize| {
+        chars
+            .get(j)
+            .is_none_or(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some((style, _)) = *quote {
+            match (style, c) {
+                (Quote::Single, '\'') if chars.get(i + 1) == Some(&'\'') => i += 1,
+                (Quote::Single, '\'') | (Quote::Double, '"') => *quote = None,
+                (Quote::Double, '\\') => i += 1,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            ' ' | '\t' | '\r' | '\n' => {
+                in_plain = false;
+                i += 1;
+                continue;
+            }
+            '#' if i == 0 || matches!(chars[i - 1], ' ' | '\t') => {
+                return (changed, LineEnd::Other);
+            }
+            _ => {}
+        }
+        if in_plain {
+            if c == ':' && blank_at(chars, i + 1) {
+                if chars.get(i + 1) == Some(&'\t') {
+                    chars[i + 1] = ' ';
+                    changed = true;
+                }
+                if flow.0 == 0 {
+                    parent = token_col;
+                }
+                in_plain = false;
+                plain_value = false;
+                token_start = true;
+            } else if flow.0 > 0 && matches!(c, ',' | '[' | ']' | '{' | '}') {
+                in_plain = false;
+                continue;
+            }
+            i += 1;
+            continue;
+        }
+        if token_start {
+            token_col = i;
+            match c {
+                '-' | '?' if flow.0 == 0 && blank_at(chars, i + 1) => {
+                    if chars.get(i + 1) == Some(&'\t') {
+                        chars[i + 1] = ' ';
+                        changed = true;
+                    }
+                    parent = i;
+                    i += 1;
+                    continue;
+                }
+                '\'' | '"' => {
+                    plain_value = false;
+                    *quote = Some((
+                        if c == '"' {
+                            Quote::Double
+                        } else {
+                            Quote::Single
+                        },
+                        i,
+                    ));
+                    token_start = false;
+                    i += 1;
+                    continue;
+                }
+                '|' | '>' if flow.0 == 0 => return (changed, LineEnd::BlockScalar(parent)),
+                '&' | '!' | '*' => {
+                    plain_value = false;
+                    while i < chars.len()
+                        && !blank_at(chars, i)
+                        && !matches!(chars[i], ',' | '[' | ']' | '{' | '}')
+                    {
+                        i += 1;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match c {
+            '[' | '{' if token_start || flow.0 > 0 => {
+                plain_value = false;
+                if flow.0 == 0 {
+                    flow.1 = i;
+                }
+                flow.0 += 1;
+                token_start = true;
+            }
+            ']' | '}' if flow.0 > 0 => {
+                flow.0 -= 1;
+                token_start = false;
+            }
+            ',' if flow.0 > 0 => token_start = true,
+            ':' if blank_at(chars, i + 1) || flow.0 > 0 => {
+                if chars.get(i + 1) == Some(&'\t') {
+                    chars[i + 1] = ' ';
+                    changed = true;
+                }
+                if flow.0 == 0 {
+                    parent = token_col;
+                }
+                plain_value = false;
+                token_start = true;
+            }
+            _ => {
+                plain_value = flow.0 == 0;
+                in_plain = true;
+                token_start = false;
+            }
+        }
+        i += 1;
+    }
+    let ends = if plain_value && quote.is_none() && flow.0 == 0 {
+        LineEnd::Plain(parent)
+    } else {
+        LineEnd::Other
+    };
+    (changed, ends)
+}
+
+/// A merge key (`<<: *base` or `<<: [*a, *b]`): the merged maps' entries go before the map's own, so its
+/// own keys win (lookups take the last entry), and an earlier map in the list wins over a later one.
+fn merge_key(entries: &mut Vec<(String, Node)>, value: Node) {
+    let maps = match value.value {
+        Value::Map(_) => vec![value],
+        Value::Seq(items) => items,
+        Value::Scalar(_) => {
+            entries.push(("<<".to_string(), value));
+            return;
+        }
+    };
+    let merged: Vec<(String, Node)> = maps
+        .into_iter()
+        .rev()
+        .filter_map(|m| match m.value {
+            Value::Map(e) => Some(e),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    entries.splice(0..0, merged);
+}
+
+fn load_strict(text: &str, origin: usize) -> Result<Vec<Node>, YamlError> {
     let mut parser = Parser::new_from_str(text);
     let mut docs = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
@@ -211,6 +486,7 @@ pub(crate) fn load_documents(text: &str, origin: usize) -> Result<Vec<Node>, Yam
             }
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map { entries, key, .. }) => match key.take() {
+                Some(k) if k == "<<" => merge_key(entries, node),
                 Some(k) => entries.push((k, node)),
                 None => *key = Some(node.as_str().unwrap_or_default().to_string()),
             },
@@ -529,6 +805,82 @@ mod tests {
         let found = scan(&base, &ScanOptions::default());
         assert_eq!(found[0].text, "r.io/a:v2");
         assert_eq!((found[0].origin, found[0].line), (2, 0));
+    }
+
+    /// Shapes go-yaml loads that a strict YAML 1.2 parser rejects: quoted scalars and flow collections
+    /// continued at (or left of) their key's column, or indented with tabs; tab separators.
+    #[test]
+    fn scalars_and_flows_continued_at_the_key_column_load_like_go_yaml() {
+        let cases = [
+            "items:\n- description: 'Foo bar\n  continued at the key'\n  image: nginx:1\n",
+            "items:\n  - description: \"Foo bar\n    continued\"\n    image: nginx:1\n",
+            "spec:\n  description: 'Foo\n continued left of the key'\n  image: nginx:1\n",
+            "spec:\n  description: 'Foo\ncontinued at column 0'\n  image: nginx:1\n",
+            "description: \"Foo \\\"quoted\\\"\ncontinued\"\nimage: nginx:1\n",
+            "spec:\n  d: 'tab\n\tindented'\n  image: nginx:1\n",
+            "spec:\n  args: [a,\n  b]\n  image: nginx:1\n",
+            "spec:\n  labels: {a: '1',\nb: \"2\"}\n  image: nginx:1\n",
+            "spec:\n  image:\tnginx:1\n",
+        ];
+        for yaml in cases {
+            assert!(
+                load_strict(yaml, 0).is_err(),
+                "strict parser accepts {yaml:?}"
+            );
+            let found = texts(yaml);
+            assert_eq!(found.len(), 1, "{yaml:?}: {found:?}");
+            assert_eq!(found[0].0, "nginx:1", "{yaml:?}");
+        }
+        let docs = load_documents(cases[0], 0).unwrap();
+        let item = &docs[0].get("items").unwrap();
+        let Value::Seq(items) = &item.value else {
+            panic!("not a list")
+        };
+        assert_eq!(
+            items[0].get("description").unwrap().as_str(),
+            Some("Foo bar continued at the key")
+        );
+        assert_eq!(items[0].get("image").unwrap().line, 4);
+    }
+
+    #[test]
+    fn relaxing_keeps_block_scalars_plain_scalars_and_comments_as_written() {
+        let yaml = "a:\n  script: |\n    echo 'unclosed\n  note: it's [plain\n  image: nginx:1 # it's\n  d: 'x\n  y'\n";
+        let relaxed = relax_indentation(yaml).unwrap();
+        assert_eq!(
+            relaxed,
+            "a:\n  script: |\n    echo 'unclosed\n  note: it's [plain\n  image: nginx:1 # it's\n  d: 'x\n     y'\n"
+        );
+        assert_eq!(texts(yaml)[0].0, "nginx:1");
+        assert_eq!(relax_indentation("a: 'x\n   y'\n"), None);
+    }
+
+    #[test]
+    fn invalid_yaml_stays_invalid_after_relaxing() {
+        for yaml in [
+            "a:\n  description: plain\n  continued at the key\n",
+            "a: 'never closed\nb: c\n",
+            "a: 'x\n---\ny'\n",
+        ] {
+            assert!(load_documents(yaml, 0).is_err(), "{yaml:?}");
+        }
+    }
+
+    #[test]
+    fn merge_keys_multi_documents_bom_and_crlf_are_read() {
+        let yaml = "\u{feff}base: &base\n  repository: org/app\n  tag: v1\nother: &other {registry: r.io, tag: v0}\nimage:\n  tag: v2\n  <<: [*base, *other]\n...\n---\r\nkind: Pod\r\nspec:\r\n  containers:\r\n  - image: 'nginx:1\r\n    '\r\n";
+        let found = texts(yaml);
+        let images: Vec<&str> = found.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(
+            images,
+            ["org/app:v1", "r.io/org/app:v2", "nginx:1"],
+            "{found:?}"
+        );
+        assert_eq!(found[2].1, 13);
+        assert_eq!(
+            texts("\u{feff}image: nginx:1\n"),
+            [("nginx:1".to_string(), 1, "image".to_string())]
+        );
     }
 
     #[test]
