@@ -171,6 +171,7 @@ where
     let debug = cli.global.debug;
     match dispatch(cli) {
         Ok(code) => code,
+        Err(err) if output::is_stdout_closed(&err) => ExitCode::SUCCESS,
         Err(err) => {
             output::report_error(&err, debug);
             ExitCode::FAILURE

@@ -740,3 +740,80 @@ fn an_unknown_platform_architecture_is_an_error_listing_the_known_ones() {
         );
     }
 }
+
+#[test]
+fn images_lock_stays_out_of_the_image_unless_a_copy_names_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src-store");
+    store_fixture::make_image(&src, "example.com/team/app:v1", "app");
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("images/skopeo")).unwrap();
+    let out = sealos()
+        .arg("--root")
+        .arg(&src)
+        .args(["save", "--format", "oci-archive", "-o"])
+        .arg(ctx.join("images/skopeo/app.tar"))
+        .arg("example.com/team/app:v1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sealos save: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    write_context(
+        &ctx,
+        &[
+            ("Kubefile", "FROM scratch\nCOPY . .\nCMD [\"true\"]\n"),
+            ("images/skopeo/tar.txt", "oci-archive:app.tar\n"),
+        ],
+    );
+    let store = tmp.path().join("store");
+    let build_into = |name: &str| {
+        let dest = tmp.path().join(name);
+        let out = build(
+            &store,
+            &[
+                "--format",
+                "json",
+                "--timestamp",
+                "0",
+                "-o",
+                &format!("type=local,dest={}", dest.display()),
+                ctx.to_str().unwrap(),
+            ],
+        );
+        ok_json(&out);
+        dest
+    };
+
+    // The second build finds the lock the first one wrote in the context; `COPY . .` still leaves it out.
+    for name in ["first", "second"] {
+        let rootfs = build_into(name);
+        assert!(
+            ctx.join("images.lock").is_file(),
+            "the lock stays beside the Kubefile"
+        );
+        assert!(
+            rootfs.join("Kubefile").is_file(),
+            "COPY . . took the context"
+        );
+        assert!(
+            !rootfs.join("images.lock").exists(),
+            "{name} build copied images.lock into the image"
+        );
+    }
+
+    std::fs::write(
+        ctx.join("Kubefile"),
+        "FROM scratch\nCOPY . .\nCOPY images.lock /x\nCMD [\"true\"]\n",
+    )
+    .unwrap();
+    let rootfs = build_into("named");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("x")).unwrap(),
+        std::fs::read_to_string(ctx.join("images.lock")).unwrap(),
+        "a COPY naming images.lock copies it"
+    );
+    assert!(!rootfs.join("images.lock").exists());
+}

@@ -1,7 +1,11 @@
-//! The local image commands as a user runs them: images, inspect, tag, rmi, prune, save, load.
+//! The local image commands as a user runs them: images, inspect, tag, rmi, prune, save, load; and how every
+//! command behaves when its stdout is closed (`sealos images | head -1`).
 
 #[path = "store_fixture.rs"]
 mod fixture;
+
+use std::io::BufRead as _;
+use std::process::{Command, Stdio};
 
 use fixture::{Env, inspect_json, make_image};
 
@@ -180,4 +184,124 @@ fn load_refuses_a_docker_archive_with_a_dotdot_entry() {
     );
     assert!(!env.path("x").exists());
     assert_eq!(env.ok(&["images", "-q"]), "");
+}
+
+/// The write end of a pipe whose reader has exited, as `sealos images | head -0` leaves stdout.
+fn closed_pipe() -> Stdio {
+    let mut reader = Command::new("true").stdin(Stdio::piped()).spawn().unwrap();
+    let writer = reader.stdin.take().unwrap();
+    reader.wait().unwrap();
+    Stdio::from(writer)
+}
+
+#[test]
+fn a_closed_stdout_ends_printing_commands_quietly_with_status_0() {
+    let env = Env::new();
+    for i in 0..3 {
+        make_image(&env.store(), &format!("app{i}:v1"), "one");
+    }
+    for args in [
+        &["images"][..],
+        &["images", "--format", "json"],
+        &["images", "-q"],
+        &["inspect", "app0:v1"],
+        &["version"],
+        &["completion", "bash"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sealos"))
+            .arg("--root")
+            .arg(env.store())
+            .args(args)
+            .stdout(closed_pipe())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "sealos {args:?}: {}",
+            fixture::stderr(&out)
+        );
+        assert_eq!(fixture::stderr(&out), "", "sealos {args:?} wrote to stderr");
+    }
+}
+
+#[test]
+fn completion_piped_into_a_reader_that_leaves_after_one_line_exits_0() {
+    // The script is larger than a pipe's buffer, so sealos is still writing when the reader leaves.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sealos"))
+        .args(["completion", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", fixture::stderr(&out));
+    assert_eq!(fixture::stderr(&out), "");
+}
+
+#[test]
+fn a_full_stdout_is_still_an_error() {
+    let env = Env::new();
+    make_image(&env.store(), "app:v1", "one");
+    let out = Command::new(env!("CARGO_BIN_EXE_sealos"))
+        .arg("--root")
+        .arg(env.store())
+        .arg("images")
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = fixture::stderr(&out);
+    assert!(err.starts_with("error: cannot write to stdout"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Kills the child when dropped, so a failed assertion leaves no server behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn registry_serve_with_a_closed_stdout_still_serves() {
+    use std::io::{Read as _, Write as _};
+    let env = Env::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let pid_file = env.path("serve.pid");
+    let mut server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_sealos"))
+            .args(["registry", "serve", "inmem", "--address", "127.0.0.1"])
+            .args(["-p", &port.to_string(), "--pid-file"])
+            .arg(&pid_file)
+            .stdout(closed_pipe())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pid_file.exists() {
+        let exited = server.0.try_wait().unwrap();
+        assert!(exited.is_none(), "the server stopped: {exited:?}");
+        assert!(std::time::Instant::now() < deadline, "no pid file");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.write_all(b"GET /v2/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 }

@@ -23,8 +23,8 @@ use std::path::Path;
 use formats::digest::Digest;
 use serde::Deserialize;
 
-/// The lock file's name inside the build context.
-pub const LOCK_FILE: &str = "images.lock";
+/// The lock file's name inside the build context (COPY takes it only when a source names it).
+pub const LOCK_FILE: &str = formats::kubefile::IMAGES_LOCK;
 
 /// The format version [`render`] writes and [`parse`] accepts.
 pub const LOCK_VERSION: u32 = 1;

@@ -2,7 +2,7 @@
 //! `--dry-run` parses and evaluates the Kubefile, checks every COPY/ADD source in the context and prints the
 //! plan, writing nothing.
 
-use std::io::{IsTerminal, Write as _};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -15,7 +15,7 @@ use formats::manifest::Platform;
 use serde::Serialize;
 
 use crate::GlobalArgs;
-use crate::output::{Format, Hint};
+use crate::output::{Format, Hint, out, outln};
 
 /// Arguments of `sealos build`.
 #[derive(Debug, Clone, clap::Args)]
@@ -141,8 +141,8 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
     }
     let dry_run = dry_run(args, Some(&global.store_root()))?;
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&dry_run)?),
-        Format::Text => print!("{}", render_text(&dry_run)),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&dry_run)?)?,
+        Format::Text => out!("{}", render_text(&dry_run))?,
     }
     Ok(())
 }
@@ -509,19 +509,17 @@ fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
 }
 
 fn print_report(args: &BuildArgs, report: &BuildReport) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
     if args.quiet {
-        writeln!(out, "{}", report.digest)?;
-        return Ok(());
+        return outln!("{}", report.digest);
     }
     match args.format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(report)?)?,
+        Format::Json => outln!("{}", serde_json::to_string_pretty(report)?),
         Format::Text => {
-            writeln!(out, "{}", report.digest)?;
+            outln!("{}", report.digest)?;
             for tag in &report.tags {
-                writeln!(out, "tagged {tag}")?;
+                outln!("tagged {tag}")?;
             }
+            Ok(())
         }
     }
-    Ok(())
 }

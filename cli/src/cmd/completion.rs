@@ -30,6 +30,7 @@ pub fn run(args: &CompletionArgs) -> anyhow::Result<()> {
         CompletionShell::Fish => Shell::Fish,
     };
     let mut cmd = crate::Cli::command();
-    clap_complete::generate(shell, &mut cmd, "sealos", &mut std::io::stdout());
-    Ok(())
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "sealos", &mut script);
+    crate::output::write_stdout(&script)
 }

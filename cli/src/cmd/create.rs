@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::images::open_store;
 use super::run::parse_env;
 use crate::GlobalArgs;
+use crate::output::outln;
 
 /// Arguments of `sealos create`.
 #[derive(Debug, clap::Args)]
@@ -47,13 +48,13 @@ pub fn run(global: &GlobalArgs, args: &CreateArgs) -> anyhow::Result<()> {
     let cmd = (!args.cmd.is_empty()).then_some(args.cmd.as_slice());
     let report = runtime::create::create(&store, &args.image, &env, cmd, &dir, args.force)?;
     if args.short {
-        println!("{}", report.dir.display());
+        outln!("{}", report.dir.display())?;
         return Ok(());
     }
-    println!("{} ({}, {})", report.image, report.kind, report.digest);
-    println!("unpacked into {}", report.dir.display());
+    outln!("{} ({}, {})", report.image, report.kind, report.digest)?;
+    outln!("unpacked into {}", report.dir.display())?;
     for file in &report.rendered {
-        println!("rendered {}", file.display());
+        outln!("rendered {}", file.display())?;
     }
     for c in &report.commands {
         let hosts = if c.all_hosts {
@@ -61,12 +62,12 @@ pub fn run(global: &GlobalArgs, args: &CreateArgs) -> anyhow::Result<()> {
         } else {
             "first master"
         };
-        println!(
+        outln!(
             "[{}] ({hosts}) cd {} && {}",
             c.step,
             runtime::env::shell_quote(&c.workdir.to_string_lossy()),
             c.command
-        );
+        )?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use builder::store::{Store, StoreError};
 
 use crate::GlobalArgs;
-use crate::output::{Format, Hint};
+use crate::output::{Format, Hint, outln};
 
 /// Arguments of `sealos images`.
 #[derive(Debug, clap::Args)]
@@ -98,7 +98,7 @@ pub fn human_age(created: Option<&str>, now: SystemTime) -> String {
 }
 
 /// Prints rows as columns separated by three spaces, each as wide as its widest cell.
-pub fn print_table(rows: &[Vec<String>]) {
+pub fn print_table(rows: &[Vec<String>]) -> anyhow::Result<()> {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
@@ -118,8 +118,9 @@ pub fn print_table(rows: &[Vec<String>]) {
                 line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
             }
         }
-        println!("{}", line.trim_end());
+        outln!("{}", line.trim_end())?;
     }
+    Ok(())
 }
 
 /// Lists the images.
@@ -130,13 +131,13 @@ pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> anyhow::Result<()> {
         let mut seen = std::collections::BTreeSet::new();
         for i in &images {
             if seen.insert(i.digest.clone()) {
-                println!("{}", i.digest);
+                outln!("{}", i.digest)?;
             }
         }
         return Ok(());
     }
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&images)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&images)?)?,
         Format::Text => {
             let now = SystemTime::now();
             let mut rows = vec![
@@ -153,7 +154,7 @@ pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> anyhow::Result<()> {
                     human_size(i.size),
                 ]);
             }
-            print_table(&rows);
+            print_table(&rows)?;
             for i in images.iter().filter(|i| i.error.is_some()) {
                 eprintln!(
                     "warning: `{}` is damaged: {}",

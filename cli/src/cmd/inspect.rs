@@ -2,7 +2,6 @@
 //! transport (`oci:DIR[:REF]`, `oci-archive:FILE[:REF]`, `docker-archive:FILE[:NAME:TAG]`) or a registry
 //! (`docker://NAME`, read without pulling: only manifests and configs are fetched, never layers).
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow};
@@ -17,7 +16,7 @@ use registry::mirror::{Location, MirrorError};
 
 use super::images::{explain, human_size, open_store};
 use crate::GlobalArgs;
-use crate::output::Format;
+use crate::output::{Format, out, outln};
 
 /// Arguments of `sealos inspect`.
 #[derive(Debug, clap::Args)]
@@ -58,8 +57,8 @@ pub fn run(global: &GlobalArgs, args: &InspectArgs) -> anyhow::Result<()> {
 
 fn print_details(details: &ImageDetails, format: Format) -> anyhow::Result<()> {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(details)?),
-        Format::Text => print!("{}", render(details)),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(details)?)?,
+        Format::Text => out!("{}", render(details))?,
     }
     Ok(())
 }
@@ -81,11 +80,7 @@ fn remote(global: &GlobalArgs, name: &str, args: &InspectArgs) -> anyhow::Result
         let m = rt
             .block_on(src.get_manifest(&repo, &reference))
             .with_context(|| format!("cannot read the manifest of `{r}`"))?;
-        let mut out = std::io::stdout().lock();
-        out.write_all(&m.bytes)
-            .and_then(|()| out.flush())
-            .context("cannot write to stdout")?;
-        return Ok(());
+        return crate::output::write_stdout(&m.bytes);
     }
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
     let layout = OciLayout::create(scratch.path())

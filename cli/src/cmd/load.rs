@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::images::{explain, open_store};
 use crate::GlobalArgs;
-use crate::output::Format;
+use crate::output::{Format, outln};
 
 /// Arguments of `sealos load`.
 #[derive(Debug, clap::Args)]
@@ -23,10 +23,10 @@ pub fn run(global: &GlobalArgs, args: &LoadArgs) -> anyhow::Result<()> {
     let store = open_store(global)?;
     let loaded = store.load(&args.input).map_err(explain)?;
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&loaded)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&loaded)?)?,
         Format::Text => {
             for image in &loaded {
-                println!("Loaded image: {} ({})", image.name, image.digest);
+                outln!("Loaded image: {} ({})", image.name, image.digest)?;
             }
         }
     }

@@ -8,6 +8,7 @@ use registry::client::{
 };
 
 use super::mirror::{ClientArgs, runtime};
+use crate::output::outln;
 
 /// Arguments of `sealos login`.
 #[derive(Debug, clap::Args)]
@@ -76,9 +77,9 @@ pub fn run(args: &LoginArgs) -> anyhow::Result<()> {
         )?,
     };
     store_credentials(&host, &username, &password, &file)?;
-    println!(
+    outln!(
         "Login Succeeded! (credentials stored in {})",
         file.display()
-    );
+    )?;
     Ok(())
 }

@@ -3,6 +3,8 @@
 use anyhow::{Context as _, bail};
 use registry::client::{Logout, default_auth_file, remove_credentials};
 
+use crate::output::outln;
+
 /// Arguments of `sealos logout`.
 #[derive(Debug, clap::Args)]
 pub struct LogoutArgs {
@@ -29,11 +31,11 @@ pub fn run(args: &LogoutArgs) -> anyhow::Result<()> {
             if remove_credentials(Logout::Host(host), &file)? == 0 {
                 bail!("not logged in to `{host}` (no entry in {})", file.display());
             }
-            println!("Removed login credentials for {host}");
+            outln!("Removed login credentials for {host}")?;
         }
         _ => {
             let n = remove_credentials(Logout::All, &file)?;
-            println!("Removed login credentials for {n} registries");
+            outln!("Removed login credentials for {n} registries")?;
         }
     }
     Ok(())

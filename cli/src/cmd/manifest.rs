@@ -10,6 +10,7 @@ use formats::oci_layout::OciLayout;
 use formats::reference::Reference;
 
 use super::mirror::ClientArgs;
+use crate::output::outln;
 
 /// Arguments of `sealos manifest`.
 #[derive(Debug, clap::Args)]
@@ -106,7 +107,7 @@ pub fn run(args: &ManifestArgs, store: &std::path::Path) -> anyhow::Result<()> {
                 );
             }
             let raw = write_list(&layout, &tag, &ImageIndex::new(Vec::new()))?;
-            println!("{}", raw.digest);
+            outln!("{}", raw.digest)?;
         }
         ManifestCommand::Add {
             list,
@@ -142,7 +143,7 @@ pub fn run(args: &ManifestArgs, store: &std::path::Path) -> anyhow::Result<()> {
             index.manifests.retain(|d| d.digest != raw.digest);
             index.manifests.push(entry);
             let out = write_list(&layout, &tag, &index)?;
-            println!("{}", out.digest);
+            outln!("{}", out.digest)?;
         }
         ManifestCommand::Inspect { list } => {
             let layout = open()?;
@@ -152,7 +153,7 @@ pub fn run(args: &ManifestArgs, store: &std::path::Path) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow!("manifest list `{tag}` does not exist"))?;
             let bytes = layout.read_blob_bytes(&desc.digest)?;
             let value: serde_json::Value = serde_json::from_slice(&bytes)?;
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            outln!("{}", serde_json::to_string_pretty(&value)?)?;
         }
         ManifestCommand::Push {
             list, dest, client, ..

@@ -2,7 +2,7 @@
 
 use super::images::{explain, open_store};
 use crate::GlobalArgs;
-use crate::output::Format;
+use crate::output::{Format, outln};
 
 /// Arguments of `sealos merge`.
 #[derive(Debug, clap::Args)]
@@ -45,20 +45,20 @@ pub fn run(global: &GlobalArgs, args: &MergeArgs) -> anyhow::Result<()> {
     let tags: Vec<&str> = args.tags.iter().map(String::as_str).collect();
     let report = store.merge(&images, &tags).map_err(explain)?;
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&report)?)?,
         Format::Text => {
-            println!(
+            outln!(
                 "merged {} images into a {} image: {} layers ({} duplicate layers left out), {}",
                 report.sources.len(),
                 report.kind.as_str(),
                 report.layers,
                 report.duplicate_layers,
                 report.platforms.join(", ")
-            );
+            )?;
             for name in &report.names {
-                println!("tagged: {name}");
+                outln!("tagged: {name}")?;
             }
-            println!("{}", report.digest);
+            outln!("{}", report.digest)?;
         }
     }
     Ok(())

@@ -19,7 +19,7 @@ use registry::mirror::{
 };
 
 use crate::GlobalArgs;
-use crate::output::Format;
+use crate::output::{Format, outln};
 
 /// Registry access options shared by every command that talks to a registry.
 #[derive(Debug, Clone, clap::Args)]
@@ -686,19 +686,19 @@ fn sync(args: &SyncArgs) -> anyhow::Result<()> {
                         "status": status, "digest": digest, "bytes": bytes, "error": error})
                 })
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"copied": s.copied, "skipped": s.skipped, "failed": s.failed,
                     "bytes": s.bytes, "dryRun": args.dry_run, "images": images})
-            );
+            )?;
         }
         Format::Text => {
-            println!("{:<10} {:>8}", "IMAGES", "COUNT");
+            outln!("{:<10} {:>8}", "IMAGES", "COUNT")?;
             let label = if args.dry_run { "to copy" } else { "copied" };
-            println!("{label:<10} {:>8}", s.copied);
-            println!("{:<10} {:>8}", "skipped", s.skipped);
-            println!("{:<10} {:>8}", "failed", s.failed);
-            println!("{:<10} {:>8}", "bytes", human_bytes(s.bytes));
+            outln!("{label:<10} {:>8}", s.copied)?;
+            outln!("{:<10} {:>8}", "skipped", s.skipped)?;
+            outln!("{:<10} {:>8}", "failed", s.failed)?;
+            outln!("{:<10} {:>8}", "bytes", human_bytes(s.bytes))?;
         }
     }
     fail_if_any(&reports)

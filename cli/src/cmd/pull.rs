@@ -9,6 +9,7 @@ use formats::reference::Reference;
 use registry::mirror::{Location, MirrorOptions, PlatformFilter, job_from_reference};
 
 use super::mirror::{ClientArgs, Progress, fail_if_any, run_jobs, runtime};
+use crate::output::outln;
 
 /// Arguments of `sealos pull`.
 #[derive(Debug, clap::Args)]
@@ -59,6 +60,6 @@ pub fn run(args: &PullArgs, store: &std::path::Path) -> anyhow::Result<()> {
         &progress,
     );
     fail_if_any(&reports)?;
-    println!("{r}");
+    outln!("{r}")?;
     Ok(())
 }

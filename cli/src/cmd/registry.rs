@@ -12,6 +12,8 @@ use registry::server::uploads::{self, UploadSessionLimits};
 use registry::server::{self, ServerConfig, tls};
 use registry::storage::{FsStorage, MemoryStorage, S3Config, S3Storage, Storage};
 
+use crate::output::outln;
+
 /// `sealos registry ...`.
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
@@ -345,9 +347,11 @@ async fn serve_until_signal(
         .await
         .with_context(|| format!("listening on `{addr}` (is the port in use? try `-p 0`)"))?;
     let bound = listener.local_addr().context("reading the bound address")?;
-    println!("listening on {bound}");
-    use std::io::Write;
-    std::io::stdout().flush().context("writing to stdout")?;
+    match outln!("listening on {bound}") {
+        // A server whose stdout is gone still serves; only the announcement is lost.
+        Err(e) if crate::output::is_stdout_closed(&e) => {}
+        printed => printed?,
+    }
     if let Some(pid_file) = &options.pid_file {
         std::fs::write(pid_file, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing pid file `{}`", pid_file.display()))?;

@@ -9,7 +9,7 @@ use clap::Args;
 use registry::storage::fsck::fsck;
 use registry::storage::gc::{GcOptions, GcReport, gc};
 
-use crate::output::Format;
+use crate::output::{Format, out, outln};
 
 /// `sealos registry fsck DIR`.
 #[derive(Debug, Args)]
@@ -77,12 +77,12 @@ pub fn run_fsck(args: &FsckArgs) -> anyhow::Result<()> {
     let report = fsck(&args.dir)
         .with_context(|| format!("checking registry directory `{}`", args.dir.display()))?;
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&report)?)?,
         Format::Text => {
             for problem in &report.problems {
-                println!("{problem}");
+                outln!("{problem}")?;
             }
-            println!(
+            outln!(
                 "checked {} blobs ({} bytes), {} repositories, {} links, {} manifests ({} indexes keep only some \
                  platforms); {} upload sessions, {} leftovers of interrupted writes (gc removes them); {} problems",
                 report.blobs,
@@ -94,7 +94,7 @@ pub fn run_fsck(args: &FsckArgs) -> anyhow::Result<()> {
                 report.uploads,
                 report.leftovers.len(),
                 report.problems.len()
-            );
+            )?;
         }
     }
     if !report.is_clean() {
@@ -121,8 +121,8 @@ pub fn run_gc(args: &GcArgs) -> anyhow::Result<()> {
         )
     })?;
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Text => print!("{}", render_gc(&report)),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&report)?)?,
+        Format::Text => out!("{}", render_gc(&report))?,
     }
     Ok(())
 }

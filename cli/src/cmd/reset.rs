@@ -4,6 +4,7 @@ use runtime::reset::ResetOptions;
 use runtime::run::Reporter;
 
 use super::run::{ClusterArgs, SshArgs, print_announcement, print_line};
+use crate::output::outln;
 
 /// Arguments of `sealos reset`.
 #[derive(Debug, clap::Args)]
@@ -34,10 +35,10 @@ pub fn run(args: &ResetArgs) -> anyhow::Result<()> {
     for failure in &report.failed {
         eprintln!("warning: {failure}");
     }
-    println!(
+    outln!(
         "cluster `{}` reset on {}",
         args.cluster.cluster,
         report.hosts.join(", ")
-    );
+    )?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use super::images::{explain, human_size, open_store};
 use crate::GlobalArgs;
+use crate::output::outln;
 
 /// Arguments of `sealos rmi`.
 #[derive(Debug, clap::Args)]
@@ -20,14 +21,14 @@ pub fn run(global: &GlobalArgs, args: &RmiArgs) -> anyhow::Result<()> {
     let names: Vec<&str> = args.images.iter().map(String::as_str).collect();
     let report = store.remove(&names, args.force).map_err(explain)?;
     for name in &report.untagged {
-        println!("untagged: {name}");
+        outln!("untagged: {name}")?;
     }
     match report.gc {
-        Some(gc) => println!(
+        Some(gc) => outln!(
             "deleted {} blobs, {} freed",
             gc.removed.len(),
             human_size(gc.bytes_freed)
-        ),
+        )?,
         None => eprintln!(
             "note: a build or load is writing to the store, so unused blobs were kept; run `sealos prune` later"
         ),

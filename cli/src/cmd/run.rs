@@ -15,6 +15,7 @@ use runtime::run::{
 use super::images::{explain, open_store};
 use super::mirror::ClientArgs;
 use crate::GlobalArgs;
+use crate::output::outln;
 
 /// Which cluster, and where its files live.
 #[derive(Debug, Clone, clap::Args)]
@@ -132,17 +133,20 @@ pub fn parse_env(values: &[String]) -> anyhow::Result<Env> {
         .collect()
 }
 
-/// Prints each host's output line as `[host] line` (stderr lines to stderr).
+/// Prints each host's output line as `[host] line` (stderr lines to stderr). A closed stdout drops the
+/// line: the cluster operation goes on rather than stopping half-way.
 pub fn print_line(line: &Line<'_>) {
     match line.stream {
-        Stream::Stdout => println!("[{}] {}", line.host, line.text),
+        Stream::Stdout => {
+            let _ = outln!("[{}] {}", line.host, line.text);
+        }
         Stream::Stderr => eprintln!("[{}] {}", line.host, line.text),
     }
 }
 
-/// Prints an announcement of what comes next.
+/// Prints an announcement of what comes next (dropped when stdout is closed, like [`print_line`]).
 pub fn print_announcement(text: &str) {
-    println!("==> {text}");
+    let _ = outln!("==> {text}");
 }
 
 /// Pulls images that are registry references missing from the store.
@@ -161,9 +165,13 @@ fn pull_missing(args: &RunArgs, store: &Store, root: &std::path::Path) -> anyhow
                     all_platforms: false,
                     client: args.client.clone(),
                 };
-                super::pull::run(&pull, root).with_context(|| {
-                    format!("`{name}` is not in the local store and could not be pulled")
-                })?;
+                match super::pull::run(&pull, root) {
+                    // The pull is done; only its closing line was lost. The run goes on, as print_line does.
+                    Err(e) if crate::output::is_stdout_closed(&e) => {}
+                    pulled => pulled.with_context(|| {
+                        format!("`{name}` is not in the local store and could not be pulled")
+                    })?,
+                }
             }
             Err(e) => return Err(explain(e)),
             Ok(_) => {}
@@ -198,13 +206,13 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
     };
     let report = runtime::run::run(&store, &opts, &reporter)?;
     for name in &report.skipped {
-        println!(
+        outln!(
             "skipped {name}: already applied to cluster `{}` (use -f to apply it again)",
             args.cluster.cluster
-        );
+        )?;
     }
     for (name, digest) in &report.applied {
-        println!("applied {name} ({digest})");
+        outln!("applied {name} ({digest})")?;
     }
     Ok(())
 }

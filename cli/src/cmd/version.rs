@@ -1,6 +1,6 @@
 //! `sealos version`: the version and git commit.
 
-use crate::output::Format;
+use crate::output::{Format, outln};
 
 /// Arguments of `sealos version`.
 #[derive(Debug, clap::Args)]
@@ -15,11 +15,11 @@ pub fn run(args: &VersionArgs) -> anyhow::Result<()> {
     let version = env!("CARGO_PKG_VERSION");
     let commit = env!("SEALOS_GIT_COMMIT");
     match args.format {
-        Format::Text => println!("sealos {version}\ngit commit: {commit}"),
-        Format::Json => println!(
+        Format::Text => outln!("sealos {version}\ngit commit: {commit}")?,
+        Format::Json => outln!(
             "{}",
             serde_json::json!({"version": version, "gitCommit": commit})
-        ),
+        )?,
     }
     Ok(())
 }

@@ -292,12 +292,17 @@ pub enum SavedImages {
     Skipped,
 }
 
+/// The image lock `sealos build` keeps in the context root. A COPY/ADD takes it only when a source names it
+/// (`COPY images.lock /x`); a directory or glob source leaves it out, as if `.dockerignore` listed it.
+pub const IMAGES_LOCK: &str = "images.lock";
+
 /// [`resolve_sources`] for a `sealos build`: a context source `registry` (sealos runs its image saver into
 /// `CONTEXT/registry` before building) is satisfied by the embedded images. When the context's `registry` is
 /// missing, empty or holds only `.keep`/`.gitkeep`, the source is dropped and the step notes that the
 /// embedded registry (or, with [`SavedImages::Skipped`], nothing) stands for it; files really under
 /// `registry/` are copied and merged with the embedded tree. The destination must be [`EMBEDDED_REGISTRY`]
-/// and the step in the final stage, where the embedded layers go.
+/// and the step in the final stage, where the embedded layers go. The context's [`IMAGES_LOCK`] is taken only
+/// by a source that names it.
 pub fn resolve_sources_with(
     plan: &mut BuildPlan,
     context: &Path,
@@ -371,7 +376,23 @@ pub fn resolve_sources_with(
             );
         }
     }
+    drop_unnamed_lock(plan);
     Ok(())
+}
+
+/// Removes [`IMAGES_LOCK`] from the files of every context COPY/ADD that does not name it as a source.
+fn drop_unnamed_lock(plan: &mut BuildPlan) {
+    let names_lock = |s: &String| clean_relative(s).is_some_and(|p| p == [IMAGES_LOCK]);
+    for stage in &mut plan.stages {
+        for step in &mut stage.steps {
+            let Some(copy) = step.copy.as_mut() else {
+                continue;
+            };
+            if copy.from == CopyFrom::Context && !copy.sources.iter().any(names_lock) {
+                copy.files.retain(|f| f.path != IMAGES_LOCK);
+            }
+        }
+    }
 }
 
 /// True when the context's `registry` is missing, an empty directory, or holds only `.keep`/`.gitkeep`.

@@ -32,8 +32,8 @@ pub use ast::{
     InstructionKind, KEYWORDS, KeyValue, Kubefile, Source,
 };
 pub use context::{
-    ContextPath, ContextPathError, DEFAULT_NAMES, EMBEDDED_REGISTRY, SavedImages, locate_kubefile,
-    resolve_in_context, resolve_sources, resolve_sources_with,
+    ContextPath, ContextPathError, DEFAULT_NAMES, EMBEDDED_REGISTRY, IMAGES_LOCK, SavedImages,
+    locate_kubefile, resolve_in_context, resolve_sources, resolve_sources_with,
 };
 pub use error::{EvalError, EvalErrorKind, ParseError, ParseErrorKind};
 pub use eval::{
