@@ -225,7 +225,7 @@ fn reset_runs_the_clean_scripts_and_removes_what_run_placed() {
     let marker = c.marker_env();
     c.sealos_ok("run", &[ROOTFS, APP, "-e", &marker, "-e", "EXTRA=x"]);
     let before = c.order().len();
-    c.sealos_ok("reset", &[]);
+    c.sealos_ok("reset", &["--force"]);
     let scripts = c.rootfs().join("scripts");
     assert_eq!(
         c.order()[before..],
@@ -239,7 +239,7 @@ fn reset_runs_the_clean_scripts_and_removes_what_run_placed() {
         "the cluster's data is gone"
     );
     assert!(!c.clusterfile().exists(), "the Clusterfile is gone");
-    let again = c.sealos("reset", &[]);
+    let again = c.sealos("reset", &["--force"]);
     assert!(!again.status.success(), "there is nothing left to reset");
 }
 
@@ -367,4 +367,146 @@ fn an_image_whose_registry_entry_is_a_symlink_is_refused_by_run_and_create_befor
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "create accepted the image: {stderr}");
     assert!(stderr.contains(&expected), "{stderr}");
+}
+
+/// Runs `sealos --root STORE CMD ARGS...` with the clusters dir in the environment and no `--data-dir`
+/// added (stdin is not a terminal).
+fn sealos_as_given(c: &Cluster, command: &str, args: &[&str]) -> std::process::Output {
+    build_common::sealos()
+        .env("SEALOS_CLUSTERS_DIR", c.clusters())
+        .arg("--root")
+        .arg(c.store())
+        .arg(command)
+        .args(args)
+        .output()
+        .expect("run sealos")
+}
+
+#[test]
+fn a_second_run_with_another_data_dir_fails_naming_both_and_leaves_the_clusterfile_unchanged() {
+    let c = Cluster::new();
+    let marker = c.marker_env();
+    c.sealos_ok("run", &[ROOTFS, "-e", &marker]);
+    let before = fs::read_to_string(c.clusterfile()).unwrap();
+    let other = c.tmp.path().join("other");
+    let out = sealos_as_given(
+        &c,
+        "run",
+        &[APP, "-e", &marker, "--data-dir", other.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("`{}`", c.data().display()))
+            && stderr.contains(&format!("`{}`", other.display())),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_to_string(c.clusterfile()).unwrap(), before);
+    assert!(!other.exists(), "nothing was placed in the other data dir");
+}
+
+#[test]
+fn a_second_run_without_data_dir_uses_the_recorded_one() {
+    let c = Cluster::new();
+    let marker = c.marker_env();
+    c.sealos_ok("run", &[ROOTFS, "-e", &marker]);
+    let out = sealos_as_given(&c, "run", &[APP, "-e", &marker, "-e", "EXTRA=x"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        c.data()
+            .join("default/applications/docker.io_library_runtime-app_v1")
+            .is_dir(),
+        "the application went to the recorded data dir"
+    );
+    let clusterfile = fs::read_to_string(c.clusterfile()).unwrap();
+    assert!(
+        clusterfile.contains(c.data().to_str().unwrap()),
+        "{clusterfile}"
+    );
+}
+
+#[test]
+fn reset_without_force_and_stdin_not_a_terminal_refuses_and_removes_nothing() {
+    let c = Cluster::new();
+    let marker = c.marker_env();
+    c.sealos_ok("run", &[ROOTFS, "-e", &marker]);
+    let before = c.order().len();
+    let out = c.sealos("reset", &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert_eq!(c.order().len(), before, "no clean script ran");
+    assert!(c.rootfs().is_dir(), "the cluster's data is still there");
+    assert!(c.clusterfile().exists(), "the Clusterfile is still there");
+}
+
+#[test]
+fn reset_force_removes_the_recorded_data_dir_and_refuses_another() {
+    let c = Cluster::new();
+    let marker = c.marker_env();
+    c.sealos_ok("run", &[ROOTFS, "-e", &marker]);
+    let other = c.tmp.path().join("other");
+    let out = sealos_as_given(
+        &c,
+        "reset",
+        &["--force", "--data-dir", other.to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "another --data-dir is refused");
+    assert!(c.clusterfile().exists() && c.rootfs().is_dir());
+    let out = sealos_as_given(&c, "reset", &["--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !c.data().join("default").exists(),
+        "the recorded data dir's cluster data is gone"
+    );
+    assert!(!c.clusterfile().exists());
+}
+
+#[test]
+fn reset_on_a_terminal_goes_on_only_when_the_cluster_name_is_typed() {
+    let c = Cluster::new();
+    let marker = c.marker_env();
+    c.sealos_ok("run", &[ROOTFS, "-e", &marker]);
+    let quote = |p: &Path| format!("'{}'", p.display());
+    let command = format!(
+        "{} --root {} reset --data-dir {}",
+        quote(Path::new(env!("CARGO_BIN_EXE_sealos"))),
+        quote(&c.store()),
+        quote(&c.data())
+    );
+    // script(1) runs the command on a pseudo-terminal fed from its stdin; -e passes the exit code on.
+    let on_terminal = |answer: &str| {
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("SEALOS_CLUSTERS_DIR", c.clusters())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run script(1) from util-linux");
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{answer}").unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let out = on_terminal("nope");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("Type the cluster's name"), "{text}");
+    assert!(text.contains("cancelled"), "{text}");
+    assert!(c.rootfs().is_dir() && c.clusterfile().exists());
+    let out = on_terminal("default");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(!c.data().join("default").exists(), "{text}");
+    assert!(!c.clusterfile().exists());
 }

@@ -289,7 +289,7 @@ fn run_over_ssh_places_the_rootfs_runs_the_steps_and_serves_the_embedded_registr
     let manifest: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(manifest["layers"].as_array().map(Vec::len), Some(1));
 
-    c.sealos_ok("reset", &["-i", &key]);
+    c.sealos_ok("reset", &["--force", "-i", &key]);
     assert!(
         !c.data().join("default").exists(),
         "reset removed the cluster data"
@@ -521,7 +521,7 @@ fn run_over_ssh_on_two_hosts_in_network_namespaces_puts_the_rootfs_on_both_and_a
         String::from_utf8_lossy(&inspect.stderr)
     );
 
-    c.sealos_ok("reset", &["-i", &key]);
+    c.sealos_ok("reset", &["--force", "-i", &key]);
     assert!(!master_view.join("default").exists());
     assert!(!node_view.join("default").exists());
     assert!(

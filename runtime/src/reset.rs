@@ -3,7 +3,6 @@
 //! the cluster (its Clusterfile directory).
 
 use std::fs;
-use std::path::PathBuf;
 
 use crate::clusterfile::{Clusterfile, pairs_to_env};
 use crate::env::shell_quote;
@@ -14,7 +13,8 @@ use crate::run::{ClusterPaths, Reporter, RunError, SshLogin, hosts_of, stop_regi
 /// Everything `sealos reset` is told.
 #[derive(Debug, Clone)]
 pub struct ResetOptions {
-    /// The cluster; `data_dir` is used only when the Clusterfile does not record one.
+    /// The cluster; `data_dir` is used only when the Clusterfile does not record one (a different one given
+    /// is an error, see [`ClusterPaths::with_recorded_data_dir`]).
     pub paths: ClusterPaths,
     /// SSH login overrides (`-p`, `-i`, `--user`, `--port`).
     pub ssh: SshLogin,
@@ -43,14 +43,7 @@ pub fn reset(opts: &ResetOptions, reporter: &Reporter<'_>) -> Result<ResetReport
             path.display()
         )));
     };
-    let paths = ClusterPaths {
-        data_dir: file
-            .status
-            .data_dir
-            .as_ref()
-            .map_or_else(|| opts.paths.data_dir.clone(), PathBuf::from),
-        ..opts.paths.clone()
-    };
+    let paths = opts.paths.with_recorded_data_dir(&file)?;
     let hosts = hosts_of(&file, &paths, &opts.ssh)?;
     let mut report = ResetReport {
         hosts: hosts.names(),

@@ -35,11 +35,36 @@ pub struct ClusterPaths {
     pub cluster: String,
     /// `--data-dir` (on every host; also the local staging area).
     pub data_dir: PathBuf,
+    /// Whether `data_dir` was given (`--data-dir`) rather than defaulted; see
+    /// [`ClusterPaths::with_recorded_data_dir`].
+    pub data_dir_given: bool,
     /// The directory holding one directory per cluster with its Clusterfile (`~/.sealos`).
     pub clusters_dir: PathBuf,
 }
 
 impl ClusterPaths {
+    /// These paths with the data dir `file` records, the truth once a run has placed anything (`reset`
+    /// removes it): an omitted `--data-dir` takes it, a different one given is an error naming both.
+    pub fn with_recorded_data_dir(&self, file: &Clusterfile) -> Result<ClusterPaths, RunError> {
+        let Some(recorded) = file.status.data_dir.as_deref().map(PathBuf::from) else {
+            return Ok(self.clone());
+        };
+        if self.data_dir_given && self.data_dir != recorded {
+            return Err(RunError::Usage(format!(
+                "cluster `{}` keeps its data in `{}`, not `{}`: leave out --data-dir, or run \
+                 `sealos reset --cluster {}` first to move it",
+                self.cluster,
+                recorded.display(),
+                self.data_dir.display(),
+                self.cluster
+            )));
+        }
+        Ok(ClusterPaths {
+            data_dir: recorded,
+            ..self.clone()
+        })
+    }
+
     /// `<data-dir>/<cluster>`: everything `run` places on a host is under it.
     pub fn cluster_data(&self) -> PathBuf {
         self.data_dir.join(&self.cluster)
@@ -504,9 +529,12 @@ pub fn run(
     opts: &RunOptions,
     reporter: &Reporter<'_>,
 ) -> Result<RunReport, RunError> {
-    let paths = &opts.paths;
-    let clusterfile_path = paths.clusterfile();
+    let clusterfile_path = opts.paths.clusterfile();
     let existing = Clusterfile::load(&clusterfile_path)?;
+    let paths = &match &existing {
+        Some(file) => opts.paths.with_recorded_data_dir(file)?,
+        None => opts.paths.clone(),
+    };
     let is_new = existing.as_ref().is_none_or(|f| f.status.images.is_empty());
     let mut file = existing.unwrap_or_else(|| Clusterfile::new(&paths.cluster));
     let hosts_given = host_specs(opts)?;

@@ -1,5 +1,8 @@
 //! `sealos reset`: run the clean scripts on every host of a cluster and remove what `run` placed.
 
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::{Context as _, bail};
 use runtime::reset::ResetOptions;
 use runtime::run::Reporter;
 
@@ -15,13 +18,41 @@ pub struct ResetArgs {
     /// SSH login (overrides the Clusterfile's).
     #[command(flatten)]
     pub ssh: SshArgs,
-    /// Remove the cluster's files even when a clean script fails.
+    /// Reset without asking to type the cluster's name (needed when stdin is not a terminal), and remove the
+    /// cluster's files even when a clean script fails.
     #[arg(short = 'f', long)]
     pub force: bool,
 }
 
+/// Asks on the terminal to type the cluster's name; refuses when stdin is not a terminal.
+fn confirm(cluster: &str) -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!(
+            "reset of cluster `{cluster}` needs confirmation and stdin is not a terminal: pass --force \
+             (-f) to reset without asking"
+        );
+    }
+    eprint!(
+        "reset cluster `{cluster}`: its clean scripts run and its data is removed from every host. \
+         Type the cluster's name to continue: "
+    );
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the confirmation from standard input")?;
+    if line.trim() != cluster {
+        bail!("reset of cluster `{cluster}` cancelled: the name typed was not `{cluster}`");
+    }
+    Ok(())
+}
+
 /// Resets the cluster.
 pub fn run(args: &ResetArgs) -> anyhow::Result<()> {
+    if !args.force {
+        confirm(&args.cluster.cluster)?;
+    }
     let opts = ResetOptions {
         paths: args.cluster.paths(),
         ssh: args.ssh.login(),

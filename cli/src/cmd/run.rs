@@ -23,9 +23,10 @@ pub struct ClusterArgs {
     /// The cluster's name.
     #[arg(long, default_value = DEFAULT_CLUSTER)]
     pub cluster: String,
-    /// Where everything is placed on the hosts (the rootfs is `<DIR>/<cluster>/rootfs`).
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
-    pub data_dir: PathBuf,
+    /// Where everything is placed on the hosts (the rootfs is `<DIR>/<cluster>/rootfs`) [default: the one
+    /// the cluster's Clusterfile records, else /var/lib/sealos/data]. Another one than recorded is refused.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Where each cluster's Clusterfile is kept (`<DIR>/<cluster>/Clusterfile`). Default: ~/.sealos.
     #[arg(long, value_name = "DIR", env = "SEALOS_CLUSTERS_DIR")]
     pub clusters_dir: Option<PathBuf>,
@@ -41,7 +42,11 @@ impl ClusterArgs {
         });
         ClusterPaths {
             cluster: self.cluster.clone(),
-            data_dir: self.data_dir.clone(),
+            data_dir: self
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir_given: self.data_dir.is_some(),
             clusters_dir,
         }
     }

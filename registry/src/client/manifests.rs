@@ -100,17 +100,10 @@ impl RegistryClient {
                 .await
             {
                 Ok(m) => return Ok(m),
-                Err(e) => {
-                    if ep.mirror {
-                        tracing::info!(mirror = %ep.host, error = %e, "mirror failed; trying the next source");
-                    }
-                    last = Some(e);
-                }
+                Err(e) => last = Some(mirror_failed(ep, e)),
             }
         }
-        Err(last.unwrap_or_else(|| {
-            ClientError::InvalidInput(format!("no source for `{host}/{repository}`"))
-        }))
+        Err(last.unwrap_or_else(|| no_source(host, repository)))
     }
 
     async fn get_manifest_at(
@@ -332,22 +325,59 @@ impl RegistryClient {
     }
 
     /// Every tag of `repository`, following `Link` pagination to the end.
+    /// Tries mirrors first, as [`Self::get_manifest`] does.
     pub async fn tags(&self, host: &str, repository: &str) -> Result<Vec<String>, ClientError> {
-        let ep = self.inner.single_endpoint(host, repository)?;
-        let scope = vec![repo_scope(&ep.repository, false)];
-        self.list_pages(
-            &ep,
-            &format!("/v2/{}/tags/list", ep.repository),
-            &scope,
-            "tags",
-        )
-        .await
+        let eps = self.inner.endpoints(host, repository, true, false)?;
+        let mut last = None;
+        for ep in &eps {
+            let scope = vec![repo_scope(&ep.repository, false)];
+            match self
+                .list_pages(
+                    ep,
+                    &format!("/v2/{}/tags/list", ep.repository),
+                    &scope,
+                    "tags",
+                )
+                .await
+            {
+                Ok(t) => return Ok(t),
+                Err(e) => last = Some(mirror_failed(ep, e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| no_source(host, repository)))
     }
 
     /// Every repository of the registry at `host` (`/v2/_catalog`), following `Link` pagination to the end.
+    /// Tries first the mirrors registries.conf gives the whole host (their repositories under the mirror's
+    /// path, without it), as [`Self::get_manifest`] does.
     pub async fn catalog(&self, host: &str) -> Result<Vec<String>, ClientError> {
-        let ep = self.inner.single_endpoint(host, "")?;
+        // Where a repository named by the sentinel would go tells each mirror's path for the whole host.
+        const SENTINEL: &str = "_";
         let scope = vec!["registry:catalog:*".to_string()];
+        for ep in self.inner.endpoints(host, SENTINEL, true, false)? {
+            let Some(path) = ep.repository.strip_suffix(SENTINEL) else {
+                continue;
+            };
+            if !ep.mirror {
+                continue;
+            }
+            match self
+                .list_pages(&ep, "/v2/_catalog", &scope, "repositories")
+                .await
+            {
+                Ok(repos) => {
+                    return Ok(repos
+                        .into_iter()
+                        .filter_map(|r| r.strip_prefix(path).map(str::to_string))
+                        .collect());
+                }
+                Err(e) => {
+                    mirror_failed(&ep, e);
+                }
+            }
+        }
+        // The original, as before registries.conf mirrors: its error is the one reported.
+        let ep = self.inner.single_endpoint(host, "")?;
         self.list_pages(&ep, "/v2/_catalog", &scope, "repositories")
             .await
     }
@@ -412,6 +442,7 @@ impl RegistryClient {
 
     /// Manifests whose `subject` is `digest` (signatures, SBOMs), optionally only of `artifact_type`.
     /// Uses the referrers API and falls back to the `<alg>-<hex>` tag schema when the registry lacks it.
+    /// Tries mirrors first, as [`Self::get_manifest`] does.
     pub async fn referrers(
         &self,
         host: &str,
@@ -419,10 +450,26 @@ impl RegistryClient {
         digest: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Referrer>, ClientError> {
-        let ep = self.inner.single_endpoint(host, repository)?;
+        let eps = self.inner.endpoints(host, repository, true, true)?;
+        let mut last = None;
+        for ep in &eps {
+            match self.referrers_at(ep, digest, artifact_type).await {
+                Ok(list) => return Ok(list),
+                Err(e) => last = Some(mirror_failed(ep, e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| no_source(host, repository)))
+    }
+
+    async fn referrers_at(
+        &self,
+        ep: &Endpoint,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>, ClientError> {
         let mut url = self
             .inner
-            .url(&ep, &format!("/v2/{}/referrers/{digest}", ep.repository))
+            .url(ep, &format!("/v2/{}/referrers/{digest}", ep.repository))
             .await?;
         if let Some(t) = artifact_type {
             url = format!("{url}?artifactType={t}");
@@ -430,7 +477,7 @@ impl RegistryClient {
         let sent = self
             .inner
             .send(
-                &ep,
+                ep,
                 &[repo_scope(&ep.repository, false)],
                 Method::GET,
                 &url,
@@ -452,12 +499,7 @@ impl RegistryClient {
             drop(sent);
             let tag = format!("{}-{}", digest.algorithm(), digest.hex());
             match self
-                .get_manifest(
-                    host,
-                    repository,
-                    &tag,
-                    &["application/vnd.oci.image.index.v1+json"],
-                )
+                .get_manifest_at(ep, &tag, None, &["application/vnd.oci.image.index.v1+json"])
                 .await
             {
                 Ok(m) => m.bytes,
@@ -476,6 +518,19 @@ impl RegistryClient {
         }
         Ok(list)
     }
+}
+
+/// Logs a failed mirror before the next source is tried; returns the error.
+fn mirror_failed(ep: &Endpoint, e: ClientError) -> ClientError {
+    if ep.mirror {
+        tracing::info!(mirror = %ep.host, error = %e, "mirror failed; trying the next source");
+    }
+    e
+}
+
+/// The error when registries.conf leaves no source for `host/repository`.
+fn no_source(host: &str, repository: &str) -> ClientError {
+    ClientError::InvalidInput(format!("no source for `{host}/{repository}`"))
 }
 
 /// `Some(digest)` when a manifest reference is a digest, `None` for a tag.

@@ -102,7 +102,9 @@ impl Inner {
         Ok(eps)
     }
 
-    /// The one endpoint for requests that have no mirrors (push, listing).
+    /// The one endpoint for requests that have no mirrors: writes and what a destination has (push,
+    /// delete, `HEAD`), the registry-wide ping, and the original host's catalog. Reading an image uses
+    /// [`Self::endpoints`].
     pub(crate) fn single_endpoint(
         &self,
         host: &str,

@@ -14,8 +14,9 @@
 //!    manifest comes with it (the index's other children are absent, as with `skopeo copy --multi-arch
 //!    index-only` plus that one platform); a registry refuses an index whose children it lacks, so into a
 //!    registry every child is copied.
-//! 3. When the destination tag already points at that digest the image is skipped (`sync` and `save`
-//!    compare before anything is fetched).
+//! 3. When the destination tag already points at that digest and the destination has every referrer
+//!    the source lists for it, the image is skipped (`sync` and `save` compare before anything is
+//!    fetched); referrers it lacks (a run that failed on them) are copied alone.
 //! 4. Children go before parents: an index's child manifests (each skipped when the destination already
 //!    has it — a stored manifest implies its content is there), then each manifest's config and layers in
 //!    parallel, then the manifest, and the tag last; an interrupted copy leaves no tag pointing at missing
@@ -496,8 +497,23 @@ impl Mirror {
                 .as_ref()
                 == Some(&target.digest)
         {
-            return Ok(Outcome::Skipped {
+            // "Already there" covers the referrers too: a run that failed on them left the tag behind.
+            let missing = self.missing_referrers(job, &target).await?;
+            if missing.is_empty() {
+                return Ok(Outcome::Skipped {
+                    digest: target.digest,
+                });
+            }
+            if self.opts.dry_run {
+                return Ok(Outcome::WouldCopy {
+                    digest: target.digest,
+                });
+            }
+            let referrers = self.copy_referrers(job, &missing).await?;
+            return Ok(Outcome::Copied {
                 digest: target.digest,
+                bytes: 0,
+                referrers,
             });
         }
         if self.opts.dry_run {
@@ -513,30 +529,55 @@ impl Mirror {
         self.dest
             .put_manifest(&job.dest_repository, &target, job.dest_tag.as_deref())
             .await?;
-        let mut referrers = 0;
-        if self.opts.referrers {
-            for d in src
-                .referrers(&job.source_repository, &target.digest)
-                .await?
-            {
-                if self.dest.has_manifest(&job.dest_repository, &d).await? {
-                    continue;
-                }
-                let raw = src
-                    .get_manifest(&job.source_repository, &d.to_string())
-                    .await?;
-                self.copy_children(job, &raw, None).await?;
-                self.dest
-                    .put_manifest(&job.dest_repository, &raw, None)
-                    .await?;
-                referrers += 1;
-            }
-        }
+        let missing = self.missing_referrers(job, &target).await?;
+        let referrers = self.copy_referrers(job, &missing).await?;
         Ok(Outcome::Copied {
             digest: target.digest,
             bytes,
             referrers,
         })
+    }
+
+    /// The referrers of `target` at the source that the destination lacks (none unless
+    /// [`MirrorOptions::referrers`]).
+    async fn missing_referrers(
+        &self,
+        job: &ImageJob,
+        target: &RawManifest,
+    ) -> Result<Vec<Digest>, MirrorError> {
+        let mut missing = Vec::new();
+        if !self.opts.referrers {
+            return Ok(missing);
+        }
+        for d in job
+            .source
+            .referrers(&job.source_repository, &target.digest)
+            .await?
+        {
+            if !self.dest.has_manifest(&job.dest_repository, &d).await? {
+                missing.push(d);
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Copies the referrer manifests `digests` with their content; returns how many were copied.
+    async fn copy_referrers(
+        &self,
+        job: &ImageJob,
+        digests: &[Digest],
+    ) -> Result<usize, MirrorError> {
+        for d in digests {
+            let raw = job
+                .source
+                .get_manifest(&job.source_repository, &d.to_string())
+                .await?;
+            self.copy_children(job, &raw, None).await?;
+            self.dest
+                .put_manifest(&job.dest_repository, &raw, None)
+                .await?;
+        }
+        Ok(digests.len())
     }
 
     /// Copies the platform manifest the filter selects from the pinned `index` (not the index itself), with
