@@ -279,7 +279,17 @@ pub fn run_jobs(
     mut opts: MirrorOptions,
     progress: &Arc<Progress>,
 ) -> Vec<ImageReport> {
-    opts.on_image = Some(progress.image_callback());
+    let line = progress.image_callback();
+    // A single image's failure is the command's error, printed once by `fail_if_any`.
+    opts.on_image = Some(if jobs.len() == 1 {
+        Arc::new(move |r: &ImageReport| {
+            if !matches!(r.outcome, Outcome::Failed(_)) {
+                line(r)
+            }
+        })
+    } else {
+        line
+    });
     progress.start_total(jobs.len());
     let mirror = Mirror::new(dest, opts);
     let reports = rt.block_on(mirror.run(jobs));
@@ -298,6 +308,11 @@ pub fn fail_if_any(reports: &[ImageReport]) -> anyhow::Result<()> {
         .collect();
     if failed.is_empty() {
         return Ok(());
+    }
+    if let [only] = &failed[..]
+        && reports.len() == 1
+    {
+        bail!("{only}");
     }
     bail!(
         "{} of {} images failed:\n  {}",

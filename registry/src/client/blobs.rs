@@ -322,7 +322,11 @@ impl RegistryClient {
             if complete {
                 return Ok(done);
             }
-            if resumes >= policy.max_resumes {
+            if resumes >= policy.max_resumes
+                || cut
+                    .as_ref()
+                    .is_some_and(|e| !super::transport::is_transient(e))
+            {
                 return Err(match cut {
                     Some(e) => super::transport::transport_error(&Method::GET, &url, e, ep),
                     None => ClientError::Verification {
@@ -642,7 +646,7 @@ impl RegistryClient {
 
 fn retryable_upload(e: &ClientError) -> bool {
     match e {
-        ClientError::Transport { .. } => true,
+        ClientError::Transport { source, .. } => super::transport::is_transient(source),
         ClientError::Registry { status, .. } => *status == 429 || *status >= 500,
         _ => false,
     }

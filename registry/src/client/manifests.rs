@@ -198,7 +198,9 @@ impl RegistryClient {
             };
             match cut {
                 None => return Ok((headers, body)),
-                Some(e) if attempt >= policy.max_attempts => {
+                Some(e)
+                    if attempt >= policy.max_attempts || !super::transport::is_transient(&e) =>
+                {
                     return Err(super::transport::transport_error(&Method::GET, url, e, ep));
                 }
                 Some(e) => {

@@ -30,7 +30,8 @@
 //!   `config.json`, containers `auth.json`, credential helpers, identity tokens), else anonymous. A host's
 //!   first challenge (`Basic` or `Bearer`) is remembered so later requests authenticate up front; bearer
 //!   tokens are cached per host and scope set until shortly before they expire.
-//! - **Retries.** Connection errors, 5xx and 429 are retried up to [`RetryPolicy::max_attempts`] with
+//! - **Retries.** Transient network errors (timeouts, resets, cut bodies; not a refused connection, a DNS
+//!   failure or a failed TLS handshake, which fail at once), 5xx and 429 are retried up to [`RetryPolicy::max_attempts`] with
 //!   doubling backoff; `Retry-After` (seconds) wins over backoff, capped at
 //!   [`RetryPolicy::max_retry_after`]. A cut blob body is resumed with `Range: bytes=N-` (up to
 //!   [`RetryPolicy::max_resumes`] times); a cut manifest body is fetched again; a failed upload from a

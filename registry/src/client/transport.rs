@@ -1,6 +1,6 @@
 //! Sending one registry request well: choosing https or http per host, attaching credentials or bearer
 //! tokens (answering challenges and caching tokens per host and scope), limiting concurrency per host, and
-//! retrying connection errors, 5xx and 429 with backoff.
+//! retrying transient errors ([`is_transient`]: timeouts, resets, cut bodies), 5xx and 429 with backoff.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -406,7 +406,7 @@ impl Inner {
                     (registry_error(resp, method.as_str(), url).await, wait)
                 }
                 Err(e) => {
-                    let retryable = is_retryable(&e);
+                    let retryable = is_transient(&e);
                     let failure = transport_error(&method, url, e, ep);
                     if !retryable {
                         return Err(failure);
@@ -540,10 +540,42 @@ fn http_client(
     .map_err(|e| ClientError::InvalidInput(format!("cannot set up HTTP client: {e}")))
 }
 
-/// Whether a failed request may succeed when sent again: connection problems and cut bodies, but not a TLS
-/// handshake that failed over certificates (that fails the same way every time).
-pub(crate) fn is_retryable(e: &reqwest::Error) -> bool {
-    tls_refusal(e).is_none() && (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body())
+/// Whether a failed request may succeed when sent again: timeouts, resets and cut bodies are transient;
+/// a refused connection, a name that does not resolve and a TLS handshake that fails (certificates, or a
+/// plain-HTTP server answering HTTPS) fail the same way every time, so they are not.
+pub(crate) fn is_transient(e: &reqwest::Error) -> bool {
+    if tls_refusal(e).is_some() || is_dns_failure(e) || is_tls_mismatch(e) {
+        return false;
+    }
+    if io_kinds(e).contains(&std::io::ErrorKind::ConnectionRefused) {
+        return false;
+    }
+    // A body cut short is reported as a decode error.
+    e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() || e.is_decode()
+}
+
+/// The kinds of the I/O errors in `e`'s source chain.
+fn io_kinds(e: &reqwest::Error) -> Vec<std::io::ErrorKind> {
+    let mut kinds = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            kinds.push(io.kind());
+        }
+        cur = err.source();
+    }
+    kinds
+}
+
+/// Whether the host name did not resolve (hyper reports it as a "dns error" connect error).
+fn is_dns_failure(e: &reqwest::Error) -> bool {
+    e.is_connect() && format!("{e:?}").contains("dns error")
+}
+
+/// Whether the TLS handshake failed because the peer does not speak TLS (a plain-HTTP server).
+fn is_tls_mismatch(e: &reqwest::Error) -> bool {
+    let text = format!("{e:?}");
+    text.contains("InvalidContentType") || text.contains("InvalidMessage")
 }
 
 /// Why a TLS handshake failed over certificates.
@@ -600,6 +632,7 @@ pub(crate) fn transport_error(
         Some(TlsRefusal::ServerCertificateUntrusted) => format!(
             "; if `{host}` uses its own CA, put the CA certificate in /etc/containers/certs.d/{host}/ca.crt or pass --cert-dir DIR; to skip verification, mark it `insecure` in registries.conf or pass --tls-verify=false"
         ),
+        None if is_dns_failure(&e) => String::new(),
         None if e.is_connect() && !ep.insecure => format!(
             "; is `{host}` up? A plain-HTTP registry needs `insecure = true` in registries.conf or --tls-verify=false"
         ),
@@ -666,5 +699,77 @@ pub(crate) async fn registry_error(
         status,
         code,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    async fn fail(url: &str) -> reqwest::Error {
+        reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+            .get(url)
+            .send()
+            .await
+            .expect_err("the request must fail")
+    }
+
+    #[tokio::test]
+    async fn refused_connection_and_unresolvable_name_are_not_transient() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let refused = fail(&format!("http://127.0.0.1:{port}/v2/")).await;
+        assert!(!is_transient(&refused), "{refused:?}");
+        let dns = fail("http://unresolvable.invalid/v2/").await;
+        assert!(is_dns_failure(&dns), "{dns:?}");
+        assert!(!is_transient(&dns), "{dns:?}");
+    }
+
+    #[tokio::test]
+    async fn plain_http_server_on_https_is_not_transient() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let _ = s
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let e = fail(&format!("https://127.0.0.1:{port}/v2/")).await;
+        assert!(!is_transient(&e), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn timeout_and_closed_connection_stay_transient() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            let mut n = 0;
+            while let Ok((s, _)) = l.accept().await {
+                n += 1;
+                // The first connection hangs (a timeout), the second is closed unanswered.
+                if n == 1 {
+                    held.push(s);
+                }
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}/v2/");
+        let timeout = fail(&url).await;
+        assert!(
+            timeout.is_timeout() && is_transient(&timeout),
+            "{timeout:?}"
+        );
+        let closed = fail(&url).await;
+        assert!(is_transient(&closed), "{closed:?}");
     }
 }
