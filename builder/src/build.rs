@@ -181,7 +181,8 @@ pub struct BuildReport {
     pub tags: Vec<String>,
     /// One entry per platform.
     pub images: Vec<ImageReport>,
-    /// The embedded images (normalised references), in layer order.
+    /// The embedded images: normalised references of pulled images in layer order, then the
+    /// `repository:tag` names of `tar.txt` archives.
     pub embedded: Vec<String>,
     /// Embedded images that had to be fetched from a registry (0 when the lock and store had everything).
     pub pulled: usize,
@@ -200,6 +201,24 @@ pub enum Progress<'a> {
     Note {
         /// The note, naming file and line.
         message: &'a str,
+    },
+    /// An instruction of the Kubefile is about to be applied, FROM included: every instruction of every
+    /// stage the build needs, in order, numbered within its stage as buildah numbers them
+    /// (`STEP 2/3: COPY . .`). COPY and ADD are then reported by [`Progress::StepStarted`] and
+    /// [`Progress::StepFinished`].
+    Instruction {
+        /// Target platform.
+        platform: &'a str,
+        /// Position of the stage among the stages built, from 1.
+        stage: usize,
+        /// How many stages are built.
+        stages: usize,
+        /// Position of the instruction in its stage, from 1 (1 is the FROM).
+        number: usize,
+        /// Instructions in the stage, FROM included.
+        total: usize,
+        /// The instruction as evaluated (`FROM scratch`, `COPY . .`).
+        text: &'a str,
     },
     /// A layer step is starting.
     StepStarted {
@@ -571,6 +590,7 @@ pub fn build(
             .images
             .iter()
             .map(|i| i.reference.to_string())
+            .chain(embed_plan.archives.iter().map(|a| a.name()))
             .collect(),
         pulled: embed_plan.fetched,
     })
@@ -683,6 +703,30 @@ fn needed_stages(plan: &BuildPlan) -> BTreeSet<usize> {
     needed
 }
 
+/// A stage's FROM line as evaluated: `FROM scratch`, `FROM image AS name`, `FROM --platform=P builder`.
+fn from_text(plan: &BuildPlan, stage: &formats::kubefile::Stage) -> String {
+    let base = match &stage.base {
+        BaseImage::Scratch => "scratch".to_string(),
+        BaseImage::Image { reference } => reference.clone(),
+        BaseImage::Stage { index } => plan
+            .stages
+            .get(*index)
+            .and_then(|s| s.name.clone())
+            .unwrap_or_else(|| index.to_string()),
+    };
+    let platform = stage
+        .platform
+        .as_deref()
+        .map(|p| format!("--platform={p} "))
+        .unwrap_or_default();
+    let name = stage
+        .name
+        .as_deref()
+        .map(|n| format!(" AS {n}"))
+        .unwrap_or_default();
+    format!("FROM {platform}{base}{name}")
+}
+
 /// The root file systems of stages and images unpacked for `COPY --from`, made on first use.
 #[derive(Default)]
 struct Rootfs {
@@ -704,10 +748,23 @@ fn build_platform(
     let mut steps_report = Vec::new();
     let created = rfc3339(ctx.opts.timestamp);
     let last = plan.stages.len().saturating_sub(1);
+    let mut stage_number = 0;
     for stage in &plan.stages {
         if !needed.contains(&stage.index) {
             continue;
         }
+        stage_number += 1;
+        let instruction = |number: usize, text: &str, progress: &mut dyn FnMut(Progress<'_>)| {
+            progress(Progress::Instruction {
+                platform: &platform_text,
+                stage: stage_number,
+                stages: needed.len(),
+                number,
+                total: stage.steps.len() + 1,
+                text,
+            });
+        };
+        instruction(1, &from_text(plan, stage), progress);
         let mut state = match &stage.base {
             BaseImage::Scratch => ImageState {
                 layers: Vec::new(),
@@ -726,7 +783,8 @@ fn build_platform(
                 resolve_base(ctx, reference, &image_platform, stage.line)?
             }
         };
-        for step in &stage.steps {
+        for (number, step) in (2..).zip(&stage.steps) {
+            instruction(number, &step.text, progress);
             // A `COPY registry` the embedded images (or --save-image=false) stand for copies nothing itself.
             let registry_only = step
                 .copy

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod cmd;
+pub mod interrupt;
 pub mod output;
 
 /// Build, ship, serve and run Kubernetes cluster images.
@@ -169,6 +170,9 @@ where
 {
     let cli = Cli::parse_from(args);
     let debug = cli.global.debug;
+    if debug {
+        init_debug_logging();
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(err) if output::is_stdout_closed(&err) => ExitCode::SUCCESS,
@@ -177,6 +181,19 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--debug`: our crates' debug logs on stderr (each registry request and its response status among them).
+fn init_debug_logging() {
+    let filter = tracing_subscriber::EnvFilter::new(
+        "warn,sealos=debug,registry=debug,builder=debug,runtime=debug,formats=debug",
+    );
+    // A subscriber already set (an embedding program's) stays.
+    let _already = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -196,7 +213,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Registry(args) => cmd::registry::run(&global, &args),
         Command::Login(args) => cmd::login::run(&args),
         Command::Logout(args) => cmd::logout::run(&args),
-        Command::Pull(args) => cmd::pull::run(&args, &global.store_root()),
+        Command::Pull(args) => interrupt::guard_store_writes(&global.store_root())
+            .and_then(|()| cmd::pull::run(&args, &global.store_root())),
         Command::Push(args) => cmd::push::run(&args, &global.store_root()),
         Command::Manifest(args) => cmd::manifest::run(&args, &global.store_root()),
         Command::Create(args) => cmd::create::run(&global, &args),

@@ -295,8 +295,21 @@ fn login_and_push_over_tls_with_a_self_signed_certificate() {
     let host = server.host.as_str();
     let store = env.store();
     make_image(&store, "app:v1", "over tls");
-    // The certificate is self-signed: verification fails unless turned off.
-    let err = fails(&env, &store, &["login", host, "-u", USER, "-p", PASSWORD]);
+    // The certificate is self-signed: verification (asked for explicitly: a loopback registry is insecure
+    // by default) fails unless turned off.
+    let err = fails(
+        &env,
+        &store,
+        &[
+            "login",
+            host,
+            "-u",
+            USER,
+            "-p",
+            PASSWORD,
+            "--tls-verify=true",
+        ],
+    );
     assert!(err.contains("nothing was stored"), "{err}");
     assert!(
         err.contains(&format!("/etc/containers/certs.d/{host}/ca.crt"))
@@ -307,7 +320,15 @@ fn login_and_push_over_tls_with_a_self_signed_certificate() {
     let cert_dir = env.path("certs");
     std::fs::create_dir_all(&cert_dir).unwrap();
     std::fs::copy(&cert, cert_dir.join("ca.crt")).unwrap();
-    let login = ["login", host, "-u", USER, "-p", PASSWORD];
+    let login = [
+        "login",
+        host,
+        "-u",
+        USER,
+        "-p",
+        PASSWORD,
+        "--tls-verify=true",
+    ];
     ok(
         &env,
         &store,

@@ -34,6 +34,7 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Sta
 }
 
 /// A file being written under a temporary name; dropped without [`StagedFile::commit`], it is removed.
+/// The writer holds an exclusive lock (`flock`) on it while it exists, which tells cleaners it is alive.
 pub struct StagedFile {
     writer: Option<DigestWriter<io::BufWriter<File>>>,
     temp: PathBuf,
@@ -49,6 +50,9 @@ impl StagedFile {
             .create_new(true)
             .open(&temp)
             .map_err(io_err("create", &temp))?;
+        // Held until the file is renamed or removed: a cleaner that can take it knows the writer is gone.
+        // Best effort: where locks are unsupported, cleaners fall back to the file's age.
+        let _unsupported = file.try_lock();
         Ok(StagedFile {
             writer: Some(DigestWriter::new(
                 io::BufWriter::with_capacity(256 * 1024, file),

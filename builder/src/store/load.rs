@@ -47,16 +47,47 @@ pub(crate) fn load(store: &Store, path: &Path) -> Result<Vec<LoadedImage>, Store
     let _guard = store.write_guard()?;
     if src.contains("oci-layout") && src.contains("index.json") {
         load_oci(store, &src)
+    } else if src.contains("manifest.json") && is_dir_transport(&src) {
+        Err(StoreError::BadArchive {
+            path: path.to_path_buf(),
+            reason: format!(
+                "this is a containers/image `dir:` directory (what `podman save --format docker-dir` or \
+                 `skopeo copy ... dir:` write), which sealos does not read; {READ_FORMATS}. Convert it \
+                 with `skopeo copy dir:{} oci-archive:image.tar`",
+                path.display()
+            ),
+        })
     } else if src.contains("manifest.json") {
         load_docker(store, &src)
     } else {
         Err(StoreError::BadArchive {
             path: path.to_path_buf(),
-            reason: "neither an OCI layout (`oci-layout`, `index.json`) nor a docker archive \
-                     (`manifest.json`)"
-                .into(),
+            reason: format!(
+                "neither an OCI layout (`oci-layout`, `index.json`) nor a docker archive \
+                 (`manifest.json`); {READ_FORMATS}"
+            ),
         })
     }
+}
+
+/// The formats `load` reads, for messages about the ones it does not.
+const READ_FORMATS: &str = "sealos load reads OCI archives and OCI layout directories (`sealos save`, \
+                            `podman save --format oci-archive|oci-dir`) and docker archives (`docker save`, \
+                            `podman save --format docker-archive`), plain or gzip/zstd-compressed";
+
+/// True when `src` is a containers/image directory-transport copy: its `version` member says so.
+fn is_dir_transport(src: &ArchiveSource) -> bool {
+    if !src.contains("version") {
+        return false;
+    }
+    let Ok((mut reader, size)) = src.open_member("version") else {
+        return false;
+    };
+    let mut text = String::new();
+    if size > 4096 || reader.read_to_string(&mut text).is_err() {
+        return false;
+    }
+    text.starts_with("Directory Transport Version")
 }
 
 /// A tag-safe lower-case stem of the archive's file name, for images that carry no name.

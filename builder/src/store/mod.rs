@@ -37,7 +37,8 @@ pub use merge::{ImageKind, MergeReport, TYPE_LABELS};
 pub use save::{ArchiveFormat, SaveReport};
 pub use transport::ImageSource;
 
-/// Temporary files under the store older than this are removed by [`Store::prune`].
+/// Temporary files whose writer cannot be told alive or gone (no lock to check) are removed by
+/// [`Store::prune`] once older than this; those whose writer is gone are removed at once (see [`stale`]).
 pub const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
 
 /// The lock file writers share and garbage collection takes exclusively.
@@ -170,7 +171,7 @@ pub struct RemoveReport {
 pub struct PruneReport {
     /// Unreferenced blobs removed; `None` when collection was deferred because a writer was active.
     pub gc: Option<GcReport>,
-    /// Stale temporary files removed (older than [`STALE_TEMP_AGE`]).
+    /// Stale temporary files removed: their writer is gone (see [`stale::clean_stale`]).
     pub temp_files: Vec<PathBuf>,
     /// Bytes those temporary files occupied.
     pub temp_bytes: u64,
@@ -257,8 +258,8 @@ impl Store {
     }
 
     /// Takes the shared writer lock; hold it from the first blob written until the last tag is set.
-    /// Also removes what killed writers left behind (see [`stale::clean_stale`]): staged files older than
-    /// [`STALE_TEMP_AGE`] and the work directories of dead builds.
+    /// Also removes what killed writers left behind (see [`stale::clean_stale`]): staged files and work
+    /// directories no live writer holds locked.
     pub fn write_guard(&self) -> Result<WriteGuard, StoreError> {
         let file = self.lock_file()?;
         let path = self.root().join(STORE_LOCK);
@@ -458,8 +459,8 @@ impl Store {
         }
     }
 
-    /// Removes dangling content (blobs no image references) and temporary files older than
-    /// [`STALE_TEMP_AGE`] left by interrupted writes.
+    /// Removes dangling content (blobs no image references) and the temporary files interrupted writes
+    /// left (whose writer is gone, whatever their age).
     pub fn prune(&self) -> Result<PruneReport, StoreError> {
         self.prune_older_than(STALE_TEMP_AGE)
     }

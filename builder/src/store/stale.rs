@@ -1,13 +1,15 @@
-//! Leftovers of killed writers, and the locked work directories that let a cleaner tell a dead build's
-//! files from a live one's.
+//! Leftovers of killed writers, and the locks that let a cleaner tell a dead writer's files from a live
+//! one's.
 //!
 //! Two kinds of temporary files live in the store. Staged blobs and index files (`.tmp-*` beside their
-//! destination, see [`formats::fsutil::StagedFile`]) are written and renamed within one command; one whose
-//! mtime is older than the given age (one hour for [`super::Store::write_guard`]) belongs to a writer that
-//! died, since a live writer keeps touching it. Work directories (`tmp/work-*`, made by [`WorkDir`]) hold
-//! unpacked root file systems and downloads for a whole build; each holds an exclusive lock on its
-//! `.lock` file for as long as its build lives, so one whose lock can be taken is removed at once, whatever
-//! its age (the kernel drops the lock when the process dies, even by SIGKILL).
+//! destination, see [`formats::fsutil::StagedFile`]) are written and renamed within one command; their
+//! writer holds an exclusive lock on the file while it writes, so one whose lock can be taken belongs to a
+//! writer that is gone (interrupted, killed, crashed) and is removed at once, whatever its age. Work
+//! directories (`tmp/work-*`, made by [`WorkDir`]) hold unpacked root file systems and downloads for a whole
+//! build; each holds an exclusive lock on its `.lock` file for as long as its build lives, and is removed
+//! the same way. The kernel drops a lock when its process dies, even by SIGKILL. A file or directory
+//! younger than a short grace period is always kept (its writer may not have locked it yet); one whose lock
+//! cannot be checked is removed only when older than the age the caller gives.
 
 use std::fs::{self, File};
 use std::io;
@@ -20,8 +22,9 @@ use tempfile::TempDir;
 pub const WORK_ROOT: &str = "tmp";
 /// The lock file inside a work directory.
 const LOCK_FILE: &str = ".lock";
-/// A lock file younger than this is left alone even when unlocked: its build may not have locked it yet.
-const LOCK_GRACE: Duration = Duration::from_secs(2);
+/// A lock file or staged file younger than this is left alone even when unlocked: its writer may not have
+/// locked it yet.
+pub const LOCK_GRACE: Duration = Duration::from_secs(2);
 
 /// A build's private directory under `<store>/tmp`, removed when dropped; locked while it exists.
 #[derive(Debug)]
@@ -122,11 +125,27 @@ fn remove(path: &Path, is_dir: bool, report: &mut StaleReport) -> io::Result<()>
     }
 }
 
-/// Removes from the store at `store_root` the `.tmp-*` files older than `age` (in the store directory,
-/// `blobs/*` and `cache`) and the work directories of dead builds (see the module documentation).
-pub fn clean_stale(store_root: &Path, age: Duration) -> io::Result<StaleReport> {
-    let now = SystemTime::now();
-    let mut report = StaleReport::default();
+/// True when the staged file at `path` belongs to no live writer: past the grace period (`grace`) and its
+/// lock can be taken, or its lock cannot be checked and it is older than `age`.
+fn staged_file_is_dead(
+    path: &Path,
+    meta: &fs::Metadata,
+    grace: Duration,
+    age: Duration,
+    now: SystemTime,
+) -> bool {
+    if !older_than(meta, grace, now) {
+        return false;
+    }
+    match File::open(path).map(|f| f.try_lock()) {
+        Ok(Ok(())) => true,
+        Ok(Err(fs::TryLockError::WouldBlock)) => false,
+        Ok(Err(fs::TryLockError::Error(_))) | Err(_) => older_than(meta, age, now),
+    }
+}
+
+/// The directories staged files are written in: the store directory, `cache` and `blobs/*`.
+fn staging_dirs(store_root: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![store_root.to_path_buf(), store_root.join("cache")];
     if let Ok(rd) = fs::read_dir(store_root.join("blobs")) {
         dirs.extend(
@@ -135,15 +154,51 @@ pub fn clean_stale(store_root: &Path, age: Duration) -> io::Result<StaleReport> 
                 .map(|e| e.path()),
         );
     }
-    for dir in dirs {
+    dirs
+}
+
+/// The staged (`.tmp-*`) files this process is writing in the store at `store_root`, found by the process
+/// id their names start with (see [`formats::fsutil::unique_suffix`]).
+pub fn own_staged_files(store_root: &Path) -> Vec<PathBuf> {
+    let prefix = format!(".tmp-{}-", std::process::id());
+    staging_dirs(store_root)
+        .iter()
+        .filter_map(|dir| fs::read_dir(dir).ok())
+        .flat_map(|rd| rd.filter_map(Result::ok))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Removes this process's staged files (see [`own_staged_files`]) and reports them: for an interrupted
+/// command about to exit, which will never finish them.
+pub fn remove_own_staged_files(store_root: &Path) -> StaleReport {
+    let mut report = StaleReport::default();
+    for path in own_staged_files(store_root) {
+        // Best effort: the process is exiting, and what stays is removed by the next cleaning.
+        let _ignored = remove(&path, false, &mut report);
+    }
+    report
+}
+
+/// Removes from the store at `store_root` what writers that are gone left behind: `.tmp-*` files (in the
+/// store directory, `blobs/*` and `cache`) that no writer holds locked, and the work directories of dead
+/// builds (see the module documentation). Anything younger than `age` or [`LOCK_GRACE`], whichever is
+/// less, is kept; so is anything whose lock cannot be checked and is younger than `age`.
+pub fn clean_stale(store_root: &Path, age: Duration) -> io::Result<StaleReport> {
+    let now = SystemTime::now();
+    let grace = age.min(LOCK_GRACE);
+    let mut report = StaleReport::default();
+    for dir in staging_dirs(store_root) {
         let Ok(rd) = fs::read_dir(&dir) else { continue };
         for entry in rd.filter_map(Result::ok) {
             if !entry.file_name().to_string_lossy().starts_with(".tmp-") {
                 continue;
             }
             let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_file() && older_than(&meta, age, now) {
-                remove(&entry.path(), false, &mut report)?;
+            let path = entry.path();
+            if meta.is_file() && staged_file_is_dead(&path, &meta, grace, age, now) {
+                remove(&path, false, &mut report)?;
             }
         }
     }
@@ -221,6 +276,64 @@ mod tests {
             !live_path.exists(),
             "a work directory is removed when dropped"
         );
+    }
+
+    #[test]
+    fn a_staged_file_is_kept_while_its_writer_holds_it_and_removed_at_once_when_it_is_gone() {
+        let store = tempfile::tempdir().unwrap();
+        let blobs = store.path().join("blobs/sha256");
+        fs::create_dir_all(&blobs).unwrap();
+        let partial = blobs.join(".tmp-1-2-3");
+        fs::write(&partial, vec![1u8; 300]).unwrap();
+        let writer = File::open(&partial).unwrap();
+        writer.lock().unwrap();
+        age_path(&partial, Duration::from_secs(7200));
+        let report = clean_stale(store.path(), Duration::from_secs(3600)).unwrap();
+        assert!(
+            partial.exists(),
+            "a locked staged file is kept, however old"
+        );
+        assert!(report.paths.is_empty());
+        drop(writer);
+        // Past the grace period but well under an hour: the writer is gone, so it goes now.
+        age_path(&partial, Duration::from_secs(10));
+        let report = clean_stale(store.path(), Duration::from_secs(3600)).unwrap();
+        assert!(!partial.exists());
+        assert_eq!(report.bytes, 300);
+    }
+
+    #[test]
+    fn a_live_staged_file_is_locked_by_its_writer() {
+        use std::io::Write as _;
+        let store = tempfile::tempdir().unwrap();
+        let blobs = store.path().join("blobs/sha256");
+        let mut staged =
+            formats::fsutil::StagedFile::new_in(&blobs, formats::digest::Algorithm::Sha256)
+                .unwrap();
+        staged.write_all(b"partial").unwrap();
+        staged.flush().unwrap();
+        let own = own_staged_files(store.path());
+        assert_eq!(own.len(), 1, "{own:?}");
+        age_path(&own[0], Duration::from_secs(7200));
+        let report = clean_stale(store.path(), Duration::ZERO).unwrap();
+        assert!(own[0].exists() && report.paths.is_empty());
+        drop(staged);
+        assert!(!own[0].exists());
+    }
+
+    #[test]
+    fn only_this_processs_staged_files_are_removed_on_interrupt() {
+        let store = tempfile::tempdir().unwrap();
+        let blobs = store.path().join("blobs/sha256");
+        fs::create_dir_all(&blobs).unwrap();
+        let ours = blobs.join(format!(".tmp-{}-5-6", std::process::id()));
+        let theirs = blobs.join(".tmp-1-5-6");
+        fs::write(&ours, b"abc").unwrap();
+        fs::write(&theirs, b"abc").unwrap();
+        let report = remove_own_staged_files(store.path());
+        assert_eq!(report.paths, vec![ours.clone()]);
+        assert_eq!(report.bytes, 3);
+        assert!(!ours.exists() && theirs.exists());
     }
 
     #[test]

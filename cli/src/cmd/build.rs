@@ -19,6 +19,13 @@ use crate::output::{Format, Hint, out, outln};
 
 /// Arguments of `sealos build`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  sealos build -t myapp:v1 .                          build the Kubefile of the current directory
+  sealos build -t myapp:v1 -f Kubefile.prod ./ctx     another Kubefile
+  sealos build -t myapp:v1 --platform linux/amd64,linux/arm64 .
+  sealos build -t myapp:v1 --build-arg VERSION=1.2 --compression zstd .
+  sealos build --dry-run .                            print the plan and the images found, build nothing
+  sealos build -q -t myapp:v1 .                       print only the digest, for scripts")]
 pub struct BuildArgs {
     /// Parse and evaluate the Kubefile and print the build plan; build nothing.
     #[arg(long)]
@@ -475,6 +482,7 @@ fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| target_platform(p))
         .collect::<anyhow::Result<_>>()?;
+    crate::interrupt::guard_store_writes(&global.store_root())?;
     let opts = BuildOptions {
         store: global.store_root(),
         context: args.context.clone(),
@@ -501,11 +509,51 @@ fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
         },
         expansion_limit: global.expansion_limit(),
     };
-    let mut display =
-        super::build_progress::BuildProgress::new(!args.quiet && std::io::stderr().is_terminal());
+    let mut display = super::build_progress::BuildProgress::new(
+        !args.quiet,
+        std::io::stderr().is_terminal(),
+        &args.compression,
+        args.platform.len(),
+    );
     let mut progress = |event: Progress<'_>| display.event(event);
     let report = builder::build::build(&opts, &mut progress).context("build failed")?;
-    print_report(args, &report)
+    print_report(args, &report)?;
+    if !args.quiet && args.format == Format::Text {
+        eprintln!("{}", next_steps(global, &report));
+    }
+    Ok(())
+}
+
+/// What was built and the commands to look at it, for stderr after a build:
+/// `Built docker.io/example/calico:v1 (...)` then `next: sealos images; sealos inspect NAME`.
+fn next_steps(global: &GlobalArgs, report: &BuildReport) -> String {
+    let root = match &global.root {
+        Some(root) => format!(
+            " --root {}",
+            crate::cmd::images::shell_word(&root.display().to_string())
+        ),
+        None => String::new(),
+    };
+    let name = report
+        .tags
+        .first()
+        .cloned()
+        .unwrap_or_else(|| report.digest.to_string());
+    let layers: usize = report.images.iter().map(|i| i.steps.len()).sum();
+    let platforms: Vec<&str> = report.images.iter().map(|i| i.platform.as_str()).collect();
+    let embedded = match report.embedded.len() {
+        0 => String::new(),
+        1 => ", 1 embedded image".to_string(),
+        n => format!(", {n} embedded images"),
+    };
+    format!(
+        "Built {name} ({}; {} COPY/ADD layer{}{embedded}) in the store {}\n\
+         next: sealos{root} images; sealos{root} inspect {name}",
+        platforms.join(", "),
+        layers,
+        if layers == 1 { "" } else { "s" },
+        global.store_root().display(),
+    )
 }
 
 fn print_report(args: &BuildArgs, report: &BuildReport) -> anyhow::Result<()> {

@@ -5,6 +5,10 @@ use clap_complete::Shell;
 
 /// Arguments of `sealos completion`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sealos completion bash > /etc/bash_completion.d/sealos
+  sealos completion zsh > \"${fpath[1]}/_sealos\"
+  sealos completion fish > ~/.config/fish/completions/sealos.fish")]
 pub struct CompletionArgs {
     /// The shell to generate completions for.
     #[arg(value_enum)]

@@ -6,10 +6,15 @@ use std::path::PathBuf;
 use super::images::open_store;
 use super::run::parse_env;
 use crate::GlobalArgs;
-use crate::output::outln;
+use crate::output::{Format, outln};
 
 /// Arguments of `sealos create`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sealos create labring/kubernetes:v1.29.0          unpack and print the commands `run` would execute
+  sealos create myapp:v1 -e NS=prod --dir /tmp/app  render the templates with NS=prod into /tmp/app
+  sealos create oci-archive:app.tar --short         print only the directory
+  sealos create myapp:v1 --format json              the directory, rendered files and commands as JSON")]
 pub struct CreateArgs {
     /// The image (a store name, `oci-archive:FILE` or `docker-archive:FILE`).
     pub image: String,
@@ -20,8 +25,11 @@ pub struct CreateArgs {
     #[arg(long = "cmd", value_name = "CMD")]
     pub cmd: Vec<String>,
     /// Print only the directory.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "format")]
     pub short: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     /// The working directory (created afresh). Default: `<data-dir>/create/<image>`. A directory that is
     /// not empty and was not made by `create` is refused unless `--force`.
     #[arg(long, value_name = "DIR")]
@@ -50,6 +58,29 @@ pub fn run(global: &GlobalArgs, args: &CreateArgs) -> anyhow::Result<()> {
     if args.short {
         outln!("{}", report.dir.display())?;
         return Ok(());
+    }
+    if args.format == Format::Json {
+        let commands: Vec<_> = report
+            .commands
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "step": c.step,
+                    "allHosts": c.all_hosts,
+                    "workdir": c.workdir,
+                    "command": c.command,
+                })
+            })
+            .collect();
+        let json = serde_json::json!({
+            "image": report.image,
+            "kind": report.kind,
+            "digest": report.digest,
+            "dir": report.dir,
+            "rendered": report.rendered,
+            "commands": commands,
+        });
+        return outln!("{}", serde_json::to_string_pretty(&json)?);
     }
     outln!("{} ({}, {})", report.image, report.kind, report.digest)?;
     outln!("unpacked into {}", report.dir.display())?;

@@ -10,13 +10,28 @@ use crate::output::{Format, Hint, outln};
 
 /// Arguments of `sealos images`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sealos images                      list the images of the local store
+  sealos images --digests            with each image's full digest
+  sealos images -q                   only the image IDs (digests), one per line
+  sealos images --format json        for scripts (also: --json)")]
 pub struct ImagesArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Same as `--format json` (as sealos v4 spells it).
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
     /// Print only the image digests, one per line.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Show each image's full digest in a DIGEST column.
+    #[arg(long)]
+    pub digests: bool,
+    /// Accepted for sealos and podman habits: the store keeps no intermediate images, so every image is
+    /// always listed.
+    #[arg(short, long)]
+    pub all: bool,
 }
 
 /// Opens (creating when missing) the local store of `global`.
@@ -47,30 +62,61 @@ pub fn explain(err: StoreError) -> anyhow::Error {
     }
 }
 
-/// Sizes the way docker prints them: decimal units, three significant digits (`13.3MB`).
+/// Sizes in binary (IEC) units, three significant digits: `512 B`, `1.46 KiB`, `13.3 MiB`. Every size the
+/// CLI prints goes through here, so one unit system is used everywhere.
 pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
         unit += 1;
     }
     if unit == 0 {
-        format!("{bytes}B")
+        format!("{bytes} B")
     } else if value < 10.0 {
-        format!("{value:.2}{}", UNITS[unit])
+        format!("{value:.2} {}", UNITS[unit])
     } else if value < 100.0 {
-        format!("{value:.1}{}", UNITS[unit])
+        format!("{value:.1} {}", UNITS[unit])
     } else {
-        format!("{value:.0}{}", UNITS[unit])
+        format!("{value:.0} {}", UNITS[unit])
     }
 }
 
-/// `3 days ago`, from an RFC 3339 time; `N/A` when absent or unreadable.
+/// `word` as one shell word: unchanged when it is plain, else single-quoted ([`runtime::env::shell_quote`]).
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:=@+,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        runtime::env::shell_quote(word)
+    }
+}
+
+/// `count thing` or `count things`.
+pub fn plural(count: usize, thing: &str) -> String {
+    if count == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{count} {thing}s")
+    }
+}
+
+/// The creation time in seconds since the epoch, when it says anything: absent, unreadable and the epoch
+/// itself (what reproducible builds write with `SOURCE_DATE_EPOCH=0`, the default) are `None`.
+pub fn known_time(created: Option<&str>) -> Option<i64> {
+    created
+        .and_then(builder::store::parse_rfc3339)
+        .filter(|secs| *secs > 0)
+}
+
+/// `3 days ago`, from an RFC 3339 time; `unknown` when absent, unreadable or the epoch (see [`known_time`]).
 pub fn human_age(created: Option<&str>, now: SystemTime) -> String {
-    let Some(then) = created.and_then(builder::store::parse_rfc3339) else {
-        return "N/A".to_string();
+    let Some(then) = known_time(created) else {
+        return "unknown".to_string();
     };
     let now = now
         .duration_since(UNIX_EPOCH)
@@ -127,6 +173,7 @@ pub fn print_table(rows: &[Vec<String>]) -> anyhow::Result<()> {
 pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> anyhow::Result<()> {
     let store = open_store(global)?;
     let images = store.list().map_err(explain)?;
+    let format = if args.json { Format::Json } else { args.format };
     if args.quiet {
         let mut seen = std::collections::BTreeSet::new();
         for i in &images {
@@ -136,23 +183,27 @@ pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    match args.format {
+    match format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&images)?)?,
         Format::Text => {
             let now = SystemTime::now();
-            let mut rows = vec![
-                ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
-                    .map(String::from)
-                    .to_vec(),
-            ];
+            let mut header = vec!["REPOSITORY", "TAG"];
+            if args.digests {
+                header.push("DIGEST");
+            }
+            header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+            let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
             for i in &images {
-                rows.push(vec![
-                    i.repository.clone(),
-                    i.tag.clone(),
+                let mut row = vec![i.repository.clone(), i.tag.clone()];
+                if args.digests {
+                    row.push(i.digest.to_string());
+                }
+                row.extend([
                     i.digest.hex().chars().take(12).collect(),
                     human_age(i.created.as_deref(), now),
                     human_size(i.size),
                 ]);
+                rows.push(row);
             }
             print_table(&rows)?;
             for i in images.iter().filter(|i| i.error.is_some()) {
@@ -173,20 +224,21 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn sizes_use_decimal_units_with_three_significant_digits() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(1500), "1.50kB");
-        assert_eq!(human_size(13_300_000), "13.3MB");
-        assert_eq!(human_size(250_000_000_000), "250GB");
+    fn sizes_use_binary_units_with_three_significant_digits() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1500), "1.46 KiB");
+        assert_eq!(human_size(13_300_000), "12.7 MiB");
+        assert_eq!(human_size(250_000_000_000), "233 GiB");
     }
 
     #[test]
     fn ages_are_relative_to_now() {
         let now = UNIX_EPOCH + Duration::from_secs(1_704_164_645 + 3 * 86_400);
         assert_eq!(human_age(Some("2024-01-02T03:04:05Z"), now), "3 days ago");
-        assert_eq!(human_age(None, now), "N/A");
-        assert_eq!(human_age(Some("garbage"), now), "N/A");
+        assert_eq!(human_age(None, now), "unknown");
+        assert_eq!(human_age(Some("garbage"), now), "unknown");
+        assert_eq!(human_age(Some("1970-01-01T00:00:00Z"), now), "unknown");
         let now = UNIX_EPOCH + Duration::from_secs(1_704_164_645 + 59);
         assert_eq!(
             human_age(Some("2024-01-02T03:04:05Z"), now),

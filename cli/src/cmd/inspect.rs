@@ -14,12 +14,18 @@ use futures_util::future::try_join_all;
 use registry::client::RegistryClient;
 use registry::mirror::{Location, MirrorError};
 
-use super::images::{explain, human_size, open_store};
+use super::images::{explain, human_size, known_time, open_store};
 use crate::GlobalArgs;
 use crate::output::{Format, out, outln};
 
 /// Arguments of `sealos inspect`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sealos inspect myapp:v1                       an image of the local store
+  sealos inspect --format json myapp:v1         the same as JSON
+  sealos inspect oci-archive:app.tar            an archive, without loading it
+  sealos inspect docker://quay.io/org/app:v1    a registry's image, without pulling layers
+  sealos inspect --raw docker://nginx:1.27      the manifest exactly as the registry serves it")]
 pub struct InspectArgs {
     /// The image: a name or digest in the local store, or `oci:DIR[:REF]`, `oci-archive:FILE[:REF]`,
     /// `docker-archive:FILE[:NAME:TAG]`.
@@ -179,7 +185,13 @@ pub fn render(d: &ImageDetails) -> String {
             i.config_digest, i.config_media_type
         ));
         if let Some(c) = &i.created {
-            out.push_str(&format!("  Created:     {c}\n"));
+            if known_time(Some(c)).is_some() {
+                out.push_str(&format!("  Created:     {c}\n"));
+            } else {
+                out.push_str(&format!(
+                    "  Created:     unknown (the image records {c}, as reproducible builds do)\n"
+                ));
+            }
         }
         if let Some(a) = &i.author {
             out.push_str(&format!("  Author:      {a}\n"));

@@ -9,6 +9,10 @@ use crate::output::{Format, outln};
 
 /// Arguments of `sealos load`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sealos load -i app.tar              an OCI archive or docker archive (gzip or zstd compressed too)
+  sealos load -i ./layout             an OCI image layout directory
+  sealos load -i app.tar --format json")]
 pub struct LoadArgs {
     /// The archive or layout directory to load.
     #[arg(short, long, value_name = "FILE")]
@@ -21,6 +25,7 @@ pub struct LoadArgs {
 /// Loads the images.
 pub fn run(global: &GlobalArgs, args: &LoadArgs) -> anyhow::Result<()> {
     let store = open_store(global)?;
+    crate::interrupt::guard_store_writes(store.root())?;
     let loaded = store.load(&args.input).map_err(explain)?;
     match args.format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&loaded)?)?,

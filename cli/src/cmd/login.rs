@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal};
 
 use anyhow::{Context as _, bail};
 use registry::client::{
-    Credentials, RegistryClient, default_auth_file, normalize_host, store_credentials,
+    ClientError, Credentials, RegistryClient, default_auth_file, normalize_host, store_credentials,
 };
 
 use super::mirror::{ClientArgs, runtime};
@@ -12,6 +12,12 @@ use crate::output::outln;
 
 /// Arguments of `sealos login`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  sealos login registry.example.com -u alice            (asks for the password)
+  echo \"$TOKEN\" | sealos login registry.example.com -u alice --password-stdin
+  sealos login 127.0.0.1:5000 -u alice -p secret --authfile ./auth.json
+Credentials go to $REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json.")]
 pub struct LoginArgs {
     /// The registry (`host[:port]`).
     pub registry: String,
@@ -67,9 +73,18 @@ pub fn run(args: &LoginArgs) -> anyhow::Result<()> {
         },
     );
     let client = RegistryClient::new(opts)?;
-    runtime()?
-        .block_on(client.ping(&host))
-        .with_context(|| format!("login to `{host}` failed; nothing was stored"))?;
+    if let Err(e) = runtime()?.block_on(client.ping(&host)) {
+        // One line: what went wrong, and that nothing changed.
+        match e {
+            ClientError::Unauthorized {
+                credentials_sent: true,
+                ..
+            } => bail!(
+                "login to `{host}` failed: wrong user name or password (the registry rejected `{username}`); nothing was stored"
+            ),
+            e => bail!("login to `{host}` failed: {e}; nothing was stored"),
+        }
+    }
     let file = match &args.client.authfile {
         Some(f) => f.clone(),
         None => default_auth_file().context(

@@ -7,6 +7,11 @@ use crate::output::outln;
 
 /// Arguments of `sealos logout`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  sealos logout registry.example.com
+  sealos logout --all
+  sealos logout 127.0.0.1:5000 --authfile ./auth.json")]
 pub struct LogoutArgs {
     /// The registry to log out of.
     #[arg(required_unless_present = "all", conflicts_with = "all")]

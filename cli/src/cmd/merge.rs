@@ -7,6 +7,9 @@ use crate::output::{Format, outln};
 /// Arguments of `sealos merge`.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = MERGE_RULES)]
+#[command(after_help = "Examples:
+  sealos merge -t my/cluster:v1 labring/kubernetes:v1.27.7 labring/calico:v3.26.1
+(--help tells how images are merged)")]
 pub struct MergeArgs {
     /// Name of the merged image (`name[:tag]`); repeat to give it several names.
     #[arg(short, long = "tag", required = true, value_name = "NAME:TAG")]

@@ -24,11 +24,12 @@ use crate::output::{Format, outln};
 /// Registry access options shared by every command that talks to a registry.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
-    /// Verify TLS certificates and require HTTPS; `--tls-verify=false` allows self-signed certificates and
-    /// plain HTTP.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
-          default_missing_value = "true", value_name = "BOOL")]
-    pub tls_verify: bool,
+    /// Verify TLS certificates and require HTTPS [default: true]. `--tls-verify=false` tries HTTPS without
+    /// verifying the certificate first, then plain HTTP if the registry speaks it. Loopback registries
+    /// (localhost, 127.0.0.0/8, ::1) are treated so unless --tls-verify is given, as docker and podman do.
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_name = "BOOL")]
+    pub tls_verify: Option<bool>,
     /// A directory of CA certificates (`*.crt`, PEM) to trust and a client certificate (`NAME.cert` with
     /// `NAME.key`) for every registry, instead of the per-registry `/etc/containers/certs.d/HOST:PORT/` (also
     /// `~/.config/containers/certs.d`, `/etc/docker/certs.d`).
@@ -52,7 +53,10 @@ impl ClientArgs {
         if let Some(f) = &self.authfile {
             opts.credential_files.files.insert(0, f.clone());
         }
-        opts.tls_verify = self.tls_verify;
+        match self.tls_verify {
+            None => opts.insecure_loopback = true,
+            Some(verify) => opts.tls_verify = verify,
+        }
         if let Some(dir) = &self.cert_dir {
             if !dir.is_dir() {
                 bail!(
@@ -70,6 +74,46 @@ impl ClientArgs {
         let mut opts = self.options()?;
         opts.progress = progress.callback();
         Ok(RegistryClient::new(opts)?)
+    }
+
+    /// These flags with `--tls-verify` replaced by `side` when it is given (`--src-tls-verify`,
+    /// `--dest-tls-verify`).
+    pub fn with_tls_verify(&self, side: Option<bool>) -> ClientArgs {
+        ClientArgs {
+            tls_verify: side.or(self.tls_verify),
+            ..self.clone()
+        }
+    }
+}
+
+/// `--src-tls-verify` and `--dest-tls-verify` of save, sync and copy (skopeo's names): `--tls-verify` for
+/// one side only, when that side is a registry.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsSideArgs {
+    /// Like --tls-verify, for the source registry only (wins over --tls-verify there).
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_name = "BOOL")]
+    pub src_tls_verify: Option<bool>,
+    /// Like --tls-verify, for the destination registry only (wins over --tls-verify there).
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_name = "BOOL")]
+    pub dest_tls_verify: Option<bool>,
+}
+
+impl TlsSideArgs {
+    /// The source's and the destination's clients; one shared client when both sides verify alike.
+    fn clients(
+        &self,
+        client: &ClientArgs,
+        progress: &Progress,
+    ) -> anyhow::Result<(RegistryClient, RegistryClient)> {
+        let src = client.with_tls_verify(self.src_tls_verify);
+        let dest = client.with_tls_verify(self.dest_tls_verify);
+        let src_client = src.client(progress)?;
+        if src.tls_verify == dest.tls_verify {
+            return Ok((src_client.clone(), src_client));
+        }
+        Ok((src_client, dest.client(progress)?))
     }
 }
 
@@ -381,6 +425,13 @@ pub enum RegistryMirrorCommand {
 
 /// Arguments of `sealos registry save`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  sealos registry save --registry-dir registry .
+      save every image the build context in . names (images/shim, manifests, charts)
+  sealos registry save --images docker.io/library/nginx:1.27,registry.k8s.io/pause:3.9 --arch arm64
+  sealos registry save --tars oci-archive:app.tar@app:v1 --registry-dir out
+  sealos registry save --images 127.0.0.1:5000/app:v1 --src-tls-verify=false --format json")]
 pub struct SaveArgs {
     /// Build context whose images are saved: found as `sealos build` finds them (`images/shim/*` lists,
     /// `manifests/`, `charts/`; see docs/discovery.md), and its `images/skopeo/tar.txt` archives.
@@ -403,6 +454,13 @@ pub struct SaveArgs {
     /// Images pulled at once.
     #[arg(long, default_value_t = 5)]
     pub max_pull_procs: usize,
+    /// Output: `text` (a summary line on stderr) or `json` (one JSON document on stdout: the totals and
+    /// one entry per image with `source`, `destination`, `status`, `digest`, `bytes`, `error`).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// TLS verification of one side.
+    #[command(flatten)]
+    pub tls: TlsSideArgs,
     /// Registry access.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -410,6 +468,12 @@ pub struct SaveArgs {
 
 /// Arguments of `sealos registry sync`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  sealos registry sync ./registry 127.0.0.1:5000
+      push a saved directory into a registry
+  sealos registry sync quay.io/org registry.local:5000/mirror --all --include '^app:'
+  sealos registry sync src.example.com dst.example.com --src-tls-verify=false --dry-run --format json")]
 pub struct SyncArgs {
     /// Source: a registry `host[:port][/prefix]` or a directory (Distribution layout).
     pub source: String,
@@ -430,9 +494,13 @@ pub struct SyncArgs {
     /// Images copied at once.
     #[arg(long, default_value_t = 5)]
     pub max_procs: usize,
-    /// Summary format.
+    /// Summary format: `text` (a table) or `json` (one JSON document: the totals and one entry per image
+    /// with `source`, `destination`, `status`, `digest`, `bytes`, `error`).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// TLS verification of one side.
+    #[command(flatten)]
+    pub tls: TlsSideArgs,
     /// Registry access.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -440,6 +508,11 @@ pub struct SyncArgs {
 
 /// Arguments of `sealos registry copy`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  sealos registry copy docker.io/library/nginx:1.27 registry.local:5000
+  sealos registry copy quay.io/org/app:v1 127.0.0.1:5000/mirror --all
+  sealos registry copy 10.0.0.5:5000/app:v1 registry.local --src-tls-verify=false --format json")]
 pub struct CopyArgs {
     /// The image to copy.
     pub image: String,
@@ -448,6 +521,13 @@ pub struct CopyArgs {
     /// Platform selection.
     #[command(flatten)]
     pub platform: PlatformArgs,
+    /// Output: `text` (a line on stderr) or `json` (one JSON object on stdout: `reference`, `source`,
+    /// `destination`, `status`, `digest`, `bytes`).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// TLS verification of one side.
+    #[command(flatten)]
+    pub tls: TlsSideArgs,
     /// Registry access.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -498,7 +578,10 @@ fn save(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<()> {
         );
     }
     let progress = Arc::new(Progress::new());
-    let client = args.client.client(&progress)?;
+    let client = args
+        .client
+        .with_tls_verify(args.tls.src_tls_verify)
+        .client(&progress)?;
     let mut jobs = registry::mirror::save_jobs(&images, &client)?;
     std::fs::create_dir_all(&args.registry_dir)
         .with_context(|| format!("cannot create {}", args.registry_dir.display()))?;
@@ -528,14 +611,56 @@ fn save(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot remove the scratch directory {}", path.display()))?;
     }
     let s = Summary::of(&reports);
-    eprintln!(
-        "saved {} images ({} already there) into {}, {} transferred",
-        s.copied,
-        s.skipped,
-        args.registry_dir.display(),
-        human_bytes(s.bytes)
-    );
+    match args.format {
+        Format::Json => outln!("{}", reports_json(&reports, false))?,
+        Format::Text => eprintln!(
+            "saved {} images ({} already there) into {}, {} transferred",
+            s.copied,
+            s.skipped,
+            args.registry_dir.display(),
+            human_bytes(s.bytes)
+        ),
+    }
     fail_if_any(&reports)
+}
+
+/// One image's report as JSON: `source`, `destination`, `status` (`copied`, `skipped`, `would-copy`,
+/// `failed`), `digest`, `bytes`, `referrers`, `error`.
+pub fn report_json(r: &ImageReport) -> serde_json::Value {
+    let (status, digest, bytes, referrers, error) = match &r.outcome {
+        Outcome::Copied {
+            digest,
+            bytes,
+            referrers,
+        } => ("copied", Some(digest.to_string()), *bytes, *referrers, None),
+        Outcome::WouldCopy { digest } => ("would-copy", Some(digest.to_string()), 0, 0, None),
+        Outcome::Skipped { digest } => ("skipped", Some(digest.to_string()), 0, 0, None),
+        Outcome::Failed(e) => ("failed", None, 0, 0, Some(e.clone())),
+    };
+    serde_json::json!({"source": r.source, "destination": r.destination, "status": status,
+        "digest": digest, "bytes": bytes, "referrers": referrers, "error": error})
+}
+
+/// The JSON document of save and sync: the totals, and [`report_json`] of every image.
+fn reports_json(reports: &[ImageReport], dry_run: bool) -> serde_json::Value {
+    let s = Summary::of(reports);
+    let images: Vec<serde_json::Value> = reports.iter().map(report_json).collect();
+    serde_json::json!({"copied": s.copied, "skipped": s.skipped, "failed": s.failed,
+        "bytes": s.bytes, "dryRun": dry_run, "images": images})
+}
+
+/// Prints the one image of push, pull or copy as a JSON object (stdout): [`report_json`] plus
+/// `reference`, the image's name where it now is. Nothing when it failed (the error says why).
+pub fn print_image_json(reports: &[ImageReport], reference: &str) -> anyhow::Result<()> {
+    for r in reports {
+        if matches!(r.outcome, Outcome::Failed(_)) {
+            continue;
+        }
+        let mut v = report_json(r);
+        v["reference"] = serde_json::Value::String(reference.to_string());
+        outln!("{v}")?;
+    }
+    Ok(())
 }
 
 /// A scratch directory next to `dir` (on the same file system), removed when dropped.
@@ -651,9 +776,9 @@ fn sync(args: &SyncArgs) -> anyhow::Result<()> {
     let include = compile(&args.include, "--include")?;
     let exclude = compile(&args.exclude, "--exclude")?;
     let progress = Arc::new(Progress::new());
-    let client = args.client.client(&progress)?;
-    let source = Location::parse(&args.source, &client)?;
-    let dest = Location::parse(&args.dest, &client)?;
+    let (src_client, dest_client) = args.tls.clients(&args.client, &progress)?;
+    let source = Location::parse(&args.source, &src_client)?;
+    let dest = Location::parse(&args.dest, &dest_client)?;
     if let Location::Dir(d) = &source
         && !d.paths().repositories_dir().is_dir()
     {
@@ -681,32 +806,7 @@ fn sync(args: &SyncArgs) -> anyhow::Result<()> {
     let reports = run_jobs(&rt, dest, jobs, opts, &progress);
     let s = Summary::of(&reports);
     match args.format {
-        Format::Json => {
-            let images: Vec<serde_json::Value> = reports
-                .iter()
-                .map(|r| {
-                    let (status, digest, bytes, error) = match &r.outcome {
-                        Outcome::Copied { digest, bytes, .. } => {
-                            ("copied", Some(digest.to_string()), *bytes, None)
-                        }
-                        Outcome::WouldCopy { digest } => {
-                            ("would-copy", Some(digest.to_string()), 0, None)
-                        }
-                        Outcome::Skipped { digest } => {
-                            ("skipped", Some(digest.to_string()), 0, None)
-                        }
-                        Outcome::Failed(e) => ("failed", None, 0, Some(e.clone())),
-                    };
-                    serde_json::json!({"source": r.source, "destination": r.destination,
-                        "status": status, "digest": digest, "bytes": bytes, "error": error})
-                })
-                .collect();
-            outln!(
-                "{}",
-                serde_json::json!({"copied": s.copied, "skipped": s.skipped, "failed": s.failed,
-                    "bytes": s.bytes, "dryRun": args.dry_run, "images": images})
-            )?;
-        }
+        Format::Json => outln!("{}", reports_json(&reports, args.dry_run))?,
         Format::Text => {
             outln!("{:<10} {:>8}", "IMAGES", "COUNT")?;
             let label = if args.dry_run { "to copy" } else { "copied" };
@@ -721,10 +821,10 @@ fn sync(args: &SyncArgs) -> anyhow::Result<()> {
 
 fn copy(args: &CopyArgs) -> anyhow::Result<()> {
     let progress = Arc::new(Progress::new());
-    let client = args.client.client(&progress)?;
+    let (client, dest_client) = args.tls.clients(&args.client, &progress)?;
     let r = formats::reference::Reference::parse(&args.image)
         .map_err(|e| anyhow!("`{}` is not a valid image reference: {e}", args.image))?;
-    let dest = Location::parse(&args.dest, &client)?;
+    let dest = Location::parse(&args.dest, &dest_client)?;
     if !matches!(dest, Location::Registry { .. }) {
         bail!(
             "`{}` is not a registry; use `sealos registry save --images {} --registry-dir DIR` for a directory",
@@ -741,6 +841,12 @@ fn copy(args: &CopyArgs) -> anyhow::Result<()> {
         ..MirrorOptions::default()
     };
     let reports = run_jobs(&rt, dest, vec![job], opts, &progress);
+    if args.format == Format::Json {
+        let reference = reports
+            .first()
+            .map_or(String::new(), |r| r.destination.clone());
+        print_image_json(&reports, &reference)?;
+    }
     fail_if_any(&reports)
 }
 

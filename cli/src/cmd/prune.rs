@@ -1,12 +1,14 @@
-//! `sealos prune`: removes dangling content from the local store (blobs no image references) and temporary
-//! files older than an hour left by interrupted writes.
+//! `sealos prune`: removes dangling content from the local store (blobs no image references) and the
+//! temporary files interrupted writes left (a pull or build that was killed), at once.
 
-use super::images::{explain, human_size, open_store};
+use super::images::{explain, human_size, open_store, plural};
 use crate::GlobalArgs;
 use crate::output::outln;
 
 /// Arguments of `sealos prune`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sealos prune        remove blobs no image uses and what interrupted pulls and builds left")]
 pub struct PruneArgs {}
 
 /// Prunes the store.
@@ -24,8 +26,8 @@ pub fn run(global: &GlobalArgs, _args: &PruneArgs) -> anyhow::Result<()> {
         ),
     }
     outln!(
-        "deleted {} stale temporary files, {} freed",
-        report.temp_files.len(),
+        "deleted {}, {} freed",
+        plural(report.temp_files.len(), "stale temporary file"),
         human_size(report.temp_bytes)
     )?;
     Ok(())

@@ -8,11 +8,17 @@ use formats::oci_layout::OciLayout;
 use formats::reference::Reference;
 use registry::mirror::{Location, MirrorOptions, PlatformFilter, job_from_reference};
 
-use super::mirror::{ClientArgs, Progress, fail_if_any, run_jobs, runtime};
-use crate::output::outln;
+use super::mirror::{ClientArgs, Progress, fail_if_any, print_image_json, run_jobs, runtime};
+use crate::output::{Format, outln};
 
 /// Arguments of `sealos pull`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  sealos pull docker.io/labring/kubernetes:v1.29.9
+  sealos pull quay.io/org/app:v1 --platform linux/arm64
+  sealos pull 127.0.0.1:5000/app:v1 --all-platforms
+  sealos pull registry.example.com/app@sha256:<digest> --format json")]
 pub struct PullArgs {
     /// The image (`nginx`, `quay.io/org/app:v1`, `name@sha256:...`).
     pub image: String,
@@ -22,6 +28,10 @@ pub struct PullArgs {
     /// Keep a multi-platform image whole.
     #[arg(long)]
     pub all_platforms: bool,
+    /// Output: `text` (the image's name) or `json` (one JSON object on stdout: `reference`, `source`,
+    /// `destination`, `status`, `digest`, `bytes`).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     /// Registry access.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -60,6 +70,8 @@ pub fn run(args: &PullArgs, store: &std::path::Path) -> anyhow::Result<()> {
         &progress,
     );
     fail_if_any(&reports)?;
-    outln!("{r}")?;
-    Ok(())
+    match args.format {
+        Format::Json => print_image_json(&reports, &r.to_string()),
+        Format::Text => outln!("{r}"),
+    }
 }

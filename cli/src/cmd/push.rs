@@ -8,10 +8,17 @@ use formats::oci_layout::OciLayout;
 use formats::reference::Reference;
 use registry::mirror::{ImageJob, Location, MirrorOptions, PlatformFilter};
 
-use super::mirror::{ClientArgs, Progress, fail_if_any, run_jobs, runtime};
+use super::mirror::{ClientArgs, Progress, fail_if_any, print_image_json, run_jobs, runtime};
+use crate::output::Format;
 
 /// Arguments of `sealos push`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  sealos push registry.example.com/org/app:v1
+  sealos push app:v1 registry.example.com/org/app:v1
+  sealos push app:v1 127.0.0.1:5000/app:v1 --tls-verify=false     (or --insecure)
+  sealos push app:v1 registry.example.com/app:v1 --authfile auth.json --format json")]
 pub struct PushArgs {
     /// The image in the local store.
     pub image: String,
@@ -21,6 +28,13 @@ pub struct PushArgs {
     /// images it lacks; accepted for compatibility).
     #[arg(long)]
     pub all: bool,
+    /// The same as --tls-verify=false (sealos v4's flag).
+    #[arg(long, conflicts_with = "tls_verify")]
+    pub insecure: bool,
+    /// Output: `text` or `json` (one JSON object on stdout: `reference`, `source`, `destination`,
+    /// `status`, `digest`, `bytes`).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     /// Registry access.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -32,6 +46,17 @@ pub fn push_from_store(
     image: &str,
     dest: &str,
     client_args: &ClientArgs,
+) -> anyhow::Result<()> {
+    push_reporting(store, image, dest, client_args, Format::Text)
+}
+
+/// [`push_from_store`], printing the pushed image as JSON with `Format::Json`.
+fn push_reporting(
+    store: &std::path::Path,
+    image: &str,
+    dest: &str,
+    client_args: &ClientArgs,
+    format: Format,
 ) -> anyhow::Result<()> {
     let src = Reference::parse(image)
         .map_err(|e| anyhow!("`{image}` is not a valid image reference: {e}"))?;
@@ -68,6 +93,9 @@ pub fn push_from_store(
         opts,
         &progress,
     );
+    if format == Format::Json {
+        print_image_json(&reports, &dst.to_string())?;
+    }
     fail_if_any(&reports)
 }
 
@@ -75,5 +103,10 @@ pub fn push_from_store(
 pub fn run(args: &PushArgs, store: &std::path::Path) -> anyhow::Result<()> {
     let dest = args.dest.as_deref().unwrap_or(&args.image);
     let dest = dest.strip_prefix("docker://").unwrap_or(dest);
-    push_from_store(store, &args.image, dest, &args.client)
+    let client = if args.insecure {
+        args.client.with_tls_verify(Some(false))
+    } else {
+        args.client.clone()
+    };
+    push_reporting(store, &args.image, dest, &client, args.format)
 }

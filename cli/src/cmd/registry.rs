@@ -38,6 +38,12 @@ pub enum RegistryCommand {
 
 /// `sealos registry serve BACKEND`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sealos registry serve filesystem /var/lib/registry -p 5000
+  sealos registry serve fs ./registry --address 127.0.0.1 -p 0 --read-only
+  sealos registry serve inmem -p 5000 --htpasswd ./htpasswd --tls-cert cert.pem --tls-key key.pem
+  sealos registry serve s3 --bucket images --endpoint http://127.0.0.1:9000")]
 pub struct ServeArgs {
     /// Where the registry keeps its data.
     #[command(subcommand)]
@@ -322,11 +328,12 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
     if !options.disable_logging {
         let filter = tracing_subscriber::EnvFilter::try_new(&options.log_level)
             .with_context(|| format!("invalid --log-level `{}`", options.log_level))?;
-        tracing_subscriber::fmt()
+        // With --debug, logging is already set up (at debug level) and stays so.
+        let _already = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
-            .try_init()
-            .map_err(|e| anyhow::anyhow!("setting up logging: {e}"))?;
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init();
     }
     registry::allocator::tune_for_serving();
     let runtime = tokio::runtime::Builder::new_multi_thread()

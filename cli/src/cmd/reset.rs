@@ -11,6 +11,9 @@ use crate::output::outln;
 
 /// Arguments of `sealos reset`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sealos reset                         reset the default cluster (asks to type its name)
+  sealos reset --cluster prod -f       without asking, for scripts")]
 pub struct ResetArgs {
     /// The cluster.
     #[command(flatten)]

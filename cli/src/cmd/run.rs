@@ -15,7 +15,7 @@ use runtime::run::{
 use super::images::{explain, open_store};
 use super::mirror::ClientArgs;
 use crate::GlobalArgs;
-use crate::output::outln;
+use crate::output::{Format, outln};
 
 /// Which cluster, and where its files live.
 #[derive(Debug, Clone, clap::Args)]
@@ -88,6 +88,12 @@ impl SshArgs {
 
 /// Arguments of `sealos run`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sealos run labring/kubernetes:v1.29.0 labring/calico:v3.26.1      this machine, as a one-node cluster
+  sealos run myimage:v1 --single                                     the same (sealos v4 spelling)
+  sealos run k8s:v1 -m 192.168.0.2,192.168.0.3 -n 192.168.0.4 -p PW  masters and nodes over SSH
+  sealos run app:v1 -e NAMESPACE=prod --cmd 'kubectl apply -f .'     override ENV and CMD
+  sealos run app:v1 --format json                                    what was applied, as JSON")]
 pub struct RunArgs {
     /// The images, applied in order (store names, `oci-archive:FILE`, `docker-archive:FILE`, or registry
     /// references, pulled when not in the store).
@@ -105,6 +111,14 @@ pub struct RunArgs {
     /// Worker hosts (`IP[:PORT]`, comma-separated).
     #[arg(short = 'n', long, value_name = "HOSTS")]
     pub nodes: Vec<String>,
+    /// Accepted as sealos v4/v5 users type it: a run without --masters and --nodes is already on this
+    /// machine alone, a single-node cluster, so this changes nothing (it refuses --masters and --nodes).
+    #[arg(long, conflicts_with_all = ["masters", "nodes"])]
+    pub single: bool,
+    /// Output format: `json` prints `{"applied": [{"name", "digest"}], "skipped": [...], "hosts": [...]}`
+    /// at the end, and the hosts' output goes to stderr.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     /// Apply images again even when the cluster already has them.
     #[arg(short = 'f', long)]
     pub force: bool,
@@ -168,6 +182,7 @@ fn pull_missing(args: &RunArgs, store: &Store, root: &std::path::Path) -> anyhow
                     image: name.clone(),
                     platform: None,
                     all_platforms: false,
+                    format: crate::output::Format::Text,
                     client: args.client.clone(),
                 };
                 match super::pull::run(&pull, root) {
@@ -205,11 +220,33 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
             binary,
         },
     };
-    let reporter = Reporter {
-        announce: &print_announcement,
-        output: &print_line,
+    let json = args.format == Format::Json;
+    let reporter = if json {
+        Reporter {
+            announce: &|text: &str| eprintln!("==> {text}"),
+            output: &|line: &Line<'_>| eprintln!("[{}] {}", line.host, line.text),
+        }
+    } else {
+        Reporter {
+            announce: &print_announcement,
+            output: &print_line,
+        }
     };
     let report = runtime::run::run(&store, &opts, &reporter)?;
+    if json {
+        let applied: Vec<_> = report
+            .applied
+            .iter()
+            .map(|(name, digest)| serde_json::json!({"name": name, "digest": digest}))
+            .collect();
+        let out = serde_json::json!({
+            "cluster": args.cluster.cluster,
+            "applied": applied,
+            "skipped": report.skipped,
+            "hosts": report.hosts,
+        });
+        return outln!("{}", serde_json::to_string_pretty(&out)?);
+    }
     for name in &report.skipped {
         outln!(
             "skipped {name}: already applied to cluster `{}` (use -f to apply it again)",

@@ -21,6 +21,10 @@ pub enum SaveFormat {
 
 /// Arguments of `sealos save`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sealos save -o app.tar myapp:v1                          an OCI archive
+  sealos save -o app.tar --format docker-archive myapp:v1  for `docker load`
+  sealos save -o ./layout --format oci-dir a:v1 b:v2       an OCI layout directory of two images")]
 pub struct SaveArgs {
     /// Where to write the archive (a directory for oci-dir).
     #[arg(short, long, value_name = "FILE")]

@@ -5,6 +5,9 @@ use crate::GlobalArgs;
 
 /// Arguments of `sealos tag`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sealos tag myapp:v1 myapp:latest                    another name for the same image
+  sealos tag myapp:v1 registry.local:5000/myapp:v1    the name to push it under")]
 pub struct TagArgs {
     /// The image to tag (a name or digest in the local store).
     pub source: String,

@@ -21,7 +21,7 @@ pub enum ClientError {
         conf: String,
     },
     /// The request could not be sent or the response could not be read (connection, TLS, timeout).
-    #[error("{method} {url}: {}{hint}", error_chain(source))]
+    #[error("{}{hint}", describe_transport(method, url, source))]
     Transport {
         /// The HTTP method.
         method: String,
@@ -32,7 +32,7 @@ pub enum ClientError {
         /// A hint for the user (empty when there is none).
         hint: String,
     },
-    /// The registry answered with an error status.
+    /// The registry answered with an error status; every error its body lists is in `message`.
     #[error("{method} {url}: {status}{}", describe_registry_error(code, message))]
     Registry {
         /// The HTTP method.
@@ -43,20 +43,22 @@ pub enum ClientError {
         status: u16,
         /// The first OCI error code in the body (`BLOB_UNKNOWN`, `DENIED`...), when any.
         code: Option<String>,
-        /// The message of that error, or the start of the body.
+        /// Every error of the body (`CODE: message (detail)`, `; `-separated), or the start of a body that
+        /// is not an OCI error.
         message: String,
     },
-    /// The registry demanded credentials we do not have, or rejected the ones we sent.
-    #[error(
-        "{url}: unauthorized ({detail}); log in with `sealos login {host}` or check the credentials for `{host}`"
-    )]
+    /// The registry demanded credentials we do not have (`credentials_sent` false: not logged in), or
+    /// rejected the ones we sent.
+    #[error("{}", describe_unauthorized(host, url, detail, *credentials_sent))]
     Unauthorized {
         /// The registry host.
         host: String,
         /// The URL requested.
         url: String,
-        /// What the registry or the token server said.
+        /// What the registry or the token server said (may be empty).
         detail: String,
+        /// Whether we sent credentials (user name and password or identity token).
+        credentials_sent: bool,
     },
     /// Content did not match its digest or size; nothing was kept.
     #[error("{what}: {source}; nothing was kept")]
@@ -125,12 +127,63 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// A transport failure in a few words when it is a common one (refused: `host:port` alone; unresolvable),
+/// else the request and the error's chain.
+fn describe_transport(method: &str, url: &str, e: &reqwest::Error) -> String {
+    let chain = error_chain(e);
+    if super::transport::is_refused(e) {
+        let target = reqwest::Url::parse(url).map_or_else(|_| url.to_string(), |u| host_port(&u));
+        return format!("cannot connect to {target}: connection refused");
+    }
+    if super::transport::is_dns_failure(e) {
+        let host = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        // hyper's text after "dns error: " is the resolver's reason.
+        let reason = chain
+            .split("dns error: ")
+            .nth(1)
+            .unwrap_or("name not found")
+            .to_string();
+        return format!("{method} {url}: cannot resolve host `{host}`: {reason}");
+    }
+    format!("{method} {url}: {chain}")
+}
+
+/// `host:port` of a URL, with the scheme's default port when it has none.
+fn host_port(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port_or_known_default() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    }
+}
+
 fn describe_registry_error(code: &Option<String>, message: &str) -> String {
     match (code, message.is_empty()) {
-        (Some(c), false) => format!(" {c}: {message}"),
+        // The message lists every error with its code.
+        (Some(_), false) => format!(" {message}"),
         (Some(c), true) => format!(" {c}"),
         (None, false) => format!(": {message}"),
         (None, true) => String::new(),
+    }
+}
+
+fn describe_unauthorized(host: &str, url: &str, detail: &str, credentials_sent: bool) -> String {
+    let detail = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    };
+    if credentials_sent {
+        format!(
+            "`{host}` rejected our credentials (401 Unauthorized{detail}) at {url}; check the user name and password and log in again with `sealos login {host}`"
+        )
+    } else {
+        format!(
+            "not logged in to `{host}`: {url} answered 401 Unauthorized, it wants credentials and none are stored{detail}; log in with `sealos login {host}`"
+        )
     }
 }
 

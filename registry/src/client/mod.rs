@@ -23,9 +23,10 @@
 //! - **Verification.** A manifest fetched by digest must hash to it; one fetched by tag must match
 //!   `Docker-Content-Digest` when sent. Blobs are staged beside their destination and renamed into place
 //!   only after digest and size match; a blob never grows past its expected size on disk.
-//! - **Scheme.** `https` with verified TLS, always, unless the registry is `insecure` in `registries.conf`
-//!   or [`ClientOptions::tls_verify`] is off: then `https` without verification when the host speaks TLS,
-//!   else plain `http` (decided once per host). `HTTP(S)_PROXY`/`NO_PROXY` are honoured (reqwest's default).
+//! - **Scheme.** `https` with verified TLS, always, unless the registry is `insecure` in `registries.conf`,
+//!   [`ClientOptions::tls_verify`] is off, or it is a loopback host and [`ClientOptions::insecure_loopback`]
+//!   is on: then `https` without verification first, and plain `http` only when the host answers plain
+//!   HTTP (decided once per host). `HTTP(S)_PROXY`/`NO_PROXY` are honoured (reqwest's default).
 //! - **Auth.** Credentials from [`ClientOptions::credentials`], else the [`CredentialFiles`] (docker
 //!   `config.json`, containers `auth.json`, credential helpers, identity tokens), else anonymous. A host's
 //!   first challenge (`Basic` or `Bearer`) is remembered so later requests authenticate up front; bearer
@@ -40,6 +41,12 @@
 //!   is held until the response body is dropped.
 //! - **Mirrors.** Pulls try `registries.conf` mirrors in order, then the (rewritten) registry; a mirror
 //!   that fails or serves bad content is skipped. Pushes, tags and catalogs go to the registry itself.
+//! - **Errors.** A 401 is [`ClientError::Unauthorized`], saying "not logged in" when no credentials were
+//!   sent and "rejected our credentials" when they were (a token server's JSON reduced to its message);
+//!   an error answer lists every entry of its `errors` (code, message, short detail); a refused
+//!   connection is one short line naming `host:port`.
+//! - **Logs.** Each request (method, URL without user information) and its response status or failure
+//!   is logged at `debug` level (target `registry::client`): `sealos --debug` shows them.
 //!
 //! # Example
 //!
@@ -105,6 +112,22 @@ pub fn api_host(host: &str) -> String {
     } else {
         h
     }
+}
+
+/// True when `host` (`name[:port]`, `[v6]:port`) names this machine: `localhost`, 127.0.0.0/8 or `::1`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim();
+    let name = if let Some(rest) = h.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else if h.matches(':').count() == 1 {
+        h.split(':').next().unwrap_or("")
+    } else {
+        h
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Which way bytes are moving in a [`ProgressEvent`].
@@ -174,6 +197,10 @@ impl RetryPolicy {
 pub struct ClientOptions {
     /// Verify TLS certificates and refuse plain HTTP (`--tls-verify`); `false` makes every registry insecure.
     pub tls_verify: bool,
+    /// Treat loopback registries (`localhost`, 127.0.0.0/8, `::1`) as insecure, as docker and podman do:
+    /// https without verification first, plain http when the host does not speak TLS. Off by default;
+    /// the CLI turns it on unless `--tls-verify` is given explicitly.
+    pub insecure_loopback: bool,
     /// Extra CA certificates per registry (`--cert-dir`, `certs.d`); empty by default:
     /// [`ClientOptions::from_env`] fills the system roots.
     pub cert_dirs: CertDirs,
@@ -206,6 +233,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             tls_verify: true,
+            insecure_loopback: false,
             cert_dirs: CertDirs::default(),
             registries_conf: RegistriesConf::default(),
             credential_files: CredentialFiles::default(),
@@ -226,6 +254,7 @@ impl std::fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientOptions")
             .field("tls_verify", &self.tls_verify)
+            .field("insecure_loopback", &self.insecure_loopback)
             .field("cert_dirs", &self.cert_dirs)
             .field("registries_conf", &self.registries_conf.source)
             .field("credential_files", &self.credential_files)
@@ -323,6 +352,31 @@ mod tests {
             assert_eq!(api_host(h), "registry-1.docker.io");
         }
         assert_eq!(normalize_host("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn loopback_hosts_are_localhost_127_and_ipv6_one() {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "LOCALHOST:1",
+            "127.0.0.1",
+            "127.0.0.1:5000",
+            "127.1.2.3:80",
+            "[::1]:5000",
+            "::1",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in [
+            "docker.io",
+            "10.0.0.1:5000",
+            "localhost.example.com",
+            "[::2]:5000",
+            "128.0.0.1",
+        ] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
     }
 
     #[test]

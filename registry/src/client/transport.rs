@@ -94,12 +94,18 @@ impl Inner {
             .opts
             .registries_conf
             .endpoints(&host, repository, for_pull, by_digest)?;
-        if !self.opts.tls_verify {
-            for e in &mut eps {
+        for e in &mut eps {
+            if self.always_insecure(&e.host) {
                 e.insecure = true;
             }
         }
         Ok(eps)
+    }
+
+    /// Whether `host` is insecure whatever `registries.conf` says: `--tls-verify=false`, or a loopback
+    /// host with [`ClientOptions::insecure_loopback`].
+    fn always_insecure(&self, host: &str) -> bool {
+        !self.opts.tls_verify || (self.opts.insecure_loopback && super::is_loopback_host(host))
     }
 
     /// The one endpoint for requests that have no mirrors: writes and what a destination has (push,
@@ -112,7 +118,7 @@ impl Inner {
     ) -> Result<Endpoint, ClientError> {
         let host = normalize_host(host);
         if repository.is_empty() {
-            let insecure = !self.opts.tls_verify
+            let insecure = self.always_insecure(&host)
                 || self.opts.registries_conf.registries.iter().any(|r| {
                     r.insecure && normalize_host(r.location.split('/').next().unwrap_or("")) == host
                 });
@@ -147,23 +153,33 @@ impl Inner {
         let api = api_host(&ep.host);
         let base = state
             .base
-            .get_or_init(|| async {
+            .get_or_try_init(|| async {
                 if !ep.insecure {
-                    return format!("https://{api}");
+                    return Ok(format!("https://{api}"));
                 }
-                // Insecure: https without verification if the host speaks TLS, plain http otherwise.
+                // Insecure: https without verification first (with the host's client certificate, if it
+                // has one); plain http only when the host does not speak TLS (it answered the handshake
+                // with something else, or dropped it). A host that is down, unknown, or that speaks TLS
+                // but refuses us keeps https: its error names it.
                 let probe = self
-                    .insecure
+                    .client(ep)
+                    .await?
                     .get(format!("https://{api}/v2/"))
                     .timeout(Duration::from_secs(10))
                     .send()
                     .await;
-                match probe {
+                Ok::<_, ClientError>(match probe {
                     Ok(_) => format!("https://{api}"),
-                    Err(_) => format!("http://{api}"),
-                }
+                    Err(e) if tls_refusal(&e).is_some() || is_refused(&e) || is_dns_failure(&e) => {
+                        format!("https://{api}")
+                    }
+                    Err(e) => {
+                        tracing::debug!(host = %api, error = %e, "no TLS on the https probe; using plain http");
+                        format!("http://{api}")
+                    }
+                })
             })
-            .await;
+            .await?;
         Ok(base.clone())
     }
 
@@ -310,14 +326,26 @@ impl Inner {
             hint: " (token server)".into(),
         })?;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let said = error_body_text(&body);
+            let said = if said.is_empty() {
+                String::new()
+            } else {
+                format!(" ({said})")
+            };
+            let detail = match (&creds, status) {
+                (Some(_), StatusCode::UNAUTHORIZED) => {
+                    format!("wrong user name or password{said}")
+                }
+                _ => format!(
+                    "the token server refused access to `{}`{said}",
+                    scopes.join(" ")
+                ),
+            };
             return Err(ClientError::Unauthorized {
                 host: ep.host.clone(),
                 url: realm.to_string(),
-                detail: format!(
-                    "token server refused scope `{}`: {}",
-                    scopes.join(" "),
-                    String::from_utf8_lossy(&body[..body.len().min(300)]).trim()
-                ),
+                detail,
+                credentials_sent: creds.is_some(),
             });
         }
         if !status.is_success() {
@@ -370,9 +398,11 @@ impl Inner {
             if let Some(a) = &auth {
                 rb = rb.header(AUTHORIZATION, a);
             }
+            tracing::debug!(target: "registry::client", "{method} {}", loggable_url(url));
             let (failure, wait) = match rb.send().await {
                 Ok(resp) => {
                     let status = resp.status();
+                    tracing::debug!(target: "registry::client", "{method} {} -> {status}", loggable_url(url));
                     if status == StatusCode::UNAUTHORIZED && challenges < 2 {
                         challenges += 1;
                         let challenge = pick_challenge(resp.headers());
@@ -383,6 +413,7 @@ impl Inner {
                                 url: url.to_string(),
                                 detail: "the registry sent no usable WWW-Authenticate challenge"
                                     .into(),
+                                credentials_sent: self.credentials(ep).await?.is_some(),
                             });
                         };
                         self.answer_challenge(ep, url, challenge, scopes, auth.is_some())
@@ -390,10 +421,13 @@ impl Inner {
                         continue;
                     }
                     if status == StatusCode::UNAUTHORIZED {
+                        // A bearer token got without credentials is anonymous: then we are not logged in.
+                        let credentials_sent = self.credentials(ep).await?.is_some();
                         return Err(ClientError::Unauthorized {
                             host: ep.host.clone(),
                             url: url.to_string(),
-                            detail: "the registry rejected our credentials".into(),
+                            detail: String::new(),
+                            credentials_sent,
                         });
                     }
                     if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
@@ -406,6 +440,7 @@ impl Inner {
                     (registry_error(resp, method.as_str(), url).await, wait)
                 }
                 Err(e) => {
+                    tracing::debug!(target: "registry::client", "{method} {} -> failed: {e}", loggable_url(url));
                     let retryable = is_transient(&e);
                     let failure = transport_error(&method, url, e, ep);
                     if !retryable {
@@ -444,15 +479,17 @@ impl Inner {
         }
         match challenge {
             Challenge::Basic => {
-                if had_auth || self.credentials(ep).await?.is_none() {
+                let have = self.credentials(ep).await?.is_some();
+                if had_auth || !have {
                     return Err(ClientError::Unauthorized {
                         host: ep.host.clone(),
                         url: url.to_string(),
                         detail: if had_auth {
-                            "the registry rejected our credentials".into()
+                            "wrong user name or password".into()
                         } else {
-                            "the registry wants credentials and none are stored".into()
+                            String::new()
                         },
+                        credentials_sent: had_auth,
                     });
                 }
                 Ok(())
@@ -547,7 +584,7 @@ pub(crate) fn is_transient(e: &reqwest::Error) -> bool {
     if tls_refusal(e).is_some() || is_dns_failure(e) || is_tls_mismatch(e) {
         return false;
     }
-    if io_kinds(e).contains(&std::io::ErrorKind::ConnectionRefused) {
+    if is_refused(e) {
         return false;
     }
     // A body cut short is reported as a decode error.
@@ -567,8 +604,13 @@ fn io_kinds(e: &reqwest::Error) -> Vec<std::io::ErrorKind> {
     kinds
 }
 
+/// Whether the host refused the connection (nothing listens on that port).
+pub(crate) fn is_refused(e: &reqwest::Error) -> bool {
+    io_kinds(e).contains(&std::io::ErrorKind::ConnectionRefused)
+}
+
 /// Whether the host name did not resolve (hyper reports it as a "dns error" connect error).
-fn is_dns_failure(e: &reqwest::Error) -> bool {
+pub(crate) fn is_dns_failure(e: &reqwest::Error) -> bool {
     e.is_connect() && format!("{e:?}").contains("dns error")
 }
 
@@ -633,6 +675,12 @@ pub(crate) fn transport_error(
             "; if `{host}` uses its own CA, put the CA certificate in /etc/containers/certs.d/{host}/ca.crt or pass --cert-dir DIR; to skip verification, mark it `insecure` in registries.conf or pass --tls-verify=false"
         ),
         None if is_dns_failure(&e) => String::new(),
+        None if is_refused(&e) => {
+            "; is the registry running, and listening on that port?".to_string()
+        }
+        None if is_tls_mismatch(&e) && !ep.insecure => format!(
+            "; `{host}` seems to speak plain HTTP: mark it `insecure = true` in registries.conf or pass --tls-verify=false"
+        ),
         None if e.is_connect() && !ep.insecure => format!(
             "; is `{host}` up? A plain-HTTP registry needs `insecure = true` in registries.conf or --tls-verify=false"
         ),
@@ -658,6 +706,94 @@ pub(crate) async fn expect_success(
     Err(registry_error(sent.resp, method, url).await)
 }
 
+/// `url` without user information (`user:password@`), for logs.
+fn loggable_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The first code and a short description of every error in an OCI error body
+/// (`{"errors":[{"code":..,"message":..,"detail":..}]}`): `CODE: message (detail); CODE: ...`. A body
+/// that is not one gives no code and its start.
+pub(crate) fn describe_error_body(body: &[u8]) -> (Option<String>, String) {
+    let parsed = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let errors = parsed
+        .as_ref()
+        .and_then(|v| v.get("errors"))
+        .and_then(|e| e.as_array())
+        .filter(|e| !e.is_empty());
+    let Some(errors) = errors else {
+        return (None, error_body_text(body));
+    };
+    let code = errors[0]
+        .get("code")
+        .and_then(|c| c.as_str())
+        .map(str::to_string);
+    let parts: Vec<String> = errors
+        .iter()
+        .map(|e| {
+            let text = |k: &str| e.get(k).and_then(|c| c.as_str()).unwrap_or("").trim();
+            let mut part = match (text("code"), text("message")) {
+                ("", m) => m.to_string(),
+                (c, "") => c.to_string(),
+                (c, m) => format!("{c}: {m}"),
+            };
+            if let Some(d) = e.get("detail").map(short_detail).filter(|d| !d.is_empty()) {
+                part.push_str(&format!(" ({d})"));
+            }
+            part
+        })
+        .collect();
+    (code, parts.join("; "))
+}
+
+/// An error `detail` in a few words: a string as it is, anything else as compact JSON, cut at 200
+/// characters.
+fn short_detail(detail: &serde_json::Value) -> String {
+    let text = match detail {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.trim().to_string(),
+        other => other.to_string(),
+    };
+    if text.chars().count() > 200 {
+        format!("{}...", text.chars().take(200).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// What an error body says, in one line without JSON: the messages of an OCI error body, the `details`,
+/// `error_description`, `error` or `message` of a token server's, else the start of the body.
+pub(crate) fn error_body_text(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        if let Some(errors) = v.get("errors").and_then(|e| e.as_array()) {
+            let msgs: Vec<&str> = errors
+                .iter()
+                .filter_map(|e| e.get("message").and_then(|m| m.as_str()))
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .collect();
+            if !msgs.is_empty() {
+                return msgs.join("; ");
+            }
+        }
+        for key in ["details", "error_description", "error", "message"] {
+            if let Some(text) = v.get(key).and_then(|m| m.as_str()) {
+                return text.trim().to_string();
+            }
+        }
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Reads an OCI error body (`{"errors":[{"code":..,"message":..}]}`) into a [`ClientError::Registry`].
 pub(crate) async fn registry_error(
     mut resp: reqwest::Response,
@@ -672,27 +808,7 @@ pub(crate) async fn registry_error(
             _ => break,
         }
     }
-    let (code, message) = match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(v) => {
-            let first = v.get("errors").and_then(|e| e.get(0));
-            let code = first
-                .and_then(|e| e.get("code"))
-                .and_then(|c| c.as_str())
-                .map(str::to_string);
-            let msg = first
-                .and_then(|e| e.get("message"))
-                .and_then(|c| c.as_str())
-                .unwrap_or("")
-                .to_string();
-            (code, msg)
-        }
-        Err(_) => (
-            None,
-            String::from_utf8_lossy(&body[..body.len().min(200)])
-                .trim()
-                .to_string(),
-        ),
-    };
+    let (code, message) = describe_error_body(&body);
     ClientError::Registry {
         method: method.to_string(),
         url: url.to_string(),
@@ -718,6 +834,49 @@ mod tests {
             .send()
             .await
             .expect_err("the request must fail")
+    }
+
+    #[test]
+    fn every_error_of_a_body_is_described_with_code_message_and_detail() {
+        let body = br#"{"errors":[
+            {"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content","detail":"invalid digest"},
+            {"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:abc"},
+            {"code":"UNKNOWN","message":"unknown error","detail":{"Op":"stat","Path":"/x"}}
+        ]}"#;
+        let (code, text) = describe_error_body(body);
+        assert_eq!(code.as_deref(), Some("DIGEST_INVALID"));
+        assert_eq!(
+            text,
+            "DIGEST_INVALID: provided digest did not match uploaded content (invalid digest); \
+             MANIFEST_BLOB_UNKNOWN: blob unknown to registry (sha256:abc); \
+             UNKNOWN: unknown error ({\"Op\":\"stat\",\"Path\":\"/x\"})"
+        );
+        let (code, text) = describe_error_body(b"<html>\n  Bad   Gateway\n</html>");
+        assert_eq!((code, text.as_str()), (None, "<html> Bad Gateway </html>"));
+    }
+
+    #[test]
+    fn token_server_bodies_read_as_one_line_without_json() {
+        assert_eq!(
+            error_body_text(
+                br#"{"errors":[{"code":"UNAUTHORIZED","message":"invalid username or password"}]}"#
+            ),
+            "invalid username or password"
+        );
+        assert_eq!(
+            error_body_text(br#"{"details":"incorrect username or password"}"#),
+            "incorrect username or password"
+        );
+        assert_eq!(error_body_text(br#"{"token":""}"#), "");
+    }
+
+    #[test]
+    fn logged_urls_carry_no_credentials() {
+        assert_eq!(
+            loggable_url("https://u:secret@example.com/v2/"),
+            "https://example.com/v2/"
+        );
+        assert_eq!(loggable_url("http://h:5000/v2/x"), "http://h:5000/v2/x");
     }
 
     #[tokio::test]

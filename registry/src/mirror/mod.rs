@@ -33,6 +33,11 @@
 //! image run concurrently too, limited per host by the client. A blob wanted by two images at once is
 //! transferred once: the second waits and then links (directory) or mounts (same registry) it, and while
 //! it only waits it gives its place to the next image, so one large shared layer does not stall the run.
+//! One blob is never uploaded, mounted or linked into one repository twice at once, nor one manifest put
+//! there by digest twice at once: a second image that needs it waits for the first write and uses its
+//! result (docker-registry rewrites a repository's link file on each such write, and a manifest `PUT`
+//! reading it mid-rewrite fails with `DIGEST_INVALID`). Every blob and child manifest of a manifest is
+//! there before the manifest is put.
 
 mod location;
 pub mod shim;
@@ -366,6 +371,36 @@ impl Summary {
 
 type BlobCell = Arc<tokio::sync::OnceCell<String>>;
 
+/// Set once a write into a repository succeeded.
+type WriteCell = Arc<tokio::sync::OnceCell<()>>;
+
+/// Writes into one destination repository that must not run twice at once: a second caller with the same
+/// key waits for the first and shares its success (after a failure, the next caller tries again).
+/// docker-registry rewrites a repository's link file on every mount or manifest `PUT`, and a manifest
+/// `PUT` that reads it mid-rewrite fails with `DIGEST_INVALID`.
+#[derive(Default)]
+struct InFlight {
+    cells: Mutex<HashMap<(String, Digest), WriteCell>>,
+}
+
+impl InFlight {
+    /// Runs `write` unless it already succeeded (or is running) for `(repository, digest)`; waits for a
+    /// running one.
+    async fn once<F>(&self, repository: &str, digest: &Digest, write: F) -> Result<(), MirrorError>
+    where
+        F: std::future::Future<Output = Result<(), MirrorError>>,
+    {
+        let cell = {
+            let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+            cells
+                .entry((repository.to_string(), digest.clone()))
+                .or_default()
+                .clone()
+        };
+        cell.get_or_try_init(|| write).await.map(|_| ())
+    }
+}
+
 /// An image's place among the [`MirrorOptions::max_images`] allowed to transfer at once.
 struct ImageSlot {
     held: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
@@ -399,6 +434,10 @@ pub struct Mirror {
     opts: MirrorOptions,
     /// Blobs already brought to the destination in this run, with the repository they went to.
     blobs: Mutex<HashMap<Digest, BlobCell>>,
+    /// Blobs mounted or linked into a repository other than the one they first went to.
+    placed: InFlight,
+    /// Manifests put by digest (index children, referrers).
+    manifests: InFlight,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -417,6 +456,8 @@ impl Mirror {
             dest: Arc::new(dest),
             opts,
             blobs: Mutex::new(HashMap::new()),
+            placed: InFlight::default(),
+            manifests: InFlight::default(),
         }
     }
 
@@ -573,9 +614,7 @@ impl Mirror {
                 .get_manifest(&job.source_repository, &d.to_string())
                 .await?;
             self.copy_children(job, &raw, None).await?;
-            self.dest
-                .put_manifest(&job.dest_repository, &raw, None)
-                .await?;
+            self.put_by_digest(&job.dest_repository, &raw).await?;
         }
         Ok(digests.len())
     }
@@ -597,9 +636,7 @@ impl Mirror {
             return Ok(0);
         }
         let bytes = self.copy_children(job, &child, Some(slot)).await?;
-        self.dest
-            .put_manifest(&job.dest_repository, &child, None)
-            .await?;
+        self.put_by_digest(&job.dest_repository, &child).await?;
         Ok(bytes)
     }
 
@@ -661,9 +698,7 @@ impl Mirror {
                             .get_manifest(&job.source_repository, &child.digest.to_string())
                             .await?;
                         let n = self.copy_children(job, &m, None).await?;
-                        self.dest
-                            .put_manifest(&job.dest_repository, &m, None)
-                            .await?;
+                        self.put_by_digest(&job.dest_repository, &m).await?;
                         Ok::<u64, MirrorError>(n)
                     });
                     sum_all(join_all(copies).await)
@@ -698,6 +733,15 @@ impl Mirror {
         })
     }
 
+    /// Puts `raw` into `repo` by digest, once per run however many images list it.
+    async fn put_by_digest(&self, repo: &str, raw: &RawManifest) -> Result<(), MirrorError> {
+        self.manifests
+            .once(repo, &raw.digest, async {
+                self.dest.put_manifest(repo, raw, None).await
+            })
+            .await
+    }
+
     /// The run-wide cell of a blob, and whether this call created it (the caller then brings the blob;
     /// later callers wait for it and mount or link it).
     fn blob_cell(&self, digest: &Digest) -> (BlobCell, bool) {
@@ -728,7 +772,12 @@ impl Mirror {
             })
             .await?;
         if first != repo {
-            transferred += self.dest.put_blob(repo, desc, &origin, Some(first)).await?;
+            self.placed
+                .once(repo, &desc.digest, async {
+                    transferred += self.dest.put_blob(repo, desc, &origin, Some(first)).await?;
+                    Ok(())
+                })
+                .await?;
         }
         Ok(transferred)
     }
