@@ -151,6 +151,8 @@ pub enum Command {
     Run(Box<cmd::run::RunArgs>),
     /// Run the clean scripts of a cluster and remove what `run` placed.
     Reset(cmd::reset::ResetArgs),
+    /// Render Helm charts without helm (`helm template`'s output).
+    Helm(cmd::helm::HelmArgs),
 }
 
 fn version_line() -> &'static str {
@@ -220,6 +222,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Create(args) => cmd::create::run(&global, &args),
         Command::Run(args) => cmd::run::run(&global, &args),
         Command::Reset(args) => cmd::reset::run(&args),
+        Command::Helm(args) => cmd::helm::run(&args),
     }
     .map(|()| ExitCode::SUCCESS)
 }

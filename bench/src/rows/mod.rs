@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::harness::Pair;
 
 mod build;
+mod charts;
 mod embed;
 mod layers;
 mod mirror;
@@ -95,6 +96,13 @@ pub const GROUPS: &[Group] = &[
         about: "R4: manifest GET latency (p50/p99 on stderr) while 300 uploads trickle a byte a second: sealos registry serve vs docker-registry",
         rows: registry_slow::ROWS,
         pairs: registry_slow::pairs,
+        default_pairs: DEFAULT_PAIRS,
+    },
+    Group {
+        name: "charts",
+        about: "H1: sealos helm template of a parent chart with 20 subcharts (15 templates each) vs helm template v4 and v3",
+        rows: charts::ROWS,
+        pairs: charts::pairs,
         default_pairs: DEFAULT_PAIRS,
     },
     Group {

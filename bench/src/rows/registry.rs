@@ -134,7 +134,8 @@ pub(super) fn wait_listening(port: u16, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sealos_binary() -> anyhow::Result<PathBuf> {
+/// The `sealos` binary the rows run: $SEALOS_BIN, else the one beside this benchmark binary.
+pub(super) fn sealos_binary() -> anyhow::Result<PathBuf> {
     if let Some(bin) = std::env::var_os("SEALOS_BIN") {
         return Ok(PathBuf::from(bin));
     }

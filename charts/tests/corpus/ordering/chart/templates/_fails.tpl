@@ -1,0 +1,5 @@
+{{- define "ordering.failInHelper" -}}
+{{- if .Values.failInHelper -}}
+{{- fail (printf "helper refused %v" .Values.failInHelper) -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,1 @@
+INSERT INTO accounts (email) VALUES ('admin@example.invalid') ON CONFLICT DO NOTHING;

@@ -1,0 +1,3 @@
+//! Serialisations of [`crate::Value`] with Go's exact output: `encoding/json`.
+
+pub mod json;
