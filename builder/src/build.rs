@@ -362,28 +362,6 @@ impl From<formats::fsutil::StageError> for BuildError {
     }
 }
 
-/// Formats seconds since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
-}
-
 struct Ctx<'a> {
     opts: &'a BuildOptions,
     store: OciLayout,
@@ -486,6 +464,16 @@ pub fn build(
             .flatten()
             .cloned()
             .collect(),
+        env: crate::discover::cmd::plan_env(&first_plan),
+        renderer: opts.embed.chart_renderer,
+        kube_version: match &opts.embed.kube_version {
+            Some(version) => Some(version.clone()),
+            None => crate::discover::charts::rootfs_kube_version(&final_labels(
+                &ctx,
+                &first_plan,
+                &platforms[0],
+            )?),
+        },
     };
     let (inputs, warnings) = if opts.embed.save_image {
         crate::embed::requests_from_context(&context, &discover)?
@@ -504,7 +492,6 @@ pub fn build(
         &inputs,
         &platforms,
         &opts.embed,
-        Some((&ctx.layers, opts.timestamp)),
         opts.expansion_limit,
     )?;
     for message in &embed_plan.warnings {
@@ -649,6 +636,39 @@ fn base_env(
     Ok(state.config.config.map(|c| c.env))
 }
 
+/// The labels of the image `plan` builds: its base image's (through `FROM stage` chains), then the
+/// Kubefile's and `--label`.
+fn final_labels(
+    ctx: &Ctx<'_>,
+    plan: &BuildPlan,
+    platform: &Platform,
+) -> Result<BTreeMap<String, String>, BuildError> {
+    let mut labels = BTreeMap::new();
+    let mut stage = plan.final_stage();
+    let mut hops = 0;
+    while let Some(s) = stage {
+        match &s.base {
+            BaseImage::Stage { index } if hops < plan.stages.len() => {
+                stage = plan.stages.get(*index);
+                hops += 1;
+            }
+            BaseImage::Image { reference } => {
+                let platform = s
+                    .platform
+                    .as_deref()
+                    .and_then(|p| Platform::parse(p).ok())
+                    .unwrap_or(platform.clone());
+                let state = resolve_base(ctx, reference, &platform, s.line)?;
+                labels.extend(state.config.config.map(|c| c.labels).unwrap_or_default());
+                break;
+            }
+            _ => break,
+        }
+    }
+    labels.extend(plan.config.labels.clone());
+    Ok(labels)
+}
+
 /// The base image `reference` for `platform` (named on `line`), resolved once per build.
 fn resolve_base(
     ctx: &Ctx<'_>,
@@ -746,7 +766,7 @@ fn build_platform(
     let mut states: Vec<Option<ImageState>> = vec![None; plan.stages.len()];
     let mut rootfs = Rootfs::default();
     let mut steps_report = Vec::new();
-    let created = rfc3339(ctx.opts.timestamp);
+    let created = formats::time::rfc3339(ctx.opts.timestamp);
     let last = plan.stages.len().saturating_sub(1);
     let mut stage_number = 0;
     for stage in &plan.stages {
@@ -874,15 +894,15 @@ fn build_platform(
             e.layer.blob_digest.clone(),
             e.layer.blob_size,
         );
-        descriptor.annotations.insert(
-            crate::embed::layer::EMBEDDED_IMAGE_ANNOTATION.to_string(),
-            e.image.clone(),
-        );
+        let (key, value) = e.annotation();
+        descriptor
+            .annotations
+            .insert(key.to_string(), value.to_string());
         state.layers.push(descriptor);
         state.config.rootfs.diff_ids.push(e.layer.diff_id.clone());
         state.config.history.push(History {
             created: Some(created.clone()),
-            created_by: Some(format!("EMBED {}", e.image)),
+            created_by: Some(e.created_by()),
             author: None,
             comment: Some("image embedded into registry/".into()),
             empty_layer: false,
@@ -970,8 +990,10 @@ fn check_registry_merge(
         .iter()
         .map(|f| (f.destination.trim_start_matches('/'), f))
         .collect();
+    // Each image's whole part of the tree, shared blobs included: the shared layer needs no check of its own.
     for e in embedded {
-        for entry in crate::embed::layer::image_entries(&ctx.store, &e.spec)? {
+        let Some(spec) = &e.spec else { continue };
+        for entry in crate::embed::layer::image_entries(&ctx.store, spec)? {
             let theirs = entry.path.as_str();
             let hit = ours.iter().find(|(dest, f)| {
                 theirs == *dest
@@ -1690,13 +1712,6 @@ mod tests {
         }
         assert_eq!(out.len(), 5 * 600 * 1024);
         assert_eq!(seen, vec![1_228_800, 2_457_600]);
-    }
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 
     #[test]

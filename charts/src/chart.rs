@@ -125,7 +125,7 @@ fn string_field(map: &Entries, key: &str, what: &str) -> Result<String, String> 
         None => Ok(String::new()),
         Some(Value::Str(s)) => Ok(s.to_string()),
         // sigs.k8s.io/yaml converts a scalar to the string a Go string field wants (`version: 1` is "1").
-        Some(scalar @ (Value::Bool(_) | Value::Int(_) | Value::Float(_))) => {
+        Some(scalar @ (Value::Bool(_) | Value::Int(_) | Value::Int64(_) | Value::Float(_))) => {
             Ok(scalar_text(scalar))
         }
         Some(other) => Err(format!(
@@ -147,7 +147,7 @@ pub(crate) fn scalar_text(value: &Value) -> String {
 fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Bool(_) => "bool",
-        Value::Int(_) | Value::Float(_) => "number",
+        Value::Int(_) | Value::Int64(_) | Value::Float(_) => "number",
         Value::List(_) => "array",
         Value::Map(_) => "object",
         _ => "string",
@@ -162,7 +162,7 @@ fn string_list(map: &Entries, key: &str, what: &str) -> Result<Vec<String>, Stri
             .map(|item| match item {
                 Value::Str(s) => Ok(s.to_string()),
                 Value::Nil => Ok(String::new()),
-                scalar @ (Value::Bool(_) | Value::Int(_) | Value::Float(_)) => {
+                scalar @ (Value::Bool(_) | Value::Int(_) | Value::Int64(_) | Value::Float(_)) => {
                     Ok(scalar_text(scalar))
                 }
                 other => Err(format!(
@@ -234,7 +234,10 @@ impl Metadata {
                         out.insert(k, String::new());
                     }
                     // Scalars become the strings Go's field wants, as for the other string fields.
-                    scalar @ (Value::Bool(_) | Value::Int(_) | Value::Float(_)) => {
+                    scalar @ (Value::Bool(_)
+                    | Value::Int(_)
+                    | Value::Int64(_)
+                    | Value::Float(_)) => {
                         out.insert(k, scalar_text(&scalar));
                     }
                     other => {

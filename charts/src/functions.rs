@@ -4,6 +4,7 @@
 //! `[message]` (lists), and the `to*` functions give `""`.
 
 use gotmpl::encoding::json::{from_json, to_json};
+use gotmpl::sprig::args;
 use gotmpl::value::Entries;
 use gotmpl::{Function, Value};
 
@@ -27,27 +28,15 @@ pub fn helm_functions() -> Vec<(&'static str, Function)> {
     ]
 }
 
+/// The one argument of a one-parameter function.
 fn one(name: &str, args: Vec<Value>) -> Result<Value, String> {
-    let got = args.len();
-    let [value]: [Value; 1] = args
-        .try_into()
-        .map_err(|_| format!("wrong number of args for {name}: want 1 got {got}"))?;
+    let [value] = args::take(name, args)?;
     Ok(value)
 }
 
-/// A Go `string` parameter, with `text/template`'s message for anything else.
+/// The `string` argument of a one-parameter function.
 fn string_arg(name: &str, args: Vec<Value>) -> Result<String, String> {
-    match one(name, args)? {
-        Value::Str(s) => Ok(s.to_string()),
-        Value::Missing(_) => {
-            Err("wrong type for value; expected string; got interface {}".to_string())
-        }
-        Value::Nil => Err("invalid value; expected string".to_string()),
-        other => Err(format!(
-            "wrong type for value; expected string; got {}",
-            other.type_name()
-        )),
-    }
+    Ok(args::string(&one(name, args)?)?.to_string())
 }
 
 fn error_map(message: String) -> Value {
@@ -141,24 +130,8 @@ fn from_toml_fn(args: Vec<Value>) -> Result<Value, String> {
 
 /// `lookup APIVERSION KIND NAMESPACE NAME`: `helm template` has no cluster, so always an empty map.
 fn lookup_fn(args: Vec<Value>) -> Result<Value, String> {
-    let got = args.len();
-    if got != 4 {
-        return Err(format!("wrong number of args for lookup: want 4 got {got}"));
-    }
-    for arg in &args {
-        if !matches!(arg, Value::Str(_)) {
-            return Err(match arg {
-                Value::Nil => "invalid value; expected string".to_string(),
-                Value::Missing(_) => {
-                    "wrong type for value; expected string; got interface {}".to_string()
-                }
-                other => format!(
-                    "wrong type for value; expected string; got {}",
-                    other.type_name()
-                ),
-            });
-        }
-    }
+    let params: [Value; 4] = args::take("lookup", args)?;
+    args::strings(&params)?;
     Ok(Value::empty_map())
 }
 

@@ -117,7 +117,7 @@ fn parse_head(path: &str, doc: &str) -> Result<Head, Error> {
             let kind = match other {
                 Value::List(_) => "array",
                 Value::Bool(_) => "bool",
-                Value::Int(_) | Value::Float(_) => "number",
+                Value::Int(_) | Value::Int64(_) | Value::Float(_) => "number",
                 _ => "string",
             };
             return Err(Error::rendering(format!(

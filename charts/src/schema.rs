@@ -100,7 +100,7 @@ fn type_of(value: &Value) -> &'static str {
     match value {
         Value::Nil | Value::Missing(_) => "null",
         Value::Bool(_) => "boolean",
-        Value::Int(_) | Value::Float(_) => "number",
+        Value::Int(_) | Value::Int64(_) | Value::Float(_) => "number",
         Value::Str(_) => "string",
         Value::List(_) => "array",
         Value::Map(_) | Value::Object(_) => "object",
@@ -109,7 +109,7 @@ fn type_of(value: &Value) -> &'static str {
 
 fn number(value: &Value) -> Option<f64> {
     match value {
-        Value::Int(i) => Some(*i as f64),
+        Value::Int(i) | Value::Int64(i) => Some(*i as f64),
         Value::Float(f) => Some(*f),
         _ => None,
     }

@@ -90,20 +90,12 @@ fn fail<T>(message: String) -> Result<T, Stop> {
     Err(Stop::Error(message))
 }
 
-/// Go's type name of a value as a failed type assertion names it.
-fn go_type(value: &Value) -> &str {
-    match value {
-        Value::Int(_) => "int64",
-        other => other.type_name(),
-    }
-}
-
 /// The panic Go's failed type assertion raises, as Helm's `recover` reports it.
 fn conversion_error(found: &Value, wanted: &str) -> Stop {
     let found = if found.is_nil() {
         "nil"
     } else {
-        go_type(found)
+        found.type_name()
     };
     Stop::Error(format!(
         "unable to parse key: interface conversion: interface {{}} is {found}, not {wanted}"
@@ -475,13 +467,13 @@ pub fn typed_value(text: &str) -> Value {
         return Value::Nil;
     }
     if text == "0" {
-        return Value::Int(0);
+        return Value::Int64(0);
     }
     if !text.is_empty()
         && !text.starts_with('0')
         && let Ok(i) = text.parse::<i64>()
     {
-        return Value::Int(i);
+        return Value::Int64(i);
     }
     Value::Str(Rc::from(text))
 }

@@ -55,7 +55,7 @@ fn from_toml_table(table: &::toml::Table) -> Value {
 fn from_toml_value(value: &::toml::Value) -> Value {
     match value {
         ::toml::Value::String(s) => Value::from(s.as_str()),
-        ::toml::Value::Integer(i) => Value::Int(*i),
+        ::toml::Value::Integer(i) => Value::Int64(*i),
         ::toml::Value::Float(f) => Value::Float(*f),
         ::toml::Value::Boolean(b) => Value::Bool(*b),
         ::toml::Value::Datetime(d) => Value::from(go_time_json(d)),
@@ -263,7 +263,7 @@ impl Encoder {
                 return Err("toml: cannot encode a nil value".to_string());
             }
             Value::Bool(b) => self.out.push_str(if *b { "true" } else { "false" }),
-            Value::Int(i) => {
+            Value::Int(i) | Value::Int64(i) => {
                 let _ = write!(self.out, "{i}");
             }
             Value::Float(f) => {

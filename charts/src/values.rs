@@ -131,7 +131,7 @@ fn merge_maps(a: &Value, b: &Value) -> Value {
 /// (under its name) over its defaults, `global` copied into every subchart (parent globals win), a `null`
 /// user value deleting the default it overrides. Neither input is changed.
 pub fn coalesce(chart: &ChartValues, user: &Value) -> Result<Value, String> {
-    let dest = match deep_copy(user) {
+    let dest = match user.deep_copy() {
         Value::Map(map) => map,
         Value::Nil | Value::Missing(_) => Map::default(),
         other => return Err(format!("values must be a map, not {}", other.type_name())),
@@ -152,8 +152,8 @@ pub fn merge_tables(dst: &Value, src: &Value) -> Value {
 }
 
 fn tables(dst: &Value, src: &Value, merge: bool) -> Value {
-    let (Value::Map(dst), Value::Map(src)) = (deep_copy(dst), deep_copy(src)) else {
-        return deep_copy(dst);
+    let (Value::Map(dst), Value::Map(src)) = (dst.deep_copy(), src.deep_copy()) else {
+        return dst.deep_copy();
     };
     coalesce_tables_into(&dst, &src, merge);
     Value::Map(dst)
@@ -236,7 +236,7 @@ fn coalesce_globals(dest: &Map, src: &Map) {
 
 /// Helm's `coalesceValues`: the chart's defaults (a deep copy) fill what `values` lacks.
 fn coalesce_defaults(chart: &ChartValues, values: &Map, merge: bool) {
-    let Value::Map(defaults) = deep_copy(&chart.defaults) else {
+    let Value::Map(defaults) = chart.defaults.deep_copy() else {
         return;
     };
     let defaults: Vec<(String, Value)> = defaults
@@ -299,20 +299,6 @@ fn coalesce_tables_into(dst: &Map, src: &Map, merge: bool) {
             }
             Some(_) => {} // Helm: cannot overwrite table with non table; the user's value stays.
         }
-    }
-}
-
-/// A copy with new maps and lists all the way down (Go's `copystructure.Copy`).
-fn deep_copy(value: &Value) -> Value {
-    match value {
-        Value::Map(map) => Value::from(
-            map.borrow()
-                .iter()
-                .map(|(k, v)| (k.clone(), deep_copy(v)))
-                .collect::<Entries>(),
-        ),
-        Value::List(items) => Value::from(items.iter().map(deep_copy).collect::<Vec<_>>()),
-        other => other.clone(),
     }
 }
 

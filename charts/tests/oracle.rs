@@ -1,10 +1,10 @@
 //! The chart corpus rendered by us and by two real helms (`helm` v4.1.4 and `helm3` v3.17.2), compared.
 //!
-//! Each `tests/corpus/<name>/` holds a chart of our own in `chart/`, values files, and `cases.txt`: one case a
+//! Each `testdata/charts/<name>/` holds a chart of our own in `chart/`, values files, and `cases.txt`: one case a
 //! line, `name: ARGS`, where ARGS are `helm template` arguments (`-f`, `--set`, `--kube-version`, ...; paths
 //! relative to the case directory; `--release NAME` gives the release name, `rel` by default). A name starting
 //! with `!` is a case that must fail. `pack.txt` lists pieces built into the chart copy before rendering:
-//! `SRC -> charts/NAME.tgz` packs the chart directory `SRC` (relative to `tests/corpus/`), `SRC -> charts/NAME/`
+//! `SRC -> charts/NAME.tgz` packs the chart directory `SRC` (relative to `testdata/charts/`), `SRC -> charts/NAME/`
 //! copies it.
 //!
 //! A passing case: our text equals helm v4's byte for byte, and our documents (parsed as YAML) equal both
@@ -23,7 +23,7 @@ use std::process::Command;
 use charts::TemplateOptions;
 use gotmpl::Value;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/charts");
 
 /// One line of a `cases.txt`.
 struct Case {
@@ -94,7 +94,7 @@ fn corpus_renders_as_both_helms_render_it() {
 /// The corpus directories that hold a chart, sorted.
 fn corpus_charts() -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(CORPUS)
-        .expect("tests/corpus")
+        .expect("testdata/charts")
         .map(|e| {
             e.expect("corpus entry")
                 .file_name()
@@ -511,7 +511,7 @@ fn canonical(v: &Value) -> String {
             format!("[{}]", items.join(","))
         }
         Value::Str(s) => format!("{s:?}"),
-        Value::Int(i) => format!("{}", *i as f64),
+        Value::Int(i) | Value::Int64(i) => format!("{}", *i as f64),
         Value::Float(f) => format!("{f}"),
         Value::Bool(b) => b.to_string(),
         Value::Nil | Value::Missing(_) => "null".into(),

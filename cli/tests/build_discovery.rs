@@ -1,6 +1,7 @@
 //! `sealos build --dry-run` lists the images a context references, with their sources: the `discovery`
-//! example read statically (no helm on PATH), rendered by a stand-in helm (its exact arguments asserted),
-//! in text and JSON, and `--strict`.
+//! example with its chart rendered natively (no helm on PATH; the lines are real helm's), rendered by a
+//! stand-in helm with `--chart-renderer=helm` (its exact arguments asserted), in text and JSON, and
+//! `--strict`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -71,11 +72,11 @@ spec:
           image: docker.io/bitnami/redis:7.2.5
 ";
 
-const STATIC_TABLE: &str = "
+const RENDERED_TABLE: &str = "
 images (11):
   docker.io/bitnami/kubectl:1.29                                                                          manifests/cronjob.yml:14
-  docker.io/bitnami/redis:7.2.5                                                                           values/prod.yaml:3 (chart app/redis, values image)
-  docker.io/example/app:2.1.0                                                                             charts/app.values.yaml:3 (chart app, values image)
+  docker.io/bitnami/redis:7.2.5                                                                           app/charts/redis/templates/statefulset.yaml:10 (chart app, helm template)
+  docker.io/example/app:2.1.0                                                                             app/templates/deployment.yaml:10 (chart app, helm template)
   docker.io/library/busybox:1.36@sha256:9d75f0d7c398df565d7ac04c6819b62d6d8f9560f5eb4672596ecd8f7e96ae91  manifests/deployment.yaml:10
   docker.io/library/nginx:1.25                                                                            manifests/deployment.yaml:13
                                                                                                           images/shim/extra-images:2
@@ -83,12 +84,11 @@ images (11):
   ghcr.io/example/postgres:16.1                                                                           manifests/crd/database.yaml:29
   quay.io/example/webhook:v2                                                                              manifests/deployment.yaml:16
   quay.io/prometheus/node-exporter:v1.7.0                                                                 manifests/monitor.yaml.tmpl:10
-  registry.k8s.io/git-sync/git-sync:v4.2.1                                                                charts/app/templates/deployment.yaml:12 (chart app)
+  registry.k8s.io/git-sync/git-sync:v4.2.1                                                                app/templates/deployment.yaml:12 (chart app, helm template)
   registry.k8s.io/pause:3.9                                                                               images/shim/extra-images:3
 archive docker-archive images/skopeo/offline.tar -> example.com/team/offline:v1  [images/skopeo/tar.txt:1]
 warning: manifests/monitor.yaml.tmpl:12: not valid YAML (while parsing a block mapping, did not find expected key); only its literal `image:` lines were read
 warning: manifests/monitor.yaml.tmpl:12: `{{ .REGISTRY }}/agent:v1` is template text, not embedded (invalid reference `{{ .REGISTRY }}/agent:v1`: registry `{{ .REGISTRY }}` is not a valid `host[:port]` (letters, digits, `-` and `.`, or `[ipv6]`, then an optional numeric port))
-warning: charts/app: chart not rendered: `helm` is not on PATH; images were read from its values and literal `image:` lines only, so some may be missing (install helm for a complete list)
 ";
 
 #[test]
@@ -96,7 +96,7 @@ fn text_dry_run_without_helm_lists_every_image_with_its_sources_then_warnings() 
     let empty = tempfile::tempdir().expect("temp dir");
     let text = stdout_ok(&dry_run(empty.path(), &[]));
     let (_, images) = text.split_once("\nimages (").expect("an images section");
-    assert_eq!(format!("\nimages ({images}"), STATIC_TABLE);
+    assert_eq!(format!("\nimages ({images}"), RENDERED_TABLE);
 }
 
 #[test]
@@ -126,18 +126,34 @@ fn json_dry_run_has_images_with_typed_sources_archives_and_warnings() {
             "registry.k8s.io/pause:3.9",
         ]
     );
+    // Only the fields asserted here: others (how each image was found) are added beside them.
+    let fields = |source: &serde_json::Value, keys: &[&str]| -> serde_json::Value {
+        keys.iter()
+            .map(|k| (k.to_string(), source[*k].clone()))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let sources = |i: usize, keys: &[&str]| -> Vec<serde_json::Value> {
+        plan["images"][i]["sources"]
+            .as_array()
+            .expect("sources")
+            .iter()
+            .map(|s| fields(s, keys))
+            .collect()
+    };
     assert_eq!(
-        plan["images"][4]["sources"],
-        serde_json::json!([
-            {"kind": "manifest", "file": "manifests/deployment.yaml", "line": 13},
-            {"kind": "list", "file": "images/shim/extra-images", "line": 2},
-        ])
+        sources(4, &["kind", "file", "line"]),
+        [
+            serde_json::json!({"kind": "manifest", "file": "manifests/deployment.yaml", "line": 13}),
+            serde_json::json!({"kind": "list", "file": "images/shim/extra-images", "line": 2}),
+        ]
     );
     assert_eq!(
-        plan["images"][1]["sources"],
-        serde_json::json!([{
-            "kind": "chart-values", "chart": "app/redis", "file": "values/prod.yaml", "line": 3, "key": "image"
-        }])
+        sources(1, &["kind", "chart", "template", "line"]),
+        [serde_json::json!({
+            "kind": "chart-rendered", "chart": "app",
+            "template": "app/charts/redis/templates/statefulset.yaml", "line": 10
+        })]
     );
     assert_eq!(
         plan["archives"],
@@ -145,7 +161,7 @@ fn json_dry_run_has_images_with_typed_sources_archives_and_warnings() {
             "transport": "docker-archive",
             "file": "images/skopeo/offline.tar",
             "reference": "example.com/team/offline:v1",
-            "source": {"kind": "list", "file": "images/skopeo/tar.txt", "line": 1},
+            "source": {"found": "archive", "kind": "list", "file": "images/skopeo/tar.txt", "line": 1},
         }])
     );
     let locations: Vec<&str> = plan["warnings"]
@@ -158,8 +174,7 @@ fn json_dry_run_has_images_with_typed_sources_archives_and_warnings() {
         locations,
         [
             "manifests/monitor.yaml.tmpl:12",
-            "manifests/monitor.yaml.tmpl:12",
-            "charts/app"
+            "manifests/monitor.yaml.tmpl:12"
         ]
     );
 }
@@ -168,10 +183,13 @@ fn json_dry_run_has_images_with_typed_sources_archives_and_warnings() {
 fn helm_on_path_renders_the_chart_with_cmd_values_files_and_set_pairs() {
     let bin = tempfile::tempdir().expect("temp dir");
     let args = fake_helm(bin.path());
-    let out = stdout_ok(&dry_run(bin.path(), &["--format", "json"]));
+    let out = stdout_ok(&dry_run(
+        bin.path(),
+        &["--format", "json", "--chart-renderer", "helm"],
+    ));
     assert_eq!(
         std::fs::read_to_string(&args).expect("the stand-in helm ran"),
-        "template\ndryrun\ncharts/app\n--values\ncharts/app.values.yaml\n--values\nvalues/prod.yaml\n--set\nredis.enabled=true\n"
+        "template\ndryrun\ncharts/app\n--namespace\napp\n--values\ncharts/app.values.yaml\n--values\nvalues/prod.yaml\n--set\nredis.enabled=true\n"
     );
     let plan: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     let redis = plan["images"]
@@ -180,15 +198,12 @@ fn helm_on_path_renders_the_chart_with_cmd_values_files_and_set_pairs() {
         .iter()
         .find(|i| i["reference"] == "docker.io/bitnami/redis:7.2.5")
         .expect("the subchart enabled by --set is found");
+    assert_eq!(redis["sources"][0]["kind"], "chart-rendered");
     assert_eq!(
-        redis["sources"],
-        serde_json::json!([{
-            "kind": "chart-rendered",
-            "chart": "app",
-            "template": "app/charts/redis/templates/statefulset.yaml",
-            "line": 8
-        }])
+        redis["sources"][0]["template"],
+        "app/charts/redis/templates/statefulset.yaml"
     );
+    assert_eq!(redis["sources"][0]["line"], 8);
     assert_eq!(plan["images"].as_array().expect("images").len(), 11);
     assert_eq!(plan["warnings"].as_array().expect("warnings").len(), 2);
 }
@@ -200,12 +215,12 @@ fn strict_fails_on_discovery_warnings_and_names_each() {
     assert!(!out.status.success(), "--strict must fail with warnings");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("image discovery found 3 problem(s) and --strict makes them errors:"),
+        err.contains("image discovery found 2 problem(s) and --strict makes them errors:"),
         "{err}"
     );
     assert!(
-        err.contains("  charts/app: chart not rendered: `helm` is not on PATH"),
-        "{err}"
+        !err.contains("charts/app"),
+        "the chart renders natively: {err}"
     );
     assert!(
         err.contains(

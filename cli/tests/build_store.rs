@@ -345,7 +345,9 @@ fn from_a_store_image_an_oci_archive_and_an_oci_dir_stack_on_its_layers() {
             "FROM {from}"
         );
         assert_eq!(config["config"]["Labels"]["tier"], "base");
+        assert!(testsupport::oci_spec_check_layout(target_store) >= 3);
     }
+    assert!(testsupport::oci_spec_check_layout(oci_dir.path()) >= 3);
     fs::remove_file(&archive).unwrap();
 }
 

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use build_common::{blob_json, build, sealos, write_context};
+use build_common::{blob_json, build, sealos, tree_listing, write_context};
 use formats::digest::Digest;
 use testsupport::{DockerRegistry, SealosRegistry};
-use upstream::{push_image, push_multi_arch_seeded, skopeo};
+use upstream::{client, push_image, push_image_layers, push_multi_arch_seeded, skopeo};
 
 /// A registries.conf sending `docker.io` and `registry.k8s.io` pulls to the mirror at `host`.
 fn mirror_conf(dir: &Path, host: &str) -> String {
@@ -816,4 +816,167 @@ fn images_lock_stays_out_of_the_image_unless_a_copy_names_it() {
         "a COPY naming images.lock copies it"
     );
     assert!(!rootfs.join("images.lock").exists());
+}
+
+/// The paths of the `blobs/.../data` files a tar layer of `store` holds.
+fn blob_paths_in_layer(store: &Path, digest: &str) -> Vec<String> {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    let out = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(store.join("blobs/sha256").join(hex))
+        .output()
+        .expect("run tar");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("/blobs/sha256/") && l.ends_with("/data"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_blob_two_images_share_is_in_one_shared_layer_and_the_tree_is_the_distribution_layout() {
+    let reg = DockerRegistry::start_fresh();
+    let c = client();
+    let base = b"a base layer both images share".repeat(100);
+    let mut pushed = Vec::new();
+    for (repo, own) in [
+        ("library/alpha", "alpha's own"),
+        ("library/beta", "beta's own"),
+    ] {
+        let layers = [base.clone(), own.repeat(50).into_bytes()];
+        let (digest, manifest) =
+            push_image_layers(&c, &reg.host(), repo, Some("1"), "amd64", &layers);
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        let mut blobs = vec![
+            digest.to_string(),
+            manifest["config"]["digest"].as_str().unwrap().to_string(),
+        ];
+        blobs.extend(
+            manifest["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["digest"].as_str().unwrap().to_string()),
+        );
+        pushed.push((repo, digest, blobs));
+    }
+    let shared = Digest::sha256_of(&base).to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = mirror_conf(tmp.path(), &reg.host());
+    let ctx = tmp.path().join("ctx");
+    context(&ctx, &["alpha:1", "beta:1"]);
+    let store = tmp.path().join("store");
+    let out = tmp.path().join("out");
+    let report = ok_json(&build_with(
+        &store,
+        &conf,
+        &[
+            "--platform",
+            "linux/amd64",
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+        ],
+        &ctx,
+    ));
+
+    // COPY's layer, the shared layer, then one layer per image.
+    let manifest = blob_json(&store, report["digest"].as_str().unwrap());
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 4, "{manifest}");
+    let sharing = layers[1]["annotations"]["io.sealos.image.embedded.shared"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the second layer is the shared one: {manifest}"));
+    let names: Vec<&str> = sharing.split(',').collect();
+    assert_eq!(names.len(), 2, "{sharing}");
+    assert!(
+        layers[1]["annotations"]
+            .get("io.sealos.image.embedded")
+            .is_none()
+    );
+    for (layer, (name, (_, digest, _))) in layers[2..].iter().zip(
+        ["docker.io/library/alpha", "docker.io/library/beta"]
+            .iter()
+            .zip(&pushed),
+    ) {
+        assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+        let annotated = layer["annotations"]["io.sealos.image.embedded"]
+            .as_str()
+            .unwrap();
+        assert_eq!(annotated, format!("{name}@{digest}"));
+        assert!(names.contains(&annotated), "{sharing}");
+    }
+
+    // Every blob is in exactly one layer; the shared one in the shared layer only.
+    let per_layer: Vec<Vec<String>> = layers[1..]
+        .iter()
+        .map(|l| blob_paths_in_layer(&store, l["digest"].as_str().unwrap()))
+        .collect();
+    let all: Vec<&String> = per_layer.iter().flatten().collect();
+    let unique: std::collections::BTreeSet<&String> = all.iter().copied().collect();
+    assert_eq!(
+        all.len(),
+        unique.len(),
+        "a blob is in two layers: {per_layer:?}"
+    );
+    let shared_hex = shared.strip_prefix("sha256:").unwrap();
+    assert_eq!(
+        per_layer[0],
+        [format!(
+            "registry/docker/registry/v2/blobs/sha256/{}/{shared_hex}/data",
+            &shared_hex[..2]
+        )]
+    );
+
+    // The unpacked tree is the Distribution layout of both images, each blob once.
+    let v2 = out.join("registry/docker/registry/v2");
+    let found: std::collections::BTreeMap<String, Vec<u8>> = tree_listing(&v2)
+        .into_iter()
+        .filter(|(_, kind, _, _)| kind == "file")
+        .map(|(path, _, _, content)| (path, content))
+        .collect();
+    let mut expected = std::collections::BTreeMap::new();
+    let blob_path = |d: &str| {
+        let hex = d.strip_prefix("sha256:").unwrap();
+        format!("blobs/sha256/{}/{hex}/data", &hex[..2])
+    };
+    for (repo, digest, blobs) in &pushed {
+        let hex = digest
+            .to_string()
+            .strip_prefix("sha256:")
+            .unwrap()
+            .to_string();
+        let r = format!("repositories/{repo}");
+        let top = digest.to_string().into_bytes();
+        expected.insert(format!("{r}/_manifests/tags/1/current/link"), top.clone());
+        expected.insert(
+            format!("{r}/_manifests/tags/1/index/sha256/{hex}/link"),
+            top.clone(),
+        );
+        expected.insert(format!("{r}/_manifests/revisions/sha256/{hex}/link"), top);
+        for d in &blobs[1..] {
+            let h = d.strip_prefix("sha256:").unwrap();
+            expected.insert(
+                format!("{r}/_layers/sha256/{h}/link"),
+                d.clone().into_bytes(),
+            );
+        }
+        for d in blobs {
+            let content = found
+                .get(&blob_path(d))
+                .unwrap_or_else(|| panic!("{} is missing", blob_path(d)));
+            assert_eq!(Digest::sha256_of(content).to_string(), *d);
+            expected.insert(blob_path(d), content.clone());
+        }
+    }
+    assert_eq!(
+        found.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(found, expected);
 }

@@ -1,13 +1,13 @@
 //! `sealos helm template` against `helm template` (v4.1.4, the `helm` on PATH): same arguments, same stdout;
 //! failures name the same template file and line. The charts are the renderer's corpus
-//! (charts/tests/corpus); `.ci/helm` installs helm.
+//! (testdata/charts); `.ci/helm` installs helm.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn corpus(chart: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../charts/tests/corpus")
+        .join("../testdata/charts")
         .join(chart)
 }
 

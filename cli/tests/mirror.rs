@@ -181,6 +181,8 @@ fn manifest_list_built_from_local_images_is_pushed_with_its_images(kind: Registr
         &format!("docker://{host}/multi:1"),
     ]);
     assert!(String::from_utf8_lossy(&raw).contains("arm64"));
+    testsupport::oci_spec_check(&raw, "application/vnd.oci.image.index.v1+json");
+    testsupport::oci_spec_check_layout(&store);
 }
 
 against_both!(save_writes_a_layout_that_a_registry_serves_and_skopeo_reads_with_original_digests);

@@ -1,17 +1,14 @@
 //! Shared by the store tests: run the `sealos` binary against a temporary store, and write small real images
-//! (config, one layer, manifest) into a store with the formats API.
+//! into it (with `testsupport::images`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use formats::layer::{LayerEntry, LayerOptions, write_entries_layer};
-use formats::manifest::{
-    ContainerConfig, Descriptor, ImageConfig, ImageManifest, RawManifest, RootFs, to_canonical_json,
-};
-use formats::media_type;
+use formats::manifest::Descriptor;
 use formats::oci_layout::OciLayout;
 use formats::reference::Reference;
+use testsupport::images;
 
 /// A temporary directory with a store in `<dir>/store`.
 pub struct Env {
@@ -86,44 +83,7 @@ pub fn stderr(out: &Output) -> String {
 /// full form of `name`; returns the manifest descriptor.
 pub fn make_image(store: &Path, name: &str, content: &str) -> Descriptor {
     let layout = OciLayout::create(store).unwrap();
-    let mut blob = Vec::new();
-    let layer = write_entries_layer(
-        [LayerEntry::file("hello.txt", content.as_bytes())],
-        &LayerOptions::default(),
-        &mut blob,
-    )
-    .unwrap();
-    layout.write_blob_bytes(&blob).unwrap();
-    let mut labels = std::collections::BTreeMap::new();
-    labels.insert("org.example.content".to_string(), content.to_string());
-    let config = ImageConfig {
-        created: Some("2024-01-02T03:04:05Z".into()),
-        architecture: "amd64".into(),
-        os: "linux".into(),
-        config: Some(ContainerConfig {
-            env: vec![format!("CONTENT={content}")],
-            cmd: vec!["cat".into(), "/hello.txt".into()],
-            labels,
-            ..ContainerConfig::default()
-        }),
-        rootfs: RootFs {
-            kind: "layers".into(),
-            diff_ids: vec![layer.diff_id.clone()],
-        },
-        ..ImageConfig::default()
-    };
-    let config_bytes = to_canonical_json(&config).unwrap();
-    layout.write_blob_bytes(&config_bytes).unwrap();
-    let manifest = ImageManifest::new(
-        Descriptor::for_bytes(media_type::OCI_CONFIG, &config_bytes),
-        vec![Descriptor::new(
-            layer.media_type,
-            layer.blob_digest,
-            layer.blob_size,
-        )],
-    );
-    let raw = RawManifest::from_created(&manifest, media_type::OCI_MANIFEST).unwrap();
-    let desc = layout.write_manifest(&raw).unwrap();
+    let desc = images::write_image(&layout, &images::TestImage::hello(content));
     let full = Reference::parse(name).unwrap().to_string();
     layout.set_tag(&full, desc.clone()).unwrap();
     desc

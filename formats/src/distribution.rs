@@ -142,9 +142,7 @@ pub enum DistributionError {
         source: io::Error,
     },
     /// A repository name is not acceptable.
-    #[error(
-        "invalid repository name `{name}`: {reason} (use lower-case components like `library/nginx`)"
-    )]
+    #[error("{reason}")]
     InvalidRepository {
         /// The rejected name.
         name: String,
@@ -219,65 +217,26 @@ fn io_err<'a>(
     }
 }
 
-/// Checks a repository name: slash-separated components of lower-case letters, digits and single
-/// separators (`.`, `_`, `__`, `-`), each starting and ending with a letter or digit. This rejects `..`,
-/// absolute paths and empty components.
+/// Checks a repository name by the one rule, [`crate::repository::Repository`]: this rejects `..`, absolute
+/// paths and empty components.
 pub fn validate_repository(name: &str) -> Result<(), DistributionError> {
-    let bad = |reason: &str| DistributionError::InvalidRepository {
-        name: name.to_string(),
-        reason: reason.to_string(),
-    };
-    if name.is_empty() {
-        return Err(bad("empty"));
-    }
-    if name.len() > 255 {
-        return Err(bad("longer than 255 characters"));
-    }
-    if name.starts_with('/') {
-        return Err(bad("absolute paths are not repository names"));
-    }
-    for component in name.split('/') {
-        if component.is_empty() {
-            return Err(bad("empty path component"));
-        }
-        if component == "." || component == ".." {
-            return Err(bad("`.` and `..` components are not allowed"));
-        }
-        let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-        if !component
-            .chars()
-            .all(|c| alnum(c) || matches!(c, '.' | '_' | '-'))
-        {
-            return Err(bad(
-                "only lower-case letters, digits, `.`, `_`, `-` and `/` are allowed",
-            ));
-        }
-        let first_last = [component.chars().next(), component.chars().last()];
-        if !first_last.into_iter().flatten().all(alnum) {
-            return Err(bad(
-                "each component must start and end with a letter or digit",
-            ));
-        }
-    }
-    Ok(())
+    crate::repository::Repository::parse(name)
+        .map(drop)
+        .map_err(|e| DistributionError::InvalidRepository {
+            name: name.to_string(),
+            reason: e.to_string(),
+        })
 }
 
-/// Checks a tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+/// Checks a tag by the one rule, [`crate::reference::is_valid_tag`].
 pub fn validate_tag(tag: &str) -> Result<(), DistributionError> {
-    let bad = |reason: &str| DistributionError::InvalidTag {
-        tag: tag.to_string(),
-        reason: reason.to_string(),
-    };
-    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    match tag.chars().next() {
-        None => Err(bad("empty")),
-        Some(c) if !word(c) => Err(bad("must start with a letter, digit or `_`")),
-        _ if tag.len() > 128 => Err(bad("longer than 128 characters")),
-        _ if !tag.chars().all(|c| word(c) || c == '.' || c == '-') => {
-            Err(bad("only letters, digits, `_`, `.` and `-` are allowed"))
-        }
-        _ => Ok(()),
+    if crate::reference::is_valid_tag(tag) {
+        return Ok(());
     }
+    Err(DistributionError::InvalidTag {
+        tag: tag.to_string(),
+        reason: "not a valid tag".to_string(),
+    })
 }
 
 /// A Distribution layout that can be written and read: the storage of `docker-registry`.

@@ -6,6 +6,8 @@
 //! tar layers and unpacks untrusted ones safely, and [`kubefile`] parses and evaluates Kubefiles.
 #![deny(missing_docs)]
 
+pub mod archive_list;
+pub mod cmdenv;
 pub mod digest;
 pub mod distribution;
 pub mod fsutil;
@@ -14,6 +16,9 @@ pub mod layer;
 pub mod manifest;
 pub mod media_type;
 pub mod oci_layout;
+mod platform;
 pub mod reference;
+pub mod repository;
+pub mod time;
 
 pub use digest::{Algorithm, Digest, DigestError};

@@ -1110,4 +1110,62 @@ mod tests {
         assert_eq!(raw.parsed, ParsedManifest::Index(i));
         assert_eq!(raw.referenced_blobs()[0].digest, d(3));
     }
+
+    #[test]
+    fn every_field_we_write_is_one_the_oci_spec_reads_back_unchanged() {
+        let mut platform = Platform::parse("linux/arm64/v8").unwrap();
+        platform.os_version = Some("10.0.17763".into());
+        platform.os_features = vec!["win32k".into()];
+        let mut layer = Descriptor::for_bytes(media_type::OCI_LAYER_TAR, b"x");
+        layer.urls.push("https://example.com/x".into());
+        layer.annotations.insert("k".into(), "v".into());
+        let mut manifest = ImageManifest::new(Descriptor::empty(), vec![layer]);
+        manifest.artifact_type = Some("application/vnd.example+type".into());
+        manifest.subject = Some(Descriptor::new(media_type::OCI_MANIFEST, d(1), 3));
+        manifest.annotations.insert("a".into(), "b".into());
+        let raw = RawManifest::from_created(&manifest, media_type::OCI_MANIFEST).unwrap();
+        testsupport::oci_spec_check(&raw.bytes, &raw.media_type);
+
+        let mut child = Descriptor::new(media_type::OCI_MANIFEST, raw.digest.clone(), 9);
+        child.platform = Some(platform);
+        child.artifact_type = Some("application/vnd.example+type".into());
+        child.data = Some("e30=".into());
+        let mut index = ImageIndex::new(vec![child]);
+        index.annotations.insert("a".into(), "b".into());
+        index.subject = Some(Descriptor::new(media_type::OCI_MANIFEST, d(2), 3));
+        let raw = RawManifest::from_created(&index, media_type::OCI_INDEX).unwrap();
+        testsupport::oci_spec_check(&raw.bytes, &raw.media_type);
+
+        let config = ImageConfig {
+            created: Some("2024-01-02T03:04:05Z".into()),
+            author: Some("me".into()),
+            architecture: "arm64".into(),
+            os: "linux".into(),
+            os_version: Some("10".into()),
+            variant: Some("v8".into()),
+            config: Some(ContainerConfig {
+                user: Some("1000:1000".into()),
+                exposed_ports: [("80/tcp".to_string(), EmptyObject {})].into(),
+                env: vec!["PATH=/usr/bin".into()],
+                entrypoint: vec!["/bin/sh".into(), "-c".into()],
+                cmd: vec!["true".into()],
+                volumes: [("/data".to_string(), EmptyObject {})].into(),
+                working_dir: Some("/work".into()),
+                labels: [("l".to_string(), "v".to_string())].into(),
+                stop_signal: Some("SIGTERM".into()),
+            }),
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids: vec![d(4)],
+            },
+            history: vec![History {
+                created: Some("2024-01-02T03:04:05Z".into()),
+                created_by: Some("COPY . .".into()),
+                author: Some("me".into()),
+                comment: Some("c".into()),
+                empty_layer: true,
+            }],
+        };
+        testsupport::oci_spec_check(&to_canonical_json(&config).unwrap(), media_type::OCI_CONFIG);
+    }
 }

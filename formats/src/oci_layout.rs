@@ -4,6 +4,12 @@
 //! Blobs are staged beside their destination and renamed into place only once their digest is verified.
 //! `index.json` is rewritten atomically while an exclusive `flock` on `index.json.lock` is held, so
 //! concurrent taggers (threads or processes) never lose each other's updates.
+//!
+//! A writer stores its blobs before the tag that makes them reachable. So that garbage collection never
+//! takes them in between, a writer holds a [`WriterLock`] (a shared lock on [`STORE_LOCK`]) from its first
+//! blob to its last tag, and [`OciLayout::collect_garbage`] takes that lock exclusively or, while any writer
+//! holds it, removes nothing. There is no other way to collect: a blob staged by a live writer is protected
+//! by its lock, whatever its age.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -23,6 +29,8 @@ pub const IMAGE_LAYOUT_VERSION: &str = "1.0.0";
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The largest blob [`OciLayout::read_blob_bytes`] loads into memory (manifests and configs only).
 pub const MAX_JSON_BLOB: u64 = 8 * 1024 * 1024;
+/// The lock file (in the layout directory) writers hold shared and garbage collection takes exclusively.
+pub const STORE_LOCK: &str = "store.lock";
 
 /// Errors from reading or writing an OCI layout.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +144,7 @@ pub struct FsckReport {
     pub bytes_checked: u64,
     /// Everything wrong, by digest.
     pub problems: Vec<FsckProblem>,
-    /// Blobs present but unreachable from `index.json` (what [`OciLayout::gc`] would remove).
+    /// Blobs present but unreachable from `index.json` (what [`OciLayout::collect_garbage`] would remove).
     pub unreferenced: Vec<Digest>,
     /// Files under `blobs/` whose names are not digests (for example staging files of an interrupted write).
     pub stray_files: Vec<PathBuf>,
@@ -149,13 +157,21 @@ impl FsckReport {
     }
 }
 
-/// The result of [`OciLayout::gc`].
+/// The result of [`OciLayout::collect_garbage`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {
     /// The blobs removed.
     pub removed: Vec<Digest>,
     /// The bytes they occupied.
     pub bytes_freed: u64,
+}
+
+/// A writer's shared hold on the layout's [`STORE_LOCK`]: while any is held, [`OciLayout::collect_garbage`]
+/// removes nothing, so blobs written but not yet tagged stay. Released when dropped (or when the process
+/// dies, however it dies).
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: File,
 }
 
 /// An OCI image layout directory.
@@ -551,9 +567,39 @@ impl OciLayout {
         Ok(report)
     }
 
-    /// Removes blobs unreachable from `index.json`. Refuses to run when a manifest cannot be read, since
-    /// what it references would then look unreachable.
-    pub fn gc(&self) -> Result<GcReport, LayoutError> {
+    fn store_lock_file(&self) -> Result<(File, PathBuf), LayoutError> {
+        let path = self.root.join(STORE_LOCK);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("open lock file", &path))?;
+        Ok((file, path))
+    }
+
+    /// Takes the shared writer lock, waiting while a collection runs; hold it from the first blob written
+    /// until the last tag is set (see the module documentation).
+    pub fn lock_writer(&self) -> Result<WriterLock, LayoutError> {
+        let (file, path) = self.store_lock_file()?;
+        file.lock_shared().map_err(io_err("lock", &path))?;
+        Ok(WriterLock { _file: file })
+    }
+
+    /// Removes blobs unreachable from `index.json`, holding [`STORE_LOCK`] exclusively. Returns `None`, and
+    /// removes nothing, while a writer holds a [`WriterLock`]: its blobs may not be tagged yet. Refuses to
+    /// run when a manifest cannot be read, since what it references would then look unreachable.
+    pub fn collect_garbage(&self) -> Result<Option<GcReport>, LayoutError> {
+        let (file, path) = self.store_lock_file()?;
+        match file.try_lock() {
+            Ok(()) => self.gc().map(Some),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(io_err("lock", &path)(e)),
+        }
+    }
+
+    /// Removes blobs unreachable from `index.json`; the caller holds [`STORE_LOCK`] exclusively.
+    fn gc(&self) -> Result<GcReport, LayoutError> {
         let _lock = self.lock()?;
         let (reachable, problems) = self.reachable()?;
         if let Some(p) = problems
@@ -833,6 +879,30 @@ mod tests {
         assert!(l.fsck().unwrap().is_clean());
         l.remove_tag("v1").unwrap();
         assert_eq!(l.gc().unwrap().removed.len(), 3);
+    }
+
+    #[test]
+    fn collect_garbage_removes_nothing_while_a_writer_holds_its_lock() {
+        let dir = tmp();
+        let l = OciLayout::create(dir.path()).unwrap();
+        let raw = image(&l, "v1");
+        let writer = l.lock_writer().unwrap();
+        // A second writer shares the lock.
+        let other = OciLayout::open(dir.path()).unwrap().lock_writer().unwrap();
+        let (staged, _) = l.write_blob_bytes(b"not tagged yet").unwrap();
+        l.remove_tag("v1").unwrap();
+        assert_eq!(l.collect_garbage().unwrap(), None);
+        assert!(l.has_blob(&staged) && l.has_blob(&raw.digest));
+        drop(writer);
+        assert_eq!(
+            l.collect_garbage().unwrap(),
+            None,
+            "one writer is still live"
+        );
+        drop(other);
+        let report = l.collect_garbage().unwrap().unwrap();
+        assert_eq!(report.removed.len(), 4, "{report:?}");
+        assert!(!l.has_blob(&staged));
     }
 
     #[test]

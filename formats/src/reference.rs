@@ -23,6 +23,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::digest::{Digest, DigestError};
+use crate::repository::check_grammar;
+pub use crate::repository::{REPOSITORY_LENGTH_MAX, Repository, RepositoryError};
 
 /// The registry that names without a host refer to.
 pub const DEFAULT_REGISTRY: &str = "docker.io";
@@ -34,8 +36,6 @@ pub const OFFICIAL_REPOSITORY_PREFIX: &str = "library/";
 pub const NAME_TOTAL_LENGTH_MAX: usize = 255;
 /// Longest allowed tag.
 pub const TAG_LENGTH_MAX: usize = 128;
-
-const LEGACY_DEFAULT_REGISTRY: &str = "index.docker.io";
 
 /// Why an image reference was rejected. Every variant names the rejected input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,10 +160,16 @@ impl Reference {
         };
 
         let (registry, path) = split_registry(name);
-        if path.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(ReferenceError::Uppercase(owned()));
-        }
-        check_path(path).map_err(|e| e.for_reference(s))?;
+        check_grammar(path).map_err(|e| match e {
+            RepositoryError::Uppercase(_) => ReferenceError::Uppercase(owned()),
+            RepositoryError::InvalidComponent { component, .. } => {
+                ReferenceError::InvalidPathComponent {
+                    reference: owned(),
+                    component,
+                }
+            }
+            _ => ReferenceError::EmptyPathComponent(owned()),
+        })?;
         if let Some(registry) = registry.filter(|r| !is_valid_registry_host(r)) {
             return Err(ReferenceError::InvalidRegistry {
                 reference: owned(),
@@ -194,14 +200,11 @@ impl Reference {
         })?;
 
         let registry = match registry {
-            None | Some(LEGACY_DEFAULT_REGISTRY) => DEFAULT_REGISTRY,
+            None => DEFAULT_REGISTRY,
+            Some(host) if is_docker_hub(host) => DEFAULT_REGISTRY,
             Some(host) => host,
         };
-        let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') {
-            format!("{OFFICIAL_REPOSITORY_PREFIX}{path}")
-        } else {
-            path.to_string()
-        };
+        let repository = hub_repository(registry, path);
         let len = registry.len() + 1 + repository.len();
         if len > NAME_TOTAL_LENGTH_MAX {
             return Err(ReferenceError::NameTooLong {
@@ -287,11 +290,7 @@ impl Reference {
     /// (contains `.` or `:`, or is `localhost`); for hosts from outside use [`Reference::try_with_registry`].
     pub fn with_registry(&self, host: &str) -> Reference {
         let registry = normalize_registry_host(host);
-        let repository = if registry == DEFAULT_REGISTRY && !self.repository.contains('/') {
-            format!("{OFFICIAL_REPOSITORY_PREFIX}{}", self.repository)
-        } else {
-            self.repository.clone()
-        };
+        let repository = hub_repository(&registry, &self.repository);
         Reference {
             registry,
             repository,
@@ -417,13 +416,39 @@ impl<'de> serde::Deserialize<'de> for Reference {
     }
 }
 
-/// Normalises a registry host for comparison: lower-case, and `index.docker.io` and `registry-1.docker.io`
-/// become `docker.io`.
+/// Docker Hub's other host names: all of them are [`DEFAULT_REGISTRY`].
+pub const DOCKER_HUB_ALIASES: &[&str] = &[
+    "index.docker.io",
+    "registry-1.docker.io",
+    "registry.hub.docker.com",
+];
+
+/// True when `host` names Docker Hub (`docker.io` or one of [`DOCKER_HUB_ALIASES`], any case).
+pub fn is_docker_hub(host: &str) -> bool {
+    host.eq_ignore_ascii_case(DEFAULT_REGISTRY)
+        || DOCKER_HUB_ALIASES
+            .iter()
+            .any(|alias| host.eq_ignore_ascii_case(alias))
+}
+
+/// Normalises a registry host for comparison, the one rule for it: blanks and a trailing `/` dropped,
+/// lower-case, and Docker Hub's aliases ([`DOCKER_HUB_ALIASES`]) become `docker.io`.
 pub fn normalize_registry_host(host: &str) -> String {
-    let host = host.to_ascii_lowercase();
-    match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" => DEFAULT_REGISTRY.to_string(),
-        _ => host,
+    let host = host.trim().trim_end_matches('/');
+    if is_docker_hub(host) {
+        DEFAULT_REGISTRY.to_string()
+    } else {
+        host.to_ascii_lowercase()
+    }
+}
+
+/// `path` as stored on `registry`: a single-component path on Docker Hub gets the `library/` prefix
+/// (`nginx` -> `library/nginx`); `registry` must already be normalised.
+pub fn hub_repository(registry: &str, path: &str) -> String {
+    if registry == DEFAULT_REGISTRY && !path.contains('/') {
+        format!("{OFFICIAL_REPOSITORY_PREFIX}{path}")
+    } else {
+        path.to_string()
     }
 }
 
@@ -438,12 +463,6 @@ pub fn is_valid_tag(tag: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-/// True when `repository` is a valid repository path without a host (`library/nginx`), at most 255 characters:
-/// what a registry server accepts in `/v2/<name>/...`.
-pub fn is_valid_repository(repository: &str) -> bool {
-    repository.len() <= NAME_TOTAL_LENGTH_MAX && check_path(repository).is_ok()
-}
-
 /// Splits off the registry host the way docker's `splitDockerDomain` does; `None` means the default registry.
 fn split_registry(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
@@ -455,64 +474,6 @@ fn split_registry(name: &str) -> (Option<&str>, &str) {
             (Some(first), rest)
         }
         _ => (None, name),
-    }
-}
-
-/// A path problem, before the reference text is attached.
-enum PathError {
-    Empty,
-    Component(String),
-}
-
-impl PathError {
-    fn for_reference(self, reference: &str) -> ReferenceError {
-        match self {
-            PathError::Empty => ReferenceError::EmptyPathComponent(reference.to_string()),
-            PathError::Component(component) => ReferenceError::InvalidPathComponent {
-                reference: reference.to_string(),
-                component,
-            },
-        }
-    }
-}
-
-fn check_path(path: &str) -> Result<(), PathError> {
-    for component in path.split('/') {
-        if component.is_empty() {
-            return Err(PathError::Empty);
-        }
-        if !is_valid_path_component(component) {
-            return Err(PathError::Component(component.to_string()));
-        }
-    }
-    Ok(())
-}
-
-/// `[a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*`
-fn is_valid_path_component(component: &str) -> bool {
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let bytes = component.as_bytes();
-    let mut i = 0;
-    loop {
-        let start = i;
-        while i < bytes.len() && alnum(bytes[i]) {
-            i += 1;
-        }
-        if i == start {
-            return false;
-        }
-        if i == bytes.len() {
-            return true;
-        }
-        let start = i;
-        while i < bytes.len() && !alnum(bytes[i]) {
-            i += 1;
-        }
-        let separator = &component[start..i];
-        let ok = matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-');
-        if !ok {
-            return false;
-        }
     }
 }
 
@@ -973,6 +934,21 @@ mod tests {
         assert_eq!(normalize_registry_host("docker.io"), "docker.io");
         assert_eq!(normalize_registry_host("index.docker.io"), "docker.io");
         assert_eq!(normalize_registry_host("registry-1.docker.io"), "docker.io");
+        assert_eq!(
+            normalize_registry_host("registry.hub.docker.com"),
+            "docker.io"
+        );
+        assert_eq!(normalize_registry_host(" Index.Docker.IO/ "), "docker.io");
+        assert!(is_docker_hub("Registry.Hub.Docker.com") && !is_docker_hub("hub.example.com"));
+        // The parser and the host rule agree on every alias (the parser used to know only `index.docker.io`).
+        for alias in DOCKER_HUB_ALIASES {
+            assert_eq!(
+                parsed(&format!("{alias}/nginx:1")).to_string(),
+                "docker.io/library/nginx:1"
+            );
+        }
+        assert_eq!(hub_repository("docker.io", "nginx"), "library/nginx");
+        assert_eq!(hub_repository("quay.io", "nginx"), "nginx");
         assert_eq!(normalize_registry_host("Quay.IO"), "quay.io");
         assert_eq!(normalize_registry_host("localhost:5000"), "localhost:5000");
     }
@@ -984,12 +960,12 @@ mod tests {
         assert!(!is_valid_tag(&"a".repeat(129)));
         assert!(!is_valid_tag(""));
         assert!(!is_valid_tag(".a"));
-        assert!(is_valid_repository("library/nginx"));
-        assert!(is_valid_repository("a/b/c/d/e/f/g/h/i/j"));
-        assert!(!is_valid_repository("Library/nginx"));
-        assert!(!is_valid_repository("a//b"));
-        assert!(!is_valid_repository(""));
-        assert!(!is_valid_repository(&"a".repeat(256)));
+        assert!(Repository::is_valid("library/nginx"));
+        assert!(Repository::is_valid("a/b/c/d/e/f/g/h/i/j"));
+        assert!(!Repository::is_valid("Library/nginx"));
+        assert!(!Repository::is_valid("a//b"));
+        assert!(!Repository::is_valid(""));
+        assert!(!Repository::is_valid(&"a".repeat(256)));
     }
 
     #[test]

@@ -77,6 +77,7 @@ fn build_image(dir: &Path) -> (OciLayout, RawManifest) {
     let raw = RawManifest::from_created(&manifest, media_type::OCI_MANIFEST).unwrap();
     let desc = layout.write_manifest(&raw).unwrap();
     layout.set_tag("v1", desc).unwrap();
+    assert_eq!(testsupport::oci_spec_check_layout(dir), 3);
     (layout, raw)
 }
 

@@ -223,7 +223,7 @@ fn basic_kind(v: &Value) -> Kind {
     match v {
         Value::Missing(_) | Value::Nil => Kind::Invalid,
         Value::Bool(_) => Kind::Bool,
-        Value::Int(_) => Kind::Int,
+        Value::Int(_) | Value::Int64(_) => Kind::Int,
         Value::Float(_) => Kind::Float,
         Value::Str(_) => Kind::Str,
         _ => Kind::Other,
@@ -250,7 +250,7 @@ fn eq(a: &Value, others: &[Value]) -> Result<bool, String> {
         } else {
             match (a, b) {
                 (Value::Bool(x), Value::Bool(y)) => x == y,
-                (Value::Int(x), Value::Int(y)) => x == y,
+                _ if basic_kind(a) == Kind::Int => a.as_int() == b.as_int(),
                 (Value::Float(x), Value::Float(y)) => x == y,
                 (Value::Str(x), Value::Str(y)) => x == y,
                 (Value::Object(x), Value::Object(y)) => std::rc::Rc::ptr_eq(x, y),
@@ -295,7 +295,7 @@ fn less(a: &Value, b: &Value) -> Result<bool, String> {
         ));
     }
     match (a, b) {
-        (Value::Int(x), Value::Int(y)) => Ok(x < y),
+        _ if k1 == Kind::Int => Ok(a.as_int() < b.as_int()),
         (Value::Float(x), Value::Float(y)) => Ok(x < y),
         (Value::Str(x), Value::Str(y)) => Ok(x < y),
         _ => Err(bad_type()),
@@ -315,7 +315,7 @@ fn len(v: &Value) -> Result<i64, String> {
 /// An index argument: an integer within `0..=cap` (`cap` is the length for `index` minus one).
 fn index_arg(index: &Value, cap: usize) -> Result<usize, String> {
     let x = match index {
-        Value::Int(i) => *i,
+        Value::Int(i) | Value::Int64(i) => *i,
         v if v.is_nil() => return Err("cannot index slice/array with nil".into()),
         other => {
             return Err(format!(
@@ -464,7 +464,7 @@ pub(crate) fn js_escape(s: &str) -> String {
                 let _ = write!(out, "\\u{:04X}", c as u32);
             }
             c if c.is_ascii() => out.push(c),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{FEFF}') => {
+            c if !crate::value::is_go_printable(c) => {
                 let _ = write!(out, "\\u{:04X}", c as u32);
             }
             c => out.push(c),

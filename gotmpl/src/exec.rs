@@ -253,7 +253,7 @@ impl<'a> Exec<'a, '_> {
     fn print(&mut self, pipe: &Pipe, value: &Value) -> Res<()> {
         match value {
             Value::Str(s) => self.emit(pipe.pos, s),
-            Value::Int(i) => {
+            Value::Int(i) | Value::Int64(i) => {
                 let mut buf = String::new();
                 let _ = write!(buf, "{i}");
                 self.emit(pipe.pos, &buf)
@@ -324,7 +324,7 @@ impl<'a> Exec<'a, '_> {
                 .iter()
                 .map(|(k, v)| (Value::from(k.as_str()), v.clone()))
                 .collect(),
-            Value::Int(n) => {
+            Value::Int(n) | Value::Int64(n) => {
                 if pipe.decl.len() > 1 {
                     return Err(self.pipe_error(
                         pipe,
@@ -340,9 +340,16 @@ impl<'a> Exec<'a, '_> {
                         ),
                     ));
                 }
-                (0..(*n).max(0))
-                    .map(|i| (Value::Int(i), Value::Int(i)))
-                    .collect()
+                // Go yields integers of the ranged value's own type.
+                let int64 = matches!(value, Value::Int64(_));
+                let of = |i| {
+                    if int64 {
+                        Value::Int64(i)
+                    } else {
+                        Value::Int(i)
+                    }
+                };
+                (0..(*n).max(0)).map(|i| (of(i), of(i))).collect()
             }
             Value::Missing(_) | Value::Nil => Vec::new(),
             Value::Object(obj) if obj.entries().is_some() => obj.entries().unwrap_or_default(),
@@ -360,7 +367,7 @@ impl<'a> Exec<'a, '_> {
             return Ok(());
         }
         // Elements of lists and maps are interface values to Go; integers of `range N` are not.
-        let iface = !matches!(value, Value::Int(_));
+        let iface = value.as_int().is_none();
         let body_mark = self.vars.len();
         for (key, item) in items {
             self.step(pipe.pos, &|| pipe.to_string())?;

@@ -6,6 +6,8 @@
 pub(crate) struct LexError {
     pub pos: usize,
     pub message: String,
+    /// Where the action holding the error starts (`{{`), for errors inside one.
+    pub action: Option<usize>,
 }
 
 /// A token inside an action.
@@ -112,6 +114,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Piece>, LexError> {
         if src[inner..].starts_with("/*") {
             let Some(end) = src[inner + 2..].find("*/") else {
                 return Err(LexError {
+                    action: None,
                     pos: open,
                     message: "unclosed comment".into(),
                 });
@@ -119,6 +122,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Piece>, LexError> {
             let close = inner + 2 + end + 2;
             let Some((next, trim)) = right_delim(src, close) else {
                 return Err(LexError {
+                    action: None,
                     pos: open,
                     message: "comment ends before closing delimiter".into(),
                 });
@@ -127,7 +131,10 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Piece>, LexError> {
             trim_next = trim;
             continue;
         }
-        let (tokens, next, trim) = lex_action(src, inner)?;
+        let (tokens, next, trim) = lex_action(src, inner).map_err(|e| LexError {
+            action: Some(open),
+            ..e
+        })?;
         pieces.push(Piece::Action { pos: open, tokens });
         pos = next;
         trim_next = trim;
@@ -162,8 +169,11 @@ fn lex_action(src: &str, mut pos: usize) -> Result<(Vec<Token>, usize, bool), Le
     let mut parens: Vec<usize> = Vec::new();
     loop {
         if let Some((next, trim)) = right_delim(src, pos) {
+            // Go reports this where the lexer stands (the `}}`); the paren is more use to a reader, and
+            // the two differ only when the action spans lines.
             if let Some(&open) = parens.last() {
                 return Err(LexError {
+                    action: None,
                     pos: open,
                     message: "unclosed left paren".into(),
                 });
@@ -172,6 +182,7 @@ fn lex_action(src: &str, mut pos: usize) -> Result<(Vec<Token>, usize, bool), Le
         }
         let Some(&c) = bytes.get(pos) else {
             return Err(LexError {
+                action: None,
                 pos,
                 message: "unclosed action".into(),
             });
@@ -182,7 +193,11 @@ fn lex_action(src: &str, mut pos: usize) -> Result<(Vec<Token>, usize, bool), Le
             continue;
         }
         let start = pos;
-        let err = |pos: usize, message: String| LexError { pos, message };
+        let err = |pos: usize, message: String| LexError {
+            action: None,
+            pos,
+            message,
+        };
         let tok = match c {
             b'(' => {
                 parens.push(pos);
@@ -332,6 +347,7 @@ fn quoted_end(src: &str, start: usize, quote: u8) -> Result<usize, LexError> {
         match bytes.get(pos) {
             None | Some(b'\n') => {
                 return Err(LexError {
+                    action: None,
                     pos: start,
                     message: if quote == b'"' {
                         "unterminated quoted string".into()
@@ -398,6 +414,7 @@ fn number_end(src: &str, start: usize) -> Result<usize, LexError> {
     {
         let end = pos + next.len_utf8();
         return Err(LexError {
+            action: None,
             pos: start,
             message: format!("bad number syntax: \"{}\"", &src[start..end]),
         });

@@ -34,6 +34,7 @@ mod error;
 mod exec;
 mod lex;
 mod parse;
+mod printable;
 pub mod printf;
 pub mod sprig;
 pub mod value;

@@ -53,12 +53,30 @@ struct Parser<'a> {
     action_pos: usize,
 }
 
+/// A lexing error as Go's parser reports it: an error inside an action that began on an earlier line says
+/// where (`unterminated quoted string in action started at NAME:LINE`; `unclosed action started at ...`).
+fn lex_failure(name: &str, src: &str, e: lex::LexError) -> ParseError {
+    let line = |pos: usize| src[..pos.min(src.len())].matches('\n').count() + 1;
+    let mut message = e.message;
+    if let Some(action) = e.action
+        && line(action) != line(e.pos)
+    {
+        let context = if message.ends_with(" action") {
+            ""
+        } else {
+            " in action"
+        };
+        message = format!("{message}{context} started at {name}:{}", line(action));
+    }
+    ParseError {
+        pos: e.pos,
+        message,
+    }
+}
+
 /// Parses `src` as template `name`: its main tree first, then its `define`s and `block`s.
 pub(crate) fn parse(name: &str, src: &str, resolve: Resolver<'_>) -> Res<Vec<Tree>> {
-    let pieces = lex::lex(src).map_err(|e| ParseError {
-        pos: e.pos,
-        message: e.message,
-    })?;
+    let pieces = lex::lex(src).map_err(|e| lex_failure(name, src, e))?;
     let name: Rc<str> = name.into();
     let mut parser = Parser {
         src,

@@ -93,7 +93,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
         if bytes.get(i) == Some(&b'*') {
             i += 1;
             match args.get(arg_num) {
-                Some(Value::Int(w)) if w.unsigned_abs() as usize <= TOO_LARGE => {
+                Some(Value::Int(w) | Value::Int64(w)) if w.unsigned_abs() as usize <= TOO_LARGE => {
                     if *w < 0 {
                         spec.minus = true;
                         spec.zero = false;
@@ -129,10 +129,12 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             if bytes.get(i) == Some(&b'*') {
                 i += 1;
                 match args.get(arg_num) {
-                    Some(Value::Int(p)) if *p >= 0 && (*p as usize) <= TOO_LARGE => {
+                    Some(Value::Int(p) | Value::Int64(p))
+                        if *p >= 0 && (*p as usize) <= TOO_LARGE =>
+                    {
                         spec.prec = Some(*p as usize);
                     }
-                    Some(Value::Int(p)) if *p < 0 => spec.prec = None,
+                    Some(Value::Int(p) | Value::Int64(p)) if *p < 0 => spec.prec = None,
                     _ => out.push_str("%!(BADPREC)"),
                 }
                 arg_num += 1;
@@ -271,7 +273,7 @@ fn write_value(out: &mut String, value: &Value, verb: char, spec: &Spec) {
             't' | 'v' => pad(out, if *b { "true" } else { "false" }, spec),
             _ => bad_verb(out, value, verb, spec),
         },
-        Value::Int(i) => fmt_int(out, *i, verb, spec, value),
+        Value::Int(i) | Value::Int64(i) => fmt_int(out, *i, verb, spec, value),
         Value::Float(f) => fmt_float(out, *f, verb, spec, value),
         Value::Str(s) => fmt_str(out, s, verb, spec, value),
         Value::List(items) => {
@@ -350,7 +352,8 @@ fn fmt_int(out: &mut String, i: i64, verb: char, spec: &Spec, value: &Value) {
         'U' => {
             let mut text = format!("U+{:04X}", i);
             if spec.sharp
-                && let Some(c) = char::from_u32(i as u32).filter(|c| !c.is_control())
+                && let Some(c) =
+                    char::from_u32(i as u32).filter(|&c| crate::value::is_go_printable(c))
             {
                 let _ = write!(text, " '{c}'");
             }
@@ -633,10 +636,7 @@ fn fmt_str(out: &mut String, s: &str, verb: char, spec: &Spec, value: &Value) {
                 Some(p) => s.chars().take(p).collect(),
                 None => s.to_string(),
             };
-            let quoted = if spec.sharp
-                && !s.contains('`')
-                && !s.chars().any(|c| c.is_control() && c != '\t')
-            {
+            let quoted = if spec.sharp && crate::value::can_backquote(&s) {
                 format!("`{s}`")
             } else if spec.plus {
                 ascii_quote(&s)
@@ -693,7 +693,7 @@ fn go_syntax(out: &mut String, value: &Value, top: bool) {
             out.push_str(if top { "<nil>" } else { "interface {}(nil)" })
         }
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => {
+        Value::Int(i) | Value::Int64(i) => {
             let _ = write!(out, "{i}");
         }
         Value::Float(f) => out.push_str(&crate::value::go_float(*f)),

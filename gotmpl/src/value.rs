@@ -30,8 +30,12 @@ pub enum Value {
     Nil,
     /// A `bool`.
     Bool(bool),
-    /// An integer (Go's `int`/`int64`: template literals, `--set` numbers, `len`, sprig's `int`).
+    /// An `int`: template literals, `len`, `range N`, sprig's `int` and `atoi`.
     Int(i64),
+    /// An `int64`: `--set` numbers, sprig's arithmetic (`add`, `mul`, `max`, ...), `int64`, `toDecimal`.
+    /// Go tells the two apart in `%T`, `typeOf`, `kindOf` and type switches (sprig's `duration` takes
+    /// only an `int64`); everything else treats them alike through [`Value::as_int`].
+    Int64(i64),
     /// A `float64` (every number read from YAML or JSON values, as Helm reads them).
     Float(f64),
     /// A `string`.
@@ -78,6 +82,7 @@ impl fmt::Debug for Value {
             Value::Nil => f.write_str("Nil"),
             Value::Bool(b) => write!(f, "Bool({b})"),
             Value::Int(i) => write!(f, "Int({i})"),
+            Value::Int64(i) => write!(f, "Int64({i})"),
             Value::Float(x) => write!(f, "Float({x})"),
             Value::Str(s) => write!(f, "Str({s:?})"),
             Value::List(items) => f.debug_list().entries(items.iter()).finish(),
@@ -93,7 +98,7 @@ impl PartialEq for Value {
         match (self, other) {
             (Value::Missing(_), Value::Missing(_)) | (Value::Nil, Value::Nil) => true,
             (Value::Bool(a), Value::Bool(b)) => a == b,
-            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) | (Value::Int64(a), Value::Int64(b)) => a == b,
             (Value::Float(a), Value::Float(b)) => a == b,
             (Value::Str(a), Value::Str(b)) => a == b,
             (Value::List(a), Value::List(b)) => a == b,
@@ -146,7 +151,24 @@ impl From<Entries> for Value {
     }
 }
 
+thread_local! {
+    /// The one list that stands for Go's nil slice (see [`Value::nil_list`]), told apart by identity.
+    static NIL_LIST: Rc<Vec<Value>> = Rc::new(Vec::new());
+}
+
 impl Value {
+    /// Go's nil slice (`[]interface {}(nil)`): an empty list everywhere (`%v` prints `[]`, `len` is 0, it
+    /// is empty) except in `toJson`/`toYaml`, which encode it as `null`. sprig's `rest` and `initial` of an
+    /// empty list, `concat` of nothing and `regexFindAll` without a match return one.
+    pub fn nil_list() -> Value {
+        Value::List(NIL_LIST.with(Rc::clone))
+    }
+
+    /// True for [`Value::nil_list`] and its clones (not for other empty lists).
+    pub fn is_nil_list(&self) -> bool {
+        matches!(self, Value::List(items) if NIL_LIST.with(|nil| Rc::ptr_eq(items, nil)))
+    }
+
     /// A new, empty map.
     pub fn empty_map() -> Value {
         Value::from(Entries::new())
@@ -158,7 +180,7 @@ impl Value {
         match self {
             Value::Missing(_) | Value::Nil => false,
             Value::Bool(b) => *b,
-            Value::Int(i) => *i != 0,
+            Value::Int(i) | Value::Int64(i) => *i != 0,
             Value::Float(f) => *f != 0.0,
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
@@ -189,12 +211,39 @@ impl Value {
         }
     }
 
+    /// A copy with new maps and lists all the way down (sprig's `deepCopy`, Go's `copystructure.Copy`):
+    /// changing the copy in place never changes the original. Scalars and host objects are shared.
+    pub fn deep_copy(&self) -> Value {
+        match self {
+            Value::Map(map) => Value::from(
+                map.borrow()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.deep_copy()))
+                    .collect::<Entries>(),
+            ),
+            Value::List(_) if self.is_nil_list() => self.clone(),
+            Value::List(items) => {
+                Value::from(items.iter().map(Value::deep_copy).collect::<Vec<_>>())
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// The integer, if this is one of either width (`int` or `int64`).
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) | Value::Int64(i) => Some(*i),
+            _ => None,
+        }
+    }
+
     /// Go's type name as `printf "%T"` and sprig's `typeOf` print it.
     pub fn type_name(&self) -> &str {
         match self {
             Value::Missing(_) | Value::Nil => "<nil>",
             Value::Bool(_) => "bool",
             Value::Int(_) => "int",
+            Value::Int64(_) => "int64",
             Value::Float(_) => "float64",
             Value::Str(_) => "string",
             Value::List(_) => "[]interface {}",
@@ -209,6 +258,7 @@ impl Value {
             Value::Missing(_) | Value::Nil => "invalid",
             Value::Bool(_) => "bool",
             Value::Int(_) => "int",
+            Value::Int64(_) => "int64",
             Value::Float(_) => "float64",
             Value::Str(_) => "string",
             Value::List(_) => "slice",
@@ -230,7 +280,7 @@ impl Value {
             Value::Missing(_) => out.push_str("<no value>"),
             Value::Nil => out.push_str("<nil>"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Int(i) => {
+            Value::Int(i) | Value::Int64(i) => {
                 let _ = write!(out, "{i}");
             }
             Value::Float(f) => out.push_str(&go_float(*f)),
@@ -290,7 +340,14 @@ pub fn go_float(f: f64) -> String {
     format!("{f}")
 }
 
-/// Go's `strconv.Quote`: double quotes, Go escapes for control characters.
+/// Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and the ASCII space (not U+00A0,
+/// U+200B, format characters, private use or unassigned code points).
+pub fn is_go_printable(c: char) -> bool {
+    crate::printable::is_print(c)
+}
+
+/// Go's `strconv.Quote`: double quotes; `\n`-style escapes, `\xNN` for other ASCII controls, and `\uNNNN` /
+/// `\UNNNNNNNN` for every other rune that is not [`is_go_printable`].
 pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -298,6 +355,7 @@ pub fn go_quote(s: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
+            c if is_go_printable(c) => out.push(c),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
@@ -308,14 +366,23 @@ pub fn go_quote(s: &str) -> String {
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            c if c.is_control() => {
+            c if (c as u32) < 0x10000 => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            c => out.push(c),
+            c => {
+                let _ = write!(out, "\\U{:08x}", c as u32);
+            }
         }
     }
     out.push('"');
     out
+}
+
+/// Go's `strconv.CanBackquote`: `s` fits in a raw string literal (no control characters but tab, no
+/// backquote, no DEL, no byte order mark). `%#q` and regexp messages use backquotes when this holds.
+pub fn can_backquote(s: &str) -> bool {
+    !s.chars()
+        .any(|c| (c < ' ' && c != '\t') || c == '`' || c == '\u{7f}' || c == '\u{feff}')
 }
 
 #[cfg(test)]

@@ -267,6 +267,25 @@ fn parse_errors_read_as_go() {
         ),
         ("{{ break }}", "template: t:1: {{break}} outside {{range}}"),
         ("{{ 3x }}", "template: t:1: bad number syntax: \"3x\""),
+        // A lexing error inside an action begun on an earlier line says where it began (Go 1.25).
+        (
+            "line1\n{{\"x\"\n\"y\"\n",
+            "template: t:4: unclosed action started at t:2",
+        ),
+        (
+            "{{\n\n\n\n\n",
+            "template: t:6: unclosed action started at t:1",
+        ),
+        ("line1\n{{", "template: t:2: unclosed action"),
+        (
+            "{{ 1\n \"abc }}\n",
+            "template: t:2: unterminated quoted string in action started at t:1",
+        ),
+        (
+            "{{ 1\n (2 }}",
+            "template: t:2: unclosed left paren in action started at t:1",
+        ),
+        ("{{ 1 }}\n{{/* x }}\n", "template: t:2: unclosed comment"),
         (
             "{{ define \"a\" }}1{{ end }}{{ define \"a\" }}2{{ end }}",
             "template: t:1: template: multiple definition of template \"a\"",

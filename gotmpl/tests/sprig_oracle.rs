@@ -171,6 +171,15 @@ const CASES: &[&str] = &[
     r#"{{ dateInZone "2006-01-02 15:04 MST -0700" 1720000000 "America/New_York" }}|{{ dateInZone "Mon Jan 2 15:04:05 MST 2006" 1711846800 "Europe/London" }}|{{ dateInZone "15:04 MST" 1711846800 "Australia/Adelaide" }}|{{ toDate "2006-01-02 15:04 MST" "2024-01-02 03:04 EST" }}|{{ toDate "2006-01-02 MST" "2024-01-02 GMT+3" }}"#,
     r#"{{ list .Values.nope 1 }}|{{ dict "a" .Values.nope }}|{{ append (list) .Values.nope }}|{{ $d := dict }}{{ $_ := set $d "k" .Values.nope }}{{ $d }}|{{ toJson (list .Values.nope) }}"#,
     r#"{{ dateModify "1h" (toDate "2006-01-02 15:04 MST" "2024-01-02 03:04 EST") }}|{{ dateModify "1h" (toDate "2006-01-02 -0700" "2024-01-02 +0530") }}|{{ unixEpoch (toDate "2006-01-02 MST" "2024-01-02 GMT+3") }}|{{ (toDate "2006-01-02 MST" "2024-01-02 PST").UTC }}"#,
+    // int and int64: Go's types for literals and `len` (int) and for sprig's arithmetic (int64)
+    r#"{{ typeOf (add 1 2) }} {{ typeOf (add1 1) }} {{ typeOf (sub 3 1) }} {{ typeOf (mul 2 3) }} {{ typeOf (div 6 3) }} {{ typeOf (mod 7 3) }} {{ typeOf (max 1 2) }} {{ typeOf (min 1 2) }} {{ typeOf (biggest 1 2) }} {{ typeOf (int64 1) }} {{ typeOf (int 1) }} {{ typeOf (atoi "3") }} {{ typeOf (toDecimal "0777") }} {{ kindOf (int64 1) }} {{ typeOf (len "ab") }} {{ typeOf 5 }} {{ printf "%T %T %v %d" (add 1 1) 1 (int64 7) (int64 8) }} {{ typeOf (randInt 1 2) }}"#,
+    r#"{{ duration 95 }}|{{ duration (int64 95) }}|{{ duration (add 90 5) }}|{{ duration "95" }}|{{ duration 95.0 }}|{{ durationRound 3600000000000 }}|{{ durationRound (mul 3600 1000000000) }}|{{ date "2006" (int64 0) }}|{{ date "2006" 0 }}"#,
+    r#"{{ range (int64 2) }}{{ typeOf . }} {{ end }}|{{ range 2 }}{{ typeOf . }} {{ end }}|{{ eq (add 1 1) 2 }} {{ lt (int64 1) 2 }} {{ index (list 5 6) (int64 1) }} {{ printf "%*d" (int64 4) 7 }} {{ toJson (int64 3) }} {{ deepEqual (int64 1) 1 }}"#,
+    r#"{{ float64 "1e_5" }} {{ float64 "1_0e5" }} {{ float64 "1_0.5" }} {{ float64 "_1" }} {{ int "0x_1f" }} {{ int "0x1_f" }} {{ int "1_e" }} {{ int "0b_1" }} {{ int "0_7" }} {{ int64 "1__0" }}"#,
+    // nil slices: empty lists to everything but toJson/toYaml
+    r#"{{ toJson (rest list) }}|{{ toJson (initial list) }}|{{ toJson (concat) }}|{{ toJson (concat list list) }}|{{ toJson (rest (list 1)) }}|{{ toJson (initial (list 1)) }}|{{ toJson (regexFindAll "x" "abc" -1) }}|{{ toJson (compact list) }}|{{ rest list }}|{{ len (rest list) }}|{{ empty (rest list) }}|{{ toJson (dict "a" (mustRest list)) }}|{{ typeOf (rest list) }}"#,
+    // Go's IsPrint in quote, %q, %#U and js: no-break and zero-width spaces, separators, format and private-use runes are escaped
+    r#"{{ quote "a\u00a0b\u200bc\u2028d\ue000e😀é\u0301\x7f\u0085\U000e0001\u00ad\u3000" }}|{{ printf "%q|%+q|%#q|%#q|%#q|%q" "a\u00a0" "é\u00a0" "a\u00a0" "a\u0085" "\ufeff" 0xa0 }}|{{ printf "%#U %#U %#U %#U" 0xa0 0x41 0x1f600 0x200b }}|{{ js "a\u00a0b\u2028c\U0001F600\ue000é" }}|{{ toJson "a\u00a0b\u2028c\u200b" }}"#,
     // crypto with deterministic output
     r#"{{ derivePassword 1 "long" "password" "user" "example.com" }} {{ derivePassword 2 "pin" "pw" "u" "s" }} {{ derivePassword 1 "nope" "pw" "u" "s" }}"#,
     // shapes of nondeterministic functions
@@ -185,6 +194,12 @@ const CASES: &[&str] = &[
 /// Snippets that must fail, with the message Helm gives (compared after `executing ... at <...>: `).
 const ERROR_CASES: &[&str] = &[
     r#"{{ upper .Values.nope }}"#,
+    // an int64 (sprig's arithmetic) is not an int parameter
+    r#"{{ trunc (add 1 1) "abc" }}"#,
+    r#"{{ until (int64 2) }}"#,
+    r#"{{ substr 0 (sub 3 1) "abc" }}"#,
+    r#"{{ round 2.5 (int64 0) }}"#,
+    r#"{{ splitn "," (int64 2) "a,b,c" }}"#,
     r#"{{ trunc 1 }}"#,
     r#"{{ mul }}"#,
     r#"{{ mustFirst }}"#,

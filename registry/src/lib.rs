@@ -9,6 +9,9 @@ pub mod allocator;
 pub mod client;
 
 #[cfg(feature = "client")]
+pub mod delta;
+
+#[cfg(feature = "client")]
 pub mod mirror;
 
 pub mod storage;

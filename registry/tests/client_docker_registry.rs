@@ -53,6 +53,8 @@ fn test_image() -> TestImage {
         layer.len()
     )
     .into_bytes();
+    testsupport::oci_spec_check(&config, "application/vnd.oci.image.config.v1+json");
+    testsupport::oci_spec_check(&manifest, OCI_MANIFEST);
     TestImage {
         layer,
         config,

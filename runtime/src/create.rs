@@ -13,6 +13,9 @@ use builder::store::Store;
 
 use crate::env::Env;
 use crate::image;
+use crate::image_check::{
+    CheckedImage, EmbeddedImages, ImageCheck, check_images, kube_version_of, registry_dir,
+};
 use crate::plan::{self, PlannedImage, Target};
 use crate::run::RunError;
 use crate::unpack::{render_templates, unpack_image};
@@ -45,6 +48,10 @@ pub struct CreateReport {
     pub rendered: Vec<PathBuf>,
     /// The commands `run` would execute, in order (without the embedded registry).
     pub commands: Vec<PlannedCommand>,
+    /// Every image the install would pull, and whether the image's embedded registry holds it (the check
+    /// `run` makes, which refuses a missing one; `create` only reports). A check that could not run is one
+    /// of its warnings.
+    pub image_check: ImageCheck,
 }
 
 /// The file create writes into each directory it makes, so that a later create may replace it.
@@ -92,7 +99,9 @@ pub fn create(
             command: step.command(&Env::new())?,
         });
     }
+    let image_check = image_list(&planned);
     Ok(CreateReport {
+        image_check,
         image: planned.image.name.clone(),
         digest: planned.image.digest.to_string(),
         kind: planned.image.kind.as_str().to_string(),
@@ -100,6 +109,27 @@ pub fn create(
         rendered,
         commands,
     })
+}
+
+/// The image check of `planned` against its own `registry/` tree; an error becomes the check's only warning.
+fn image_list(planned: &PlannedImage) -> ImageCheck {
+    let checked = CheckedImage {
+        name: &planned.image.name,
+        dir: &planned.local_dir,
+        env: &planned.env,
+        commands: &planned.commands,
+    };
+    let mut embedded = EmbeddedImages::default();
+    embedded
+        .add_tree(&registry_dir(&planned.local_dir), &planned.image.name)
+        .and_then(|()| {
+            let kube_version = kube_version_of([&planned.image]);
+            check_images(&[checked], &embedded, kube_version.as_deref())
+        })
+        .unwrap_or_else(|e| ImageCheck {
+            images: Vec::new(),
+            warnings: vec![format!("the image check could not run: {e}")],
+        })
 }
 
 /// Refuses `dir` when it holds something create did not make, unless `force`; with `force`, removes a file

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use builder::store::{ImageSource, Store, StoreError};
 use formats::digest::Digest;
 use formats::manifest::{Descriptor, ImageConfig, ParsedManifest, Platform, RawManifest};
-use formats::media_type;
 
 use crate::env::Env;
 
@@ -184,18 +183,8 @@ fn platform_manifest(
     let ParsedManifest::Index(index) = &manifest.parsed else {
         return Ok(manifest.clone());
     };
-    let host = Platform::host();
-    let children: Vec<&Descriptor> = index
-        .manifests
-        .iter()
-        .filter(|d| media_type::is_manifest(&d.media_type))
-        .collect();
-    let matching = children.iter().find(|d| {
-        d.platform
-            .as_ref()
-            .is_some_and(|p| p.os == host.os && p.architecture == host.architecture)
-    });
-    let Some(child) = matching.or(children.first().filter(|_| children.len() == 1)) else {
+    let Some(child) = Platform::select_host(index) else {
+        let host = Platform::host();
         return Err(invalid(
             image,
             &format!("the image has no {host} manifest; run it on a host of one of its platforms"),

@@ -9,6 +9,7 @@ pub mod create;
 pub mod env;
 pub mod exec;
 pub mod image;
+pub mod image_check;
 pub mod plan;
 pub mod reset;
 pub mod run;

@@ -81,7 +81,8 @@ pub fn reset(opts: &ResetOptions, reporter: &Reporter<'_>) -> Result<ResetReport
     hosts.run_step(&stop_registry_step(&paths), reporter)?;
     let data = paths.cluster_data();
     let remove = Step {
-        image: "cluster data".into(),
+        // Named with its directory: the step's own `in /` is only where its command starts.
+        image: format!("cluster data {}", data.display()),
         name: "remove".into(),
         target: Target::AllHosts,
         workdir: "/".into(),

@@ -16,6 +16,10 @@ use crate::clusterfile::{
 use crate::env::{Env, shell_quote};
 use crate::exec::{self, ExecError, Host, LocalHost, Output, SshHost, SshOptions};
 use crate::image::{self, ImageError, ImageKind};
+use crate::image_check::{
+    CheckedImage, EmbeddedImages, ImageCheck, ImageCheckError, check_images, kube_version_of,
+    registry_dir,
+};
 use crate::plan::{self, Action, CLEAN_STEPS, PlanError, PlannedImage, Step, Target};
 use crate::unpack::{UnpackImageError, render_templates, unpack_image};
 
@@ -150,6 +154,9 @@ pub struct RunOptions {
     pub force: bool,
     /// The embedded registry.
     pub registry: RegistryOptions,
+    /// `--skip-image-check`: run even when images the install pulls are not embedded (each is still
+    /// listed, as a warning).
+    pub skip_image_check: bool,
 }
 
 /// Why a run (or reset) failed.
@@ -185,6 +192,9 @@ pub enum RunError {
     /// The run was asked for something it cannot do.
     #[error("{0}")]
     Usage(String),
+    /// Images the install pulls are not embedded, or could not be listed.
+    #[error(transparent)]
+    ImageCheck(#[from] ImageCheckError),
     /// A local file-system operation failed.
     #[error("{op} `{path}`: {source}")]
     Io {
@@ -208,6 +218,8 @@ pub struct RunReport {
     pub hosts: Vec<String>,
     /// Steps run (each once, whatever the number of hosts).
     pub steps: usize,
+    /// The image check: every image the applied images' installs pull and where it comes from.
+    pub image_check: ImageCheck,
 }
 
 /// Progress reports: announcements of what is about to happen, and hosts' output lines.
@@ -523,6 +535,69 @@ exit 0"#
     }
 }
 
+/// The image check of a run (see [`crate::image_check`]): every image the planned images' installs pull,
+/// rendered for the cluster's Kubernetes version, looked up in their `registry/` trees and, for a cluster on
+/// this machine, in the registry earlier runs placed. A missing image is an error unless `--skip-image-check`, which announces each one as a warning.
+fn check_run_images(
+    store: &Store,
+    planned: &[PlannedImage],
+    file: &Clusterfile,
+    paths: &ClusterPaths,
+    opts: &RunOptions,
+    reporter: &Reporter<'_>,
+) -> Result<ImageCheck, RunError> {
+    let mut embedded = EmbeddedImages::default();
+    for p in planned {
+        embedded.add_tree(&registry_dir(&p.local_dir), &p.image.name)?;
+    }
+    if file.spec.hosts.is_empty() {
+        let applied = paths.rootfs().join(crate::unpack::REGISTRY_DIR);
+        embedded.add_tree(&applied, &format!("cluster `{}`", paths.cluster))?;
+    }
+    let checked: Vec<CheckedImage<'_>> = planned
+        .iter()
+        .map(|p| CheckedImage {
+            name: &p.image.name,
+            dir: &p.local_dir,
+            env: &p.env,
+            commands: &p.commands,
+        })
+        .collect();
+    // The cluster's Kubernetes version: a rootfs image of this run, else one applied before (still in the
+    // store).
+    let kube_version = kube_version_of(planned.iter().map(|p| &p.image)).or_else(|| {
+        let earlier: Vec<_> = file
+            .status
+            .images
+            .iter()
+            .filter(|i| i.kind == ImageKind::Rootfs)
+            .filter_map(|i| image::open(store, &i.digest).ok())
+            .collect();
+        kube_version_of(&earlier)
+    });
+    let check = check_images(&checked, &embedded, kube_version.as_deref())?;
+    for warning in &check.warnings {
+        (reporter.announce)(&format!("[image check] warning: {warning}"));
+    }
+    let missing = check.missing().len();
+    if missing == 0 {
+        (reporter.announce)(&format!(
+            "[image check] {} image(s) pulled by the install, all embedded",
+            check.images.len()
+        ));
+        return Ok(check);
+    }
+    if !opts.skip_image_check {
+        return Err(ImageCheckError::Missing { check }.into());
+    }
+    (reporter.announce)(&format!(
+        "[image check] warning: --skip-image-check: running although {missing} image(s) the install \
+         pulls are not embedded:\n{}",
+        check.missing_list().trim_end()
+    ));
+    Ok(check)
+}
+
 /// Runs `opts.images` on the cluster; see the module docs.
 pub fn run(
     store: &Store,
@@ -628,6 +703,7 @@ pub fn run(
             step.script(hosts.env_of(host))?;
         }
     }
+    report.image_check = check_run_images(store, &planned, &file, paths, opts, reporter)?;
 
     // Record the hosts before touching them, so `reset` can undo a failed run.
     file.status.data_dir = Some(path_str(&paths.data_dir));

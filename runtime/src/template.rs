@@ -102,7 +102,7 @@ fn indent(name: &str, args: Vec<Value>) -> Result<Value, String> {
         ));
     };
     let n = match count {
-        Value::Int(n) => *n,
+        Value::Int(n) | Value::Int64(n) => *n,
         Value::Float(f) => *f as i64,
         Value::Str(s) => s.trim().parse().unwrap_or(0),
         _ => 0,

@@ -1,7 +1,14 @@
 //! Test-only helpers shared by the crates' integration tests (a dev-dependency only, never shipped): find a
 //! required tool or fail naming it, run a command and fail with its stderr, pick a free port, and run registry
 //! servers on 127.0.0.1 that are killed when dropped: Debian's `docker-registry` (CNCF distribution) and our
-//! `sealos registry serve`.
+//! `sealos registry serve`; check every manifest, index and config a test produces against the OCI spec's own
+//! types ([`oci_spec_check`], [`oci_spec_check_layout`]); and write small real images into an OCI layout
+//! ([`images`]). Fixture files shared by several crates are in the repository's `testdata/`.
+
+pub mod images;
+mod oci_spec_check;
+
+pub use oci_spec_check::{SpecKind, oci_spec_check, oci_spec_check_layout};
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -8,7 +8,19 @@
 //! what `--compression zstd` gives, which also compresses (about 2.5x smaller here). B2
 //! (`build-touch-vs-buildah`) touches one small file, then rebuilds into a warm store (zstd; buildah with
 //! `--layers`).
-//! The previous run's output is moved aside inside the timed job (a rename) and removed when the rows end.
+//!
+//! B1d is what users run: the default settings (gzip layers, block-parallel, see docs/build.md) against the
+//! same buildah build, on the B1 context (`build-cold-default-vs-buildah`) and on a context of 50 MiB of
+//! incompressible data (`build-cold-default-random-vs-buildah`), where deflate finds nothing and costs most.
+//! B5 (`build-push-vs-buildah`) is a cold build with default settings then a push to a fresh
+//! `docker-registry` (started untimed before each run, so every blob is sent), against `buildah bud` + `buildah push`;
+//! after each run the bytes the pushed manifest references (config and layers) go to stderr for both sides.
+//! B2d (`build-edit-default-vs-buildah`) is B2 with the default settings where it costs: one manifest's content
+//! changes (a line appended, so no cache can skip it) and the one `COPY . .` layer is rebuilt with gzip, into a
+//! warm store (buildah with `--layers`, its own warm root).
+//! The previous run's output is moved aside inside the timed job (a rename into the trash directory, created
+//! again if a dropped row's cleanup removed it: a run must never build into the previous run's store) and
+//! removed when the rows end.
 //!
 //! Both sides run as child processes under `/usr/bin/time`, so the table shows their peak memory (VmHWM):
 //! ours re-executes this benchmark binary with [`CHILD_ENV`] set, which runs exactly one build through
@@ -22,14 +34,19 @@ use builder::build::{BuildOptions, build};
 use formats::layer::Compression;
 
 use super::Context;
+use super::registry::{ServerKind, sealos_binary};
 use crate::data;
-use crate::harness::{Job, Pair, Side, measured_shell, quote};
+use crate::harness::{Job, Pair, Side, measured_shell, quote, shell, untimed};
 
 /// Row ids, in the order [`pairs`] returns them.
 pub const ROWS: &[&str] = &[
     "build-cold-vs-buildah",
     "build-cold-zstd-vs-buildah",
     "build-touch-vs-buildah",
+    "build-cold-default-vs-buildah",
+    "build-cold-default-random-vs-buildah",
+    "build-push-vs-buildah",
+    "build-edit-default-vs-buildah",
 ];
 
 /// Set to `CONTEXT\nSTORE\nCOMPRESSION`, makes the benchmark binary run one build and exit.
@@ -67,6 +84,10 @@ fn ours_command(context: &Path, store: &Path, compression: &str) -> anyhow::Resu
 }
 
 const MAX_CONTEXT: u64 = 300 << 20;
+/// Size of the incompressible context of B1d.
+const RANDOM_CONTEXT: u64 = 50 << 20;
+/// Files the incompressible context is split into.
+const RANDOM_FILES: u64 = 5;
 const KUBEFILE: &str = "FROM scratch\nCOPY . .\nCMD [\"kubectl apply -f manifests/\"]\n";
 
 /// Prepares the context and returns the two rows.
@@ -89,40 +110,57 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
         }
         fs::write(context.join("Kubefile"), KUBEFILE)?;
     }
+    let random_context = ctx.work.join(format!(
+        "build-context-random-{RANDOM_CONTEXT}-{}",
+        ctx.seed
+    ));
+    if !random_context.exists() {
+        let files = random_context.join("files");
+        fs::create_dir_all(&files)?;
+        for i in 0..RANDOM_FILES {
+            data::random_file(&files, RANDOM_CONTEXT / RANDOM_FILES, ctx.seed + i)?;
+        }
+        fs::write(random_context.join("Kubefile"), KUBEFILE)?;
+    }
     let trash = ctx.work.join("build-trash");
     fs::create_dir_all(&trash)?;
     let touched = context.join("manifests/app-000.yaml");
     let warm_ours = ctx.work.join("build-warm-store");
     let warm_peer = ctx.work.join("build-warm-buildah");
     let q = |p: &Path| quote(&p.to_string_lossy());
-    let peer_bud = |root: &str, layers: &str| {
+    let bud_of = |context: &Path, root: &str, layers: &str| {
         format!(
             "buildah --storage-driver vfs --root {root} --runroot {root}/run bud {layers} --quiet -f {} -t x {}",
             q(&context.join("Kubefile")),
-            q(&context)
+            q(context)
         )
     };
-    let cold_peer_root = ctx.work.join("build-cold-buildah");
-    let cold_peer = format!(
-        "if [ -e {r} ]; then mv {r} {t}/buildah-$(date +%s%N); fi; {bud}",
-        r = q(&cold_peer_root),
-        t = q(&trash),
-        bud = peer_bud(&q(&cold_peer_root), "")
-    );
+    let peer_bud = |root: &str, layers: &str| bud_of(&context, root, layers);
+    let cold_peer_of = |context: &Path, root: &str| {
+        let root = ctx.work.join(root);
+        format!(
+            "if [ -e {r} ]; then mkdir -p {t} && mv {r} {t}/buildah-$(date +%s%N) || exit 1; fi; {bud}",
+            r = q(&root),
+            t = q(&trash),
+            bud = bud_of(context, &q(&root), "")
+        )
+    };
+    let cold_peer = cold_peer_of(&context, "build-cold-buildah");
     let touch_peer = format!(
         "touch {} && {}",
         q(&touched),
         peer_bud(&q(&warm_peer), "--layers")
     );
-    let cold_ours = |compression: &str, store: &str| -> anyhow::Result<String> {
+    let cold_ours_of = |context: &Path, compression: &str, store: &str| -> anyhow::Result<String> {
         let store = ctx.work.join(store);
         Ok(format!(
-            "if [ -e {s} ]; then mv {s} {t}/ours-$(date +%s%N); fi; {build}",
+            "if [ -e {s} ]; then mkdir -p {t} && mv {s} {t}/ours-$(date +%s%N) || exit 1; fi; {build}",
             s = q(&store),
             t = q(&trash),
-            build = ours_command(&context, &store, compression)?
+            build = ours_command(context, &store, compression)?
         ))
     };
+    let cold_ours = |compression: &str, store: &str| cold_ours_of(&context, compression, store);
     let touch_ours = format!(
         "touch {} && {}",
         q(&touched),
@@ -138,7 +176,7 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
             cleanup.to_path_buf(),
         ),
     };
-    Ok(vec![
+    let mut rows = vec![
         row(
             ROWS[0],
             &cold_ours("none", "build-cold-store")?,
@@ -160,7 +198,136 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
             &touch_peer,
             &warm_peer,
         ),
-    ])
+        // B1d: the default compression (gzip), what `sealos build` does without flags.
+        row(
+            ROWS[3],
+            &cold_ours("gzip", "build-cold-store-default")?,
+            "buildah bud (vfs)",
+            &cold_peer,
+            Path::new(""),
+        ),
+        row(
+            ROWS[4],
+            &cold_ours_of(&random_context, "gzip", "build-cold-store-random")?,
+            "buildah bud (vfs)",
+            &cold_peer_of(&random_context, "build-cold-buildah-random"),
+            Path::new(""),
+        ),
+    ];
+    rows.push(build_push_pair(ctx, &context, &trash)?);
+    // B2d: a content change in the one `COPY . .` layer, default settings, warm stores of their own.
+    let edited = context.join("manifests/app-001.yaml");
+    let edit = format!("echo \"# edit $(date +%s%N)\" >> {}", q(&edited));
+    let edit_peer_root = ctx.work.join("build-warm-buildah-default");
+    rows.push(row(
+        ROWS[6],
+        &format!(
+            "{edit} && {}",
+            ours_command(&context, &ctx.work.join("build-warm-store-default"), "gzip")?
+        ),
+        "buildah bud --layers (vfs)",
+        &format!("{edit} && {}", peer_bud(&q(&edit_peer_root), "--layers")),
+        &edit_peer_root,
+    ));
+    Ok(rows)
+}
+
+/// B5: a cold build with default settings, then a push of the image to a fresh local `docker-registry`, for
+/// ours and for buildah.
+fn build_push_pair(ctx: &Context, context: &Path, trash: &Path) -> anyhow::Result<Pair> {
+    let sealos = sealos_binary()?;
+    let q = |p: &Path| quote(&p.to_string_lossy());
+    let store = ctx.work.join("build-push-store");
+    let root = ctx.work.join("build-push-buildah");
+    let build_ours = format!(
+        "if [ -e {s} ]; then mkdir -p {t} && mv {s} {t}/ours-$(date +%s%N) || exit 1; fi; {build}",
+        s = q(&store),
+        t = q(trash),
+        build = ours_command(context, &store, "gzip")?
+    );
+    let build_peer = format!(
+        "if [ -e {r} ]; then mkdir -p {t} && mv {r} {t}/buildah-$(date +%s%N) || exit 1; fi; \
+         buildah --storage-driver vfs --root {r} --runroot {r}/run bud --quiet -f {} -t x {}",
+        q(&context.join("Kubefile")),
+        q(context),
+        r = q(&root),
+        t = q(trash),
+    );
+    let work = ctx.work.clone();
+    let ours = Box::new(move || {
+        push_to_fresh_registry(&work, "build-push: ours", "b5/ours", |dest| {
+            shell(&format!(
+                "{build_ours} && {} --root {} push bench/x:latest {dest} --insecure",
+                quote(&sealos.to_string_lossy()),
+                q(&store)
+            ))()
+        })
+    }) as Job;
+    let work = ctx.work.clone();
+    let peer = Box::new(move || {
+        push_to_fresh_registry(&work, "build-push: buildah", "b5/buildah", |dest| {
+            shell(&format!(
+                "{build_peer} && buildah --storage-driver vfs --root {r} --runroot {r}/run push --quiet \
+                 --tls-verify=false x docker://{dest}",
+                r = q(&root)
+            ))()
+        })
+    }) as Job;
+    Ok(Pair {
+        id: ROWS[5].into(),
+        ours,
+        peer_name: "buildah bud + buildah push (vfs)".into(),
+        peer: with_cleanup(peer, trash.to_path_buf()),
+    })
+}
+
+/// Starts a fresh `docker-registry` (untimed), runs `push` to `HOST/repo:latest` (timed), reports the bytes
+/// pushed and stops the registry (untimed). A fresh registry per run, because a second push to the same one
+/// is not the same work: containers/image remembers where it pushed a blob and mounts it from there instead.
+pub(super) fn push_to_fresh_registry(
+    work: &Path,
+    side: &str,
+    repo: &str,
+    push: impl FnOnce(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let registry = untimed(|| ServerKind::DockerRegistry.start_fs(work, None))?;
+    let dest = format!("{}/{repo}:latest", registry.host);
+    push(&dest)?;
+    untimed(|| {
+        let reported = report_pushed(side, &dest);
+        drop(registry);
+        reported
+    })
+}
+
+/// Prints to stderr the bytes the manifest at `dest` references (config and layers): what a push sent.
+pub(super) fn report_pushed(side: &str, dest: &str) -> anyhow::Result<()> {
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{dest}"))
+        .output()
+        .context("cannot run `skopeo inspect` (apt-get install skopeo)")?;
+    if !out.status.success() {
+        bail!(
+            "`skopeo inspect --raw docker://{dest}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("the manifest of {dest} is not JSON"))?;
+    let size = |v: &serde_json::Value| v["size"].as_u64().unwrap_or(0);
+    let layers: Vec<u64> = manifest["layers"]
+        .as_array()
+        .map(|l| l.iter().map(size).collect())
+        .unwrap_or_default();
+    eprintln!(
+        "{side} pushed {} bytes (config {} + {} layers {:?}) to {dest}",
+        size(&manifest["config"]) + layers.iter().sum::<u64>(),
+        size(&manifest["config"]),
+        layers.len(),
+        layers
+    );
+    Ok(())
 }
 
 /// The build options of these rows: `context` into `store`, zstd layers, timestamp 0, no registry and no

@@ -103,35 +103,9 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
         fs::write(c.join("manifests/app.yaml"), "kind: Pod\n")?;
     }
     fs::create_dir_all(peer_ctx.join("registry"))?;
-    let upstream = ServerKind::DockerRegistry.start_fs(&work, None)?;
+    let (upstream, client, repos) = upstream_with_images(ctx, &work, &ours_ctx, count, "embed")?;
     let peer_registry =
         ServerKind::DockerRegistry.start_fs(&work, Some(&peer_ctx.join("registry")))?;
-    let client = RegistryClient::new(ClientOptions {
-        tls_verify: false,
-        ..ClientOptions::default()
-    })?;
-    eprintln!(
-        "embed: pushing {count} images ({} bytes in total) into {}",
-        ctx.size, upstream.host
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let repos = rt.block_on(populate(
-        &client,
-        &upstream.host,
-        &work,
-        ctx.size,
-        count,
-        ctx.seed,
-    ))?;
-    drop(rt);
-    let list: String = repos
-        .iter()
-        .map(|r| format!("{}/{r}:v1\n", upstream.host))
-        .collect();
-    fs::create_dir_all(ours_ctx.join("images/shim"))?;
-    fs::write(ours_ctx.join("images/shim/list"), list)?;
     let mut yaml = format!("{}:\n  tls-verify: false\n  images:\n", upstream.host);
     for repo in &repos {
         yaml.push_str(&format!("    {repo}: [\"v1\"]\n"));
@@ -207,4 +181,44 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
             peer: warm_peer,
         },
     ])
+}
+
+/// Starts a docker-registry under `work` holding `count` generated images of `ctx.size` bytes in all, and lists
+/// them in `ours_ctx/images/shim/list` (the images a cluster image built from `ours_ctx` embeds). Returns the
+/// registry, a client for it and the repositories.
+pub(super) fn upstream_with_images(
+    ctx: &Context,
+    work: &Path,
+    ours_ctx: &Path,
+    count: usize,
+    row: &str,
+) -> anyhow::Result<(Server, RegistryClient, Vec<String>)> {
+    let upstream = ServerKind::DockerRegistry.start_fs(work, None)?;
+    let client = RegistryClient::new(ClientOptions {
+        tls_verify: false,
+        ..ClientOptions::default()
+    })?;
+    eprintln!(
+        "{row}: pushing {count} images ({} bytes in total) into {}",
+        ctx.size, upstream.host
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let repos = rt.block_on(populate(
+        &client,
+        &upstream.host,
+        work,
+        ctx.size,
+        count,
+        ctx.seed,
+    ))?;
+    drop(rt);
+    let list: String = repos
+        .iter()
+        .map(|r| format!("{}/{r}:v1\n", upstream.host))
+        .collect();
+    fs::create_dir_all(ours_ctx.join("images/shim"))?;
+    fs::write(ours_ctx.join("images/shim/list"), list)?;
+    Ok((upstream, client, repos))
 }

@@ -236,7 +236,8 @@ pub(super) async fn populate(
     Ok(names)
 }
 
-fn digest_file(path: &Path) -> anyhow::Result<Digest> {
+/// The sha256 digest of the file at `path`.
+pub(super) fn digest_file(path: &Path) -> anyhow::Result<Digest> {
     let file = std::fs::File::open(path)?;
     let mut r = formats::digest::DigestReader::new(file, formats::digest::Algorithm::Sha256);
     std::io::copy(&mut r, &mut std::io::sink())?;

@@ -9,9 +9,11 @@ use crate::harness::Pair;
 
 mod build;
 mod charts;
+mod delta;
 mod embed;
 mod layers;
 mod mirror;
+mod push;
 mod registry;
 mod registry_s3;
 mod registry_slow;
@@ -65,7 +67,7 @@ pub const GROUPS: &[Group] = &[
     },
     Group {
         name: "build",
-        about: "B1/B1z/B2: sealos build of a 300 MiB context, cold (uncompressed, zstd) and after touching one file, vs buildah bud (vfs), with peak memory",
+        about: "B1/B1z/B2/B2d/B1d/B5: sealos build of a 300 MiB context, cold (uncompressed, zstd, default gzip; and 50 MiB of random data), after touching one file (B2d: default settings, one `COPY . .`), and build + push to docker-registry, vs buildah bud (+ push) (vfs)",
         rows: build::ROWS,
         pairs: build::pairs,
         default_pairs: DEFAULT_PAIRS,
@@ -78,10 +80,24 @@ pub const GROUPS: &[Group] = &[
         default_pairs: DEFAULT_PAIRS,
     },
     Group {
+        name: "push",
+        about: "B6: sealos push of a cluster image embedding 20 images (B3's context) to docker-registry vs buildah push of the same image built by buildah (vfs); bytes sent on stderr",
+        rows: push::ROWS,
+        pairs: push::pairs,
+        default_pairs: DEFAULT_PAIRS,
+    },
+    Group {
         name: "mirror",
         about: "M1/M2/M3/X1: mirror N images registry->registry, re-mirror, save to a dir (registry::mirror) vs skopeo sync; registries: SEALOS_BENCH_MIRROR_REGISTRY=docker-registry (default) or sealos",
         rows: mirror::ROWS,
         pairs: mirror::pairs,
+        default_pairs: DEFAULT_PAIRS,
+    },
+    Group {
+        name: "delta",
+        about: "D1/D1s/D1c: deliver v2 of 10 images to a site holding v1: sealos registry save --inventory (the delta) vs the whole save, and vs skopeo sync --dest dir of v2; and v2 of a cluster image built with one file changed; bytes of each on stderr",
+        rows: delta::ROWS,
+        pairs: delta::pairs,
         default_pairs: DEFAULT_PAIRS,
     },
     Group {

@@ -257,7 +257,7 @@ pub fn stored_env(store_root: &Path, reference: &str, platform: &Platform) -> Op
 }
 
 /// True when the store's image `descriptor` has an image for `platform`: an index with a matching entry,
-/// or a manifest whose config names that os and architecture (or none).
+/// or a manifest whose config names a matching platform ([`Platform::matches`]) or none.
 fn has_platform(store: &OciLayout, descriptor: &Descriptor, platform: &Platform) -> bool {
     let Ok(chosen) = choose_platform(store, descriptor, "", platform) else {
         return false;
@@ -274,10 +274,8 @@ fn has_platform(store: &OciLayout, descriptor: &Descriptor, platform: &Platform)
     let Ok(bytes) = store.read_blob_bytes(&manifest.config.digest) else {
         return false;
     };
-    serde_json::from_slice::<OciConfig>(&bytes).is_ok_and(|c| {
-        c.architecture.is_empty()
-            || (c.architecture == platform.architecture && c.os == platform.os)
-    })
+    serde_json::from_slice::<OciConfig>(&bytes)
+        .is_ok_and(|c| c.architecture.is_empty() || platform.matches(&c.platform()))
 }
 
 /// Copies the image `tag` (or the layout's only image) from `layout` into `store` and loads it.
@@ -346,25 +344,12 @@ fn choose_platform(
     let ParsedManifest::Index(index) = raw.parsed else {
         return Ok(descriptor.clone());
     };
-    let matches = |d: &&Descriptor, strict_variant: bool| {
-        d.platform.as_ref().is_some_and(|p| {
-            p.os == platform.os
-                && p.architecture == platform.architecture
-                && (!strict_variant || platform.variant.is_none() || p.variant == platform.variant)
-        })
-    };
-    index
-        .manifests
-        .iter()
-        .find(|d| matches(d, true))
-        .or_else(|| index.manifests.iter().find(|d| matches(d, false)))
-        .cloned()
-        .ok_or_else(|| {
-            base_err(
-                reference,
-                format!("it has no image for platform {platform}"),
-            )
-        })
+    Platform::select(&index, platform).cloned().ok_or_else(|| {
+        base_err(
+            reference,
+            format!("it has no image for platform {platform}"),
+        )
+    })
 }
 
 /// Loads an image whose blobs are in `store`.

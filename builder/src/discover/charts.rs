@@ -1,11 +1,15 @@
-//! `charts/`: every subdirectory and `*.tgz` directly under it is a chart. With helm, each is rendered by
-//! `helm template dryrun charts/<chart>` with `charts/<chart>.values.yaml`, every values file the Kubefile's
-//! CMD passes to `helm install|upgrade|template` of that chart with `-f`/`--values`, and the CMD's
-//! `--set`-style pairs, so subcharts enabled only on the command line are found. Without helm, images come
-//! from the merged values (the chart's `values.yaml`, the same values files and `--set` pairs; every
-//! subchart with its own `values.yaml`) and from literal `image:` lines in templates, and a warning names
-//! the chart that was not rendered.
+//! `charts/`: every subdirectory and `*.tgz` directly under it is a chart, rendered as the install will render
+//! it: with `charts/<chart>.values.yaml`, every values file the install passes to that chart with
+//! `-f`/`--values`, and its `--set`-style pairs, so subcharts enabled only on the command line are found. The
+//! install's helm commands come from the Kubefile's CMD, evaluated as `sealos run` evaluates it, and from the
+//! scripts it runs ([`super::cmd`], [`super::scripts`]).
+//!
+//! Charts are rendered natively ([`charts::render`]) unless [`ChartRenderer::Helm`] asks for a helm binary,
+//! for the Kubernetes version of [`DiscoverOptions::kube_version`]; a chart whose `kubeVersion` refuses it is
+//! an error. Only when rendering fails are images read statically, from the merged values and literal
+//! `image:` lines of templates, and a warning names the chart and the render error.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -13,8 +17,8 @@ use super::ignore::SealIgnore;
 use super::manifests::{files_with_extensions, scan_yaml_file};
 use super::yaml::{self, LineImage, Node, ScanOptions, Value};
 use super::{
-    Collector, DiscoverError, DiscoverOptions, Provenance, context_entries, in_context, read_text,
-    relative,
+    ChartRenderer, Collector, DiscoverError, DiscoverOptions, Provenance, context_entries,
+    in_context, read_text, relative,
 };
 
 /// Release name used for rendering, as sealos does.
@@ -30,7 +34,8 @@ const SET_FLAGS: [&str; 5] = [
 /// Deepest subchart nesting scanned statically.
 const MAX_SUBCHART_DEPTH: usize = 8;
 
-/// A `helm install`, `helm upgrade` or `helm template` command found in the Kubefile's CMD.
+/// A `helm install`, `helm upgrade` or `helm template` command found in the Kubefile's CMD or a script it
+/// runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HelmInstall {
     /// Every argument that is not a flag or a flag's value (release name, chart).
@@ -39,6 +44,10 @@ pub struct HelmInstall {
     pub values: Vec<String>,
     /// `--set`-style flags and their `key=value` text, in order (`("--set", "a.enabled=true")`).
     pub sets: Vec<(String, String)>,
+    /// `-n`/`--namespace`, when given.
+    pub namespace: Option<String>,
+    /// Where the command is: `CMD` or `script:line`.
+    pub origin: String,
 }
 
 /// Splits shell text into words: whitespace separates, `'…'` and `"…"` quote, `\` escapes.
@@ -87,30 +96,21 @@ pub fn shell_words(text: &str) -> Vec<String> {
     words
 }
 
-/// The helm install commands in `cmd` (each element may hold several commands joined by `&&`, `;`, `|`).
-pub fn helm_installs(cmd: &[String]) -> Vec<HelmInstall> {
-    let mut out = Vec::new();
-    for element in cmd {
-        let words = shell_words(element);
-        for command in words.split(|w| matches!(w.as_str(), ";" | "|" | "&")) {
-            // The command word, after any `VAR=value` assignments: `echo helm install` is not helm.
-            let Some(start) = command.iter().position(|w| !w.contains('=')) else {
-                continue;
-            };
-            if command[start] != "helm" && !command[start].ends_with("/helm") {
-                continue;
-            }
-            let args = &command[start + 1..];
-            if !args
-                .first()
-                .is_some_and(|s| matches!(s.as_str(), "install" | "upgrade" | "template"))
-            {
-                continue;
-            }
-            out.push(parse_helm_args(&args[1..]));
-        }
+/// The helm install a command is (`command[0]` is its command word: `helm` or a path ending in `/helm`,
+/// then `install`, `upgrade` or `template`); `None` for any other command.
+pub(crate) fn helm_command(command: &[String]) -> Option<HelmInstall> {
+    let word = command.first()?;
+    if word != "helm" && !word.ends_with("/helm") {
+        return None;
     }
-    out
+    let args = &command[1..];
+    if !args
+        .first()
+        .is_some_and(|s| matches!(s.as_str(), "install" | "upgrade" | "template"))
+    {
+        return None;
+    }
+    Some(parse_helm_args(&args[1..]))
 }
 
 /// Flags of `helm install`/`upgrade` that take a value (so the value is not read as the chart).
@@ -152,6 +152,8 @@ fn parse_helm_args(args: &[String]) -> HelmInstall {
         };
         if flag == "-f" || flag == "--values" {
             install.values.extend(value);
+        } else if flag == "-n" || flag == "--namespace" {
+            install.namespace = value;
         } else if SET_FLAGS.contains(&flag) {
             install.sets.extend(value.map(|v| (flag.to_string(), v)));
         } else if !flag.starts_with('-') {
@@ -218,11 +220,12 @@ fn helm_on_path() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Values files (context-relative) and `--set` pairs a chart is rendered with.
+/// Values files (context-relative), `--set` pairs and namespace a chart is rendered with.
 #[derive(Debug, Default)]
 struct ChartValues {
     files: Vec<String>,
     sets: Vec<(String, String)>,
+    namespace: Option<String>,
 }
 
 fn chart_values(
@@ -262,13 +265,20 @@ fn chart_values(
                     values.files.push(resolved);
                 }
             } else {
+                let origin = match install.origin.as_str() {
+                    "CMD" | "" => "the CMD",
+                    script => script,
+                };
                 found.warn(
                     chart.rel.clone(),
-                    format!("values file `{file}` passed with -f in the CMD is not in the context; not used for discovery"),
+                    format!("values file `{file}` passed with -f in {origin} is not in the context; not used for discovery"),
                 );
             }
         }
         values.sets.extend(install.sets.iter().cloned());
+        if values.namespace.is_none() {
+            values.namespace.clone_from(&install.namespace);
+        }
     }
     Ok(values)
 }
@@ -280,26 +290,44 @@ pub(crate) fn scan_charts(
     opts: &DiscoverOptions,
     found: &mut Collector,
 ) -> Result<(), DiscoverError> {
+    let installs = super::cmd::helm_installs(context, opts, found)?;
     let charts = charts(context, ignore, found)?;
-    if charts.is_empty() {
-        return Ok(());
-    }
-    let installs = helm_installs(&opts.cmd);
-    let helm = opts.helm.clone().or_else(helm_on_path);
+    let helm = match opts.renderer {
+        ChartRenderer::Native => None,
+        ChartRenderer::Helm => opts.helm.clone().or_else(helm_on_path),
+    };
     for chart in &charts {
         let values = chart_values(context, chart, &installs, ignore, found)?;
-        let why_static = match (&helm, links_out_of_context(context, chart)?) {
-            (_, Some(why)) => why,
-            (Some(helm), None) => match render(context, helm, chart, &values, found) {
-                Ok(()) => continue,
-                Err(why) => why,
-            },
-            (None, None) => "`helm` is not on PATH".to_string(),
+        let failure = match links_out_of_context(context, chart)? {
+            Some(why) => why,
+            None => {
+                let rendered = match (opts.renderer, &helm) {
+                    (ChartRenderer::Native, _) => {
+                        render_native(context, chart, &values, opts, found)?
+                    }
+                    (ChartRenderer::Helm, Some(helm)) => {
+                        match render_with_helm(context, helm, chart, &values, opts, found) {
+                            Err(why) if why.contains("chart requires kubeVersion") => {
+                                return Err(refused(chart, &why, opts));
+                            }
+                            other => other,
+                        }
+                    }
+                    (ChartRenderer::Helm, None) => Err(
+                        "`helm` is not on PATH (--chart-renderer=helm; the default native renderer needs none)"
+                            .to_string(),
+                    ),
+                };
+                match rendered {
+                    Ok(()) => continue,
+                    Err(why) => why,
+                }
+            }
         };
         if chart.path.is_dir() {
             found.warn(
                 chart.rel.clone(),
-                format!("chart not rendered: {why_static}; images were read from its values and literal `image:` lines only, so some may be missing (install helm for a complete list)"),
+                format!("chart not rendered: {failure}; images were read from its values and literal `image:` lines only, so some may be missing"),
             );
             let mut origins = Origins::default();
             let top = TopValues {
@@ -320,11 +348,123 @@ pub(crate) fn scan_charts(
         } else {
             found.warn(
                 chart.rel.clone(),
-                format!("chart not rendered: {why_static}; a packed chart is not read without helm, so its images are missing (install helm, or unpack it into charts/{})", chart.name),
+                format!("chart not rendered: {failure}; a packed chart is not read statically, so its images are missing (fix the chart, or unpack it into charts/{})", chart.name),
             );
         }
     }
     Ok(())
+}
+
+/// The Kubernetes version of a rootfs image from its labels: the `version` label (`v1.27.7`) of an image
+/// labelled `sealos.io.type` or `apps.sealos.io/type` = `rootfs`, when it is a Kubernetes version.
+pub fn rootfs_kube_version(labels: &BTreeMap<String, String>) -> Option<String> {
+    let rootfs = ["sealos.io.type", "apps.sealos.io/type"]
+        .iter()
+        .any(|k| labels.get(*k).is_some_and(|v| v == "rootfs"));
+    let version = labels.get("version")?.trim();
+    let numbers = version.strip_prefix('v').unwrap_or(version);
+    let parts: Vec<&str> = numbers.split(['.', '-', '+']).take(3).collect();
+    let numeric = parts.len() >= 2
+        && parts
+            .iter()
+            .take(2)
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    (rootfs && numeric).then(|| version.to_string())
+}
+
+/// The error for a chart whose `kubeVersion` refuses the Kubernetes version it is rendered for.
+fn refused(chart: &Chart, message: &str, opts: &DiscoverOptions) -> DiscoverError {
+    let version = opts
+        .kube_version
+        .clone()
+        .unwrap_or_else(|| charts::capabilities::DEFAULT_KUBE_VERSION.to_string());
+    DiscoverError::ChartRefused {
+        chart: chart.rel.clone(),
+        message: format!(
+            "{message} (rendered for Kubernetes {version}: pass the cluster's version with --kube-version, or \
+             build on the rootfs image it needs)"
+        ),
+    }
+}
+
+/// Renders a chart in-process and scans the output. `Ok(Err(why))`: it could not be rendered.
+fn render_native(
+    context: &Path,
+    chart: &Chart,
+    values: &ChartValues,
+    opts: &DiscoverOptions,
+    found: &mut Collector,
+) -> Result<Result<(), String>, DiscoverError> {
+    let mut options = charts::TemplateOptions {
+        release_name: RELEASE_NAME.to_string(),
+        chart: chart.path.clone(),
+        value_files: values.files.iter().map(|f| context.join(f)).collect(),
+        kube_version: opts.kube_version.clone(),
+        ..charts::TemplateOptions::default()
+    };
+    if let Some(namespace) = &values.namespace {
+        options.namespace.clone_from(namespace);
+    }
+    for (flag, pair) in &values.sets {
+        match flag.as_str() {
+            "--set" => options.set.push(pair.clone()),
+            "--set-string" => options.set_string.push(pair.clone()),
+            "--set-json" => options.set_json.push(pair.clone()),
+            "--set-literal" => match pair.split_once('=') {
+                // The value exactly as written: a JSON string.
+                Some((key, value)) => options
+                    .set_json
+                    .push(format!("{key}={}", serde_json::Value::from(value))),
+                None => options.set.push(pair.clone()),
+            },
+            "--set-file" => {
+                if let Some(pair) = set_file_in_context(context, chart, pair, found)? {
+                    options.set_file.push(pair);
+                }
+            }
+            _ => {}
+        }
+    }
+    let rendered = match charts::render(&options) {
+        Ok(rendered) => rendered,
+        Err(e) if e.message().starts_with("chart requires kubeVersion") => {
+            return Err(refused(chart, e.message(), opts));
+        }
+        Err(e) => return Ok(Err(format!("rendering failed: {}", e.message()))),
+    };
+    for manifest in &rendered.manifests {
+        let at = |line: usize| Provenance::ChartRendered {
+            chart: chart.name.clone(),
+            template: manifest.source.clone(),
+            line,
+            key: String::new(),
+        };
+        scan_yaml_file(&manifest.source, &manifest.content, found, at);
+    }
+    Ok(Ok(()))
+}
+
+/// A `--set-file key=path` pair with `path` resolved inside the context; `None` (and a warning) when the
+/// file is not in it.
+fn set_file_in_context(
+    context: &Path,
+    chart: &Chart,
+    pair: &str,
+    found: &mut Collector,
+) -> Result<Option<String>, DiscoverError> {
+    let Some((key, file)) = pair.split_once('=') else {
+        return Ok(Some(pair.to_string()));
+    };
+    match in_context(context, &context.join(clean_path(file)), found)? {
+        Some(path) if path.is_file() => Ok(Some(format!("{key}={}", path.display()))),
+        _ => {
+            found.warn(
+                chart.rel.clone(),
+                format!("file `{file}` passed with --set-file in the CMD is not in the context; not used for discovery"),
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// Why helm must not read `chart`: helm follows symlinks on the host, so a chart holding one that leads out of
@@ -367,12 +507,20 @@ fn links_out_of_context(context: &Path, chart: &Chart) -> Result<Option<String>,
 const MAX_WALK_DEPTH: usize = 64;
 
 /// The arguments of `helm template` for a chart (run in the context directory).
-fn template_args(chart: &Chart, values: &ChartValues) -> Vec<String> {
+fn template_args(chart: &Chart, values: &ChartValues, opts: &DiscoverOptions) -> Vec<String> {
     let mut args = vec![
         "template".to_string(),
         RELEASE_NAME.to_string(),
         chart.rel.clone(),
     ];
+    if let Some(namespace) = &values.namespace {
+        args.push("--namespace".to_string());
+        args.push(namespace.clone());
+    }
+    if let Some(version) = &opts.kube_version {
+        args.push("--kube-version".to_string());
+        args.push(version.clone());
+    }
     for file in &values.files {
         args.push("--values".to_string());
         args.push(file.clone());
@@ -385,15 +533,16 @@ fn template_args(chart: &Chart, values: &ChartValues) -> Vec<String> {
 }
 
 /// Renders a chart with helm and scans the output. `Err` says why it could not be rendered.
-fn render(
+fn render_with_helm(
     context: &Path,
     helm: &Path,
     chart: &Chart,
     values: &ChartValues,
+    opts: &DiscoverOptions,
     found: &mut Collector,
 ) -> Result<(), String> {
     let output = Command::new(helm)
-        .args(template_args(chart, values))
+        .args(template_args(chart, values, opts))
         .current_dir(context)
         .output()
         .map_err(|e| format!("cannot run `{}`: {e}", helm.display()))?;
@@ -418,6 +567,7 @@ fn render(
             chart: chart.name.clone(),
             template: template.to_string(),
             line: line - start,
+            key: String::new(),
         }
     };
     scan_yaml_file(&format!("{} (helm template)", chart.rel), &text, found, at);
@@ -643,29 +793,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn helm_commands_in_cmd_give_values_files_and_set_pairs() {
-        let cmd = vec![
-            "helm upgrade -i $(NAME) ./charts/app -f charts/app.values.yaml --values=extra.yaml -n ns --set redis.enabled=true --set-string 'a=b c' && kubectl get po".to_string(),
-            "echo helm install x".to_string(),
-            "/usr/bin/helm template r charts/other".to_string(),
-        ];
-        let installs = helm_installs(&cmd);
+    fn helm_commands_give_values_files_set_pairs_and_namespace() {
+        let words = shell_words(
+            "helm upgrade -i $(NAME) ./charts/app -f charts/app.values.yaml --values=extra.yaml -n ns --set redis.enabled=true --set-string 'a=b c'",
+        );
         assert_eq!(
-            installs,
-            vec![
-                HelmInstall {
-                    positional: vec!["$(NAME)".into(), "./charts/app".into()],
-                    values: vec!["charts/app.values.yaml".into(), "extra.yaml".into()],
-                    sets: vec![
-                        ("--set".into(), "redis.enabled=true".into()),
-                        ("--set-string".into(), "a=b c".into())
-                    ],
-                },
-                HelmInstall {
-                    positional: vec!["r".into(), "charts/other".into()],
-                    ..HelmInstall::default()
-                },
-            ]
+            helm_command(&words),
+            Some(HelmInstall {
+                positional: vec!["$(NAME)".into(), "./charts/app".into()],
+                values: vec!["charts/app.values.yaml".into(), "extra.yaml".into()],
+                sets: vec![
+                    ("--set".into(), "redis.enabled=true".into()),
+                    ("--set-string".into(), "a=b c".into())
+                ],
+                namespace: Some("ns".into()),
+                origin: String::new(),
+            })
+        );
+        assert!(helm_command(&shell_words("echo helm install x")).is_none());
+        assert!(helm_command(&shell_words("helm list")).is_none());
+        assert_eq!(
+            helm_command(&shell_words("/usr/bin/helm template r charts/other"))
+                .unwrap()
+                .positional,
+            ["r", "charts/other"]
+        );
+    }
+
+    #[test]
+    fn rootfs_images_give_their_kubernetes_version() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            rootfs_kube_version(&labels(&[
+                ("sealos.io.type", "rootfs"),
+                ("version", "v1.27.7")
+            ])),
+            Some("v1.27.7".into())
+        );
+        assert_eq!(
+            rootfs_kube_version(&labels(&[
+                ("apps.sealos.io/type", "rootfs"),
+                ("version", "1.30")
+            ])),
+            Some("1.30".into())
+        );
+        assert_eq!(
+            rootfs_kube_version(&labels(&[("version", "v1.27.7")])),
+            None
+        );
+        assert_eq!(
+            rootfs_kube_version(&labels(&[
+                ("sealos.io.type", "rootfs"),
+                ("version", "latest")
+            ])),
+            None
         );
     }
 

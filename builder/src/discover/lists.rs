@@ -40,22 +40,17 @@ pub(crate) fn shim_lists(
     Ok(())
 }
 
-/// Parses one line of `tar.txt` (already trimmed of comments and quotes): the transport, the archive path
-/// as written and the name, if any.
+/// Parses one line of `tar.txt` (already trimmed of comments and quotes) with the one parser,
+/// [`formats::archive_list::parse_archive_line`]: the transport, the archive path as written (without an
+/// in-archive `:REF`) and the name, if any.
 fn parse_archive_line(line: &str) -> Option<(ArchiveTransport, &str, Option<&str>)> {
-    let (transport, rest) = if let Some(rest) = line.strip_prefix("docker-archive:") {
-        (ArchiveTransport::DockerArchive, rest)
-    } else {
-        (
-            ArchiveTransport::OciArchive,
-            line.strip_prefix("oci-archive:")?,
-        )
+    use formats::archive_list::ArchiveTransport as Written;
+    let parsed = formats::archive_list::parse_archive_line(line).ok()?;
+    let transport = match parsed.transport {
+        Written::DockerArchive => ArchiveTransport::DockerArchive,
+        Written::OciArchive => ArchiveTransport::OciArchive,
     };
-    let (file, name) = match rest.split_once('@') {
-        Some((file, name)) => (file.trim(), Some(name.trim()).filter(|n| !n.is_empty())),
-        None => (rest.trim(), None),
-    };
-    (!file.is_empty()).then_some((transport, file, name))
+    Some((transport, parsed.file, parsed.name))
 }
 
 /// Reads `images/skopeo/tar.txt`: the archives in file order. A line that is not an archive, names a

@@ -66,13 +66,14 @@ pub(crate) fn scan_manifests(
         scan_yaml_file(&file, &text, found, |line| Provenance::Manifest {
             file: file.clone(),
             line,
+            key: String::new(),
         });
     }
     Ok(())
 }
 
-/// Scans the YAML `text` of `file`; `at(line)` names a place in it. Not YAML: a warning, then the literal
-/// `image:` lines.
+/// Scans the YAML `text` of `file`; `at(line)` names a place in it, to which the key path of each image is
+/// added ([`Provenance::with_key`]). Not YAML: a warning, then the literal `image:` lines.
 pub(crate) fn scan_yaml_file(
     file: &str,
     text: &str,
@@ -83,7 +84,7 @@ pub(crate) fn scan_yaml_file(
         Ok(docs) => {
             for doc in &docs {
                 for c in yaml::scan(doc, &ScanOptions::default()) {
-                    found.image(&c.text, at(c.line));
+                    found.image(&c.text, at(c.line).with_key(&c.path));
                 }
             }
         }

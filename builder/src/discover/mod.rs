@@ -3,15 +3,18 @@
 //! `docs/discovery.md`.
 //!
 //! Sources, in the order they are read: `images/shim/*` lists ([`lists`]), `images/skopeo/tar.txt` archives
-//! ([`lists`]), `manifests/` ([`manifests`]) and `charts/` ([`charts`], rendered with `helm template` when
-//! helm is available). `.sealignore` ([`ignore`]) leaves out paths and images. Anything that looks like an
+//! ([`lists`]), `manifests/` ([`manifests`]) and `charts/` ([`charts`], rendered natively, or by a helm
+//! binary with [`ChartRenderer::Helm`], with the values the install passes: the CMD is evaluated as `sealos
+//! run` evaluates it ([`cmd`]) and the scripts it runs are followed). `.sealignore` ([`ignore`]) leaves out paths and images. Anything that looks like an
 //! image but is not a valid reference becomes a [`Warning`], never an image; [`DiscoverOptions::strict`]
 //! turns warnings into an error.
 
 pub mod charts;
+pub mod cmd;
 pub mod ignore;
 pub mod lists;
 pub mod manifests;
+mod scripts;
 mod yaml;
 
 use std::collections::BTreeMap;
@@ -26,11 +29,30 @@ use serde::Serialize;
 pub struct DiscoverOptions {
     /// Turn every warning into an error.
     pub strict: bool,
-    /// The helm binary; `None` looks `helm` up on `PATH`.
+    /// The helm binary for [`ChartRenderer::Helm`]; `None` looks `helm` up on `PATH`. Unused when rendering
+    /// natively.
     pub helm: Option<PathBuf>,
     /// The Kubefile's CMD (and ENTRYPOINT) elements: `helm install|upgrade|template` commands in them give
     /// the `-f` values files and `--set` pairs a chart is installed with.
     pub cmd: Vec<String>,
+    /// The image's final ENV plus `--env`: the values of `$(VAR)`, `${VAR}` and `$VAR` in the CMD and in the
+    /// scripts it runs, as `sealos run` substitutes them.
+    pub env: BTreeMap<String, String>,
+    /// How charts are rendered: natively (the default) or with a helm binary.
+    pub renderer: ChartRenderer,
+    /// The Kubernetes version charts are rendered for (`.Capabilities.KubeVersion`, checked against a chart's
+    /// `kubeVersion`); `None` renders for [`charts::capabilities::DEFAULT_KUBE_VERSION`].
+    pub kube_version: Option<String>,
+}
+
+/// How discovery renders the charts of `charts/`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChartRenderer {
+    /// In-process with the `charts` crate, as `helm template` renders (no helm binary needed).
+    #[default]
+    Native,
+    /// With a helm binary ([`DiscoverOptions::helm`], else `helm` on `PATH`).
+    Helm,
 }
 
 /// What [`discover`] found.
@@ -49,8 +71,58 @@ pub struct Discovery {
 pub struct DiscoveredImage {
     /// The normalised full reference (`docker.io/library/nginx:1.25`), digest kept when one was written.
     pub reference: String,
-    /// Where it was found, sorted, each once.
+    /// Where it was found, sorted, each once. In JSON each source also says how it was found
+    /// (`"found": "rendered-chart"`, see [`Found`]).
+    #[serde(serialize_with = "sources_with_found")]
     pub sources: Vec<Provenance>,
+}
+
+/// How an image was found, the `found` field of each source in JSON (`sealos build --dry-run --format json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Found {
+    /// In the output of a chart rendered with the install's values.
+    RenderedChart,
+    /// In a YAML file under `manifests/`.
+    Manifest,
+    /// In an `images/shim/*` list.
+    List,
+    /// Named by a script the CMD runs (reserved: a chart a script installs is [`Found::RenderedChart`]).
+    Script,
+    /// Read statically from a chart's values, `--set` pairs or literal template lines (the fallback when a
+    /// chart could not be rendered).
+    ChartValues,
+    /// Provided by an archive of `images/skopeo/tar.txt`.
+    Archive,
+}
+
+/// A source in JSON: its provenance fields and how it was found.
+#[derive(Serialize)]
+struct SourceJson<'a> {
+    found: Found,
+    #[serde(flatten)]
+    place: &'a Provenance,
+}
+
+fn sources_with_found<S: serde::Serializer>(
+    sources: &[Provenance],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(sources.iter().map(|place| SourceJson {
+        found: place.found(),
+        place,
+    }))
+}
+
+fn archive_source<S: serde::Serializer>(
+    place: &Provenance,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    SourceJson {
+        found: Found::Archive,
+        place,
+    }
+    .serialize(serializer)
 }
 
 /// Where an image was found. Paths are relative to the build context, `/`-separated.
@@ -63,6 +135,10 @@ pub enum Provenance {
         file: String,
         /// 1-based line of the value.
         line: usize,
+        /// The key path of the value in its document (`spec.template.spec.containers[0].env[CSI_IMAGE]`);
+        /// empty when unknown (a line read from text that is not YAML), and then left out of JSON.
+        #[serde(skip_serializing_if = "String::is_empty")]
+        key: String,
     },
     /// A line of an image list (`images/shim/*`) or of `images/skopeo/tar.txt`.
     List {
@@ -107,13 +183,42 @@ pub enum Provenance {
         template: String,
         /// 1-based line within that template's rendered output.
         line: usize,
+        /// The key path of the value in its document (`spec.template.spec.containers[0].image`); empty when
+        /// unknown, and then left out of JSON.
+        #[serde(skip_serializing_if = "String::is_empty")]
+        key: String,
     },
+}
+
+impl Provenance {
+    /// How the image was found: the kind of source, for `--format json`.
+    pub fn found(&self) -> Found {
+        match self {
+            Provenance::Manifest { .. } => Found::Manifest,
+            Provenance::List { .. } => Found::List,
+            Provenance::ChartValues { .. }
+            | Provenance::ChartSet { .. }
+            | Provenance::ChartTemplate { .. } => Found::ChartValues,
+            Provenance::ChartRendered { .. } => Found::RenderedChart,
+        }
+    }
+
+    /// This provenance with the key path of the value (for the kinds that keep one).
+    pub(crate) fn with_key(mut self, path: &str) -> Provenance {
+        match &mut self {
+            Provenance::Manifest { key, .. } | Provenance::ChartRendered { key, .. } => {
+                *key = path.to_string();
+            }
+            _ => {}
+        }
+        self
+    }
 }
 
 impl fmt::Display for Provenance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Provenance::Manifest { file, line } | Provenance::List { file, line } => {
+            Provenance::Manifest { file, line, .. } | Provenance::List { file, line } => {
                 write!(f, "{file}:{line}")
             }
             Provenance::ChartValues {
@@ -130,6 +235,7 @@ impl fmt::Display for Provenance {
                 chart,
                 template,
                 line,
+                ..
             } => write!(f, "{template}:{line} (chart {chart}, helm template)"),
         }
     }
@@ -148,7 +254,8 @@ pub struct ArchiveEntry {
     /// text, not from the normalised `reference`). Not part of the dry-run JSON, which has `reference`.
     #[serde(skip)]
     pub written_name: Option<String>,
-    /// The line of `tar.txt`.
+    /// The line of `tar.txt` (in JSON with `"found": "archive"`).
+    #[serde(serialize_with = "archive_source")]
     pub source: Provenance,
 }
 
@@ -202,6 +309,14 @@ pub enum DiscoverError {
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A chart's `kubeVersion` refuses the Kubernetes version it is rendered for.
+    #[error("chart `{chart}` cannot be installed: {message}")]
+    ChartRefused {
+        /// The chart (`charts/app`).
+        chart: String,
+        /// Why, with the version and what to do.
+        message: String,
     },
     /// `--strict` and there were warnings.
     #[error(
@@ -445,6 +560,7 @@ mod tests {
 
     fn without_helm() -> DiscoverOptions {
         DiscoverOptions {
+            renderer: ChartRenderer::Helm,
             helm: Some(PathBuf::from("/nonexistent/helm")),
             cmd: vec![EXAMPLE_CMD.to_string()],
             ..DiscoverOptions::default()
@@ -694,7 +810,7 @@ spec:
         let d = discover(&example("discovery"), &opts).unwrap();
         assert_eq!(
             std::fs::read_to_string(&args).unwrap(),
-            "template\ndryrun\ncharts/app\n--values\ncharts/app.values.yaml\n--values\nvalues/prod.yaml\n--set\nredis.enabled=true\n"
+            "template\ndryrun\ncharts/app\n--namespace\napp\n--values\ncharts/app.values.yaml\n--values\nvalues/prod.yaml\n--set\nredis.enabled=true\n"
         );
         let charts: Vec<(String, Vec<String>)> = table(&d)
             .into_iter()

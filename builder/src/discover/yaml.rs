@@ -1,6 +1,9 @@
 //! YAML documents as small trees that remember where each value came from (file and line), and the walk
 //! that finds image references in them: strings under an `image` key, maps that split an image into
-//! `registry`/`repository`/`tag`/`digest` fields, and `RELATED_IMAGE_*` environment values.
+//! `registry`/`repository`/`tag`/`digest` fields (or `baseImage` and `tag`/`sha`/`version`), env values
+//! whose name contains `IMAGE`, `args`/`command` items that are fully qualified references (alone or as
+//! `--flag=REF`), and pod templates held in ConfigMap data (sidecar injectors). The rules past `image` keys
+//! only take strings that look like images beyond doubt (see [`qualifies`]).
 //!
 //! Scalars stay text exactly as written (`tag: 1.10` is `1.10`, not a float). Aliases are expanded within a
 //! budget and nesting is bounded, so a hostile file costs bounded memory and stack.
@@ -600,6 +603,222 @@ fn split_image(map: &Node, under_image_key: bool, opts: &ScanOptions<'_>) -> Opt
 
 const SPLIT_FIELDS: [&str; 5] = ["registry", "repository", "tag", "digest", "image"];
 
+/// How sure a rule must be before a string is an image (see [`qualifies`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// A valid reference, whatever it looks like (`image` keys of an embedded pod template).
+    Valid,
+    /// A valid reference with a registry host or an explicit tag or digest (env values, CR fields).
+    HostOrPin,
+    /// A valid reference with a registry host and a tag or digest (`args`/`command` items).
+    HostAndPin,
+}
+
+/// Whether `text` is an image by the rule `need`: it parses as a reference, and has what `need` asks of
+/// a registry host (a first component with a `.` or `:`, or `localhost`, before a `/`) and of an explicit
+/// tag or digest. Plain words (`Always`, `debug`, `v1.2`) never qualify but with [`Need::Valid`].
+fn qualifies(text: &str, need: Need) -> bool {
+    if text.is_empty() || formats::reference::Reference::parse(text).is_err() {
+        return false;
+    }
+    let host = text
+        .split_once('/')
+        .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost");
+    let after_slash = &text[text.rfind('/').map_or(0, |i| i + 1)..];
+    let pinned = text.contains('@') || after_slash.contains(':');
+    match need {
+        Need::Valid => true,
+        Need::HostOrPin => host || pinned,
+        Need::HostAndPin => host && pinned,
+    }
+}
+
+/// The image of one `args`/`command` item: the item itself, or the value of `--flag=VALUE`, when it has a
+/// registry host and a tag or digest.
+fn arg_image(item: &str) -> Option<&str> {
+    let item = item.trim();
+    let text = match item.split_once('=') {
+        Some((flag, value)) if flag.starts_with('-') => value.trim_matches(['"', '\'']),
+        _ => item,
+    };
+    qualifies(text, Need::HostAndPin).then_some(text)
+}
+
+/// `path` of a list item (`env[3]`) with the index replaced by `name` (`env[CSI_IMAGE]`).
+fn named_item(path: &str, name: &str) -> String {
+    match path.rfind('[') {
+        Some(open) if path.ends_with(']') => format!("{}[{name}]", &path[..open]),
+        _ => format!("{path}[{name}]"),
+    }
+}
+
+/// An env entry `{name: N, value: V}`: `V` when `N` is `RELATED_IMAGE_*` (always taken, a bad value is a
+/// warning), or contains `IMAGE` and `V` has a registry host or a tag or digest.
+fn env_image(map: &Node, path: &str) -> Option<Candidate> {
+    let name = map.get("name")?.as_str()?;
+    let value = map.get("value")?;
+    let text = value.as_str()?.trim();
+    let related = name.starts_with("RELATED_IMAGE_");
+    let named = name.to_ascii_uppercase().contains("IMAGE") && qualifies(text, Need::HostOrPin);
+    (!text.is_empty() && (related || named)).then(|| Candidate {
+        text: text.to_string(),
+        origin: value.origin,
+        line: value.line,
+        path: named_item(path, name),
+    })
+}
+
+/// A prometheus-operator style image split into `baseImage` and `tag`, `sha` or `version` (in the
+/// operator's order of precedence), in a map without an `image` key (which would win).
+fn base_image(map: &Node, path: &str) -> Option<Candidate> {
+    if map.get("image").is_some() {
+        return None;
+    }
+    let base = non_empty(map, "baseImage")?;
+    let base_text = text_of(Some(base));
+    let (text, field) = if let Some(tag) = non_empty(map, "tag") {
+        (format!("{base_text}:{}", text_of(Some(tag))), tag)
+    } else if let Some(sha) = non_empty(map, "sha") {
+        let sha_text = text_of(Some(sha));
+        let digest = if sha_text.contains(':') {
+            sha_text.to_string()
+        } else {
+            format!("sha256:{sha_text}")
+        };
+        (format!("{base_text}@{digest}"), sha)
+    } else {
+        let version = non_empty(map, "version")?;
+        (format!("{base_text}:{}", text_of(Some(version))), version)
+    };
+    qualifies(&text, Need::HostOrPin).then(|| Candidate {
+        text,
+        origin: field.origin,
+        line: field.line,
+        path: join(path, "baseImage"),
+    })
+}
+
+/// The images of a ConfigMap's `data` values that are YAML (or JSON) holding a pod template: a
+/// `containers` or `initContainers` list, as sidecar injectors keep them (also inside a string of such a
+/// value, as in `config: {template: "..."}`, two levels deep at most). Each pod template is walked with the
+/// usual rules, its `image` values kept only when they are valid references (a template's `{{ }}` is
+/// dropped silently: the injector fills it, not the install); lines are the lines of the file.
+fn config_map_images(doc: &Node, opts: &ScanOptions<'_>, out: &mut Vec<Candidate>) {
+    if doc.get("kind").and_then(Node::as_str) != Some("ConfigMap") {
+        return;
+    }
+    let Some(Value::Map(data)) = doc.get("data").map(|d| &d.value) else {
+        return;
+    };
+    for (key, value) in data {
+        if let Some(text) = value.as_str() {
+            let at = Embedded {
+                origin: value.origin,
+                // The parser places a block scalar (`|`) at its first content line, like any other scalar.
+                first_line: value.line,
+                path: format!("data[{key}]"),
+            };
+            embedded_images(text, &at, opts, out, 0);
+        }
+    }
+}
+
+/// Where a string holding YAML sits in its file.
+struct Embedded {
+    origin: usize,
+    /// The file line of the string's first line.
+    first_line: usize,
+    /// The key path of the string.
+    path: String,
+}
+
+/// Deepest nesting of YAML held in strings that [`config_map_images`] reads.
+const MAX_EMBEDDED: usize = 2;
+
+fn embedded_images(
+    text: &str,
+    at: &Embedded,
+    opts: &ScanOptions<'_>,
+    out: &mut Vec<Candidate>,
+    depth: usize,
+) {
+    if depth >= MAX_EMBEDDED || !text.contains("ontainers") {
+        return;
+    }
+    let Ok(docs) = load_documents(text, at.origin) else {
+        return;
+    };
+    let file_line = |line: usize| at.first_line + line.saturating_sub(1);
+    for doc in &docs {
+        if has_pod_template(doc, 0) {
+            let mut found = Vec::new();
+            walk(doc, &at.path, opts, false, &mut found);
+            out.extend(
+                found
+                    .into_iter()
+                    .filter(|c| qualifies(&c.text, Need::Valid))
+                    .map(|c| Candidate {
+                        line: file_line(c.line),
+                        origin: at.origin,
+                        ..c
+                    }),
+            );
+        }
+        let mut strings = Vec::new();
+        nested_strings(doc, &at.path, &mut strings, 0);
+        for (path, node) in strings {
+            let text = node.as_str().unwrap_or_default();
+            let inner = Embedded {
+                origin: at.origin,
+                first_line: file_line(node.line),
+                path,
+            };
+            embedded_images(text, &inner, opts, out, depth + 1);
+        }
+    }
+}
+
+/// Every string scalar of `node` that may hold a pod template, with its key path.
+fn nested_strings<'n>(node: &'n Node, path: &str, out: &mut Vec<(String, &'n Node)>, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match &node.value {
+        Value::Scalar(text) => {
+            if text.contains("ontainers") {
+                out.push((path.to_string(), node));
+            }
+        }
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                nested_strings(item, &format!("{path}[{i}]"), out, depth + 1);
+            }
+        }
+        Value::Map(entries) => {
+            for (key, value) in entries {
+                nested_strings(value, &join(path, key), out, depth + 1);
+            }
+        }
+    }
+}
+
+/// Whether `node` holds a `containers` or `initContainers` list of maps at any depth.
+fn has_pod_template(node: &Node, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    match &node.value {
+        Value::Scalar(_) => false,
+        Value::Seq(items) => items.iter().any(|n| has_pod_template(n, depth + 1)),
+        Value::Map(entries) => entries.iter().any(|(key, value)| {
+            let list_of_maps = matches!(&value.value, Value::Seq(items)
+                if items.iter().any(|i| matches!(i.value, Value::Map(_))));
+            (matches!(key.as_str(), "containers" | "initContainers") && list_of_maps)
+                || has_pod_template(value, depth + 1)
+        }),
+    }
+}
+
 fn walk(node: &Node, path: &str, opts: &ScanOptions<'_>, top: bool, out: &mut Vec<Candidate>) {
     match &node.value {
         Value::Scalar(_) => {}
@@ -616,17 +835,10 @@ fn walk(node: &Node, path: &str, opts: &ScanOptions<'_>, top: bool, out: &mut Ve
                 c.path = path.to_string();
                 out.push(c);
             }
-            if let (Some(name), Some(value)) = (node.get("name"), node.get("value"))
-                && let (Some(name), Some(text)) = (name.as_str(), value.as_str())
-                && name.starts_with("RELATED_IMAGE_")
-                && !text.trim().is_empty()
-            {
-                out.push(Candidate {
-                    text: text.trim().to_string(),
-                    origin: value.origin,
-                    line: value.line,
-                    path: format!("{path}({name})"),
-                });
+            out.extend(env_image(node, path));
+            out.extend(base_image(node, path));
+            if top {
+                config_map_images(node, opts, out);
             }
             for (key, value) in entries {
                 if consumed && SPLIT_FIELDS.contains(&key.as_str()) {
@@ -645,6 +857,20 @@ fn walk(node: &Node, path: &str, opts: &ScanOptions<'_>, top: bool, out: &mut Ve
                                 line: value.line,
                                 path: child,
                             });
+                        }
+                    }
+                    (Value::Seq(items), "args" | "command") => {
+                        for (i, item) in items.iter().enumerate() {
+                            match item.as_str().map(arg_image) {
+                                Some(Some(text)) => out.push(Candidate {
+                                    text: text.to_string(),
+                                    origin: item.origin,
+                                    line: item.line,
+                                    path: format!("{child}[{i}]"),
+                                }),
+                                Some(None) => {}
+                                None => walk(item, &format!("{child}[{i}]"), opts, false, out),
+                            }
                         }
                     }
                     _ => walk(value, &child, opts, false, out),
@@ -761,7 +987,110 @@ mod tests {
             "env:\n- name: RELATED_IMAGE_DB\n  value: postgres:16\n- name: LOG\n  value: debug\n";
         assert_eq!(
             texts(yaml),
-            vec![("postgres:16".into(), 3, "env[0](RELATED_IMAGE_DB)".into())]
+            vec![("postgres:16".into(), 3, "env[RELATED_IMAGE_DB]".into())]
+        );
+    }
+
+    #[test]
+    fn env_values_named_image_are_images_when_they_look_like_one() {
+        let yaml = "spec:\n  containers:\n  - name: csi\n    env:\n    - name: CSI_ATTACHER_IMAGE\n      value: registry.k8s.io/sig-storage/csi-attacher:v4.5.0\n    - name: IMAGE_PULL_POLICY\n      value: Always\n    - name: HELPER_IMAGE\n      value: busybox\n    - name: DEFAULT_IMAGE\n      value: quay.io/org/helper\n    - name: BASE_IMAGE_TAG\n      value: v1.2\n    - name: RELATED_IMAGE_DB\n      value: postgres:16\n    - name: SIDE_IMAGE\n      value: \"{{ .Values.x }}\"\n";
+        assert_eq!(
+            texts(yaml),
+            vec![
+                (
+                    "registry.k8s.io/sig-storage/csi-attacher:v4.5.0".into(),
+                    6,
+                    "spec.containers[0].env[CSI_ATTACHER_IMAGE]".into()
+                ),
+                (
+                    "quay.io/org/helper".into(),
+                    12,
+                    "spec.containers[0].env[DEFAULT_IMAGE]".into()
+                ),
+                (
+                    "postgres:16".into(),
+                    16,
+                    "spec.containers[0].env[RELATED_IMAGE_DB]".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn args_and_command_items_are_images_only_when_fully_qualified() {
+        let yaml = "containers:\n- image: a.io/ctl:v1\n  command:\n  - /manager\n  - quay.io/org/tool:v2\n  args:\n  - --engine-image=docker.io/org/engine:v1.6.0\n  - --acme-http01-solver-image=\"ghcr.io/org/solver@sha256:1111111111111111111111111111111111111111111111111111111111111111\"\n  - --leader-elect=true\n  - --image=nginx:1.25\n  - --registry=quay.io/org/repo\n  - --listen=localhost:8080\n  - serve:8080\n  - --url=https://example.com:443/x\n  - --prometheus-config-reloader\n  - quay.io/prometheus-operator/prometheus-config-reloader:v0.70.0\n";
+        assert_eq!(
+            texts(yaml),
+            vec![
+                ("a.io/ctl:v1".into(), 2, "containers[0].image".into()),
+                ("quay.io/org/tool:v2".into(), 5, "containers[0].command[1]".into()),
+                (
+                    "docker.io/org/engine:v1.6.0".into(),
+                    7,
+                    "containers[0].args[0]".into()
+                ),
+                (
+                    "ghcr.io/org/solver@sha256:1111111111111111111111111111111111111111111111111111111111111111".into(),
+                    8,
+                    "containers[0].args[1]".into()
+                ),
+                (
+                    "quay.io/prometheus-operator/prometheus-config-reloader:v0.70.0".into(),
+                    16,
+                    "containers[0].args[9]".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn custom_resources_give_spec_image_and_base_image_with_version() {
+        let yaml = "kind: Prometheus\nspec:\n  baseImage: quay.io/prometheus/prometheus\n  version: v2.48.0\n---\nkind: Alertmanager\nspec:\n  baseImage: quay.io/prometheus/alertmanager\n  version: v0.26.0\n  tag: v0.27.0\n---\nkind: Thanos\nspec:\n  image: quay.io/thanos/thanos:v0.34.0\n  baseImage: ignored.io/x\n  version: v1\n---\nkind: Other\nspec:\n  baseImage: quay.io/org/base\n---\nkind: Chart\nspec:\n  baseImage: ubuntu\n  version: 1.0.0\n";
+        assert_eq!(
+            texts(yaml),
+            vec![
+                (
+                    "quay.io/prometheus/prometheus:v2.48.0".into(),
+                    4,
+                    "spec.baseImage".into()
+                ),
+                (
+                    "quay.io/prometheus/alertmanager:v0.27.0".into(),
+                    10,
+                    "spec.baseImage".into()
+                ),
+                (
+                    "quay.io/thanos/thanos:v0.34.0".into(),
+                    14,
+                    "spec.image".into()
+                ),
+                ("ubuntu:1.0.0".into(), 25, "spec.baseImage".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn pod_templates_in_config_map_data_are_scanned_with_their_lines() {
+        let yaml = "kind: ConfigMap\ndata:\n  config: |\n    policy: enabled\n    template: |\n      spec: {}\n  sidecar: |\n    initContainers:\n    - name: init\n      image: \"{{ .Values.hub }}/init:1\"\n    containers:\n    - name: proxy\n      image: docker.io/istio/proxyv2:1.20.0\n      args:\n      - --helper=quay.io/org/helper:v1\n  values: '{\"global\":{\"image\":\"x\"}}'\n  plain: 'containers: [{image: \"ghcr.io/org/one:v1\"}]'\n---\nkind: Secret\ndata:\n  t: |\n    containers:\n    - image: ghcr.io/org/no:v1\n";
+        assert_eq!(
+            texts(yaml),
+            vec![
+                (
+                    "docker.io/istio/proxyv2:1.20.0".into(),
+                    13,
+                    "data[sidecar].containers[0].image".into()
+                ),
+                (
+                    "quay.io/org/helper:v1".into(),
+                    15,
+                    "data[sidecar].containers[0].args[0]".into()
+                ),
+                (
+                    "ghcr.io/org/one:v1".into(),
+                    17,
+                    "data[plain].containers[0].image".into()
+                ),
+            ]
         );
     }
 

@@ -1,7 +1,10 @@
-//! Images from the archives `images/skopeo/tar.txt` lists: each archive is loaded into the local store with
-//! the store's own loader ([`crate::store::Store::load`]), and its image is named as sealos names archive
-//! images (`registry::mirror::tars`): the `NAME[:TAG]` after `@` as written, else the name stored in the
-//! archive without its registry host; the tag is `latest` when absent. No registry is asked.
+//! Images from the archives `images/skopeo/tar.txt` lists: each archive's content is loaded into the local
+//! store with the store's own loader ([`crate::store::Store::load`]) but, like a pulled image being
+//! embedded, it gets no name there (`sealos images` does not list it; the loader's tags are taken back).
+//! Its name in the embedded registry follows the pulled images' rule, the reference without its registry
+//! host ([`Reference::repository`], via `registry::mirror::tars`): the `NAME[:TAG]` after `@`
+//! (`example.com/team/app:v1` is served as `team/app:v1`, the path a node's mirror request asks for),
+//! else the name stored in the archive; the tag is `latest` when absent. No registry is asked.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +21,7 @@ use crate::store::{ImageSource, Store, inspect_transport};
 /// An image taken from an archive of `tar.txt`, loaded into the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveImage {
-    /// The repository it is embedded as (`library/nginx`, as written after `@`).
+    /// The repository it is embedded as, without a registry host (`library/nginx`, `team/app`).
     pub repository: String,
     /// The tag it is embedded as (`latest` by default).
     pub tag: String,
@@ -41,6 +44,28 @@ fn archive_error(entry: &ArchiveEntry, reason: String) -> EmbedError {
         source_line: entry.source.to_string(),
         reason,
     }
+}
+
+/// Loads the archive at `path` into `store` and takes back the tags the loader set: an embedded image is
+/// content of the cluster image, not an image of the store (a tag the store had before is restored).
+fn load_unnamed(
+    store: &OciLayout,
+    path: &Path,
+    limit: ExpansionLimit,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let before: BTreeMap<String, formats::manifest::Descriptor> =
+        store.tags()?.into_iter().collect();
+    let loaded =
+        Store::open(store.root()).and_then(|s| s.with_expansion_limit(limit).load(path))?;
+    for image in loaded {
+        match before.get(&image.name) {
+            Some(previous) => store.set_tag(&image.name, previous.clone())?,
+            None => {
+                store.remove_tag(&image.name)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Loads the image of every archive entry into `store` (each archive file read once, a compressed one
@@ -69,11 +94,9 @@ pub fn load_archives(
         let details =
             inspect_transport(&source, limit).map_err(|e| archive_error(entry, e.to_string()))?;
         if !loaded.contains(&path) {
-            Store::open(store.root())
-                .and_then(|s| s.with_expansion_limit(limit).load(&path))
-                .map_err(|e| {
-                    archive_error(entry, format!("loading it into the local store: {e}"))
-                })?;
+            load_unnamed(store, &path, limit).map_err(|e| {
+                archive_error(entry, format!("loading it into the local store: {e}"))
+            })?;
             loaded.push(path);
         }
         let (repository, tag) = match &entry.written_name {

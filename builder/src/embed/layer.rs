@@ -1,5 +1,5 @@
-//! One embedded image as one layer: a deterministic, uncompressed tar (the image's blobs are already
-//! compressed) holding that image's part of `registry/docker/registry/v2`:
+//! Embedded images as layers: deterministic, uncompressed tars (the images' blobs are already compressed)
+//! that together hold the `registry/docker/registry/v2` tree of every embedded image:
 //!
 //! ```text
 //! registry/docker/registry/v2/blobs/sha256/<xx>/<hex>/data                 every manifest, config and layer
@@ -14,16 +14,22 @@
 //! tag (pointing at the index) and that platform's manifest all resolve, while the other platforms' children
 //! are absent.
 //!
-//! `<repo>` is the reference without its host (`registry.k8s.io/pause` -> `pause`), as sealos names it. Each
-//! layer is self-contained: a blob two images share is stored in both layers (identical bytes at the same
-//! path, so the unpacked tree holds it once). That keeps a layer's digest a function of its image alone, so
-//! the same embedded image gives the same layer in every cluster image and version (registries dedupe it),
-//! and adding or removing one image never rewrites another's layer.
+//! `<repo>` is the reference without its host (`registry.k8s.io/pause` -> `pause`), as sealos names it.
+//!
+//! Every blob is in exactly one layer. A blob two or more embedded images reference (a common base layer)
+//! goes into one **shared layer** ([`shared_layer`], sorted by digest, placed before the per-image layers);
+//! each image's own layer ([`image_layer`]) holds its link files and the blobs no other embedded image
+//! references. An image's layer is thus a function of the image and of which of its blobs other images
+//! also use: the same embedded image gives the same layer in every cluster image whose other images share
+//! the same of its blobs (registries dedupe it), and adding an image that shares nothing with it never
+//! rewrites it. Link files are tiny and stay with their image (two tags of one repository write some of
+//! the same link files, with identical content).
 //!
 //! Blob files are streamed from the store into the tar, never loaded whole. Entries are sorted, with mode
-//! 0644/0755, uid/gid 0 and the build's timestamp as mtime. The layer is remembered in the build's layer
-//! cache under a key of (repository, tag, digest, timestamp), so a rebuild reuses it without reading a byte.
+//! 0644/0755, uid/gid 0 and the build's timestamp as mtime. Each layer is remembered in the build's layer
+//! cache under a key of what its bytes depend on, so a rebuild reuses it without reading a blob.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use formats::digest::Digest;
@@ -39,6 +45,10 @@ use crate::build::cache::{CachedLayer, LayerCache};
 
 /// Annotation on an embedded image's layer descriptor: the image it holds (`reference@digest`).
 pub const EMBEDDED_IMAGE_ANNOTATION: &str = "io.sealos.image.embedded";
+
+/// Annotation on the shared layer's descriptor: the images (`reference@digest`, comma-separated, in layer
+/// order) whose common blobs it holds.
+pub const SHARED_BLOBS_ANNOTATION: &str = "io.sealos.image.embedded.shared";
 
 /// Where the registry tree sits in the cluster image's file system.
 pub const REGISTRY_DIR: &str = "registry";
@@ -58,15 +68,17 @@ pub struct LayerSpec {
 }
 
 impl LayerSpec {
-    /// The layer cache key: what the layer's bytes depend on.
-    pub fn cache_key(&self, mtime: u64) -> Digest {
+    /// The layer cache key: what the layer's bytes depend on, `left_out` being the image's blobs the
+    /// shared layer holds instead (none: the key of an image whose layer holds all its blobs).
+    pub fn cache_key(&self, mtime: u64, left_out: &BTreeSet<Digest>) -> Digest {
         let platforms = match &self.platforms {
             PlatformFilter::All => String::new(),
             only => format!("platforms {only}\n"),
         };
+        let left_out: String = left_out.iter().map(|d| format!("shared {d}\n")).collect();
         Digest::sha256_of(
             format!(
-                "sealos embedded image layer v1\nrepository {}\ntag {}\ndigest {}\n{platforms}mtime {mtime}\n",
+                "sealos embedded image layer v1\nrepository {}\ntag {}\ndigest {}\n{platforms}mtime {mtime}\n{left_out}",
                 self.repository,
                 self.tag.as_deref().unwrap_or(""),
                 self.digest
@@ -80,18 +92,24 @@ fn rel(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// The tar entries of one image: blobs read from `store`, link files from memory.
-pub fn image_entries(store: &OciLayout, spec: &LayerSpec) -> Result<Vec<LayerEntry>, BuildError> {
+/// One image's part of the tree: its link files, and the blobs it references.
+struct ImageTree {
+    links: Vec<LayerEntry>,
+    blobs: BTreeSet<Digest>,
+}
+
+fn image_tree(store: &OciLayout, spec: &LayerSpec) -> Result<ImageTree, BuildError> {
     let paths = DistributionPaths::new(REGISTRY_DIR);
     let repo = spec.repository.as_str();
-    let mut entries = Vec::new();
-    let link = |path: &Path, d: &Digest| LayerEntry::file(rel(path), link_text(d)).with_mode(0o644);
-    let blob = |d: &Digest| {
-        LayerEntry::from_disk(store.blob_path(d), rel(&paths.blob_data(d))).with_mode(0o644)
+    let mut tree = ImageTree {
+        links: Vec::new(),
+        blobs: BTreeSet::new(),
     };
+    let link = |path: &Path, d: &Digest| LayerEntry::file(rel(path), link_text(d)).with_mode(0o644);
     if let Some(tag) = &spec.tag {
-        entries.push(link(&paths.tag_current_link(repo, tag), &spec.digest));
-        entries.push(link(
+        tree.links
+            .push(link(&paths.tag_current_link(repo, tag), &spec.digest));
+        tree.links.push(link(
             &paths.tag_index_link(repo, tag, &spec.digest),
             &spec.digest,
         ));
@@ -99,8 +117,9 @@ pub fn image_entries(store: &OciLayout, spec: &LayerSpec) -> Result<Vec<LayerEnt
     let mut pending = vec![(Descriptor::new("", spec.digest.clone(), 0), 0usize)];
     while let Some((desc, depth)) = pending.pop() {
         let raw = store.read_manifest(&desc)?;
-        entries.push(blob(&desc.digest));
-        entries.push(link(&paths.revision_link(repo, &desc.digest), &desc.digest));
+        tree.blobs.insert(desc.digest.clone());
+        tree.links
+            .push(link(&paths.revision_link(repo, &desc.digest), &desc.digest));
         match &raw.parsed {
             ParsedManifest::Index(index) if depth < 4 => {
                 pending.extend(
@@ -116,24 +135,81 @@ pub fn image_entries(store: &OciLayout, spec: &LayerSpec) -> Result<Vec<LayerEnt
                     .into_iter()
                     .filter(|d| !is_foreign(d))
                 {
-                    entries.push(blob(&d.digest));
-                    entries.push(link(&paths.layer_link(repo, &d.digest), &d.digest));
+                    tree.blobs.insert(d.digest.clone());
+                    tree.links
+                        .push(link(&paths.layer_link(repo, &d.digest), &d.digest));
                 }
             }
         }
     }
+    Ok(tree)
+}
+
+fn blob_entry(store: &OciLayout, d: &Digest) -> LayerEntry {
+    let paths = DistributionPaths::new(REGISTRY_DIR);
+    LayerEntry::from_disk(store.blob_path(d), rel(&paths.blob_data(d))).with_mode(0o644)
+}
+
+/// The digests of every blob (manifests, configs, layers) one image puts into the tree.
+pub fn image_blobs(store: &OciLayout, spec: &LayerSpec) -> Result<BTreeSet<Digest>, BuildError> {
+    Ok(image_tree(store, spec)?.blobs)
+}
+
+/// All the tar entries of one image's part of the tree (its links and every blob it references, shared or
+/// not): blobs read from `store`, link files from memory.
+pub fn image_entries(store: &OciLayout, spec: &LayerSpec) -> Result<Vec<LayerEntry>, BuildError> {
+    let tree = image_tree(store, spec)?;
+    let mut entries = tree.links;
+    entries.extend(tree.blobs.iter().map(|d| blob_entry(store, d)));
     Ok(entries)
 }
 
-/// The layer of one embedded image, from the layer cache or written into the store now.
+/// The layer of one embedded image, holding its links and those of its blobs not in `shared` (the shared
+/// layer holds them), from the layer cache or written into the store now.
 pub fn image_layer(
     store: &OciLayout,
     cache: &LayerCache,
     spec: &LayerSpec,
+    shared: &BTreeSet<Digest>,
     mtime: u64,
 ) -> Result<CachedLayer, BuildError> {
-    let key = spec.cache_key(mtime);
-    if let Some(hit) = cache.lookup(&key)
+    let tree = image_tree(store, spec)?;
+    let (left_out, own): (BTreeSet<Digest>, BTreeSet<Digest>) =
+        tree.blobs.into_iter().partition(|d| shared.contains(d));
+    let key = spec.cache_key(mtime, &left_out);
+    cached_or_written(store, cache, &key, mtime, || {
+        let mut entries = tree.links;
+        entries.extend(own.iter().map(|d| blob_entry(store, d)));
+        entries
+    })
+}
+
+/// The shared layer: the `blobs` several embedded images reference, each once, from the layer cache or
+/// written into the store now.
+pub fn shared_layer(
+    store: &OciLayout,
+    cache: &LayerCache,
+    blobs: &BTreeSet<Digest>,
+    mtime: u64,
+) -> Result<CachedLayer, BuildError> {
+    let listed: String = blobs.iter().map(|d| format!("blob {d}\n")).collect();
+    let key = Digest::sha256_of(
+        format!("sealos embedded shared blobs layer v1\nmtime {mtime}\n{listed}").as_bytes(),
+    );
+    cached_or_written(store, cache, &key, mtime, || {
+        blobs.iter().map(|d| blob_entry(store, d)).collect()
+    })
+}
+
+/// The uncompressed layer cached under `key`, or the one `entries` gives, written now and recorded.
+fn cached_or_written(
+    store: &OciLayout,
+    cache: &LayerCache,
+    key: &Digest,
+    mtime: u64,
+    entries: impl FnOnce() -> Vec<LayerEntry>,
+) -> Result<CachedLayer, BuildError> {
+    if let Some(hit) = cache.lookup(key)
         && store
             .blob_path(&hit.blob_digest)
             .metadata()
@@ -141,13 +217,12 @@ pub fn image_layer(
     {
         return Ok(hit);
     }
-    let entries = image_entries(store, spec)?;
     let options = LayerOptions {
         compression: Compression::None,
         mtime,
     };
-    let layer = crate::build::commit_layer(store, entries, &options, &mut |_| {})?;
+    let layer = crate::build::commit_layer(store, entries(), &options, &mut |_| {})?;
     // A cache record that cannot be written only costs a rewrite later.
-    let _ = cache.record(&key, &layer);
+    let _ = cache.record(key, &layer);
     Ok(layer)
 }

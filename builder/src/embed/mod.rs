@@ -1,6 +1,7 @@
 //! Embedding container images into a cluster image: the images a build context references are pulled into
-//! the local store (in parallel, pinned by the lock file [`lock`]), and each becomes one layer of its own
-//! holding its part of the `registry/` tree ([`layer`]), appended after the Kubefile's layers.
+//! the local store (in parallel, pinned by the lock file [`lock`]), and their `registry/` tree is appended
+//! after the Kubefile's layers as one layer per image plus one shared layer of the blobs several images
+//! reference ([`layer`]): every blob is in exactly one layer.
 //!
 //! The flow of a build ([`prepare`], then [`layers`] per platform):
 //! 1. The requested images are normalised (`nginx` -> `docker.io/library/nginx:latest`), merged (same
@@ -12,7 +13,8 @@
 //! 3. The rest is pulled, at most `max_pull_procs` at a time ([`pull`]); the lock is rewritten when it changed.
 //!    The lock is written before the Kubefile's layers are built, so `COPY . .` sees the same file as the
 //!    next build will.
-//! 4. Per platform, one uncompressed layer per image, in reference order, each cached.
+//! 4. Per platform, the shared layer (when images share blobs), then one uncompressed layer per image, in
+//!    reference order, each cached.
 //!
 //! With `--all`, indexes are embedded whole and the same layer serves every platform; otherwise each
 //! platform gets the image's platform manifest, tagged in that platform's own tree (platforms never
@@ -36,7 +38,10 @@ use registry::client::RegistryClient;
 use registry::mirror::{MirrorError, PlatformFilter};
 
 use self::archives::{ArchiveImage, load_archives};
-use self::layer::{LayerSpec, image_layer};
+use self::layer::{
+    EMBEDDED_IMAGE_ANNOTATION, LayerSpec, SHARED_BLOBS_ANNOTATION, image_blobs, image_layer,
+    shared_layer,
+};
 use self::lock::{LOCK_FILE, Lock, LockError, LockedImage};
 use self::pull::{PullWork, pull_all};
 use crate::build::BuildError;
@@ -70,6 +75,11 @@ pub struct EmbedOptions {
     pub locked: bool,
     /// `--strict`: every discovery warning is an error.
     pub strict: bool,
+    /// `--chart-renderer`: how discovery renders charts.
+    pub chart_renderer: crate::discover::ChartRenderer,
+    /// `--kube-version`: the Kubernetes version charts are rendered for; `None`: the rootfs image's
+    /// `version` label when the image is (or is built on) a rootfs image, else the documented default.
+    pub kube_version: Option<String>,
 }
 
 impl Default for EmbedOptions {
@@ -80,6 +90,8 @@ impl Default for EmbedOptions {
             max_pull_procs: DEFAULT_MAX_PULL_PROCS,
             locked: false,
             strict: false,
+            chart_renderer: crate::discover::ChartRenderer::default(),
+            kube_version: None,
         }
     }
 }
@@ -347,11 +359,10 @@ fn lock_difference(
 }
 
 /// Resolves and pulls every requested image for `platforms` into `store` and loads every archive
-/// ([`archives`]), honouring and updating the lock in `context` (see the module documentation). Creates its own async runtime: call it from synchronous code.
-/// When `layers` is given (the build's layer cache and timestamp), each pulled image's layer is written
-/// while the other images are still being pulled, so [`layers`] later finds it cached. A compressed archive
-/// is decompressed within `limit` (`--max-layer-expansion`).
-#[allow(clippy::too_many_arguments)]
+/// ([`archives`]), honouring and updating the lock in `context` (see the module documentation). Creates its
+/// own async runtime: call it from synchronous code. A compressed archive is decompressed within `limit`
+/// (`--max-layer-expansion`). Layers are written later, by [`layers`], once every image is known: which
+/// blobs go into the shared layer depends on all of them.
 pub fn prepare(
     store: &OciLayout,
     client: Option<&RegistryClient>,
@@ -359,7 +370,6 @@ pub fn prepare(
     inputs: &EmbedInputs,
     platforms: &[Platform],
     opts: &EmbedOptions,
-    layers: Option<(&LayerCache, u64)>,
     limit: ExpansionLimit,
 ) -> Result<EmbedPlan, EmbedError> {
     let lock_path = context.join(LOCK_FILE);
@@ -442,26 +452,11 @@ pub fn prepare(
                 path: PathBuf::from("<async runtime>"),
                 source,
             })?;
-        let store = Arc::new(store.clone());
-        let on_pulled = layers.map(|(cache, mtime)| {
-            let (store, cache) = (store.clone(), cache.clone());
-            Arc::new(move |w: &PullWork, digest: &Digest| {
-                let spec = LayerSpec {
-                    repository: w.reference.repository().to_string(),
-                    tag: w.reference.tag().map(str::to_string),
-                    digest: digest.clone(),
-                    platforms: w.platforms.clone(),
-                };
-                // Errors resurface when the build asks for the layer.
-                let _ = image_layer(&store, &cache, &spec, mtime);
-            }) as pull::OnPulled
-        });
         runtime.block_on(pull_all(
-            store.clone(),
+            Arc::new(store.clone()),
             client.cloned(),
             work,
             opts.max_pull_procs,
-            on_pulled,
         ))
     };
     let mut results = results.into_iter();
@@ -519,7 +514,8 @@ pub fn prepare(
 
 /// The platform of the single-platform image `digest` in `store` (from its config) when it is not
 /// `wanted`; `None` when it matches, is an index (its children carry their platforms) or cannot be read.
-/// A variant is compared only when both have one.
+/// Compared by [`Platform::matches`] (`arm64` is `arm64/v8`, `arm` is `arm/v7`; a wanted platform without a
+/// variant takes any).
 fn platform_mismatch(store: &OciLayout, digest: &Digest, wanted: &Platform) -> Option<String> {
     let raw = store
         .read_manifest(&formats::manifest::Descriptor::new("", digest.clone(), 0))
@@ -529,14 +525,8 @@ fn platform_mismatch(store: &OciLayout, digest: &Digest, wanted: &Platform) -> O
     };
     let bytes = store.read_blob_bytes(&image.config.digest).ok()?;
     let config: formats::manifest::ImageConfig = serde_json::from_slice(&bytes).ok()?;
-    let variant_differs =
-        matches!((&config.variant, &wanted.variant), (Some(a), Some(b)) if a != b);
-    if config.os == wanted.os && config.architecture == wanted.architecture && !variant_differs {
-        return None;
-    }
-    let mut found = Platform::new(config.os, config.architecture);
-    found.variant = config.variant;
-    Some(found.to_string())
+    let found = config.platform();
+    (!wanted.matches(&found)).then(|| found.to_string())
 }
 
 /// Writes the lock for `images` (keeping digests of other platforms the old lock knew) when it changed.
@@ -585,19 +575,45 @@ fn write_lock(
     })
 }
 
-/// One embedded image's layer for one platform, with the history text describing it.
+/// One layer of the embedded registry tree for one platform: an embedded image's own layer, or the
+/// shared layer of the blobs several images reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmbeddedLayer {
     /// The layer.
     pub layer: CachedLayer,
-    /// `reference@digest` of the image it holds.
+    /// `reference@digest` of the image it holds; for the shared layer, those of the images whose common
+    /// blobs it holds, comma-separated.
     pub image: String,
-    /// Where the image sits in the embedded registry (its layer's entries follow from it).
-    pub spec: LayerSpec,
+    /// Where the image sits in the embedded registry (its full part of the tree follows from it, see
+    /// [`layer::image_entries`]); `None` for the shared layer.
+    pub spec: Option<LayerSpec>,
 }
 
-/// The layers of every image of `plan` for `platform`, in reference order, then the archives' images in
-/// `tar.txt` order (cached ones are reused).
+impl EmbeddedLayer {
+    /// The annotation on the layer's descriptor (key, value): [`EMBEDDED_IMAGE_ANNOTATION`] naming the
+    /// image, or [`SHARED_BLOBS_ANNOTATION`] naming the images sharing the blobs.
+    pub fn annotation(&self) -> (&'static str, &str) {
+        match self.spec {
+            Some(_) => (EMBEDDED_IMAGE_ANNOTATION, &self.image),
+            None => (SHARED_BLOBS_ANNOTATION, &self.image),
+        }
+    }
+
+    /// The `created_by` of the layer's history entry.
+    pub fn created_by(&self) -> String {
+        match self.spec {
+            Some(_) => format!("EMBED {}", self.image),
+            None => format!(
+                "EMBED blobs shared by {} images",
+                self.image.split(',').count()
+            ),
+        }
+    }
+}
+
+/// The layers of every image of `plan` for `platform`: first the shared layer of the blobs two or more of
+/// them reference (when any do), then one layer per image, in reference order, then the archives' images
+/// in `tar.txt` order (cached ones are reused). Every blob is in exactly one of them.
 pub fn layers(
     store: &OciLayout,
     cache: &LayerCache,
@@ -638,21 +654,41 @@ pub fn layers(
             )
         }))
         .collect();
+    let blobs = specs
+        .iter()
+        .map(|(_, spec)| image_blobs(store, spec))
+        .collect::<Result<Vec<_>, _>>()?;
+    let shared = shared_blobs(&blobs);
+    let sharing: Vec<&str> = specs
+        .iter()
+        .zip(&blobs)
+        .filter(|(_, b)| !b.is_disjoint(&shared))
+        .map(|((image, _), _)| image.as_str())
+        .collect();
+    // The shared layer first (usually the largest), then the images'.
+    let jobs: Vec<(String, Option<LayerSpec>)> = (!shared.is_empty())
+        .then(|| (sharing.join(","), None))
+        .into_iter()
+        .chain(specs.into_iter().map(|(image, spec)| (image, Some(spec))))
+        .collect();
     // Layers are independent: write them on a few threads (each streams its blobs once).
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut slots: Vec<Option<Result<CachedLayer, BuildError>>> = Vec::new();
-    slots.resize_with(specs.len(), || None);
+    slots.resize_with(jobs.len(), || None);
     let slots = std::sync::Mutex::new(slots);
     std::thread::scope(|scope| {
-        for _ in 0..threads.min(specs.len()) {
+        for _ in 0..threads.min(jobs.len()) {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((_, spec)) = specs.get(i) else { break };
-                    let result = image_layer(store, cache, spec, mtime);
+                    let Some((_, spec)) = jobs.get(i) else { break };
+                    let result = match spec {
+                        Some(spec) => image_layer(store, cache, spec, &shared, mtime),
+                        None => shared_layer(store, cache, &shared, mtime),
+                    };
                     if let Ok(mut s) = slots.lock() {
                         s[i] = Some(result);
                     }
@@ -661,8 +697,7 @@ pub fn layers(
         }
     });
     let slots = slots.into_inner().unwrap_or_default();
-    specs
-        .into_iter()
+    jobs.into_iter()
         .zip(slots)
         .map(|((image, spec), slot)| {
             let layer = slot.unwrap_or_else(|| {
@@ -674,6 +709,18 @@ pub fn layers(
             Ok(EmbeddedLayer { layer, image, spec })
         })
         .collect()
+}
+
+/// The blobs referenced by two or more of the images whose blobs `per_image` lists.
+fn shared_blobs(per_image: &[BTreeSet<Digest>]) -> BTreeSet<Digest> {
+    let mut seen = BTreeSet::new();
+    let mut shared = BTreeSet::new();
+    for d in per_image.iter().flatten() {
+        if !seen.insert(d) {
+            shared.insert(d.clone());
+        }
+    }
+    shared
 }
 
 #[cfg(test)]
@@ -704,6 +751,19 @@ mod tests {
             ]
         );
         assert_eq!(images[0].1, ["a:2", "b:7"]);
+    }
+
+    #[test]
+    fn a_blob_is_shared_when_two_or_more_images_reference_it() {
+        let d = |s: &str| Digest::sha256_of(s.as_bytes());
+        let set = |items: &[&str]| items.iter().map(|s| d(s)).collect::<BTreeSet<_>>();
+        let shared = shared_blobs(&[
+            set(&["base", "a"]),
+            set(&["base", "b", "common"]),
+            set(&["c", "common", "base"]),
+        ]);
+        assert_eq!(shared, set(&["base", "common"]));
+        assert!(shared_blobs(&[set(&["a", "b"])]).is_empty());
     }
 
     #[test]

@@ -58,12 +58,7 @@ pub fn selected_children<'a>(
     if *platforms == PlatformFilter::All {
         return index.manifests.iter().collect();
     }
-    index
-        .manifests
-        .iter()
-        .find(|d| d.platform.as_ref().is_some_and(|p| platforms.matches(p)))
-        .into_iter()
-        .collect()
+    platforms.select(index).into_iter().collect()
 }
 
 fn complete(
@@ -99,21 +94,14 @@ pub fn is_foreign(d: &Descriptor) -> bool {
     media_type::is_non_distributable(&d.media_type) && !d.urls.is_empty()
 }
 
-/// Called on a blocking thread for each item that had to be fetched, as soon as it is in the store (the build
-/// writes the image's layer there while other images are still being pulled).
-pub type OnPulled = Arc<dyn Fn(&PullWork, &Digest) + Send + Sync>;
-
 /// Brings every item into `store`, at most `max_pull_procs` at a time; results come back in input order.
-/// `client` may be `None` when every item is complete in the store. `on_pulled` runs beside the pulls (it does
-/// not hold a pull slot); this returns once every call has finished.
+/// `client` may be `None` when every item is complete in the store.
 pub async fn pull_all(
     store: Arc<OciLayout>,
     client: Option<RegistryClient>,
     work: Vec<PullWork>,
     max_pull_procs: usize,
-    on_pulled: Option<OnPulled>,
 ) -> Vec<Result<Pulled, MirrorError>> {
-    let followers = std::sync::Mutex::new(Vec::new());
     // One mirror per platform filter, so images pulled at once share blob downloads.
     let mut mirrors: HashMap<String, Arc<Mirror>> = HashMap::new();
     for w in &work {
@@ -137,7 +125,6 @@ pub async fn pull_all(
                 let store = store.clone();
                 let client = client.clone();
                 let mirror = mirrors.get(&w.platforms.to_string()).cloned();
-                let (on_pulled, followers) = (on_pulled.clone(), &followers);
                 async move {
                     let result = async {
                         if let Some(d) = &w.locked {
@@ -188,26 +175,12 @@ pub async fn pull_all(
                         }
                     }
                     .await;
-                    if let (Ok(pulled), Some(f)) = (&result, &on_pulled)
-                        && pulled.fetched
-                    {
-                        let (f, w, d) = (f.clone(), w.clone(), pulled.digest.clone());
-                        let handle = tokio::task::spawn_blocking(move || f(&w, &d));
-                        if let Ok(mut all) = followers.lock() {
-                            all.push(handle);
-                        }
-                    }
                     (i, result)
                 }
             })
             .buffer_unordered(max_pull_procs.max(1))
             .collect()
             .await;
-    let handles = followers.into_inner().unwrap_or_default();
-    for h in handles {
-        // A failed follower only means its layer is written later, by the build itself.
-        let _ = h.await;
-    }
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
 }

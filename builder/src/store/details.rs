@@ -165,10 +165,7 @@ fn config_platform(c: &ImageConfig) -> Option<Platform> {
     if c.os.is_empty() || c.architecture.is_empty() {
         return None;
     }
-    let mut p = Platform::new(c.os.clone(), c.architecture.clone());
-    p.variant = c.variant.clone();
-    p.os_version = c.os_version.clone();
-    Some(p)
+    Some(c.platform())
 }
 
 fn platform_image(

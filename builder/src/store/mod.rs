@@ -6,10 +6,14 @@
 //! be named by its manifest digest (`sha256:...`, or a unique prefix of the hex). An image is either a
 //! single manifest or an index of per-platform manifests.
 //!
-//! Garbage collection and writers: a writer that stores blobs before it tags them (a build, a load) holds a
-//! [`WriteGuard`] (a shared lock on `<root>/store.lock`) from its first blob to its last tag. Collection
-//! takes that lock exclusively and, when a writer holds it, is deferred rather than deleting blobs the
-//! writer is about to reference; the next `rmi` or `prune` collects them.
+//! Garbage collection and writers: every writer of the store (a build, a load, a merge, a pull, a manifest
+//! list) goes through [`Store`]: it holds a [`WriteGuard`] (a shared lock on `<root>/store.lock`, see
+//! [`formats::oci_layout::WriterLock`]) from its first blob to its last tag, so its blobs are staged, then
+//! the index updated, under the guard. Collection ([`Store::gc`], the only way to collect) takes that lock
+//! exclusively and, when a writer holds it, is deferred rather than deleting blobs the writer is about to
+//! reference; the next `rmi` or `prune` collects them. A writer below this crate (registry mirroring into
+//! the store, see [`StoreWriter`]) writes into the layout [`StoreWriter::layout`] gives while the guard is
+//! held.
 
 mod archive;
 mod details;
@@ -19,7 +23,6 @@ mod save;
 pub mod stale;
 mod transport;
 
-use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,7 +31,7 @@ use formats::digest::{DigestError, VerifyError};
 use formats::fsutil::StageError;
 use formats::layer::ExpansionLimit;
 use formats::manifest::{Descriptor, ManifestError, RawManifest};
-use formats::oci_layout::{ANNOTATION_REF_NAME, GcReport, LayoutError, OciLayout};
+use formats::oci_layout::{ANNOTATION_REF_NAME, GcReport, LayoutError, OciLayout, WriterLock};
 use formats::reference::{Reference, ReferenceError};
 
 pub use details::{ImageDetails, ImageSummary, LayerDetails, PlatformImage, parse_rfc3339};
@@ -40,9 +43,6 @@ pub use transport::ImageSource;
 /// Temporary files whose writer cannot be told alive or gone (no lock to check) are removed by
 /// [`Store::prune`] once older than this; those whose writer is gone are removed at once (see [`stale`]).
 pub const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
-
-/// The lock file writers share and garbage collection takes exclusively.
-const STORE_LOCK: &str = "store.lock";
 
 /// Errors from the local image store, its archives and transports.
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +180,23 @@ pub struct PruneReport {
 /// Held by a writer between storing its first blob and setting its last tag; see the module docs.
 #[derive(Debug)]
 pub struct WriteGuard {
-    _file: File,
+    _lock: WriterLock,
+}
+
+/// A writer's hold on the store for code that writes the OCI layout itself (registry mirroring into the
+/// store): the layout to write blobs and tags into, and the [`WriteGuard`] that keeps garbage collection
+/// from taking those blobs before they are tagged. Write nothing through the layout after dropping it.
+#[derive(Debug)]
+pub struct StoreWriter {
+    layout: OciLayout,
+    _guard: WriteGuard,
+}
+
+impl StoreWriter {
+    /// The layout to write into while this writer lives.
+    pub fn layout(&self) -> &OciLayout {
+        &self.layout
+    }
 }
 
 /// The local image store.
@@ -247,7 +263,8 @@ impl Store {
         self.expansion
     }
 
-    /// The OCI layout underneath.
+    /// The OCI layout underneath, for reading; write through [`Store::writer`] (or under a
+    /// [`Store::write_guard`]) so garbage collection cannot take blobs not yet tagged.
     pub fn layout(&self) -> &OciLayout {
         &self.layout
     }
@@ -261,21 +278,30 @@ impl Store {
     /// Also removes what killed writers left behind (see [`stale::clean_stale`]): staged files and work
     /// directories no live writer holds locked.
     pub fn write_guard(&self) -> Result<WriteGuard, StoreError> {
-        let file = self.lock_file()?;
-        let path = self.root().join(STORE_LOCK);
-        file.lock_shared().map_err(io_err("lock", &path))?;
+        let lock = self.layout.lock_writer()?;
         stale::clean_stale(self.root(), STALE_TEMP_AGE).map_err(io_err("clean", self.root()))?;
-        Ok(WriteGuard { _file: file })
+        Ok(WriteGuard { _lock: lock })
     }
 
-    fn lock_file(&self) -> Result<File, StoreError> {
-        let path = self.root().join(STORE_LOCK);
-        File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err("open lock file", &path))
+    /// Takes the writer guard (see [`Store::write_guard`]) and hands out the layout to write into under it.
+    pub fn writer(&self) -> Result<StoreWriter, StoreError> {
+        Ok(StoreWriter {
+            _guard: self.write_guard()?,
+            layout: self.layout.clone(),
+        })
+    }
+
+    /// Stores a manifest or index (byte-exact) and tags it `tag` (a full reference), under the writer
+    /// guard; returns its descriptor.
+    pub fn put_manifest(
+        &self,
+        tag: &str,
+        manifest: &RawManifest,
+    ) -> Result<Descriptor, StoreError> {
+        let _guard = self.write_guard()?;
+        let descriptor = self.layout.write_manifest(manifest)?;
+        self.layout.set_tag(tag, descriptor.clone())?;
+        Ok(descriptor)
     }
 
     /// Finds an image by name (`myapp:v1`, `docker.io/library/myapp:v1`, `myapp@sha256:...`) or by its
@@ -388,6 +414,8 @@ impl Store {
 
     /// Tags the image `src` also as `new` (normalised); returns the full new name.
     pub fn tag(&self, src: &str, new: &str) -> Result<String, StoreError> {
+        // Held from finding the image to tagging it, so no collection takes its blobs in between.
+        let _guard = self.write_guard()?;
         let image = self.resolve(src)?;
         let new = normalize_name(new)?;
         if Reference::parse(&new).is_ok_and(|r| r.digest().is_some()) {
@@ -449,14 +477,7 @@ impl Store {
     /// Removes blobs no tagged image references. Returns `None` (and removes nothing) while a writer holds
     /// a [`WriteGuard`].
     pub fn gc(&self) -> Result<Option<GcReport>, StoreError> {
-        let file = self.lock_file()?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(self.layout.gc()?)),
-            Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(e)) => {
-                Err(io_err("lock", &self.root().join(STORE_LOCK))(e))
-            }
-        }
+        Ok(self.layout.collect_garbage()?)
     }
 
     /// Removes dangling content (blobs no image references) and the temporary files interrupted writes

@@ -342,25 +342,10 @@ fn single_manifest(store: &Store, image: &Image) -> Result<RawManifest, StoreErr
     let ParsedManifest::Index(index) = &image.manifest.parsed else {
         return Ok(image.manifest.clone());
     };
-    let host = Platform::host();
-    let children: Vec<&Descriptor> = index
-        .manifests
-        .iter()
-        .filter(|d| media_type::is_manifest(&d.media_type))
-        .collect();
-    let pick = children
-        .iter()
-        .find(|d| {
-            d.platform
-                .as_ref()
-                .is_some_and(|p| p.os == host.os && p.architecture == host.architecture)
-        })
-        .or(match children.as_slice() {
-            [only] => Some(only),
-            _ => None,
-        });
-    let Some(child) = pick else {
-        let platforms: Vec<String> = children
+    let Some(child) = Platform::select_host(index) else {
+        let host = Platform::host();
+        let platforms: Vec<String> = index
+            .manifests
             .iter()
             .filter_map(|d| d.platform.as_ref().map(Platform::to_string))
             .collect();

@@ -275,6 +275,35 @@ fn gc_is_deferred_while_a_writer_holds_the_guard() {
 }
 
 #[test]
+fn a_store_writer_keeps_its_untagged_blobs_from_rmi_and_prune_until_dropped() {
+    let (_d, s) = store();
+    let other = simple(&s, "other:v1", "other");
+    let writer = s.writer().unwrap();
+    // What a pull does through the writer: blobs first, the tag last.
+    let (staged, _) = writer.layout().write_blob_bytes(b"pulled layer").unwrap();
+    let r = s.remove(&["other:v1"], false).unwrap();
+    assert_eq!((r.untagged.len(), r.gc), (1, None), "collection deferred");
+    assert_eq!(s.prune().unwrap().gc, None);
+    assert!(s.layout().has_blob(&staged) && s.layout().has_blob(&other.digest));
+    drop(writer);
+    let gc = s.gc().unwrap().unwrap();
+    assert!(gc.removed.contains(&staged) && gc.removed.contains(&other.digest));
+    assert_eq!(blob_count(&s), 0);
+}
+
+#[test]
+fn put_manifest_stores_and_tags_under_the_guard() {
+    let (_d, s) = store();
+    let one = simple(&s, "myapp:v1", "one");
+    let index = formats::manifest::ImageIndex::new(vec![one]);
+    let raw = RawManifest::from_created(&index, formats::media_type::OCI_INDEX).unwrap();
+    let desc = s.put_manifest("docker.io/library/list:v1", &raw).unwrap();
+    assert_eq!(desc.digest, raw.digest);
+    assert_eq!(s.resolve("list:v1").unwrap().descriptor.digest, raw.digest);
+    assert!(s.layout().fsck().unwrap().is_clean());
+}
+
+#[test]
 fn prune_removes_dangling_blobs_and_stale_temp_files_only() {
     let (_d, s) = store();
     simple(&s, "myapp:v1", "one");

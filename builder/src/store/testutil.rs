@@ -1,11 +1,9 @@
-//! Test fixtures: small real images (config, one layer, manifest) written into a store with the formats API.
+//! Test fixtures: small real images written into a store with `testsupport::images` (shared with the cli's
+//! store tests).
 
-use formats::layer::{Compression, LayerEntry, LayerOptions, write_entries_layer};
-use formats::manifest::{
-    ContainerConfig, Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform, RawManifest,
-    RootFs,
-};
-use formats::media_type;
+use formats::layer::{Compression, LayerEntry};
+use formats::manifest::{Descriptor, Platform};
+use testsupport::images::{TestImage, write_image, write_index};
 
 use super::Store;
 
@@ -18,54 +16,15 @@ pub(crate) fn image(
     compression: Compression,
     platform: &Platform,
 ) -> Descriptor {
-    let mut tar = Vec::new();
-    let layer = write_entries_layer(
-        [
-            LayerEntry::file("hello.txt", content.as_bytes()),
-            LayerEntry::dir("etc"),
-        ],
-        &LayerOptions {
-            compression,
-            mtime: 0,
-        },
-        &mut tar,
-    )
-    .unwrap();
-    store.layout().write_blob_bytes(&tar).unwrap();
-    let mut labels = std::collections::BTreeMap::new();
-    labels.insert("org.example.content".to_string(), content.to_string());
-    let config = ImageConfig {
-        created: Some("2024-01-02T03:04:05Z".into()),
-        architecture: platform.architecture.clone(),
-        os: platform.os.clone(),
-        config: Some(ContainerConfig {
-            env: vec!["PATH=/usr/bin".into(), format!("CONTENT={content}")],
-            cmd: vec!["cat".into(), "/hello.txt".into()],
-            entrypoint: vec!["/bin/sh".into(), "-c".into()],
-            labels,
-            ..ContainerConfig::default()
-        }),
-        rootfs: RootFs {
-            kind: "layers".into(),
-            diff_ids: vec![layer.diff_id.clone()],
-        },
-        ..ImageConfig::default()
-    };
-    let config_bytes = formats::manifest::to_canonical_json(&config).unwrap();
-    store.layout().write_blob_bytes(&config_bytes).unwrap();
-    let mut manifest = ImageManifest::new(
-        Descriptor::for_bytes(media_type::OCI_CONFIG, &config_bytes),
-        vec![Descriptor::new(
-            layer.media_type.clone(),
-            layer.blob_digest.clone(),
-            layer.blob_size,
-        )],
-    );
-    manifest
-        .annotations
+    let mut spec = TestImage::hello(content);
+    spec.layers[0].push(LayerEntry::dir("etc"));
+    spec.compression = compression;
+    spec.platform = platform.clone();
+    spec.config.env.insert(0, "PATH=/usr/bin".into());
+    spec.config.entrypoint = vec!["/bin/sh".into(), "-c".into()];
+    spec.annotations
         .insert("org.opencontainers.image.title".into(), content.into());
-    let raw = RawManifest::from_created(&manifest, media_type::OCI_MANIFEST).unwrap();
-    let desc = store.layout().write_manifest(&raw).unwrap();
+    let desc = write_image(store.layout(), &spec);
     if let Some(tag) = tag {
         store.layout().set_tag(tag, desc.clone()).unwrap();
     }
@@ -92,8 +51,7 @@ pub(crate) fn multi(store: &Store, tag: &str) -> Descriptor {
         d.platform = Some(p);
         children.push(d);
     }
-    let raw = RawManifest::from_created(&ImageIndex::new(children), media_type::OCI_INDEX).unwrap();
-    let desc = store.layout().write_manifest(&raw).unwrap();
+    let desc = write_index(store.layout(), children);
     store
         .layout()
         .set_tag(&super::normalize_name(tag).unwrap(), desc.clone())

@@ -44,7 +44,7 @@ fn build(value: &Value, layout: Layout) -> Result<Node, String> {
     Ok(match value {
         Value::Missing(_) | Value::Nil => Node::Scalar("null".to_string(), Requested::Plain),
         Value::Bool(b) => Node::Scalar(b.to_string(), Requested::Plain),
-        Value::Int(i) => Node::Scalar(i.to_string(), Requested::Plain),
+        Value::Int(i) | Value::Int64(i) => Node::Scalar(i.to_string(), Requested::Plain),
         Value::Float(f) => Node::Scalar(float_text(*f, layout)?, Requested::Plain),
         Value::Str(s) => string_node(&round_trip_text(s, layout)?),
         Value::Object(obj) => match obj
@@ -54,6 +54,10 @@ fn build(value: &Value, layout: Layout) -> Result<Node, String> {
             Some(data) => build(&data, layout)?,
             None => string_node(&round_trip_text(&obj.display(), layout)?),
         },
+        // A Go nil slice: `json.Marshal` writes null; go-yaml itself writes an empty sequence.
+        Value::List(_) if layout.json_round_trip && value.is_nil_list() => {
+            Node::Scalar("null".to_string(), Requested::Plain)
+        }
         Value::List(items) => Node::List(
             items
                 .iter()

@@ -2,6 +2,8 @@
 //! booleans `yes`/`no`/`on`/`off`/`y`/`n`, nulls, Go-syntax integers (`0x1F`, `0o17`, `0777`, `0b101`,
 //! `1_000`), floats, and the strings the encoder must therefore quote.
 
+use gotmpl::sprig::conversion::parse_float;
+
 /// A plain scalar's value as go-yaml v2 resolves it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Scalar {
@@ -38,7 +40,7 @@ pub(crate) fn resolve_plain(s: &str) -> Scalar {
     }
     let first = s.as_bytes()[0];
     match first {
-        b'.' => match go_parse_float(s) {
+        b'.' => match parse_float(s) {
             Some(f) => Scalar::Float(f),
             None => Scalar::Str,
         },
@@ -62,7 +64,7 @@ fn resolve_number(s: &str) -> Scalar {
         Err(_) => {}
     }
     if is_yaml_float(&plain)
-        && let Some(f) = go_parse_float(&plain)
+        && let Some(f) = parse_float(&plain)
     {
         return Scalar::Float(f);
     }
@@ -156,41 +158,6 @@ fn is_yaml_float(s: &str) -> bool {
         }
     }
     i == b.len()
-}
-
-/// Go's `strconv.ParseFloat(s, 64)` for decimal text (underscores allowed between digits, as in Go
-/// literals); `None` for errors, including out of range.
-fn go_parse_float(s: &str) -> Option<f64> {
-    let ok = s
-        .bytes()
-        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-' | b'_'));
-    if !ok || (s.contains('_') && !underscores_between_digits(s)) {
-        return None;
-    }
-    let plain: String = s.chars().filter(|&c| c != '_').collect();
-    plain.parse::<f64>().ok().filter(|f| f.is_finite())
-}
-
-/// Go's `underscoreOK` for a decimal number: every `_` sits between two digits.
-fn underscores_between_digits(s: &str) -> bool {
-    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let mut saw = '^';
-    for c in body.chars() {
-        if c.is_ascii_digit() {
-            saw = '0';
-        } else if c == '_' {
-            if saw != '0' {
-                return false;
-            }
-            saw = '_';
-        } else {
-            if saw == '_' {
-                return false;
-            }
-            saw = '!';
-        }
-    }
-    saw != '_'
 }
 
 /// go-yaml's base-60 float test (`1:20`), which the encoder quotes for older readers.

@@ -75,9 +75,18 @@ pub struct BuildArgs {
     /// Registry access (for registry base images and embedded images).
     #[command(flatten)]
     pub client: super::mirror::ClientArgs,
-    /// Fail when image discovery has any warning (template text, invalid YAML, a chart helm did not render).
+    /// Fail when image discovery has any warning (template text, invalid YAML, a chart that did not render,
+    /// a CMD or script value that cannot be resolved).
     #[arg(long)]
     pub strict: bool,
+    /// How image discovery renders charts: `native` (built in, the default) or `helm` (a helm binary on PATH).
+    #[arg(long, value_enum, value_name = "RENDERER", default_value_t = ChartRendererArg::Native)]
+    pub chart_renderer: ChartRendererArg,
+    /// The Kubernetes version charts are rendered for (`.Capabilities.KubeVersion`, checked against each
+    /// chart's `kubeVersion`). Default: the `version` label of the rootfs image the build is (or is built
+    /// on), else v1.35.0 (see docs/discovery.md).
+    #[arg(long, value_name = "VERSION")]
+    pub kube_version: Option<String>,
     /// Embedding of the context's images (see docs/embedding.md).
     #[command(flatten)]
     pub embed: EmbedArgs,
@@ -87,6 +96,24 @@ pub struct BuildArgs {
     /// The build context directory.
     #[arg(default_value = ".")]
     pub context: PathBuf,
+}
+
+/// `--chart-renderer`: how image discovery renders charts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChartRendererArg {
+    /// The built-in renderer (no helm needed).
+    Native,
+    /// A `helm` binary on PATH.
+    Helm,
+}
+
+impl From<ChartRendererArg> for builder::discover::ChartRenderer {
+    fn from(arg: ChartRendererArg) -> Self {
+        match arg {
+            ChartRendererArg::Native => builder::discover::ChartRenderer::Native,
+            ChartRendererArg::Helm => builder::discover::ChartRenderer::Helm,
+        }
+    }
 }
 
 /// Flags of `sealos build` that control embedded images.
@@ -116,7 +143,7 @@ impl EmbedArgs {
             all_platforms: self.all,
             max_pull_procs: self.max_pull_procs,
             locked: self.locked,
-            strict: false,
+            ..builder::embed::EmbedOptions::default()
         }
     }
 }
@@ -246,6 +273,17 @@ fn discover_images(args: &BuildArgs, plans: &[BuildPlan]) -> anyhow::Result<Disc
         strict: args.strict,
         helm: None,
         cmd,
+        env: plans
+            .first()
+            .map(builder::discover::cmd::plan_env)
+            .unwrap_or_default(),
+        renderer: args.chart_renderer.into(),
+        // A dry run pulls nothing: only the Kubefile's own labels can say it builds a rootfs image.
+        kube_version: args.kube_version.clone().or_else(|| {
+            plans
+                .first()
+                .and_then(|p| builder::discover::charts::rootfs_kube_version(&p.config.labels))
+        }),
     };
     discover(&args.context, &opts)
         .with_context(|| format!("discovering the images of `{}`", args.context.display()))
@@ -505,6 +543,8 @@ fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
         pull: args.pull,
         embed: builder::embed::EmbedOptions {
             strict: args.strict,
+            chart_renderer: args.chart_renderer.into(),
+            kube_version: args.kube_version.clone(),
             ..args.embed.options()
         },
         expansion_limit: global.expansion_limit(),

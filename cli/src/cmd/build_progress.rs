@@ -48,10 +48,13 @@ impl BuildProgress {
         }
     }
 
-    /// Prints a line on stderr, above the bars when there are some.
+    /// Prints a line on stderr, above the bars when there are some. The bars are cleared, the line written
+    /// with its own newline and the bars drawn again below it: `MultiProgress::println` pads a line to the
+    /// terminal width instead of ending it, which leaves one very long line in a terminal log or scrollback.
     fn println(&self, line: &str) {
-        if self.multi.as_ref().is_none_or(|m| m.println(line).is_err()) {
-            eprintln!("{line}");
+        match &self.multi {
+            Some(multi) => multi.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
         }
     }
 

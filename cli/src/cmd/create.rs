@@ -72,7 +72,10 @@ pub fn run(global: &GlobalArgs, args: &CreateArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
+        let images = super::run::image_check_json(&report.image_check);
         let json = serde_json::json!({
+            "images": images,
+            "imageWarnings": report.image_check.warnings,
             "image": report.image,
             "kind": report.kind,
             "digest": report.digest,
@@ -99,6 +102,31 @@ pub fn run(global: &GlobalArgs, args: &CreateArgs) -> anyhow::Result<()> {
             runtime::env::shell_quote(&c.workdir.to_string_lossy()),
             c.command
         )?;
+    }
+    let check = &report.image_check;
+    outln!(
+        "images the install pulls: {} ({} not embedded; `sealos run` refuses those unless \
+         --skip-image-check)",
+        check.images.len(),
+        check.missing().len()
+    )?;
+    for image in &check.images {
+        outln!(
+            "  {} {}: {}",
+            if image.availability.is_embedded() {
+                "ok"
+            } else {
+                "MISSING"
+            },
+            image.reference,
+            image.availability
+        )?;
+        for source in &image.sources {
+            outln!("      needed by {source}")?;
+        }
+    }
+    for warning in &check.warnings {
+        eprintln!("warning: image check: {warning}");
     }
     Ok(())
 }

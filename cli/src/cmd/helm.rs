@@ -9,6 +9,10 @@ use crate::output::{Hint, write_stdout};
 
 /// `sealos helm ...`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sealos helm template ./charts/web
+  sealos helm template web ./charts/web -f values-prod.yaml --set image.tag=1.2.3")]
 pub struct HelmArgs {
     /// What to do.
     #[command(subcommand)]

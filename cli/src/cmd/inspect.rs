@@ -33,7 +33,8 @@ pub struct InspectArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// For `docker://NAME`: print the manifest (or index) exactly as the registry serves it.
+    /// For `docker://NAME`: print the manifest (or index) exactly as the registry serves it (a newline is
+    /// added after it only on a terminal).
     #[arg(long)]
     pub raw: bool,
     /// Registry access (for `docker://NAME`).
@@ -86,7 +87,13 @@ fn remote(global: &GlobalArgs, name: &str, args: &InspectArgs) -> anyhow::Result
         let m = rt
             .block_on(src.get_manifest(&repo, &reference))
             .with_context(|| format!("cannot read the manifest of `{r}`"))?;
-        return crate::output::write_stdout(&m.bytes);
+        crate::output::write_stdout(&m.bytes)?;
+        // Byte-exact into a pipe or file (`| sha256sum` gives the digest); on a terminal a newline after it,
+        // so the prompt does not land on the JSON line.
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) && !m.bytes.ends_with(b"\n") {
+            crate::output::write_stdout(b"\n")?;
+        }
+        return Ok(());
     }
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
     let layout = OciLayout::create(scratch.path())

@@ -2,11 +2,11 @@
 //! store, tagged with the list's full reference) from per-arch images, and push it with its images.
 
 use anyhow::{Context as _, anyhow, bail};
+use builder::store::Store;
 use formats::manifest::{
     Descriptor, ImageConfig, ImageIndex, ParsedManifest, Platform, RawManifest,
 };
 use formats::media_type;
-use formats::oci_layout::OciLayout;
 use formats::reference::Reference;
 
 use super::mirror::ClientArgs;
@@ -14,6 +14,13 @@ use crate::output::outln;
 
 /// Arguments of `sealos manifest`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  sealos manifest create example/app:v1
+  sealos manifest add example/app:v1 example/app:v1-amd64
+  sealos manifest add example/app:v1 example/app:v1-arm64
+  sealos manifest inspect example/app:v1
+  sealos manifest push example/app:v1 registry.example.com/team/app:v1")]
 pub struct ManifestArgs {
     /// What to do.
     #[command(subcommand)]
@@ -24,11 +31,19 @@ pub struct ManifestArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum ManifestCommand {
     /// Create an empty manifest list.
+    #[command(after_help = "\
+Examples:
+  sealos manifest create example/app:v1
+  sealos manifest create registry.example.com/team/app:v1")]
     Create {
         /// The list's name.
         list: String,
     },
     /// Add an image of the local store to a list (its platform read from its config unless given).
+    #[command(after_help = "\
+Examples:
+  sealos manifest add example/app:v1 example/app:v1-amd64
+  sealos manifest add example/app:v1 example/app:v1-armv7 --arch arm --variant v7")]
     Add {
         /// The list.
         list: String,
@@ -45,11 +60,18 @@ pub enum ManifestCommand {
         variant: Option<String>,
     },
     /// Print a list.
+    #[command(after_help = "\
+Examples:
+  sealos manifest inspect example/app:v1")]
     Inspect {
         /// The list.
         list: String,
     },
     /// Push a list and every image it names.
+    #[command(after_help = "\
+Examples:
+  sealos manifest push example/app:v1 registry.example.com/team/app:v1
+  sealos manifest push --all example/app:v1 docker://127.0.0.1:5000/team/app:v1 --tls-verify=false")]
     Push {
         /// Push the images too (always done; accepted for compatibility).
         #[arg(long)]
@@ -70,7 +92,8 @@ fn full_name(name: &str) -> anyhow::Result<String> {
         .to_string())
 }
 
-fn read_list(layout: &OciLayout, list: &str) -> anyhow::Result<(String, ImageIndex)> {
+fn read_list(store: &Store, list: &str) -> anyhow::Result<(String, ImageIndex)> {
+    let layout = store.layout();
     let tag = full_name(list)?;
     let desc = layout.resolve(&tag)?.ok_or_else(|| {
         anyhow!(
@@ -84,29 +107,29 @@ fn read_list(layout: &OciLayout, list: &str) -> anyhow::Result<(String, ImageInd
     }
 }
 
-fn write_list(layout: &OciLayout, tag: &str, index: &ImageIndex) -> anyhow::Result<RawManifest> {
+/// Stores the list and tags it, through the store's writer guard.
+fn write_list(store: &Store, tag: &str, index: &ImageIndex) -> anyhow::Result<RawManifest> {
     let raw = RawManifest::from_created(index, media_type::OCI_INDEX)?;
-    let desc = layout.write_manifest(&raw)?;
-    layout.set_tag(tag, desc)?;
+    store.put_manifest(tag, &raw)?;
     Ok(raw)
 }
 
 /// Runs a `sealos manifest` subcommand against the store at `store`.
 pub fn run(args: &ManifestArgs, store: &std::path::Path) -> anyhow::Result<()> {
     let open = || {
-        OciLayout::create(store)
+        Store::open_or_create(store)
             .with_context(|| format!("cannot open the local store {}", store.display()))
     };
     match &args.command {
         ManifestCommand::Create { list } => {
-            let layout = open()?;
+            let local = open()?;
             let tag = full_name(list)?;
-            if layout.resolve(&tag)?.is_some() {
+            if local.layout().resolve(&tag)?.is_some() {
                 bail!(
                     "`{tag}` already exists in the local store; remove it first or use another name"
                 );
             }
-            let raw = write_list(&layout, &tag, &ImageIndex::new(Vec::new()))?;
+            let raw = write_list(&local, &tag, &ImageIndex::new(Vec::new()))?;
             outln!("{}", raw.digest)?;
         }
         ManifestCommand::Add {
@@ -116,8 +139,11 @@ pub fn run(args: &ManifestArgs, store: &std::path::Path) -> anyhow::Result<()> {
             os,
             variant,
         } => {
-            let layout = open()?;
-            let (tag, mut index) = read_list(&layout, list)?;
+            let local = open()?;
+            // Held from reading the image to tagging the list, so no collection takes the image meanwhile.
+            let _guard = local.write_guard()?;
+            let layout = local.layout();
+            let (tag, mut index) = read_list(&local, list)?;
             let image_tag = full_name(image)?;
             let desc = layout.resolve(&image_tag)?.ok_or_else(|| {
                 anyhow!("image `{image_tag}` is not in the local store; pull or build it first")
@@ -142,11 +168,12 @@ pub fn run(args: &ManifestArgs, store: &std::path::Path) -> anyhow::Result<()> {
             entry.platform = Some(platform);
             index.manifests.retain(|d| d.digest != raw.digest);
             index.manifests.push(entry);
-            let out = write_list(&layout, &tag, &index)?;
+            let out = write_list(&local, &tag, &index)?;
             outln!("{}", out.digest)?;
         }
         ManifestCommand::Inspect { list } => {
-            let layout = open()?;
+            let local = open()?;
+            let layout = local.layout();
             let tag = full_name(list)?;
             let desc = layout
                 .resolve(&tag)?

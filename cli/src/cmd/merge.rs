@@ -38,8 +38,9 @@ How images are merged (in the order given):
             index of every platform all images have.
 Merging the same images again gives the same digest.
 
-Example:
-  sealos merge -t my/cluster:v1 labring/kubernetes:v1.27.7 labring/helm:v3.12.0 labring/calico:v3.26.1";
+Examples:
+  sealos merge -t my/cluster:v1 labring/kubernetes:v1.27.7 labring/calico:v3.26.1
+  sealos merge -t my/apps:v1 --format json example/web:v1 example/db:v1";
 
 /// Merges the images and prints the result.
 pub fn run(global: &GlobalArgs, args: &MergeArgs) -> anyhow::Result<()> {

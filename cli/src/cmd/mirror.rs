@@ -13,11 +13,14 @@ use formats::layer::ExpansionLimit;
 use formats::manifest::Platform;
 use formats::oci_layout::OciLayout;
 use registry::client::{ClientOptions, ProgressCallback, RegistryClient};
+use registry::delta::format::{DELIVERY_FILE, Delivery, Inventory, now_rfc3339};
+use registry::delta::plan::{DeltaPlan, delivered_images};
 use registry::mirror::tars::TarImage;
 use registry::mirror::{
     ImageJob, ImageReport, Location, Mirror, MirrorOptions, Outcome, PlatformFilter, Summary,
 };
 
+use super::images::plural;
 use crate::GlobalArgs;
 use crate::output::{Format, outln};
 
@@ -166,12 +169,18 @@ impl Live {
 /// Progress on a terminal (per-blob bars and a total bar); one line per image otherwise.
 pub struct Progress {
     live: Option<Arc<Live>>,
+    destination: Option<String>,
+    quiet: bool,
 }
 
 impl Progress {
     /// No bars and no lines, for `-q`.
     pub fn hidden() -> Self {
-        Progress { live: None }
+        Progress {
+            live: None,
+            destination: None,
+            quiet: true,
+        }
     }
 
     /// Bars when stderr is a terminal.
@@ -179,7 +188,18 @@ impl Progress {
         let live = std::io::stderr()
             .is_terminal()
             .then(|| Self::live(indicatif::MultiProgress::new()));
-        Progress { live }
+        Progress {
+            live,
+            destination: None,
+            quiet: false,
+        }
+    }
+
+    /// Names the destination `label` in each image's line (`copied SRC -> the local store DIR`) instead of
+    /// the image's name there.
+    pub fn with_destination(mut self, label: String) -> Self {
+        self.destination = Some(label);
+        self
     }
 
     fn live(multi: indicatif::MultiProgress) -> Arc<Live> {
@@ -228,14 +248,14 @@ impl Progress {
         }))
     }
 
-    /// Prints a line above the bars (or plainly).
+    /// Prints a line above the bars (or plainly), ended by its own newline: the bars are cleared and drawn
+    /// again below it (`MultiProgress::println` would pad it to the terminal width instead).
     pub fn println(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
         match &self.live {
-            Some(live) => {
-                if live.multi.println(line).is_err() {
-                    eprintln!("{line}");
-                }
-            }
+            Some(live) => live.multi.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
         }
     }
@@ -244,7 +264,13 @@ impl Progress {
     pub fn image_callback(self: &Arc<Self>) -> registry::mirror::ImageCallback {
         let me = self.clone();
         Arc::new(move |r: &ImageReport| {
-            me.println(&image_line(r));
+            match &me.destination {
+                Some(label) => me.println(&image_line(&ImageReport {
+                    destination: label.clone(),
+                    ..r.clone()
+                })),
+                None => me.println(&image_line(r)),
+            }
             if let Some(total) = me.live.as_ref().and_then(|l| l.total.get()) {
                 total.inc(1);
             }
@@ -267,12 +293,13 @@ pub fn image_line(r: &ImageReport) -> String {
             referrers,
         } => {
             let refs = if *referrers > 0 {
-                format!(", {referrers} referrers")
+                format!(", {}", plural(*referrers, "referrer"))
             } else {
                 String::new()
             };
             format!(
-                "copied {} -> {} ({digest}, {}{refs})",
+                // The bytes of blobs sent (what the destination lacked), not the image's size.
+                "copied {} -> {} ({digest}, {} transferred{refs})",
                 r.source,
                 r.destination,
                 human_bytes(*bytes)
@@ -320,6 +347,17 @@ pub fn run_jobs(
     rt: &tokio::runtime::Runtime,
     dest: Location,
     jobs: Vec<ImageJob>,
+    opts: MirrorOptions,
+    progress: &Arc<Progress>,
+) -> Vec<ImageReport> {
+    run_mirror(rt, |opts| Mirror::new(dest, opts), jobs, opts, progress)
+}
+
+/// [`run_jobs`] with the mirror made by `mirror` from the final options (a delta save adds its site).
+fn run_mirror(
+    rt: &tokio::runtime::Runtime,
+    mirror: impl FnOnce(MirrorOptions) -> Mirror,
+    jobs: Vec<ImageJob>,
     mut opts: MirrorOptions,
     progress: &Arc<Progress>,
 ) -> Vec<ImageReport> {
@@ -335,7 +373,7 @@ pub fn run_jobs(
         line
     });
     progress.start_total(jobs.len());
-    let mirror = Mirror::new(dest, opts);
+    let mirror = mirror(opts);
     let reports = rt.block_on(mirror.run(jobs));
     progress.finish_total();
     reports
@@ -421,6 +459,8 @@ pub enum RegistryMirrorCommand {
     Sync(SyncArgs),
     /// Copy one image into a registry.
     Copy(CopyArgs),
+    /// Take the inventory of a registry or directory (what an air-gapped site holds), for `save --inventory`.
+    Inventory(InventoryArgs),
 }
 
 /// Arguments of `sealos registry save`.
@@ -431,7 +471,11 @@ Examples:
       save every image the build context in . names (images/shim, manifests, charts)
   sealos registry save --images docker.io/library/nginx:1.27,registry.k8s.io/pause:3.9 --arch arm64
   sealos registry save --tars oci-archive:app.tar@app:v1 --registry-dir out
-  sealos registry save --images 127.0.0.1:5000/app:v1 --src-tls-verify=false --format json")]
+  sealos registry save --images 127.0.0.1:5000/app:v1 --src-tls-verify=false --format json
+  sealos registry save --images 127.0.0.1:5000/app:v2 --inventory site.json --registry-dir delta
+      only what the site (inventory taken there) lacks, plus delta/delivery.json
+  sealos registry save --store-images mycluster:v2 --inventory site.json --registry-dir delta
+      a cluster image built here: only the layers that changed since the one the site holds")]
 pub struct SaveArgs {
     /// Build context whose images are saved: found as `sealos build` finds them (`images/shim/*` lists,
     /// `manifests/`, `charts/`; see docs/discovery.md), and its `images/skopeo/tar.txt` archives.
@@ -441,13 +485,22 @@ pub struct SaveArgs {
     pub images: Vec<String>,
     /// Image archives to save (comma-separated), besides the context's `images/skopeo/tar.txt`:
     /// `docker-archive:FILE[:REF]@NAME[:TAG]` or `oci-archive:FILE[:REF]@NAME[:TAG]`; saved as `NAME:TAG`
-    /// (`latest` by default), or under the name stored in the archive (without its host) when `@NAME`
-    /// is left out.
+    /// (`latest` by default), or under the name stored in the archive when `@NAME` is left out; either
+    /// without its registry host, as pulled images are saved.
     #[arg(long, value_delimiter = ',', value_name = "ARCHIVE")]
     pub tars: Vec<String>,
+    /// Images of the local store to save (comma-separated): cluster images `sealos build` made, or images
+    /// `sealos pull` brought; saved under their names without the registry host, as pulled images are.
+    #[arg(long, value_delimiter = ',', value_name = "IMAGE")]
+    pub store_images: Vec<String>,
     /// Output directory (Docker Distribution layout).
     #[arg(long, default_value = "registry", value_name = "DIR")]
     pub registry_dir: PathBuf,
+    /// Save a delta for an air-gapped site: write only the blobs and manifests this inventory (from
+    /// `sealos registry inventory` on the site) lacks, plus `DIR/delivery.json` listing what is included
+    /// and what the delivery relies on the site having. Every tag is still linked.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
     /// Platform selection.
     #[command(flatten)]
     pub platform: PlatformArgs,
@@ -539,10 +592,16 @@ pub fn run_command(global: &GlobalArgs, command: &RegistryMirrorCommand) -> anyh
         RegistryMirrorCommand::Save(a) => save(global, a),
         RegistryMirrorCommand::Sync(a) => sync(a),
         RegistryMirrorCommand::Copy(a) => copy(a),
+        RegistryMirrorCommand::Inventory(a) => inventory(a),
     }
 }
 
 fn save(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<()> {
+    // A delta's inventory is read first: a wrong file fails before anything is fetched.
+    let plan = match &args.inventory {
+        Some(path) => Some(Arc::new(DeltaPlan::new(Inventory::load(path)?))),
+        None => None,
+    };
     let mut images = Vec::new();
     let mut tars = Vec::new();
     if let Some(ctx) = &args.context {
@@ -571,7 +630,7 @@ fn save(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<()> {
             tars.push(t);
         }
     }
-    if images.is_empty() && tars.is_empty() {
+    if images.is_empty() && tars.is_empty() && args.store_images.is_empty() {
         bail!(
             "no images to save: give --images A,B, --tars ARCHIVE@NAME:TAG, or a context with \
              images/shim/* lists or images/skopeo/tar.txt"
@@ -583,6 +642,15 @@ fn save(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<()> {
         .with_tls_verify(args.tls.src_tls_verify)
         .client(&progress)?;
     let mut jobs = registry::mirror::save_jobs(&images, &client)?;
+    // Read under the store's writer guard, as `sealos push` does: an `rmi` or `prune` meanwhile defers
+    // collection rather than taking blobs out from under the save.
+    let mut _store = None;
+    if !args.store_images.is_empty() {
+        let (writer, from_store) = store_jobs(global, &args.store_images)?;
+        check_collisions(&jobs, &from_store)?;
+        jobs.extend(from_store);
+        _store = Some(writer);
+    }
     std::fs::create_dir_all(&args.registry_dir)
         .with_context(|| format!("cannot create {}", args.registry_dir.display()))?;
     // Archives are read into a scratch OCI layout beside the output (same file system), removed after.
@@ -602,26 +670,94 @@ fn save(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<()> {
         platforms: args.platform.filter(),
         max_images: args.max_pull_procs,
         keep_pinned_index: true,
+        // A delta records every image's content, so a rerun into the same directory skips none.
+        skip_identical: plan.is_none(),
         ..MirrorOptions::default()
     };
-    let reports = run_jobs(&rt, dest, jobs, opts, &progress);
+    let delta_jobs = plan.as_ref().map(|_| jobs.clone());
+    let site = plan.clone();
+    let make = move |opts| match site {
+        Some(site) => Mirror::new(dest, opts).with_site(site),
+        None => Mirror::new(dest, opts),
+    };
+    let reports = run_mirror(&rt, make, jobs, opts, &progress);
     if let Some(dir) = scratch {
         let path = dir.path().to_path_buf();
         dir.close()
             .with_context(|| format!("cannot remove the scratch directory {}", path.display()))?;
     }
     let s = Summary::of(&reports);
+    // The delivery manifest is written only for a complete delta: an import must not trust a partial one.
+    let delivery = match (&plan, &delta_jobs) {
+        (Some(plan), Some(jobs)) if s.failed == 0 => {
+            let d = plan.delivery(now_rfc3339(), delivered_images(jobs, &reports));
+            d.store(&args.registry_dir)?;
+            Some(d)
+        }
+        _ => None,
+    };
     match args.format {
-        Format::Json => outln!("{}", reports_json(&reports, false))?,
-        Format::Text => eprintln!(
-            "saved {} images ({} already there) into {}, {} transferred",
-            s.copied,
-            s.skipped,
-            args.registry_dir.display(),
-            human_bytes(s.bytes)
-        ),
+        Format::Json => {
+            let mut doc = reports_json(&reports, false);
+            if let Some(d) = &delivery {
+                doc["delta"] = delta_json(d, &args.registry_dir);
+            }
+            outln!("{doc}")?
+        }
+        // A run where images failed does not end on a success-looking line: the error (printed next)
+        // names each failure, and the line counts them.
+        Format::Text if s.failed > 0 && s.copied + s.skipped == 0 => {}
+        Format::Text => {
+            eprintln!("{}", save_summary(&s, &args.registry_dir));
+            if let Some(d) = &delivery {
+                eprintln!("{}", delta_summary(d, &args.registry_dir));
+            }
+        }
     }
     fail_if_any(&reports)
+}
+
+/// The delta line of `registry save --inventory`: `delta: 3 blobs included (1.2 MiB), 5 relied on at the site
+/// (40.1 MiB); the whole delivery would be 41.3 MiB; DIR/delivery.json lists them`. Manifests count as blobs.
+fn delta_summary(d: &Delivery, dir: &Path) -> String {
+    format!(
+        "delta: {} included ({}), {} relied on at the site ({}); the whole delivery would be {}; {} lists them",
+        plural(d.included.len(), "blob"),
+        human_bytes(d.included_bytes()),
+        d.relied.len(),
+        human_bytes(d.relied_bytes()),
+        human_bytes(d.included_bytes() + d.relied_bytes()),
+        dir.join(DELIVERY_FILE).display()
+    )
+}
+
+/// The `delta` member of `registry save --inventory --format json`.
+fn delta_json(d: &Delivery, dir: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "delivery": dir.join(DELIVERY_FILE).display().to_string(),
+        "included": d.included.len(),
+        "includedBytes": d.included_bytes(),
+        "relied": d.relied.len(),
+        "reliedBytes": d.relied_bytes(),
+        "wholeBytes": d.included_bytes() + d.relied_bytes(),
+    })
+}
+
+/// The last line of `registry save`: `saved 2 images (1 already there) into DIR, 1.2 MiB transferred`, with
+/// `; 1 failed` when some failed.
+fn save_summary(s: &Summary, dir: &Path) -> String {
+    let failed = if s.failed > 0 {
+        format!("; {} failed", s.failed)
+    } else {
+        String::new()
+    };
+    format!(
+        "saved {} ({} already there) into {}, {} transferred{failed}",
+        plural(s.copied, "image"),
+        s.skipped,
+        dir.display(),
+        human_bytes(s.bytes)
+    )
 }
 
 /// One image's report as JSON: `source`, `destination`, `status` (`copied`, `skipped`, `would-copy`,
@@ -661,6 +797,38 @@ pub fn print_image_json(reports: &[ImageReport], reference: &str) -> anyhow::Res
         outln!("{v}")?;
     }
     Ok(())
+}
+
+/// The jobs saving `images` from the local store under their names without host, with the writer guard they
+/// are read under.
+fn store_jobs(
+    global: &GlobalArgs,
+    images: &[String],
+) -> anyhow::Result<(builder::store::StoreWriter, Vec<ImageJob>)> {
+    let root = global.store_root();
+    let writer = builder::store::Store::open(&root)
+        .and_then(|s| s.writer())
+        .with_context(|| format!("cannot open the local store {}", root.display()))?;
+    let source = Arc::new(Location::Oci(Arc::new(writer.layout().clone())));
+    let mut jobs = Vec::new();
+    for image in images.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let r = formats::reference::Reference::parse(image)
+            .map_err(|e| anyhow!("`{image}` is not a valid image reference: {e}"))?;
+        if writer.layout().resolve(&r.to_string())?.is_none() {
+            bail!(
+                "image `{r}` is not in the local store {}; build or pull it first",
+                root.display()
+            );
+        }
+        jobs.push(ImageJob {
+            source: source.clone(),
+            source_repository: String::new(),
+            source_reference: r.to_string(),
+            dest_repository: r.repository().to_string(),
+            dest_tag: r.tag().map(str::to_string),
+        });
+    }
+    Ok((writer, jobs))
 }
 
 /// A scratch directory next to `dir` (on the same file system), removed when dropped.
@@ -813,7 +981,8 @@ fn sync(args: &SyncArgs) -> anyhow::Result<()> {
             outln!("{label:<10} {:>8}", s.copied)?;
             outln!("{:<10} {:>8}", "skipped", s.skipped)?;
             outln!("{:<10} {:>8}", "failed", s.failed)?;
-            outln!("{:<10} {:>8}", "bytes", human_bytes(s.bytes))?;
+            // Bytes are no image count: a line of their own under the table.
+            outln!("{} transferred", human_bytes(s.bytes))?;
         }
     }
     fail_if_any(&reports)
@@ -848,6 +1017,82 @@ fn copy(args: &CopyArgs) -> anyhow::Result<()> {
         print_image_json(&reports, &reference)?;
     }
     fail_if_any(&reports)
+}
+
+/// Arguments of `sealos registry inventory`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+The inventory is one JSON document (format version 1, see docs/mirroring.md): every repository with its tags \
+(tag -> manifest digest) and stored manifests, and every blob with its size. Take it on the site, carry it \
+out, and give it to `sealos registry save --inventory FILE` to save only what the site lacks.
+
+Examples:
+  sealos registry inventory /var/lib/registry -o site.json
+      a Distribution-layout directory (what `registry save` writes and docker-registry serves)
+  sealos registry inventory 127.0.0.1:5000 > site.json
+  sealos registry inventory registry.local:5000/mirror --tls-verify=false --authfile auth.json -o site.json")]
+pub struct InventoryArgs {
+    /// What to take the inventory of: a registry `host[:port][/prefix]` (catalog, tags and manifests are
+    /// read) or a Distribution-layout directory (a path starting with `/` or `.`, an existing directory, or
+    /// `dir:PATH`; walked on disk).
+    pub source: String,
+    /// Write the inventory to FILE instead of stdout (a summary line then goes to stderr).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Output format: `json`, the only one (the inventory is read back by `save --inventory`).
+    #[arg(long, default_value = "json", value_parser = ["json"])]
+    pub format: String,
+    /// Registry requests for images at once.
+    #[arg(long, default_value_t = 8)]
+    pub max_procs: usize,
+    /// Registry access.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+fn inventory(args: &InventoryArgs) -> anyhow::Result<()> {
+    let progress = Progress::hidden();
+    let client = args.client.client(&progress)?;
+    let location = Location::parse(&args.source, &client)?;
+    if let Location::Dir(layout) = &location
+        && !layout.paths().v2().is_dir()
+    {
+        bail!(
+            "{}: not a Distribution-layout registry directory (no docker/registry/v2 inside); give the \
+             directory `registry save --registry-dir` wrote or a registry serves",
+            layout.paths().root().display()
+        );
+    }
+    let rt = runtime()?;
+    let inv = rt.block_on(registry::delta::inventory::take_inventory(
+        &location,
+        &args.source,
+        args.max_procs,
+    ))?;
+    let text = inv.to_json();
+    match &args.output {
+        None => {
+            crate::output::write_stdout(text.as_bytes())?;
+        }
+        Some(path) => {
+            std::fs::write(path, &text)
+                .with_context(|| format!("cannot write the inventory to {}", path.display()))?;
+            let tags: usize = inv.repositories.values().map(|r| r.tags.len()).sum();
+            eprintln!(
+                "inventory of {}: {}, {}, {} ({}) -> {}",
+                location.describe(),
+                match inv.repositories.len() {
+                    1 => "1 repository".to_string(),
+                    n => format!("{n} repositories"),
+                },
+                plural(tags, "tag"),
+                plural(inv.blobs.len(), "blob"),
+                human_bytes(inv.blobs.values().sum()),
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -899,6 +1144,8 @@ mod tests {
             indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden());
         let progress = Arc::new(Progress {
             live: Some(Progress::live(multi)),
+            destination: None,
+            quiet: false,
         });
         progress.start_total(2);
         let cb = progress.callback().unwrap();

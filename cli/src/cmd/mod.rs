@@ -4,6 +4,7 @@ pub mod build;
 pub mod build_progress;
 pub mod completion;
 pub mod create;
+pub mod delta;
 pub mod helm;
 pub mod images;
 pub mod inspect;

@@ -22,7 +22,7 @@ pub fn run(global: &GlobalArgs, _args: &PruneArgs) -> anyhow::Result<()> {
             human_size(gc.bytes_freed)
         )?,
         None => eprintln!(
-            "note: a build or load is writing to the store, so unreferenced blobs were kept; try again later"
+            "note: a build, load, pull or push is using the store, so unreferenced blobs were kept; try again later"
         ),
     }
     outln!(

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow};
+use builder::store::Store;
 use formats::manifest::Platform;
-use formats::oci_layout::OciLayout;
 use formats::reference::Reference;
 use registry::mirror::{Location, MirrorOptions, PlatformFilter, job_from_reference};
 
@@ -18,6 +18,7 @@ Examples:
   sealos pull docker.io/labring/kubernetes:v1.29.9
   sealos pull quay.io/org/app:v1 --platform linux/arm64
   sealos pull 127.0.0.1:5000/app:v1 --all-platforms
+  sealos pull -q quay.io/org/app:v1
   sealos pull registry.example.com/app@sha256:<digest> --format json")]
 pub struct PullArgs {
     /// The image (`nginx`, `quay.io/org/app:v1`, `name@sha256:...`).
@@ -25,9 +26,12 @@ pub struct PullArgs {
     /// Pull this platform (`os/arch[/variant]`) of a multi-platform image; default: the host's.
     #[arg(long, conflicts_with = "all_platforms")]
     pub platform: Option<String>,
-    /// Keep a multi-platform image whole.
-    #[arg(long)]
+    /// Keep a multi-platform image whole (`--all`, as build and registry save/sync/copy spell it).
+    #[arg(long, visible_alias = "all")]
     pub all_platforms: bool,
+    /// Print only the image's name (stdout): no progress and no `copied` line on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Output: `text` (the image's name) or `json` (one JSON object on stdout: `reference`, `source`,
     /// `destination`, `status`, `digest`, `bytes`).
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -50,9 +54,19 @@ pub fn run(args: &PullArgs, store: &std::path::Path) -> anyhow::Result<()> {
         };
         PlatformFilter::platform(&p)
     };
-    let layout = OciLayout::create(store)
+    // Every blob is written, and the tag set, under the store's writer guard: an `rmi` or `prune` meanwhile
+    // defers collection rather than taking blobs not tagged yet (or present ones the pull will not fetch).
+    let writer = Store::open_or_create(store)
+        .and_then(|s| s.writer())
         .with_context(|| format!("cannot open the local store {}", store.display()))?;
-    let progress = Arc::new(Progress::new());
+    // The destination is the local store, not a name: `copied SRC -> the local store DIR`.
+    let progress = if args.quiet {
+        Progress::hidden()
+    } else {
+        Progress::new()
+    };
+    let progress =
+        Arc::new(progress.with_destination(format!("the local store {}", store.display())));
     let client = args.client.client(&progress)?;
     let mut job = job_from_reference(&r, &client, r.repository().to_string());
     job.dest_tag = Some(r.to_string());
@@ -62,13 +76,16 @@ pub fn run(args: &PullArgs, store: &std::path::Path) -> anyhow::Result<()> {
         referrers: false,
         ..MirrorOptions::default()
     };
-    let reports = run_jobs(
+    let mut reports = run_jobs(
         &runtime()?,
-        Location::Oci(Arc::new(layout)),
+        Location::Oci(Arc::new(writer.layout().clone())),
         vec![job],
         opts,
         &progress,
     );
+    for report in &mut reports {
+        report.destination = format!("local store {}", store.display());
+    }
     fail_if_any(&reports)?;
     match args.format {
         Format::Json => print_image_json(&reports, &r.to_string()),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow};
-use formats::oci_layout::OciLayout;
+use builder::store::Store;
 use formats::reference::Reference;
 use registry::mirror::{ImageJob, Location, MirrorOptions, PlatformFilter};
 
@@ -62,8 +62,12 @@ fn push_reporting(
         .map_err(|e| anyhow!("`{image}` is not a valid image reference: {e}"))?;
     let dst = Reference::parse(dest)
         .map_err(|e| anyhow!("`{dest}` is not a valid image reference: {e}"))?;
-    let layout = OciLayout::open(store)
+    // Read under the store's writer guard: an `rmi` or `prune` meanwhile defers collection rather than
+    // taking blobs out from under the push.
+    let pinned = Store::open(store)
+        .and_then(|s| s.writer())
         .with_context(|| format!("cannot open the local store {}", store.display()))?;
+    let layout = pinned.layout().clone();
     if layout.resolve(&src.to_string())?.is_none() {
         return Err(anyhow!(
             "image `{src}` is not in the local store {}; pull or build it first (`sealos pull {image}`)",
@@ -83,7 +87,9 @@ fn push_reporting(
         platforms: PlatformFilter::All,
         max_images: 1,
         referrers: false,
-        skip_identical: false,
+        // An image the destination tag already names is `skipped (identical at ...)`, as copy, sync and
+        // save say it, not copied again.
+        skip_identical: true,
         ..MirrorOptions::default()
     };
     let reports = run_jobs(

@@ -16,6 +16,14 @@ use crate::output::outln;
 
 /// `sealos registry ...`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sealos registry serve fs ./registry --address 127.0.0.1 -p 5000
+  sealos registry save --registry-dir registry .
+  sealos registry sync ./registry 127.0.0.1:5000
+  sealos registry copy quay.io/org/app:v1 127.0.0.1:5000/mirror
+  sealos registry fsck ./registry
+  sealos registry gc ./registry --dry-run")]
 pub struct RegistryArgs {
     /// What to do.
     #[command(subcommand)]
@@ -34,6 +42,13 @@ pub enum RegistryCommand {
     /// Mirroring: `save`, `sync`, `copy`.
     #[command(flatten)]
     Mirror(super::mirror::RegistryMirrorCommand),
+    /// Import a delivery (a delta or volumes) into a registry or directory, verified and resumable.
+    ///
+    /// A delivery is what `registry save --inventory` (or `registry save`) writes, or the volumes of `registry
+    /// pack`. Refused before anything is written when the destination lacks what the delivery relies on.
+    Import(super::delta::ImportArgs),
+    /// Cut a delivery directory into volumes of at most `--split` bytes, for removable media.
+    Pack(super::delta::PackArgs),
 }
 
 /// `sealos registry serve BACKEND`.
@@ -55,7 +70,14 @@ pub struct ServeArgs {
 pub enum Backend {
     /// Serve a directory in the Docker Distribution layout (a distribution data directory or a cluster
     /// image's `registry/` directory); created if missing.
-    #[command(visible_alias = "fs")]
+    #[command(
+        visible_alias = "fs",
+        after_help = "\
+Examples:
+  sealos registry serve filesystem /var/lib/registry -p 5000
+  sealos registry serve fs ./registry --address 127.0.0.1 -p 0 --read-only
+  sealos registry serve fs ./cluster/registry --verify-blobs --htpasswd ./htpasswd"
+    )]
     Filesystem {
         /// The directory that holds (or will hold) `docker/registry/v2`. Nothing below it is reached through a
         /// symlink; the directory itself may be one.
@@ -72,6 +94,10 @@ pub enum Backend {
     /// Serve from an S3-compatible bucket (AWS S3, MinIO, Ceph RGW, ...), in the Distribution layout under
     /// `--prefix`. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN).
     /// Several replicas may serve one bucket.
+    #[command(after_help = "\
+Examples:
+  sealos registry serve s3 --bucket images --endpoint http://127.0.0.1:9000 -p 5000
+  sealos registry serve s3 --config s3.toml --redirect")]
     S3 {
         /// The bucket (required unless the config file names it).
         #[arg(long, required_unless_present = "config")]
@@ -97,6 +123,10 @@ pub enum Backend {
         options: ServeOptions,
     },
     /// Serve from memory; everything is lost on exit.
+    #[command(after_help = "\
+Examples:
+  sealos registry serve inmem -p 5000
+  sealos registry serve inmem --address 127.0.0.1 -p 0 --htpasswd ./htpasswd")]
     Inmem {
         /// Server options.
         #[command(flatten)]
@@ -268,6 +298,8 @@ pub fn run(global: &crate::GlobalArgs, args: &RegistryArgs) -> anyhow::Result<()
         RegistryCommand::Fsck(fsck) => super::registry_maint::run_fsck(fsck),
         RegistryCommand::Gc(gc) => super::registry_maint::run_gc(gc),
         RegistryCommand::Mirror(command) => super::mirror::run_command(global, command),
+        RegistryCommand::Import(import) => super::delta::run_import(import),
+        RegistryCommand::Pack(pack) => super::delta::run_pack(pack),
     }
 }
 

@@ -9,10 +9,15 @@ use clap::Args;
 use registry::storage::fsck::fsck;
 use registry::storage::gc::{GcOptions, GcReport, gc};
 
+use super::images::{human_size, plural};
 use crate::output::{Format, out, outln};
 
 /// `sealos registry fsck DIR`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sealos registry fsck /var/lib/registry
+  sealos registry fsck ./cluster/registry --format json")]
 pub struct FsckArgs {
     /// The directory that holds `docker/registry/v2`.
     pub dir: PathBuf,
@@ -23,6 +28,10 @@ pub struct FsckArgs {
 
 /// `sealos registry gc DIR`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sealos registry gc /var/lib/registry --dry-run
+  sealos registry gc /var/lib/registry --delete-untagged --grace-period 0s")]
 pub struct GcArgs {
     /// The directory that holds `docker/registry/v2`.
     pub dir: PathBuf,
@@ -83,17 +92,23 @@ pub fn run_fsck(args: &FsckArgs) -> anyhow::Result<()> {
                 outln!("{problem}")?;
             }
             outln!(
-                "checked {} blobs ({} bytes), {} repositories, {} links, {} manifests ({} indexes keep only some \
-                 platforms); {} upload sessions, {} leftovers of interrupted writes (gc removes them); {} problems",
-                report.blobs,
-                report.bytes,
-                report.repositories,
-                report.links,
-                report.manifests,
-                report.partial_indexes,
-                report.uploads,
-                report.leftovers.len(),
-                report.problems.len()
+                "checked {} ({}), {}, {}, {} ({} keep only some platforms); {}, {} of interrupted \
+                 writes (gc removes them); {}",
+                plural(report.blobs as usize, "blob"),
+                human_size(report.bytes),
+                match report.repositories {
+                    1 => "1 repository".to_string(),
+                    n => format!("{n} repositories"),
+                },
+                plural(report.links as usize, "link"),
+                plural(report.manifests as usize, "manifest"),
+                match report.partial_indexes {
+                    1 => "1 index".to_string(),
+                    n => format!("{n} indexes"),
+                },
+                plural(report.uploads as usize, "upload session"),
+                plural(report.leftovers.len(), "leftover"),
+                plural(report.problems.len(), "problem")
             )?;
         }
     }
@@ -159,13 +174,13 @@ fn render_gc(report: &GcReport) -> String {
         out.push_str(&format!("warning: {w}\n"));
     }
     out.push_str(&format!(
-        "{verb} {} blobs ({} bytes), {} layer links, {} manifests, {} upload sessions; kept {} blobs\n",
-        report.blobs_removed.len(),
-        report.bytes_freed,
-        report.layer_links_removed.len(),
-        report.revisions_removed.len(),
-        report.uploads_removed.len(),
-        report.blobs_kept
+        "{verb} {} ({}), {}, {}, {}; kept {}\n",
+        plural(report.blobs_removed.len(), "blob"),
+        human_size(report.bytes_freed),
+        plural(report.layer_links_removed.len(), "layer link"),
+        plural(report.revisions_removed.len(), "manifest"),
+        plural(report.uploads_removed.len(), "upload session"),
+        plural(report.blobs_kept as usize, "blob")
     ));
     out
 }

@@ -27,8 +27,28 @@ pub struct ResetArgs {
     pub force: bool,
 }
 
+/// What a reset of the cluster removes, for the confirmation: `/var/lib/sealos/data/default on localhost`
+/// (the data directory the Clusterfile records, and its hosts); `None` when the Clusterfile cannot be read
+/// (the reset then says why).
+fn what_is_removed(paths: &runtime::run::ClusterPaths) -> Option<String> {
+    let file = runtime::clusterfile::Clusterfile::load(&paths.clusterfile()).ok()??;
+    let data = paths.with_recorded_data_dir(&file).ok()?.cluster_data();
+    let hosts: Vec<&str> = file
+        .spec
+        .hosts
+        .iter()
+        .flat_map(|h| h.ips.iter().map(String::as_str))
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "localhost".to_string()
+    } else {
+        hosts.join(", ")
+    };
+    Some(format!("`{}` on {hosts}", data.display()))
+}
+
 /// Asks on the terminal to type the cluster's name; refuses when stdin is not a terminal.
-fn confirm(cluster: &str) -> anyhow::Result<()> {
+fn confirm(cluster: &str, removed: Option<&str>) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         bail!(
@@ -36,9 +56,12 @@ fn confirm(cluster: &str) -> anyhow::Result<()> {
              (-f) to reset without asking"
         );
     }
+    let data = removed.map_or_else(
+        || "its data is removed from every host".to_string(),
+        |what| format!("its embedded registry is stopped and {what} is removed"),
+    );
     eprint!(
-        "reset cluster `{cluster}`: its clean scripts run and its data is removed from every host. \
-         Type the cluster's name to continue: "
+        "reset cluster `{cluster}`: its clean scripts run, {data}. Type the cluster's name to continue: "
     );
     let mut line = String::new();
     stdin
@@ -54,7 +77,8 @@ fn confirm(cluster: &str) -> anyhow::Result<()> {
 /// Resets the cluster.
 pub fn run(args: &ResetArgs) -> anyhow::Result<()> {
     if !args.force {
-        confirm(&args.cluster.cluster)?;
+        let removed = what_is_removed(&args.cluster.paths());
+        confirm(&args.cluster.cluster, removed.as_deref())?;
     }
     let opts = ResetOptions {
         paths: args.cluster.paths(),

@@ -22,7 +22,7 @@ pub struct RmiArgs {
     pub format: Format,
 }
 
-const GC_DEFERRED: &str = "note: a build or load is writing to the store, so unused blobs were kept; run `sealos prune` later";
+const GC_DEFERRED: &str = "note: a build, load, pull or push is using the store, so unused blobs were kept; run `sealos prune` later";
 
 /// Removes the images.
 pub fn run(global: &GlobalArgs, args: &RmiArgs) -> anyhow::Result<()> {

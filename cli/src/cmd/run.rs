@@ -115,8 +115,9 @@ pub struct RunArgs {
     /// machine alone, a single-node cluster, so this changes nothing (it refuses --masters and --nodes).
     #[arg(long, conflicts_with_all = ["masters", "nodes"])]
     pub single: bool,
-    /// Output format: `json` prints `{"applied": [{"name", "digest"}], "skipped": [...], "hosts": [...]}`
-    /// at the end, and the hosts' output goes to stderr.
+    /// Output format: `json` prints `{"applied": [{"name", "digest"}], "skipped": [...], "hosts": [...],
+    /// "images": [{"reference", "embedded", "availability", "sources"}]}` at the end, and the hosts'
+    /// output goes to stderr.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Apply images again even when the cluster already has them.
@@ -129,6 +130,10 @@ pub struct RunArgs {
     /// is on this machine]. It serves without authentication: `0.0.0.0` exposes it on every interface.
     #[arg(long, value_name = "ADDR", alias = "registry-address")]
     pub registry_listen: Option<String>,
+    /// Run even when images the install will pull are not in the embedded registry (they are listed as a
+    /// warning). Without it such a run stops before any host is touched.
+    #[arg(long)]
+    pub skip_image_check: bool,
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -182,6 +187,7 @@ fn pull_missing(args: &RunArgs, store: &Store, root: &std::path::Path) -> anyhow
                     image: name.clone(),
                     platform: None,
                     all_platforms: false,
+                    quiet: false,
                     format: crate::output::Format::Text,
                     client: args.client.clone(),
                 };
@@ -219,6 +225,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
             address: args.registry_listen.clone(),
             binary,
         },
+        skip_image_check: args.skip_image_check,
     };
     let json = args.format == Format::Json;
     let reporter = if json {
@@ -239,7 +246,9 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(name, digest)| serde_json::json!({"name": name, "digest": digest}))
             .collect();
+        let images = image_check_json(&report.image_check);
         let out = serde_json::json!({
+            "images": images,
             "cluster": args.cluster.cluster,
             "applied": applied,
             "skipped": report.skipped,
@@ -257,4 +266,21 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
         outln!("applied {name} ({digest})")?;
     }
     Ok(())
+}
+
+/// The image check as `run --format json` and `create --format json` print it: one object per image the
+/// install pulls (`reference`, `embedded`, `availability`, `sources`).
+pub(crate) fn image_check_json(check: &runtime::image_check::ImageCheck) -> Vec<serde_json::Value> {
+    check
+        .images
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "reference": i.reference,
+                "embedded": i.availability.is_embedded(),
+                "availability": i.availability.to_string(),
+                "sources": i.sources,
+            })
+        })
+        .collect()
 }

@@ -48,8 +48,8 @@ pub fn run(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<()> {
     let names: Vec<&str> = args.images.iter().map(String::as_str).collect();
     let report = store.save(&names, format, &args.output).map_err(explain)?;
     eprintln!(
-        "saved {} image(s) as {format} to `{}` ({} files, {})",
-        report.images.len(),
+        "saved {} as {format} to `{}` ({} files, {})",
+        super::images::plural(report.images.len(), "image"),
         args.output.display(),
         report.blobs,
         human_size(report.bytes)

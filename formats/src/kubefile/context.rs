@@ -363,7 +363,7 @@ pub fn resolve_sources_with(
             step.note = Some(
                 match kind {
                     RegistryCopy::Embedded => {
-                        "registry: the embedded images, written at /registry (one layer per image)"
+                        "registry: the embedded images, written at /registry (one layer per image, plus one of the blobs several images share)"
                     }
                     RegistryCopy::Merged => {
                         "registry: the context's registry/ files, merged with the embedded images at /registry"

@@ -1,13 +1,16 @@
 //! Layer compression: deterministic gzip and zstd encoders, and the detection of a format by its magic bytes
 //! (decoding is [`super::decompressing_reader`]'s, which bounds it).
 //!
-//! Output depends only on the input and the chosen level: gzip headers carry no mtime, file name or OS byte
-//! (255, "unknown"), and zstd always runs through its multithread API with [`ZSTD_WORKERS`] workers, a constant
-//! that does not depend on the machine, so the same layer compresses to the same blob everywhere.
+//! Output depends only on the input and the chosen level: gzip is block-parallel ([`ParallelGzipWriter`]:
+//! blocks cut at fixed offsets, a header with no mtime or file name and OS byte 255, "unknown"), and zstd
+//! always runs through its multithread API with [`ZSTD_WORKERS`] workers, a constant that does not depend on
+//! the machine, so the same layer compresses to the same blob everywhere.
 
 use std::fmt;
 use std::io::{self, Write};
 use std::str::FromStr;
+
+use super::pgzip::ParallelGzipWriter;
 
 /// Default gzip level (the one `gzip` and docker use).
 pub const DEFAULT_GZIP_LEVEL: u32 = 6;
@@ -85,12 +88,9 @@ impl Compression {
     pub fn compressing_writer<W: Write>(self, inner: W) -> io::Result<CompressingWriter<W>> {
         Ok(match self {
             Compression::None => CompressingWriter::None(inner),
-            Compression::Gzip { level } => CompressingWriter::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(inner, flate2::Compression::new(level.min(9))),
-            ),
+            Compression::Gzip { level } => {
+                CompressingWriter::Gzip(ParallelGzipWriter::new(inner, level))
+            }
             Compression::Zstd { level } => {
                 let mut encoder = zstd::stream::write::Encoder::new(inner, level)?;
                 encoder.include_checksum(true)?;
@@ -133,8 +133,8 @@ impl FromStr for Compression {
 pub enum CompressingWriter<W: Write> {
     /// Bytes pass through unchanged.
     None(W),
-    /// A gzip encoder.
-    Gzip(flate2::write::GzEncoder<W>),
+    /// A block-parallel gzip encoder (one worker per core, output independent of the core count).
+    Gzip(ParallelGzipWriter<W>),
     /// A multithreaded zstd encoder.
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }

@@ -8,6 +8,7 @@
 
 mod compression;
 mod decompress;
+mod pgzip;
 mod tar_writer;
 mod unpack;
 
@@ -19,6 +20,7 @@ pub use decompress::{
     DEFAULT_MAX_EXPANSION, DecompressError, Decompressed, EXPANSION_ALLOWANCE, ExpansionLimit,
     decompressing_reader,
 };
+pub use pgzip::{PGZIP_BLOCK_SIZE, ParallelGzipWriter};
 pub use tar_writer::{
     EntrySource, LayerDigests, LayerEntry, LayerError, LayerOptions, write_dir_layer,
     write_entries_layer,

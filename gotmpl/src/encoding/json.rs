@@ -111,7 +111,7 @@ impl JsonWriter<'_> {
         match value {
             Value::Missing(_) | Value::Nil => self.out.push_str("null"),
             Value::Bool(b) => self.out.push_str(if *b { "true" } else { "false" }),
-            Value::Int(i) => {
+            Value::Int(i) | Value::Int64(i) => {
                 let _ = write!(self.out, "{i}");
             }
             Value::Float(f) => self.out.push_str(&json_float(*f)?),
@@ -120,6 +120,7 @@ impl JsonWriter<'_> {
                 Some(text) => self.out.push_str(&text),
                 None => write_json_string(&mut self.out, &obj.display(), self.escape_html),
             },
+            Value::List(_) if value.is_nil_list() => self.out.push_str("null"),
             Value::List(items) => {
                 if items.is_empty() {
                     self.out.push_str("[]");

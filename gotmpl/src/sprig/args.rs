@@ -1,24 +1,29 @@
-//! Argument checks shared by the sprig functions: Go's arity errors and the static parameter types that
-//! `text/template` enforces before a function runs (`string`, `int`, `bool`, `map[string]interface {}`).
+//! Argument checks shared by the sprig functions and by hosts' own template functions (Helm's `toYaml`,
+//! `fromJson`, ...): Go's arity errors and the static parameter types that `text/template` enforces before
+//! a function runs (`string`, `int`, `bool`, `map[string]interface {}`). The messages are Go's, and the
+//! engine shows them without the `error calling NAME:` prefix, as Go does.
+//!
+//! A function receives nil for a missing value, so a nil argument is reported as Go reports a missing
+//! map key (`got interface {}`).
 
 use std::rc::Rc;
 
 use crate::value::{Map, Value};
 
 /// A value as a Go container stores it: a missing key becomes a plain nil.
-pub(crate) fn stored(v: Value) -> Value {
+pub fn stored(v: Value) -> Value {
     if v.is_nil() { Value::Nil } else { v }
 }
 
 /// Exactly `N` arguments, or Go's "wrong number of args" error.
-pub(crate) fn take<const N: usize>(name: &str, args: Vec<Value>) -> Result<[Value; N], String> {
+pub fn take<const N: usize>(name: &str, args: Vec<Value>) -> Result<[Value; N], String> {
     let got = args.len();
     args.try_into()
         .map_err(|_| format!("wrong number of args for {name}: want {N} got {got}"))
 }
 
 /// At least `min` arguments (a variadic Go function), or Go's "wrong number of args" error.
-pub(crate) fn at_least(name: &str, args: &[Value], min: usize) -> Result<(), String> {
+pub fn at_least(name: &str, args: &[Value], min: usize) -> Result<(), String> {
     if args.len() < min {
         return Err(format!(
             "wrong number of args for {name}: want at least {min} got {}",
@@ -29,7 +34,7 @@ pub(crate) fn at_least(name: &str, args: &[Value], min: usize) -> Result<(), Str
 }
 
 /// Go's message when a value does not fit a function's parameter type.
-pub(crate) fn type_error(expected: &str, got: &Value) -> String {
+pub fn type_error(expected: &str, got: &Value) -> String {
     // A nil (a missing key under Helm's missingkey=zero, or a nil result) is a zero `interface {}` to Go.
     let got = if got.is_nil() {
         "interface {}"
@@ -40,16 +45,16 @@ pub(crate) fn type_error(expected: &str, got: &Value) -> String {
 }
 
 /// A `string` parameter.
-pub(crate) fn string(v: &Value) -> Result<Rc<str>, String> {
+pub fn string(v: &Value) -> Result<Rc<str>, String> {
     match v {
         Value::Str(s) => Ok(s.clone()),
         other => Err(type_error("string", other)),
     }
 }
 
-/// An `int` parameter. Template integer constants arrive as `Int`; a float64 (every number read from
-/// values files) is rejected as Go rejects it.
-pub(crate) fn int(v: &Value) -> Result<i64, String> {
+/// An `int` parameter. Template integer constants arrive as `Int`; an `int64` (sprig's arithmetic, `--set`
+/// numbers) and a float64 (every number read from values files) are rejected as Go rejects them.
+pub fn int(v: &Value) -> Result<i64, String> {
     match v {
         Value::Int(i) => Ok(*i),
         other => Err(type_error("int", other)),
@@ -57,7 +62,7 @@ pub(crate) fn int(v: &Value) -> Result<i64, String> {
 }
 
 /// A `bool` parameter.
-pub(crate) fn boolean(v: &Value) -> Result<bool, String> {
+pub fn boolean(v: &Value) -> Result<bool, String> {
     match v {
         Value::Bool(b) => Ok(*b),
         other => Err(type_error("bool", other)),
@@ -66,7 +71,7 @@ pub(crate) fn boolean(v: &Value) -> Result<bool, String> {
 
 /// A `map[string]interface {}` parameter. A nil is rejected as Go rejects a missing value (Helm's
 /// missingkey=zero nil); Go would accept a literal `nil`, which the engine cannot tell apart.
-pub(crate) fn map(v: &Value) -> Result<Map, String> {
+pub fn map(v: &Value) -> Result<Map, String> {
     match v {
         Value::Map(m) => Ok(m.clone()),
         other => Err(type_error("map[string]interface {}", other)),
@@ -74,6 +79,6 @@ pub(crate) fn map(v: &Value) -> Result<Map, String> {
 }
 
 /// A list of strings from the variadic `...string` parameters.
-pub(crate) fn strings(vs: &[Value]) -> Result<Vec<Rc<str>>, String> {
+pub fn strings(vs: &[Value]) -> Result<Vec<Rc<str>>, String> {
     vs.iter().map(string).collect()
 }

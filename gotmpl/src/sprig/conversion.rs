@@ -1,5 +1,6 @@
 //! Type conversions: spf13/cast's `ToInt64`/`ToFloat64` as sprig uses them (errors become 0), sprig's
-//! `strval`, and Go's `strconv.ParseInt`/`ParseFloat` number syntax they rely on.
+//! `strval`, and Go's `strconv.ParseInt`/`ParseFloat` number syntax they rely on ([`parse_int`] and
+//! [`parse_float`] are public: hosts read Go number syntax with them too, as Helm's YAML resolver does).
 
 use super::args::{self, take};
 use crate::value::Value;
@@ -17,7 +18,7 @@ pub(crate) fn strval(v: &Value) -> String {
 /// `.0` fraction), bools are 1/0, anything else is 0.
 pub(crate) fn to_int64(v: &Value) -> i64 {
     match v {
-        Value::Int(i) => *i,
+        Value::Int(i) | Value::Int64(i) => *i,
         Value::Float(f) => float_to_int(*f),
         Value::Bool(b) => i64::from(*b),
         Value::Str(s) => parse_int(trim_zero_decimal(s), 0).unwrap_or(0),
@@ -39,7 +40,7 @@ fn float_to_int(f: f64) -> i64 {
 /// `cast.ToFloat64`: numbers as they are, strings parsed by `strconv.ParseFloat`, bools 1/0, else 0.
 pub(crate) fn to_float64(v: &Value) -> f64 {
     match v {
-        Value::Int(i) => *i as f64,
+        Value::Int(i) | Value::Int64(i) => *i as f64,
         Value::Float(f) => *f,
         Value::Bool(b) => f64::from(u8::from(*b)),
         Value::Str(s) => parse_float(s).unwrap_or(0.0),
@@ -64,7 +65,7 @@ fn trim_zero_decimal(s: &str) -> &str {
 
 /// Go's `strconv.ParseInt(s, base, 64)`; base 0 takes the base from a `0x`, `0o`, `0b` or `0` prefix and
 /// allows `_` between digits.
-pub(crate) fn parse_int(s: &str, base: u32) -> Option<i64> {
+pub fn parse_int(s: &str, base: u32) -> Option<i64> {
     let (neg, body) = match s.as_bytes().first() {
         Some(b'+') => (false, &s[1..]),
         Some(b'-') => (true, &s[1..]),
@@ -116,13 +117,15 @@ fn underscores_ok(body: &str, prefixed: bool) -> bool {
     let bytes = body.as_bytes();
     let mut saw = b'^';
     let mut i = 0;
+    let mut hex = false;
     if prefixed && bytes.len() >= 2 && bytes[0] == b'0' && bytes[1].is_ascii_alphabetic() {
         i = 2;
         saw = b'0';
+        hex = bytes[1].eq_ignore_ascii_case(&b'x');
     }
     while i < bytes.len() {
         let c = bytes[i];
-        if c.is_ascii_hexdigit() {
+        if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {
             saw = b'0';
         } else if c == b'_' {
             if saw != b'0' {
@@ -142,7 +145,7 @@ fn underscores_ok(body: &str, prefixed: bool) -> bool {
 
 /// Go's `strconv.ParseFloat(s, 64)` for decimal syntax (with `_` separators, `inf`, `nan`); out of range
 /// is an error, as in Go.
-pub(crate) fn parse_float(s: &str) -> Option<f64> {
+pub fn parse_float(s: &str) -> Option<f64> {
     let cleaned;
     let text = if s.contains('_') {
         if !underscores_ok(s.trim_start_matches(['+', '-']), false) {
@@ -184,7 +187,7 @@ pub(crate) fn int(args: Vec<Value>) -> Result<Value, String> {
 /// `int64`: `cast.ToInt64`.
 pub(crate) fn int64(args: Vec<Value>) -> Result<Value, String> {
     let [v] = take("int64", args)?;
-    Ok(Value::Int(to_int64(&v)))
+    Ok(Value::Int64(to_int64(&v)))
 }
 
 /// `float64`: `cast.ToFloat64`.
@@ -202,7 +205,7 @@ pub(crate) fn atoi(args: Vec<Value>) -> Result<Value, String> {
 /// `toDecimal`: reads the value's `%v` text as an octal number (`"0777"` is 511); errors give 0.
 pub(crate) fn to_decimal(args: Vec<Value>) -> Result<Value, String> {
     let [v] = take("toDecimal", args)?;
-    Ok(Value::Int(parse_int(&strval(&v), 8).unwrap_or(0)))
+    Ok(Value::Int64(parse_int(&strval(&v), 8).unwrap_or(0)))
 }
 
 /// `toStrings`: every non-nil item of a list as a string; a non-list becomes a one-item list.

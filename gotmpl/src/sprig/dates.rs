@@ -818,10 +818,10 @@ impl Object for GoTime {
             "Nanosecond" => Value::Int(i64::from(self.nanos)),
             "YearDay" => Value::Int(i64::from(f.yday)),
             "Weekday" => Value::from(DAYS[f.weekday]),
-            "Unix" => Value::Int(self.unix),
-            "UnixMilli" => Value::Int((self.unix_nanos() / 1_000_000) as i64),
-            "UnixMicro" => Value::Int((self.unix_nanos() / 1_000) as i64),
-            "UnixNano" => Value::Int(self.unix_nanos() as i64),
+            "Unix" => Value::Int64(self.unix),
+            "UnixMilli" => Value::Int64((self.unix_nanos() / 1_000_000) as i64),
+            "UnixMicro" => Value::Int64((self.unix_nanos() / 1_000) as i64),
+            "UnixNano" => Value::Int64(self.unix_nanos() as i64),
             "IsZero" => Value::Bool(self.unix == ZERO_UNIX && self.nanos == 0),
             "UTC" => Value::Object(Rc::new(self.in_zone(Zone::utc()))),
             "Local" => Value::Object(Rc::new(self.in_zone(tz::local()))),
@@ -879,10 +879,7 @@ impl GoTime {
 fn as_time(v: &Value) -> Option<GoTime> {
     match v {
         Value::Object(o) if o.type_name() == "time.Time" => {
-            let unix = match o.field("Unix")? {
-                Value::Int(i) => i,
-                _ => return None,
-            };
+            let unix = o.field("Unix")?.as_int()?;
             let nanos = match o.field("Nanosecond")? {
                 Value::Int(i) => i as u32,
                 _ => return None,
@@ -936,7 +933,7 @@ fn time_arg(v: &Value) -> Result<GoTime, String> {
 /// sprig's date argument: a time, or unix seconds; anything else means now.
 fn date_arg(v: &Value) -> GoTime {
     match v {
-        Value::Int(secs) => GoTime::from_unix(*secs, tz::local()),
+        Value::Int(secs) | Value::Int64(secs) => GoTime::from_unix(*secs, tz::local()),
         other => as_time(other).unwrap_or_else(GoTime::now),
     }
 }
@@ -1116,10 +1113,10 @@ pub(crate) fn ago(args: Vec<Value>) -> Result<Value, String> {
 /// `duration SECONDS`: seconds (an integer or a decimal string) as a Go duration string.
 pub(crate) fn duration(args: Vec<Value>) -> Result<Value, String> {
     let [v] = take("duration", args)?;
-    // Go's sprig takes int64 or string; template integers arrive here as Int (see the module notes).
+    // sprig's type switch takes only int64 and string: a template literal (an `int`) gives 0s.
     let n = match &v {
         Value::Str(s) => super::conversion::parse_int(s, 10).unwrap_or(0),
-        Value::Int(i) => *i,
+        Value::Int64(i) => *i,
         _ => 0,
     };
     Ok(Value::from(duration_string(n.wrapping_mul(1_000_000_000))))
@@ -1130,7 +1127,8 @@ pub(crate) fn duration_round(args: Vec<Value>) -> Result<Value, String> {
     let [v] = take("durationRound", args)?;
     let d: i128 = match &v {
         Value::Str(s) => i128::from(parse_duration(s).unwrap_or(0)),
-        Value::Int(i) => i128::from(*i),
+        // As in sprig's type switch: an `int64` counts nanoseconds, an `int` falls to the default, 0.
+        Value::Int64(i) => i128::from(*i),
         other => match as_time(other) {
             Some(t) => GoTime::now().unix_nanos() - t.unix_nanos(),
             None => 0,

@@ -169,35 +169,19 @@ pub(crate) fn must_merge_overwrite(args: Vec<Value>) -> Result<Value, String> {
     merge_all("mustMergeOverwrite", args, true)
 }
 
-/// A deep copy: new maps and lists all the way down.
-pub(crate) fn deep_copy_value(v: &Value) -> Value {
-    match v {
-        Value::Map(m) => {
-            let entries: Entries = m
-                .borrow()
-                .iter()
-                .map(|(k, v)| (k.clone(), deep_copy_value(v)))
-                .collect();
-            new_map(entries)
-        }
-        Value::List(items) => Value::from(items.iter().map(deep_copy_value).collect::<Vec<_>>()),
-        other => other.clone(),
-    }
-}
-
 /// `deepCopy V`.
 pub(crate) fn deep_copy(args: Vec<Value>) -> Result<Value, String> {
     let [v] = take("deepCopy", args)?;
     if v.is_nil() {
         return Err("reflect: call of reflect.Value.Type on zero Value".to_string());
     }
-    Ok(deep_copy_value(&v))
+    Ok(v.deep_copy())
 }
 
 /// `mustDeepCopy V`.
 pub(crate) fn must_deep_copy(args: Vec<Value>) -> Result<Value, String> {
     let [v] = take("mustDeepCopy", args)?;
-    Ok(deep_copy_value(&v))
+    Ok(v.deep_copy())
 }
 
 /// `dig KEY... DEFAULT MAP`: the value at the key path, or DEFAULT when a key is absent.

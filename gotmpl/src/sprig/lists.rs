@@ -61,14 +61,22 @@ pub(crate) fn last(args: Vec<Value>) -> Result<Value, String> {
 pub(crate) fn rest(args: Vec<Value>) -> Result<Value, String> {
     let [list] = take("rest", args)?;
     let l = items(&list, "find rest")?;
-    Ok(Value::from(l.iter().skip(1).cloned().collect::<Vec<_>>()))
+    // sprig returns a nil slice for an empty list (`toJson` prints `null`), `[]` for a one-item list.
+    if l.is_empty() {
+        return Ok(Value::nil_list());
+    }
+    Ok(Value::from(l[1..].to_vec()))
 }
 
 /// `initial LIST`: all but the last item.
 pub(crate) fn initial(args: Vec<Value>) -> Result<Value, String> {
     let [list] = take("initial", args)?;
     let l = items(&list, "find initial")?;
-    Ok(Value::from(l[..l.len().saturating_sub(1)].to_vec()))
+    // As `rest`: a nil slice for an empty list.
+    if l.is_empty() {
+        return Ok(Value::nil_list());
+    }
+    Ok(Value::from(l[..l.len() - 1].to_vec()))
 }
 
 /// `reverse LIST`: a reversed copy.
@@ -163,7 +171,12 @@ pub(crate) fn concat(args: Vec<Value>) -> Result<Value, String> {
             other => return Err(format!("Cannot concat type {} as list", other.kind())),
         }
     }
-    Ok(Value::from(out))
+    // sprig appends to a nil slice: nothing appended leaves it nil (`toJson` prints `null`).
+    Ok(if out.is_empty() {
+        Value::nil_list()
+    } else {
+        Value::from(out)
+    })
 }
 
 /// `chunk SIZE LIST`: the list cut into lists of SIZE items (the last may be shorter).

@@ -8,7 +8,7 @@ use crate::value::Value;
 
 /// `add ARGS...`: the integer sum.
 pub(crate) fn add(args: Vec<Value>) -> Result<Value, String> {
-    Ok(Value::Int(
+    Ok(Value::Int64(
         args.iter().fold(0i64, |a, b| a.wrapping_add(to_int64(b))),
     ))
 }
@@ -16,13 +16,13 @@ pub(crate) fn add(args: Vec<Value>) -> Result<Value, String> {
 /// `add1 X`: X + 1 as an integer.
 pub(crate) fn add1(args: Vec<Value>) -> Result<Value, String> {
     let [a] = take("add1", args)?;
-    Ok(Value::Int(to_int64(&a).wrapping_add(1)))
+    Ok(Value::Int64(to_int64(&a).wrapping_add(1)))
 }
 
 /// `sub A B`.
 pub(crate) fn sub(args: Vec<Value>) -> Result<Value, String> {
     let [a, b] = take("sub", args)?;
-    Ok(Value::Int(to_int64(&a).wrapping_sub(to_int64(&b))))
+    Ok(Value::Int64(to_int64(&a).wrapping_sub(to_int64(&b))))
 }
 
 /// `div A B`: integer division; dividing by zero fails as Go's runtime does.
@@ -32,7 +32,7 @@ pub(crate) fn div(args: Vec<Value>) -> Result<Value, String> {
     if b == 0 {
         return Err("runtime error: integer divide by zero".to_string());
     }
-    Ok(Value::Int(a.wrapping_div(b)))
+    Ok(Value::Int64(a.wrapping_div(b)))
 }
 
 /// `mod A B`: Go's remainder (the sign follows A).
@@ -42,13 +42,13 @@ pub(crate) fn modulo(args: Vec<Value>) -> Result<Value, String> {
     if b == 0 {
         return Err("runtime error: integer divide by zero".to_string());
     }
-    Ok(Value::Int(a.wrapping_rem(b)))
+    Ok(Value::Int64(a.wrapping_rem(b)))
 }
 
 /// `mul A ARGS...`: the integer product.
 pub(crate) fn mul(args: Vec<Value>) -> Result<Value, String> {
     at_least("mul", &args, 1)?;
-    Ok(Value::Int(
+    Ok(Value::Int64(
         args[1..]
             .iter()
             .fold(to_int64(&args[0]), |a, b| a.wrapping_mul(to_int64(b))),
@@ -58,13 +58,13 @@ pub(crate) fn mul(args: Vec<Value>) -> Result<Value, String> {
 /// `max A ARGS...` and `biggest`: the largest as an integer.
 pub(crate) fn max(args: Vec<Value>) -> Result<Value, String> {
     at_least("max", &args, 1)?;
-    Ok(Value::Int(args.iter().map(to_int64).max().unwrap_or(0)))
+    Ok(Value::Int64(args.iter().map(to_int64).max().unwrap_or(0)))
 }
 
 /// `min A ARGS...`: the smallest as an integer.
 pub(crate) fn min(args: Vec<Value>) -> Result<Value, String> {
     at_least("min", &args, 1)?;
-    Ok(Value::Int(args.iter().map(to_int64).min().unwrap_or(0)))
+    Ok(Value::Int64(args.iter().map(to_int64).min().unwrap_or(0)))
 }
 
 /// `maxf A ARGS...`: Go's `math.Max` over the floats.
@@ -118,7 +118,7 @@ pub(crate) fn round(args: Vec<Value>) -> Result<Value, String> {
     let places = args::int(&args[1])? as f64;
     let round_on = match args.get(2) {
         Some(Value::Float(f)) => *f,
-        Some(Value::Int(i)) => *i as f64,
+        Some(Value::Int(i) | Value::Int64(i)) => *i as f64,
         Some(other) => return Err(args::type_error("float64", other)),
         None => 0.5,
     };

@@ -5,13 +5,15 @@
 //! conversion (spf13/cast rules), encoding, regex (Go RE2), [`semver`], dates, paths, crypto, reflection,
 //! defaults (and JSON), urls (and `getHostByName`), random.
 //!
-//! Known differences from Go, all from [`Value`](crate::Value) having one integer type: sprig functions
-//! that return `int64`/`[]string`/`[]int` report `int`/`[]interface {}` to `typeOf`; `duration` treats
-//! every integer as Go's `int64` (Go gives "0s" for an untyped `int`). Generated keys and certificates are
-//! shape-correct placeholders (see the crypto module).
+//! Integers are Go's `int` ([`Value::Int`](crate::Value::Int): literals, `len`, `int`, `atoi`) or `int64`
+//! ([`Value::Int64`](crate::Value::Int64): the arithmetic, `int64`, `toDecimal`), as in sprig; `duration`
+//! takes only an `int64` (a literal gives "0s"). Known differences from Go: functions that return
+//! `[]string`/`[]int` report `[]interface {}` to `typeOf`. Generated keys and certificates are
+//! shape-correct placeholders (see the crypto module). [`args`] holds the argument checks, for hosts'
+//! own functions too.
 
-mod args;
-mod conversion;
+pub mod args;
+pub mod conversion;
 mod crypto;
 mod dates;
 mod defaults;

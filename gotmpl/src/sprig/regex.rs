@@ -207,9 +207,7 @@ fn regex_arg(v: &Value, must: bool) -> Result<Regex, String> {
 
 /// Go's `regexp` `quote`: backquotes when possible, else a Go-quoted string.
 fn go_backquote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c != '`' && c != '\u{feff}' && (c == '\t' || !c.is_control()))
-    {
+    if crate::value::can_backquote(s) {
         format!("`{s}`")
     } else {
         crate::value::go_quote(s)
@@ -237,12 +235,17 @@ fn find_all(name: &str, args: Vec<Value>, must: bool) -> Result<Value, String> {
     let (s, n) = (args::string(&s)?, args::int(&n)?);
     let re = regex_arg(&re, must)?;
     let limit = if n < 0 { usize::MAX } else { n as usize };
-    Ok(string_list(
-        re.find_iter(&s)
-            .take(limit)
-            .map(|m| m.as_str().to_string())
-            .collect(),
-    ))
+    let found: Vec<String> = re
+        .find_iter(&s)
+        .take(limit)
+        .map(|m| m.as_str().to_string())
+        .collect();
+    // Go's `FindAllString` returns a nil slice when nothing matches (`toJson` prints `null`).
+    Ok(if found.is_empty() {
+        Value::nil_list()
+    } else {
+        string_list(found)
+    })
 }
 
 /// `regexFindAll RE S N`: at most N matches (all when N < 0).

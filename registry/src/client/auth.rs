@@ -234,7 +234,7 @@ fn run_helper_program(
         message,
     };
     // Docker stores Hub credentials under the v1 index URL; helpers are asked with that key.
-    let server = if host == "docker.io" {
+    let server = if formats::reference::is_docker_hub(host) {
         "https://index.docker.io/v1/".to_string()
     } else {
         host.to_string()

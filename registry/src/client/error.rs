@@ -146,7 +146,16 @@ fn describe_transport(method: &str, url: &str, e: &reqwest::Error) -> String {
             .nth(1)
             .unwrap_or("name not found")
             .to_string();
-        return format!("{method} {url}: cannot resolve host `{host}`: {reason}");
+        return format!(
+            "{method} {url}: cannot resolve host `{host}`: {reason}; when this machine reaches `{host}` only \
+             through a mirror, name it in a registries.conf (`[[registry.mirror]]`) and pass \
+             `--registries-conf FILE`"
+        );
+    }
+    if super::transport::is_tls_mismatch(e) {
+        // rustls's "received corrupt message of type InvalidContentType" and hyper's wrapping say nothing
+        // a user can act on; the hint that follows says what to do.
+        return format!("{method} {url}: TLS handshake failed, the server answered in plain text");
     }
     format!("{method} {url}: {chain}")
 }

@@ -106,7 +106,7 @@ impl RegistryClient {
         Err(last.unwrap_or_else(|| no_source(host, repository)))
     }
 
-    async fn get_manifest_at(
+    pub(super) async fn get_manifest_at(
         &self,
         ep: &Endpoint,
         reference: &str,
@@ -251,6 +251,9 @@ impl RegistryClient {
 
     /// Pushes manifest `bytes` (sent byte-exact with `media_type`) under `reference` (a tag or its digest);
     /// returns its digest. A digest reference must match the bytes, and so must the registry's answer.
+    /// A manifest with a `subject` pushed to a registry without the referrers API (its answer lacks
+    /// `OCI-Subject`) is also added to the subject's referrers tag (`sha256-<hex>`), as OCI distribution
+    /// 1.1 asks of clients, so tools that read that tag find it.
     pub async fn put_manifest(
         &self,
         host: &str,
@@ -259,6 +262,26 @@ impl RegistryClient {
         bytes: Bytes,
         media_type: &str,
     ) -> Result<Digest, ClientError> {
+        let ep = self.inner.single_endpoint(host, repository)?;
+        let (digest, subject_handled) = self
+            .put_manifest_at(&ep, reference, bytes.clone(), media_type)
+            .await?;
+        if !subject_handled {
+            self.add_to_referrers_tag(&ep, &bytes, media_type, &digest)
+                .await?;
+        }
+        Ok(digest)
+    }
+
+    /// [`Self::put_manifest`] at one endpoint, without the referrers tag; also returns whether the registry
+    /// answered with `OCI-Subject` (it keeps the referrers itself).
+    pub(super) async fn put_manifest_at(
+        &self,
+        ep: &Endpoint,
+        reference: &str,
+        bytes: Bytes,
+        media_type: &str,
+    ) -> Result<(Digest, bool), ClientError> {
         let digest = match parse_digest_reference(reference)? {
             Some(d) => {
                 d.verify(&bytes)
@@ -270,15 +293,14 @@ impl RegistryClient {
             }
             None => Digest::sha256_of(&bytes),
         };
-        let ep = self.inner.single_endpoint(host, repository)?;
         let url = self
             .inner
-            .url(&ep, &format!("/v2/{}/manifests/{reference}", ep.repository))
+            .url(ep, &format!("/v2/{}/manifests/{reference}", ep.repository))
             .await?;
         let sent = self
             .inner
             .send(
-                &ep,
+                ep,
                 &[repo_scope(&ep.repository, true)],
                 Method::PUT,
                 &url,
@@ -298,7 +320,8 @@ impl RegistryClient {
                 },
             });
         }
-        Ok(digest)
+        let subject_handled = sent.resp.headers().contains_key("oci-subject");
+        Ok((digest, subject_handled))
     }
 
     /// Deletes a manifest by digest (registries refuse deleting by tag unless configured otherwise).
@@ -499,7 +522,7 @@ impl RegistryClient {
                 })?
         } else if status == reqwest::StatusCode::NOT_FOUND {
             drop(sent);
-            let tag = format!("{}-{}", digest.algorithm(), digest.hex());
+            let tag = super::referrers_tag::referrers_tag(digest);
             match self
                 .get_manifest_at(ep, &tag, None, &["application/vnd.oci.image.index.v1+json"])
                 .await

@@ -68,6 +68,7 @@ mod conf;
 mod error;
 mod manifests;
 mod partial;
+mod referrers_tag;
 mod transport;
 
 use std::collections::HashMap;
@@ -88,21 +89,12 @@ pub use manifests::{DEFAULT_MANIFEST_ACCEPT, FetchedManifest, ManifestHead, Refe
 use formats::digest::Digest;
 
 /// The canonical name of Docker Hub.
-pub const DOCKER_HUB: &str = "docker.io";
+pub const DOCKER_HUB: &str = formats::reference::DEFAULT_REGISTRY;
 /// The host that serves Docker Hub's registry API.
 pub const DOCKER_HUB_API: &str = "registry-1.docker.io";
 
-/// Normalises a registry host name: lower-case, and Docker Hub's aliases (`index.docker.io`,
-/// `registry-1.docker.io`) become `docker.io`.
-pub fn normalize_host(host: &str) -> String {
-    let h = host.trim().trim_end_matches('/').to_ascii_lowercase();
-    match h.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            DOCKER_HUB.to_string()
-        }
-        _ => h,
-    }
-}
+/// Normalises a registry host name: the one rule, [`formats::reference::normalize_registry_host`].
+pub use formats::reference::normalize_registry_host as normalize_host;
 
 /// The host to send API requests to for a (normalised) registry name: `registry-1.docker.io` for Docker Hub.
 pub fn api_host(host: &str) -> String {

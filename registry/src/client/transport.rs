@@ -615,7 +615,7 @@ pub(crate) fn is_dns_failure(e: &reqwest::Error) -> bool {
 }
 
 /// Whether the TLS handshake failed because the peer does not speak TLS (a plain-HTTP server).
-fn is_tls_mismatch(e: &reqwest::Error) -> bool {
+pub(crate) fn is_tls_mismatch(e: &reqwest::Error) -> bool {
     let text = format!("{e:?}");
     text.contains("InvalidContentType") || text.contains("InvalidMessage")
 }
@@ -753,12 +753,24 @@ pub(crate) fn describe_error_body(body: &[u8]) -> (Option<String>, String) {
     (code, parts.join("; "))
 }
 
-/// An error `detail` in a few words: a string as it is, anything else as compact JSON, cut at 200
-/// characters.
+/// An error `detail` in a few words: a string as it is, an object of plain values as `Key=value` pairs
+/// (docker-registry's `{"Tag":"v1"}` is `Tag=v1`), anything else as compact JSON; cut at 200 characters.
 fn short_detail(detail: &serde_json::Value) -> String {
+    let scalar = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => Some(s.trim().to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    let pairs = detail.as_object().and_then(|o| {
+        o.iter()
+            .map(|(k, v)| scalar(v).map(|v| format!("{k}={v}")))
+            .collect::<Option<Vec<_>>>()
+    });
     let text = match detail {
         serde_json::Value::Null => String::new(),
         serde_json::Value::String(s) => s.trim().to_string(),
+        _ if pairs.is_some() => pairs.unwrap_or_default().join(", "),
         other => other.to_string(),
     };
     if text.chars().count() > 200 {
@@ -849,7 +861,7 @@ mod tests {
             text,
             "DIGEST_INVALID: provided digest did not match uploaded content (invalid digest); \
              MANIFEST_BLOB_UNKNOWN: blob unknown to registry (sha256:abc); \
-             UNKNOWN: unknown error ({\"Op\":\"stat\",\"Path\":\"/x\"})"
+             UNKNOWN: unknown error (Op=stat, Path=/x)"
         );
         let (code, text) = describe_error_body(b"<html>\n  Bad   Gateway\n</html>");
         assert_eq!((code, text.as_str()), (None, "<html> Bad Gateway </html>"));

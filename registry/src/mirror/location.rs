@@ -71,7 +71,7 @@ impl Location {
                 reason: "no registry host".into(),
             });
         }
-        if !prefix.is_empty() && !formats::reference::is_valid_repository(prefix) {
+        if !prefix.is_empty() && !formats::reference::Repository::is_valid(prefix) {
             return Err(MirrorError::BadLocation {
                 spec: spec.to_string(),
                 reason: format!("`{prefix}` is not a valid repository prefix"),

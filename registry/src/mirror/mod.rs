@@ -48,7 +48,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use formats::digest::Digest;
-use formats::manifest::{Descriptor, ParsedManifest, Platform, RawManifest};
+use formats::manifest::{Descriptor, ImageIndex, ParsedManifest, Platform, RawManifest};
 use formats::media_type;
 use formats::reference::Reference;
 use futures_util::StreamExt;
@@ -182,21 +182,35 @@ impl PlatformFilter {
         }
     }
 
-    /// True when `p` passes the filter.
+    /// The platform wanted (empty fields match any), or `None` for [`PlatformFilter::All`].
+    fn wanted(&self) -> Option<Platform> {
+        let PlatformFilter::Only {
+            architecture,
+            os,
+            variant,
+        } = self
+        else {
+            return None;
+        };
+        let mut wanted = Platform::new(
+            os.as_deref().unwrap_or_default(),
+            architecture.as_deref().unwrap_or_default(),
+        );
+        wanted.variant = variant.clone();
+        Some(wanted)
+    }
+
+    /// True when `p` passes the filter ([`Platform::matches`]: `arm64` is `arm64/v8`, `arm` is `arm/v7`).
     pub fn matches(&self, p: &Platform) -> bool {
-        match self {
-            PlatformFilter::All => true,
-            PlatformFilter::Only {
-                architecture,
-                os,
-                variant,
-            } => {
-                architecture.as_ref().is_none_or(|a| *a == p.architecture)
-                    && os.as_ref().is_none_or(|o| *o == p.os)
-                    && variant
-                        .as_ref()
-                        .is_none_or(|v| p.variant.as_ref() == Some(v))
-            }
+        self.wanted().is_none_or(|w| w.matches(p))
+    }
+
+    /// The entry of `index` this filter copies ([`Platform::select`], the one selection rule), or `None`
+    /// when none matches; for [`PlatformFilter::All`] the first entry (callers copy the index whole).
+    pub fn select<'a>(&self, index: &'a ImageIndex) -> Option<&'a Descriptor> {
+        match self.wanted() {
+            Some(wanted) => Platform::select(index, &wanted),
+            None => index.manifests.first(),
         }
     }
 }
@@ -256,7 +270,7 @@ pub enum Outcome {
     Copied {
         /// The digest now at the destination.
         digest: Digest,
-        /// Blob bytes transferred.
+        /// Blob bytes transferred (the referrers' included).
         bytes: u64,
         /// Referrers copied along.
         referrers: usize,
@@ -428,6 +442,19 @@ impl ImageSlot {
     }
 }
 
+/// What a delta delivery may leave out because the site already holds it, and the record of what it wrote
+/// (implemented by [`crate::delta::plan::DeltaPlan`]; set with [`Mirror::with_site`]).
+pub trait SiteContent: Send + Sync {
+    /// Whether the site holds blob `digest` (`size` bytes); when it does, the blob is not written and the
+    /// implementation records it as relied on.
+    fn relies_on_blob(&self, digest: &Digest, size: u64) -> bool;
+    /// The same for a manifest stored under `repository` (index children and pinned platform manifests; a
+    /// tagged image's own manifest is always written).
+    fn relies_on_manifest(&self, repository: &str, digest: &Digest, size: u64) -> bool;
+    /// Records a blob or manifest written into (or already present in) the destination.
+    fn wrote(&self, digest: &Digest, size: u64);
+}
+
 /// Copies images into one destination.
 pub struct Mirror {
     dest: Arc<Location>,
@@ -438,6 +465,8 @@ pub struct Mirror {
     placed: InFlight,
     /// Manifests put by digest (index children, referrers).
     manifests: InFlight,
+    /// A delta delivery's view of the site (`registry save --inventory`).
+    site: Option<Arc<dyn SiteContent>>,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -458,6 +487,28 @@ impl Mirror {
             blobs: Mutex::new(HashMap::new()),
             placed: InFlight::default(),
             manifests: InFlight::default(),
+            site: None,
+        }
+    }
+
+    /// Writes a delta: content `site` holds is left out (and recorded as relied on), everything written is
+    /// recorded. Turn [`MirrorOptions::skip_identical`] off with it, so a rerun records every image.
+    pub fn with_site(mut self, site: Arc<dyn SiteContent>) -> Self {
+        self.site = Some(site);
+        self
+    }
+
+    /// True when the delta's site holds manifest `digest` (recorded as relied on).
+    fn site_has_manifest(&self, repo: &str, digest: &Digest, size: u64) -> bool {
+        self.site
+            .as_ref()
+            .is_some_and(|s| s.relies_on_manifest(repo, digest, size))
+    }
+
+    /// Records a manifest or blob now at the destination (delta deliveries).
+    fn record_written(&self, digest: &Digest, size: u64) {
+        if let Some(site) = &self.site {
+            site.wrote(digest, size);
         }
     }
 
@@ -550,10 +601,10 @@ impl Mirror {
                     digest: target.digest,
                 });
             }
-            let referrers = self.copy_referrers(job, &missing).await?;
+            let (referrers, bytes) = self.copy_referrers(job, &missing).await?;
             return Ok(Outcome::Copied {
                 digest: target.digest,
-                bytes: 0,
+                bytes,
                 referrers,
             });
         }
@@ -570,11 +621,12 @@ impl Mirror {
         self.dest
             .put_manifest(&job.dest_repository, &target, job.dest_tag.as_deref())
             .await?;
+        self.record_written(&target.digest, target.bytes.len() as u64);
         let missing = self.missing_referrers(job, &target).await?;
-        let referrers = self.copy_referrers(job, &missing).await?;
+        let (referrers, referrer_bytes) = self.copy_referrers(job, &missing).await?;
         Ok(Outcome::Copied {
             digest: target.digest,
-            bytes,
+            bytes: bytes + referrer_bytes,
             referrers,
         })
     }
@@ -590,33 +642,54 @@ impl Mirror {
         if !self.opts.referrers {
             return Ok(missing);
         }
-        for d in job
+        let wanted = job
             .source
             .referrers(&job.source_repository, &target.digest)
-            .await?
-        {
-            if !self.dest.has_manifest(&job.dest_repository, &d).await? {
+            .await?;
+        if wanted.is_empty() {
+            return Ok(missing);
+        }
+        // A registry destination must also list them (referrers API or referrers tag): a referrer stored
+        // by digest that nothing lists is not found by any tool, so it is put again (the tag is then
+        // written).
+        let listed = match &*self.dest {
+            Location::Registry { .. } => Some(
+                self.dest
+                    .referrers(&job.dest_repository, &target.digest)
+                    .await?,
+            ),
+            _ => None,
+        };
+        for d in wanted {
+            let unlisted = listed.as_ref().is_some_and(|l| !l.contains(&d));
+            // A delta copies them again (a directory already holding them keeps its files) to record them.
+            if unlisted
+                || self.site.is_some()
+                || !self.dest.has_manifest(&job.dest_repository, &d).await?
+            {
                 missing.push(d);
             }
         }
         Ok(missing)
     }
 
-    /// Copies the referrer manifests `digests` with their content; returns how many were copied.
+    /// Copies the referrer manifests `digests` with their content; returns how many were copied and the
+    /// blob bytes transferred for them.
     async fn copy_referrers(
         &self,
         job: &ImageJob,
         digests: &[Digest],
-    ) -> Result<usize, MirrorError> {
+    ) -> Result<(usize, u64), MirrorError> {
+        let mut bytes = 0;
         for d in digests {
             let raw = job
                 .source
                 .get_manifest(&job.source_repository, &d.to_string())
                 .await?;
-            self.copy_children(job, &raw, None).await?;
+            bytes += self.copy_children(job, &raw, None).await?;
             self.put_by_digest(&job.dest_repository, &raw).await?;
         }
-        Ok(digests.len())
+        Ok((digests.len(), bytes))
     }
 
     /// Copies the platform manifest the filter selects from the pinned `index` (not the index itself), with
@@ -628,10 +701,16 @@ impl Mirror {
         slot: &ImageSlot,
     ) -> Result<u64, MirrorError> {
         let child = self.select_platform(job, index.clone()).await?;
-        if self
-            .dest
-            .has_manifest(&job.dest_repository, &child.digest)
-            .await?
+        let size = child.bytes.len() as u64;
+        if self.site_has_manifest(&job.dest_repository, &child.digest, size) {
+            return Ok(0);
+        }
+        // A delta walks what is already there too, so a rerun records all of it.
+        if self.site.is_none()
+            && self
+                .dest
+                .has_manifest(&job.dest_repository, &child.digest)
+                .await?
         {
             return Ok(0);
         }
@@ -651,12 +730,7 @@ impl Mirror {
         if self.opts.platforms == PlatformFilter::All {
             return Ok(top);
         }
-        let chosen = index.manifests.iter().find(|d| {
-            d.platform
-                .as_ref()
-                .is_some_and(|p| self.opts.platforms.matches(p))
-        });
-        let Some(chosen) = chosen else {
+        let Some(chosen) = self.opts.platforms.select(index) else {
             let available: Vec<String> = index
                 .manifests
                 .iter()
@@ -686,10 +760,15 @@ impl Mirror {
             match &raw.parsed {
                 ParsedManifest::Index(index) => {
                     let copies = index.manifests.iter().map(|child| async move {
-                        if self
-                            .dest
-                            .has_manifest(&job.dest_repository, &child.digest)
-                            .await?
+                        if self.site_has_manifest(&job.dest_repository, &child.digest, child.size) {
+                            return Ok(0);
+                        }
+                        // A delta walks what is already there too, so a rerun records all of it.
+                        if self.site.is_none()
+                            && self
+                                .dest
+                                .has_manifest(&job.dest_repository, &child.digest)
+                                .await?
                         {
                             return Ok(0);
                         }
@@ -739,7 +818,9 @@ impl Mirror {
             .once(repo, &raw.digest, async {
                 self.dest.put_manifest(repo, raw, None).await
             })
-            .await
+            .await?;
+        self.record_written(&raw.digest, raw.bytes.len() as u64);
+        Ok(())
     }
 
     /// The run-wide cell of a blob, and whether this call created it (the caller then brings the blob;
@@ -762,6 +843,12 @@ impl Mirror {
         desc: &Descriptor,
         cell: BlobCell,
     ) -> Result<u64, MirrorError> {
+        if let Some(site) = &self.site {
+            if site.relies_on_blob(&desc.digest, desc.size) {
+                return Ok(0);
+            }
+            site.wrote(&desc.digest, desc.size);
+        }
         let origin = job.source.blob_origin(&job.source_repository, &desc.digest);
         let repo = &job.dest_repository;
         let mut transferred = 0;

@@ -2,8 +2,9 @@
 //! list of a cluster-image build context, as sealos spells them:
 //! `docker-archive:FILE[:REF]@NAME[:TAG]` or `oci-archive:FILE[:REF]@NAME[:TAG]`.
 //!
-//! `NAME[:TAG]` is the repository (and tag, `latest` when absent) the image gets in the directory, used as
-//! written, the way sealos uses it: `@library/nginx:1.25` is saved as `library/nginx:1.25`. Without
+//! `NAME[:TAG]` is the image the archive holds (tag `latest` when absent), named in the directory as a
+//! pulled image is: without its registry host (`@example.com/team/app:v1` is saved as `team/app:v1`,
+//! `@nginx:1.25` as `library/nginx:1.25`), the repository a node's mirror request asks for. Without
 //! `@NAME` the name stored in the archive is used, without its registry host. A `--tars` path is the
 //! user's own, taken as written; a `tar.txt` path is resolved inside the context as the build resolves it
 //! ([`context_tars`]). Reading the archives is left to the caller (the CLI reads them with the builder's
@@ -11,12 +12,10 @@
 
 use std::path::Path;
 
+use formats::archive_list::{ArchiveLine, ArchiveTransport, parse_archive_line};
 use formats::kubefile::{ContextPathError, resolve_in_context};
 
 use super::MirrorError;
-
-/// The transports an archive entry may use.
-const TRANSPORTS: &[&str] = &["docker-archive:", "oci-archive:"];
 
 /// One archive image to save.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +32,7 @@ pub struct TarImage {
 
 /// One entry split into its parts, its file not yet resolved.
 struct Entry<'a> {
-    transport: &'static str,
+    transport: ArchiveTransport,
     file: &'a str,
     reference: Option<&'a str>,
     repository: Option<String>,
@@ -46,54 +45,43 @@ impl Entry<'_> {
         let reference = self.reference.map(|r| format!(":{r}")).unwrap_or_default();
         TarImage {
             spec: spec.to_string(),
-            source: format!("{}{}{reference}", self.transport, path.display()),
+            source: format!("{}{}{reference}", self.transport.prefix(), path.display()),
             repository: self.repository,
             tag: self.tag,
         }
     }
 }
 
-/// Splits a trimmed `TRANSPORT:FILE[:REF][@NAME[:TAG]]` entry; `FILE` ends at its first `:`, as skopeo's
-/// archive transports read it.
+/// Splits a trimmed `TRANSPORT:FILE[:REF][@NAME[:TAG]]` entry with the one parser,
+/// [`parse_archive_line`], then names it as a pulled image is.
 fn parse_entry(spec: &str) -> Result<Entry<'_>, MirrorError> {
     let bad = |reason: String| MirrorError::BadReference {
         image: spec.to_string(),
         reason,
     };
-    let Some(transport) = TRANSPORTS.iter().find(|t| spec.starts_with(**t)) else {
-        return Err(bad(
-            "an archive entry starts with `docker-archive:` or `oci-archive:` \
-             (e.g. `docker-archive:nginx.tar@library/nginx:1.25`)"
-                .into(),
-        ));
-    };
-    let rest = &spec[transport.len()..];
-    // The name never holds `@` (digests are not accepted), so the last `@` ends the archive part.
-    let (archive, name) = match rest.rsplit_once('@') {
-        Some((a, n)) => (a, Some(n.trim())),
-        None => (rest, None),
-    };
-    let (file, reference) = match archive.split_once(':') {
-        Some((f, r)) => (f, Some(r).filter(|r| !r.is_empty())),
-        None => (archive, None),
-    };
-    if file.is_empty() {
-        return Err(bad("the archive file is missing".into()));
-    }
+    let ArchiveLine {
+        transport,
+        file,
+        archive_ref: reference,
+        name,
+    } = parse_archive_line(spec).map_err(|e| bad(e.to_string()))?;
     let (repository, tag) = match name {
         None => (None, None),
         Some(n) => {
             let (repo, tag) = split_name(n);
-            if !formats::reference::is_valid_repository(repo) {
-                return Err(bad(format!(
-                    "`{repo}` is not a valid repository name (lower-case path components such as \
-                     `library/nginx`)"
-                )));
-            }
             if !formats::reference::is_valid_tag(tag) {
                 return Err(bad(format!("`{tag}` is not a valid tag")));
             }
-            (Some(repo.to_string()), Some(tag.to_string()))
+            // Named as a pulled image is: the reference without its registry host, so a node that asks
+            // a mirror for `example.com/team/app` (`/v2/team/app/...`) or `app` (`/v2/library/app/...`)
+            // finds it.
+            let r = formats::reference::Reference::parse(&format!("{repo}:{tag}")).map_err(|e| {
+                bad(format!(
+                    "`{repo}` is not a valid repository name (lower-case path components such as \
+                     `library/nginx`, after an optional registry host): {e}"
+                ))
+            })?;
+            (Some(r.repository().to_string()), Some(tag.to_string()))
         }
     };
     Ok(Entry {
@@ -124,7 +112,7 @@ fn split_name(name: &str) -> (&str, &str) {
 }
 
 /// Where a context lists its archives, relative to the context root.
-pub const CONTEXT_TAR_LIST: &str = "images/skopeo/tar.txt";
+pub use formats::archive_list::CONTEXT_TAR_LIST;
 
 /// What to do about an archive of `tar.txt` that is not in the context.
 const NOT_IN_CONTEXT_HINT: &str =
@@ -206,7 +194,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tar_entry_names_are_used_as_written_with_latest_by_default() {
+    fn tar_entry_names_drop_their_host_as_pulled_images_do_with_latest_by_default() {
+        let base = Path::new("/ctx/images/skopeo");
+        for (spec, repo, tag) in [
+            (
+                "docker-archive:app.tar@example.com/team/app:v1.0.0",
+                "team/app",
+                "v1.0.0",
+            ),
+            (
+                "docker-archive:app.tar@127.0.0.1:5000/team/app",
+                "team/app",
+                "latest",
+            ),
+            ("docker-archive:app.tar@nginx:1.25", "library/nginx", "1.25"),
+            (
+                "docker-archive:app.tar@docker.io/library/nginx",
+                "library/nginx",
+                "latest",
+            ),
+        ] {
+            let t = parse_tar_spec(spec, base).unwrap();
+            assert_eq!(t.repository.as_deref(), Some(repo), "{spec}");
+            assert_eq!(t.tag.as_deref(), Some(tag), "{spec}");
+        }
+    }
+
+    #[test]
+    fn tar_entry_names_keep_their_path_with_latest_by_default() {
         let base = Path::new("/ctx/images/skopeo");
         let t = parse_tar_spec(
             "oci-archive:/root/config_main.tar@library/config_main",

@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::uploads::Principal;
-use super::{Route, Target, V2Request, names, query_pairs};
+use super::{Route, Target, V2Request, query_pairs};
 
 /// How long an issued token is valid.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
@@ -507,7 +507,7 @@ fn requirement(method: &Method, request: &V2Request) -> Requirement {
         },
         Route::UploadStart(n) | Route::Upload(n, _) => (n, "push"),
     };
-    if !names::valid_repository(name) {
+    if !formats::reference::Repository::is_valid(name) {
         return Requirement::User;
     }
     let mount_from = match route {
@@ -809,7 +809,7 @@ impl Authenticator {
         let mut out: Vec<ResourceAccess> = Vec::new();
         for r in requested {
             let (kind, allowed): (&'static str, &[&'static str]) = match r.kind.as_str() {
-                "repository" if names::valid_repository(&r.name) => {
+                "repository" if formats::reference::Repository::is_valid(&r.name) => {
                     ("repository", &["pull", "push", "delete"])
                 }
                 "registry" if r.name == "catalog" => ("registry", &["*"]),
@@ -867,7 +867,7 @@ impl Authenticator {
             access_token: token.clone(),
             token,
             expires_in: lifetime,
-            issued_at: crate::storage::rfc3339(now),
+            issued_at: formats::time::rfc3339(now),
         }
     }
 }

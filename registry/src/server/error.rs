@@ -40,15 +40,10 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "DIGEST_INVALID", message)
     }
 
-    /// 400 NAME_INVALID.
-    pub fn name_invalid(name: &str) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "NAME_INVALID",
-            format!(
-                "invalid repository name `{name}`: use lower-case path components of [a-z0-9] separated by `.`, `_`, `__` or `-`"
-            ),
-        )
+    /// 400 NAME_INVALID, saying what the one repository-name rule ([`formats::reference::Repository`])
+    /// rejected.
+    pub fn name_invalid(why: &formats::reference::RepositoryError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "NAME_INVALID", why.to_string())
     }
 
     /// 400 MANIFEST_INVALID.

@@ -30,7 +30,6 @@ mod conn;
 pub mod error;
 pub mod limits;
 pub mod manifest_check;
-pub mod names;
 pub mod sendfile;
 pub mod tls;
 pub mod uploads;
@@ -501,9 +500,9 @@ async fn dispatch(State(app): State<AppState>, req: Request) -> ApiResult {
         }
     };
     if let Some(n) = route.repository()
-        && !names::valid_repository(n)
+        && let Err(e) = formats::reference::Repository::parse(n)
     {
-        return Err(ApiError::name_invalid(n));
+        return Err(ApiError::name_invalid(&e));
     }
     let (method, headers) = (parts.method, parts.headers);
     let writes = !matches!(method, Method::GET | Method::HEAD);
@@ -797,7 +796,7 @@ async fn start_upload(
 ) -> ApiResult {
     if let Some((mount, from)) = mount_of(q) {
         let digest = parse_digest(mount)?;
-        if names::valid_repository(from)
+        if formats::reference::Repository::is_valid(from)
             && app.storage.has_layer(from, &digest).await?
             && app.storage.blob_size(&digest).await?.is_some()
         {
@@ -1035,7 +1034,7 @@ async fn resolve(app: &App, name: &str, reference: &str) -> Result<Digest, ApiEr
         }
         return Err(unknown());
     }
-    if !names::valid_tag(reference) {
+    if !formats::reference::is_valid_tag(reference) {
         // No manifest can be stored under a reference that is neither a digest nor a valid tag, so reads answer
         // 404 like any unknown manifest (the OCI conformance suite asks for exactly that).
         return Err(ApiError::new(
@@ -1126,7 +1125,7 @@ async fn put_manifest(
     }
     let (by_digest, mut tags) = if reference.contains(':') {
         (Some(parse_digest(reference)?), Vec::new())
-    } else if names::valid_tag(reference) {
+    } else if formats::reference::is_valid_tag(reference) {
         (None, vec![reference.to_string()])
     } else {
         return Err(ApiError::manifest_invalid(format!(
@@ -1135,7 +1134,7 @@ async fn put_manifest(
     };
     for (k, v) in q {
         if k == "tag" {
-            if !names::valid_tag(v) {
+            if !formats::reference::is_valid_tag(v) {
                 return Err(ApiError::manifest_invalid(format!("invalid tag `{v}`")));
             }
             tags.push(v.clone());
@@ -1210,7 +1209,7 @@ async fn delete_manifest(app: &App, name: &str, reference: &str) -> ApiResult {
         let digest = parse_digest(reference)?;
         app.storage.unlink_revision(name, &digest).await?;
     } else {
-        if !names::valid_tag(reference) {
+        if !formats::reference::is_valid_tag(reference) {
             return Err(ApiError::manifest_invalid(format!(
                 "invalid tag `{reference}`"
             )));

@@ -37,8 +37,6 @@ mod memory;
 pub mod s3;
 
 pub use fs::FsStorage;
-#[cfg(feature = "server")]
-pub(crate) use fs::rfc3339;
 pub use memory::MemoryStorage;
 #[cfg(feature = "s3")]
 pub use s3::{S3Config, S3Storage};

@@ -613,6 +613,28 @@ async fn path_traversal_in_names_is_name_invalid() {
             assert_eq!(error_code(r).await, "NAME_INVALID");
         }
     }
+    // One rule for names everywhere: 255 characters is the longest (the server used to take 1,024), and
+    // the error says which limit was hit.
+    let ok = "a".repeat(255);
+    let r = s
+        .client
+        .get(s.url(&format!("/v2/{ok}/tags/list")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let long = "a".repeat(256);
+    let r = s
+        .client
+        .get(s.url(&format!("/v2/{long}/tags/list")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errors"][0]["code"], "NAME_INVALID");
+    let message = v["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("the limit is 255"), "{message}");
 }
 
 #[tokio::test]

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use formats::layer::{LayerEntry, LayerOptions, write_entries_layer};
+use formats::layer::LayerEntry;
 use formats::manifest::{
     ContainerConfig, Descriptor, History, ImageConfig, ImageIndex, ImageManifest, ParsedManifest,
-    Platform, RawManifest, RootFs,
+    Platform, RawManifest,
 };
 use formats::media_type;
+use testsupport::images::{TestImage, write_image};
 
 use super::super::details::parse_config;
 use super::super::{Store, StoreError, normalize_name};
@@ -28,71 +29,42 @@ struct Spec<'a> {
 /// Writes an image with one layer per file of `spec` and returns its manifest descriptor; tags it when
 /// `tag` is given.
 fn image(store: &Store, tag: Option<&str>, spec: &Spec) -> Descriptor {
-    let mut layers = Vec::new();
-    let mut diff_ids = Vec::new();
-    for (path, content) in &spec.files {
-        let mut tar = Vec::new();
-        let layer = write_entries_layer(
-            [LayerEntry::file(*path, content.as_bytes())],
-            &LayerOptions::default(),
-            &mut tar,
-        )
-        .unwrap();
-        store.layout().write_blob_bytes(&tar).unwrap();
-        layers.push(Descriptor::new(
-            layer.media_type.clone(),
-            layer.blob_digest.clone(),
-            layer.blob_size,
-        ));
-        diff_ids.push(layer.diff_id.clone());
-    }
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let config = ImageConfig {
-        created: Some(if spec.created.is_empty() {
-            "2024-01-01T00:00:00Z".to_string()
-        } else {
-            spec.created.to_string()
-        }),
-        architecture: if spec.arch.is_empty() {
-            "amd64"
-        } else {
-            spec.arch
-        }
-        .to_string(),
-        os: "linux".into(),
-        config: Some(ContainerConfig {
-            env: strings(&spec.env),
-            entrypoint: strings(&spec.entrypoint),
-            cmd: strings(&spec.cmd),
-            labels: spec
-                .labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ..ContainerConfig::default()
-        }),
-        rootfs: RootFs {
-            kind: "layers".into(),
-            diff_ids,
-        },
-        history: spec
-            .files
+    let mut image = TestImage::hello("");
+    image.layers = spec
+        .files
+        .iter()
+        .map(|(path, content)| vec![LayerEntry::file(*path, content.as_bytes())])
+        .collect();
+    if !spec.arch.is_empty() {
+        image.platform = Platform::new("linux", spec.arch);
+    }
+    image.created = if spec.created.is_empty() {
+        "2024-01-01T00:00:00Z"
+    } else {
+        spec.created
+    }
+    .to_string();
+    image.config = ContainerConfig {
+        env: strings(&spec.env),
+        entrypoint: strings(&spec.entrypoint),
+        cmd: strings(&spec.cmd),
+        labels: spec
+            .labels
             .iter()
-            .map(|(p, _)| History {
-                created_by: Some(format!("COPY {p}")),
-                ..History::default()
-            })
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        ..ImageConfig::default()
+        ..ContainerConfig::default()
     };
-    let config_bytes = formats::manifest::to_canonical_json(&config).unwrap();
-    store.layout().write_blob_bytes(&config_bytes).unwrap();
-    let manifest = ImageManifest::new(
-        Descriptor::for_bytes(media_type::OCI_CONFIG, &config_bytes),
-        layers,
-    );
-    let raw = RawManifest::from_created(&manifest, media_type::OCI_MANIFEST).unwrap();
-    let desc = store.layout().write_manifest(&raw).unwrap();
+    image.history = spec
+        .files
+        .iter()
+        .map(|(p, _)| History {
+            created_by: Some(format!("COPY {p}")),
+            ..History::default()
+        })
+        .collect();
+    let desc = write_image(store.layout(), &image);
     if let Some(tag) = tag {
         store
             .layout()
@@ -111,10 +83,12 @@ fn store() -> (tempfile::TempDir, Store) {
 /// The merged image's (single) manifest and config.
 fn merged(store: &Store, name: &str) -> (ImageManifest, ImageConfig) {
     let image = store.resolve(name).unwrap();
+    testsupport::oci_spec_check(&image.manifest.bytes, &image.manifest.media_type);
     let ParsedManifest::Image(m) = image.manifest.parsed else {
         panic!("{name} is an index");
     };
     let bytes = store.layout().read_blob_bytes(&m.config.digest).unwrap();
+    testsupport::oci_spec_check(&bytes, &m.config.media_type);
     let config = parse_config(&bytes, &m.config).unwrap();
     (m, config)
 }
