@@ -1,8 +1,8 @@
 //! `sealos build`: turns a Kubefile and its build context into an OCI image in the local store.
 //!
-//! The Kubefile is evaluated once per target platform ([`formats::kubefile::evaluate`]), its context sources
-//! listed ([`formats::kubefile::resolve_sources`]) and filtered by `.dockerignore` ([`ignore`]). Each stage the
-//! final stage needs is built from its base (scratch, an earlier stage, or an image from the store, an `oci:`
+//! The Kubefile is planned once per target platform in [`plan::plan_platform`] (evaluated with the base
+//! images' ENV, context sources listed and filtered by `.dockerignore`, see [`ignore`]); `--dry-run` prints
+//! the same plan. Each stage the final stage needs is built from its base (scratch, an earlier stage, or an image from the store, an `oci:`
 //! directory or an `oci-archive:` file, see [`base`]); every COPY/ADD becomes exactly one deterministic layer
 //! and every other instruction a history entry. Layers are reused through the caches in [`cache`] (the rule
 //! for skipping file reads is documented there). Blobs are written through staged files and renamed into the
@@ -14,6 +14,7 @@ pub mod cache;
 mod fetch;
 pub mod ignore;
 mod output;
+pub mod plan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
@@ -30,8 +31,8 @@ use formats::kubefile::{
     ImageConfig as PlanConfig, Stage, Step,
 };
 use formats::layer::{
-    Compression, ExpansionLimit, LayerEntry, LayerError, LayerOptions, decompressing_reader,
-    write_entries_layer,
+    Compression, ExpansionLimit, GzipBlocks, LayerEntry, LayerError, LayerOptions, PreviousBlob,
+    decompressing_reader, write_entries_layer_reusing,
 };
 use formats::manifest::{
     ContainerConfig, Descriptor, EmptyObject, History, ImageConfig as OciConfig, ImageIndex,
@@ -45,7 +46,7 @@ use tempfile::TempDir;
 
 pub use self::base::PullPolicy;
 use self::base::{ImageState, Remote, resolve_image, unpack_layers};
-use self::cache::{CachedLayer, LayerCache, StatCache, chain_id, hash_file};
+use self::cache::{CachedLayer, LayerCache, StatCache, StepBlocks, chain_id, hash_file};
 use self::ignore::IgnoreRules;
 use crate::store::stale::{WORK_ROOT, WorkDir};
 
@@ -153,6 +154,10 @@ pub struct StepReport {
     pub bytes_hashed: u64,
     /// Bytes of layer blob written (0 when cached).
     pub bytes_written: u64,
+    /// Compressed blocks of a gzip layer written (0 when cached or not gzip).
+    pub blocks: u64,
+    /// Of those, blocks copied from the step's previous blob instead of being compressed again.
+    pub blocks_reused: u64,
 }
 
 /// One platform's image.
@@ -507,26 +512,15 @@ pub fn build(
             platform,
             opts.timestamp,
         )?;
-        let mut plan = evaluate_with_base_env(
+        let plan = plan::plan_platform(
+            opts,
             &kubefile,
-            eval_options(opts, &file, platform),
+            &file,
+            &context,
+            platform,
+            &ctx.ignore,
             &mut |r, p, line| base_env(&ctx, r, p, line),
         )?;
-        let saved = if opts.embed.save_image {
-            formats::kubefile::SavedImages::Embedded
-        } else {
-            formats::kubefile::SavedImages::Skipped
-        };
-        formats::kubefile::resolve_sources_with(&mut plan, &context, &file, saved)?;
-        if !ctx.ignore.is_empty() {
-            for stage in &mut plan.stages {
-                for step in &mut stage.steps {
-                    if let Some(copy) = step.copy.as_mut().filter(|c| c.from == CopyFrom::Context) {
-                        copy.files.retain(|f| !ctx.ignore.is_excluded(&f.path));
-                    }
-                }
-            }
-        }
         let (raw, report) =
             build_platform(&mut ctx, &context, &plan, platform, &embedded, progress)?;
         let mut descriptor = raw.descriptor();
@@ -1193,7 +1187,12 @@ fn files_from_rootfs(
         annotations: BTreeMap::new(),
         unused_build_args: Vec::new(),
     };
-    formats::kubefile::resolve_sources(&mut mini, root, &ctx.file)?;
+    formats::kubefile::resolve_sources(
+        &mut mini,
+        root,
+        &ctx.file,
+        &formats::kubefile::SourceRules::default(),
+    )?;
     Ok(mini
         .stages
         .pop()
@@ -1369,6 +1368,8 @@ fn copy_step(
         files_hashed: 0,
         bytes_hashed: downloads.iter().map(|(d, _)| d.size).sum(),
         bytes_written: 0,
+        blocks: 0,
+        blocks_reused: 0,
     };
     let total: u64 = items.iter().map(|i| i.size).sum();
     let read = AtomicU64::new(0);
@@ -1430,6 +1431,12 @@ fn copy_step(
     let pending: Vec<usize> = (0..items.len())
         .filter(|i| items[*i].content.is_none())
         .collect();
+    let step_key = step_key(platform_text, stage, step, &options, owner);
+    let previous = if ctx.opts.no_cache {
+        None
+    } else {
+        previous_blob(ctx, &step_key, &options)
+    };
     let (layer, hashed) = std::thread::scope(|scope| {
         let hasher =
             (!pending.is_empty()).then(|| scope.spawn(|| hash_items(&items, &pending, &read)));
@@ -1442,7 +1449,7 @@ fn copy_step(
                 written,
             });
         };
-        let layer = write_layer(ctx, &items, &options, owner, line, &mut tick);
+        let layer = write_layer(ctx, &items, &options, owner, line, previous, &mut tick);
         let hashed = hasher.map(|h| {
             h.join().unwrap_or_else(|_| {
                 Err(BuildError::io(
@@ -1453,7 +1460,18 @@ fn copy_step(
         });
         (layer, hashed)
     });
-    let layer = layer?;
+    let (layer, blocks) = layer?;
+    if let Some(blocks) = blocks {
+        report.blocks = blocks.index.blocks.len() as u64;
+        report.blocks_reused = blocks.reused;
+        let record = StepBlocks {
+            blob_digest: layer.blob_digest.clone(),
+            blob_size: layer.blob_size,
+            index: blocks.index,
+        };
+        // Like the layer cache record: losing it only costs compressing every block next time.
+        let _ = ctx.layers.record_blocks(&step_key, &record);
+    }
     if let Some(hashed) = hashed {
         apply_hashes(ctx, &mut items, hashed?, &mut report);
     }
@@ -1534,6 +1552,38 @@ fn cache_key(
     h.finish()
 }
 
+/// The key of a COPY/ADD step apart from its content and parent: which earlier blob's blocks it may reuse.
+fn step_key(
+    platform: &str,
+    stage: &Stage,
+    step: &Step,
+    options: &LayerOptions,
+    owner: Option<(u64, u64)>,
+) -> Digest {
+    let (uid, gid) = owner.unwrap_or((0, 0));
+    Digest::sha256_of(
+        format!(
+            "sealos layer step v1\nplatform {platform}\nstage {}\nstep {}\ncompression {:?}\nmtime {}\nowner {uid}:{gid}\n",
+            stage.index, step.text, options.compression, options.mtime
+        )
+        .as_bytes(),
+    )
+}
+
+/// The blob the step `step_key` wrote last, open, with its block index: when the layer is gzip and the blob is
+/// still in the store at the recorded size.
+fn previous_blob(ctx: &Ctx<'_>, step_key: &Digest, options: &LayerOptions) -> Option<PreviousBlob> {
+    if !matches!(options.compression, Compression::Gzip { .. }) {
+        return None;
+    }
+    let recorded = ctx.layers.previous_blocks(step_key)?;
+    let file = fs::File::open(ctx.store.blob_path(&recorded.blob_digest)).ok()?;
+    if file.metadata().ok()?.len() != recorded.blob_size {
+        return None;
+    }
+    PreviousBlob::new(file, recorded.index)
+}
+
 fn unpack_rootfs(ctx: &Ctx<'_>, layers: &[Descriptor]) -> Result<TempDir, BuildError> {
     let dir = tempfile::Builder::new()
         .prefix(".rootfs-")
@@ -1550,8 +1600,9 @@ fn write_layer(
     options: &LayerOptions,
     owner: Option<(u64, u64)>,
     line: usize,
+    previous: Option<PreviousBlob>,
     tick: &mut dyn FnMut(u64),
-) -> Result<CachedLayer, BuildError> {
+) -> Result<(CachedLayer, Option<GzipBlocks>), BuildError> {
     let mut extracted: Vec<TempDir> = Vec::new();
     let mut entries = Vec::with_capacity(items.len());
     let finish = |mut e: LayerEntry, mode: Option<u32>| {
@@ -1630,7 +1681,7 @@ fn write_layer(
             }
         }
     }
-    let layer = commit_layer(&ctx.store, entries, options, tick)?;
+    let layer = commit_layer_reusing(&ctx.store, entries, options, previous, tick)?;
     drop(extracted);
     Ok(layer)
 }
@@ -1643,11 +1694,24 @@ pub(crate) fn commit_layer(
     options: &LayerOptions,
     tick: &mut dyn FnMut(u64),
 ) -> Result<CachedLayer, BuildError> {
+    Ok(commit_layer_reusing(store, entries, options, None, tick)?.0)
+}
+
+/// Like [`commit_layer`]; a gzip layer copies the blocks of `previous` its bytes still contain, and the
+/// blob's block index comes back with the layer.
+fn commit_layer_reusing(
+    store: &OciLayout,
+    entries: Vec<LayerEntry>,
+    options: &LayerOptions,
+    previous: Option<PreviousBlob>,
+    tick: &mut dyn FnMut(u64),
+) -> Result<(CachedLayer, Option<GzipBlocks>), BuildError> {
     let blobs = store.root().join("blobs").join(Algorithm::Sha256.as_str());
     let mut staged = StagedFile::new_in(&blobs, Algorithm::Sha256)?;
-    let digests = write_entries_layer(
+    let digests = write_entries_layer_reusing(
         entries,
         options,
+        previous,
         &mut Ticking {
             inner: &mut staged,
             written: 0,
@@ -1659,13 +1723,14 @@ pub(crate) fn commit_layer(
     if !dest.is_file() {
         staged.commit_verified(&digests.blob_digest, Some(digests.blob_size), &dest)?;
     }
-    Ok(CachedLayer {
+    let layer = CachedLayer {
         blob_digest: digests.blob_digest,
         blob_size: digests.blob_size,
         diff_id: digests.diff_id,
         uncompressed_size: digests.uncompressed_size,
         media_type: digests.media_type,
-    })
+    };
+    Ok((layer, digests.blocks))
 }
 
 /// Passes writes through, telling `tick` the running total after every MiB.

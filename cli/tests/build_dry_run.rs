@@ -335,3 +335,79 @@ fn build_without_tag_or_output_asks_for_one() {
     );
     assert!(err.contains("hint: add -t NAME:TAG"), "{err}");
 }
+
+/// The files a plan's context COPY/ADD steps write, as image paths.
+fn planned_destinations(plan: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for stage in plan["plans"][0]["stages"].as_array().expect("stages") {
+        for step in stage["steps"].as_array().expect("steps") {
+            for f in step["copy"]["files"].as_array().into_iter().flatten() {
+                out.push(f["destination"].as_str().expect("destination").to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every file under `root`, as `/`-rooted paths.
+fn files_under(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).expect("read dir") {
+            let path = e.expect("entry").path();
+            let rel = format!("/{}", path.strip_prefix(root).unwrap().display());
+            out.push(rel);
+            if path.is_dir() {
+                dirs.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn dry_run_leaves_out_what_dockerignore_excludes_exactly_as_the_build_does() {
+    let dir = context_with(&[
+        ("Kubefile", "FROM scratch\nCOPY . /\n"),
+        (".dockerignore", "secret.txt\nlogs/*.log\n!logs/keep.log\n"),
+        ("secret.txt", "password"),
+        ("app.yaml", "a: 1\n"),
+        ("logs/x.log", "x"),
+        ("logs/keep.log", "k"),
+    ]);
+    let out = sealos(dir.path(), &["build", "--dry-run", "--format", "json", "."]);
+    let plan: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).expect("JSON plan");
+    let planned = planned_destinations(&plan);
+    assert_eq!(
+        planned,
+        [
+            "/.dockerignore",
+            "/Kubefile",
+            "/app.yaml",
+            "/logs",
+            "/logs/keep.log"
+        ],
+        "{plan:#}"
+    );
+
+    let store = tempfile::tempdir().expect("store");
+    let built = tempfile::tempdir().expect("output");
+    let out = Command::new(env!("CARGO_BIN_EXE_sealos"))
+        .arg("--root")
+        .arg(store.path())
+        .args(["build", "-q", "-o"])
+        .arg(format!("type=local,dest={}", built.path().display()))
+        .arg(dir.path())
+        .env_remove("PATH")
+        .output()
+        .expect("the sealos binary runs");
+    stdout_ok(&out);
+    assert_eq!(
+        files_under(built.path()),
+        planned,
+        "the build wrote another plan"
+    );
+}

@@ -498,3 +498,43 @@ fn dockerignore_keeps_excluded_files_out_of_the_image() {
     assert!(!out.path().join("app/manifests/app.yaml.bak").exists());
     assert!(!out.path().join("app/.git").exists());
 }
+
+#[test]
+fn build_oci_archive_output_is_byte_for_byte_what_save_writes() {
+    let ctx = tempfile::tempdir().unwrap();
+    sample_context(ctx.path());
+    let store = tempfile::tempdir().unwrap();
+    let outdir = tempfile::tempdir().unwrap();
+    let built = outdir.path().join("built.tar");
+    build_ok(
+        store.path(),
+        &[
+            "-t",
+            "app:v1",
+            "--timestamp",
+            "0",
+            "-o",
+            &format!("type=oci-archive,dest={}", built.display()),
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    let saved = outdir.path().join("saved.tar");
+    let out = sealos()
+        .arg("--root")
+        .arg(store.path())
+        .args(["save", "--format", "oci-archive", "-o"])
+        .arg(&saved)
+        .arg("app:v1")
+        .output()
+        .expect("run sealos save");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (built_bytes, saved_bytes) = (fs::read(&built).unwrap(), fs::read(&saved).unwrap());
+    assert!(
+        built_bytes == saved_bytes,
+        "build -o type=oci-archive and save --format oci-archive wrote different archives"
+    );
+}

@@ -314,6 +314,29 @@ fn registry_copy_to_a_registry_without_the_referrers_api_writes_the_referrers_ta
     // Nothing new: skipped.
     let said = copy(&store);
     assert!(said.starts_with("skipped "), "nothing left to copy: {said}");
+    // Syncing the whole destination back out: the referrers tag is not an image of its own, it travels
+    // with its subject's referrers.
+    let out_dir = tmp.path().join("synced");
+    let (ok, stdout, stderr) = run(
+        &store,
+        &[
+            "registry",
+            "sync",
+            "--tls-verify=false",
+            "--registries-conf",
+            conf.to_str().unwrap(),
+            &dst,
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        ok,
+        "a whole-registry sync after the copy fails:\n{stdout}{stderr}"
+    );
+    assert!(
+        !format!("{stdout}{stderr}").contains(":sha256-"),
+        "the referrers tag was taken for an image:\n{stdout}{stderr}"
+    );
 }
 
 /// Copies the repository's example `name` (Kubefile-examples/NAME) into `dir`, mtimes aged.

@@ -220,7 +220,7 @@ fn run_refuses_an_image_the_run_env_needs_but_the_build_did_not_embed_and_skip_o
     let out = w.run(&["--format", "json"]);
     let json: serde_json::Value = serde_json::from_str(&assert_ok(&out)).unwrap();
     assert!(
-        text(&out.stderr).contains("[image check] 1 image(s) pulled by the install, all embedded"),
+        text(&out.stderr).contains("[image check] the one image the install pulls is embedded"),
         "{}",
         text(&out.stderr)
     );

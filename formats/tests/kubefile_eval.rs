@@ -3,7 +3,7 @@
 
 use formats::kubefile::{
     BaseImage, BuildPlan, CopyFrom, EvalErrorKind, EvalOptions, FileKind, SCRATCH_PATH,
-    base_images, evaluate, parse, resolve_sources,
+    SourceRules, base_images, evaluate, parse, resolve_sources,
 };
 use formats::manifest::Platform;
 
@@ -304,7 +304,7 @@ fn context_sources_expand_globs_walk_directories_and_reject_missing_or_escaping_
     let mut p = plan(
         "FROM scratch\nCOPY charts charts\nCOPY bin/tool-* /usr/bin/\nCOPY one.txt /etc/renamed\n",
     );
-    resolve_sources(&mut p, root, "Kubefile").expect("sources exist");
+    resolve_sources(&mut p, root, "Kubefile", &SourceRules::default()).expect("sources exist");
     let files: Vec<Vec<(String, String, FileKind)>> = p
         .copies()
         .map(|(_, _, c)| {
@@ -342,7 +342,8 @@ fn context_sources_expand_globs_walk_directories_and_reject_missing_or_escaping_
     assert_eq!(files[2], [s("one.txt", "/etc/renamed", FileKind::File)]);
 
     let mut p = plan("FROM scratch\nCOPY one.txt /\nCOPY nothing-* /x/\n");
-    let err = resolve_sources(&mut p, root, "ctx/Kubefile").expect_err("missing source");
+    let err = resolve_sources(&mut p, root, "ctx/Kubefile", &SourceRules::default())
+        .expect_err("missing source");
     assert_eq!(err.line, 3);
     assert!(
         matches!(err.kind, EvalErrorKind::SourceNotFound { ref source_path, .. } if source_path == "nothing-*")
@@ -353,7 +354,8 @@ fn context_sources_expand_globs_walk_directories_and_reject_missing_or_escaping_
     );
 
     let mut p = plan("FROM scratch\nCOPY ../secret /x\n");
-    let err = resolve_sources(&mut p, root, "Kubefile").expect_err("outside");
+    let err =
+        resolve_sources(&mut p, root, "Kubefile", &SourceRules::default()).expect_err("outside");
     assert_eq!(
         err.to_string(),
         "Kubefile:2: source \"../secret\" is outside the build context"
@@ -380,7 +382,7 @@ fn context_beside_host() -> (tempfile::TempDir, std::path::PathBuf, std::path::P
 
 fn listed(ctx: &std::path::Path, kubefile: &str) -> Result<Vec<(String, String)>, String> {
     let mut p = plan(kubefile);
-    resolve_sources(&mut p, ctx, "Kubefile").map_err(|e| e.to_string())?;
+    resolve_sources(&mut p, ctx, "Kubefile", &SourceRules::default()).map_err(|e| e.to_string())?;
     Ok(p.copies()
         .flat_map(|(_, _, c)| c.files.iter())
         .map(|f| (f.path.clone(), f.destination.clone()))

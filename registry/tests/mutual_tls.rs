@@ -101,7 +101,10 @@ async fn our_server_serves_only_clients_with_a_certificate_from_its_client_ca() 
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("refused our client certificate"), "{e}");
+    assert!(
+        e.contains("refused our client certificate") || closed_after_handshake(&e),
+        "{e}"
+    );
     assert!(
         s.storage.list_repositories().await.unwrap().is_empty(),
         "a refused client stored something"
@@ -179,7 +182,10 @@ async fn our_client_presents_its_certificate_to_docker_registry_with_clientcas()
         matches!(e, ClientError::Transport { .. }),
         "not refused during the TLS handshake: {e}"
     );
-    assert!(e.to_string().contains("client certificate"), "{e}");
+    assert!(
+        e.to_string().contains("client certificate") || closed_after_handshake(&e.to_string()),
+        "{e}"
+    );
     let rogue = client_with(certs_d(
         &roots.path().join("rogue"),
         &host,
@@ -191,7 +197,10 @@ async fn our_client_presents_its_certificate_to_docker_registry_with_clientcas()
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("refused our client certificate"), "{e}");
+    assert!(
+        e.contains("refused our client certificate") || closed_after_handshake(&e),
+        "{e}"
+    );
     let good = client_with(certs_d(
         &roots.path().join("good"),
         &host,
@@ -213,4 +222,11 @@ async fn our_client_presents_its_certificate_to_docker_registry_with_clientcas()
     )
     .await;
     assert_eq!(raw.as_bytes(), TestImage::new("good").manifest.as_slice());
+}
+
+/// Under TLS 1.3 the server checks the client's certificate after the client has finished its handshake and
+/// sent its request, so the client may read the server's `bad certificate` alert, or only see the connection
+/// closed when the server's reset overtakes the alert: a race of the protocol, not of our client.
+fn closed_after_handshake(error: &str) -> bool {
+    error.contains("connection closed") || error.contains("connection reset")
 }

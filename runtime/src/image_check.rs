@@ -247,6 +247,28 @@ pub fn check_images(
                 .map(|w| format!("{}: {w}", image.name)),
         );
         let own_hosts = cluster_hosts(image.env);
+        // Images shipped as archives (`images/skopeo/tar.txt`) are pulled by the install too; discovery lists
+        // them apart from the images it found in manifests and charts.
+        for archive in &found.archives {
+            let Some(reference) = archive.reference.as_deref() else {
+                continue;
+            };
+            let Ok(parsed) = Reference::parse(reference) else {
+                continue;
+            };
+            let availability = match embedded.find(&parsed) {
+                Some(by) => Availability::Embedded { by: by.to_string() },
+                None => Availability::Unavailable {
+                    host: parsed.registry().to_string(),
+                },
+            };
+            check.images.push(RequiredImage {
+                reference: reference.to_string(),
+                image: image.name.to_string(),
+                sources: vec![format!("{} ({})", archive.source, archive.file)],
+                availability,
+            });
+        }
         for discovered in found.images {
             let Ok(reference) = Reference::parse(&discovered.reference) else {
                 continue;

@@ -168,15 +168,17 @@ impl fmt::Display for Step {
             Target::AllHosts => "all hosts",
             Target::FirstMaster => "first master",
         };
-        let text = match &self.action {
-            Action::Image(c) => c.as_str(),
-            Action::Builtin(_) => "(built-in)",
-        };
-        write!(
-            f,
-            "[{}] {} on {target} in {}: {text}",
-            self.name, self.image, self.workdir
-        )
+        match &self.action {
+            Action::Image(command) => write!(
+                f,
+                "[{}] {} on {target} in {}: {command}",
+                self.name, self.image, self.workdir
+            ),
+            // A built-in step runs no command, so it has no working directory to name.
+            Action::Builtin(_) => {
+                write!(f, "[{}] {} on {target} (built-in)", self.name, self.image)
+            }
+        }
     }
 }
 

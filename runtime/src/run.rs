@@ -581,10 +581,11 @@ fn check_run_images(
     }
     let missing = check.missing().len();
     if missing == 0 {
-        (reporter.announce)(&format!(
-            "[image check] {} image(s) pulled by the install, all embedded",
-            check.images.len()
-        ));
+        (reporter.announce)(&match check.images.len() {
+            0 => "[image check] the install pulls no container images".to_string(),
+            1 => "[image check] the one image the install pulls is embedded".to_string(),
+            n => format!("[image check] all {n} images the install pulls are embedded"),
+        });
         return Ok(check);
     }
     if !opts.skip_image_check {

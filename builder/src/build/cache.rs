@@ -15,6 +15,13 @@
 //! content digest of the step's sources (every entry's destination, kind, mode, owner, size and content
 //! sha256 or link target). An entry is used only while its blob is still in the store.
 //!
+//! # Block indexes of gzip layers
+//! `<store>/cache/layers/steps/<step key>.json` records, for the last gzip layer a COPY/ADD step wrote, the
+//! blob and its block index ([`BlockIndex`]). The step key leaves out the content and the parent: the same
+//! instruction in the same stage and platform with the same layer options. When the step's content changed,
+//! the layer writer copies the blocks of that blob whose bytes are unchanged instead of deflating them (the
+//! blob is byte for byte what a compression from scratch writes).
+//!
 //! Both files are written atomically; two builds running at once may each overwrite the other's stat cache
 //! update, which only costs a re-hash later.
 
@@ -27,6 +34,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use formats::digest::{Algorithm, Digest};
 use formats::fsutil::atomic_write;
+use formats::layer::BlockIndex;
 use serde::{Deserialize, Serialize};
 
 /// A file whose mtime is this close to the time it was hashed is not recorded in the stat cache.
@@ -188,6 +196,39 @@ impl LayerCache {
         let bytes = serde_json::to_vec(layer).map_err(io::Error::other)?;
         atomic_write(&self.dir.join(format!("{}.json", key.hex())), &bytes)
             .map_err(io::Error::other)
+    }
+}
+
+/// The gzip blob a build step wrote last, and its block index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepBlocks {
+    /// Digest of the blob.
+    pub blob_digest: Digest,
+    /// Size of the blob.
+    pub blob_size: u64,
+    /// Its blocks.
+    pub index: BlockIndex,
+}
+
+impl LayerCache {
+    /// The blob and block index the step `step_key` wrote last, if recorded and readable.
+    pub fn previous_blocks(&self, step_key: &Digest) -> Option<StepBlocks> {
+        let bytes = fs::read(self.step_path(step_key)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Records the blob and block index the step `step_key` just wrote.
+    pub fn record_blocks(&self, step_key: &Digest, blocks: &StepBlocks) -> io::Result<()> {
+        fs::create_dir_all(self.dir.join("steps"))?;
+        let bytes = serde_json::to_vec(blocks).map_err(io::Error::other)?;
+        atomic_write(&self.step_path(step_key), &bytes).map_err(io::Error::other)
+    }
+
+    fn step_path(&self, step_key: &Digest) -> PathBuf {
+        self.dir
+            .join("steps")
+            .join(format!("{}.json", step_key.hex()))
     }
 }
 

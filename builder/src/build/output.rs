@@ -2,14 +2,13 @@
 //! the image as an OCI archive. Files are staged beside their destination and renamed into place when complete.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use formats::digest::Algorithm;
 use formats::fsutil::StagedFile;
 use formats::layer::{Compression, ExpansionLimit, LayerOptions, write_dir_layer};
-use formats::manifest::{Descriptor, ImageIndex, ParsedManifest, RawManifest, to_canonical_json};
-use formats::oci_layout::{ANNOTATION_REF_NAME, IMAGE_LAYOUT_VERSION, OciLayout};
+use formats::manifest::{Descriptor, ParsedManifest, RawManifest};
+use formats::oci_layout::OciLayout;
 
 use super::{BuildError, Output, unpack_layers};
 
@@ -97,7 +96,7 @@ pub fn write(
             staged.commit_by_digest(|_| file.clone())?;
             Ok(())
         }
-        Output::OciArchive(file) => write_oci_archive(store, output, top, tags, timestamp, file),
+        Output::OciArchive(file) => write_oci_archive(store, top, tags, timestamp, file),
     }
 }
 
@@ -108,77 +107,20 @@ fn parent_of(path: &Path) -> &Path {
     }
 }
 
+/// The image as an OCI archive, through the store's one writer (the one `save` uses), named by the first tag;
+/// every entry carries the build's timestamp.
 fn write_oci_archive(
     store: &OciLayout,
-    output: &Output,
     top: &RawManifest,
     tags: &[String],
     timestamp: u64,
     file: &Path,
 ) -> Result<(), BuildError> {
-    let mut blobs = vec![(top.digest.clone(), top.bytes.len() as u64)];
-    for (_, raw) in images(store, top)? {
-        if raw.digest != top.digest {
-            blobs.push((raw.digest.clone(), raw.bytes.len() as u64));
-        }
-        if let ParsedManifest::Image(m) = &raw.parsed {
-            blobs.push((m.config.digest.clone(), m.config.size));
-            blobs.extend(m.layers.iter().map(|l| (l.digest.clone(), l.size)));
-        }
-    }
-    blobs.sort();
-    blobs.dedup();
-    let mut descriptor = top.descriptor();
-    if let Some(tag) = tags.first() {
-        descriptor
-            .annotations
-            .insert(ANNOTATION_REF_NAME.to_string(), tag.clone());
-    }
-    let index =
-        to_canonical_json(&ImageIndex::new(vec![descriptor])).map_err(|e| out_err(output, e))?;
-    let layout = format!(r#"{{"imageLayoutVersion":"{IMAGE_LAYOUT_VERSION}"}}"#);
-
-    let staged = StagedFile::new_in(parent_of(file), Algorithm::Sha256)?;
-    let mut tar = tar::Builder::new(staged);
-    let header = |path: &str, size: u64, dir: bool| -> Result<tar::Header, BuildError> {
-        let mut h = tar::Header::new_ustar();
-        h.set_path(path).map_err(|e| out_err(output, e))?;
-        h.set_size(size);
-        h.set_mode(if dir { 0o755 } else { 0o644 });
-        h.set_mtime(timestamp);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_entry_type(if dir {
-            tar::EntryType::Directory
-        } else {
-            tar::EntryType::Regular
-        });
-        h.set_cksum();
-        Ok(h)
+    let image = crate::store::Image {
+        name: tags.first().cloned().unwrap_or_default(),
+        descriptor: top.descriptor(),
+        manifest: top.clone(),
     };
-    let io_err = |e: std::io::Error| BuildError::io(file, e);
-    tar.append(&header("blobs/", 0, true)?, std::io::empty())
-        .map_err(io_err)?;
-    tar.append(&header("blobs/sha256/", 0, true)?, std::io::empty())
-        .map_err(io_err)?;
-    for (digest, size) in &blobs {
-        let blob = store.open_blob(digest)?;
-        let path = format!("blobs/{}/{}", digest.algorithm().as_str(), digest.hex());
-        tar.append(&header(&path, *size, false)?, blob)
-            .map_err(io_err)?;
-    }
-    tar.append(
-        &header("index.json", index.len() as u64, false)?,
-        index.as_slice(),
-    )
-    .map_err(io_err)?;
-    tar.append(
-        &header("oci-layout", layout.len() as u64, false)?,
-        layout.as_bytes(),
-    )
-    .map_err(io_err)?;
-    let mut staged = tar.into_inner().map_err(io_err)?;
-    staged.flush().map_err(io_err)?;
-    staged.commit_by_digest(|_| file.to_path_buf())?;
+    crate::store::write_oci_archive(store, &[image], file, timestamp)?;
     Ok(())
 }

@@ -130,10 +130,10 @@ enum Frame {
 /// lines of a quoted scalar or a flow collection (`[..]`, `{..}`) may be indented as little as they like,
 /// even with tabs. When the strict parse fails, the text is retried with those lines re-indented
 /// ([`relax_indentation`]): that whitespace is folded away, so values and line numbers are unchanged.
-/// A leading byte order mark is dropped.
+/// A byte order mark at the start of a line is dropped ([`without_boms`]).
 pub(crate) fn load_documents(text: &str, origin: usize) -> Result<Vec<Node>, YamlError> {
-    // A byte order mark is not content (the parser would make it part of the first key).
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let stripped = without_boms(text);
+    let text = stripped.as_deref().unwrap_or(text);
     match load_strict(text, origin) {
         Ok(docs) => Ok(docs),
         Err(e) => match relax_indentation(text) {
@@ -141,6 +141,19 @@ pub(crate) fn load_documents(text: &str, origin: usize) -> Result<Vec<Node>, Yam
             None => Err(e),
         },
     }
+}
+
+/// `text` without the byte order marks that start a line, `None` when it has none. go-yaml skips a BOM at
+/// column 0 wherever it looks for the next token, so each document of a stream may start with one (files
+/// concatenated with `---` keep their editors' BOMs); the parser here would make it part of the first key.
+/// Line numbers are unchanged.
+fn without_boms(text: &str) -> Option<String> {
+    const BOM: char = '\u{feff}';
+    if !text.contains(BOM) {
+        return None;
+    }
+    let lines = text.split_inclusive('\n');
+    Some(lines.map(|l| l.strip_prefix(BOM).unwrap_or(l)).collect())
 }
 
 /// The style of a quoted scalar open across lines, for [`relax_indentation`].
@@ -1210,6 +1223,20 @@ mod tests {
             texts("\u{feff}image: nginx:1\n"),
             [("nginx:1".to_string(), 1, "image".to_string())]
         );
+    }
+
+    #[test]
+    fn a_bom_starting_any_document_is_dropped_as_go_yaml_does() {
+        let yaml = "\u{feff}image: a:1\n---\n\u{feff}image: b:1\n---\r\n\u{feff}# c\r\n\u{feff}image: c:1\r\n";
+        assert_eq!(
+            texts(yaml),
+            [
+                ("a:1".to_string(), 1, "image".to_string()),
+                ("b:1".to_string(), 3, "image".to_string()),
+                ("c:1".to_string(), 6, "image".to_string()),
+            ]
+        );
+        assert_eq!(without_boms("a: b\n"), None);
     }
 
     #[test]

@@ -395,6 +395,20 @@ pub fn prepare(
             });
         }
     }
+    // An archive's image is embedded into every platform's tree as it is: check it like a pulled one.
+    if !opts.all_platforms {
+        for a in &plan.archives {
+            for platform in platforms {
+                if let Some(found) = platform_mismatch(store, &a.digest, platform) {
+                    let why = wrong_platform(&a.name(), &a.sources, &found, platform);
+                    if opts.strict {
+                        return Err(EmbedError::WrongPlatform(why));
+                    }
+                    plan.warnings.push(why);
+                }
+            }
+        }
+    }
     // Read where the lock leads inside the context (never a host file through a symlink); it is rewritten by
     // an atomic rename, which replaces a symlink rather than writing through it.
     let existing = match formats::kubefile::resolve_in_context(context, LOCK_FILE) {
@@ -482,11 +496,7 @@ pub fn prepare(
             if let Some(platform) = platforms.iter().find(|p| platform_key(p) == *key)
                 && let Some(found) = platform_mismatch(store, &pulled.digest, platform)
             {
-                let why = format!(
-                    "image `{r}` (from {}) is for `{found}`, not for the build's platform `{platform}`; \
-                     list an image built for `{platform}` (or a multi-platform one)",
-                    sources.join(", ")
-                );
+                let why = wrong_platform(&r.to_string(), &sources, &found, platform);
                 if opts.strict {
                     return Err(EmbedError::WrongPlatform(why));
                 }
@@ -510,6 +520,15 @@ pub fn prepare(
         )?;
     }
     Ok(plan)
+}
+
+/// The warning (or `--strict` error) for image `name`, found in `sources`, built for `found` only.
+fn wrong_platform(name: &str, sources: &[String], found: &str, platform: &Platform) -> String {
+    format!(
+        "image `{name}` (from {}) is for `{found}`, not for the build's platform `{platform}`; \
+         list an image built for `{platform}` (or a multi-platform one)",
+        sources.join(", ")
+    )
 }
 
 /// The platform of the single-platform image `digest` in `store` (from its config) when it is not

@@ -37,6 +37,7 @@ use formats::reference::{Reference, ReferenceError};
 pub use details::{ImageDetails, ImageSummary, LayerDetails, PlatformImage, parse_rfc3339};
 pub use load::LoadedImage;
 pub use merge::{ImageKind, MergeReport, TYPE_LABELS};
+pub(crate) use save::write_oci_archive;
 pub use save::{ArchiveFormat, SaveReport};
 pub use transport::ImageSource;
 

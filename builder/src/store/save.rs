@@ -20,10 +20,10 @@ use formats::manifest::{
     Descriptor, ImageIndex, ParsedManifest, Platform, RawManifest, to_canonical_json,
 };
 use formats::media_type;
-use formats::oci_layout::{ANNOTATION_REF_NAME, OciLayout};
+use formats::oci_layout::{ANNOTATION_REF_NAME, IMAGE_LAYOUT_VERSION, OciLayout};
 use serde::Serialize;
 
-use super::details::{image_blobs, parse_config};
+use super::details::{JsonBlobs, image_blobs, parse_config};
 use super::transport::{ANNOTATION_CONTAINERD_NAME, diff_id_of, read_prefix};
 use super::{Image, Store, StoreError, io_err};
 
@@ -101,7 +101,7 @@ pub(crate) fn save(
         }
     }
     match format {
-        ArchiveFormat::OciArchive => write_oci_archive(store, &images, out),
+        ArchiveFormat::OciArchive => write_oci_archive(&store.layout, &images, out, 0),
         ArchiveFormat::DockerArchive => write_docker_archive(store, &images, out),
         ArchiveFormat::OciDir => write_oci_dir(store, &images, out),
     }
@@ -159,7 +159,7 @@ impl<R: Read> Read for Verifying<R> {
     }
 }
 
-fn header(size: u64, dir: bool) -> tar::Header {
+fn header(size: u64, dir: bool, mtime: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_size(size);
     h.set_mode(if dir { 0o755 } else { 0o644 });
@@ -168,7 +168,7 @@ fn header(size: u64, dir: bool) -> tar::Header {
     } else {
         tar::EntryType::Regular
     });
-    h.set_mtime(0);
+    h.set_mtime(mtime);
     h.set_uid(0);
     h.set_gid(0);
     h
@@ -177,18 +177,20 @@ fn header(size: u64, dir: bool) -> tar::Header {
 struct ArchiveWriter<'a> {
     tar: tar::Builder<StagedFile>,
     out: &'a Path,
+    mtime: u64,
     report: SaveReport,
 }
 
 impl<'a> ArchiveWriter<'a> {
-    fn new(out: &'a Path) -> Result<Self, StoreError> {
+    /// A writer staging `out`; every entry gets the modification time `mtime` (seconds since the epoch).
+    fn new(out: &'a Path, mtime: u64) -> Result<Self, StoreError> {
         let dir = match out.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => Path::new(".").to_path_buf(),
         };
         if out.is_dir() {
             return Err(StoreError::Unsupported(format!(
-                "`{}` is a directory; give an archive file name (or use --format oci-dir)",
+                "`{}` is a directory; give an archive file name (or save with --format oci-dir)",
                 out.display()
             )));
         }
@@ -198,19 +200,20 @@ impl<'a> ArchiveWriter<'a> {
         Ok(ArchiveWriter {
             tar,
             out,
+            mtime,
             report: SaveReport::default(),
         })
     }
 
     fn dir(&mut self, name: &str) -> Result<(), StoreError> {
-        let mut h = header(0, true);
+        let mut h = header(0, true, self.mtime);
         self.tar
             .append_data(&mut h, name, io::empty())
             .map_err(io_err("write", self.out))
     }
 
     fn file(&mut self, name: &str, size: u64, data: impl Read) -> Result<(), StoreError> {
-        let mut h = header(size, false);
+        let mut h = header(size, false, self.mtime);
         self.tar
             .append_data(&mut h, name, data)
             .map_err(io_err("write", self.out))?;
@@ -227,10 +230,10 @@ impl<'a> ArchiveWriter<'a> {
 }
 
 fn open_verified(
-    store: &Store,
+    layout: &OciLayout,
     d: &Descriptor,
 ) -> Result<Verifying<io::BufReader<std::fs::File>>, StoreError> {
-    let file = store.layout.open_blob(&d.digest)?;
+    let file = layout.open_blob(&d.digest)?;
     Ok(Verifying::new(
         io::BufReader::with_capacity(256 * 1024, file),
         &d.digest,
@@ -239,21 +242,32 @@ fn open_verified(
     ))
 }
 
-/// The index.json entry for an image saved under `name`.
+/// The index.json entry for an image saved under its name (an empty name: saved unnamed).
 fn named_descriptor(image: &Image) -> Descriptor {
     let mut d = image.descriptor.clone();
-    d.annotations
-        .insert(ANNOTATION_REF_NAME.to_string(), image.name.clone());
-    d.annotations
-        .insert(ANNOTATION_CONTAINERD_NAME.to_string(), image.name.clone());
+    if !image.name.is_empty() {
+        d.annotations
+            .insert(ANNOTATION_REF_NAME.to_string(), image.name.clone());
+        d.annotations
+            .insert(ANNOTATION_CONTAINERD_NAME.to_string(), image.name.clone());
+    }
     d
 }
 
-fn all_blobs(store: &Store, images: &[Image]) -> Result<Vec<Descriptor>, StoreError> {
+/// Reads manifests and configs from a bare layout (the build's view of the store).
+struct LayoutBlobs<'a>(&'a OciLayout);
+
+impl JsonBlobs for LayoutBlobs<'_> {
+    fn json_blob(&self, d: &Descriptor) -> Result<Vec<u8>, StoreError> {
+        Ok(self.0.read_blob_bytes(&d.digest)?)
+    }
+}
+
+fn all_blobs(layout: &OciLayout, images: &[Image]) -> Result<Vec<Descriptor>, StoreError> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for image in images {
-        for d in image_blobs(store, &image.descriptor, &image.manifest)? {
+        for d in image_blobs(&LayoutBlobs(layout), &image.descriptor, &image.manifest)? {
             if seen.insert(d.digest.clone()) {
                 out.push(d);
             }
@@ -262,20 +276,27 @@ fn all_blobs(store: &Store, images: &[Image]) -> Result<Vec<Descriptor>, StoreEr
     Ok(out)
 }
 
-fn write_oci_archive(
-    store: &Store,
+/// The one OCI archive writer, used by `save --format oci-archive` and `build -o type=oci-archive`: a tar of
+/// an OCI layout holding `images` (each named in index.json by `org.opencontainers.image.ref.name` and
+/// containerd's name annotation; an [`Image`] with an empty name is saved unnamed) and every blob they reach
+/// in `layout`, verified while they stream. The bytes depend only on the images and `mtime` (the time every
+/// entry carries): `oci-layout`, `index.json`, then the blobs in the order the images reach them. Written
+/// through a staged file renamed to `out` when complete.
+pub(crate) fn write_oci_archive(
+    layout: &OciLayout,
     images: &[Image],
     out: &Path,
+    mtime: u64,
 ) -> Result<SaveReport, StoreError> {
-    let blobs = all_blobs(store, images)?;
+    let blobs = all_blobs(layout, images)?;
     let index = ImageIndex::new(images.iter().map(named_descriptor).collect());
     let index_bytes = to_canonical_json(&index).map_err(|source| StoreError::Manifest {
         what: "index.json".into(),
         source,
     })?;
-    let marker = br#"{"imageLayoutVersion":"1.0.0"}"#;
-    let mut w = ArchiveWriter::new(out)?;
-    w.file("oci-layout", marker.len() as u64, &marker[..])?;
+    let marker = format!(r#"{{"imageLayoutVersion":"{IMAGE_LAYOUT_VERSION}"}}"#);
+    let mut w = ArchiveWriter::new(out, mtime)?;
+    w.file("oci-layout", marker.len() as u64, marker.as_bytes())?;
     w.file(
         "index.json",
         index_bytes.len() as u64,
@@ -288,10 +309,10 @@ fn write_oci_archive(
         if algs.insert(alg) {
             w.dir(&format!("blobs/{alg}/"))?;
         }
-        if media_type::is_non_distributable(&d.media_type) && !store.layout.has_blob(&d.digest) {
+        if media_type::is_non_distributable(&d.media_type) && !layout.has_blob(&d.digest) {
             continue;
         }
-        let reader = open_verified(store, d)?;
+        let reader = open_verified(layout, d)?;
         w.file(&format!("blobs/{alg}/{}", d.digest.hex()), d.size, reader)?;
     }
     w.report.images = images.iter().map(|i| i.name.clone()).collect();
@@ -309,7 +330,7 @@ fn write_oci_dir(store: &Store, images: &[Image], out: &Path) -> Result<SaveRepo
     }
     let layout = OciLayout::create(out)?;
     let mut report = SaveReport::default();
-    for d in all_blobs(store, images)? {
+    for d in all_blobs(&store.layout, images)? {
         if layout.has_blob(&d.digest)
             || media_type::is_non_distributable(&d.media_type) && !store.layout.has_blob(&d.digest)
         {
@@ -367,7 +388,7 @@ fn write_docker_archive(
     // manifest digest -> entry, in order; several names of one image share an entry.
     let mut entries: Vec<(Digest, DockerManifestEntry)> = Vec::new();
     let mut written: BTreeSet<String> = BTreeSet::new();
-    let mut w = ArchiveWriter::new(out)?;
+    let mut w = ArchiveWriter::new(out, 0)?;
     let mut names_done = Vec::new();
     for image in images {
         let raw = single_manifest(store, image)?;
@@ -473,7 +494,7 @@ fn write_docker_layer(
                 "{what} is uncompressed but its config gives diff_id {diff_id}; the image is inconsistent"
             )));
         }
-        let reader = open_verified(store, layer)?;
+        let reader = open_verified(&store.layout, layer)?;
         return w.file(name, layer.size, reader);
     }
     let limit = store.expansion_limit();

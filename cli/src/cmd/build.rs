@@ -1,6 +1,7 @@
 //! `sealos build`: builds a cluster image from a Kubefile into the local store (see [`builder::build`]).
-//! `--dry-run` parses and evaluates the Kubefile, checks every COPY/ADD source in the context and prints the
-//! plan, writing nothing.
+//! `--dry-run` prints the plan the build would execute, writing nothing: it plans through the build's own
+//! [`builder::build::plan::plan_platform`] (evaluation, sources, `.dockerignore`, base-image ENV from the
+//! store).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use builder::build::{BuildOptions, BuildReport, Output, Progress};
 use builder::discover::{
     ArchiveEntry, DiscoverOptions, DiscoveredImage, Discovery, Warning, discover,
 };
-use formats::kubefile::{self, BaseImage, BuildPlan, CopyFrom, EvalOptions};
+use formats::kubefile::{self, BaseImage, BuildPlan, CopyFrom};
 use formats::manifest::Platform;
 use serde::Serialize;
 
@@ -200,46 +201,39 @@ pub fn dry_run(args: &BuildArgs, store: Option<&Path>) -> anyhow::Result<DryRun>
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading Kubefile `{name}`"))?;
     let kubefile = kubefile::parse_named(&name, &text)?;
-    let platforms = if args.platform.is_empty() {
+    // Planning reads no layer, so the expansion limit does not matter here.
+    let opts = build_options(
+        args,
+        store.map(Path::to_path_buf).unwrap_or_default(),
+        None,
+        formats::layer::ExpansionLimit::default(),
+    )?;
+    let platforms = if opts.platforms.is_empty() {
         vec![Platform::host()]
     } else {
-        args.platform
-            .iter()
-            .map(|p| target_platform(p))
-            .collect::<anyhow::Result<_>>()?
+        opts.platforms.clone()
     };
-    let mut options = EvalOptions {
-        file: name.clone(),
-        build_args: build_args(&args.build_args)?,
-        build_platform: Platform::host(),
-        labels: pairs("--label", &args.labels)?,
-        env: pairs("--env", &args.env)?,
-        annotations: pairs("--annotation", &args.annotations)?,
-        ..EvalOptions::default()
-    };
+    // The build's own planning: the same evaluation, sources, `.dockerignore` and base-image ENV (read
+    // from the store only: a dry run pulls nothing).
+    let ignore = builder::build::ignore::IgnoreRules::load(context)?;
     let mut plans = Vec::new();
-    for platform in platforms {
-        options.platform = platform;
-        let mut plan = match store {
-            Some(store) => builder::build::evaluate_with_base_env(
-                &kubefile,
-                options.clone(),
-                &mut |reference, platform, _| {
-                    Ok(builder::build::base::stored_env(store, reference, platform))
-                },
-            )
-            .map_err(|e| match e {
-                builder::build::BuildError::Eval(e) => anyhow::Error::new(e),
-                other => anyhow::Error::new(other),
-            })?,
-            None => kubefile::evaluate(&kubefile, &options)?,
-        };
-        let saved = if args.embed.save_image {
-            kubefile::SavedImages::Embedded
-        } else {
-            kubefile::SavedImages::Skipped
-        };
-        kubefile::resolve_sources_with(&mut plan, context, &name, saved)?;
+    for platform in &platforms {
+        let plan = builder::build::plan::plan_platform(
+            &opts,
+            &kubefile,
+            &name,
+            context,
+            platform,
+            &ignore,
+            &mut |reference, platform, _| {
+                Ok(store
+                    .and_then(|store| builder::build::base::stored_env(store, reference, platform)))
+            },
+        )
+        .map_err(|e| match e {
+            builder::build::BuildError::Eval(e) => anyhow::Error::new(e),
+            other => anyhow::Error::new(other),
+        })?;
         plans.push(plan);
     }
     let discovery = discover_images(args, &plans)?;
@@ -507,6 +501,43 @@ fn timestamp(args: &BuildArgs) -> anyhow::Result<u64> {
     )?)
 }
 
+/// The build's options from the command line; `build` and `build --dry-run` both plan from them.
+fn build_options(
+    args: &BuildArgs,
+    store: PathBuf,
+    client: Option<registry::client::RegistryClient>,
+    expansion_limit: formats::layer::ExpansionLimit,
+) -> anyhow::Result<BuildOptions> {
+    Ok(BuildOptions {
+        store,
+        context: args.context.clone(),
+        kubefile: args.file.clone(),
+        tags: args.tags.clone(),
+        build_args: build_args(&args.build_args)?,
+        labels: pairs("--label", &args.labels)?,
+        env: pairs("--env", &args.env)?,
+        annotations: pairs("--annotation", &args.annotations)?,
+        platforms: args
+            .platform
+            .iter()
+            .map(|p| target_platform(p))
+            .collect::<anyhow::Result<_>>()?,
+        no_cache: args.no_cache,
+        timestamp: timestamp(args)?,
+        compression: args.compression.parse()?,
+        outputs: args.outputs.clone(),
+        client,
+        pull: args.pull,
+        embed: builder::embed::EmbedOptions {
+            strict: args.strict,
+            chart_renderer: args.chart_renderer.into(),
+            kube_version: args.kube_version.clone(),
+            ..args.embed.options()
+        },
+        expansion_limit,
+    })
+}
+
 /// Builds the image into the store at `--root` and prints its digest (and tags, unless `-q`).
 fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
     if args.tags.is_empty() && args.outputs.is_empty() {
@@ -515,40 +546,18 @@ fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
         ))
         .context("nothing would name the built image"));
     }
-    let platforms = args
-        .platform
-        .iter()
-        .map(|p| target_platform(p))
-        .collect::<anyhow::Result<_>>()?;
     crate::interrupt::guard_store_writes(&global.store_root())?;
-    let opts = BuildOptions {
-        store: global.store_root(),
-        context: args.context.clone(),
-        kubefile: args.file.clone(),
-        tags: args.tags.clone(),
-        build_args: build_args(&args.build_args)?,
-        labels: pairs("--label", &args.labels)?,
-        env: pairs("--env", &args.env)?,
-        annotations: pairs("--annotation", &args.annotations)?,
-        platforms,
-        no_cache: args.no_cache,
-        timestamp: timestamp(args)?,
-        compression: args.compression.parse()?,
-        outputs: args.outputs.clone(),
-        client: Some(args.client.client(&if args.quiet {
-            super::mirror::Progress::hidden()
-        } else {
-            super::mirror::Progress::new()
-        })?),
-        pull: args.pull,
-        embed: builder::embed::EmbedOptions {
-            strict: args.strict,
-            chart_renderer: args.chart_renderer.into(),
-            kube_version: args.kube_version.clone(),
-            ..args.embed.options()
-        },
-        expansion_limit: global.expansion_limit(),
-    };
+    let client = args.client.client(&if args.quiet {
+        super::mirror::Progress::hidden()
+    } else {
+        super::mirror::Progress::new()
+    })?;
+    let opts = build_options(
+        args,
+        global.store_root(),
+        Some(client),
+        global.expansion_limit(),
+    )?;
     let mut display = super::build_progress::BuildProgress::new(
         !args.quiet,
         std::io::stderr().is_terminal(),

@@ -154,7 +154,8 @@ impl BuildProgress {
 }
 
 /// The line after a COPY/ADD: `--> cache hit: layer sha256:1a2b3c4d5e6f (3 entries) in 0.01s` or
-/// `--> wrote 1.20 MiB layer sha256:1a2b3c4d5e6f (gzip-compressed; 3 entries, 3.40 MiB read) in 0.31s`.
+/// `--> wrote 1.20 MiB layer sha256:1a2b3c4d5e6f (gzip-compressed; 3 entries, 3.40 MiB read) in 0.31s`; a gzip
+/// layer that copied blocks from the step's previous blob adds `; 297 of 300 blocks reused`.
 pub fn step_summary(report: &StepReport, layer_kind: &str, took: Duration) -> String {
     let layer = report
         .layer
@@ -175,8 +176,16 @@ pub fn step_summary(report: &StepReport, layer_kind: &str, took: Duration) -> St
     if report.cached {
         format!("--> cache hit: layer {layer} ({entries}) in {secs:.2}s")
     } else {
+        let reused = if report.blocks_reused > 0 {
+            format!(
+                "; {} of {} blocks reused",
+                report.blocks_reused, report.blocks
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "--> wrote {} layer {layer} ({layer_kind}; {entries}, {} read) in {secs:.2}s",
+            "--> wrote {} layer {layer} ({layer_kind}; {entries}, {} read{reused}) in {secs:.2}s",
             human_size(report.bytes_written),
             human_size(report.bytes_hashed),
         )
@@ -198,6 +207,8 @@ mod tests {
             files_hashed: 3,
             bytes_hashed: 3 << 20,
             bytes_written: 1_258_291,
+            blocks: 0,
+            blocks_reused: 0,
         }
     }
 
@@ -217,6 +228,17 @@ mod tests {
             ),
             format!(
                 "--> wrote 1.20 MiB layer sha256:{hex} (uncompressed; 3 entries, 3.00 MiB read) in 0.31s"
+            )
+        );
+        let reused = StepReport {
+            blocks: 300,
+            blocks_reused: 297,
+            ..report(false)
+        };
+        assert_eq!(
+            step_summary(&reused, layer_kind("gzip"), Duration::from_millis(310)),
+            format!(
+                "--> wrote 1.20 MiB layer sha256:{hex} (gzip-compressed; 3 entries, 3.00 MiB read; 297 of 300 blocks reused) in 0.31s"
             )
         );
         assert_eq!(layer_kind("zstd"), "zstd-compressed");

@@ -50,9 +50,9 @@ pub fn open_store(global: &GlobalArgs) -> anyhow::Result<Store> {
 /// Turns a store error into a CLI error, with a hint where there is something to suggest.
 pub fn explain(err: StoreError) -> anyhow::Error {
     let hint = match &err {
-        StoreError::NotFound(_) => {
-            Some("run `sealos images` to list the images in the local store")
-        }
+        StoreError::NotFound(_) => Some(
+            "run `sealos images` (with the same --root or SEALOS_ROOT) to list the images in this store",
+        ),
         StoreError::UnsafeEntry { .. } => Some("the archive may be malicious; it was not loaded"),
         _ => None,
     };
@@ -172,7 +172,9 @@ pub fn print_table(rows: &[Vec<String>]) -> anyhow::Result<()> {
 /// Lists the images.
 pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> anyhow::Result<()> {
     let store = open_store(global)?;
-    let images = store.list().map_err(explain)?;
+    let mut images = store.list().map_err(explain)?;
+    // By name, as a reader scans a list (the store's own order is the order images were tagged in).
+    images.sort_by(|a, b| (&a.repository, &a.tag).cmp(&(&b.repository, &b.tag)));
     let format = if args.json { Format::Json } else { args.format };
     if args.quiet {
         let mut seen = std::collections::BTreeSet::new();

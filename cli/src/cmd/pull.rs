@@ -49,7 +49,12 @@ pub fn run(args: &PullArgs, store: &std::path::Path) -> anyhow::Result<()> {
         PlatformFilter::All
     } else {
         let p = match &args.platform {
-            Some(p) => Platform::parse(p).context("--platform")?,
+            Some(p) => {
+                let p = Platform::parse(p).context("--platform")?;
+                // An unknown architecture (`linux/amd65`) would only ever find no manifest.
+                p.check_known().context("--platform")?;
+                p
+            }
             None => Platform::host(),
         };
         PlatformFilter::platform(&p)

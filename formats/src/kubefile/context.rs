@@ -6,6 +6,7 @@
 //! `..` stops there), so a build never reads a host file through a symlink in the context.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -256,30 +257,6 @@ fn lexically_below(root: &Path, file: &Path) -> Option<String> {
         })
 }
 
-/// Lists, for every COPY/ADD from the build context in `plan`, the context entries it takes (globs expanded,
-/// directories walked) and where each lands. A source that matches nothing or leaves the context is an error
-/// naming the Kubefile line. URLs of ADD are left for the builder to fetch.
-pub fn resolve_sources(plan: &mut BuildPlan, context: &Path, file: &str) -> Result<(), EvalError> {
-    for stage in &mut plan.stages {
-        for step in &mut stage.steps {
-            let line = step.line;
-            let Some(copy) = step.copy.as_mut() else {
-                continue;
-            };
-            if copy.from != CopyFrom::Context {
-                continue;
-            }
-            let err = |kind| EvalError {
-                file: file.to_string(),
-                line,
-                kind,
-            };
-            copy.files = files_for(copy, context).map_err(err)?;
-        }
-    }
-    Ok(())
-}
-
 /// Where the embedded registry sits in a cluster image, and the context directory sealos saves images into.
 pub const EMBEDDED_REGISTRY: &str = "/registry";
 
@@ -296,18 +273,41 @@ pub enum SavedImages {
 /// (`COPY images.lock /x`); a directory or glob source leaves it out, as if `.dockerignore` listed it.
 pub const IMAGES_LOCK: &str = "images.lock";
 
-/// [`resolve_sources`] for a `sealos build`: a context source `registry` (sealos runs its image saver into
-/// `CONTEXT/registry` before building) is satisfied by the embedded images. When the context's `registry` is
-/// missing, empty or holds only `.keep`/`.gitkeep`, the source is dropped and the step notes that the
-/// embedded registry (or, with [`SavedImages::Skipped`], nothing) stands for it; files really under
-/// `registry/` are copied and merged with the embedded tree. The destination must be [`EMBEDDED_REGISTRY`]
-/// and the step in the final stage, where the embedded layers go. The context's [`IMAGES_LOCK`] is taken only
-/// by a source that names it.
-pub fn resolve_sources_with(
+/// The rules [`resolve_sources`] applies on top of the plain Dockerfile ones. The default is the plain rules,
+/// as for the root of a stage or image a `COPY --from` reads.
+#[derive(Clone, Copy, Default)]
+pub struct SourceRules<'a> {
+    /// `Some` for a `sealos build` context: a source `registry` (sealos runs its image saver into
+    /// `CONTEXT/registry` before building) is satisfied by the embedded images. When the context's `registry`
+    /// is missing, empty or holds only `.keep`/`.gitkeep`, the source is dropped and the step notes that the
+    /// embedded registry (or, with [`SavedImages::Skipped`], nothing) stands for it; files really under
+    /// `registry/` are copied and merged with the embedded tree. The destination must be
+    /// [`EMBEDDED_REGISTRY`] and the step in the final stage, where the embedded layers go. The context's
+    /// [`IMAGES_LOCK`] is taken only by a source that names it.
+    pub images: Option<SavedImages>,
+    /// True for the context paths (`/`-separated, relative to the root) COPY and ADD never see: the
+    /// context's `.dockerignore`.
+    pub excluded: Option<&'a dyn Fn(&str) -> bool>,
+}
+
+impl fmt::Debug for SourceRules<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceRules")
+            .field("images", &self.images)
+            .field("excluded", &self.excluded.is_some())
+            .finish()
+    }
+}
+
+/// Lists, for every COPY/ADD from the build context in `plan`, the context entries it takes (globs expanded,
+/// directories walked, paths `rules` exclude left out) and where each lands. A source that matches nothing
+/// or leaves the context is an error naming the Kubefile line. URLs of ADD are left for the builder to fetch.
+/// This is the one resolver: `build` and `build --dry-run` both list their files here.
+pub fn resolve_sources(
     plan: &mut BuildPlan,
     context: &Path,
     file: &str,
-    images: SavedImages,
+    rules: &SourceRules<'_>,
 ) -> Result<(), EvalError> {
     let last = plan.stages.len().saturating_sub(1);
     for stage in &mut plan.stages {
@@ -326,14 +326,19 @@ pub fn resolve_sources_with(
                 kind,
             };
             let is_registry = |s: &String| clean_relative(s).is_some_and(|p| p == ["registry"]);
-            if !copy.sources.iter().any(is_registry) {
-                copy.files = files_for(copy, context).map_err(err)?;
-                continue;
-            }
+            let images = match rules.images {
+                Some(images) if copy.sources.iter().any(is_registry) => images,
+                _ => {
+                    copy.files = files_for(copy, context).map_err(err)?;
+                    finish(copy, rules);
+                    continue;
+                }
+            };
             let placeholder = registry_is_placeholder(context).map_err(err)?;
             let kind = match (images, placeholder) {
                 (SavedImages::Skipped, false) => {
                     copy.files = files_for(copy, context).map_err(err)?;
+                    finish(copy, rules);
                     continue;
                 }
                 (SavedImages::Skipped, true) => RegistryCopy::Skipped,
@@ -359,6 +364,7 @@ pub fn resolve_sources_with(
             } else {
                 files_for(copy, context).map_err(err)?
             };
+            finish(copy, rules);
             copy.registry = Some(kind);
             step.note = Some(
                 match kind {
@@ -376,22 +382,18 @@ pub fn resolve_sources_with(
             );
         }
     }
-    drop_unnamed_lock(plan);
     Ok(())
 }
 
-/// Removes [`IMAGES_LOCK`] from the files of every context COPY/ADD that does not name it as a source.
-fn drop_unnamed_lock(plan: &mut BuildPlan) {
+/// Leaves out of a context copy's files what `rules` exclude: `.dockerignore`d paths, and (in a `sealos
+/// build` context) [`IMAGES_LOCK`] unless a source names it.
+fn finish(copy: &mut CopyPlan, rules: &SourceRules<'_>) {
     let names_lock = |s: &String| clean_relative(s).is_some_and(|p| p == [IMAGES_LOCK]);
-    for stage in &mut plan.stages {
-        for step in &mut stage.steps {
-            let Some(copy) = step.copy.as_mut() else {
-                continue;
-            };
-            if copy.from == CopyFrom::Context && !copy.sources.iter().any(names_lock) {
-                copy.files.retain(|f| f.path != IMAGES_LOCK);
-            }
-        }
+    if rules.images.is_some() && !copy.sources.iter().any(names_lock) {
+        copy.files.retain(|f| f.path != IMAGES_LOCK);
+    }
+    if let Some(excluded) = rules.excluded {
+        copy.files.retain(|f| !excluded(&f.path));
     }
 }
 
@@ -840,5 +842,30 @@ mod tests {
             clean_relative("/abs/./x/"),
             Some(vec!["abs".to_string(), "x".to_string()])
         );
+    }
+
+    #[test]
+    fn source_rules_exclude_paths_and_keep_the_lock_only_in_sealos_contexts() {
+        let (_dir, ctx) = sandbox();
+        fs::write(ctx.join(IMAGES_LOCK), "lock").unwrap();
+        fs::write(ctx.join("secret.txt"), "password").unwrap();
+        let kubefile = crate::kubefile::parse("FROM scratch\nCOPY . /app/\n").unwrap();
+        let options = crate::kubefile::EvalOptions::default();
+        let files = |rules: &SourceRules<'_>| {
+            let mut plan = crate::kubefile::evaluate(&kubefile, &options).unwrap();
+            resolve_sources(&mut plan, &ctx, "Kubefile", rules).unwrap();
+            let copy = plan.stages[0].steps[0].copy.take().unwrap();
+            copy.files.into_iter().map(|f| f.path).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            files(&SourceRules::default()),
+            [IMAGES_LOCK, "secret.txt", "sub", "sub/deeper", "sub/file"]
+        );
+        let secret = |rel: &str| rel == "secret.txt";
+        let rules = SourceRules {
+            images: Some(SavedImages::Embedded),
+            excluded: Some(&secret),
+        };
+        assert_eq!(files(&rules), ["sub", "sub/deeper", "sub/file"]);
     }
 }

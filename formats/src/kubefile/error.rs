@@ -264,8 +264,9 @@ pub enum EvalErrorKind {
     },
     /// `COPY registry DEST` where DEST is not where the embedded registry is written.
     #[error(
-        "`COPY registry` to `{destination}`: the embedded images are written at `/registry` only; copy to \
-         `registry` with WORKDIR `/` (the default) or to `/registry`"
+        "`COPY registry` to `{destination}`: the embedded images are written at `/registry` only (sealos \
+         serves the `registry` directory at an image's root, nowhere else); copy to `registry` with WORKDIR \
+         `/` (the default) or to `/registry`"
     )]
     RegistryDestination {
         /// The absolute destination.

@@ -232,7 +232,7 @@ pub struct CopyPlan {
     /// copies (empty until then, and for stage or image sources).
     pub files: Vec<ContextFile>,
     /// What this copy's `registry` source (sealos's saved images) does, when it has one; set by
-    /// [`super::context::resolve_sources_with`].
+    /// [`super::context::resolve_sources`] with [`super::context::SourceRules::images`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registry: Option<RegistryCopy>,
 }

@@ -33,7 +33,7 @@ pub use ast::{
 };
 pub use context::{
     ContextPath, ContextPathError, DEFAULT_NAMES, EMBEDDED_REGISTRY, IMAGES_LOCK, SavedImages,
-    locate_kubefile, resolve_in_context, resolve_sources, resolve_sources_with,
+    SourceRules, locate_kubefile, resolve_in_context, resolve_sources,
 };
 pub use error::{EvalError, EvalErrorKind, ParseError, ParseErrorKind};
 pub use eval::{

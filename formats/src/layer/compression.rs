@@ -2,7 +2,7 @@
 //! (decoding is [`super::decompressing_reader`]'s, which bounds it).
 //!
 //! Output depends only on the input and the chosen level: gzip is block-parallel ([`ParallelGzipWriter`]:
-//! blocks cut at fixed offsets, a header with no mtime or file name and OS byte 255, "unknown"), and zstd
+//! blocks cut where the content says, a header with no mtime or file name and OS byte 255, "unknown"), and zstd
 //! always runs through its multithread API with [`ZSTD_WORKERS`] workers, a constant that does not depend on
 //! the machine, so the same layer compresses to the same blob everywhere.
 
@@ -10,7 +10,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::str::FromStr;
 
-use super::pgzip::ParallelGzipWriter;
+use super::pgzip::{BlockIndex, ParallelGzipWriter, PreviousBlob};
 
 /// Default gzip level (the one `gzip` and docker use).
 pub const DEFAULT_GZIP_LEVEL: u32 = 6;
@@ -86,10 +86,24 @@ impl Compression {
     /// Wraps `inner` in an encoder. Call [`CompressingWriter::finish`] to write the trailer and get `inner`
     /// back: dropping the writer loses the end of the stream.
     pub fn compressing_writer<W: Write>(self, inner: W) -> io::Result<CompressingWriter<W>> {
+        self.compressing_writer_reusing(inner, None)
+    }
+
+    /// Like [`Compression::compressing_writer`]; a gzip encoder copies the blocks it finds in `previous`
+    /// instead of deflating them again (same output bytes). Other compressions ignore `previous`.
+    pub fn compressing_writer_reusing<W: Write>(
+        self,
+        inner: W,
+        previous: Option<PreviousBlob>,
+    ) -> io::Result<CompressingWriter<W>> {
         Ok(match self {
             Compression::None => CompressingWriter::None(inner),
             Compression::Gzip { level } => {
-                CompressingWriter::Gzip(ParallelGzipWriter::new(inner, level))
+                let writer = ParallelGzipWriter::new(inner, level);
+                CompressingWriter::Gzip(match previous {
+                    Some(previous) => writer.reusing(previous),
+                    None => writer,
+                })
             }
             Compression::Zstd { level } => {
                 let mut encoder = zstd::stream::write::Encoder::new(inner, level)?;
@@ -139,13 +153,35 @@ pub enum CompressingWriter<W: Write> {
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
+/// The blocks of a gzip blob just written, for [`Compression::compressing_writer_reusing`] next time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GzipBlocks {
+    /// The blob's block index.
+    pub index: BlockIndex,
+    /// Blocks copied from the previous blob rather than deflated.
+    pub reused: u64,
+}
+
 impl<W: Write> CompressingWriter<W> {
     /// Writes the end of the compressed stream and returns the inner writer.
     pub fn finish(self) -> io::Result<W> {
+        Ok(self.finish_with_blocks()?.0)
+    }
+
+    /// Like [`CompressingWriter::finish`], also returning the block index of a gzip stream (`None` for the
+    /// other compressions).
+    pub fn finish_with_blocks(self) -> io::Result<(W, Option<GzipBlocks>)> {
         match self {
-            CompressingWriter::None(w) => Ok(w),
-            CompressingWriter::Gzip(e) => e.finish(),
-            CompressingWriter::Zstd(e) => e.finish(),
+            CompressingWriter::None(w) => Ok((w, None)),
+            CompressingWriter::Gzip(e) => {
+                let done = e.finish_with_index()?;
+                let blocks = GzipBlocks {
+                    index: done.index,
+                    reused: done.reused,
+                };
+                Ok((done.inner, Some(blocks)))
+            }
+            CompressingWriter::Zstd(e) => Ok((e.finish()?, None)),
         }
     }
 }

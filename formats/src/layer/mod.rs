@@ -13,17 +13,20 @@ mod tar_writer;
 mod unpack;
 
 pub use compression::{
-    CompressingWriter, Compression, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, ParseCompressionError,
-    ZSTD_WORKERS,
+    CompressingWriter, Compression, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, GzipBlocks,
+    ParseCompressionError, ZSTD_WORKERS,
 };
 pub use decompress::{
     DEFAULT_MAX_EXPANSION, DecompressError, Decompressed, EXPANSION_ALLOWANCE, ExpansionLimit,
     decompressing_reader,
 };
-pub use pgzip::{PGZIP_BLOCK_SIZE, ParallelGzipWriter};
+pub use pgzip::{
+    BlockIndex, BlockRecord, FinishedGzip, PGZIP_BLOCK_SIZE, PGZIP_INDEX_VERSION, PGZIP_MAX_BLOCK,
+    PGZIP_MIN_BLOCK, ParallelGzipWriter, PreviousBlob,
+};
 pub use tar_writer::{
     EntrySource, LayerDigests, LayerEntry, LayerError, LayerOptions, write_dir_layer,
-    write_entries_layer,
+    write_entries_layer, write_entries_layer_reusing,
 };
 pub use unpack::{UnpackError, UnpackOptions, UnpackReport, unpack};
 

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use tar::{EntryType, Header};
 
 use super::OCI_LAYER_MEDIA_TYPE;
-use super::compression::Compression;
+use super::compression::{Compression, GzipBlocks};
+use super::pgzip::PreviousBlob;
 use crate::digest::{Algorithm, Digest, DigestWriter};
 
 const BLOCK: usize = 512;
@@ -81,6 +82,8 @@ pub struct LayerDigests {
     pub uncompressed_size: u64,
     /// The OCI layer media type, with the compression suffix.
     pub media_type: String,
+    /// The blob's block index when it is gzip (for reuse by the next build of the same layer).
+    pub blocks: Option<GzipBlocks>,
 }
 
 /// Where the content of a [`LayerEntry`] comes from.
@@ -219,6 +222,17 @@ pub fn write_entries_layer(
     opts: &LayerOptions,
     out: impl Write,
 ) -> Result<LayerDigests, LayerError> {
+    write_entries_layer_reusing(entries, opts, None, out)
+}
+
+/// Like [`write_entries_layer`]; a gzip layer copies the compressed blocks it finds in `previous` (an earlier
+/// blob of the same layer and its index) instead of deflating them: the blob is byte for byte the same.
+pub fn write_entries_layer_reusing(
+    entries: impl IntoIterator<Item = LayerEntry>,
+    opts: &LayerOptions,
+    previous: Option<PreviousBlob>,
+    out: impl Write,
+) -> Result<LayerDigests, LayerError> {
     let tree = collect(entries)?;
     let media_type = format!(
         "{OCI_LAYER_MEDIA_TYPE}{}",
@@ -240,17 +254,18 @@ pub fn write_entries_layer(
             diff_id,
             uncompressed_size: size,
             media_type,
+            blocks: None,
         });
     }
     let blob = DigestWriter::new(out, Algorithm::Sha256);
     let compressor = opts
         .compression
-        .compressing_writer(blob)
+        .compressing_writer_reusing(blob, previous)
         .map_err(LayerError::Write)?;
     let mut tar = DigestWriter::new(compressor, Algorithm::Sha256);
     emit(&tree, opts.mtime, &mut tar)?;
     let (compressor, diff_id, uncompressed_size) = tar.finish();
-    let blob = compressor.finish().map_err(LayerError::Write)?;
+    let (blob, blocks) = compressor.finish_with_blocks().map_err(LayerError::Write)?;
     let (out, blob_digest, blob_size) = blob.finish();
     out.into_inner()
         .map_err(|e| LayerError::Write(e.into_error()))?
@@ -262,6 +277,7 @@ pub fn write_entries_layer(
         diff_id,
         uncompressed_size,
         media_type,
+        blocks,
     })
 }
 

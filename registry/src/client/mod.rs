@@ -69,6 +69,7 @@ mod error;
 mod manifests;
 mod partial;
 mod referrers_tag;
+pub use referrers_tag::is_referrers_tag;
 mod transport;
 
 use std::collections::HashMap;

@@ -18,6 +18,17 @@ pub(crate) fn referrers_tag(subject: &Digest) -> String {
     format!("{}-{}", subject.algorithm(), subject.hex())
 }
 
+/// Whether `tag` is a referrers-tag-schema tag (`sha256-<64 hex>`): an index of referrers kept for a registry
+/// without the referrers API, copied with its subject's referrers, never an image of its own.
+pub fn is_referrers_tag(tag: &str) -> bool {
+    tag.strip_prefix("sha256-").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// The `subject` digest of a manifest, when it has one.
 fn subject_of(manifest: &Value) -> Option<Digest> {
     let digest = manifest.get("subject")?.get("digest")?.as_str()?;
@@ -113,6 +124,9 @@ mod tests {
         });
         assert_eq!(subject_of(&sig), Some(subject.clone()));
         assert_eq!(referrers_tag(&subject), format!("sha256-{}", subject.hex()));
+        assert!(is_referrers_tag(&referrers_tag(&subject)));
+        assert!(!is_referrers_tag("sha256-abc"));
+        assert!(!is_referrers_tag("v1"));
         let d = Digest::sha256_of(b"sig");
         let entry = referrer_entry(&sig, "application/vnd.oci.image.manifest.v1+json", &d, 42);
         assert_eq!(entry["artifactType"], "application/vnd.example.sig.v1+json");

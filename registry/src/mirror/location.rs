@@ -354,7 +354,8 @@ impl Location {
         }
     }
 
-    /// Every `(repository, tag)` here (repositories without the prefix), for `sync`.
+    /// Every `(repository, tag)` here (repositories without the prefix), for `sync`; referrers-tag-schema tags
+    /// (`sha256-<hex>`) are not images and travel with their subjects' referrers instead.
     pub async fn list_images(
         &self,
         max_parallel: usize,
@@ -382,7 +383,11 @@ impl Location {
                     futures_util::stream::iter(repos)
                         .map(|repo| async move {
                             let tags = client.tags(host, &self.full_repository(&repo)).await?;
-                            Ok(tags.into_iter().map(|t| (repo.clone(), t)).collect())
+                            Ok(tags
+                                .into_iter()
+                                .filter(|t| !crate::client::is_referrers_tag(t))
+                                .map(|t| (repo.clone(), t))
+                                .collect())
                         })
                         .buffered(max_parallel.max(1))
                         .collect()
@@ -399,7 +404,9 @@ impl Location {
                     let mut out = Vec::new();
                     for repo in layout.repositories()? {
                         for tag in layout.tags(&repo)? {
-                            out.push((repo.clone(), tag));
+                            if !crate::client::is_referrers_tag(&tag) {
+                                out.push((repo.clone(), tag));
+                            }
                         }
                     }
                     Ok(out)
