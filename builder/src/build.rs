@@ -504,14 +504,8 @@ pub fn build(
     }
     let mut images = Vec::new();
     let mut manifests = Vec::new();
+    let mut warned_registry = false;
     for platform in &platforms {
-        let embedded = crate::embed::layers(
-            &ctx.store,
-            &ctx.layers,
-            &embed_plan,
-            platform,
-            opts.timestamp,
-        )?;
         let plan = plan::plan_platform(
             opts,
             &kubefile,
@@ -520,6 +514,30 @@ pub fn build(
             platform,
             &ctx.ignore,
             &mut |r, p, line| base_env(&ctx, r, p, line),
+        )?;
+        let root = match registry_copy(&plan) {
+            Some((line, destination)) => {
+                if destination != formats::kubefile::EMBEDDED_REGISTRY && !warned_registry {
+                    warned_registry = true;
+                    progress(Progress::Warning {
+                        message: &format!(
+                            "{file}:{line}: `COPY registry` writes the embedded images at `{destination}`, \
+                             but sealos's runtime serves only `/registry`: the image installs without its \
+                             images unless its own scripts serve `{destination}`"
+                        ),
+                    });
+                }
+                crate::embed::layer::registry_root(&destination)
+            }
+            None => crate::embed::layer::REGISTRY_DIR.to_string(),
+        };
+        let embedded = crate::embed::layers(
+            &ctx.store,
+            &ctx.layers,
+            &embed_plan,
+            platform,
+            &root,
+            opts.timestamp,
         )?;
         let (raw, report) =
             build_platform(&mut ctx, &context, &plan, platform, &embedded, progress)?;
@@ -969,6 +987,26 @@ fn merge_config(mut base: ContainerConfig, plan: &PlanConfig) -> ContainerConfig
     base.volumes
         .extend(plan.volumes.iter().map(|v| (v.clone(), EmptyObject {})));
     base
+}
+
+/// The line and destination of the `COPY registry` that decides where the embedded images land (the first
+/// one embedding them, see [`formats::kubefile::registry_destination`]); `None` when no step does.
+fn registry_copy(plan: &BuildPlan) -> Option<(usize, String)> {
+    plan.stages.iter().flat_map(|s| &s.steps).find_map(|step| {
+        let copy = step.copy.as_ref()?;
+        matches!(
+            copy.registry,
+            Some(
+                formats::kubefile::RegistryCopy::Embedded | formats::kubefile::RegistryCopy::Merged
+            )
+        )
+        .then(|| {
+            (
+                step.line,
+                formats::kubefile::registry_destination(&copy.destination),
+            )
+        })
+    })
 }
 
 /// Fails when a file a `COPY registry` takes from the context's `registry/` is at a path an embedded image's

@@ -257,7 +257,7 @@ fn a_context_file_at_an_embedded_path_fails_naming_both() {
 }
 
 #[test]
-fn copy_registry_elsewhere_than_slash_registry_fails_saying_what_is_supported() {
+fn copy_registry_elsewhere_than_slash_registry_is_planned_there() {
     let tmp = tempfile::tempdir().unwrap();
     let ctx = tmp.path().join("ctx");
     recipe(
@@ -269,9 +269,10 @@ fn copy_registry_elsewhere_than_slash_registry_fails_saying_what_is_supported() 
         ),
     );
     let out = build_in(tmp.path(), &["--dry-run"], &ctx);
-    assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("`COPY registry` to `/opt/registry`: the embedded images are written at `/registry` only"),
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout)
+                .contains("registry: the embedded images, written at /opt/registry"),
         "{}",
         stderr(&out)
     );

@@ -6,8 +6,10 @@
 //!   comments and empty values, tabs in scalars, CRLF, BOMs, continuation lines at the key's column),
 //!   loaded by `sealos build --dry-run --strict` and by real `helm` (go-yaml, through `fromYaml`): the
 //!   images found per file must be the same.
-//! - `COPY registry DEST`: every spelling that lands at `/registry` is the embedded registry; any other
-//!   destination is an error naming the supported form (sealos serves an image's root `registry/` only).
+//! - `COPY registry DEST`: every spelling that lands at `/registry` is the embedded registry; another
+//!   destination (resolved against WORKDIR) moves the embedded tree there with the images' digests unchanged,
+//!   with a warning that sealos's runtime serves `/registry` only; a second `COPY registry` elsewhere is an
+//!   error naming both lines.
 //! - Platforms: `pull --platform linux/amd65` lists the known architectures; an archive of
 //!   `images/skopeo/tar.txt` built for another platform is a warning, an error with `--strict`.
 //!
@@ -308,25 +310,181 @@ fn copy_registry_to_any_spelling_of_slash_registry_is_the_embedded_registry() {
 }
 
 #[test]
-fn copy_registry_elsewhere_is_an_error_naming_the_supported_form() {
+fn dry_run_names_where_copy_registry_elsewhere_writes_the_embedded_images() {
     let tmp = tempfile::tempdir().unwrap();
     for (i, (copy, landed)) in [
         ("WORKDIR /app\nCOPY registry registry", "/app/registry"),
-        ("COPY registry /var/lib/registry", "/var/lib/registry"),
+        ("COPY registry /var/lib/registry/", "/var/lib/registry"),
         ("COPY registry /registry/sub", "/registry/sub"),
     ]
     .into_iter()
     .enumerate()
     {
         let out = dry_run_copy(&tmp.path().join(format!("ctx{i}")), copy);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{copy}");
+        let text = String::from_utf8_lossy(&out.stdout);
         assert!(
-            err.contains(&format!(
-                "`COPY registry` to `{landed}`: the embedded images are written at `/registry` only"
-            )) && err
-                .contains("copy to `registry` with WORKDIR `/` (the default) or to `/registry`"),
-            "{copy}: {err}"
+            out.status.success()
+                && text.contains(&format!(
+                    "note: registry: the embedded images, written at {landed} (one layer per image"
+                )),
+            "{copy}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_second_copy_registry_elsewhere_is_an_error_naming_both_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = dry_run_copy(
+        tmp.path(),
+        "WORKDIR /app\nCOPY registry registry\nCOPY registry /registry",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(":5")
+            && err.contains(
+                "`COPY registry` to `/registry`: line 4 already writes the embedded images at `/app/registry`"
+            ),
+        "{err}"
+    );
+    // The same destination twice is one registry.
+    let same = dry_run_copy(
+        &tmp.path().join("same"),
+        "COPY registry registry\nCOPY registry /registry/",
+    );
+    assert!(
+        same.status.success(),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+}
+
+/// Every file (relative path -> content) under `dir`.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                files.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn copy_registry_under_a_workdir_writes_the_embedded_tree_there_with_the_same_digests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src-store");
+    store_fixture::make_image(&src, "example.com/team/app:v1", "app");
+    store_fixture::make_image(&src, "example.com/team/web:v2", "web");
+    let archives = tmp.path().join("archives");
+    std::fs::create_dir_all(&archives).unwrap();
+    for (name, reference) in [
+        ("app.tar", "example.com/team/app:v1"),
+        ("web.tar", "example.com/team/web:v2"),
+    ] {
+        let out = sealos()
+            .arg("--root")
+            .arg(&src)
+            .args(["save", "--format", "oci-archive", "-o"])
+            .arg(archives.join(name))
+            .arg(reference)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The same images embedded by two Kubefiles: at /registry, and under WORKDIR /app.
+    let built = |name: &str, copy: &str| {
+        let ctx = tmp.path().join(name);
+        std::fs::create_dir_all(ctx.join("images/skopeo")).unwrap();
+        for archive in ["app.tar", "web.tar"] {
+            std::fs::copy(
+                archives.join(archive),
+                ctx.join("images/skopeo").join(archive),
+            )
+            .unwrap();
+        }
+        write_context(
+            &ctx,
+            &[
+                (
+                    "Kubefile",
+                    &format!("FROM scratch\nCOPY images images\n{copy}\n"),
+                ),
+                (
+                    "images/skopeo/tar.txt",
+                    "oci-archive:app.tar\noci-archive:web.tar\n",
+                ),
+            ],
+        );
+        let dest = tmp.path().join(format!("{name}-out"));
+        let out = build(
+            &tmp.path().join("store"),
+            &[
+                "-t",
+                &format!("test/{name}:v1"),
+                "--timestamp",
+                "0",
+                "--platform",
+                "linux/amd64",
+                "-o",
+                &format!("type=local,dest={}", dest.display()),
+                ctx.to_str().unwrap(),
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        (dest, err)
+    };
+    let (root, root_err) = built("root", "COPY registry registry");
+    let (app, app_err) = built("app", "WORKDIR /app\nCOPY registry registry");
+    assert!(!root_err.contains("warning:"), "{root_err}");
+    assert_eq!(
+        app_err.matches("warning:").count(),
+        1,
+        "one warning: {app_err}"
+    );
+    assert!(
+        app_err.contains(":4: `COPY registry` writes the embedded images at `/app/registry`, but sealos's runtime serves only `/registry`"),
+        "{app_err}"
+    );
+    assert!(!app.join("registry").exists(), "nothing at /registry");
+    let at_root = tree(&root.join("registry"));
+    let under_app = tree(&app.join("app/registry"));
+    assert_eq!(
+        at_root.keys().collect::<Vec<_>>(),
+        under_app.keys().collect::<Vec<_>>()
+    );
+    assert!(at_root == under_app, "same bytes in both trees");
+    let v2 = "docker/registry/v2";
+    for (repo, tag) in [("team/app", "v1"), ("team/web", "v2")] {
+        let link = under_app
+            .get(&format!(
+                "{v2}/repositories/{repo}/_manifests/tags/{tag}/current/link"
+            ))
+            .unwrap_or_else(|| panic!("no {repo}:{tag} in {:?}", under_app.keys()));
+        let digest = String::from_utf8(link.clone()).unwrap();
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        let manifest = &under_app[&format!("{v2}/blobs/sha256/{}/{hex}/data", &hex[..2])];
+        assert_eq!(
+            formats::digest::Digest::sha256_of(manifest).to_string(),
+            digest
         );
     }
 }

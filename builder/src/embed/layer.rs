@@ -50,8 +50,15 @@ pub const EMBEDDED_IMAGE_ANNOTATION: &str = "io.sealos.image.embedded";
 /// order) whose common blobs it holds.
 pub const SHARED_BLOBS_ANNOTATION: &str = "io.sealos.image.embedded.shared";
 
-/// Where the registry tree sits in the cluster image's file system.
+/// Where the registry tree sits in the cluster image's file system by default (what sealos serves); a
+/// `COPY registry DEST` elsewhere moves it (see [`LayerSpec::root`]).
 pub const REGISTRY_DIR: &str = "registry";
+
+/// The layer root of the registry tree for a `COPY registry` landing at the absolute `destination`
+/// (`/app/registry` -> `app/registry`).
+pub fn registry_root(destination: &str) -> String {
+    destination.trim_matches('/').to_string()
+}
 
 /// Where the image goes in the embedded registry and what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +72,9 @@ pub struct LayerSpec {
     /// The platforms of an index embedded with it (`All` for `--all`; else the one child the filter
     /// selects, as [`super::pull::selected_children`] says).
     pub platforms: PlatformFilter,
+    /// Where the tree sits in the layer, relative to the image root ([`REGISTRY_DIR`] unless `COPY
+    /// registry` puts it elsewhere).
+    pub root: String,
 }
 
 impl LayerSpec {
@@ -76,15 +86,26 @@ impl LayerSpec {
             only => format!("platforms {only}\n"),
         };
         let left_out: String = left_out.iter().map(|d| format!("shared {d}\n")).collect();
+        let root = root_line(&self.root);
         Digest::sha256_of(
             format!(
-                "sealos embedded image layer v1\nrepository {}\ntag {}\ndigest {}\n{platforms}mtime {mtime}\n{left_out}",
+                "sealos embedded image layer v1\nrepository {}\ntag {}\ndigest {}\n{platforms}{root}mtime {mtime}\n{left_out}",
                 self.repository,
                 self.tag.as_deref().unwrap_or(""),
                 self.digest
             )
             .as_bytes(),
         )
+    }
+}
+
+/// The cache key line of a tree root other than the default (none for [`REGISTRY_DIR`], so keys of the
+/// default layout are unchanged).
+fn root_line(root: &str) -> String {
+    if root == REGISTRY_DIR {
+        String::new()
+    } else {
+        format!("root {root}\n")
     }
 }
 
@@ -99,7 +120,7 @@ struct ImageTree {
 }
 
 fn image_tree(store: &OciLayout, spec: &LayerSpec) -> Result<ImageTree, BuildError> {
-    let paths = DistributionPaths::new(REGISTRY_DIR);
+    let paths = DistributionPaths::new(&spec.root);
     let repo = spec.repository.as_str();
     let mut tree = ImageTree {
         links: Vec::new(),
@@ -145,8 +166,8 @@ fn image_tree(store: &OciLayout, spec: &LayerSpec) -> Result<ImageTree, BuildErr
     Ok(tree)
 }
 
-fn blob_entry(store: &OciLayout, d: &Digest) -> LayerEntry {
-    let paths = DistributionPaths::new(REGISTRY_DIR);
+fn blob_entry(store: &OciLayout, root: &str, d: &Digest) -> LayerEntry {
+    let paths = DistributionPaths::new(root);
     LayerEntry::from_disk(store.blob_path(d), rel(&paths.blob_data(d))).with_mode(0o644)
 }
 
@@ -160,7 +181,7 @@ pub fn image_blobs(store: &OciLayout, spec: &LayerSpec) -> Result<BTreeSet<Diges
 pub fn image_entries(store: &OciLayout, spec: &LayerSpec) -> Result<Vec<LayerEntry>, BuildError> {
     let tree = image_tree(store, spec)?;
     let mut entries = tree.links;
-    entries.extend(tree.blobs.iter().map(|d| blob_entry(store, d)));
+    entries.extend(tree.blobs.iter().map(|d| blob_entry(store, &spec.root, d)));
     Ok(entries)
 }
 
@@ -179,25 +200,30 @@ pub fn image_layer(
     let key = spec.cache_key(mtime, &left_out);
     cached_or_written(store, cache, &key, mtime, || {
         let mut entries = tree.links;
-        entries.extend(own.iter().map(|d| blob_entry(store, d)));
+        entries.extend(own.iter().map(|d| blob_entry(store, &spec.root, d)));
         entries
     })
 }
 
-/// The shared layer: the `blobs` several embedded images reference, each once, from the layer cache or
-/// written into the store now.
+/// The shared layer: the `blobs` several embedded images reference, each once, under the tree's `root`
+/// (as [`LayerSpec::root`]), from the layer cache or written into the store now.
 pub fn shared_layer(
     store: &OciLayout,
     cache: &LayerCache,
     blobs: &BTreeSet<Digest>,
+    root: &str,
     mtime: u64,
 ) -> Result<CachedLayer, BuildError> {
     let listed: String = blobs.iter().map(|d| format!("blob {d}\n")).collect();
     let key = Digest::sha256_of(
-        format!("sealos embedded shared blobs layer v1\nmtime {mtime}\n{listed}").as_bytes(),
+        format!(
+            "sealos embedded shared blobs layer v1\n{}mtime {mtime}\n{listed}",
+            root_line(root)
+        )
+        .as_bytes(),
     );
     cached_or_written(store, cache, &key, mtime, || {
-        blobs.iter().map(|d| blob_entry(store, d)).collect()
+        blobs.iter().map(|d| blob_entry(store, root, d)).collect()
     })
 }
 
@@ -225,4 +251,33 @@ fn cached_or_written(
     // A cache record that cannot be written only costs a rewrite later.
     let _ = cache.record(key, &layer);
     Ok(layer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tree_root_is_in_the_cache_key_only_when_not_the_default() {
+        let spec = |root: &str| LayerSpec {
+            repository: "library/app".into(),
+            tag: Some("v1".into()),
+            digest: Digest::sha256_of(b"manifest"),
+            platforms: PlatformFilter::All,
+            root: root.into(),
+        };
+        let none = BTreeSet::new();
+        let default = spec(REGISTRY_DIR).cache_key(0, &none);
+        let expected = Digest::sha256_of(
+            format!(
+                "sealos embedded image layer v1\nrepository library/app\ntag v1\ndigest {}\nmtime 0\n",
+                Digest::sha256_of(b"manifest")
+            )
+            .as_bytes(),
+        );
+        assert_eq!(default, expected, "the default layout's key is unchanged");
+        assert_ne!(spec("app/registry").cache_key(0, &none), default);
+        assert_eq!(registry_root("/app/registry/"), "app/registry");
+        assert_eq!(registry_root("/registry"), REGISTRY_DIR);
+    }
 }

@@ -632,12 +632,14 @@ impl EmbeddedLayer {
 
 /// The layers of every image of `plan` for `platform`: first the shared layer of the blobs two or more of
 /// them reference (when any do), then one layer per image, in reference order, then the archives' images
-/// in `tar.txt` order (cached ones are reused). Every blob is in exactly one of them.
+/// in `tar.txt` order (cached ones are reused). Every blob is in exactly one of them; the tree sits under
+/// `root` (see [`LayerSpec::root`]).
 pub fn layers(
     store: &OciLayout,
     cache: &LayerCache,
     plan: &EmbedPlan,
     platform: &Platform,
+    root: &str,
     mtime: u64,
 ) -> Result<Vec<EmbeddedLayer>, BuildError> {
     let (key, filter) = if plan.all_platforms {
@@ -657,6 +659,7 @@ pub fn layers(
                     tag: i.reference.tag().map(str::to_string),
                     digest,
                     platforms: filter.clone(),
+                    root: root.to_string(),
                 },
             ))
         })
@@ -669,6 +672,7 @@ pub fn layers(
                     digest: a.digest.clone(),
                     // An archive's image is embedded as it was saved.
                     platforms: PlatformFilter::All,
+                    root: root.to_string(),
                 },
             )
         }))
@@ -706,7 +710,7 @@ pub fn layers(
                     let Some((_, spec)) = jobs.get(i) else { break };
                     let result = match spec {
                         Some(spec) => image_layer(store, cache, spec, &shared, mtime),
-                        None => shared_layer(store, cache, &shared, mtime),
+                        None => shared_layer(store, cache, &shared, root, mtime),
                     };
                     if let Ok(mut s) = slots.lock() {
                         s[i] = Some(result);

@@ -260,10 +260,19 @@ fn lexically_below(root: &Path, file: &Path) -> Option<String> {
 /// Where the embedded registry sits in a cluster image, and the context directory sealos saves images into.
 pub const EMBEDDED_REGISTRY: &str = "/registry";
 
+/// Where a `COPY registry` to the absolute `destination` writes the embedded registry tree: the destination
+/// without trailing `/` (`/` itself for the root), as buildah places a copied directory's contents.
+pub fn registry_destination(destination: &str) -> String {
+    match destination.trim_end_matches('/') {
+        "" => "/".to_string(),
+        d => d.to_string(),
+    }
+}
+
 /// Whether the build embeds the context's images, which decides what `COPY registry` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SavedImages {
-    /// Images are embedded at [`EMBEDDED_REGISTRY`].
+    /// Images are embedded (at [`EMBEDDED_REGISTRY`], or where `COPY registry` puts them).
     Embedded,
     /// `--save-image=false`: nothing is embedded.
     Skipped,
@@ -281,8 +290,9 @@ pub struct SourceRules<'a> {
     /// `CONTEXT/registry` before building) is satisfied by the embedded images. When the context's `registry`
     /// is missing, empty or holds only `.keep`/`.gitkeep`, the source is dropped and the step notes that the
     /// embedded registry (or, with [`SavedImages::Skipped`], nothing) stands for it; files really under
-    /// `registry/` are copied and merged with the embedded tree. The destination must be
-    /// [`EMBEDDED_REGISTRY`] and the step in the final stage, where the embedded layers go. The context's
+    /// `registry/` are copied and merged with the embedded tree. The destination decides where the embedded
+    /// tree lands ([`registry_destination`]; the first such COPY decides, a later one elsewhere is an error)
+    /// and the step must be in the final stage, where the embedded layers go. The context's
     /// [`IMAGES_LOCK`] is taken only by a source that names it.
     pub images: Option<SavedImages>,
     /// True for the context paths (`/`-separated, relative to the root) COPY and ADD never see: the
@@ -310,6 +320,8 @@ pub fn resolve_sources(
     rules: &SourceRules<'_>,
 ) -> Result<(), EvalError> {
     let last = plan.stages.len().saturating_sub(1);
+    // The first `COPY registry` (line, destination) embedding images: it decides where they land.
+    let mut first_registry: Option<(usize, String)> = None;
     for stage in &mut plan.stages {
         let stage_index = stage.index;
         for step in &mut stage.steps {
@@ -345,12 +357,18 @@ pub fn resolve_sources(
                 (SavedImages::Embedded, true) => RegistryCopy::Embedded,
                 (SavedImages::Embedded, false) => RegistryCopy::Merged,
             };
+            let landed = registry_destination(&copy.destination);
             if kind != RegistryCopy::Skipped {
-                if copy.destination.trim_end_matches('/') != EMBEDDED_REGISTRY {
+                if let Some((first_line, first)) = &first_registry
+                    && *first != landed
+                {
                     return Err(err(EvalErrorKind::RegistryDestination {
-                        destination: copy.destination.clone(),
+                        first_line: *first_line,
+                        first: first.clone(),
+                        destination: landed,
                     }));
                 }
+                first_registry.get_or_insert((line, landed.clone()));
                 if stage_index != last {
                     return Err(err(EvalErrorKind::RegistryNotFinalStage {
                         stage: stage_index,
@@ -366,20 +384,17 @@ pub fn resolve_sources(
             };
             finish(copy, rules);
             copy.registry = Some(kind);
-            step.note = Some(
-                match kind {
-                    RegistryCopy::Embedded => {
-                        "registry: the embedded images, written at /registry (one layer per image, plus one of the blobs several images share)"
-                    }
-                    RegistryCopy::Merged => {
-                        "registry: the context's registry/ files, merged with the embedded images at /registry"
-                    }
-                    RegistryCopy::Skipped => {
-                        "registry: skipped, --save-image=false embeds no images"
-                    }
+            step.note = Some(match kind {
+                RegistryCopy::Embedded => format!(
+                    "registry: the embedded images, written at {landed} (one layer per image, plus one of the blobs several images share)"
+                ),
+                RegistryCopy::Merged => format!(
+                    "registry: the context's registry/ files, merged with the embedded images at {landed}"
+                ),
+                RegistryCopy::Skipped => {
+                    "registry: skipped, --save-image=false embeds no images".to_string()
                 }
-                .to_string(),
-            );
+            });
         }
     }
     Ok(())

@@ -262,14 +262,19 @@ pub enum EvalErrorKind {
         /// Its target.
         target: String,
     },
-    /// `COPY registry DEST` where DEST is not where the embedded registry is written.
+    /// A second `COPY registry` to another destination than the first, which decided where the embedded
+    /// registry is written.
     #[error(
-        "`COPY registry` to `{destination}`: the embedded images are written at `/registry` only (sealos \
-         serves the `registry` directory at an image's root, nowhere else); copy to `registry` with WORKDIR \
-         `/` (the default) or to `/registry`"
+        "`COPY registry` to `{destination}`: line {first_line} already writes the embedded images at \
+         `{first}`; they are written in one place only, so copy `registry` to `{first}` here too or drop \
+         one of the lines"
     )]
     RegistryDestination {
-        /// The absolute destination.
+        /// The line of the first `COPY registry`.
+        first_line: usize,
+        /// Where the first one writes the embedded registry.
+        first: String,
+        /// Where this one would.
         destination: String,
     },
     /// `COPY registry` in a stage other than the final one, which alone gets the embedded images.

@@ -33,7 +33,7 @@ pub use ast::{
 };
 pub use context::{
     ContextPath, ContextPathError, DEFAULT_NAMES, EMBEDDED_REGISTRY, IMAGES_LOCK, SavedImages,
-    SourceRules, locate_kubefile, resolve_in_context, resolve_sources,
+    SourceRules, locate_kubefile, registry_destination, resolve_in_context, resolve_sources,
 };
 pub use error::{EvalError, EvalErrorKind, ParseError, ParseErrorKind};
 pub use eval::{
