@@ -16,8 +16,6 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use fs4::fs_std::FileExt;
-
 use crate::digest::{Algorithm, Digest, DigestReader};
 use crate::fsutil::{StageError, StagedFile, atomic_write};
 use crate::manifest::{Descriptor, ImageIndex, ManifestError, RawManifest, to_canonical_json};
@@ -401,7 +399,7 @@ impl OciLayout {
             .write(true)
             .open(&path)
             .map_err(io_err("open lock file", &path))?;
-        file.lock_exclusive().map_err(io_err("lock", &path))?;
+        file.lock().map_err(io_err("lock", &path))?;
         Ok(file)
     }
 

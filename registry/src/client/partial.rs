@@ -52,18 +52,13 @@ struct PartialFile {
     state: PathBuf,
 }
 
-/// Takes an exclusive advisory lock on `file`, waiting while another descriptor holds it.
-#[allow(unsafe_code)]
+/// Takes an exclusive advisory lock on `file`, waiting while another descriptor holds it (a wait cut short by a
+/// signal is resumed).
 fn lock_exclusive(file: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     loop {
-        // SAFETY: flock takes no pointers; the descriptor stays open while `file` is borrowed.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match file.lock() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
         }
     }
 }
