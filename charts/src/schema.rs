@@ -341,30 +341,13 @@ impl Validator<'_> {
         out: &mut Vec<Failure>,
     ) {
         let length = text.chars().count() as f64;
-        if let Some(min) = s.get("minLength").and_then(json_number)
-            && length < min
-        {
-            out.push(Failure::new(
-                location,
-                format!(
-                    "minLength: got {}, want {}",
-                    show_number(length),
-                    show_number(min)
-                ),
-            ));
-        }
-        if let Some(max) = s.get("maxLength").and_then(json_number)
-            && length > max
-        {
-            out.push(Failure::new(
-                location,
-                format!(
-                    "maxLength: got {}, want {}",
-                    show_number(length),
-                    show_number(max)
-                ),
-            ));
-        }
+        count_bounds(
+            s,
+            [("minLength", true), ("maxLength", false)],
+            length,
+            location,
+            out,
+        );
         if let Some(Json::String(pattern)) = s.get("pattern")
             && let Ok(re) = regex::Regex::new(pattern)
             && !re.is_match(text)
@@ -384,30 +367,13 @@ impl Validator<'_> {
         out: &mut Vec<Failure>,
     ) {
         let count = items.len() as f64;
-        if let Some(min) = s.get("minItems").and_then(json_number)
-            && count < min
-        {
-            out.push(Failure::new(
-                location,
-                format!(
-                    "minItems: got {}, want {}",
-                    show_number(count),
-                    show_number(min)
-                ),
-            ));
-        }
-        if let Some(max) = s.get("maxItems").and_then(json_number)
-            && count > max
-        {
-            out.push(Failure::new(
-                location,
-                format!(
-                    "maxItems: got {}, want {}",
-                    show_number(count),
-                    show_number(max)
-                ),
-            ));
-        }
+        count_bounds(
+            s,
+            [("minItems", true), ("maxItems", false)],
+            count,
+            location,
+            out,
+        );
         if s.get("uniqueItems") == Some(&Json::Bool(true)) {
             'outer: for i in 0..items.len() {
                 for j in i + 1..items.len() {
@@ -464,30 +430,13 @@ impl Validator<'_> {
         out: &mut Vec<Failure>,
     ) {
         let count = entries.len() as f64;
-        if let Some(max) = s.get("maxProperties").and_then(json_number)
-            && count > max
-        {
-            out.push(Failure::new(
-                location,
-                format!(
-                    "maxProperties: got {}, want {}",
-                    show_number(count),
-                    show_number(max)
-                ),
-            ));
-        }
-        if let Some(min) = s.get("minProperties").and_then(json_number)
-            && count < min
-        {
-            out.push(Failure::new(
-                location,
-                format!(
-                    "minProperties: got {}, want {}",
-                    show_number(count),
-                    show_number(min)
-                ),
-            ));
-        }
+        count_bounds(
+            s,
+            [("maxProperties", false), ("minProperties", true)],
+            count,
+            location,
+            out,
+        );
         let has = |key: &str| entries.iter().any(|(k, _)| k == key);
         if let Some(Json::Array(required)) = s.get("required") {
             let missing: Vec<&str> = required
@@ -682,6 +631,35 @@ impl Validator<'_> {
             if let Some(branch) = branch {
                 out.extend(self.validate(branch, value, location));
             }
+        }
+    }
+}
+
+/// Size keywords (`minLength`/`maxLength`, `minItems`/`maxItems`, `minProperties`/`maxProperties`), checked in the
+/// order given: `(keyword, true)` fails when `count` is below its bound, `(keyword, false)` when above.
+fn count_bounds(
+    s: &serde_json::Map<String, Json>,
+    keywords: [(&str, bool); 2],
+    count: f64,
+    location: &str,
+    out: &mut Vec<Failure>,
+) {
+    for (keyword, is_minimum) in keywords {
+        if let Some(bound) = s.get(keyword).and_then(json_number)
+            && (if is_minimum {
+                count < bound
+            } else {
+                count > bound
+            })
+        {
+            out.push(Failure::new(
+                location,
+                format!(
+                    "{keyword}: got {}, want {}",
+                    show_number(count),
+                    show_number(bound)
+                ),
+            ));
         }
     }
 }

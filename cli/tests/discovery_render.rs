@@ -276,6 +276,18 @@ fn scripts_named_by_the_cmd_are_followed_with_their_values_and_defaults() {
     .map(String::from)
     .into();
     assert_eq!(images(&plan), expected, "{:#?}", warnings(&plan));
+    // Each image says the chart was rendered as an install script installs it, and which line.
+    for image in plan["images"].as_array().expect("images") {
+        for source in image["sources"].as_array().expect("sources") {
+            assert_eq!(source["found"], "script", "{source}");
+            assert!(
+                source["script"]
+                    .as_str()
+                    .is_some_and(|s| s.contains(".sh:")),
+                "{source}"
+            );
+        }
+    }
     let mut oracle = helm_images(
         ctx.path(),
         &[

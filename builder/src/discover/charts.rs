@@ -226,6 +226,8 @@ struct ChartValues {
     files: Vec<String>,
     sets: Vec<(String, String)>,
     namespace: Option<String>,
+    /// The first install script line that installs the chart (see [`HelmInstall::origin`]).
+    script: Option<String>,
 }
 
 fn chart_values(
@@ -276,6 +278,9 @@ fn chart_values(
             }
         }
         values.sets.extend(install.sets.iter().cloned());
+        if values.script.is_none() && !matches!(install.origin.as_str(), "CMD" | "") {
+            values.script = Some(install.origin.clone());
+        }
         if values.namespace.is_none() {
             values.namespace.clone_from(&install.namespace);
         }
@@ -438,6 +443,7 @@ fn render_native(
             template: manifest.source.clone(),
             line,
             key: String::new(),
+            script: values.script.clone(),
         };
         scan_yaml_file(&manifest.source, &manifest.content, found, at);
     }
@@ -568,6 +574,7 @@ fn render_with_helm(
             template: template.to_string(),
             line: line - start,
             key: String::new(),
+            script: values.script.clone(),
         }
     };
     scan_yaml_file(&format!("{} (helm template)", chart.rel), &text, found, at);

@@ -187,6 +187,10 @@ pub enum Provenance {
         /// unknown, and then left out of JSON.
         #[serde(skip_serializing_if = "String::is_empty")]
         key: String,
+        /// The install script line whose `helm install|upgrade` rendered the chart (`install.sh:7`); `None`
+        /// when the CMD itself installs it or nothing does.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        script: Option<String>,
     },
 }
 
@@ -199,7 +203,10 @@ impl Provenance {
             Provenance::ChartValues { .. }
             | Provenance::ChartSet { .. }
             | Provenance::ChartTemplate { .. } => Found::ChartValues,
-            Provenance::ChartRendered { .. } => Found::RenderedChart,
+            Provenance::ChartRendered {
+                script: Some(_), ..
+            } => Found::Script,
+            Provenance::ChartRendered { script: None, .. } => Found::RenderedChart,
         }
     }
 
