@@ -1054,3 +1054,44 @@ async fn mirror_of_an_image_with_a_corrupt_layer_fails_and_leaves_no_tag_link_or
         }
     }
 }
+
+/// A registry that accepts the connection, reads the request and never answers: the request fails as timed
+/// out after the read timeout (each retry too), instead of hanging the command forever.
+#[tokio::test]
+async fn registry_that_never_answers_times_out() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        loop {
+            let (conn, _) = listener.accept().await.unwrap();
+            // Hold every connection open, silent.
+            keep.lock().unwrap().push(conn);
+        }
+    });
+    let mut opts = client_for(&host, false).options().clone();
+    opts.read_timeout = Duration::from_millis(300);
+    opts.retry.max_attempts = 2;
+    opts.insecure_loopback = true;
+    let client = RegistryClient::new(opts).unwrap();
+    let started = Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        client.get_manifest(
+            &host,
+            "silent/repo",
+            "v1",
+            registry::client::DEFAULT_MANIFEST_ACCEPT,
+        ),
+    )
+    .await
+    .expect("the client hung on a registry that never answers")
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("timed out") || err.to_string().contains("timeout"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!held.lock().unwrap().is_empty(), "no connection was made");
+}

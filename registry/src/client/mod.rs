@@ -218,6 +218,9 @@ pub struct ClientOptions {
     pub progress: Option<ProgressCallback>,
     /// Connection timeout.
     pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of a response (headers or body) before the request fails as timed out
+    /// (and is retried as any transient failure): a peer that stops sending hangs nothing forever.
+    pub read_timeout: Duration,
     /// Sent as `User-Agent`.
     pub user_agent: String,
 }
@@ -238,6 +241,7 @@ impl Default for ClientOptions {
             list_page_size: None,
             progress: None,
             connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(300),
             user_agent: format!("sealos-rs/{}", env!("CARGO_PKG_VERSION")),
         }
     }

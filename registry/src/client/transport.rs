@@ -572,6 +572,7 @@ fn http_client(
     }
     .user_agent(opts.user_agent.clone())
     .connect_timeout(opts.connect_timeout)
+    .read_timeout(opts.read_timeout)
     .danger_accept_invalid_certs(insecure)
     .build()
     .map_err(|e| ClientError::InvalidInput(format!("cannot set up HTTP client: {e}")))
