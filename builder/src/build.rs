@@ -44,9 +44,10 @@ use formats::reference::Reference;
 use serde::Serialize;
 use tempfile::TempDir;
 
-pub use self::base::PullPolicy;
+pub use self::base::{BaseImageError, PullPolicy, UnknownPullPolicy};
 use self::base::{ImageState, Remote, resolve_image, unpack_layers};
 use self::cache::{CachedLayer, LayerCache, StatCache, StepBlocks, chain_id, hash_file};
+pub use self::fetch::{ChecksumError, FetchError};
 use self::ignore::IgnoreRules;
 use crate::store::stale::{WORK_ROOT, WorkDir};
 
@@ -61,11 +62,16 @@ pub enum Output {
     OciArchive(PathBuf),
 }
 
+/// A `--output` value that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct OutputSyntaxError(String);
+
 impl FromStr for Output {
-    type Err = String;
+    type Err = OutputSyntaxError;
 
     /// Parses `type=local|tar|oci-archive,dest=PATH`.
-    fn from_str(text: &str) -> Result<Output, String> {
+    fn from_str(text: &str) -> Result<Output, OutputSyntaxError> {
         let mut kind = None;
         let mut dest = None;
         for part in text.split(',') {
@@ -73,21 +79,22 @@ impl FromStr for Output {
                 Some(("type", v)) => kind = Some(v.to_string()),
                 Some(("dest", v)) if !v.is_empty() => dest = Some(PathBuf::from(v)),
                 _ => {
-                    return Err(format!(
+                    return Err(OutputSyntaxError(format!(
                         "unknown output option {part:?}: write type=local|tar|oci-archive,dest=PATH"
-                    ));
+                    )));
                 }
             }
         }
-        let dest = dest.ok_or_else(|| format!("output {text:?} has no dest=PATH"))?;
+        let dest =
+            dest.ok_or_else(|| OutputSyntaxError(format!("output {text:?} has no dest=PATH")))?;
         match kind.as_deref() {
             Some("local") => Ok(Output::Local(dest)),
             Some("tar") => Ok(Output::Tar(dest)),
             Some("oci-archive") => Ok(Output::OciArchive(dest)),
-            other => Err(format!(
+            other => Err(OutputSyntaxError(format!(
                 "unknown output type {:?}: use type=local, type=tar or type=oci-archive",
                 other.unwrap_or("")
-            )),
+            ))),
         }
     }
 }
@@ -278,30 +285,33 @@ pub enum BuildError {
     #[error(transparent)]
     Eval(#[from] formats::kubefile::EvalError),
     /// A step failed, at `file:line`.
-    #[error("{file}:{line}: {message}")]
+    #[error("{file}:{line}: {problem}")]
     Step {
         /// Kubefile name.
         file: String,
         /// Line.
         line: usize,
         /// What went wrong.
-        message: String,
+        #[source]
+        problem: Box<StepError>,
     },
     /// A tag is not a valid image reference.
-    #[error("invalid tag {tag:?}: {reason}")]
+    #[error("invalid tag {tag:?}: {source}")]
     Tag {
         /// The tag as given.
         tag: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: formats::reference::ReferenceError,
     },
     /// A base image could not be used.
-    #[error("base image {reference}: {reason}")]
+    #[error("base image {reference}: {problem}")]
     BaseImage {
         /// The reference as written.
         reference: String,
         /// Why.
-        reason: String,
+        #[source]
+        problem: Box<BaseImageError>,
     },
     /// Writing a layer failed.
     #[error(transparent)]
@@ -341,6 +351,74 @@ pub enum BuildError {
         /// Why.
         reason: String,
     },
+    /// The image's config, manifest or index could not be serialized.
+    #[error("output {what}: {source}")]
+    Serialize {
+        /// `config`, `manifest` or `index`.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: formats::manifest::ManifestError,
+    },
+    /// A staged file could not be written or committed.
+    #[error(transparent)]
+    Stage(#[from] formats::fsutil::StageError),
+}
+
+/// What went wrong in one Kubefile step; shown after `FILE:LINE: `.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// A rule of the step was broken; the message says which and what to write instead.
+    #[error("{0}")]
+    Invalid(String),
+    /// A base image or another part of the build failed at this step.
+    #[error(transparent)]
+    Build(Box<BuildError>),
+    /// `ADD --checksum=` does not parse.
+    #[error(transparent)]
+    Checksum(#[from] ChecksumError),
+    /// No HTTP client could be set up for `ADD <URL>`.
+    #[error("cannot set up the download: {0}")]
+    DownloadSetup(#[source] registry::client::ClientError),
+    /// `ADD <URL>` failed.
+    #[error("ADD {url}: {source}")]
+    Download {
+        /// The URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: FetchError,
+    },
+    /// `ADD` of a local tar archive could not unpack it.
+    #[error("ADD {}: cannot unpack the archive: {source}", path.display())]
+    Unpack {
+        /// The archive.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: formats::layer::UnpackError,
+    },
+    /// `ADD` of a local tar archive could not read it to its end.
+    #[error("ADD {}: cannot unpack the archive: {source}", path.display())]
+    UnpackRead {
+        /// The archive.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl From<String> for StepError {
+    fn from(message: String) -> Self {
+        StepError::Invalid(message)
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(message: &str) -> Self {
+        StepError::Invalid(message.to_string())
+    }
 }
 
 impl BuildError {
@@ -355,15 +433,6 @@ impl BuildError {
 impl From<crate::embed::EmbedError> for BuildError {
     fn from(e: crate::embed::EmbedError) -> Self {
         BuildError::Embed(Box::new(e))
-    }
-}
-
-impl From<formats::fsutil::StageError> for BuildError {
-    fn from(e: formats::fsutil::StageError) -> Self {
-        BuildError::Io {
-            path: PathBuf::from("<staged file>"),
-            source: io::Error::other(e.to_string()),
-        }
     }
 }
 
@@ -405,9 +474,9 @@ pub fn build(
         .map(|t| {
             Reference::parse(t)
                 .map(|r| r.to_string())
-                .map_err(|e| BuildError::Tag {
+                .map_err(|source| BuildError::Tag {
                     tag: t.clone(),
-                    reason: e.to_string(),
+                    source,
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -556,10 +625,10 @@ pub fn build(
     } else {
         let mut index = ImageIndex::new(manifests.iter().map(|(_, d)| d.clone()).collect());
         index.annotations = opts.annotations.iter().cloned().collect();
-        let raw = RawManifest::from_created(&index, media_type::OCI_INDEX).map_err(|e| {
-            BuildError::Output {
-                output: "index".into(),
-                reason: e.to_string(),
+        let raw = RawManifest::from_created(&index, media_type::OCI_INDEX).map_err(|source| {
+            BuildError::Serialize {
+                what: "index",
+                source,
             }
         })?;
         ctx.store.write_manifest(&raw)?;
@@ -701,7 +770,7 @@ fn resolve_base(
         ctx.opts.expansion_limit,
     )
     .map_err(|e| match e {
-        e @ BuildError::BaseImage { .. } => step_err(ctx, line, e.to_string()),
+        e @ BuildError::BaseImage { .. } => step_err(ctx, line, StepError::Build(Box::new(e))),
         other => other,
     })?;
     ctx.bases.borrow_mut().insert(key, state.clone());
@@ -920,21 +989,22 @@ fn build_platform(
             empty_layer: false,
         });
     }
-    let config_bytes =
-        formats::manifest::to_canonical_json(&state.config).map_err(|e| BuildError::Output {
-            output: "config".into(),
-            reason: e.to_string(),
-        })?;
+    let config_bytes = formats::manifest::to_canonical_json(&state.config).map_err(|source| {
+        BuildError::Serialize {
+            what: "config",
+            source,
+        }
+    })?;
     let (config_digest, config_size) = ctx.store.write_blob_bytes(&config_bytes)?;
     let mut manifest = ImageManifest::new(
         Descriptor::new(media_type::OCI_CONFIG, config_digest.clone(), config_size),
         state.layers.clone(),
     );
     manifest.annotations = plan.annotations.clone();
-    let raw = RawManifest::from_created(&manifest, media_type::OCI_MANIFEST).map_err(|e| {
-        BuildError::Output {
-            output: "manifest".into(),
-            reason: e.to_string(),
+    let raw = RawManifest::from_created(&manifest, media_type::OCI_MANIFEST).map_err(|source| {
+        BuildError::Serialize {
+            what: "manifest",
+            source,
         }
     })?;
     ctx.store.write_manifest(&raw)?;
@@ -947,11 +1017,11 @@ fn build_platform(
     Ok((raw, report))
 }
 
-fn step_err(ctx: &Ctx<'_>, line: usize, message: impl Into<String>) -> BuildError {
+fn step_err(ctx: &Ctx<'_>, line: usize, problem: impl Into<StepError>) -> BuildError {
     BuildError::Step {
         file: ctx.file.clone(),
         line,
-        message: message.into(),
+        problem: Box::new(problem.into()),
     }
 }
 
@@ -1134,6 +1204,16 @@ fn download_urls(
             "ADD --checksum needs exactly one source, the URL it checks",
         ));
     }
+    // Without the caller's client (a library caller that gave none), one with default settings.
+    let fallback;
+    let client = match &ctx.opts.client {
+        Some(client) => client,
+        None => {
+            fallback = registry::client::RegistryClient::new(Default::default())
+                .map_err(|e| step_err(ctx, line, StepError::DownloadSetup(e)))?;
+            &fallback
+        }
+    };
     let mut out = Vec::with_capacity(urls.len());
     for url in urls {
         if url.starts_with("git@") || url.ends_with(".git") {
@@ -1161,8 +1241,20 @@ fn download_urls(
         } else {
             copy.destination.clone()
         };
-        let download = fetch::download(url, &ctx.temp_root, checksum.as_ref(), on_bytes)
-            .map_err(|m| step_err(ctx, line, format!("ADD {url}: {m}")))?;
+        let fetched = fetch::download(client, url, &ctx.temp_root, checksum.as_ref(), on_bytes);
+        let download = crate::blocking::wait(fetched)
+            .map_err(FetchError::from)
+            .and_then(|downloaded| downloaded)
+            .map_err(|source| {
+                step_err(
+                    ctx,
+                    line,
+                    StepError::Download {
+                        url: url.to_string(),
+                        source,
+                    },
+                )
+            })?;
         out.push((download, dest));
     }
     Ok(out)
@@ -1305,7 +1397,7 @@ fn copy_step(
                     &ctx.remote,
                     ctx.opts.expansion_limit,
                 )
-                .map_err(|e| step_err(ctx, line, e.to_string()))?;
+                .map_err(|e| step_err(ctx, line, StepError::Build(Box::new(e))))?;
                 let dir = unpack_rootfs(ctx, &image.layers)?;
                 rootfs.dirs.insert(key.clone(), dir);
             }
@@ -1663,11 +1755,14 @@ fn write_layer(
                 let size = file.metadata().map_err(|e| BuildError::io(path, e))?.len();
                 let mut reader = decompressing_reader(file, size, ctx.opts.expansion_limit)
                     .map_err(|e| BuildError::io(path, e))?;
-                let unpack_err = |e: &dyn std::fmt::Display| {
+                let unpack_err = |source| {
                     step_err(
                         ctx,
                         line,
-                        format!("ADD {}: cannot unpack the archive: {e}", path.display()),
+                        StepError::Unpack {
+                            path: path.clone(),
+                            source,
+                        },
                     )
                 };
                 formats::layer::unpack(
@@ -1675,24 +1770,28 @@ fn write_layer(
                     dir.path(),
                     &formats::layer::UnpackOptions::default(),
                 )
-                .map_err(|e| unpack_err(&e))?;
-                reader.finish().map_err(|e| unpack_err(&e))?;
+                .map_err(unpack_err)?;
+                reader.finish().map_err(|source| {
+                    step_err(
+                        ctx,
+                        line,
+                        StepError::UnpackRead {
+                            path: path.clone(),
+                            source,
+                        },
+                    )
+                })?;
                 entries.push(finish(LayerEntry::dir(item.dest.clone()), None));
-                let mut children: Vec<_> = fs::read_dir(dir.path())
-                    .map_err(|e| BuildError::io(dir.path(), e))?
-                    .filter_map(Result::ok)
-                    .collect();
-                children.sort_by_key(fs::DirEntry::file_name);
-                for child in children {
+                for child in formats::walk::Walk::children(dir.path()).sorted() {
+                    let child = child.map_err(|e| BuildError::io(&e.path, e.source))?;
                     let name = child.file_name().to_string_lossy().into_owned();
                     let dest = format!("{}/{name}", item.dest.trim_end_matches('/'));
-                    let cpath = child.path();
-                    let entry = if child.file_type().is_ok_and(|t| t.is_symlink()) {
-                        let target =
-                            fs::read_link(&cpath).map_err(|e| BuildError::io(&cpath, e))?;
+                    let entry = if child.file_type().is_symlink() {
+                        let target = fs::read_link(child.path())
+                            .map_err(|e| BuildError::io(child.path(), e))?;
                         LayerEntry::symlink(dest, target.to_string_lossy().into_owned())
                     } else {
-                        LayerEntry::from_disk(cpath, dest)
+                        LayerEntry::from_disk(child.into_path(), dest)
                     };
                     entries.push(finish(entry, None));
                 }

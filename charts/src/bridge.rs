@@ -5,17 +5,17 @@ use gotmpl::{Function, Value};
 use crate::Error;
 use crate::chart::Chart;
 use crate::values::{self, ChartValues};
-use crate::yaml::{self, ValuesDocuments};
+use crate::yaml::{self, ValuesDocuments, YamlError};
 
 /// Parses one YAML document (Chart.yaml, a manifest's head) as Helm reads it; an empty document is `Nil`.
 /// Errors are worded as Helm's (`error converting YAML to JSON: yaml: line 2: ...`).
-pub(crate) fn parse_yaml(text: &str) -> Result<Value, String> {
-    yaml::parse(text).map_err(|e| e.message().to_string())
+pub(crate) fn parse_yaml(text: &str) -> Result<Value, YamlError> {
+    yaml::parse(text)
 }
 
 /// Parses a values file (values.yaml, `-f`) as helm v4 does: every document merged in order; a map.
-pub(crate) fn parse_values(text: &str) -> Result<Value, String> {
-    yaml::parse_values(text, ValuesDocuments::Merged).map_err(|e| e.message().to_string())
+pub(crate) fn parse_values(text: &str) -> Result<Value, YamlError> {
+    yaml::parse_values(text, ValuesDocuments::Merged)
 }
 
 /// Helm's `toYaml` of a value, without the trailing newline.
@@ -34,7 +34,7 @@ pub(crate) fn chart_values(chart: &Chart) -> ChartValues {
 
 /// Helm's `CoalesceValues(chart, values)`: `values` over the defaults of the chart and its subcharts.
 pub(crate) fn coalesce_values(chart: &Chart, values: &Value) -> Result<Value, Error> {
-    values::coalesce(&chart_values(chart), values).map_err(Error::new)
+    values::coalesce(&chart_values(chart), values).map_err(|e| Error::new(e.to_string()))
 }
 
 /// Helm's `MergeValues(chart, nil)`: the defaults of the chart and its subcharts, together.

@@ -1,6 +1,7 @@
 //! `.Capabilities`: the Kubernetes version (`--kube-version`), the API versions (`--api-versions`) and the
 //! Helm version templates see, as helm v4.1 `template` gives them.
 
+use gotmpl::FuncResult;
 use std::rc::Rc;
 
 use gotmpl::encoding::json::write_json_string;
@@ -98,10 +99,21 @@ pub struct KubeVersion {
     pub minor: String,
 }
 
+/// A Kubernetes version that does not parse; worded as Kubernetes' version parser words it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KubeVersionError {
+    /// No leading number.
+    #[error("could not parse {0:?} as version")]
+    NotAVersion(String),
+    /// Fewer than two numeric components, or one that is not a number.
+    #[error("illegal version string {0:?}")]
+    Illegal(String),
+}
+
 impl KubeVersion {
     /// Parses a Kubernetes version as helm v4 does (Kubernetes' generic version parser: at least two
     /// numeric components, optional `v` prefix, any suffix).
-    pub fn parse(version: &str) -> Result<KubeVersion, String> {
+    pub fn parse(version: &str) -> Result<KubeVersion, KubeVersionError> {
         let trimmed = version.trim();
         let body = trimmed.strip_prefix('v').unwrap_or(trimmed);
         let numeric_end = body
@@ -113,17 +125,17 @@ impl KubeVersion {
             numeric = &numeric[..numeric.len() - 1];
         }
         if numeric.is_empty() || !numeric.starts_with(|c: char| c.is_ascii_digit()) {
-            return Err(format!("could not parse {version:?} as version"));
+            return Err(KubeVersionError::NotAVersion(version.to_string()));
         }
         let parts: Vec<&str> = numeric.split('.').collect();
         if parts.len() < 2 {
-            return Err(format!("illegal version string {version:?}"));
+            return Err(KubeVersionError::Illegal(version.to_string()));
         }
         let mut numbers = Vec::with_capacity(parts.len());
         for part in &parts {
             let n: u64 = part
                 .parse()
-                .map_err(|_| format!("illegal version string {version:?}"))?;
+                .map_err(|_| KubeVersionError::Illegal(version.to_string()))?;
             numbers.push(n.to_string());
         }
         let full = if version.starts_with('v') {
@@ -200,18 +212,16 @@ impl Object for ApiVersions {
         None
     }
 
-    fn call(&self, name: &str, args: Vec<Value>) -> Option<Result<Value, String>> {
+    fn call(&self, name: &str, args: Vec<Value>) -> Option<FuncResult> {
         match name {
             "Has" => Some(match args.as_slice() {
                 [Value::Str(v)] => Ok(Value::Bool(self.has(v))),
                 [other] => Err(format!(
                     "wrong type for value; expected string; got {}",
                     other.type_name()
-                )),
-                _ => Err(format!(
-                    "wrong number of args for Has: want 1 got {}",
-                    args.len()
-                )),
+                )
+                .into()),
+                _ => Err(format!("wrong number of args for Has: want 1 got {}", args.len()).into()),
             }),
             _ => None,
         }
@@ -345,11 +355,11 @@ mod tests {
         assert_eq!((v.major.as_str(), v.minor.as_str()), ("1", "28"));
         assert_eq!(KubeVersion::parse("1.28").unwrap().normalized, "v1.28");
         assert_eq!(
-            KubeVersion::parse("abc").unwrap_err(),
+            KubeVersion::parse("abc").unwrap_err().to_string(),
             "could not parse \"abc\" as version"
         );
         assert_eq!(
-            KubeVersion::parse("1").unwrap_err(),
+            KubeVersion::parse("1").unwrap_err().to_string(),
             "illegal version string \"1\""
         );
     }

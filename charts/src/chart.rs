@@ -120,7 +120,28 @@ fn field<'a>(map: &'a Entries, key: &str) -> Option<&'a Value> {
     map.get(key).filter(|v| !v.is_nil())
 }
 
-fn string_field(map: &Entries, key: &str, what: &str) -> Result<String, String> {
+/// A Chart.yaml (or requirements.yaml) value of the wrong kind for the Go struct Helm decodes it into;
+/// worded as Go's `encoding/json` words it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("json: cannot unmarshal {found} into Go {target}")]
+pub struct UnmarshalError {
+    /// The JSON kind found: `bool`, `number`, `array`, `object`, `string`.
+    found: &'static str,
+    /// What Go wanted: `value of type chart.Metadata`, `struct field Metadata.name of type string`...
+    target: String,
+}
+
+impl UnmarshalError {
+    /// `value` where a field `what.key` of Go type `go_type` belongs.
+    fn field(value: &Value, what: &str, key: &str, go_type: &str) -> UnmarshalError {
+        UnmarshalError {
+            found: json_kind(value),
+            target: format!("struct field {what}.{key} of type {go_type}"),
+        }
+    }
+}
+
+fn string_field(map: &Entries, key: &str, what: &str) -> Result<String, UnmarshalError> {
     match field(map, key) {
         None => Ok(String::new()),
         Some(Value::Str(s)) => Ok(s.to_string()),
@@ -128,10 +149,7 @@ fn string_field(map: &Entries, key: &str, what: &str) -> Result<String, String> 
         Some(scalar @ (Value::Bool(_) | Value::Int(_) | Value::Int64(_) | Value::Float(_))) => {
             Ok(scalar_text(scalar))
         }
-        Some(other) => Err(format!(
-            "json: cannot unmarshal {} into Go struct field {what}.{key} of type string",
-            json_kind(other)
-        )),
+        Some(other) => Err(UnmarshalError::field(other, what, key, "string")),
     }
 }
 
@@ -154,7 +172,7 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-fn string_list(map: &Entries, key: &str, what: &str) -> Result<Vec<String>, String> {
+fn string_list(map: &Entries, key: &str, what: &str) -> Result<Vec<String>, UnmarshalError> {
     match field(map, key) {
         None => Ok(Vec::new()),
         Some(Value::List(items)) => items
@@ -165,16 +183,10 @@ fn string_list(map: &Entries, key: &str, what: &str) -> Result<Vec<String>, Stri
                 scalar @ (Value::Bool(_) | Value::Int(_) | Value::Int64(_) | Value::Float(_)) => {
                     Ok(scalar_text(scalar))
                 }
-                other => Err(format!(
-                    "json: cannot unmarshal {} into Go struct field {what}.{key} of type string",
-                    json_kind(other)
-                )),
+                other => Err(UnmarshalError::field(other, what, key, "string")),
             })
             .collect(),
-        Some(other) => Err(format!(
-            "json: cannot unmarshal {} into Go struct field {what}.{key} of type []string",
-            json_kind(other)
-        )),
+        Some(other) => Err(UnmarshalError::field(other, what, key, "[]string")),
     }
 }
 
@@ -187,14 +199,12 @@ fn entries_of(value: &Value) -> Option<Entries> {
 
 impl Metadata {
     /// Reads Chart.yaml's parsed document as Helm unmarshals it into `chart.Metadata`.
-    pub fn from_value(doc: &Value) -> Result<Metadata, String> {
+    pub fn from_value(doc: &Value) -> Result<Metadata, UnmarshalError> {
         let map = match doc {
             Value::Nil => Entries::new(),
-            other => entries_of(other).ok_or_else(|| {
-                format!(
-                    "json: cannot unmarshal {} into Go value of type chart.Metadata",
-                    json_kind(other)
-                )
+            other => entries_of(other).ok_or_else(|| UnmarshalError {
+                found: json_kind(other),
+                target: "value of type chart.Metadata".to_string(),
             })?,
         };
         let what = "Metadata";
@@ -219,10 +229,7 @@ impl Metadata {
         };
         if let Some(annotations) = field(&map, "annotations") {
             let entries = entries_of(annotations).ok_or_else(|| {
-                format!(
-                    "json: cannot unmarshal {} into Go struct field Metadata.annotations of type map[string]string",
-                    json_kind(annotations)
-                )
+                UnmarshalError::field(annotations, "Metadata", "annotations", "map[string]string")
             })?;
             let mut out = BTreeMap::new();
             for (k, v) in entries {
@@ -241,9 +248,11 @@ impl Metadata {
                         out.insert(k, scalar_text(&scalar));
                     }
                     other => {
-                        return Err(format!(
-                            "json: cannot unmarshal {} into Go struct field Metadata.annotations of type string",
-                            json_kind(&other)
+                        return Err(UnmarshalError::field(
+                            &other,
+                            "Metadata",
+                            "annotations",
+                            "string",
                         ));
                     }
                 }
@@ -324,7 +333,7 @@ impl Metadata {
 }
 
 /// The `dependencies:` list of Chart.yaml or requirements.yaml.
-pub(crate) fn dependencies_from(map: &Entries) -> Result<Vec<Dependency>, String> {
+pub(crate) fn dependencies_from(map: &Entries) -> Result<Vec<Dependency>, UnmarshalError> {
     let mut out = Vec::new();
     let Some(Value::List(items)) = field(map, "dependencies") else {
         return Ok(out);

@@ -1,6 +1,7 @@
 //! `.Files`: a chart's non-template files, with Helm's methods (`Get`, `GetBytes`, `Glob`, `Lines`,
 //! `AsConfig`, `AsSecrets`).
 
+use gotmpl::FuncResult;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -75,17 +76,15 @@ impl Files {
     }
 }
 
-fn one_string(name: &str, args: &[Value]) -> Result<String, String> {
+fn one_string(name: &str, args: &[Value]) -> FuncResult<String> {
     match args {
         [Value::Str(s)] => Ok(s.to_string()),
         [other] => Err(format!(
             "wrong type for value; expected string; got {}",
             other.type_name()
-        )),
-        _ => Err(format!(
-            "wrong number of args for {name}: want 1 got {}",
-            args.len()
-        )),
+        )
+        .into()),
+        _ => Err(format!("wrong number of args for {name}: want 1 got {}", args.len()).into()),
     }
 }
 
@@ -104,7 +103,7 @@ impl Object for Files {
         }
     }
 
-    fn call(&self, name: &str, args: Vec<Value>) -> Option<Result<Value, String>> {
+    fn call(&self, name: &str, args: Vec<Value>) -> Option<FuncResult> {
         let result = match name {
             "Get" => one_string(name, &args).map(|n| Value::from(self.get(&n))),
             // Go's []byte: strings are what every function that takes it wants.

@@ -3,6 +3,7 @@
 //! functions do not fail the render: a parse error comes back as `{"Error": message}` (maps) or
 //! `[message]` (lists), and the `to*` functions give `""`.
 
+use gotmpl::FuncResult;
 use gotmpl::encoding::json::{from_json, to_json};
 use gotmpl::sprig::args;
 use gotmpl::value::Entries;
@@ -29,13 +30,13 @@ pub fn helm_functions() -> Vec<(&'static str, Function)> {
 }
 
 /// The one argument of a one-parameter function.
-fn one(name: &str, args: Vec<Value>) -> Result<Value, String> {
+fn one(name: &str, args: Vec<Value>) -> FuncResult {
     let [value] = args::take(name, args)?;
     Ok(value)
 }
 
 /// The `string` argument of a one-parameter function.
-fn string_arg(name: &str, args: Vec<Value>) -> Result<String, String> {
+fn string_arg(name: &str, args: Vec<Value>) -> FuncResult<String> {
     Ok(args::string(&one(name, args)?)?.to_string())
 }
 
@@ -46,38 +47,54 @@ fn error_map(message: String) -> Value {
 }
 
 /// `toYaml V`: sigs.k8s.io/yaml, trailing newline trimmed; `""` on error.
-fn to_yaml_fn(args: Vec<Value>) -> Result<Value, String> {
+fn to_yaml_fn(args: Vec<Value>) -> FuncResult {
     let value = one("toYaml", args)?;
     Ok(Value::from(to_yaml(&value).unwrap_or_default()))
 }
 
 /// `toYamlPretty V`: go-yaml v3 with a two-space indent; `""` on error.
-fn to_yaml_pretty_fn(args: Vec<Value>) -> Result<Value, String> {
+fn to_yaml_pretty_fn(args: Vec<Value>) -> FuncResult {
     let value = one("toYamlPretty", args)?;
     Ok(Value::from(to_yaml_pretty(&value).unwrap_or_default()))
 }
 
 /// `fromYaml S`: a map, or `{"Error": message}`.
-fn from_yaml_fn(args: Vec<Value>) -> Result<Value, String> {
+fn from_yaml_fn(args: Vec<Value>) -> FuncResult {
     let text = string_arg("fromYaml", args)?;
     Ok(parse_map(&text).unwrap_or_else(|e| error_map(e.message().to_string())))
 }
 
 /// `fromYamlArray S`: a list, or `[message]`.
-fn from_yaml_array_fn(args: Vec<Value>) -> Result<Value, String> {
+fn from_yaml_array_fn(args: Vec<Value>) -> FuncResult {
     let text = string_arg("fromYamlArray", args)?;
     Ok(parse_list(&text).unwrap_or_else(|e| Value::from(vec![Value::from(e.message())])))
 }
 
 /// `toJson V`: `json.Marshal`; `""` on error.
-fn to_json_fn(args: Vec<Value>) -> Result<Value, String> {
+fn to_json_fn(args: Vec<Value>) -> FuncResult {
     let value = one("toJson", args)?;
     Ok(Value::from(to_json(&value, true, None).unwrap_or_default()))
 }
 
+/// Why `fromJson` or `fromJsonArray` gives its error value instead of data; worded as Go's `encoding/json`.
+#[derive(Debug, thiserror::Error)]
+enum FromJsonError {
+    /// The text is not JSON (the decoder's message).
+    #[error("{0}")]
+    Syntax(String),
+    /// Valid JSON of another kind than asked for.
+    #[error("json: cannot unmarshal {found} into Go value of type {target}")]
+    WrongKind {
+        /// What the text holds: `array`, `object`, `string`, `bool`, `number`.
+        found: &'static str,
+        /// The Go type asked for.
+        target: &'static str,
+    },
+}
+
 /// Go's `json.Unmarshal` of `text` into a `map[string]interface{}` or `[]interface{}` (`want_list`).
-fn json_into(text: &str, want_list: bool) -> Result<Value, String> {
-    let value = from_json(text)?;
+fn json_into(text: &str, want_list: bool) -> Result<Value, FromJsonError> {
+    let value = from_json(text).map_err(FromJsonError::Syntax)?;
     let (target, kind) = if want_list {
         ("[]interface {}", "list")
     } else {
@@ -95,41 +112,39 @@ fn json_into(text: &str, want_list: bool) -> Result<Value, String> {
                 Value::Bool(_) => "bool",
                 _ => "number",
             };
-            Err(format!(
-                "json: cannot unmarshal {found} into Go value of type {target}"
-            ))
+            Err(FromJsonError::WrongKind { found, target })
         }
     }
 }
 
 /// `fromJson S`: a map, or `{"Error": message}`.
-fn from_json_fn(args: Vec<Value>) -> Result<Value, String> {
+fn from_json_fn(args: Vec<Value>) -> FuncResult {
     let text = string_arg("fromJson", args)?;
-    Ok(json_into(&text, false).unwrap_or_else(error_map))
+    Ok(json_into(&text, false).unwrap_or_else(|e| error_map(e.to_string())))
 }
 
 /// `fromJsonArray S`: a list, or `[message]`.
-fn from_json_array_fn(args: Vec<Value>) -> Result<Value, String> {
+fn from_json_array_fn(args: Vec<Value>) -> FuncResult {
     let text = string_arg("fromJsonArray", args)?;
-    Ok(json_into(&text, true).unwrap_or_else(|e| Value::from(vec![Value::from(e)])))
+    Ok(json_into(&text, true).unwrap_or_else(|e| Value::from(vec![Value::from(e.to_string())])))
 }
 
 /// `toToml V`: the TOML document, or the encoder's error message in its place.
-fn to_toml_fn(args: Vec<Value>) -> Result<Value, String> {
+fn to_toml_fn(args: Vec<Value>) -> FuncResult {
     let value = one("toToml", args)?;
     Ok(Value::from(
-        to_toml(&value, TomlFloats::Helm4).unwrap_or_else(|e| e),
+        to_toml(&value, TomlFloats::Helm4).unwrap_or_else(|e| e.to_string()),
     ))
 }
 
 /// `fromToml S`: a map, or `{"Error": message}`.
-fn from_toml_fn(args: Vec<Value>) -> Result<Value, String> {
+fn from_toml_fn(args: Vec<Value>) -> FuncResult {
     let text = string_arg("fromToml", args)?;
-    Ok(from_toml(&text).unwrap_or_else(error_map))
+    Ok(from_toml(&text).unwrap_or_else(|e| error_map(e.to_string())))
 }
 
 /// `lookup APIVERSION KIND NAMESPACE NAME`: `helm template` has no cluster, so always an empty map.
-fn lookup_fn(args: Vec<Value>) -> Result<Value, String> {
+fn lookup_fn(args: Vec<Value>) -> FuncResult {
     let params: [Value; 4] = args::take("lookup", args)?;
     args::strings(&params)?;
     Ok(Value::empty_map())
@@ -139,7 +154,7 @@ fn lookup_fn(args: Vec<Value>) -> Result<Value, String> {
 mod tests {
     use super::*;
 
-    fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
+    fn call(name: &str, args: Vec<Value>) -> FuncResult {
         let (_, f) = helm_functions()
             .into_iter()
             .find(|(n, _)| *n == name)
@@ -208,7 +223,7 @@ mod tests {
         let args = ["v1", "Pod", "", ""].map(Value::from).to_vec();
         assert_eq!(call("lookup", args).unwrap(), Value::empty_map());
         assert_eq!(
-            call("fromYaml", vec![Value::Int(1)]).unwrap_err(),
+            call("fromYaml", vec![Value::Int(1)]).unwrap_err().message(),
             "wrong type for value; expected string; got int"
         );
     }

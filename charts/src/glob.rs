@@ -1,6 +1,24 @@
 //! Path patterns as Helm matches them: Go's `filepath.Match` (`.helmignore`, `--show-only`) and the
 //! gobwas/glob syntax of `.Files.Glob` (`**`, `{a,b}`), both with `/` as the separator.
 
+/// Why a pattern does not compile; worded as Go's `filepath.ErrBadPattern` (`syntax error in pattern`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PatternError {
+    /// A malformed `[...]` class (unclosed, empty, or a range that runs backwards), or a `\` at the end of
+    /// a class.
+    #[error("syntax error in pattern")]
+    BadClass,
+    /// A `\` ends the pattern.
+    #[error("syntax error in pattern: trailing `\\`")]
+    TrailingEscape,
+    /// A `{` without its `}` (glob syntax).
+    #[error("syntax error in pattern: unclosed `{{`")]
+    UnclosedAlternatives,
+    /// A character that cannot start a pattern element here (a stray `,` or `}` in glob syntax).
+    #[error("unexpected `{0}` in pattern")]
+    Unexpected(char),
+}
+
 /// One element of a compiled pattern.
 #[derive(Debug, Clone)]
 enum Token {
@@ -35,7 +53,7 @@ enum Syntax {
 
 impl Pattern {
     /// Compiles `pattern` with Go's `filepath.Match` syntax (`[^a]` negates; `**` is just two stars).
-    pub(crate) fn go(pattern: &str) -> Result<Pattern, String> {
+    pub(crate) fn go(pattern: &str) -> Result<Pattern, PatternError> {
         let chars: Vec<char> = pattern.chars().collect();
         let mut pos = 0;
         let tokens = parse(&chars, &mut pos, Syntax::GoMatch, false)?;
@@ -43,12 +61,12 @@ impl Pattern {
     }
 
     /// Compiles `pattern` with gobwas/glob syntax (`**`, `{a,b}`, `[!a]`).
-    pub(crate) fn glob(pattern: &str) -> Result<Pattern, String> {
+    pub(crate) fn glob(pattern: &str) -> Result<Pattern, PatternError> {
         let chars: Vec<char> = pattern.chars().collect();
         let mut pos = 0;
         let tokens = parse(&chars, &mut pos, Syntax::Glob, false)?;
         if pos != chars.len() {
-            return Err(format!("unexpected `{}` in pattern", chars[pos]));
+            return Err(PatternError::Unexpected(chars[pos]));
         }
         Ok(Pattern { tokens })
     }
@@ -61,7 +79,7 @@ impl Pattern {
 }
 
 /// Go's `filepath.Match(pattern, name)` on `/`-separated paths; `Err` for a malformed pattern.
-pub(crate) fn go_match(pattern: &str, name: &str) -> Result<bool, String> {
+pub(crate) fn go_match(pattern: &str, name: &str) -> Result<bool, PatternError> {
     Ok(Pattern::go(pattern)?.matches(name))
 }
 
@@ -70,7 +88,7 @@ fn parse(
     pos: &mut usize,
     syntax: Syntax,
     in_alternative: bool,
-) -> Result<Vec<Token>, String> {
+) -> Result<Vec<Token>, PatternError> {
     let mut tokens = Vec::new();
     while *pos < chars.len() {
         let c = chars[*pos];
@@ -89,9 +107,7 @@ fn parse(
                 *pos += 1;
             }
             '\\' => {
-                let escaped = *chars
-                    .get(*pos + 1)
-                    .ok_or("syntax error in pattern: trailing `\\`")?;
+                let escaped = *chars.get(*pos + 1).ok_or(PatternError::TrailingEscape)?;
                 tokens.push(Token::Literal(escaped));
                 *pos += 2;
             }
@@ -110,7 +126,7 @@ fn parse(
                             *pos += 1;
                             break;
                         }
-                        _ => return Err("syntax error in pattern: unclosed `{`".to_string()),
+                        _ => return Err(PatternError::UnclosedAlternatives),
                     }
                 }
                 tokens.push(Token::Alternatives(alternatives));
@@ -125,8 +141,8 @@ fn parse(
     Ok(tokens)
 }
 
-fn parse_class(chars: &[char], pos: &mut usize, syntax: Syntax) -> Result<Token, String> {
-    let bad = || "syntax error in pattern".to_string();
+fn parse_class(chars: &[char], pos: &mut usize, syntax: Syntax) -> Result<Token, PatternError> {
+    let bad = || PatternError::BadClass;
     let negation = if syntax == Syntax::GoMatch { '^' } else { '!' };
     let negated = chars.get(*pos) == Some(&negation);
     if negated {
@@ -160,10 +176,10 @@ fn parse_class(chars: &[char], pos: &mut usize, syntax: Syntax) -> Result<Token,
     Ok(Token::Class { negated, ranges })
 }
 
-fn class_char(chars: &[char], pos: &mut usize) -> Result<char, String> {
-    let c = *chars.get(*pos).ok_or("syntax error in pattern")?;
+fn class_char(chars: &[char], pos: &mut usize) -> Result<char, PatternError> {
+    let c = *chars.get(*pos).ok_or(PatternError::BadClass)?;
     if c == '\\' {
-        let escaped = *chars.get(*pos + 1).ok_or("syntax error in pattern")?;
+        let escaped = *chars.get(*pos + 1).ok_or(PatternError::BadClass)?;
         *pos += 2;
         return Ok(escaped);
     }

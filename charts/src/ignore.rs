@@ -1,7 +1,18 @@
 //! `.helmignore`: which files of a chart directory the loader skips, with Helm's rules (gitignore-like, but
 //! each pattern is Go's `filepath.Match`, `**` is refused, and any negative match keeps a file).
 
-use crate::glob::Pattern;
+use crate::glob::{Pattern, PatternError};
+
+/// Why a `.helmignore` cannot be used; worded as Helm words it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum IgnoreError {
+    /// A rule uses `**`, which Helm refuses.
+    #[error("double-star (**) syntax is not supported")]
+    DoubleStar,
+    /// A rule is not a valid pattern.
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+}
 
 /// A parsed `.helmignore`, plus Helm's default rule (dotfiles under `templates/` are ignored).
 #[derive(Debug, Clone, Default)]
@@ -20,7 +31,7 @@ struct Rule {
 
 impl IgnoreRules {
     /// Parses a `.helmignore` file's text; Helm's default rule is added after the file's rules.
-    pub(crate) fn parse(text: &str) -> Result<IgnoreRules, String> {
+    pub(crate) fn parse(text: &str) -> Result<IgnoreRules, IgnoreError> {
         let mut rules = IgnoreRules::default();
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for line in text.lines() {
@@ -35,13 +46,13 @@ impl IgnoreRules {
         IgnoreRules::parse("").unwrap_or_default()
     }
 
-    fn add(&mut self, line: &str) -> Result<(), String> {
+    fn add(&mut self, line: &str) -> Result<(), IgnoreError> {
         let mut rule = line.trim();
         if rule.is_empty() || rule.starts_with('#') {
             return Ok(());
         }
         if rule.contains("**") {
-            return Err("double-star (**) syntax is not supported".to_string());
+            return Err(IgnoreError::DoubleStar);
         }
         Pattern::go(rule)?;
         let negate = rule.starts_with('!');

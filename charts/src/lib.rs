@@ -127,7 +127,8 @@ pub fn render(options: &TemplateOptions) -> Result<Rendered, Error> {
     let kube = match &options.kube_version {
         Some(v) => KubeVersion::parse(v)
             .map_err(|e| Error::new(format!("invalid kube version '{v}': {e}")))?,
-        None => KubeVersion::parse(capabilities::DEFAULT_KUBE_VERSION).map_err(Error::new)?,
+        None => KubeVersion::parse(capabilities::DEFAULT_KUBE_VERSION)
+            .map_err(|e| Error::new(e.to_string()))?,
     };
     let chart_path = &options.chart;
     if !chart_path.exists() {
@@ -248,14 +249,13 @@ fn user_values(options: &TemplateOptions) -> Result<gotmpl::Value, Error> {
         set_file: options.set_file.clone(),
         ..Default::default()
     };
-    let read =
-        |path: &str| std::fs::read(path).map_err(|e| format!("open {path}: {}", io_reason(&e)));
+    let read = |path: &str| std::fs::read(path);
     values::merge_user_values(&user_options, &read, yaml::ValuesDocuments::Merged)
-        .map_err(Error::new)
+        .map_err(|e| Error::new(e.to_string()))
 }
 
 /// Go's wording of common I/O errors.
-fn io_reason(e: &std::io::Error) -> String {
+pub(crate) fn go_io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),

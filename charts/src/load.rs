@@ -17,8 +17,6 @@ use crate::ignore::IgnoreRules;
 pub const MAX_FILE_SIZE: u64 = 5 * 1024 * 1024;
 /// The largest a packed chart may decompress to (Helm's `MaxDecompressedChartSize`, 100 MiB).
 pub const MAX_CHART_SIZE: u64 = 100 * 1024 * 1024;
-/// How deep directories (and symlinks to directories) are followed before the loader gives up.
-const MAX_DEPTH: usize = 64;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -55,60 +53,76 @@ pub fn load_dir(dir: &Path) -> Result<Chart, Error> {
         )));
     }
     let rules = match std::fs::read_to_string(dir.join(".helmignore")) {
-        Ok(text) => IgnoreRules::parse(&text).map_err(Error::new)?,
+        Ok(text) => IgnoreRules::parse(&text).map_err(|e| Error::new(e.to_string()))?,
         Err(_) => IgnoreRules::defaults(),
     };
     let mut files = Vec::new();
     let mut total = 0;
-    walk(dir, "", &rules, &mut files, &mut total, 0)?;
+    walk(dir, &rules, &mut files, &mut total)?;
     load_files(files)
 }
 
+/// Reads the files of chart directory `dir` in name order, as Helm's loader does: symlinks are followed (Helm's
+/// `sympath.Walk`; a loop is an error), and what `.helmignore` names is left out, an ignored directory
+/// without being entered.
 fn walk(
     dir: &Path,
-    prefix: &str,
     rules: &IgnoreRules,
     files: &mut Vec<(String, Vec<u8>)>,
     total: &mut u64,
-    depth: usize,
 ) -> Result<(), Error> {
-    if depth > MAX_DEPTH {
-        return Err(Error::new(format!(
-            "chart directory {} is nested too deeply (a symlink loop?)",
-            dir.display()
-        )));
-    }
-    let read = std::fs::read_dir(dir)
-        .map_err(|e| Error::new(format!("error reading {}: {e}", dir.display())))?;
-    let mut entries: Vec<_> = read.filter_map(Result::ok).collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let path = entry.path();
-        // Symlinks are followed, as Helm's sympath.Walk follows them.
-        let meta = match std::fs::metadata(&path) {
-            Ok(meta) => meta,
+    let rel_of = |path: &Path| -> String {
+        let rel = path.strip_prefix(dir).unwrap_or(path);
+        let parts: Vec<_> = rel.iter().map(|p| p.to_string_lossy()).collect();
+        parts.join("/")
+    };
+    let mut entries = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .min_depth(1)
+        .into_iter();
+    while let Some(entry) = entries.next() {
+        let entry = match entry {
+            Ok(entry) => entry,
             Err(e) => {
-                if rules.ignored(&rel, false) {
+                let path = e.path().unwrap_or(dir).to_path_buf();
+                if let Some(ancestor) = e.loop_ancestor() {
+                    return Err(Error::new(format!(
+                        "chart directory {} is a symlink loop: it leads back to {}",
+                        path.display(),
+                        ancestor.display()
+                    )));
+                }
+                let source = e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("unreadable"));
+                if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+                    return Err(Error::new(format!(
+                        "error reading {}: {source}",
+                        path.display()
+                    )));
+                }
+                if rules.ignored(&rel_of(&path), false) {
                     continue;
                 }
-                return Err(Error::new(format!("stat {}: {e}", path.display())));
+                return Err(Error::new(format!("stat {}: {source}", path.display())));
             }
         };
-        if meta.is_dir() {
-            if !rules.ignored(&rel, true) {
-                walk(&path, &rel, rules, files, total, depth + 1)?;
+        let rel = rel_of(entry.path());
+        // The walk follows symlinks: the type is the target's.
+        if entry.file_type().is_dir() {
+            if rules.ignored(&rel, true) {
+                entries.skip_current_dir();
             }
             continue;
         }
         if rules.ignored(&rel, false) {
             continue;
         }
+        let path = entry.path();
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::new(format!("stat {}: {e}", path.display())))?;
         if !meta.is_file() {
             return Err(Error::new(format!(
                 "cannot load irregular file {} as it has file mode type bits set",
@@ -117,7 +131,8 @@ fn walk(
         }
         if meta.len() > MAX_FILE_SIZE {
             return Err(Error::new(format!(
-                "chart file {name:?} is larger than the maximum file size {MAX_FILE_SIZE}"
+                "chart file {:?} is larger than the maximum file size {MAX_FILE_SIZE}",
+                entry.file_name().to_string_lossy()
             )));
         }
         *total += meta.len();
@@ -127,7 +142,7 @@ fn walk(
             )));
         }
         let mut data =
-            std::fs::read(&path).map_err(|e| Error::new(format!("error reading {rel}: {e}")))?;
+            std::fs::read(path).map_err(|e| Error::new(format!("error reading {rel}: {e}")))?;
         if data.starts_with(UTF8_BOM) {
             data.drain(..UTF8_BOM.len());
         }
@@ -364,25 +379,48 @@ fn load_files(files: Vec<(String, Vec<u8>)>) -> Result<Chart, Error> {
     Ok(chart)
 }
 
+/// Why Chart.yaml's metadata is invalid; worded as Helm's `Metadata.Validate` words it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataError {
+    /// No `name`.
+    #[error("chart.metadata.name is required")]
+    NameRequired,
+    /// A `name` with a `/`, or `.` or `..`.
+    #[error("chart.metadata.name {0:?} is invalid")]
+    InvalidName(String),
+    /// No `version`.
+    #[error("chart.metadata.version is required")]
+    VersionRequired,
+    /// A `version` that is not semver.
+    #[error("chart.metadata.version {0:?} is invalid")]
+    InvalidVersion(String),
+    /// A `type` other than `application` or `library`.
+    #[error("chart.metadata.type must be application or library")]
+    InvalidType,
+    /// A dependency alias with characters other than letters, digits, `_` and `-`.
+    #[error("dependency {0:?} has disallowed characters in the alias")]
+    InvalidAlias(String),
+    /// Two dependencies with one name or alias.
+    #[error("more than one dependency with name or alias {0:?}")]
+    DuplicateDependency(String),
+}
+
 /// Helm's `Metadata.Validate`.
-fn validate(md: &Metadata) -> Result<(), String> {
+fn validate(md: &Metadata) -> Result<(), MetadataError> {
     if md.name.is_empty() {
-        return Err("chart.metadata.name is required".to_string());
+        return Err(MetadataError::NameRequired);
     }
     if md.name.contains('/') || md.name == "." || md.name == ".." {
-        return Err(format!("chart.metadata.name {:?} is invalid", md.name));
+        return Err(MetadataError::InvalidName(md.name.clone()));
     }
     if md.version.is_empty() {
-        return Err("chart.metadata.version is required".to_string());
+        return Err(MetadataError::VersionRequired);
     }
     if gotmpl::sprig::semver::Version::parse(&md.version).is_err() {
-        return Err(format!(
-            "chart.metadata.version {:?} is invalid",
-            md.version
-        ));
+        return Err(MetadataError::InvalidVersion(md.version.clone()));
     }
     if !matches!(md.chart_type.as_str(), "" | "application" | "library") {
-        return Err("chart.metadata.type must be application or library".to_string());
+        return Err(MetadataError::InvalidType);
     }
     let mut seen = std::collections::BTreeSet::new();
     for dep in &md.dependencies {
@@ -397,16 +435,70 @@ fn validate(md: &Metadata) -> Result<(), String> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
-            return Err(format!(
-                "dependency {:?} has disallowed characters in the alias",
-                dep.name
-            ));
+            return Err(MetadataError::InvalidAlias(dep.name.clone()));
         }
         if !seen.insert(key.clone()) {
-            return Err(format!(
-                "more than one dependency with name or alias {key:?}"
-            ));
+            return Err(MetadataError::DuplicateDependency(key.clone()));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn chart_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(
+            root.join("Chart.yaml"),
+            "apiVersion: v2\nname: x\nversion: 0.1.0\n",
+        )
+        .unwrap();
+        fs::create_dir_all(root.join("templates")).unwrap();
+        fs::write(root.join("templates/a.yaml"), "a: 1\n").unwrap();
+        dir
+    }
+
+    fn names(files: &[(String, Vec<u8>)]) -> Vec<&str> {
+        files.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn symlinks_are_followed_and_ignored_directories_are_not_entered() {
+        let dir = chart_dir();
+        let root = dir.path();
+        let elsewhere = tempfile::tempdir().unwrap();
+        fs::write(elsewhere.path().join("b.yaml"), "b: 2\n").unwrap();
+        symlink(elsewhere.path(), root.join("templates/linked")).unwrap();
+        // An ignored directory holding a broken link: never entered, so never an error.
+        fs::create_dir_all(root.join("skipped")).unwrap();
+        symlink("/nonexistent", root.join("skipped/broken")).unwrap();
+        let rules = IgnoreRules::parse("skipped/\n").unwrap();
+        let (mut files, mut total) = (Vec::new(), 0);
+        walk(root, &rules, &mut files, &mut total).unwrap();
+        assert_eq!(
+            names(&files),
+            ["Chart.yaml", "templates/a.yaml", "templates/linked/b.yaml"]
+        );
+        assert_eq!(files[2].1, b"b: 2\n");
+    }
+
+    #[test]
+    fn broken_links_and_loops_are_errors() {
+        let dir = chart_dir();
+        let root = dir.path();
+        symlink("/nonexistent", root.join("templates/broken")).unwrap();
+        let (mut files, mut total) = (Vec::new(), 0);
+        let err = walk(root, &IgnoreRules::defaults(), &mut files, &mut total).unwrap_err();
+        assert!(err.to_string().starts_with("stat "), "{err}");
+        fs::remove_file(root.join("templates/broken")).unwrap();
+        symlink("..", root.join("templates/up")).unwrap();
+        let err = walk(root, &IgnoreRules::defaults(), &mut files, &mut total).unwrap_err();
+        assert!(err.to_string().contains("symlink loop"), "{err}");
+    }
 }

@@ -30,7 +30,7 @@ pub enum SetKind<'a> {
     /// `--set-json`: every value a JSON document (an empty value is null).
     Json,
     /// `--set-file`: every value is a path; the value is the file's content, read by the function.
-    File(&'a dyn Fn(&str) -> Result<String, String>),
+    File(&'a dyn Fn(&str) -> std::io::Result<String>),
     /// `--set-literal`: everything after the first `=` is the string value, commas and backslashes included.
     Literal,
 }
@@ -45,10 +45,34 @@ pub enum Dialect {
     Helm4,
 }
 
+/// Why a `--set`-style argument cannot be assigned; worded as Helm's `strvals` words it (without the
+/// `failed parsing --set data: ` prefix).
+#[derive(Debug, thiserror::Error)]
+pub enum SetError {
+    /// The values to assign into are not a map.
+    #[error("values must be a map")]
+    NotAMap,
+    /// A `{...}` list was expected.
+    #[error("not a list")]
+    NotAList,
+    /// The argument does not parse (Helm's message: a key without a value, a bad index, bad JSON...).
+    #[error("{0}")]
+    Syntax(String),
+    /// A `--set-file` path cannot be read.
+    #[error("open {path}: {}", crate::go_io_reason(source))]
+    ReadFile {
+        /// The path as given.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Parses one `--set`-style argument and assigns its values into the map `into` (Helm's `ParseInto`,
 /// `ParseIntoString`, `ParseJSON`, `ParseIntoFile`, `ParseLiteralInto`) as Helm 4 does. Errors are
 /// Helm's, without the `failed parsing --set data: ` prefix.
-pub fn parse_set(spec: &str, into: &Value, kind: SetKind<'_>) -> Result<(), String> {
+pub fn parse_set(spec: &str, into: &Value, kind: SetKind<'_>) -> Result<(), SetError> {
     parse_set_as(spec, into, kind, Dialect::Helm4)
 }
 
@@ -58,9 +82,9 @@ pub fn parse_set_as(
     into: &Value,
     kind: SetKind<'_>,
     dialect: Dialect,
-) -> Result<(), String> {
+) -> Result<(), SetError> {
     let Value::Map(map) = into else {
-        return Err("values must be a map".to_string());
+        return Err(SetError::NotAMap);
     };
     let mut parser = Parser {
         chars: spec.chars().collect(),
@@ -72,18 +96,20 @@ pub fn parse_set_as(
         match parser.key(map, 0) {
             Ok(()) => {}
             Err(Stop::Eof) => return Ok(()),
-            Err(Stop::NotList) => return Err("not a list".to_string()),
-            Err(Stop::Error(message)) => return Err(message),
+            Err(Stop::NotList) => return Err(SetError::NotAList),
+            Err(Stop::Error(message)) => return Err(SetError::Syntax(message)),
+            Err(Stop::Read(path, source)) => return Err(SetError::ReadFile { path, source }),
         }
     }
 }
 
-/// Why parsing stopped: the end of the input (Go's `io.EOF`), a value that is not a `{...}` list, or an
-/// error.
+/// Why parsing stopped: the end of the input (Go's `io.EOF`), a value that is not a `{...}` list, an
+/// error, or a `--set-file` path that cannot be read.
 enum Stop {
     Eof,
     NotList,
     Error(String),
+    Read(String, std::io::Error),
 }
 
 fn fail<T>(message: String) -> Result<T, Stop> {
@@ -307,7 +333,9 @@ impl Parser<'_> {
             SetKind::Typed => Ok(typed_value(text)),
             SetKind::String | SetKind::Literal => Ok(Value::from(text)),
             SetKind::Json => gotmpl::encoding::json::from_json(text).map_err(Stop::Error),
-            SetKind::File(read) => read(text).map(Value::from).map_err(Stop::Error),
+            SetKind::File(read) => read(text)
+                .map(Value::from)
+                .map_err(|e| Stop::Read(text.to_string(), e)),
         }
     }
 
@@ -485,7 +513,7 @@ mod tests {
 
     fn set_json(spec: &str, kind: SetKind<'_>) -> Result<String, String> {
         let values = Value::empty_map();
-        parse_set(spec, &values, kind)?;
+        parse_set(spec, &values, kind).map_err(|e| e.to_string())?;
         Ok(to_json(&values, true, None).unwrap())
     }
 
@@ -574,7 +602,7 @@ mod tests {
 
     #[test]
     fn file_values_are_file_contents() {
-        let read = |path: &str| -> Result<String, String> { Ok(format!("content of {path}")) };
+        let read = |path: &str| -> std::io::Result<String> { Ok(format!("content of {path}")) };
         assert_eq!(
             set_json("a=/x", SetKind::File(&read)).unwrap(),
             r#"{"a":"content of /x"}"#

@@ -17,9 +17,27 @@ pub enum TomlFloats {
     Helm4,
 }
 
-/// Helm's `toToml`: the TOML encoding of `value`, or the encoder's error message (Helm prints the
-/// message in place of the document).
-pub fn to_toml(value: &Value, floats: TomlFloats) -> Result<String, String> {
+/// Why a value has no TOML encoding, or a text is no TOML document; worded as BurntSushi/toml words it
+/// (Helm prints the message in place of the document).
+#[derive(Debug, thiserror::Error)]
+pub enum TomlError {
+    /// A list of tables at the top: TOML's top level is one table.
+    #[error("toml: top-level values must be Go maps or structs")]
+    TopLevelNotTable,
+    /// A list holding a nil.
+    #[error("toml: cannot encode array with nil element")]
+    NilElement,
+    /// A nil value where one must be written.
+    #[error("toml: cannot encode a nil value")]
+    NilValue,
+    /// The text is not a TOML document.
+    #[error("toml: {}", .0.message())]
+    Parse(#[source] ::toml::de::Error),
+}
+
+/// Helm's `toToml`: the TOML encoding of `value`, or the encoder's error (Helm prints its message in place
+/// of the document).
+pub fn to_toml(value: &Value, floats: TomlFloats) -> Result<String, TomlError> {
     let mut encoder = Encoder {
         out: String::new(),
         floats,
@@ -28,7 +46,7 @@ pub fn to_toml(value: &Value, floats: TomlFloats) -> Result<String, String> {
         Value::Nil | Value::Missing(_) => {}
         Value::Map(_) => encoder.table_body(&[], value)?,
         Value::List(items) if is_table_array(items)? => {
-            return Err("toml: top-level values must be Go maps or structs".to_string());
+            return Err(TomlError::TopLevelNotTable);
         }
         other => encoder.element(other)?,
     }
@@ -36,10 +54,8 @@ pub fn to_toml(value: &Value, floats: TomlFloats) -> Result<String, String> {
 }
 
 /// Helm's `fromToml`: a TOML document as a map (integers int64, floats float64, dates as their text).
-pub fn from_toml(text: &str) -> Result<Value, String> {
-    let table: ::toml::Table = text
-        .parse()
-        .map_err(|e: ::toml::de::Error| format!("toml: {}", e.message()))?;
+pub fn from_toml(text: &str) -> Result<Value, TomlError> {
+    let table: ::toml::Table = text.parse().map_err(TomlError::Parse)?;
     Ok(from_toml_table(&table))
 }
 
@@ -99,14 +115,14 @@ struct Encoder {
 
 /// True for a non-empty list of maps (a TOML array of tables); a nil element is an error, as in
 /// BurntSushi/toml.
-fn is_table_array(items: &[Value]) -> Result<bool, String> {
+fn is_table_array(items: &[Value]) -> Result<bool, TomlError> {
     if items.is_empty() {
         return Ok(false);
     }
     let mut all_maps = true;
     for item in items {
         if item.is_nil() {
-            return Err("toml: cannot encode array with nil element".to_string());
+            return Err(TomlError::NilElement);
         }
         if !matches!(item, Value::Map(_)) {
             all_maps = false;
@@ -115,7 +131,7 @@ fn is_table_array(items: &[Value]) -> Result<bool, String> {
     Ok(all_maps)
 }
 
-fn is_table(value: &Value) -> Result<bool, String> {
+fn is_table(value: &Value) -> Result<bool, TomlError> {
     Ok(match value {
         Value::Map(_) => true,
         Value::List(items) => is_table_array(items)?,
@@ -181,7 +197,7 @@ impl Encoder {
     }
 
     /// The keys of a table: plain values first, then sub-tables, each group in key order.
-    fn table_body(&mut self, path: &[String], value: &Value) -> Result<(), String> {
+    fn table_body(&mut self, path: &[String], value: &Value) -> Result<(), TomlError> {
         let Value::Map(map) = value else {
             return Ok(());
         };
@@ -206,7 +222,7 @@ impl Encoder {
         Ok(())
     }
 
-    fn encode(&mut self, path: &[String], value: &Value) -> Result<(), String> {
+    fn encode(&mut self, path: &[String], value: &Value) -> Result<(), TomlError> {
         match value {
             Value::Map(_) => {
                 if path.len() == 1 {
@@ -257,10 +273,10 @@ impl Encoder {
     }
 
     /// An inline value: scalars, `[a, b]` arrays and `{k = v}` inline tables.
-    fn element(&mut self, value: &Value) -> Result<(), String> {
+    fn element(&mut self, value: &Value) -> Result<(), TomlError> {
         match value {
             Value::Missing(_) | Value::Nil => {
-                return Err("toml: cannot encode a nil value".to_string());
+                return Err(TomlError::NilValue);
             }
             Value::Bool(b) => self.out.push_str(if *b { "true" } else { "false" }),
             Value::Int(i) | Value::Int64(i) => {
@@ -341,7 +357,9 @@ mod tests {
         );
         assert_eq!(toml_of("l: [{a: 1}, 2]\n"), "l = [{a = 1.0}, 2.0]\n");
         assert_eq!(
-            to_toml(&parse("l: [1, null]\n").unwrap(), TomlFloats::Helm4).unwrap_err(),
+            to_toml(&parse("l: [1, null]\n").unwrap(), TomlFloats::Helm4)
+                .unwrap_err()
+                .to_string(),
             "toml: cannot encode array with nil element"
         );
     }

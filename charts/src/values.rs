@@ -17,8 +17,8 @@ use std::cell::RefCell;
 use gotmpl::Value;
 use gotmpl::value::{Entries, Map};
 
-use crate::strvals::{Dialect, SetKind, parse_set_as};
-use crate::yaml::{ValuesDocuments, parse_values};
+use crate::strvals::{Dialect, SetError, SetKind, parse_set_as};
+use crate::yaml::{ValuesDocuments, YamlError, parse_values};
 
 /// Helm's key for values shared with every subchart.
 pub const GLOBAL_KEY: &str = "global";
@@ -52,6 +52,61 @@ pub struct UserValueOptions {
     pub set_literal: Vec<String>,
 }
 
+/// Why the user's values or their merge with a chart's fail; worded as Helm words it.
+#[derive(Debug, thiserror::Error)]
+pub enum ValuesError {
+    /// A values file (`-f`) cannot be read.
+    #[error("open {path}: {}", crate::go_io_reason(source))]
+    Read {
+        /// The path as given.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A values file is not valid YAML.
+    #[error("failed to parse {path}: {source}")]
+    Parse {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        #[source]
+        source: YamlError,
+    },
+    /// A `--set-json` argument that is a whole JSON object (Helm 4) does not parse as one.
+    #[error("failed parsing --set-json data JSON: {0}")]
+    SetJsonObject(String),
+    /// A `--set-json` argument does not parse (Helm does not say why).
+    #[error("failed parsing --set-json data {spec}")]
+    SetJson {
+        /// The argument.
+        spec: String,
+        /// Why, kept for `--debug`.
+        #[source]
+        source: SetError,
+    },
+    /// A `--set`, `--set-string`, `--set-file` or `--set-literal` argument does not parse.
+    #[error("failed parsing {flag} data: {source}")]
+    Set {
+        /// The flag: `--set`, `--set-string`...
+        flag: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: SetError,
+    },
+    /// The user's values are not a map.
+    #[error("values must be a map, not {0}")]
+    NotAMap(String),
+    /// A subchart's values are not a map (Go's `%!t(...)` printing of the value).
+    #[error("type mismatch on {name}: {shown}")]
+    TypeMismatch {
+        /// The subchart.
+        name: String,
+        /// The value as Go prints it with `%t`.
+        shown: String,
+    },
+}
+
 /// Helm's `values.Options.MergeValues`: `-f` files merged in order (maps deeply, later files win), then
 /// `--set-json`, `--set`, `--set-string`, `--set-file`, `--set-literal` assigned in that order.
 /// `read_file` reads a values file or a `--set-file` path (errors as the caller words them);
@@ -59,19 +114,24 @@ pub struct UserValueOptions {
 /// `--set-json` also takes a whole JSON object.
 pub fn merge_user_values(
     options: &UserValueOptions,
-    read_file: &dyn Fn(&str) -> Result<Vec<u8>, String>,
+    read_file: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
     documents: ValuesDocuments,
-) -> Result<Value, String> {
+) -> Result<Value, ValuesError> {
     let dialect = match documents {
         ValuesDocuments::First => Dialect::Helm3,
         ValuesDocuments::Merged => Dialect::Helm4,
     };
     let mut base = Value::empty_map();
     for path in &options.value_files {
-        let bytes = read_file(path)?;
+        let bytes = read_file(path).map_err(|source| ValuesError::Read {
+            path: path.clone(),
+            source,
+        })?;
         let text = String::from_utf8_lossy(&bytes);
-        let current =
-            parse_values(&text, documents).map_err(|e| format!("failed to parse {path}: {e}"))?;
+        let current = parse_values(&text, documents).map_err(|source| ValuesError::Parse {
+            path: path.clone(),
+            source,
+        })?;
         base = merge_maps(&base, &current);
     }
     for spec in &options.set_json {
@@ -80,31 +140,47 @@ pub fn merge_user_values(
             let object = gotmpl::encoding::json::from_json(trimmed)
                 .ok()
                 .filter(|v| matches!(v, Value::Map(_)))
-                .ok_or_else(|| format!("failed parsing --set-json data JSON: {spec}"))?;
+                .ok_or_else(|| ValuesError::SetJsonObject(spec.clone()))?;
             base = merge_maps(&base, &object);
         } else {
-            parse_set_as(spec, &base, SetKind::Json, dialect)
-                .map_err(|_| format!("failed parsing --set-json data {spec}"))?;
+            parse_set_as(spec, &base, SetKind::Json, dialect).map_err(|source| {
+                ValuesError::SetJson {
+                    spec: spec.clone(),
+                    source,
+                }
+            })?;
         }
     }
     for spec in &options.set {
-        parse_set_as(spec, &base, SetKind::Typed, dialect)
-            .map_err(|e| format!("failed parsing --set data: {e}"))?;
+        parse_set_as(spec, &base, SetKind::Typed, dialect).map_err(|source| ValuesError::Set {
+            flag: "--set",
+            source,
+        })?;
     }
     for spec in &options.set_string {
-        parse_set_as(spec, &base, SetKind::String, dialect)
-            .map_err(|e| format!("failed parsing --set-string data: {e}"))?;
+        parse_set_as(spec, &base, SetKind::String, dialect).map_err(|source| ValuesError::Set {
+            flag: "--set-string",
+            source,
+        })?;
     }
-    let read_text = |path: &str| -> Result<String, String> {
+    let read_text = |path: &str| -> std::io::Result<String> {
         read_file(path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
     };
     for spec in &options.set_file {
-        parse_set_as(spec, &base, SetKind::File(&read_text), dialect)
-            .map_err(|e| format!("failed parsing --set-file data: {e}"))?;
+        parse_set_as(spec, &base, SetKind::File(&read_text), dialect).map_err(|source| {
+            ValuesError::Set {
+                flag: "--set-file",
+                source,
+            }
+        })?;
     }
     for spec in &options.set_literal {
-        parse_set_as(spec, &base, SetKind::Literal, dialect)
-            .map_err(|e| format!("failed parsing --set-literal data: {e}"))?;
+        parse_set_as(spec, &base, SetKind::Literal, dialect).map_err(|source| {
+            ValuesError::Set {
+                flag: "--set-literal",
+                source,
+            }
+        })?;
     }
     Ok(base)
 }
@@ -130,11 +206,11 @@ fn merge_maps(a: &Value, b: &Value) -> Value {
 /// Helm's `chartutil.CoalesceValues`: `user` values over the chart's defaults, each subchart's values
 /// (under its name) over its defaults, `global` copied into every subchart (parent globals win), a `null`
 /// user value deleting the default it overrides. Neither input is changed.
-pub fn coalesce(chart: &ChartValues, user: &Value) -> Result<Value, String> {
+pub fn coalesce(chart: &ChartValues, user: &Value) -> Result<Value, ValuesError> {
     let dest = match user.deep_copy() {
         Value::Map(map) => map,
         Value::Nil | Value::Missing(_) => Map::default(),
-        other => return Err(format!("values must be a map, not {}", other.type_name())),
+        other => return Err(ValuesError::NotAMap(other.type_name().to_string())),
     };
     coalesce_chart(chart, &dest, false)?;
     Ok(Value::Map(dest))
@@ -159,12 +235,12 @@ fn tables(dst: &Value, src: &Value, merge: bool) -> Value {
     Value::Map(dst)
 }
 
-fn coalesce_chart(chart: &ChartValues, dest: &Map, merge: bool) -> Result<(), String> {
+fn coalesce_chart(chart: &ChartValues, dest: &Map, merge: bool) -> Result<(), ValuesError> {
     coalesce_defaults(chart, dest, merge);
     coalesce_subcharts(chart, dest, merge)
 }
 
-fn coalesce_subcharts(chart: &ChartValues, dest: &Map, merge: bool) -> Result<(), String> {
+fn coalesce_subcharts(chart: &ChartValues, dest: &Map, merge: bool) -> Result<(), ValuesError> {
     for sub in &chart.subcharts {
         let existing = dest.borrow().get(&sub.name).cloned();
         let sub_values = match existing {
@@ -181,7 +257,10 @@ fn coalesce_subcharts(chart: &ChartValues, dest: &Map, merge: bool) -> Result<()
                 } else {
                     format!("%!t({}={})", other.type_name(), other.to_go_string())
                 };
-                return Err(format!("type mismatch on {}: {shown}", sub.name));
+                return Err(ValuesError::TypeMismatch {
+                    name: sub.name.clone(),
+                    shown,
+                });
             }
         };
         coalesce_globals(&sub_values, dest);
@@ -355,12 +434,12 @@ mod tests {
 
     #[test]
     fn user_values_merge_files_then_flags_in_helm_order() {
-        let files = |path: &str| -> Result<Vec<u8>, String> {
+        let files = |path: &str| -> std::io::Result<Vec<u8>> {
             match path {
                 "one.yaml" => Ok(b"a: {x: 1, z: 1}\nb: file\n".to_vec()),
                 "two.yaml" => Ok(b"a: {z: 2}\n".to_vec()),
                 "content.txt" => Ok(b"from file".to_vec()),
-                other => Err(format!("open {other}: no such file or directory")),
+                _ => Err(std::io::ErrorKind::NotFound.into()),
             }
         };
         let options = UserValueOptions {
@@ -381,7 +460,9 @@ mod tests {
             ..UserValueOptions::default()
         };
         assert_eq!(
-            merge_user_values(&bad, &files, ValuesDocuments::First).unwrap_err(),
+            merge_user_values(&bad, &files, ValuesDocuments::First)
+                .unwrap_err()
+                .to_string(),
             r#"failed parsing --set data: key "x" has no value"#
         );
     }

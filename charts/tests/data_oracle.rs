@@ -100,7 +100,7 @@ fn our_texts(values: &Value, floats: TomlFloats) -> BTreeMap<String, String> {
         ),
         (
             "toml".to_string(),
-            to_toml(values, floats).unwrap_or_else(|e| e),
+            to_toml(values, floats).unwrap_or_else(|e| e.to_string()),
         ),
         (
             "pretty".to_string(),
@@ -348,7 +348,7 @@ fn user_values_and_subcharts_coalesce_as_helm_coalesces_them() {
             args.extend([flag.to_string(), spec.clone()]);
         }
     }
-    let read = |path: &str| fs::read(path).map_err(|e| format!("open {path}: {e}"));
+    let read = |path: &str| fs::read(path);
     for helm in &HELMS {
         let docs = helm_template(helm, &top, &args);
         let defaults = |chart: &Path| {
@@ -619,9 +619,7 @@ fn set_flags_and_values_files_merge_and_fail_as_helm_does() {
         &["--set-literal", "a[0]=x,y", "--set-literal", "b"],
     ];
     let base = dir.path().to_path_buf();
-    let read = move |path: &str| {
-        fs::read(base.join(path)).map_err(|_| format!("open {path}: no such file or directory"))
-    };
+    let read = move |path: &str| fs::read(base.join(path));
     for helm in &HELMS {
         for case in cases {
             let args: Vec<String> = case.iter().map(|s| s.to_string()).collect();
@@ -639,15 +637,17 @@ fn set_flags_and_values_files_merge_and_fail_as_helm_does() {
                 list.push(pair[1].clone());
             }
             let theirs = helm_values_or_error(helm, &chart, &args);
-            let ours = merge_user_values(&options, &read, helm.documents).and_then(|user| {
-                let tree = ChartValues {
-                    name: "flags".into(),
-                    defaults: Value::empty_map(),
-                    subcharts: vec![],
-                };
-                let values = coalesce(&tree, &user)?;
-                to_json(&values, true, None)
-            });
+            let ours = merge_user_values(&options, &read, helm.documents)
+                .map_err(|e| e.to_string())
+                .and_then(|user| {
+                    let tree = ChartValues {
+                        name: "flags".into(),
+                        defaults: Value::empty_map(),
+                        subcharts: vec![],
+                    };
+                    let values = coalesce(&tree, &user).map_err(|e| e.to_string())?;
+                    to_json(&values, true, None)
+                });
             assert_eq!(ours, theirs, "{} {case:?}", helm.binary);
         }
     }
@@ -708,7 +708,9 @@ fn coalesce_edge_cases_match_helm() {
             let theirs =
                 helm_values_or_error(helm, &top, &["-f".to_string(), file.display().to_string()]);
             let user = parse_values(case, helm.documents).unwrap();
-            let ours = coalesce(&tree, &user).and_then(|v| to_json(&v, true, None));
+            let ours = coalesce(&tree, &user)
+                .map_err(|e| e.to_string())
+                .and_then(|v| to_json(&v, true, None));
             assert_eq!(ours, theirs, "{} {case:?}", helm.binary);
         }
     }

@@ -30,14 +30,12 @@ pub fn guard_store_writes(store_root: &Path) -> anyhow::Result<()> {
     clean_up_on_signal(store_root.to_path_buf())
 }
 
-/// Starts a thread that waits for SIGINT or SIGTERM, removes this process's staged files in `store_root`
-/// and exits. The handlers are registered before this returns, so no signal is missed.
+/// Starts a thread that waits for SIGINT or SIGTERM (on the process's one runtime, [`crate::runtime()`]),
+/// removes this process's staged files in `store_root` and exits. The handlers are registered before this
+/// returns, so no signal is missed; the thread of its own keeps the clean-up off the runtime's workers.
 fn clean_up_on_signal(store_root: PathBuf) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the signal handler")?;
+    let rt = crate::runtime().context("cannot start the signal handler")?;
     let (mut int, mut term) = {
         let _entered = rt.enter();
         (

@@ -12,6 +12,9 @@ use clap::{Parser, Subcommand};
 pub mod cmd;
 pub mod interrupt;
 pub mod output;
+pub mod runtime;
+
+pub use runtime::runtime;
 
 /// Build, ship, serve and run Kubernetes cluster images.
 #[derive(Debug, Parser)]

@@ -4,10 +4,13 @@
 //! anything is written when the site lacks a relied blob; volumes joined, and a truncated one named; a partial
 //! import completed by running it again.
 
+mod dist_fixture;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use dist_fixture::DistDir;
 use formats::digest::Digest;
 use formats::distribution::{DistributionLayout, link_text};
 use formats::manifest::RawManifest;
@@ -161,7 +164,8 @@ fn write_delivery(
     retag: &[(&str, &str)],
     site_has: &BTreeMap<Digest, u64>,
 ) -> BTreeMap<String, Digest> {
-    let layout = DistributionLayout::new(dir);
+    let layout = DistDir::new(dir);
+    let paths = formats::distribution::DistributionPaths::new(dir);
     let mut included = BTreeMap::new();
     let mut relied = BTreeMap::new();
     let mut entries = Vec::new();
@@ -182,8 +186,7 @@ fn write_delivery(
             if site_has.contains_key(&d) {
                 relied.insert(d.to_string(), bytes.len() as u64);
             } else {
-                layout.write_blob(&bytes[..], Some(&d), None).unwrap();
-                layout.link_layer(image.repo, &d).unwrap();
+                layout.blob(image.repo, &bytes);
                 included.insert(d.to_string(), bytes.len() as u64);
             }
         }
@@ -191,11 +194,11 @@ fn write_delivery(
         if site_has.contains_key(&m.digest) {
             relied.insert(m.digest.to_string(), m.bytes.len() as u64);
             // The tag is still linked, to a manifest the delivery does not hold.
-            let link = layout.paths().tag_current_link(image.repo, tag);
+            let link = paths.tag_current_link(image.repo, tag);
             std::fs::create_dir_all(link.parent().unwrap()).unwrap();
             std::fs::write(link, link_text(&m.digest)).unwrap();
         } else {
-            layout.put_manifest(image.repo, m, Some(tag)).unwrap();
+            layout.manifest(image.repo, m, Some(tag));
             included.insert(m.digest.to_string(), m.bytes.len() as u64);
         }
         entries.push(format!(

@@ -2,9 +2,12 @@
 //! registries.conf mirror, so `registry save`, `copy`, `sync` and `pull` work while the original host
 //! (`unresolvable.invalid`) cannot even be resolved, and a rerun copies referrers an earlier run missed.
 
+mod dist_fixture;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use dist_fixture::DistDir;
 use formats::digest::Digest;
 use formats::distribution::DistributionLayout;
 use formats::manifest::RawManifest;
@@ -35,19 +38,13 @@ fn manifest_json(
     .into_bytes()
 }
 
-fn put_blob(layout: &DistributionLayout, repo: &str, bytes: &[u8]) -> Digest {
-    let (d, _) = layout.write_blob(bytes, None, None).unwrap();
-    layout.link_layer(repo, &d).unwrap();
-    d
-}
-
 /// A directory holding `lib/app:v1` (for this host's architecture) and a signature whose `subject` is
 /// that image; returns the image's digest and the signature's digest.
 fn dir_with_signed_image(root: &Path) -> (Digest, Digest) {
-    let layout = DistributionLayout::new(root);
+    let layout = DistDir::new(root);
     let repo = "lib/app";
     let layer = b"layer of the air-gapped image".to_vec();
-    let layer_d = put_blob(&layout, repo, &layer);
+    let layer_d = layout.blob(repo, &layer);
     let arch = match std::env::consts::ARCH {
         "aarch64" => "arm64",
         _ => "amd64",
@@ -56,17 +53,17 @@ fn dir_with_signed_image(root: &Path) -> (Digest, Digest) {
         r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
         Digest::sha256_of(&layer)
     );
-    let config_d = put_blob(&layout, repo, config.as_bytes());
+    let config_d = layout.blob(repo, config.as_bytes());
     let image = manifest_json(
         (OCI_CONFIG, &config_d, config.len()),
         &[(&layer_d, layer.len())],
         "",
     );
     let image = RawManifest::from_bytes(image, Some(OCI_MANIFEST)).unwrap();
-    layout.put_manifest(repo, &image, Some("v1")).unwrap();
-    let empty_d = put_blob(&layout, repo, b"{}");
+    layout.manifest(repo, &image, Some("v1"));
+    let empty_d = layout.blob(repo, b"{}");
     let sig = b"signature of the air-gapped image";
-    let sig_d = put_blob(&layout, repo, sig);
+    let sig_d = layout.blob(repo, sig);
     let subject = format!(
         r#","artifactType":"application/vnd.example.signature","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":{}}}"#,
         image.digest,
@@ -78,7 +75,7 @@ fn dir_with_signed_image(root: &Path) -> (Digest, Digest) {
         &subject,
     );
     let referrer = RawManifest::from_bytes(referrer, Some(OCI_MANIFEST)).unwrap();
-    layout.put_manifest(repo, &referrer, None).unwrap();
+    layout.manifest(repo, &referrer, None);
     (image.digest, referrer.digest)
 }
 

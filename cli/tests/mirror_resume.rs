@@ -3,6 +3,8 @@
 //! source through a logging, throttling proxy in front of `docker-registry`), and `sync` from a Distribution-layout directory copies the
 //! referrers (signatures, SBOMs) stored there along with their subject image.
 
+mod dist_fixture;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dist_fixture::DistDir;
 use formats::digest::Digest;
 use formats::distribution::DistributionLayout;
 use formats::manifest::RawManifest;
@@ -353,33 +356,26 @@ fn save_killed_mid_blob_then_rerun_requests_only_the_missing_range_at_the_source
     assert!(tag.is_some(), "the image was not tagged after the rerun");
 }
 
-/// Writes `bytes` as a blob of `layout` and returns its digest.
-fn put_blob(layout: &DistributionLayout, repo: &str, bytes: &[u8]) -> Digest {
-    let (d, _) = layout.write_blob(bytes, None, None).unwrap();
-    layout.link_layer(repo, &d).unwrap();
-    d
-}
-
 /// A directory source holding `lib/app:v1` and a signature whose `subject` is that image; returns the
 /// image's digest and the signature's digest.
 fn dir_with_signed_image(root: &Path) -> (Digest, Digest) {
-    let layout = DistributionLayout::new(root);
+    let layout = DistDir::new(root);
     let repo = "lib/app";
     let layer = noise(64 * 1024, 3);
-    let layer_d = put_blob(&layout, repo, &layer);
+    let layer_d = layout.blob(repo, &layer);
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let config_d = put_blob(&layout, repo, config);
+    let config_d = layout.blob(repo, config);
     let image = manifest_json(
         (OCI_CONFIG, &config_d, config.len()),
         &[(&layer_d, layer.len())],
         "",
     );
     let image = RawManifest::from_bytes(image, Some(OCI_MANIFEST)).unwrap();
-    layout.put_manifest(repo, &image, Some("v1")).unwrap();
-    let empty_d = put_blob(&layout, repo, b"{}");
+    layout.manifest(repo, &image, Some("v1"));
+    let empty_d = layout.blob(repo, b"{}");
     let sig = b"signature of the image";
-    let sig_d = put_blob(&layout, repo, sig);
+    let sig_d = layout.blob(repo, sig);
     let subject = format!(
         r#","artifactType":"application/vnd.example.signature","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":{}}}"#,
         image.digest,
@@ -391,7 +387,7 @@ fn dir_with_signed_image(root: &Path) -> (Digest, Digest) {
         &subject,
     );
     let referrer = RawManifest::from_bytes(referrer, Some(OCI_MANIFEST)).unwrap();
-    layout.put_manifest(repo, &referrer, None).unwrap();
+    layout.manifest(repo, &referrer, None);
     (image.digest, referrer.digest)
 }
 

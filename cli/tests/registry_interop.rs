@@ -3,10 +3,13 @@
 //! serving a directory the other wrote (skopeo reads both; digests match). A missing tool fails the test with
 //! its name.
 
+mod dist_fixture;
+
 use std::path::Path;
 
+use dist_fixture::DistDir;
 use formats::digest::Digest;
-use formats::distribution::{DistributionLayout, DistributionPaths};
+use formats::distribution::DistributionPaths;
 use formats::manifest::{Descriptor, ImageManifest, RawManifest};
 use formats::media_type;
 use testsupport::{Backend, DockerRegistry, SealosRegistry, run, skopeo, tool};
@@ -216,11 +219,9 @@ fn docker_registry_serves_what_we_wrote_and_we_serve_what_it_wrote() {
 fn serve_fs_with_verify_blobs_refuses_a_blob_whose_bytes_do_not_match_and_logs_it() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("registry");
-    let layout = DistributionLayout::new(&root);
+    let layout = DistDir::new(&root);
     let blob = |bytes: &[u8], media: &str| {
-        let (digest, size) = layout.write_blob(bytes, None, None).unwrap();
-        layout.link_layer("lib/app", &digest).unwrap();
-        Descriptor::new(media, digest, size)
+        Descriptor::new(media, layout.blob("lib/app", bytes), bytes.len() as u64)
     };
     let config = blob(
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
@@ -229,7 +230,7 @@ fn serve_fs_with_verify_blobs_refuses_a_blob_whose_bytes_do_not_match_and_logs_i
     let layer = blob(&[5u8; 4096], media_type::OCI_LAYER_TAR);
     let manifest = ImageManifest::new(config, vec![layer.clone()]);
     let raw = RawManifest::from_created(&manifest, media_type::OCI_MANIFEST).unwrap();
-    layout.put_manifest("lib/app", &raw, Some("v1")).unwrap();
+    layout.manifest("lib/app", &raw, Some("v1"));
     let data = DistributionPaths::new(&root).blob_data(&layer.digest);
     let good = std::fs::read(&data).unwrap();
     let mut bad = good.clone();

@@ -6,6 +6,7 @@
 //! (sshd must start as root to log a user in); each missing piece fails the test with its name.
 
 mod build_common;
+mod dist_fixture;
 mod runtime_common;
 
 use std::fs;
@@ -15,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use build_common::{build_ok, examples_dir};
-use formats::distribution::DistributionLayout;
+use dist_fixture::DistDir;
 use formats::manifest::{Descriptor, ImageManifest, Platform, RawManifest};
 use formats::media_type;
 use runtime_common::*;
@@ -150,18 +151,16 @@ fn start_sshd(dir: &Path, user_key: &Path, address: &str, prefix: &[String]) -> 
 
 /// Writes a one-layer image `library/tiny:v1` in the Docker Distribution layout under `registry_dir`.
 fn write_embedded_image(registry_dir: &Path) {
-    let layout = DistributionLayout::new(registry_dir);
+    let layout = DistDir::new(registry_dir);
     let layer = tar_with_entry("hello.txt", b"hello from the embedded registry\n");
-    let (layer_digest, layer_size) = layout.write_blob(layer.as_slice(), None, None).unwrap();
+    let (layer_digest, layer_size) = (layout.blob("library/tiny", &layer), layer.len() as u64);
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": Platform::host().architecture,
         "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [layer_digest.to_string()]}
     }))
     .unwrap();
-    let (config_digest, config_size) = layout.write_blob(config.as_slice(), None, None).unwrap();
-    layout.link_layer("library/tiny", &layer_digest).unwrap();
-    layout.link_layer("library/tiny", &config_digest).unwrap();
+    let (config_digest, config_size) = (layout.blob("library/tiny", &config), config.len() as u64);
     let manifest = ImageManifest::new(
         Descriptor::new(media_type::OCI_CONFIG, config_digest, config_size),
         vec![Descriptor::new(
@@ -171,10 +170,7 @@ fn write_embedded_image(registry_dir: &Path) {
         )],
     );
     let raw = RawManifest::from_created(&manifest, media_type::OCI_MANIFEST).unwrap();
-    layout
-        .put_manifest("library/tiny", &raw, Some("v1"))
-        .unwrap();
-    let _ = fs::remove_dir_all(registry_dir.join(".staging"));
+    layout.manifest("library/tiny", &raw, Some("v1"));
 }
 
 /// Builds `runtime-registry:v1`: the toy rootfs plus a `registry/` tree holding `library/tiny:v1`.

@@ -11,22 +11,20 @@
 //! ```
 //! A link file holds the text `sha256:<hex>` and nothing else.
 //!
-//! [`DistributionPaths`] only computes paths; [`DistributionLayout`] writes blobs (verified while streaming),
-//! links and manifests the way `docker-registry` does, copies whole images in from an [`OciLayout`], and
-//! reads repositories, tags and manifests back. It never reaches anything below the root through a symlink
-//! ([`check_beneath`], [`open_beneath`]): a tree that came from elsewhere cannot make it read or write host files.
+//! [`DistributionPaths`] only computes paths; [`DistributionLayout`] reads repositories, tags, manifests and
+//! blobs of a tree (a cluster image's `registry/`, a saved directory). Trees are written by the registry's
+//! store (`registry::storage`, also behind `registry save`), the one writer of the layout. It never reaches
+//! anything below the root through a symlink ([`check_beneath`], [`open_beneath`]): a tree that came from
+//! elsewhere cannot make it read host files.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::digest::{Algorithm, Digest};
-use crate::fsutil::{
-    BeneathError, StageError, StagedFile, atomic_write, check_beneath, open_beneath,
-};
-use crate::manifest::{Descriptor, ManifestError, RawManifest};
-use crate::media_type;
-use crate::oci_layout::{LayoutError, MAX_JSON_BLOB, OciLayout};
+use crate::digest::Digest;
+use crate::fsutil::{BeneathError, check_beneath, open_beneath};
+use crate::manifest::{ManifestError, RawManifest};
+use crate::oci_layout::MAX_JSON_BLOB;
 
 /// Paths inside one Distribution layout rooted at `root` (the directory that holds `docker/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +126,7 @@ pub fn link_text(digest: &Digest) -> String {
     digest.to_string()
 }
 
-/// Errors from reading or writing a Distribution layout.
+/// Errors from reading a Distribution layout, or from names it cannot hold.
 #[derive(Debug, thiserror::Error)]
 pub enum DistributionError {
     /// A filesystem operation failed.
@@ -157,9 +155,6 @@ pub enum DistributionError {
         /// What is wrong with it.
         reason: String,
     },
-    /// Staging or verifying a blob failed; nothing was stored.
-    #[error(transparent)]
-    Stage(#[from] StageError),
     /// A blob is not in the layout.
     #[error("blob {0} is not in the distribution layout")]
     BlobNotFound(Digest),
@@ -195,12 +190,6 @@ pub enum DistributionError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The source OCI layout has no such tag.
-    #[error("tag `{0}` is not in the OCI layout")]
-    TagNotInLayout(String),
-    /// Reading the source OCI layout failed.
-    #[error(transparent)]
-    Layout(#[from] LayoutError),
     /// A path below the root goes through a symlink, or a blob or link is not a regular file.
     #[error(transparent)]
     Refused(#[from] BeneathError),
@@ -239,14 +228,14 @@ pub fn validate_tag(tag: &str) -> Result<(), DistributionError> {
     })
 }
 
-/// A Distribution layout that can be written and read: the storage of `docker-registry`.
+/// A Distribution layout being read: the storage of `docker-registry`, a cluster image's `registry/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DistributionLayout {
     paths: DistributionPaths,
 }
 
 impl DistributionLayout {
-    /// The layout rooted at `root` (the directory that holds, or will hold, `docker/registry/v2`).
+    /// The layout rooted at `root` (the directory that holds `docker/registry/v2`).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         DistributionLayout {
             paths: DistributionPaths::new(root),
@@ -256,160 +245,6 @@ impl DistributionLayout {
     /// The paths of this layout.
     pub fn paths(&self) -> &DistributionPaths {
         &self.paths
-    }
-
-    /// Where blobs are staged before their verified rename: `<root>/.staging`, outside `docker/` so the
-    /// registry never sees a half-written file, but on the same filesystem so the rename is atomic.
-    fn staging_dir(&self) -> PathBuf {
-        self.paths.root().join(".staging")
-    }
-
-    /// Streams `reader` into `blobs/.../data`, verifying it against `expected` and `size` when given.
-    /// A blob already present is not rewritten (the reader is not read).
-    pub fn write_blob(
-        &self,
-        mut reader: impl Read,
-        expected: Option<&Digest>,
-        size: Option<u64>,
-    ) -> Result<(Digest, u64), DistributionError> {
-        if let Some(d) = expected
-            && let Some(meta) = check_beneath(self.paths.root(), &self.paths.blob_data(d))?
-        {
-            if !meta.is_file() {
-                return Err(BeneathError::NotRegular(self.paths.blob_data(d)).into());
-            }
-            return Ok((d.clone(), meta.len()));
-        }
-        let alg = expected.map_or(Algorithm::Sha256, Digest::algorithm);
-        let dir = self.staging_dir();
-        let mut staged = StagedFile::new_in(&dir, alg)?;
-        io::copy(&mut reader, &mut staged).map_err(io_err("write blob into", &dir))?;
-        match expected {
-            Some(d) => {
-                let dest = self.paths.blob_data(d);
-                check_beneath(self.paths.root(), &dest)?;
-                let len = staged.commit_verified(d, size, &dest)?;
-                Ok((d.clone(), len))
-            }
-            None => {
-                if let Some(size) = size.filter(|s| *s != staged.len()) {
-                    return Err(DistributionError::Io {
-                        op: "write blob into",
-                        path: dir,
-                        source: io::Error::other(format!(
-                            "expected {size} bytes, got {}",
-                            staged.len()
-                        )),
-                    });
-                }
-                // Sealed under a staging name first: the destination is known only from the digest, and is
-                // checked before the content is moved there.
-                let (digest, len) =
-                    staged.commit_by_digest(|d| dir.join(format!(".sealed-{}", d.hex())))?;
-                let sealed = dir.join(format!(".sealed-{}", digest.hex()));
-                let dest = self.paths.blob_data(&digest);
-                let placed = check_beneath(self.paths.root(), &dest)
-                    .map_err(DistributionError::from)
-                    .and_then(|_| {
-                        let parent = dest.parent().unwrap_or(Path::new("."));
-                        fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
-                        fs::rename(&sealed, &dest).map_err(io_err("rename into", &dest))
-                    });
-                if let Err(e) = placed {
-                    let _ignored = fs::remove_file(&sealed);
-                    return Err(e);
-                }
-                Ok((digest, len))
-            }
-        }
-    }
-
-    fn write_link(&self, path: &Path, digest: &Digest) -> Result<(), DistributionError> {
-        check_beneath(self.paths.root(), path)?;
-        atomic_write(path, link_text(digest).as_bytes())?;
-        Ok(())
-    }
-
-    /// Makes a blob (layer or config) part of `repo`.
-    pub fn link_layer(&self, repo: &str, digest: &Digest) -> Result<(), DistributionError> {
-        validate_repository(repo)?;
-        self.write_link(&self.paths.layer_link(repo, digest), digest)
-    }
-
-    /// Stores a manifest's exact bytes as a blob, links the revision into `repo`, and when `tag` is given
-    /// records it in the tag's history and points the tag at it.
-    pub fn put_manifest(
-        &self,
-        repo: &str,
-        manifest: &RawManifest,
-        tag: Option<&str>,
-    ) -> Result<(), DistributionError> {
-        validate_repository(repo)?;
-        if let Some(tag) = tag {
-            validate_tag(tag)?;
-        }
-        let d = &manifest.digest;
-        self.write_blob(
-            manifest.bytes.as_slice(),
-            Some(d),
-            Some(manifest.bytes.len() as u64),
-        )?;
-        self.write_link(&self.paths.revision_link(repo, d), d)?;
-        if let Some(tag) = tag {
-            self.write_link(&self.paths.tag_index_link(repo, tag, d), d)?;
-            self.write_link(&self.paths.tag_current_link(repo, tag), d)?;
-        }
-        Ok(())
-    }
-
-    /// Copies the image `tag_in_layout` (an index or a manifest, with its children, configs and layers)
-    /// from an OCI layout into `repo:tag`. Returns the top manifest's digest.
-    pub fn write_image_from_oci(
-        &self,
-        layout: &OciLayout,
-        tag_in_layout: &str,
-        repo: &str,
-        tag: &str,
-    ) -> Result<Digest, DistributionError> {
-        validate_repository(repo)?;
-        validate_tag(tag)?;
-        let top = layout
-            .resolve(tag_in_layout)?
-            .ok_or_else(|| DistributionError::TagNotInLayout(tag_in_layout.to_string()))?;
-        self.copy_manifest(layout, &top, repo, Some(tag))?;
-        Ok(top.digest)
-    }
-
-    /// Copies one manifest's children first, then the manifest itself, so a tag never points at a
-    /// manifest whose content is not there yet.
-    fn copy_manifest(
-        &self,
-        layout: &OciLayout,
-        desc: &Descriptor,
-        repo: &str,
-        tag: Option<&str>,
-    ) -> Result<(), DistributionError> {
-        let raw = layout.read_manifest(desc)?;
-        for child in raw.referenced_blobs() {
-            if media_type::is_manifest(&child.media_type) || media_type::is_index(&child.media_type)
-            {
-                self.copy_manifest(layout, child, repo, None)?;
-                continue;
-            }
-            if !layout.has_blob(&child.digest)
-                && media_type::is_non_distributable(&child.media_type)
-            {
-                continue;
-            }
-            let file = layout.open_blob(&child.digest)?;
-            self.write_blob(
-                io::BufReader::new(file),
-                Some(&child.digest),
-                Some(child.size),
-            )?;
-            self.link_layer(repo, &child.digest)?;
-        }
-        self.put_manifest(repo, &raw, tag)
     }
 
     /// Every repository (a directory holding `_manifests`, at any depth), sorted.
@@ -563,18 +398,48 @@ impl DistributionLayout {
 mod tests {
     use super::*;
 
-    use crate::manifest::{ImageIndex, ImageManifest, ParsedManifest, Platform};
+    use crate::manifest::{Descriptor, ImageManifest};
+    use crate::media_type;
 
-    fn oci_image(layout: &OciLayout) -> RawManifest {
-        layout.write_blob_bytes(b"{}").unwrap();
-        layout.write_blob_bytes(b"layer").unwrap();
-        let m = ImageManifest::new(
-            Descriptor::empty(),
-            vec![Descriptor::for_bytes(media_type::OCI_LAYER_TAR, b"layer")],
-        );
-        let raw = RawManifest::from_created(&m, media_type::OCI_MANIFEST).unwrap();
-        layout.write_manifest(&raw).unwrap();
-        raw
+    /// Test trees as the registry's store writes them: blob data files and link files holding the digest.
+    struct Tree(DistributionPaths);
+
+    impl Tree {
+        fn new(root: &Path) -> Tree {
+            Tree(DistributionPaths::new(root))
+        }
+
+        fn write(&self, path: &Path, bytes: &[u8]) {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, bytes).unwrap();
+        }
+
+        fn blob(&self, bytes: &[u8]) -> Digest {
+            let d = Digest::sha256_of(bytes);
+            self.write(&self.0.blob_data(&d), bytes);
+            d
+        }
+
+        fn link(&self, path: &Path, d: &Digest) {
+            self.write(path, link_text(d).as_bytes());
+        }
+
+        fn manifest(&self, repo: &str, raw: &RawManifest, tag: Option<&str>) {
+            self.blob(&raw.bytes);
+            self.link(&self.0.revision_link(repo, &raw.digest), &raw.digest);
+            if let Some(tag) = tag {
+                self.link(&self.0.tag_index_link(repo, tag, &raw.digest), &raw.digest);
+                self.link(&self.0.tag_current_link(repo, tag), &raw.digest);
+            }
+        }
+    }
+
+    fn empty_image() -> RawManifest {
+        RawManifest::from_created(
+            &ImageManifest::new(Descriptor::empty(), vec![]),
+            media_type::OCI_MANIFEST,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -597,14 +462,15 @@ mod tests {
     }
 
     #[test]
-    fn symlinks_below_the_root_are_never_followed_for_reads_or_writes() {
+    fn symlinks_below_the_root_are_never_followed_for_reads() {
         let dir = tempfile::tempdir().unwrap();
         let outside = dir.path().join("outside");
         fs::create_dir_all(&outside).unwrap();
         fs::write(outside.join("secret"), b"host secret").unwrap();
-        let l = DistributionLayout::new(dir.path().join("root"));
-        let (d, _) = l.write_blob(&b"data"[..], None, None).unwrap();
-        l.link_layer("a/b", &d).unwrap();
+        let root = dir.path().join("root");
+        let tree = Tree::new(&root);
+        let d = tree.blob(b"data");
+        let l = DistributionLayout::new(&root);
         let data = l.paths().blob_data(&d);
         fs::remove_file(&data).unwrap();
         std::os::unix::fs::symlink(outside.join("secret"), &data).unwrap();
@@ -622,72 +488,17 @@ mod tests {
             "{err}"
         );
         assert!(l.tags("a/b").unwrap().is_empty());
+        fs::create_dir_all(outside.join("_manifests")).unwrap();
         std::os::unix::fs::symlink(&outside, l.paths().repository_dir("c")).unwrap();
-        assert!(l.link_layer("c", &d).is_err());
         assert!(l.repositories().unwrap().iter().all(|r| r != "c"));
-        assert_eq!(
-            fs::read_dir(&outside).unwrap().count(),
-            1,
-            "something was written outside"
-        );
     }
 
     #[test]
-    fn blob_is_written_verified_and_stays_when_written_again() {
+    fn tags_resolve_and_manifests_read_back_exactly() {
         let dir = tempfile::tempdir().unwrap();
+        let raw = empty_image();
+        Tree::new(dir.path()).manifest("team/app", &raw, Some("v1"));
         let l = DistributionLayout::new(dir.path());
-        let d = Digest::sha256_of(b"data");
-        assert_eq!(
-            l.write_blob(&b"data"[..], Some(&d), Some(4)).unwrap(),
-            (d.clone(), 4)
-        );
-        assert_eq!(fs::read(l.paths().blob_data(&d)).unwrap(), b"data");
-        assert_eq!(
-            l.write_blob(&b"other"[..], Some(&d), None).unwrap(),
-            (d.clone(), 4)
-        );
-        let (d2, _) = l.write_blob(&b"free"[..], None, None).unwrap();
-        assert_eq!(d2, Digest::sha256_of(b"free"));
-        let mut s = String::new();
-        l.open_blob(&d).unwrap().read_to_string(&mut s).unwrap();
-        assert_eq!(s, "data");
-    }
-
-    #[test]
-    fn blob_with_wrong_digest_is_rejected_and_nothing_is_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = DistributionLayout::new(dir.path());
-        let d = Digest::sha256_of(b"data");
-        assert!(l.write_blob(&b"evil"[..], Some(&d), None).is_err());
-        assert!(!l.paths().blob_data(&d).exists());
-        assert!(matches!(
-            l.open_blob(&d),
-            Err(DistributionError::BlobNotFound(_))
-        ));
-        assert_eq!(fs::read_dir(l.staging_dir()).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn put_manifest_writes_blob_revision_and_tag_links_with_exact_text() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = DistributionLayout::new(dir.path());
-        let m = ImageManifest::new(Descriptor::empty(), vec![]);
-        let raw = RawManifest::from_created(&m, media_type::OCI_MANIFEST).unwrap();
-        l.put_manifest("team/app", &raw, Some("v1")).unwrap();
-        let p = l.paths();
-        let text = format!("sha256:{}", raw.digest.hex());
-        assert_eq!(
-            fs::read_to_string(p.revision_link("team/app", &raw.digest)).unwrap(),
-            text
-        );
-        assert_eq!(
-            fs::read_to_string(p.tag_current_link("team/app", "v1")).unwrap(),
-            text
-        );
-        assert_eq!(
-            fs::read_to_string(p.tag_index_link("team/app", "v1", &raw.digest)).unwrap(),
-            text
-        );
         assert_eq!(
             l.resolve_tag("team/app", "v1").unwrap(),
             Some(raw.digest.clone())
@@ -698,25 +509,18 @@ mod tests {
             l.read_manifest("other", &raw.digest),
             Err(DistributionError::ManifestNotInRepository { .. })
         ));
-        let e = l
-            .put_manifest("../escape", &raw, None)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("`..`"), "{e}");
-        assert!(l.put_manifest("ok", &raw, Some("bad/tag")).is_err());
-    }
-
-    #[test]
-    fn link_layer_writes_the_digest_text() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = DistributionLayout::new(dir.path());
-        let d = Digest::sha256_of(b"x");
-        l.link_layer("r", &d).unwrap();
-        assert_eq!(
-            fs::read_to_string(l.paths().layer_link("r", &d)).unwrap(),
-            d.to_string()
-        );
-        assert!(l.link_layer("/etc", &d).is_err());
+        assert!(l.resolve_tag("../escape", "v1").is_err());
+        assert!(l.resolve_tag("ok", "bad/tag").is_err());
+        let mut s = String::new();
+        l.open_blob(&raw.digest)
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s.as_bytes(), raw.bytes.as_slice());
+        assert!(matches!(
+            l.open_blob(&Digest::sha256_of(b"absent")),
+            Err(DistributionError::BlobNotFound(_))
+        ));
     }
 
     #[test]
@@ -724,16 +528,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = DistributionLayout::new(dir.path());
         assert!(l.repositories().unwrap().is_empty());
-        let raw = RawManifest::from_created(
-            &ImageManifest::new(Descriptor::empty(), vec![]),
-            media_type::OCI_MANIFEST,
-        )
-        .unwrap();
+        let raw = empty_image();
+        let tree = Tree::new(dir.path());
         for repo in ["a", "a/b", "x/y/z"] {
-            l.put_manifest(repo, &raw, Some("v1")).unwrap();
+            tree.manifest(repo, &raw, Some("v1"));
         }
-        l.put_manifest("a", &raw, Some("v0")).unwrap();
-        l.put_manifest("untagged/repo", &raw, None).unwrap();
+        tree.manifest("a", &raw, Some("v0"));
+        tree.manifest("untagged/repo", &raw, None);
         assert_eq!(
             l.repositories().unwrap(),
             ["a", "a/b", "untagged/repo", "x/y/z"]
@@ -746,61 +547,15 @@ mod tests {
     #[test]
     fn corrupt_manifest_blob_and_bad_link_are_reported() {
         let dir = tempfile::tempdir().unwrap();
+        let raw = empty_image();
+        Tree::new(dir.path()).manifest("r", &raw, Some("v1"));
         let l = DistributionLayout::new(dir.path());
-        let raw = RawManifest::from_created(
-            &ImageManifest::new(Descriptor::empty(), vec![]),
-            media_type::OCI_MANIFEST,
-        )
-        .unwrap();
-        l.put_manifest("r", &raw, Some("v1")).unwrap();
         fs::write(l.paths().blob_data(&raw.digest), b"{}").unwrap();
         let e = l.read_manifest("r", &raw.digest).unwrap_err().to_string();
         assert!(e.contains("corrupt"), "{e}");
         fs::write(l.paths().tag_current_link("r", "v1"), "garbage").unwrap();
         let e = l.resolve_tag("r", "v1").unwrap_err().to_string();
         assert!(e.contains("link file") && e.contains("invalid"), "{e}");
-    }
-
-    #[test]
-    fn image_index_is_copied_from_an_oci_layout_with_children_and_blobs() {
-        let src = tempfile::tempdir().unwrap();
-        let dst = tempfile::tempdir().unwrap();
-        let layout = OciLayout::create(src.path()).unwrap();
-        let child = oci_image(&layout);
-        let mut child_desc = child.descriptor();
-        child_desc.platform = Some(Platform::parse("linux/amd64").unwrap());
-        let index =
-            RawManifest::from_created(&ImageIndex::new(vec![child_desc]), media_type::OCI_INDEX)
-                .unwrap();
-        layout
-            .set_tag("v1", layout.write_manifest(&index).unwrap())
-            .unwrap();
-        let l = DistributionLayout::new(dst.path());
-        let top = l
-            .write_image_from_oci(&layout, "v1", "lib/app", "1.0")
-            .unwrap();
-        assert_eq!(top, index.digest);
-        assert_eq!(
-            l.resolve_tag("lib/app", "1.0").unwrap(),
-            Some(index.digest.clone())
-        );
-        let back = l.read_manifest("lib/app", &index.digest).unwrap();
-        assert_eq!(back.bytes, index.bytes);
-        let ParsedManifest::Index(_) = back.parsed else {
-            panic!("expected an index")
-        };
-        assert_eq!(
-            l.read_manifest("lib/app", &child.digest).unwrap().bytes,
-            child.bytes
-        );
-        for blob in [Descriptor::empty().digest, Digest::sha256_of(b"layer")] {
-            assert!(l.paths().layer_link("lib/app", &blob).is_file());
-            assert!(l.paths().blob_data(&blob).is_file());
-        }
-        assert!(matches!(
-            l.write_image_from_oci(&layout, "nope", "lib/app", "x"),
-            Err(DistributionError::TagNotInLayout(_))
-        ));
     }
 
     #[test]

@@ -278,7 +278,6 @@ pub fn check_beneath(root: &Path, path: &Path) -> Result<Option<fs::Metadata>, B
 /// [`BeneathError::NotRegular`], so `/dev/zero` never reads as an empty or endless file. Returns the file and
 /// its metadata.
 pub fn open_beneath(root: &Path, path: &Path) -> Result<(File, fs::Metadata), BeneathError> {
-    use std::os::unix::fs::OpenOptionsExt;
     let io = |op, source| BeneathError::Io {
         op,
         path: path.to_path_buf(),
@@ -289,17 +288,13 @@ pub fn open_beneath(root: &Path, path: &Path) -> Result<(File, fs::Metadata), Be
         Some(m) if !m.is_file() => return Err(BeneathError::NotRegular(path.to_path_buf())),
         Some(_) => {}
     }
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                BeneathError::Symlink(path.to_path_buf())
-            } else {
-                io("open", e)
-            }
-        })?;
+    let file = crate::sys::open_read_no_follow(path).map_err(|e| {
+        if crate::sys::is_symlink_refusal(&e) {
+            BeneathError::Symlink(path.to_path_buf())
+        } else {
+            io("open", e)
+        }
+    })?;
     let meta = file.metadata().map_err(|e| io("stat", e))?;
     if !meta.is_file() {
         return Err(BeneathError::NotRegular(path.to_path_buf()));

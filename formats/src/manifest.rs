@@ -18,7 +18,7 @@ use crate::media_type;
 pub enum ManifestError {
     /// The bytes are not well-formed JSON.
     #[error("manifest is not valid JSON: {0}")]
-    Malformed(String),
+    Malformed(#[source] serde_json::Error),
     /// The JSON is well formed but is not an object.
     #[error("manifest must be a JSON object, found {0}")]
     NotAnObject(&'static str),
@@ -52,7 +52,7 @@ pub enum ManifestError {
     },
     /// A value could not be serialized to JSON.
     #[error("cannot serialize to JSON: {0}")]
-    Serialize(String),
+    Serialize(#[source] serde_json::Error),
 }
 
 /// Deserializes `null` as the type's default (Docker writes `"Cmd": null`, some tools `"annotations": null`).
@@ -552,7 +552,7 @@ impl RawManifest {
     /// `mediaType` field, else from the shape (`manifests` means index, `config` and `layers` mean image).
     pub fn from_bytes(bytes: Vec<u8>, content_type: Option<&str>) -> Result<Self, ManifestError> {
         let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+            serde_json::from_slice(&bytes).map_err(ManifestError::Malformed)?;
         let obj = match &value {
             serde_json::Value::Object(o) => o,
             other => return Err(ManifestError::NotAnObject(json_kind(other))),
@@ -694,7 +694,7 @@ fn require_array(
 fn deserialize<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
 ) -> Result<T, ManifestError> {
-    serde_json::from_value(value).map_err(|e| ManifestError::Malformed(e.to_string()))
+    serde_json::from_value(value).map_err(ManifestError::Malformed)
 }
 
 /// Recursively sorts object keys; a no-op unless serde_json's `preserve_order` feature is on somewhere in
@@ -712,9 +712,9 @@ fn sort_keys(v: &mut serde_json::Value) {
 
 /// Canonical JSON: object keys sorted at every depth, no insignificant whitespace.
 pub fn to_canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>, ManifestError> {
-    let mut v = serde_json::to_value(value).map_err(|e| ManifestError::Serialize(e.to_string()))?;
+    let mut v = serde_json::to_value(value).map_err(ManifestError::Serialize)?;
     sort_keys(&mut v);
-    serde_json::to_vec(&v).map_err(|e| ManifestError::Serialize(e.to_string()))
+    serde_json::to_vec(&v).map_err(ManifestError::Serialize)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::digest::{Algorithm, Digest, DigestReader};
 use crate::fsutil::{StageError, StagedFile, atomic_write};
 use crate::manifest::{Descriptor, ImageIndex, ManifestError, RawManifest, to_canonical_json};
 use crate::media_type;
+use crate::walk::Walk;
 
 /// The only image layout version this crate reads and writes.
 pub const IMAGE_LAYOUT_VERSION: &str = "1.0.0";
@@ -50,6 +51,22 @@ pub enum LayoutError {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// The directory's `oci-layout` file cannot be read.
+    #[error("`{path}` is not an OCI image layout: cannot read `oci-layout`: {source}")]
+    MarkerUnreadable {
+        /// The layout directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The directory's `oci-layout` file is not JSON.
+    #[error("`{path}` is not an OCI image layout: `oci-layout` is not JSON: {source}")]
+    MarkerNotJson {
+        /// The layout directory.
+        path: PathBuf,
+        /// The JSON error.
+        source: serde_json::Error,
     },
     /// Staging or verifying a blob failed; nothing was stored.
     #[error(transparent)]
@@ -221,9 +238,15 @@ impl OciLayout {
             path: root.clone(),
             reason,
         };
-        let text = fs::read(&marker).map_err(|e| not(format!("cannot read `oci-layout`: {e}")))?;
-        let value: serde_json::Value = serde_json::from_slice(&text)
-            .map_err(|e| not(format!("`oci-layout` is not JSON: {e}")))?;
+        let text = fs::read(&marker).map_err(|source| LayoutError::MarkerUnreadable {
+            path: root.clone(),
+            source,
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|source| LayoutError::MarkerNotJson {
+                path: root.clone(),
+                source,
+            })?;
         match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
             Some(IMAGE_LAYOUT_VERSION) => Ok(OciLayout { root }),
             Some(other) => Err(not(format!(
@@ -461,34 +484,47 @@ impl OciLayout {
         let blobs = self.root.join("blobs");
         let mut found = Vec::new();
         let mut stray = Vec::new();
-        let algs = match fs::read_dir(&blobs) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((found, stray)),
-            Err(e) => return Err(io_err("list", &blobs)(e)),
-        };
-        for alg_entry in algs {
-            let alg_entry = alg_entry.map_err(io_err("list", &blobs))?;
-            let alg_path = alg_entry.path();
-            let Some(alg) = alg_entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<Algorithm>().ok())
-            else {
-                stray.push(alg_path);
-                continue;
+        // `blobs/<algorithm>/<hex>`: anything else (an unknown algorithm's directory, a file where a directory
+        // belongs, a name that is no digest) is stray; a stray directory is not entered.
+        let mut stray_top = Vec::new();
+        let walk = Walk::new(&blobs).min_depth(1).max_depth(2).skipping(|e| {
+            let is_stray = e.depth() == 1
+                && !(e.file_type().is_dir()
+                    && e.file_name()
+                        .to_str()
+                        .and_then(|s| s.parse::<Algorithm>().ok())
+                        .is_some());
+            if is_stray {
+                stray_top.push(e.path().to_path_buf());
+            }
+            is_stray
+        });
+        for entry in walk {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if e.is_not_found() && e.path == blobs => return Ok((found, stray)),
+                Err(e) => return Err(io_err("list", &e.path)(e.source)),
             };
-            for entry in fs::read_dir(&alg_path).map_err(io_err("list", &alg_path))? {
-                let entry = entry.map_err(io_err("list", &alg_path))?;
-                match entry
+            if entry.depth() == 1 {
+                continue;
+            }
+            let alg = entry
+                .path()
+                .parent()
+                .and_then(|p| p.file_name())
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<Algorithm>().ok());
+            match alg.and_then(|alg| {
+                entry
                     .file_name()
                     .to_str()
                     .and_then(|hex| Digest::from_parts(alg, hex).ok())
-                {
-                    Some(d) => found.push(d),
-                    None => stray.push(entry.path()),
-                }
+            }) {
+                Some(d) => found.push(d),
+                None => stray.push(entry.into_path()),
             }
         }
+        stray.extend(stray_top);
         found.sort();
         stray.sort();
         Ok((found, stray))
@@ -854,6 +890,18 @@ mod tests {
             kind: FsckProblemKind::Missing
         }));
         assert_eq!(r.stray_files.len(), 1);
+        // An unknown algorithm's directory and a file where a directory belongs are stray, not entered.
+        fs::create_dir_all(dir.path().join("blobs/md5/sub")).unwrap();
+        fs::write(dir.path().join("blobs/sha512"), b"").unwrap();
+        let r = l.fsck().unwrap();
+        assert_eq!(
+            r.stray_files,
+            [
+                dir.path().join("blobs/md5"),
+                dir.path().join("blobs/sha256/.tmp-x"),
+                dir.path().join("blobs/sha512")
+            ]
+        );
         fs::write(l.blob_path(&layer), b"LAYER!").unwrap();
         let r = l.fsck().unwrap();
         assert!(r.problems.iter().any(|p| p.digest == layer

@@ -622,7 +622,7 @@ impl<'a> Exec<'a, '_> {
                                 return Err(self.error(
                                     pos,
                                     term.to_string(),
-                                    call_message(name, message),
+                                    call_message(name, message.into_message()),
                                 ));
                             }
                             None if obj.field(name).is_some() => {
@@ -654,7 +654,7 @@ impl<'a> Exec<'a, '_> {
                                     return Err(self.error(
                                         pos,
                                         term.to_string(),
-                                        call_message(name, message),
+                                        call_message(name, message.into_message()),
                                     ));
                                 }
                                 None => {
@@ -777,9 +777,8 @@ impl<'a> Exec<'a, '_> {
             Callee::Builtin(Builtin::Tpl) => self.tpl(cmd, &context, values),
             Callee::Builtin(builtin) => builtins::call(builtin, &values)
                 .map_err(|m| self.error(cmd.pos, context(), call_message(name, m))),
-            Callee::Func(f) => {
-                f(values).map_err(|m| self.error(cmd.pos, context(), call_message(name, m)))
-            }
+            Callee::Func(f) => f(values)
+                .map_err(|m| self.error(cmd.pos, context(), call_message(name, m.into_message()))),
         }?;
         if let Value::Str(s) = &result
             && s.len() > MAX_OUTPUT

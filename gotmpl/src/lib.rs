@@ -22,7 +22,8 @@
 //! (with [`Options::helm`]), [`sprig`], then Go's built-ins (so sprig's `slice` wins, as in Helm). A function
 //! receives nil ([`Value::Nil`]) for a missing value.
 //!
-//! Functions ([`Function`]) report failure with `Err(message)`; the engine shows it as Go does,
+//! Functions ([`Function`]) report failure with a [`FuncError`] holding the message (`?` and `.into()` make
+//! one from a `String` or `&str`); the engine shows it as Go does,
 //! `error calling NAME: message`, except messages starting with `wrong number of args`, `wrong type for
 //! value` or `invalid value;`, which Go reports before the call and are shown as they are.
 //! [`TemplateError`]'s `Display` is Go's text; [`TemplateError::helm_text`] is what Helm prints.
@@ -43,7 +44,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 pub use error::{ErrorKind, TemplateError};
-pub use value::{Function, Object, Value};
+pub use value::{FuncError, FuncResult, Function, Object, Value};
 
 use builtins::{Builtin, Callee};
 

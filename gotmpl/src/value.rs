@@ -18,7 +18,44 @@ pub type Map = Rc<RefCell<Entries>>;
 
 /// A function callable from templates by name: sprig's and Helm's functions. Arguments arrive evaluated; an
 /// `Err` stops the render with the message, located at the calling action.
-pub type Function = fn(Vec<Value>) -> Result<Value, String>;
+pub type Function = fn(Vec<Value>) -> FuncResult;
+
+/// What a template function returns: Go's `(T, error)` convention.
+pub type FuncResult<T = Value> = Result<T, FuncError>;
+
+/// Why a template function failed: the message Go's function returns as its `error` (sprig's and Helm's
+/// wording), which the engine shows at the calling action. Made from a message with `?` or `.into()`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FuncError {
+    message: String,
+}
+
+impl FuncError {
+    /// The message, as the function words it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The message, owned.
+    pub fn into_message(self) -> String {
+        self.message
+    }
+}
+
+impl From<String> for FuncError {
+    fn from(message: String) -> FuncError {
+        FuncError { message }
+    }
+}
+
+impl From<&str> for FuncError {
+    fn from(message: &str) -> FuncError {
+        FuncError {
+            message: message.to_string(),
+        }
+    }
+}
 
 /// A value in a template.
 #[derive(Clone)]
@@ -57,7 +94,7 @@ pub trait Object {
     /// neither (an error in Go: "can't evaluate field").
     fn field(&self, name: &str) -> Option<Value>;
     /// Calls method `name` with `args`; `None` when the type has no such method.
-    fn call(&self, name: &str, args: Vec<Value>) -> Option<Result<Value, String>> {
+    fn call(&self, name: &str, args: Vec<Value>) -> Option<FuncResult> {
         let _ = (name, args);
         None
     }

@@ -1,6 +1,7 @@
 //! The engine's behaviour: Go's `text/template` semantics (expected outputs checked against Go/Helm), the
 //! missing-key modes, host objects, template sets, Helm's functions, and bounds on hostile templates.
 
+use gotmpl::FuncResult;
 use std::rc::Rc;
 
 use gotmpl::value::Entries;
@@ -41,7 +42,7 @@ impl Object for Files {
     fn field(&self, name: &str) -> Option<Value> {
         (name == "Count").then_some(Value::Int(2))
     }
-    fn call(&self, name: &str, args: Vec<Value>) -> Option<Result<Value, String>> {
+    fn call(&self, name: &str, args: Vec<Value>) -> Option<FuncResult> {
         match (name, args.as_slice()) {
             ("Get", [Value::Str(path)]) => Some(Ok(Value::from(format!("content of {path}")))),
             ("Get", _) => Some(Err("wrong number of args for Get: want 1 got 0".into())),

@@ -27,17 +27,7 @@ pub fn tune_for_serving() {
     keep_freed(SERVER_KEEP_BYTES);
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
+/// A rejected setting leaves glibc's default, which is only slower ([`formats::sys::keep_freed_memory`]).
 fn keep_freed(bytes: i32) {
-    // SAFETY: mallopt takes plain integers and only changes glibc's tunables; called before other threads
-    // allocate, as glibc recommends. A rejected setting (return 0) leaves the default, which is only slower.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, bytes);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, bytes);
-    }
+    formats::sys::keep_freed_memory(bytes);
 }
-
-/// Nothing to tune with this allocator.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn keep_freed(_bytes: i32) {}

@@ -14,6 +14,9 @@ pub mod delta;
 #[cfg(feature = "client")]
 pub mod mirror;
 
+#[cfg(feature = "client")]
+pub mod proxy;
+
 pub mod storage;
 
 #[cfg(feature = "server")]

@@ -1005,7 +1005,7 @@ async fn mirror_of_an_image_with_a_corrupt_layer_fails_and_leaves_no_tag_link_or
     let client = client_for(&host, false);
     let out = tempfile::tempdir().unwrap();
     let layout = Arc::new(formats::distribution::DistributionLayout::new(out.path()));
-    let mirror = Mirror::new(Location::Dir(layout.clone()), MirrorOptions::default());
+    let mirror = Mirror::new(Location::dir(out.path()), MirrorOptions::default());
     let job = ImageJob {
         source: Arc::new(Location::registry(&client, &host)),
         source_repository: "wrong/bytes".into(),

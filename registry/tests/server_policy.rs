@@ -487,7 +487,7 @@ async fn a_blob_a_manifest_uses_is_not_deleted_and_the_image_stays_pullable() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let report = registry::storage::fsck::fsck(dir.path()).unwrap();
+    let report = registry::storage::fsck::fsck(dir.path()).await.unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
 
     // Once the manifest is gone, so may its blobs be; a blob no manifest uses goes at once.
@@ -505,7 +505,7 @@ async fn a_blob_a_manifest_uses_is_not_deleted_and_the_image_stays_pullable() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::ACCEPTED, "{blob}");
     }
-    let report = registry::storage::fsck::fsck(dir.path()).unwrap();
+    let report = registry::storage::fsck::fsck(dir.path()).await.unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
     let r = http()
         .get(s.url(&format!("/v2/app/blobs/{layer}")))

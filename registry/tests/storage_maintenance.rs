@@ -1,18 +1,19 @@
 //! `registry::storage::fsck` and `registry::storage::gc` on Docker Distribution trees built with
-//! `formats::distribution::DistributionLayout`: what fsck reports, what gc removes and what it must keep.
+//! `testsupport::distribution::RawTree`: what fsck reports, what gc removes and what it must keep.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use formats::digest::Digest;
-use formats::distribution::{DistributionLayout, DistributionPaths};
+use formats::distribution::DistributionPaths;
 use formats::manifest::{Descriptor, ImageIndex, ImageManifest, RawManifest};
 use formats::media_type;
 use registry::storage::fsck::{ProblemKind, fsck};
 use registry::storage::gc::{GcOptions, gc};
+use testsupport::distribution::RawTree;
 
 /// Writes a blob and links it into `repo`; returns its descriptor.
-fn blob(layout: &DistributionLayout, repo: &str, media: &str, bytes: &[u8]) -> Descriptor {
+fn blob(layout: &RawTree, repo: &str, media: &str, bytes: &[u8]) -> Descriptor {
     let (digest, size) = layout.write_blob(bytes, None, None).unwrap();
     layout.link_layer(repo, &digest).unwrap();
     Descriptor::new(media, digest, size)
@@ -20,7 +21,7 @@ fn blob(layout: &DistributionLayout, repo: &str, media: &str, bytes: &[u8]) -> D
 
 /// An image with a config and one layer of `content`; the manifest is stored, tagged when `tag` is given.
 fn image(
-    layout: &DistributionLayout,
+    layout: &RawTree,
     repo: &str,
     content: &str,
     tag: Option<&str>,
@@ -40,12 +41,7 @@ fn image(
     raw
 }
 
-fn index(
-    layout: &DistributionLayout,
-    repo: &str,
-    children: &[&RawManifest],
-    tag: &str,
-) -> RawManifest {
+fn index(layout: &RawTree, repo: &str, children: &[&RawManifest], tag: &str) -> RawManifest {
     let idx = ImageIndex::new(children.iter().map(|c| c.descriptor()).collect());
     let raw = RawManifest::from_created(&idx, media_type::OCI_INDEX).unwrap();
     layout.put_manifest(repo, &raw, Some(tag)).unwrap();
@@ -75,38 +71,38 @@ fn layer_of(m: &RawManifest) -> Digest {
     m.referenced_blobs()[1].digest.clone()
 }
 
-#[test]
-fn a_tree_written_by_the_layout_writer_is_clean() {
+#[tokio::test]
+async fn a_tree_written_by_the_layout_writer_is_clean() {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = DistributionLayout::new(tmp.path());
+    let layout = RawTree::new(tmp.path());
     let a = image(&layout, "team/app", "a", None, None);
     let b = image(&layout, "team/app", "b", None, None);
     index(&layout, "team/app", &[&a, &b], "v1");
     image(&layout, "other", "c", Some("latest"), None);
-    let report = fsck(tmp.path()).unwrap();
+    let report = fsck(tmp.path()).await.unwrap();
     assert!(report.is_clean(), "{:#?}", report.problems);
     assert_eq!(report.repositories, 2);
     assert_eq!(report.manifests, 4);
     assert_eq!(report.blobs, 10);
 }
 
-#[test]
-fn a_flipped_byte_in_a_blob_is_reported_as_corrupt_at_its_path() {
+#[tokio::test]
+async fn a_flipped_byte_in_a_blob_is_reported_as_corrupt_at_its_path() {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = DistributionLayout::new(tmp.path());
+    let layout = RawTree::new(tmp.path());
     let m = image(&layout, "app", "hello world", Some("v1"), None);
     let data = layout.paths().blob_data(&layer_of(&m));
     std::fs::write(&data, b"hello wOrld").unwrap();
-    let report = fsck(tmp.path()).unwrap();
+    let report = fsck(tmp.path()).await.unwrap();
     assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
     assert_eq!(report.problems[0].kind, ProblemKind::CorruptBlob);
     assert_eq!(report.problems[0].path, data);
 }
 
-#[test]
-fn malformed_mismatched_and_dangling_links_are_reported() {
+#[tokio::test]
+async fn malformed_mismatched_and_dangling_links_are_reported() {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = DistributionLayout::new(tmp.path());
+    let layout = RawTree::new(tmp.path());
     let paths = layout.paths().clone();
     let m = image(&layout, "app", "x", Some("v1"), None);
     let ghost = Digest::sha256_of(b"never stored");
@@ -121,7 +117,7 @@ fn malformed_mismatched_and_dangling_links_are_reported() {
     std::fs::create_dir_all(ghost_layer.parent().unwrap()).unwrap();
     std::fs::write(&ghost_layer, ghost.to_string()).unwrap();
 
-    let report = fsck(tmp.path()).unwrap();
+    let report = fsck(tmp.path()).await.unwrap();
     let found = |kind: ProblemKind, path: &Path| {
         report
             .problems
@@ -150,10 +146,10 @@ fn malformed_mismatched_and_dangling_links_are_reported() {
     ));
 }
 
-#[test]
-fn missing_layers_and_children_are_bad_references_except_non_distributable_layers() {
+#[tokio::test]
+async fn missing_layers_and_children_are_bad_references_except_non_distributable_layers() {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = DistributionLayout::new(tmp.path());
+    let layout = RawTree::new(tmp.path());
     let paths = layout.paths().clone();
     let config = blob(&layout, "app", media_type::OCI_CONFIG, b"{}");
     let foreign = Descriptor::new(
@@ -169,7 +165,7 @@ fn missing_layers_and_children_are_bad_references_except_non_distributable_layer
     let idx = index(&layout, "app", &[&child], "multi");
     std::fs::remove_dir_all(paths.revision_link("app", &child.digest).parent().unwrap()).unwrap();
 
-    let report = fsck(tmp.path()).unwrap();
+    let report = fsck(tmp.path()).await.unwrap();
     let messages: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
     assert_eq!(report.problems.len(), 2, "{messages:#?}");
     assert!(
@@ -190,10 +186,10 @@ fn missing_layers_and_children_are_bad_references_except_non_distributable_layer
     );
 }
 
-#[test]
-fn an_index_keeping_some_of_its_platforms_is_counted_as_partial_not_a_problem() {
+#[tokio::test]
+async fn an_index_keeping_some_of_its_platforms_is_counted_as_partial_not_a_problem() {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = DistributionLayout::new(tmp.path());
+    let layout = RawTree::new(tmp.path());
     let paths = layout.paths().clone();
     let kept = image(&layout, "app", "arm64", None, None);
     let left_out = image(&layout, "app", "amd64", None, None);
@@ -206,34 +202,34 @@ fn an_index_keeping_some_of_its_platforms_is_counted_as_partial_not_a_problem() 
     )
     .unwrap();
 
-    let report = fsck(tmp.path()).unwrap();
+    let report = fsck(tmp.path()).await.unwrap();
     assert!(report.is_clean(), "{:#?}", report.problems);
     assert_eq!(report.partial_indexes, 1);
 }
 
-#[test]
-fn a_directory_without_a_distribution_tree_is_a_problem_not_a_clean_report() {
+#[tokio::test]
+async fn a_directory_without_a_distribution_tree_is_a_problem_not_a_clean_report() {
     let tmp = tempfile::tempdir().unwrap();
-    let report = fsck(tmp.path()).unwrap();
+    let report = fsck(tmp.path()).await.unwrap();
     assert!(!report.is_clean());
     assert!(
         report.problems[0]
             .message
             .contains("not a Docker Distribution tree")
     );
-    assert!(gc(tmp.path(), &GcOptions::default()).is_err());
+    assert!(gc(tmp.path(), &GcOptions::default()).await.is_err());
 }
 
-#[test]
-fn gc_removes_old_unreferenced_blobs_with_their_layer_links_and_keeps_what_manifests_use() {
+#[tokio::test]
+async fn gc_removes_old_unreferenced_blobs_with_their_layer_links_and_keeps_what_manifests_use() {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = DistributionLayout::new(tmp.path());
+    let layout = RawTree::new(tmp.path());
     let paths = layout.paths().clone();
     let kept = image(&layout, "app", "kept", Some("v1"), None);
     let orphan = blob(&layout, "app", media_type::OCI_LAYER_TAR, b"orphan");
     make_old(&paths.blob_data(&orphan.digest));
 
-    let report = gc(tmp.path(), &no_grace()).unwrap();
+    let report = gc(tmp.path(), &no_grace()).await.unwrap();
     assert_eq!(report.blobs_removed.len(), 1, "{report:#?}");
     assert_eq!(report.blobs_removed[0].digest, orphan.digest);
     assert_eq!(report.bytes_freed, 6);
@@ -244,15 +240,15 @@ fn gc_removes_old_unreferenced_blobs_with_their_layer_links_and_keeps_what_manif
         assert!(blob_exists(tmp.path(), &d.digest));
     }
     assert!(blob_exists(tmp.path(), &kept.digest));
-    assert!(fsck(tmp.path()).unwrap().is_clean());
+    assert!(fsck(tmp.path()).await.unwrap().is_clean());
 }
 
-#[test]
-fn gc_never_removes_a_blob_written_within_the_grace_period() {
+#[tokio::test]
+async fn gc_never_removes_a_blob_written_within_the_grace_period() {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = DistributionLayout::new(tmp.path());
+    let layout = RawTree::new(tmp.path());
     let just_uploaded = blob(&layout, "app", media_type::OCI_LAYER_TAR, b"fresh");
-    let report = gc(tmp.path(), &GcOptions::default()).unwrap();
+    let report = gc(tmp.path(), &GcOptions::default()).await.unwrap();
     assert!(report.blobs_removed.is_empty());
     assert_eq!(report.young_blobs_kept.len(), 1);
     assert!(blob_exists(tmp.path(), &just_uploaded.digest));
@@ -264,36 +260,36 @@ fn gc_never_removes_a_blob_written_within_the_grace_period() {
     );
 }
 
-#[test]
-fn dry_run_reports_but_removes_nothing() {
+#[tokio::test]
+async fn dry_run_reports_but_removes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = DistributionLayout::new(tmp.path());
+    let layout = RawTree::new(tmp.path());
     let orphan = blob(&layout, "app", media_type::OCI_LAYER_TAR, b"orphan");
     let options = GcOptions {
         dry_run: true,
         ..no_grace()
     };
-    let report = gc(tmp.path(), &options).unwrap();
+    let report = gc(tmp.path(), &options).await.unwrap();
     assert_eq!(report.blobs_removed.len(), 1);
     assert!(report.dry_run);
     assert!(blob_exists(tmp.path(), &orphan.digest));
     assert!(layout.paths().layer_link("app", &orphan.digest).is_file());
 }
 
-#[test]
-fn untagged_manifests_stay_without_delete_untagged() {
+#[tokio::test]
+async fn untagged_manifests_stay_without_delete_untagged() {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = DistributionLayout::new(tmp.path());
+    let layout = RawTree::new(tmp.path());
     let untagged = image(&layout, "app", "untagged", None, None);
-    let report = gc(tmp.path(), &no_grace()).unwrap();
+    let report = gc(tmp.path(), &no_grace()).await.unwrap();
     assert!(report.blobs_removed.is_empty() && report.revisions_removed.is_empty());
     assert!(blob_exists(tmp.path(), &layer_of(&untagged)));
 }
 
-#[test]
-fn delete_untagged_keeps_children_of_tagged_indexes_and_referrers_of_kept_manifests() {
+#[tokio::test]
+async fn delete_untagged_keeps_children_of_tagged_indexes_and_referrers_of_kept_manifests() {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = DistributionLayout::new(tmp.path());
+    let layout = RawTree::new(tmp.path());
     let paths = layout.paths().clone();
     let amd = image(&layout, "app", "amd64", None, None);
     let arm = image(&layout, "app", "arm64", None, None);
@@ -309,7 +305,7 @@ fn delete_untagged_keeps_children_of_tagged_indexes_and_referrers_of_kept_manife
         delete_untagged: true,
         ..no_grace()
     };
-    let report = gc(tmp.path(), &options).unwrap();
+    let report = gc(tmp.path(), &options).await.unwrap();
     let removed: Vec<&Digest> = report.revisions_removed.iter().map(|r| &r.digest).collect();
     assert_eq!(removed.len(), 2, "{report:#?}");
     assert!(removed.contains(&&stale.digest) && removed.contains(&&stale_sbom.digest));
@@ -325,13 +321,13 @@ fn delete_untagged_keeps_children_of_tagged_indexes_and_referrers_of_kept_manife
         assert!(!blob_exists(tmp.path(), &layer_of(m)));
     }
     assert!(!paths.tag_index_link("app", "old", &stale.digest).exists());
-    assert!(fsck(tmp.path()).unwrap().is_clean());
+    assert!(fsck(tmp.path()).await.unwrap().is_clean());
 }
 
-#[test]
-fn idle_upload_sessions_go_and_active_ones_stay() {
+#[tokio::test]
+async fn idle_upload_sessions_go_and_active_ones_stay() {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = DistributionLayout::new(tmp.path());
+    let layout = RawTree::new(tmp.path());
     image(&layout, "app", "x", Some("v1"), None);
     let uploads = layout.paths().uploads_dir("app");
     for id in ["idle", "active"] {
@@ -342,48 +338,110 @@ fn idle_upload_sessions_go_and_active_ones_stay() {
     for p in ["data", "startedat", ""] {
         make_old(&uploads.join("idle").join(p));
     }
-    let report = gc(tmp.path(), &GcOptions::default()).unwrap();
+    let report = gc(tmp.path(), &GcOptions::default()).await.unwrap();
     assert_eq!(report.uploads_removed.len(), 1, "{report:#?}");
     assert_eq!(report.uploads_removed[0].id, "idle");
     assert!(!uploads.join("idle").exists());
     assert!(uploads.join("active/data").is_file());
 }
 
-#[test]
-fn gc_refuses_to_run_when_a_kept_manifest_is_unreadable() {
+#[tokio::test]
+async fn gc_refuses_to_run_when_a_kept_manifest_is_unreadable() {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = DistributionLayout::new(tmp.path());
+    let layout = RawTree::new(tmp.path());
     let m = image(&layout, "app", "x", Some("v1"), None);
     std::fs::write(layout.paths().blob_data(&m.digest), b"{not json").unwrap();
-    let err = gc(tmp.path(), &no_grace()).unwrap_err().to_string();
+    let err = gc(tmp.path(), &no_grace()).await.unwrap_err().to_string();
     assert!(err.contains("gc refuses to run"), "{err}");
     assert!(blob_exists(tmp.path(), &layer_of(&m)));
 }
 
-#[test]
-fn staging_debris_of_an_interrupted_blob_write_is_not_a_problem_and_gc_removes_it() {
+#[tokio::test]
+async fn staging_debris_of_an_interrupted_blob_write_is_not_a_problem_and_gc_removes_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let layout = DistributionLayout::new(tmp.path());
+    let layout = RawTree::new(tmp.path());
     image(&layout, "app", "x", Some("v1"), None);
     let debris = layout.paths().blob_dir(&Digest::sha256_of(b"half written"));
     std::fs::create_dir_all(&debris).unwrap();
     std::fs::write(debris.join(".tmp-123-456-0"), b"half").unwrap();
-    let report = fsck(tmp.path()).unwrap();
+    let report = fsck(tmp.path()).await.unwrap();
     assert!(report.is_clean(), "{:#?}", report.problems);
     assert_eq!(report.leftovers.len(), 1);
     assert_eq!(report.leftovers[0], debris);
     // Too fresh: it may be a write in progress.
     assert!(
         gc(tmp.path(), &GcOptions::default())
+            .await
             .unwrap()
             .leftovers_removed
             .is_empty()
     );
     make_old(&debris.join(".tmp-123-456-0"));
     make_old(&debris);
-    let report = gc(tmp.path(), &GcOptions::default()).unwrap();
+    let report = gc(tmp.path(), &GcOptions::default()).await.unwrap();
     assert_eq!(report.leftovers_removed.len(), 1);
     assert_eq!(report.leftovers_removed[0], debris);
     assert!(!debris.exists());
-    assert!(fsck(tmp.path()).unwrap().leftovers.is_empty());
+    assert!(fsck(tmp.path()).await.unwrap().leftovers.is_empty());
+}
+
+#[tokio::test]
+async fn a_blob_older_than_the_grace_period_goes_and_a_younger_one_stays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = RawTree::new(tmp.path());
+    let kept = image(&layout, "app", "kept", Some("v1"), None);
+    let old = blob(&layout, "app", media_type::OCI_LAYER_TAR, b"old");
+    let young = blob(&layout, "app", media_type::OCI_LAYER_TAR, b"young");
+    make_old(&layout.paths().blob_data(&old.digest));
+    let report = gc(tmp.path(), &GcOptions::default()).await.unwrap();
+    let removed: Vec<&Digest> = report.blobs_removed.iter().map(|b| &b.digest).collect();
+    let spared: Vec<&Digest> = report.young_blobs_kept.iter().map(|b| &b.digest).collect();
+    assert_eq!(removed, [&old.digest], "{report:#?}");
+    assert_eq!(spared, [&young.digest], "{report:#?}");
+    assert!(!blob_exists(tmp.path(), &old.digest));
+    assert!(blob_exists(tmp.path(), &young.digest));
+    assert!(blob_exists(tmp.path(), &layer_of(&kept)));
+}
+
+#[tokio::test]
+async fn an_untagged_manifest_gc_cannot_read_is_kept_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = RawTree::new(tmp.path());
+    image(&layout, "app", "tagged", Some("v1"), None);
+    let broken = image(&layout, "app", "broken", None, None);
+    std::fs::write(layout.paths().blob_data(&broken.digest), b"{not json").unwrap();
+    let options = GcOptions {
+        delete_untagged: true,
+        ..no_grace()
+    };
+    let report = gc(tmp.path(), &options).await.unwrap();
+    assert!(report.revisions_removed.is_empty(), "{report:#?}");
+    assert_eq!(report.warnings.len(), 1, "{report:#?}");
+    assert!(report.warnings[0].contains(&broken.digest.to_string()));
+    assert!(
+        layout
+            .paths()
+            .revision_link("app", &broken.digest)
+            .is_file()
+    );
+    assert!(blob_exists(tmp.path(), &broken.digest));
+}
+
+#[tokio::test]
+async fn a_repository_holding_only_layer_links_loses_the_links_of_removed_blobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = RawTree::new(tmp.path());
+    image(&layout, "app", "x", Some("v1"), None);
+    let orphan = blob(&layout, "lonely", media_type::OCI_LAYER_TAR, b"orphan");
+    let report = gc(tmp.path(), &no_grace()).await.unwrap();
+    assert_eq!(
+        report.layer_links_removed,
+        [registry::storage::gc::InRepository {
+            repository: "lonely".into(),
+            digest: orphan.digest.clone()
+        }]
+    );
+    assert!(!layout.paths().layer_link("lonely", &orphan.digest).exists());
+    let report = fsck(tmp.path()).await.unwrap();
+    assert!(report.is_clean(), "{:#?}", report.problems);
 }

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use formats::digest::{Algorithm, Digest};
-use formats::distribution::{DistributionLayout, DistributionPaths};
+use formats::distribution::DistributionPaths;
 use formats::manifest::{Descriptor, ImageManifest, RawManifest};
 use formats::media_type;
 use registry::server::{self, ServerConfig};
 use registry::storage::FsStorage;
 use registry::storage::fsck::{ProblemKind, fsck};
 use registry::storage::gc::{GcOptions, gc};
+use testsupport::distribution::RawTree;
 
 /// What the host file outside the tree holds: no response may carry it or its sha256.
 const SECRET: &[u8] = b"host secret: not for the registry\n";
@@ -36,7 +37,7 @@ impl Tree {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(tmp.path().join("outside")).unwrap();
         std::fs::write(tmp.path().join("outside/secret.txt"), SECRET).unwrap();
-        let layout = DistributionLayout::new(tmp.path().join("root"));
+        let layout = RawTree::new(tmp.path().join("root"));
         let blob = |bytes: &[u8], media: &str| {
             let (digest, size) = layout.write_blob(bytes, None, None).unwrap();
             layout.link_layer("lib/app", &digest).unwrap();
@@ -459,10 +460,10 @@ fn hostile_tree() -> Tree {
     tree
 }
 
-#[test]
-fn fsck_reports_symlinks_without_hashing_what_they_point_to() {
+#[tokio::test]
+async fn fsck_reports_symlinks_without_hashing_what_they_point_to() {
     let tree = hostile_tree();
-    let report = fsck(&tree.root()).unwrap();
+    let report = fsck(&tree.root()).await.unwrap();
     let paths = tree.paths();
     for symlinked in [
         paths.blob_data(&tree.layer),
@@ -488,8 +489,8 @@ fn fsck_reports_symlinks_without_hashing_what_they_point_to() {
     );
 }
 
-#[test]
-fn gc_refuses_a_tree_with_symlinks_and_deletes_nothing_outside_it() {
+#[tokio::test]
+async fn gc_refuses_a_tree_with_symlinks_and_deletes_nothing_outside_it() {
     let tree = hostile_tree();
     let before = tree.outside_files();
     let options = GcOptions {
@@ -497,7 +498,7 @@ fn gc_refuses_a_tree_with_symlinks_and_deletes_nothing_outside_it() {
         delete_untagged: true,
         ..GcOptions::default()
     };
-    let err = gc(&tree.root(), &options).unwrap_err().to_string();
+    let err = gc(&tree.root(), &options).await.unwrap_err().to_string();
     assert!(
         err.contains("a symlink") && err.contains("gc refuses to run"),
         "{err}"

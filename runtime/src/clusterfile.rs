@@ -64,6 +64,22 @@ pub enum ClusterfileError {
         /// What is wrong.
         reason: String,
     },
+    /// The text is not YAML of a Clusterfile's shape, or the Clusterfile cannot be written as YAML.
+    #[error("`{path}` is not a valid Clusterfile: {source}")]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// The YAML error.
+        source: serde_norway::Error,
+    },
+    /// The file could not be written in place atomically.
+    #[error("write `{path}`: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: formats::fsutil::StageError,
+    },
 }
 
 /// A whole Clusterfile.
@@ -201,9 +217,9 @@ impl Clusterfile {
     /// Parses Clusterfile YAML; `path` is for messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ClusterfileError> {
         let file: Clusterfile =
-            serde_norway::from_str(text).map_err(|e| ClusterfileError::Parse {
+            serde_norway::from_str(text).map_err(|source| ClusterfileError::Yaml {
                 path: path.to_path_buf(),
-                reason: e.to_string(),
+                source,
             })?;
         if file.kind != "Cluster" {
             return Err(ClusterfileError::Parse {
@@ -234,15 +250,19 @@ impl Clusterfile {
             path: path.to_path_buf(),
             source,
         };
-        let text = serde_norway::to_string(self).map_err(|e| ClusterfileError::Parse {
+        let text = serde_norway::to_string(self).map_err(|source| ClusterfileError::Yaml {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            source,
         })?;
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| io_err("create directory for", e))?;
         }
-        formats::fsutil::atomic_write(path, text.as_bytes())
-            .map_err(|e| io_err("write", io::Error::other(e.to_string())))?;
+        formats::fsutil::atomic_write(path, text.as_bytes()).map_err(|source| {
+            ClusterfileError::Write {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
         fs::set_permissions(path, fs::Permissions::from_mode(0o600))
             .map_err(|e| io_err("set permissions of", e))
     }

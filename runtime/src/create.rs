@@ -148,9 +148,15 @@ fn make_room(dir: &Path, force: bool) -> Result<(), RunError> {
         Err(e) => return Err(io_err("inspect")(e)),
     };
     if meta.is_dir() {
-        let empty = fs::read_dir(dir)
-            .map_err(io_err("read directory"))?
+        let empty = formats::walk::Walk::children(dir)
+            .into_iter()
             .next()
+            .transpose()
+            .map_err(|e| RunError::Io {
+                op: "read directory",
+                path: e.path,
+                source: e.source,
+            })?
             .is_none();
         let ours = fs::symlink_metadata(dir.join(CREATE_MARKER)).is_ok_and(|m| m.is_file());
         if empty || ours || force {

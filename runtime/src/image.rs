@@ -10,7 +10,7 @@ use formats::manifest::{Descriptor, ImageConfig, ParsedManifest, Platform, RawMa
 
 use crate::env::Env;
 
-pub use builder::store::{ImageKind, TYPE_LABELS};
+pub use builder::store::{ImageKind, TYPE_LABELS, UnknownImageKind};
 
 /// Why an image could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,16 @@ pub enum ImageError {
         image: String,
         /// What is wrong, with a hint.
         reason: String,
+    },
+    /// The image's config blob is not an image config.
+    #[error("image `{image}`: its config {digest} is not an image config: {source}")]
+    Config {
+        /// The image as given.
+        image: String,
+        /// The config blob's digest.
+        digest: Digest,
+        /// The JSON error.
+        source: serde_json::Error,
     },
 }
 
@@ -133,14 +143,14 @@ pub fn open(store: &Store, image: &str) -> Result<ClusterImage, ImageError> {
         .layout()
         .read_blob_bytes(&m.config.digest)
         .map_err(|e| store_err(StoreError::Layout(e)))?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
-        invalid(
-            image,
-            &format!("its config {} is not an image config: {e}", m.config.digest),
-        )
-    })?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_bytes).map_err(|source| ImageError::Config {
+            image: image.to_string(),
+            digest: m.config.digest.clone(),
+            source,
+        })?;
     let container = config.config.unwrap_or_default();
-    let kind = ImageKind::from_labels(&container.labels).map_err(|value| {
+    let kind = ImageKind::from_labels(&container.labels).map_err(|UnknownImageKind(value)| {
         invalid(
             image,
             &format!(

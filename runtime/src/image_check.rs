@@ -14,13 +14,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs;
 use std::path::Path;
 
 use builder::discover::charts::rootfs_kube_version;
 use builder::discover::{DiscoverError, DiscoverOptions, discover};
 use formats::distribution::{DistributionError, DistributionLayout};
 use formats::reference::Reference;
+use formats::walk::Walk;
 
 use crate::env::{Env, expand};
 use crate::image::ClusterImage;
@@ -180,7 +180,8 @@ impl EmbeddedImages {
                 .paths()
                 .repository_dir(&repo)
                 .join("_manifests/revisions/sha256");
-            for entry in fs::read_dir(&revisions).into_iter().flatten().flatten() {
+            // Best effort, as the tags above: a repository without revisions has none to offer.
+            for entry in Walk::children(&revisions).into_iter().flatten() {
                 let Some(hex) = entry.file_name().to_str().map(str::to_string) else {
                     continue;
                 };
@@ -333,6 +334,7 @@ mod tests {
     use super::*;
     use formats::digest::Digest;
     use formats::distribution::DistributionPaths;
+    use std::fs;
 
     fn write(path: &Path, text: &str) {
         fs::create_dir_all(path.parent().unwrap()).unwrap();

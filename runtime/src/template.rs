@@ -16,6 +16,7 @@
 //! - Rendering is bounded (nesting depth, steps, output size): a template that exceeds a bound fails with an
 //!   error instead of exhausting the machine.
 
+use gotmpl::FuncResult;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
@@ -60,20 +61,18 @@ pub fn render(template: &str, values: &BTreeMap<String, String>) -> Result<Strin
 }
 
 /// sealos' `required MSG VALUE`: VALUE, or an error with MSG when it is empty.
-fn required(args: Vec<Value>) -> Result<Value, String> {
+fn required(args: Vec<Value>) -> FuncResult {
     let [message, value] = args.as_slice() else {
         return Err(format!(
             "wrong number of args for required: want 2 got {}",
             args.len()
-        ));
+        )
+        .into());
     };
     if value.truth() {
         Ok(value.clone())
     } else {
-        Err(format!(
-            "required value is empty: {}",
-            message.to_go_string()
-        ))
+        Err(format!("required value is empty: {}", message.to_go_string()).into())
     }
 }
 
@@ -81,25 +80,22 @@ fn required(args: Vec<Value>) -> Result<Value, String> {
 const MAX_PAD: i64 = 1 << 16;
 
 /// sprig's `b64dec`, but invalid input is an error instead of the error's text as the value.
-fn b64dec(args: Vec<Value>) -> Result<Value, String> {
+fn b64dec(args: Vec<Value>) -> FuncResult {
     let [Value::Str(text)] = args.as_slice() else {
-        return Err("b64dec: wants one string".to_string());
+        return Err("b64dec: wants one string".to_string().into());
     };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .map_err(|e| format!("b64dec: not base64: {e}"))?;
     String::from_utf8(bytes)
         .map(Value::from)
-        .map_err(|_| "b64dec: the decoded bytes are not UTF-8".to_string())
+        .map_err(|_| "b64dec: the decoded bytes are not UTF-8".into())
 }
 
 /// sprig's `indent COUNT TEXT` / `nindent`, with the count bounded.
-fn indent(name: &str, args: Vec<Value>) -> Result<Value, String> {
+fn indent(name: &str, args: Vec<Value>) -> FuncResult {
     let [count, text] = args.as_slice() else {
-        return Err(format!(
-            "wrong number of args for {name}: want 2 got {}",
-            args.len()
-        ));
+        return Err(format!("wrong number of args for {name}: want 2 got {}", args.len()).into());
     };
     let n = match count {
         Value::Int(n) | Value::Int64(n) => *n,
@@ -108,7 +104,7 @@ fn indent(name: &str, args: Vec<Value>) -> Result<Value, String> {
         _ => 0,
     };
     if !(0..=MAX_PAD).contains(&n) {
-        return Err(format!("`{name}` count {n} is outside 0..={MAX_PAD}"));
+        return Err(format!("`{name}` count {n} is outside 0..={MAX_PAD}").into());
     }
     let pad = " ".repeat(n as usize);
     let text = text.to_go_string();

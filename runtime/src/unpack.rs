@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use builder::store::Store;
 use formats::digest::DigestReader;
 use formats::layer::{UnpackError, UnpackOptions, decompressing_reader, unpack};
+use formats::walk::Walk;
 
 use crate::env::Env;
 use crate::image::ClusterImage;
@@ -37,14 +38,15 @@ pub enum UnpackImageError {
         source: UnpackError,
     },
     /// A layer blob is missing, unreadable or does not match its digest.
-    #[error("image `{image}`, layer {layer}: {reason}")]
+    #[error("image `{image}`, layer {layer}: {problem}")]
     Blob {
         /// The image.
         image: String,
         /// The layer digest.
         layer: String,
         /// What is wrong.
-        reason: String,
+        #[source]
+        problem: Box<BlobProblem>,
     },
     /// The image's `registry` entry, which `run` serves, is a symlink or holds something other than
     /// directories and regular files.
@@ -68,6 +70,14 @@ pub enum UnpackImageError {
         /// What is wrong in it.
         source: TemplateError,
     },
+    /// A rendered template could not be written in place atomically.
+    #[error("write rendered template `{path}`: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: formats::fsutil::StageError,
+    },
     /// A file-system operation failed.
     #[error("{op} `{path}`: {source}")]
     Io {
@@ -78,6 +88,34 @@ pub enum UnpackImageError {
         /// The I/O error.
         source: io::Error,
     },
+}
+
+/// What is wrong with a stored layer blob; shown after `image `NAME`, layer DIGEST: `.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobProblem {
+    /// The blob cannot be opened.
+    #[error(transparent)]
+    Open(#[from] formats::oci_layout::LayoutError),
+    /// The blob's size cannot be read.
+    #[error("cannot read the stored blob: {0}")]
+    Read(#[source] io::Error),
+    /// The blob's size is not the manifest's.
+    #[error("the stored blob is {actual} bytes but the manifest says {expected}")]
+    Size {
+        /// The size on disk.
+        actual: u64,
+        /// The size in the manifest.
+        expected: u64,
+    },
+    /// The blob cannot be decompressed.
+    #[error("cannot decompress: {0}")]
+    Decompress(#[source] io::Error),
+    /// The data after the layer's tar cannot be read or is refused.
+    #[error(transparent)]
+    Trailing(io::Error),
+    /// The blob does not hash to its digest.
+    #[error("the stored blob is corrupt: {0}")]
+    Corrupt(#[source] formats::digest::VerifyError),
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> UnpackImageError + 'a {
@@ -121,29 +159,25 @@ fn check_registry_tree(image: &ClusterImage, target: &Path) -> Result<(), Unpack
         path: path.strip_prefix(target).unwrap_or(path).to_path_buf(),
         what,
     };
-    let mut pending = match fs::symlink_metadata(&root) {
-        Ok(meta) => vec![(root, meta)],
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_err("inspect", &root)(e)),
-    };
-    while let Some((path, meta)) = pending.pop() {
-        let kind = meta.file_type();
+    if let Err(e) = fs::symlink_metadata(&root) {
+        return match e.kind() {
+            io::ErrorKind::NotFound => Ok(()),
+            _ => Err(io_err("inspect", &root)(e)),
+        };
+    }
+    for entry in Walk::new(&root) {
+        let entry = entry.map_err(|e| io_err("read directory", &e.path)(e.source))?;
+        let kind = entry.file_type();
+        let path = entry.path();
         if kind.is_symlink() {
-            let what = match fs::read_link(&path) {
+            let what = match fs::read_link(path) {
                 Ok(to) => format!("a symlink to `{}`", to.display()),
                 Err(_) => "a symlink".to_string(),
             };
-            return Err(refuse(&path, what));
+            return Err(refuse(path, what));
         }
-        if kind.is_dir() {
-            for entry in fs::read_dir(&path).map_err(io_err("read directory", &path))? {
-                let entry = entry.map_err(io_err("read directory", &path))?;
-                // `DirEntry::metadata` does not follow symlinks.
-                let meta = entry.metadata().map_err(io_err("inspect", &entry.path()))?;
-                pending.push((entry.path(), meta));
-            }
-        } else if !kind.is_file() {
-            return Err(refuse(&path, "not a regular file or directory".into()));
+        if !kind.is_dir() && !kind.is_file() {
+            return Err(refuse(path, "not a regular file or directory".into()));
         }
     }
     Ok(())
@@ -155,31 +189,31 @@ fn unpack_layer(
     layer: &formats::manifest::Descriptor,
     target: &Path,
 ) -> Result<(), UnpackImageError> {
-    let blob_err = |reason: String| UnpackImageError::Blob {
+    let blob_err = |problem: BlobProblem| UnpackImageError::Blob {
         image: image.name.clone(),
         layer: layer.digest.to_string(),
-        reason,
+        problem: Box::new(problem),
     };
     let file = store
         .layout()
         .open_blob(&layer.digest)
-        .map_err(|e| blob_err(e.to_string()))?;
+        .map_err(|e| blob_err(e.into()))?;
     // A blob larger than its descriptor says would buy itself a larger decompression budget: refuse it
     // before decompressing anything.
     let size = file
         .metadata()
-        .map_err(|e| blob_err(format!("cannot read the stored blob: {e}")))?
+        .map_err(|e| blob_err(BlobProblem::Read(e)))?
         .len();
     if size != layer.size {
-        return Err(blob_err(format!(
-            "the stored blob is {size} bytes but the manifest says {}",
-            layer.size
-        )));
+        return Err(blob_err(BlobProblem::Size {
+            actual: size,
+            expected: layer.size,
+        }));
     }
     let mut hashed = DigestReader::new(BufReader::new(file), layer.digest.algorithm());
     {
         let mut tar = decompressing_reader(&mut hashed, layer.size, store.expansion_limit())
-            .map_err(|e| blob_err(format!("cannot decompress: {e}")))?;
+            .map_err(|e| blob_err(BlobProblem::Decompress(e)))?;
         unpack(&mut tar, target, &UnpackOptions::default()).map_err(|source| {
             UnpackImageError::Layer {
                 image: image.name.clone(),
@@ -189,11 +223,12 @@ fn unpack_layer(
         })?;
         // The tar ends before the stream does: the rest (padding, further members) is read and checked
         // too, so data hidden after the compressed stream is refused.
-        tar.finish().map_err(|e| blob_err(e.to_string()))?;
+        tar.finish()
+            .map_err(|e| blob_err(BlobProblem::Trailing(e)))?;
     }
     hashed
         .verify_to_end(&layer.digest, Some(layer.size))
-        .map_err(|e| blob_err(format!("the stored blob is corrupt: {e}")))?;
+        .map_err(|e| blob_err(BlobProblem::Corrupt(e)))?;
     Ok(())
 }
 
@@ -202,22 +237,21 @@ fn unpack_layer(
 /// files written.
 pub fn render_templates(dir: &Path, env: &Env) -> Result<Vec<PathBuf>, UnpackImageError> {
     let mut written = Vec::new();
-    let mut pending: Vec<PathBuf> = TEMPLATE_DIRS.iter().map(|d| dir.join(d)).collect();
-    while let Some(current) = pending.pop() {
-        let Ok(meta) = fs::symlink_metadata(&current) else {
-            continue;
-        };
-        if meta.is_dir() {
-            for entry in fs::read_dir(&current).map_err(io_err("read directory", &current))? {
-                let entry = entry.map_err(io_err("read directory", &current))?;
-                pending.push(entry.path());
-            }
-            continue;
-        }
-        let is_template = current.extension().is_some_and(|e| e == "tmpl");
-        if !meta.is_file() || !is_template {
+    // A template directory that is a symlink is not followed, like every symlink below them.
+    let roots = TEMPLATE_DIRS
+        .iter()
+        .map(|d| dir.join(d))
+        .filter(|d| fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()));
+    for walked in roots.flat_map(|root| Walk::new(root).sorted()) {
+        let walked = walked.map_err(|e| io_err("read directory", &e.path)(e.source))?;
+        let is_template = walked.path().extension().is_some_and(|e| e == "tmpl");
+        if !walked.file_type().is_file() || !is_template {
             continue;
         }
+        let meta = walked
+            .metadata()
+            .map_err(|e| io_err("inspect", &e.path)(e.source))?;
+        let current = walked.into_path();
         let text = fs::read_to_string(&current).map_err(io_err("read template", &current))?;
         let rendered = render(&text, env).map_err(|source| UnpackImageError::Template {
             path: current.clone(),
@@ -231,11 +265,10 @@ pub fn render_templates(dir: &Path, env: &Env) -> Result<Vec<PathBuf>, UnpackIma
                 source: io::Error::from(io::ErrorKind::AlreadyExists),
             });
         }
-        formats::fsutil::atomic_write(&out, rendered.as_bytes()).map_err(|e| {
-            UnpackImageError::Io {
-                op: "write rendered template",
+        formats::fsutil::atomic_write(&out, rendered.as_bytes()).map_err(|source| {
+            UnpackImageError::Write {
                 path: out.clone(),
-                source: io::Error::other(e.to_string()),
+                source,
             }
         })?;
         fs::set_permissions(&out, fs::Permissions::from_mode(meta.permissions().mode()))

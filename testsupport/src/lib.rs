@@ -3,10 +3,14 @@
 //! servers on 127.0.0.1 that are killed when dropped: Debian's `docker-registry` (CNCF distribution) and our
 //! `sealos registry serve`; check every manifest, index and config a test produces against the OCI spec's own
 //! types ([`oci_spec_check`], [`oci_spec_check_layout`]); and write small real images into an OCI layout
-//! ([`images`]). Fixture files shared by several crates are in the repository's `testdata/`.
+//! ([`images`]); write Distribution trees file by file, as other tools leave them ([`distribution`]). Fixture
+//! files shared by several crates are in the repository's `testdata/`.
 
+pub mod distribution;
 pub mod images;
+pub mod moto;
 mod oci_spec_check;
+pub mod webdriver;
 
 pub use oci_spec_check::{SpecKind, oci_spec_check, oci_spec_check_layout};
 
@@ -17,18 +21,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The path of a required tool; panics naming the tool (and its Debian package) when it is not on `PATH`.
-pub fn require_tool(name: &str) -> PathBuf {
+/// The path of the program `name` on `PATH`, if there is one.
+pub fn find_tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "required tool `{name}` is not installed (on Debian: apt-get install {name}); this test cannot \
-                 run without it"
-            )
-        })
+}
+
+/// The path of a required tool; panics naming the tool (and its Debian package) when it is not on `PATH`.
+pub fn require_tool(name: &str) -> PathBuf {
+    find_tool(name).unwrap_or_else(|| {
+        panic!(
+            "required tool `{name}` is not installed (on Debian: apt-get install {name}); this test cannot run \
+             without it"
+        )
+    })
 }
 
 /// A command for a required tool (see [`require_tool`]).

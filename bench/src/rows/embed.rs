@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context as _, bail};
-use builder::build::{BuildOptions, build};
+use builder::build::{BuildOptions, BuildReport, Progress};
 use builder::embed::EmbedOptions;
 use registry::client::{ClientOptions, RegistryClient};
 
@@ -183,6 +183,28 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
     ])
 }
 
+/// The runtime the rows' registry clients run on, for as long as the benchmark runs (a client's connections
+/// belong to the runtime that made them).
+fn runtime() -> anyhow::Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let built = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    Ok(RUNTIME.get_or_init(|| built))
+}
+
+/// [`builder::build::build`] with its pulls on [`runtime`], as the CLI runs it.
+pub(super) fn build(
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> anyhow::Result<BuildReport> {
+    let _entered = runtime()?.enter();
+    Ok(builder::build::build(opts, progress)?)
+}
+
 /// Starts a docker-registry under `work` holding `count` generated images of `ctx.size` bytes in all, and lists
 /// them in `ours_ctx/images/shim/list` (the images a cluster image built from `ours_ctx` embeds). Returns the
 /// registry, a client for it and the repositories.
@@ -202,10 +224,7 @@ pub(super) fn upstream_with_images(
         "{row}: pushing {count} images ({} bytes in total) into {}",
         ctx.size, upstream.host
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let repos = rt.block_on(populate(
+    let repos = runtime()?.block_on(populate(
         &client,
         &upstream.host,
         work,
@@ -213,7 +232,6 @@ pub(super) fn upstream_with_images(
         count,
         ctx.seed,
     ))?;
-    drop(rt);
     let list: String = repos
         .iter()
         .map(|r| format!("{}/{r}:v1\n", upstream.host))

@@ -465,9 +465,7 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
         Box::new(move || {
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir)?;
-            s.mirror(Location::Dir(Arc::new(
-                formats::distribution::DistributionLayout::new(&dir),
-            )))?;
+            s.mirror(Location::dir(&dir))?;
             eprintln!("save-vs-skopeo-sync-dir: ours uses {} on disk", du(&dir));
             Ok(())
         }) as crate::harness::Job

@@ -13,6 +13,7 @@ mod delta;
 mod embed;
 mod layers;
 mod mirror;
+mod proxy;
 mod push;
 mod registry;
 mod registry_s3;
@@ -113,6 +114,13 @@ pub const GROUPS: &[Group] = &[
         rows: registry_slow::ROWS,
         pairs: registry_slow::pairs,
         default_pairs: DEFAULT_PAIRS,
+    },
+    Group {
+        name: "proxy",
+        about: "P1: pull an image (4 random layers, --size in all) through the pull-through cache, cold (a new cache each run) and warm: sealos registry serve --proxy vs docker-registry in proxy mode, same local upstream",
+        rows: proxy::ROWS,
+        pairs: proxy::pairs,
+        default_pairs: proxy::DEFAULT_PAIRS,
     },
     Group {
         name: "charts",

@@ -12,12 +12,13 @@
 use std::fs;
 use std::path::Path;
 
-use builder::build::{BuildOptions, build};
+use builder::build::BuildOptions;
 use builder::embed::EmbedOptions;
 use formats::layer::Compression;
 
 use super::Context;
 use super::build::push_to_fresh_registry;
+use super::embed::build;
 use super::registry::{ServerKind, sealos_binary};
 use crate::harness::{Job, Pair, quote, shell};
 

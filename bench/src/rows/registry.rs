@@ -257,6 +257,15 @@ pub(super) fn start_docker_registry(
     root: tempfile::TempDir,
     storage: &str,
 ) -> anyhow::Result<Server> {
+    start_docker_registry_with(root, storage, "")
+}
+
+/// [`start_docker_registry`] with `extra` top-level YAML appended to its config (`proxy:` for proxy mode).
+pub(super) fn start_docker_registry_with(
+    root: tempfile::TempDir,
+    storage: &str,
+    extra: &str,
+) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -265,7 +274,7 @@ pub(super) fn start_docker_registry(
         &config,
         format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n{storage}  delete:\n    \
-             enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n"
+             enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}"
         ),
     )?;
     let child = Command::new(PEER)
@@ -326,9 +335,12 @@ impl Servers {
 
 /// The random blob pushed and pulled by R1 and R2.
 pub(super) struct Blob {
-    file: PathBuf,
-    digest: Digest,
-    size: u64,
+    /// The generated file.
+    pub(super) file: PathBuf,
+    /// Its digest.
+    pub(super) digest: Digest,
+    /// Its size in bytes.
+    pub(super) size: u64,
 }
 
 impl Blob {

@@ -14,16 +14,19 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
+use formats::digest::Digest;
 use formats::layer::{ExpansionLimit, UnpackOptions, decompressing_reader, unpack};
 use formats::manifest::{Descriptor, ImageConfig as OciConfig, ParsedManifest, Platform};
+use formats::oci_layout::LayoutError;
 use formats::oci_layout::{ANNOTATION_REF_NAME, OciLayout};
-use formats::reference::Reference;
+use formats::reference::{Reference, ReferenceError};
 use registry::client::RegistryClient;
 use registry::mirror::{
-    Location, Mirror, MirrorOptions, Outcome, PlatformFilter, job_from_reference,
+    Location, Mirror, MirrorError, MirrorOptions, Outcome, PlatformFilter, job_from_reference,
 };
 
 use super::BuildError;
+use crate::blocking::WaitError;
 
 /// When a `FROM`/`COPY --from` image named by reference is pulled from its registry (`--pull`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,20 +40,100 @@ pub enum PullPolicy {
     Never,
 }
 
+/// A `--pull` value that is not a policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown pull policy {0:?}: use always, missing or never")]
+pub struct UnknownPullPolicy(pub String);
+
 impl FromStr for PullPolicy {
-    type Err = String;
+    type Err = UnknownPullPolicy;
 
     /// Parses `always`, `missing` or `never` (also `true` = always and `false` = missing, as buildah).
-    fn from_str(text: &str) -> Result<PullPolicy, String> {
+    fn from_str(text: &str) -> Result<PullPolicy, UnknownPullPolicy> {
         match text {
             "always" | "true" => Ok(PullPolicy::Always),
             "missing" | "false" => Ok(PullPolicy::Missing),
             "never" => Ok(PullPolicy::Never),
-            other => Err(format!(
-                "unknown pull policy {other:?}: use always, missing or never"
-            )),
+            other => Err(UnknownPullPolicy(other.to_string())),
         }
     }
+}
+
+/// Why a base image (`FROM`, `COPY --from`) cannot be used; shown after `base image REFERENCE: `.
+#[derive(Debug, thiserror::Error)]
+pub enum BaseImageError {
+    /// The image must be pulled and the build has no registry client.
+    #[error("it is not in the local store and no registry access was configured to pull it")]
+    NoRegistryAccess,
+    /// The image is not in the store and `--pull=never` forbids pulling it.
+    #[error(
+        "it is not in the local store and --pull=never forbids pulling it; run `sealos pull` first, or \
+         build with --pull=missing"
+    )]
+    PullForbidden,
+    /// The copy from the registry reported a failure.
+    #[error("pulling it failed: {0}")]
+    PullFailed(String),
+    /// The copy from the registry failed.
+    #[error("pulling it failed: {0}")]
+    Pull(#[source] MirrorError),
+    /// The pull could not be waited for (no suitable runtime).
+    #[error(transparent)]
+    Wait(#[from] WaitError),
+    /// The reference does not parse.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// The OCI layout holding the image cannot be read.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// The `oci-archive:` file cannot be opened or read.
+    #[error("cannot {op} {}: {source}", path.display())]
+    Archive {
+        /// `open` or `read`.
+        op: &'static str,
+        /// The archive.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `oci-archive:` cannot be decompressed.
+    #[error(transparent)]
+    Decompress(std::io::Error),
+    /// The `oci-archive:` cannot be unpacked.
+    #[error(transparent)]
+    Unpack(#[from] formats::layer::UnpackError),
+    /// No image has the tag.
+    #[error("no image tagged {0:?} in it")]
+    NoSuchTag(String),
+    /// The layout is empty.
+    #[error("it holds no image")]
+    Empty,
+    /// The layout holds several images and no tag chose one.
+    #[error(
+        "it holds several images: add :TAG naming one (see its index.json ref.name annotations)"
+    )]
+    SeveralImages,
+    /// An index lists another index.
+    #[error("an index inside an index is not supported")]
+    NestedIndex,
+    /// The index has no image for the platform.
+    #[error("it has no image for platform {0}")]
+    NoPlatform(Platform),
+    /// The image config is not valid JSON for an image config.
+    #[error("its config is not valid: {0}")]
+    Config(#[source] serde_json::Error),
+    /// The config's `diff_ids` and the manifest's layers disagree.
+    #[error("its config lists {diff_ids} diff_ids for {layers} layers")]
+    DiffIds {
+        /// How many diff_ids the config lists.
+        diff_ids: usize,
+        /// How many layers the manifest lists.
+        layers: usize,
+    },
+    /// A layer blob is not in the store.
+    #[error("layer {0} is missing from the store")]
+    MissingLayer(Digest),
 }
 
 /// Registry access for images named by reference: the client, the policy, and what this build pulled.
@@ -71,26 +154,24 @@ impl Remote {
         }
     }
 
-    /// Copies `reference` for `platform` from its registry into `store`, tagged with its full name.
-    fn pull(
+    /// Copies `reference` for `platform` from its registry into `store`, tagged with its full name; once
+    /// per image and platform in a build. Runs on the caller's runtime (with the shared client's
+    /// connections and tokens).
+    pub async fn pull(
         &self,
         store: &OciLayout,
         reference: &Reference,
         platform: &Platform,
-    ) -> Result<(), String> {
+    ) -> Result<(), BaseImageError> {
         let key = format!("{reference} {platform}");
-        let mut pulled = self.pulled.lock().unwrap_or_else(|p| p.into_inner());
-        if pulled.contains(&key) {
+        if self.pulled_already(&key) {
             return Ok(());
         }
-        let client = self.client.as_ref().ok_or(
-            "it is not in the local store and no registry access was configured to pull it",
-        )?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the async runtime to pull it: {e}"))?;
-        let dest = OciLayout::open(store.root()).map_err(|e| e.to_string())?;
+        let client = self
+            .client
+            .as_ref()
+            .ok_or(BaseImageError::NoRegistryAccess)?;
+        let dest = OciLayout::open(store.root())?;
         let mut job = job_from_reference(reference, client, reference.repository().to_string());
         job.dest_tag = Some(reference.to_string());
         let mirror = Mirror::new(
@@ -102,14 +183,24 @@ impl Remote {
                 ..MirrorOptions::default()
             },
         );
-        match runtime.block_on(mirror.copy_image(&job)) {
-            Ok(Outcome::Failed(cause)) => Err(format!("pulling it failed: {cause}")),
+        match mirror.copy_image(&job).await {
+            Ok(Outcome::Failed(cause)) => Err(BaseImageError::PullFailed(cause)),
             Ok(_) => {
-                pulled.insert(key);
+                self.pulled
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key);
                 Ok(())
             }
-            Err(e) => Err(format!("pulling it failed: {e}")),
+            Err(e) => Err(BaseImageError::Pull(e)),
         }
+    }
+
+    fn pulled_already(&self, key: &str) -> bool {
+        self.pulled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key)
     }
 }
 
@@ -122,10 +213,10 @@ pub struct ImageState {
     pub config: OciConfig,
 }
 
-fn base_err(reference: &str, reason: impl Into<String>) -> BuildError {
+fn base_err(reference: &str, problem: impl Into<BaseImageError>) -> BuildError {
     BuildError::BaseImage {
         reference: reference.to_string(),
-        reason: reason.into(),
+        problem: Box::new(problem.into()),
     }
 }
 
@@ -161,33 +252,41 @@ pub fn resolve_image(
 ) -> Result<ImageState, BuildError> {
     if let Some(rest) = reference.strip_prefix("oci:") {
         let (dir, tag) = split_path_tag(rest);
-        let layout = OciLayout::open(&dir).map_err(|e| base_err(reference, e.to_string()))?;
+        let layout = OciLayout::open(&dir).map_err(|e| base_err(reference, e))?;
         return import(store, &layout, tag.as_deref(), reference, platform);
     }
     if let Some(rest) = reference.strip_prefix("oci-archive:") {
         let (file, tag) = split_path_tag(rest);
-        let archive = File::open(&file)
-            .map_err(|e| base_err(reference, format!("cannot open {}: {e}", file.display())))?;
+        let archive_err = |op, source| {
+            base_err(
+                reference,
+                BaseImageError::Archive {
+                    op,
+                    path: file.clone(),
+                    source,
+                },
+            )
+        };
+        let archive = File::open(&file).map_err(|e| archive_err("open", e))?;
         let temp = tempfile::Builder::new()
             .prefix(".archive-")
             .tempdir_in(temp_root)
             .map_err(|e| BuildError::io(temp_root, e))?;
         let size = archive
             .metadata()
-            .map_err(|e| base_err(reference, format!("cannot read {}: {e}", file.display())))?
+            .map_err(|e| archive_err("read", e))?
             .len();
         let mut reader = decompressing_reader(archive, size, limit)
-            .map_err(|e| base_err(reference, e.to_string()))?;
+            .map_err(|e| base_err(reference, BaseImageError::Decompress(e)))?;
         unpack(&mut reader, temp.path(), &UnpackOptions::default())
-            .map_err(|e| base_err(reference, e.to_string()))?;
+            .map_err(|e| base_err(reference, e))?;
         reader
             .finish()
-            .map_err(|e| base_err(reference, e.to_string()))?;
-        let layout =
-            OciLayout::open(temp.path()).map_err(|e| base_err(reference, e.to_string()))?;
+            .map_err(|e| base_err(reference, BaseImageError::Decompress(e)))?;
+        let layout = OciLayout::open(temp.path()).map_err(|e| base_err(reference, e))?;
         return import(store, &layout, tag.as_deref(), reference, platform);
     }
-    let parsed = Reference::parse(reference).map_err(|e| base_err(reference, e.to_string()))?;
+    let parsed = Reference::parse(reference).map_err(|e| base_err(reference, e))?;
     let candidates = [parsed.to_string(), reference.to_string()];
     let local = || -> Result<Option<Descriptor>, BuildError> {
         for tag in &candidates {
@@ -206,17 +305,17 @@ pub fn resolve_image(
         },
     };
     if pull {
-        remote
-            .pull(store, &parsed, platform)
-            .map_err(|reason| base_err(&parsed.to_string(), reason))?;
+        let pulled = match remote.client {
+            None => Err(BaseImageError::NoRegistryAccess),
+            Some(_) => crate::blocking::wait(remote.pull(store, &parsed, platform))
+                .map_err(BaseImageError::from)
+                .and_then(|pulled| pulled),
+        };
+        pulled.map_err(|problem| base_err(&parsed.to_string(), problem))?;
     }
     match local()? {
         Some(descriptor) => load(store, &descriptor, reference, platform),
-        None => Err(base_err(
-            &parsed.to_string(),
-            "it is not in the local store and --pull=never forbids pulling it; run `sealos pull` first, or \
-             build with --pull=missing",
-        )),
+        None => Err(base_err(&parsed.to_string(), BaseImageError::PullForbidden)),
     }
 }
 
@@ -294,19 +393,14 @@ fn import(
                 (t == tag || Some(&t) == full.as_ref() || short.as_deref() == Some(tag))
                     .then_some(d)
             });
-            found.ok_or_else(|| base_err(reference, format!("no image tagged {tag:?} in it")))?
+            found.ok_or_else(|| base_err(reference, BaseImageError::NoSuchTag(tag.to_string())))?
         }
         None => {
             let index = layout.index()?;
             match index.manifests.as_slice() {
                 [only] => only.clone(),
-                [] => return Err(base_err(reference, "it holds no image")),
-                _ => {
-                    return Err(base_err(
-                        reference,
-                        "it holds several images: add :TAG naming one (see its index.json ref.name annotations)",
-                    ));
-                }
+                [] => return Err(base_err(reference, BaseImageError::Empty)),
+                _ => return Err(base_err(reference, BaseImageError::SeveralImages)),
             }
         }
     };
@@ -315,10 +409,7 @@ fn import(
     let chosen = choose_platform(layout, &descriptor, reference, platform)?;
     let raw = layout.read_manifest(&chosen)?;
     let ParsedManifest::Image(manifest) = &raw.parsed else {
-        return Err(base_err(
-            reference,
-            "an index inside an index is not supported",
-        ));
+        return Err(base_err(reference, BaseImageError::NestedIndex));
     };
     for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
         if !store.has_blob(&blob.digest) {
@@ -344,12 +435,9 @@ fn choose_platform(
     let ParsedManifest::Index(index) = raw.parsed else {
         return Ok(descriptor.clone());
     };
-    Platform::select(&index, platform).cloned().ok_or_else(|| {
-        base_err(
-            reference,
-            format!("it has no image for platform {platform}"),
-        )
-    })
+    Platform::select(&index, platform)
+        .cloned()
+        .ok_or_else(|| base_err(reference, BaseImageError::NoPlatform(platform.clone())))
 }
 
 /// Loads an image whose blobs are in `store`.
@@ -362,29 +450,25 @@ fn load(
     let chosen = choose_platform(store, descriptor, reference, platform)?;
     let raw = store.read_manifest(&chosen)?;
     let ParsedManifest::Image(manifest) = raw.parsed else {
-        return Err(base_err(
-            reference,
-            "an index inside an index is not supported",
-        ));
+        return Err(base_err(reference, BaseImageError::NestedIndex));
     };
     let bytes = store.read_blob_bytes(&manifest.config.digest)?;
     let config: OciConfig = serde_json::from_slice(&bytes)
-        .map_err(|e| base_err(reference, format!("its config is not valid: {e}")))?;
+        .map_err(|e| base_err(reference, BaseImageError::Config(e)))?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(base_err(
             reference,
-            format!(
-                "its config lists {} diff_ids for {} layers",
-                config.rootfs.diff_ids.len(),
-                manifest.layers.len()
-            ),
+            BaseImageError::DiffIds {
+                diff_ids: config.rootfs.diff_ids.len(),
+                layers: manifest.layers.len(),
+            },
         ));
     }
     for layer in &manifest.layers {
         if !store.has_blob(&layer.digest) {
             return Err(base_err(
                 reference,
-                format!("layer {} is missing from the store", layer.digest),
+                BaseImageError::MissingLayer(layer.digest.clone()),
             ));
         }
     }
@@ -430,8 +514,56 @@ mod tests {
         assert_eq!("false".parse(), Ok(PullPolicy::Missing));
         assert_eq!("never".parse(), Ok(PullPolicy::Never));
         assert_eq!(PullPolicy::default(), PullPolicy::Missing);
-        let err = "sometimes".parse::<PullPolicy>().unwrap_err();
+        let err = "sometimes".parse::<PullPolicy>().unwrap_err().to_string();
         assert!(err.contains("always, missing or never"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_oci_archive_keeps_the_io_error_as_the_source_of_a_one_line_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OciLayout::create(dir.path().join("store")).unwrap();
+        let missing = dir.path().join("nothere.tar");
+        let reference = format!("oci-archive:{}", missing.display());
+        let err = resolve_image(
+            &store,
+            &reference,
+            &Platform::host(),
+            dir.path(),
+            &Remote::default(),
+            ExpansionLimit::default(),
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert_eq!(
+            message,
+            format!(
+                "base image {reference}: cannot open {}: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
+        let mut chain = Vec::new();
+        let mut cause = std::error::Error::source(&err);
+        while let Some(c) = cause {
+            chain.push(c.to_string());
+            cause = c.source();
+        }
+        assert_eq!(
+            chain,
+            [
+                format!(
+                    "cannot open {}: No such file or directory (os error 2)",
+                    missing.display()
+                ),
+                "No such file or directory (os error 2)".to_string(),
+            ]
+        );
+        let io = std::error::Error::source(&err)
+            .and_then(|c| c.source())
+            .and_then(|c| c.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::NotFound)
+        );
     }
 
     #[test]

@@ -3,13 +3,72 @@
 //! and then added like a context file with mode 0600 (Docker's rule; `--chmod` overrides it). The server's
 //! `Last-Modified` is ignored: like every entry, the file gets the build's timestamp, so the layer depends on
 //! the downloaded bytes only. A download that fails or does not match its checksum leaves nothing behind.
+//! It goes through the registry client's transport, so `certs.d` CA certificates, `--tls-verify`, proxies,
+//! timeouts and retries apply to it as to pulls.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use formats::digest::{Algorithm, Digest, DigestWriter};
+use formats::digest::{Algorithm, Digest, DigestError, DigestWriter};
+use registry::client::{ClientError, RegistryClient};
 use tempfile::TempDir;
+
+use crate::blocking::WaitError;
+
+/// A `--checksum=` value that is not a digest.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("--checksum={value}: {source}; write --checksum=sha256:<64 hex digits>")]
+pub struct ChecksumError {
+    /// The value as written.
+    pub value: String,
+    /// Why it is not a digest.
+    #[source]
+    pub source: DigestError,
+}
+
+/// Why an `ADD <URL>` download failed; shown after `ADD URL: `.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The server answered with an error status (and the body's message, when it has one).
+    #[error("the server answered {status}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message; empty when none.
+        message: String,
+    },
+    /// The request failed before an answer (connection, TLS, name resolution).
+    #[error("cannot fetch it: {0}")]
+    Fetch(#[source] ClientError),
+    /// The body stopped before its end.
+    #[error("the download broke off: {0}")]
+    BrokeOff(#[source] ClientError),
+    /// A local file operation failed.
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        /// What was being done: `make a download directory in`, `create`, `write`, `read`.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The downloaded bytes do not have the `--checksum` digest.
+    #[error("the downloaded file does not match --checksum: {0}")]
+    Checksum(#[source] DigestError),
+    /// The download could not be waited for (no suitable runtime).
+    #[error(transparent)]
+    Wait(#[from] WaitError),
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FetchError + 'a {
+    move |source| FetchError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 /// A downloaded file, removed when dropped.
 #[derive(Debug)]
@@ -34,7 +93,7 @@ pub fn file_name(url: &str) -> Option<String> {
 }
 
 /// The value of `--checksum=` in an evaluated ADD instruction's text, parsed.
-pub fn checksum_flag(instruction: &str) -> Result<Option<Digest>, String> {
+pub fn checksum_flag(instruction: &str) -> Result<Option<Digest>, ChecksumError> {
     let Some(value) = instruction
         .split_whitespace()
         .find_map(|w| w.strip_prefix("--checksum="))
@@ -44,78 +103,53 @@ pub fn checksum_flag(instruction: &str) -> Result<Option<Digest>, String> {
     let value = value.trim_matches(['"', '\'']);
     Digest::parse(value)
         .map(Some)
-        .map_err(|e| format!("--checksum={value}: {e}; write --checksum=sha256:<64 hex digits>"))
+        .map_err(|source| ChecksumError {
+            value: value.to_string(),
+            source,
+        })
 }
 
-/// Downloads `url` into a new directory under `work`, verifying `expected` when given; `on_bytes` is told
-/// the running total after every chunk.
-pub fn download(
+/// Downloads `url` through `client` (its TLS setup, `certs.d`, proxies, timeouts and retries; see
+/// [`RegistryClient::fetch_url`]) into a new directory under `work`, verifying `expected` when given;
+/// `on_bytes` is told the running total after every chunk. The file is written as the chunks come, on the
+/// thread that polls this future (the build's own thread when it waits with [`crate::blocking::wait`]).
+pub async fn download(
+    client: &RegistryClient,
     url: &str,
     work: &Path,
     expected: Option<&Digest>,
     on_bytes: &mut dyn FnMut(u64),
-) -> Result<Download, String> {
+) -> Result<Download, FetchError> {
     let dir = tempfile::Builder::new()
         .prefix(".url-")
         .tempdir_in(work)
-        .map_err(|e| {
-            format!(
-                "cannot make a download directory in {}: {e}",
-                work.display()
-            )
-        })?;
+        .map_err(io_err("make a download directory in", work))?;
     let path = dir.path().join("content");
-    let file = std::fs::File::create(&path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let file = std::fs::File::create(&path).map_err(io_err("create", &path))?;
     let algorithm = expected.map_or(Algorithm::Sha256, Digest::algorithm);
     let mut writer = DigestWriter::new(BufWriter::with_capacity(256 * 1024, file), algorithm);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
-        let mut response = client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("cannot fetch it: {e}"))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("the server answered {status}"));
-        }
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("the download broke off: {e}"))?
-        {
-            writer
-                .write_all(&chunk)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            on_bytes(writer.len());
-        }
-        Ok(())
+    let mut body = client.fetch_url(url).await.map_err(|e| match e {
+        ClientError::Registry {
+            status, message, ..
+        } => FetchError::Status { status, message },
+        other => FetchError::Fetch(other),
     })?;
+    while let Some(chunk) = body.chunk().await.map_err(FetchError::BrokeOff)? {
+        writer.write_all(&chunk).map_err(io_err("write", &path))?;
+        on_bytes(writer.len());
+    }
     let (buf, digest, size) = writer.finish();
     buf.into_inner()
-        .map_err(|e| format!("cannot write {}: {}", path.display(), e.error()))?;
+        .map_err(|e| io_err("write", &path)(e.into_error()))?;
     if let Some(expected) = expected {
-        expected
-            .expect(&digest)
-            .map_err(|e| format!("the downloaded file does not match --checksum: {e}"))?;
+        expected.expect(&digest).map_err(FetchError::Checksum)?;
     }
     let digest = if digest.algorithm() == Algorithm::Sha256 {
         digest
     } else {
-        let file = std::fs::File::open(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let file = std::fs::File::open(&path).map_err(io_err("read", &path))?;
         let mut w = DigestWriter::new(std::io::sink(), Algorithm::Sha256);
-        std::io::copy(&mut std::io::BufReader::new(file), &mut w)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        std::io::copy(&mut std::io::BufReader::new(file), &mut w).map_err(io_err("read", &path))?;
         w.finish().1
     };
     Ok(Download {
@@ -147,7 +181,9 @@ mod tests {
         let text = format!("ADD --chmod=644 --checksum={d} https://h/x /x");
         assert_eq!(checksum_flag(&text), Ok(Some(d)));
         assert_eq!(checksum_flag("ADD https://h/x /x"), Ok(None));
-        let err = checksum_flag("ADD --checksum=md5:abc https://h/x /x").unwrap_err();
+        let err = checksum_flag("ADD --checksum=md5:abc https://h/x /x")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sha256:<64 hex digits>"), "{err}");
     }
 }

@@ -94,6 +94,34 @@ impl IgnoreRules {
         }
         excluded
     }
+
+    /// True when the directory `rel` is excluded and no exception (`!pattern`) can re-include anything
+    /// below it: a walk need not enter it. Like Docker, which walks into an excluded directory only when an
+    /// exception may match below it; a `**` in an exception counts as one that may.
+    pub fn excludes_all_below(&self, rel: &str) -> bool {
+        let components: Vec<&str> = rel
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        self.is_excluded(rel)
+            && !self
+                .patterns
+                .iter()
+                .any(|p| !p.exclude && may_match_below(&p.parts, &components))
+    }
+}
+
+/// True when `pattern` may match a path strictly below `dir` that none of `dir`'s own prefixes matches
+/// (conservatively true for `**`).
+fn may_match_below(pattern: &[String], dir: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => false,
+        Some((first, _)) if first == "**" => true,
+        Some((first, rest)) => match dir.split_first() {
+            None => true,
+            Some((name, dir_rest)) => glob_match(first, name) && may_match_below(rest, dir_rest),
+        },
+    }
 }
 
 fn match_parts(pattern: &[String], path: &[&str]) -> bool {
@@ -130,6 +158,23 @@ mod tests {
         assert!(!rules.is_excluded("README.md"));
         assert!(rules.is_excluded("charts/tmpfile"));
         assert!(!rules.is_excluded("tmpfile"));
+    }
+
+    #[test]
+    fn only_directories_no_exception_reaches_are_skipped_whole() {
+        let rules = IgnoreRules::parse(".git\nbuild\n!build/keep\nsrc/*.o\n");
+        assert!(rules.excludes_all_below(".git"));
+        assert!(rules.excludes_all_below(".git/objects"));
+        // An exception may re-include something below: walked, and paths left out one by one.
+        assert!(!rules.excludes_all_below("build"));
+        assert!(rules.excludes_all_below("build/other"));
+        // Not excluded at all.
+        assert!(!rules.excludes_all_below("src"));
+        assert!(!rules.excludes_all_below("build/keep"));
+        // An exception with `**` may match anywhere: nothing is skipped whole.
+        let rules = IgnoreRules::parse(".git\nlogs\n!**/important\n");
+        assert!(!rules.excludes_all_below(".git"));
+        assert!(!rules.excludes_all_below("logs"));
     }
 
     #[test]

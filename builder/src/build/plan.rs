@@ -27,6 +27,7 @@ pub fn plan_platform(
 ) -> Result<BuildPlan, BuildError> {
     let mut plan = evaluate_with_base_env(kubefile, eval_options(opts, file, platform), lookup)?;
     let excluded = |rel: &str| ignore.is_excluded(rel);
+    let skip_dir = |rel: &str| ignore.excludes_all_below(rel);
     let rules = SourceRules {
         images: Some(if opts.embed.save_image {
             SavedImages::Embedded
@@ -34,6 +35,7 @@ pub fn plan_platform(
             SavedImages::Skipped
         }),
         excluded: (!ignore.is_empty()).then_some(&excluded as &dyn Fn(&str) -> bool),
+        skip_dir: (!ignore.is_empty()).then_some(&skip_dir as &dyn Fn(&str) -> bool),
     };
     resolve_sources(&mut plan, context, file, &rules)?;
     Ok(plan)

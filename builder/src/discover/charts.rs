@@ -304,7 +304,7 @@ pub(crate) fn scan_charts(
     for chart in &charts {
         let values = chart_values(context, chart, &installs, ignore, found)?;
         let failure = match links_out_of_context(context, chart)? {
-            Some(why) => why,
+            Some(why) => RenderFailure::EscapingLink(why),
             None => {
                 let rendered = match (opts.renderer, &helm) {
                     (ChartRenderer::Native, _) => {
@@ -312,16 +312,13 @@ pub(crate) fn scan_charts(
                     }
                     (ChartRenderer::Helm, Some(helm)) => {
                         match render_with_helm(context, helm, chart, &values, opts, found) {
-                            Err(why) if why.contains("chart requires kubeVersion") => {
-                                return Err(refused(chart, &why, opts));
+                            Err(why) if why.to_string().contains("chart requires kubeVersion") => {
+                                return Err(refused(chart, &why.to_string(), opts));
                             }
                             other => other,
                         }
                     }
-                    (ChartRenderer::Helm, None) => Err(
-                        "`helm` is not on PATH (--chart-renderer=helm; the default native renderer needs none)"
-                            .to_string(),
-                    ),
+                    (ChartRenderer::Helm, None) => Err(RenderFailure::NoHelm),
                 };
                 match rendered {
                     Ok(()) => continue,
@@ -363,10 +360,8 @@ pub(crate) fn scan_charts(
 /// The Kubernetes version of a rootfs image from its labels: the `version` label (`v1.27.7`) of an image
 /// labelled `sealos.io.type` or `apps.sealos.io/type` = `rootfs`, when it is a Kubernetes version.
 pub fn rootfs_kube_version(labels: &BTreeMap<String, String>) -> Option<String> {
-    let rootfs = ["sealos.io.type", "apps.sealos.io/type"]
-        .iter()
-        .any(|k| labels.get(*k).is_some_and(|v| v == "rootfs"));
-    let version = labels.get("version")?.trim();
+    let rootfs = formats::cluster_image::image_type(labels) == Some("rootfs");
+    let version = labels.get(formats::cluster_image::VERSION_LABEL)?.trim();
     let numbers = version.strip_prefix('v').unwrap_or(version);
     let parts: Vec<&str> = numbers.split(['.', '-', '+']).take(3).collect();
     let numeric = parts.len() >= 2
@@ -375,6 +370,42 @@ pub fn rootfs_kube_version(labels: &BTreeMap<String, String>) -> Option<String> 
             .take(2)
             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
     (rootfs && numeric).then(|| version.to_string())
+}
+
+/// Why a chart was not rendered (discovery then reads it statically and warns).
+#[derive(Debug, thiserror::Error)]
+enum RenderFailure {
+    /// A symlink of the chart leads out of the build context.
+    #[error("{0}")]
+    EscapingLink(String),
+    /// `--chart-renderer=helm` and no `helm` was found.
+    #[error(
+        "`helm` is not on PATH (--chart-renderer=helm; the default native renderer needs none)"
+    )]
+    NoHelm,
+    /// `helm` could not be started.
+    #[error("cannot run `{}`: {source}", helm.display())]
+    HelmNotRun {
+        /// The helm binary.
+        helm: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `helm template` exited with an error.
+    #[error("`helm template` failed ({status}): {stderr}")]
+    HelmFailed {
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// Its standard error, trimmed.
+        stderr: String,
+    },
+    /// `helm template` printed something that is not text.
+    #[error("`helm template` printed text that is not UTF-8")]
+    NotUtf8(#[source] std::string::FromUtf8Error),
+    /// The native renderer failed.
+    #[error("rendering failed: {}", .0.message())]
+    Native(#[source] charts::Error),
 }
 
 /// The error for a chart whose `kubeVersion` refuses the Kubernetes version it is rendered for.
@@ -399,7 +430,7 @@ fn render_native(
     values: &ChartValues,
     opts: &DiscoverOptions,
     found: &mut Collector,
-) -> Result<Result<(), String>, DiscoverError> {
+) -> Result<Result<(), RenderFailure>, DiscoverError> {
     let mut options = charts::TemplateOptions {
         release_name: RELEASE_NAME.to_string(),
         chart: chart.path.clone(),
@@ -435,7 +466,7 @@ fn render_native(
         Err(e) if e.message().starts_with("chart requires kubeVersion") => {
             return Err(refused(chart, e.message(), opts));
         }
-        Err(e) => return Ok(Err(format!("rendering failed: {}", e.message()))),
+        Err(e) => return Ok(Err(RenderFailure::Native(e))),
     };
     for manifest in &rendered.manifests {
         let at = |line: usize| Provenance::ChartRendered {
@@ -490,20 +521,18 @@ fn links_out_of_context(context: &Path, chart: &Chart) -> Result<Option<String>,
     if let Some(why) = escaping(&context.join(&chart.rel))? {
         return Ok(Some(why));
     }
-    let mut pending = vec![(chart.path.clone(), 0)];
-    while let Some((dir, depth)) = pending.pop() {
-        if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) || depth >= MAX_WALK_DEPTH {
-            continue;
-        }
-        for entry in std::fs::read_dir(&dir).map_err(DiscoverError::io("list", dir.as_path()))? {
-            let path = entry
-                .map_err(DiscoverError::io("list", dir.as_path()))?
-                .path();
-            let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink());
-            if is_link && let Some(why) = escaping(&path)? {
-                return Ok(Some(why));
-            }
-            pending.push((path, depth + 1));
+    if !std::fs::symlink_metadata(&chart.path).is_ok_and(|m| m.is_dir()) {
+        return Ok(None);
+    }
+    let walk = formats::walk::Walk::new(&chart.path)
+        .min_depth(1)
+        .max_depth(MAX_WALK_DEPTH);
+    for entry in walk {
+        let entry = entry.map_err(|e| DiscoverError::io("list", &e.path)(e.source))?;
+        if entry.file_type().is_symlink()
+            && let Some(why) = escaping(entry.path())?
+        {
+            return Ok(Some(why));
         }
     }
     Ok(None)
@@ -546,22 +575,22 @@ fn render_with_helm(
     values: &ChartValues,
     opts: &DiscoverOptions,
     found: &mut Collector,
-) -> Result<(), String> {
+) -> Result<(), RenderFailure> {
     let output = Command::new(helm)
         .args(template_args(chart, values, opts))
         .current_dir(context)
         .output()
-        .map_err(|e| format!("cannot run `{}`: {e}", helm.display()))?;
+        .map_err(|source| RenderFailure::HelmNotRun {
+            helm: helm.to_path_buf(),
+            source,
+        })?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(format!(
-            "`helm template` failed ({}): {}",
-            output.status,
-            stderr.trim()
-        ));
+        return Err(RenderFailure::HelmFailed {
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
     }
-    let text = String::from_utf8(output.stdout)
-        .map_err(|_| "`helm template` printed text that is not UTF-8".to_string())?;
+    let text = String::from_utf8(output.stdout).map_err(RenderFailure::NotUtf8)?;
     let sources = source_comments(&text);
     let at = |line: usize| {
         let (template, start) = sources

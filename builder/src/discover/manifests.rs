@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::ignore::SealIgnore;
 use super::yaml::{self, LineImage, ScanOptions};
-use super::{
-    Collector, DiscoverError, Provenance, context_entries, in_context, read_text, relative,
-};
+use formats::walk::Walk;
+
+use super::{Collector, DiscoverError, Provenance, in_context, read_text, relative};
 
 /// Deepest directory nesting walked (symlinked directories are not followed).
 const MAX_DIR_DEPTH: usize = 64;
@@ -24,27 +24,31 @@ pub(crate) fn files_with_extensions(
     found: &mut Collector,
 ) -> Result<Vec<(PathBuf, PathBuf)>, DiscoverError> {
     let mut out = Vec::new();
-    let mut pending = vec![(dir.to_path_buf(), 0)];
-    while let Some((dir, depth)) = pending.pop() {
-        for path in context_entries(context, &dir, found)? {
-            if ignore.ignores_path(&relative(context, &path)) {
-                continue;
-            }
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.is_dir() {
-                if depth < MAX_DIR_DEPTH {
-                    pending.push((path, depth + 1));
-                }
-            } else if path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| extensions.iter().any(|e| n.ends_with(e)))
-                && let Some(read) = in_context(context, &path, found)?.filter(|p| p.is_file())
-            {
-                out.push((path, read));
-            }
+    let Some(root) = in_context(context, dir, found)? else {
+        return Ok(out);
+    };
+    let walk = Walk::new(&root)
+        .sorted()
+        .min_depth(1)
+        .max_depth(MAX_DIR_DEPTH + 1)
+        .skipping(|e| ignore.ignores_path(&relative(context, e.path())));
+    for entry in walk {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if e.is_not_found() && e.path == root => break,
+            Err(e) => return Err(DiscoverError::io("list", &e.path)(e.source)),
+        };
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let path = entry.into_path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| extensions.iter().any(|e| n.ends_with(e)))
+            && let Some(read) = in_context(context, &path, found)?.filter(|p| p.is_file())
+        {
+            out.push((path, read));
         }
     }
     out.sort();

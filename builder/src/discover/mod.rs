@@ -486,16 +486,14 @@ pub(crate) fn context_entries(
 
 /// The entries of `dir` sorted by name; a missing directory has none.
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DiscoverError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(DiscoverError::io("list", dir)(e)),
-    };
     let mut out = Vec::new();
-    for entry in entries {
-        out.push(entry.map_err(DiscoverError::io("list", dir))?.path());
+    for entry in formats::walk::Walk::children(dir).sorted() {
+        match entry {
+            Ok(entry) => out.push(entry.into_path()),
+            Err(e) if e.is_not_found() && e.path == dir => return Ok(Vec::new()),
+            Err(e) => return Err(DiscoverError::io("list", &e.path)(e.source)),
+        }
     }
-    out.sort();
     Ok(out)
 }
 

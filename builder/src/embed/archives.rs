@@ -16,7 +16,7 @@ use formats::reference::Reference;
 
 use super::EmbedError;
 use crate::discover::{ArchiveEntry, ArchiveTransport};
-use crate::store::{ImageSource, Store, inspect_transport};
+use crate::store::{ImageSource, Store, StoreError, inspect_transport};
 
 /// An image taken from an archive of `tar.txt`, loaded into the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,20 @@ impl ArchiveImage {
     }
 }
 
+/// [`EmbedError::ArchiveFailed`] for `entry`: `doing` (a prefix, or empty) failed with `source`.
+fn archive_failed(
+    entry: &ArchiveEntry,
+    doing: &str,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> EmbedError {
+    EmbedError::ArchiveFailed {
+        archive: format!("{}:{}", entry.transport, entry.file),
+        source_line: entry.source.to_string(),
+        doing: doing.to_string(),
+        source: source.into(),
+    }
+}
+
 fn archive_error(entry: &ArchiveEntry, reason: String) -> EmbedError {
     EmbedError::Archive {
         archive: format!("{}:{}", entry.transport, entry.file),
@@ -48,11 +62,7 @@ fn archive_error(entry: &ArchiveEntry, reason: String) -> EmbedError {
 
 /// Loads the archive at `path` into `store` and takes back the tags the loader set: an embedded image is
 /// content of the cluster image, not an image of the store (a tag the store had before is restored).
-fn load_unnamed(
-    store: &OciLayout,
-    path: &Path,
-    limit: ExpansionLimit,
-) -> Result<(), Box<dyn std::error::Error>> {
+fn load_unnamed(store: &OciLayout, path: &Path, limit: ExpansionLimit) -> Result<(), StoreError> {
     let before: BTreeMap<String, formats::manifest::Descriptor> =
         store.tags()?.into_iter().collect();
     let loaded =
@@ -92,18 +102,17 @@ pub fn load_archives(
             },
         };
         let details =
-            inspect_transport(&source, limit).map_err(|e| archive_error(entry, e.to_string()))?;
+            inspect_transport(&source, limit).map_err(|e| archive_failed(entry, "", e))?;
         if !loaded.contains(&path) {
-            load_unnamed(store, &path, limit).map_err(|e| {
-                archive_error(entry, format!("loading it into the local store: {e}"))
-            })?;
+            load_unnamed(store, &path, limit)
+                .map_err(|e| archive_failed(entry, "loading it into the local store: ", e))?;
             loaded.push(path);
         }
         let (repository, tag) = match &entry.written_name {
             Some(name) => {
                 let spec = format!("{}:{}@{name}", entry.transport, entry.file);
                 let t = registry::mirror::tars::parse_tar_spec(&spec, context)
-                    .map_err(|e| archive_error(entry, e.to_string()))?;
+                    .map_err(|e| archive_failed(entry, "", e))?;
                 (
                     t.repository.unwrap_or_default(),
                     t.tag.unwrap_or_else(|| "latest".into()),
@@ -118,7 +127,7 @@ pub fn load_archives(
                     )
                 })?;
                 let r = Reference::parse(&name).map_err(|e| {
-                    archive_error(entry, format!("the archive names its image `{name}`: {e}"))
+                    archive_failed(entry, &format!("the archive names its image `{name}`: "), e)
                 })?;
                 (
                     r.repository().to_string(),

@@ -43,12 +43,7 @@ use super::pull::{is_foreign, selected_children};
 use crate::build::BuildError;
 use crate::build::cache::{CachedLayer, LayerCache};
 
-/// Annotation on an embedded image's layer descriptor: the image it holds (`reference@digest`).
-pub const EMBEDDED_IMAGE_ANNOTATION: &str = "io.sealos.image.embedded";
-
-/// Annotation on the shared layer's descriptor: the images (`reference@digest`, comma-separated, in layer
-/// order) whose common blobs it holds.
-pub const SHARED_BLOBS_ANNOTATION: &str = "io.sealos.image.embedded.shared";
+pub use formats::cluster_image::{EMBEDDED_IMAGE_ANNOTATION, SHARED_BLOBS_ANNOTATION};
 
 /// Where the registry tree sits in the cluster image's file system by default (what sealos serves); a
 /// `COPY registry DEST` elsewhere moves it (see [`LayerSpec::root`]).

@@ -72,6 +72,17 @@ pub enum LockError {
         /// What is wrong.
         reason: String,
     },
+    /// The file is not TOML, or not of the lock's shape.
+    #[error(
+        "{path}: not a valid image lock: {source}; fix it, or delete it to resolve every image again"
+    )]
+    Toml {
+        /// The lock file.
+        path: String,
+        /// The TOML error.
+        #[source]
+        source: toml::de::Error,
+    },
 }
 
 /// Parses the text of a lock file; `path` names it in errors.
@@ -80,7 +91,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Lock, LockError> {
         path: path.display().to_string(),
         reason,
     };
-    let lock: Lock = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let lock: Lock = toml::from_str(text).map_err(|source| LockError::Toml {
+        path: path.display().to_string(),
+        source,
+    })?;
     if lock.version != LOCK_VERSION {
         return Err(invalid(format!(
             "version {} is not supported (this sealos writes version {LOCK_VERSION})",

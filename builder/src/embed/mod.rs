@@ -130,14 +130,15 @@ pub struct EmbedPlan {
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
     /// An image reference is invalid.
-    #[error("image `{reference}` (from {sources}) is not a valid image reference: {reason}")]
+    #[error("image `{reference}` (from {sources}) is not a valid image reference: {source}")]
     BadReference {
         /// As written.
         reference: String,
         /// Where it was found.
         sources: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: Box<formats::reference::ReferenceError>,
     },
     /// Two hosts map to the same repository in the embedded registry.
     #[error(
@@ -196,6 +197,19 @@ pub enum EmbedError {
         /// Why.
         reason: String,
     },
+    /// An archive of `images/skopeo/tar.txt` cannot be inspected, loaded or named.
+    #[error("{archive} (from {source_line}): {doing}{source}")]
+    ArchiveFailed {
+        /// `transport:file`.
+        archive: String,
+        /// The `tar.txt` line.
+        source_line: String,
+        /// What was being done, as a prefix of the error (`loading it into the local store: `), or empty.
+        doing: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Two different images would get one name in the embedded registry.
     #[error(
         "`{name}` would hold two different images in the embedded registry: {first} and {second}; \
@@ -215,6 +229,9 @@ pub enum EmbedError {
     /// Image discovery failed (an unreadable file, or warnings under `--strict`).
     #[error(transparent)]
     Discover(Box<crate::discover::DiscoverError>),
+    /// The pulls could not run (no async runtime to run them on).
+    #[error(transparent)]
+    Wait(#[from] crate::blocking::WaitError),
     /// A file operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -223,6 +240,24 @@ pub enum EmbedError {
         /// The error.
         #[source]
         source: std::io::Error,
+    },
+    /// The lock file cannot be looked up inside the build context.
+    #[error("{path}: {source}")]
+    LockPath {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: formats::kubefile::ContextPathError,
+    },
+    /// The lock file cannot be written.
+    #[error("{path}: {source}")]
+    LockWrite {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: formats::fsutil::StageError,
     },
 }
 
@@ -268,10 +303,10 @@ pub fn platform_key(p: &Platform) -> String {
 pub fn normalise(requests: &[EmbedRequest]) -> Result<Vec<(Reference, Vec<String>)>, EmbedError> {
     let mut by_ref: BTreeMap<String, (Reference, Vec<String>)> = BTreeMap::new();
     for req in requests {
-        let r = Reference::parse(&req.reference).map_err(|e| EmbedError::BadReference {
+        let r = Reference::parse(&req.reference).map_err(|source| EmbedError::BadReference {
             reference: req.reference.clone(),
             sources: req.sources.join(", "),
-            reason: e.to_string(),
+            source: Box::new(source),
         })?;
         let entry = by_ref
             .entry(r.to_string())
@@ -413,10 +448,10 @@ pub fn prepare(
     // an atomic rename, which replaces a symlink rather than writing through it.
     let existing = match formats::kubefile::resolve_in_context(context, LOCK_FILE) {
         Ok(found) => read_lock(&found.path)?,
-        Err(e) => {
-            return Err(EmbedError::Io {
+        Err(source) => {
+            return Err(EmbedError::LockPath {
                 path: lock_path,
-                source: std::io::Error::other(e.to_string()),
+                source,
             });
         }
     };
@@ -459,19 +494,12 @@ pub fn prepare(
     let results = if work.is_empty() {
         Vec::new()
     } else {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|source| EmbedError::Io {
-                path: PathBuf::from("<async runtime>"),
-                source,
-            })?;
-        runtime.block_on(pull_all(
+        crate::blocking::wait(pull_all(
             Arc::new(store.clone()),
             client.cloned(),
             work,
             opts.max_pull_procs,
-        ))
+        ))?
     };
     let mut results = results.into_iter();
     for (r, sources) in wanted {
@@ -588,9 +616,9 @@ fn write_lock(
     if new.images.is_empty() && old.is_none() {
         return Ok(());
     }
-    formats::fsutil::atomic_write(path, text.as_bytes()).map_err(|e| EmbedError::Io {
+    formats::fsutil::atomic_write(path, text.as_bytes()).map_err(|source| EmbedError::LockWrite {
         path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
+        source,
     })
 }
 

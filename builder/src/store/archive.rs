@@ -289,9 +289,10 @@ fn decompress_to_scratch(
     removed.map_err(io_err("remove", &temp))?;
     let mut reader = decompressing_reader(file, size, limit).map_err(io_err("decompress", path))?;
     let mut writer = io::BufWriter::with_capacity(256 * 1024, &mut out);
-    io::copy(&mut reader, &mut writer).map_err(|e| StoreError::BadArchive {
+    io::copy(&mut reader, &mut writer).map_err(|source| StoreError::ArchiveIo {
         path: path.to_path_buf(),
-        reason: format!("cannot decompress the archive: {e}"),
+        what: "cannot decompress the archive".into(),
+        source,
     })?;
     writer.flush().map_err(io_err("write", scratch))?;
     drop(writer);
@@ -302,17 +303,21 @@ fn decompress_to_scratch(
 
 /// One pass over the tar headers (data skipped by seeking): member name -> where its data lies.
 fn index_tar(path: &Path, file: &File) -> Result<HashMap<String, Member>, StoreError> {
-    let bad = |reason: String| StoreError::BadArchive {
-        path: path.to_path_buf(),
-        reason,
+    let bad = |what: &str| {
+        let what = what.to_string();
+        move |source| StoreError::ArchiveIo {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
     };
     let mut archive = tar::Archive::new(file);
     let entries = archive
         .entries_with_seek()
-        .map_err(|e| bad(format!("not a tar archive: {e}")))?;
+        .map_err(bad("not a tar archive"))?;
     let mut members = HashMap::new();
     for entry in entries {
-        let entry = entry.map_err(|e| bad(format!("not a valid tar archive: {e}")))?;
+        let entry = entry.map_err(bad("not a valid tar archive"))?;
         let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let name = safe_name(&raw_name).ok_or_else(|| StoreError::UnsafeEntry {
             path: path.to_path_buf(),

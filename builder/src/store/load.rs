@@ -303,9 +303,10 @@ fn store_docker_layer(
         let mut hashing = DigestWriter::new(io::sink(), diff_id.algorithm());
         let mut decoded = decompressing_reader(tee, size, store.expansion_limit())
             .map_err(io_err("read", src.path()))?;
-        io::copy(&mut decoded, &mut hashing).map_err(|e| StoreError::BadArchive {
+        io::copy(&mut decoded, &mut hashing).map_err(|source| StoreError::ArchiveIo {
             path: src.path().to_path_buf(),
-            reason: format!("layer `{name}` (diff_id {diff_id}): {e}"),
+            what: format!("layer `{name}` (diff_id {diff_id})"),
+            source,
         })?;
         hashing.finish().1
     };

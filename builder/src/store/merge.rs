@@ -34,8 +34,7 @@ use serde::Serialize;
 use super::details::{created_key, parse_config};
 use super::{Image, Store, StoreError, normalize_name};
 
-/// The labels sealos reads an image's type from.
-pub const TYPE_LABELS: [&str; 2] = ["sealos.io.type", "apps.sealos.io/type"];
+pub use formats::cluster_image::TYPE_LABELS;
 
 /// What kind of cluster image an image is, from its type label (absent means application).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
@@ -60,18 +59,23 @@ impl ImageKind {
     }
 
     /// The kind `labels` declare; `Err` holds an unknown type value.
-    pub fn from_labels(labels: &BTreeMap<String, String>) -> Result<Self, String> {
-        let Some(value) = TYPE_LABELS.iter().rev().find_map(|k| labels.get(*k)) else {
+    pub fn from_labels(labels: &BTreeMap<String, String>) -> Result<Self, UnknownImageKind> {
+        let Some(value) = formats::cluster_image::image_type(labels) else {
             return Ok(ImageKind::Application);
         };
-        match value.trim() {
+        match value {
             "rootfs" => Ok(ImageKind::Rootfs),
             "patch" => Ok(ImageKind::Patch),
             "application" | "" => Ok(ImageKind::Application),
-            other => Err(other.to_string()),
+            other => Err(UnknownImageKind(other.to_string())),
         }
     }
 }
+
+/// A type label value that is none of `rootfs`, `patch` or `application` (the value as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown image type `{0}`: it must be rootfs, patch or application")]
+pub struct UnknownImageKind(pub String);
 
 /// What [`Store::merge`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -494,7 +498,7 @@ fn merged_kind(inputs: &[(Image, Vec<Part>)]) -> Result<ImageKind, StoreError> {
     for (image, parts) in inputs {
         for part in parts {
             let config = part.config.config.clone().unwrap_or_default();
-            let kind = ImageKind::from_labels(&config.labels).map_err(|value| {
+            let kind = ImageKind::from_labels(&config.labels).map_err(|UnknownImageKind(value)| {
                 merge_err(format!(
                     "image `{}` has the unknown type `{value}` (label {}): it must be rootfs, patch or \
                      application",

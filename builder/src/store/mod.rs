@@ -36,7 +36,7 @@ use formats::reference::{Reference, ReferenceError};
 
 pub use details::{ImageDetails, ImageSummary, LayerDetails, PlatformImage, parse_rfc3339};
 pub use load::LoadedImage;
-pub use merge::{ImageKind, MergeReport, TYPE_LABELS};
+pub use merge::{ImageKind, MergeReport, TYPE_LABELS, UnknownImageKind};
 pub(crate) use save::write_oci_archive;
 pub use save::{ArchiveFormat, SaveReport};
 pub use transport::ImageSource;
@@ -88,6 +88,28 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An archive given to load or inspect cannot be read as one (its tar, its compression, a layer).
+    #[error("`{path}`: {what}: {source}")]
+    ArchiveIo {
+        /// The archive or directory.
+        path: PathBuf,
+        /// What was read (`not a tar archive`, `layer `x.tar` (diff_id ...)`).
+        what: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A JSON document of an archive given to load or inspect is not what it must be.
+    #[error("`{path}`: {what}: {source}")]
+    ArchiveJson {
+        /// The archive or directory.
+        path: PathBuf,
+        /// Which document and what it should be (`manifest.json is not a docker archive manifest`).
+        what: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// An archive entry or a name inside an archive would point outside the archive.
     #[error(
         "`{path}`: entry `{entry}` points outside the archive (absolute path or `..`); refusing to read it"
@@ -117,6 +139,15 @@ pub enum StoreError {
     /// The operation or transport is not available.
     #[error("{0}")]
     Unsupported(String),
+    /// A stored layer cannot be read or decompressed.
+    #[error("{what}: {source}")]
+    Layer {
+        /// The layer (`layer sha256:...`).
+        what: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 pub(crate) fn io_err<'a>(

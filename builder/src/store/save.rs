@@ -321,7 +321,10 @@ pub(crate) fn write_oci_archive(
 }
 
 fn write_oci_dir(store: &Store, images: &[Image], out: &Path) -> Result<SaveReport, StoreError> {
-    let occupied = std::fs::read_dir(out).is_ok_and(|mut rd| rd.next().is_some());
+    let occupied = formats::walk::Walk::children(out)
+        .into_iter()
+        .next()
+        .is_some_and(|e| e.is_ok());
     if out.exists() && !out.is_dir() || occupied && !out.join("oci-layout").is_file() {
         return Err(StoreError::Unsupported(format!(
             "`{}` exists and is not an OCI layout; give a new or empty directory",
@@ -448,7 +451,7 @@ fn write_docker_archive(
     let manifest: Vec<&DockerManifestEntry> = entries.iter().map(|(_, e)| e).collect();
     let bytes = serde_json::to_vec(&manifest).map_err(|e| StoreError::Manifest {
         what: "manifest.json".into(),
-        source: formats::manifest::ManifestError::Serialize(e.to_string()),
+        source: formats::manifest::ManifestError::Serialize(e),
     })?;
     w.file("manifest.json", bytes.len() as u64, bytes.as_slice())?;
     // The legacy `repositories` file lets older docker versions find the names too.
@@ -468,7 +471,7 @@ fn write_docker_archive(
     }
     let bytes = serde_json::to_vec(&repos).map_err(|e| StoreError::Manifest {
         what: "repositories".into(),
-        source: formats::manifest::ManifestError::Serialize(e.to_string()),
+        source: formats::manifest::ManifestError::Serialize(e),
     })?;
     w.file("repositories", bytes.len() as u64, bytes.as_slice())?;
     w.report.images = names_done;
@@ -499,7 +502,10 @@ fn write_docker_layer(
     }
     let limit = store.expansion_limit();
     let (actual, size) = diff_id_of(store.layout.open_blob(&layer.digest)?, layer.size, limit)
-        .map_err(|e| StoreError::Unsupported(format!("{what}: {e}")))?;
+        .map_err(|source| StoreError::Layer {
+            what: what.clone(),
+            source,
+        })?;
     if &actual != diff_id {
         return Err(StoreError::Unsupported(format!(
             "{what} decompresses to {actual}, but its config gives diff_id {diff_id}; the image is inconsistent"

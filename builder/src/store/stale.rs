@@ -16,6 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use formats::walk::{Walk, WalkEntry};
 use tempfile::TempDir;
 
 /// The store's directory for work directories.
@@ -71,21 +72,21 @@ fn older_than(meta: &fs::Metadata, age: Duration, now: SystemTime) -> bool {
         .is_some_and(|a| a >= age)
 }
 
-/// Bytes of the files under `path` (a file or directory); unreadable parts count as 0.
+/// Bytes of the files under `path` (a file or directory; symlinks count as their own size); unreadable parts
+/// count as 0.
 fn tree_size(path: &Path) -> u64 {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(meta) => return meta.len(),
+        Err(_) => return 0,
     }
-    fs::read_dir(path)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| tree_size(&e.path()))
-                .sum()
-        })
-        .unwrap_or(0)
+    Walk::new(path)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_type().is_dir())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// True when the work directory `dir` belongs to no live build: its lock can be taken (and the lock file is
@@ -118,11 +119,22 @@ fn remove(path: &Path, is_dir: bool, report: &mut StaleReport) -> io::Result<()>
             Ok(())
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io::Error::new(
-            e.kind(),
-            format!("cannot remove stale {}: {e}", path.display()),
+        Err(source) => Err(io::Error::new(
+            source.kind(),
+            RemoveFailed {
+                path: path.to_path_buf(),
+                source,
+            },
         )),
     }
+}
+
+/// A stale file or directory that could not be removed (kept as an [`io::Error`] of the same kind).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot remove stale {}: {source}", path.display())]
+struct RemoveFailed {
+    path: PathBuf,
+    source: io::Error,
 }
 
 /// True when the staged file at `path` belongs to no live writer: past the grace period (`grace`) and its
@@ -147,13 +159,13 @@ fn staged_file_is_dead(
 /// The directories staged files are written in: the store directory, `cache` and `blobs/*`.
 fn staging_dirs(store_root: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![store_root.to_path_buf(), store_root.join("cache")];
-    if let Ok(rd) = fs::read_dir(store_root.join("blobs")) {
-        dirs.extend(
-            rd.filter_map(Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path()),
-        );
-    }
+    dirs.extend(
+        Walk::children(store_root.join("blobs"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_dir())
+            .map(WalkEntry::into_path),
+    );
     dirs
 }
 
@@ -163,10 +175,9 @@ pub fn own_staged_files(store_root: &Path) -> Vec<PathBuf> {
     let prefix = format!(".tmp-{}-", std::process::id());
     staging_dirs(store_root)
         .iter()
-        .filter_map(|dir| fs::read_dir(dir).ok())
-        .flat_map(|rd| rd.filter_map(Result::ok))
+        .flat_map(|dir| Walk::children(dir).into_iter().filter_map(Result::ok))
         .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
+        .map(WalkEntry::into_path)
         .collect()
 }
 
@@ -189,32 +200,33 @@ pub fn clean_stale(store_root: &Path, age: Duration) -> io::Result<StaleReport> 
     let now = SystemTime::now();
     let grace = age.min(LOCK_GRACE);
     let mut report = StaleReport::default();
+    // Best effort: what cannot be listed or looked at now is left for a later cleaning.
     for dir in staging_dirs(store_root) {
-        let Ok(rd) = fs::read_dir(&dir) else { continue };
-        for entry in rd.filter_map(Result::ok) {
+        for entry in Walk::children(&dir).into_iter().filter_map(Result::ok) {
             if !entry.file_name().to_string_lossy().starts_with(".tmp-") {
                 continue;
             }
             let Ok(meta) = entry.metadata() else { continue };
             let path = entry.path();
-            if meta.is_file() && staged_file_is_dead(&path, &meta, grace, age, now) {
-                remove(&path, false, &mut report)?;
+            if meta.is_file() && staged_file_is_dead(path, &meta, grace, age, now) {
+                remove(path, false, &mut report)?;
             }
         }
     }
     let work_root = store_root.join(WORK_ROOT);
-    if let Ok(rd) = fs::read_dir(&work_root) {
-        for entry in rd.filter_map(Result::ok) {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            let dead = if meta.is_dir() {
-                work_dir_is_dead(&path, age, now)
-            } else {
-                older_than(&meta, age, now)
-            };
-            if dead {
-                remove(&path, meta.is_dir(), &mut report)?;
-            }
+    for entry in Walk::children(&work_root)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        let dead = if meta.is_dir() {
+            work_dir_is_dead(path, age, now)
+        } else {
+            older_than(&meta, age, now)
+        };
+        if dead {
+            remove(path, meta.is_dir(), &mut report)?;
         }
     }
     Ok(report)

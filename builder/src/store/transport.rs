@@ -318,9 +318,10 @@ pub(crate) fn read_docker_manifest(
     src: &ArchiveSource,
 ) -> Result<Vec<DockerArchiveEntry>, StoreError> {
     let bytes = src.read_small("manifest.json")?;
-    serde_json::from_slice(&bytes).map_err(|e| StoreError::BadArchive {
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::ArchiveJson {
         path: src.path().to_path_buf(),
-        reason: format!("manifest.json is not a docker archive manifest: {e}"),
+        what: "manifest.json is not a docker archive manifest".into(),
+        source,
     })
 }
 
@@ -457,12 +458,12 @@ pub(crate) fn read_docker_config(
             entry.config
         )));
     }
-    let config: ImageConfig = serde_json::from_slice(&bytes).map_err(|e| {
-        bad(format!(
-            "config `{}` is not an image config: {e}",
-            entry.config
-        ))
-    })?;
+    let config: ImageConfig =
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::ArchiveJson {
+            path: src.path().to_path_buf(),
+            what: format!("config `{}` is not an image config", entry.config),
+            source,
+        })?;
     if config.rootfs.diff_ids.len() != entry.layers.len() {
         return Err(bad(format!(
             "config `{}` lists {} diff_ids but manifest.json lists {} layers",

@@ -40,7 +40,18 @@ enum Requested {
     Literal,
 }
 
-fn build(value: &Value, layout: Layout) -> Result<Node, String> {
+/// Why a value cannot be written as YAML; worded as the Go encoders Helm uses word it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmitError {
+    /// A control character in a string, which go-yaml refuses when it reads back the JSON of `toYaml`.
+    #[error("error converting JSON to YAML: yaml: control characters are not allowed ({0:?})")]
+    ControlCharacter(char),
+    /// A value Go's `json.Marshal` refuses (NaN, infinities), with its message.
+    #[error("{0}")]
+    Json(String),
+}
+
+fn build(value: &Value, layout: Layout) -> Result<Node, EmitError> {
     Ok(match value {
         Value::Missing(_) | Value::Nil => Node::Scalar("null".to_string(), Requested::Plain),
         Value::Bool(b) => Node::Scalar(b.to_string(), Requested::Plain),
@@ -69,7 +80,7 @@ fn build(value: &Value, layout: Layout) -> Result<Node, String> {
             let mut entries = map
                 .iter()
                 .map(|(k, v)| Ok((round_trip_text(k, layout)?, build(v, layout)?)))
-                .collect::<Result<Vec<_>, String>>()?;
+                .collect::<Result<Vec<_>, EmitError>>()?;
             entries.sort_by(|a, b| natural_order(&a.0, &b.0, layout.letters_after_digits_first));
             Node::Map(entries)
         }
@@ -79,7 +90,7 @@ fn build(value: &Value, layout: Layout) -> Result<Node, String> {
 /// A string as it comes back from the JSON text go-yaml reads in `toYaml`: Go's JSON leaves NEL (U+0085)
 /// and C1 control characters raw, so go-yaml folds NEL like a line break in a double-quoted scalar and
 /// rejects the control characters (Helm's `toYaml` then prints nothing).
-fn round_trip_text(s: &str, layout: Layout) -> Result<String, String> {
+fn round_trip_text(s: &str, layout: Layout) -> Result<String, EmitError> {
     if !layout.json_round_trip {
         return Ok(s.to_string());
     }
@@ -87,9 +98,7 @@ fn round_trip_text(s: &str, layout: Layout) -> Result<String, String> {
         let u = c as u32;
         u == 0x7F || (0x80..=0x9F).contains(&u) && u != 0x85 || u == 0xFFFE || u == 0xFFFF
     }) {
-        return Err(format!(
-            "error converting JSON to YAML: yaml: control characters are not allowed ({c:?})"
-        ));
+        return Err(EmitError::ControlCharacter(c));
     }
     if !s.contains('\u{85}') {
         return Ok(s.to_string());
@@ -128,7 +137,7 @@ fn round_trip_text(s: &str, layout: Layout) -> Result<String, String> {
 }
 
 /// A float's text: through JSON, go-yaml reads the JSON number back as an int when it can.
-fn float_text(f: f64, layout: Layout) -> Result<String, String> {
+fn float_text(f: f64, layout: Layout) -> Result<String, EmitError> {
     if !layout.json_round_trip {
         return Ok(match f {
             f if f.is_nan() => ".nan".to_string(),
@@ -137,7 +146,7 @@ fn float_text(f: f64, layout: Layout) -> Result<String, String> {
             f => go_float(f),
         });
     }
-    let json = json_float(f)?;
+    let json = json_float(f).map_err(EmitError::Json)?;
     Ok(match resolve_plain(&json) {
         Scalar::Int(i) => i.to_string(),
         Scalar::Uint(u) => u.to_string(),
@@ -225,7 +234,7 @@ fn natural_less(a: &str, b: &str, letters_after_digits_first: bool) -> bool {
 }
 
 /// Writes `value` as a YAML document (with the trailing newline go-yaml writes).
-pub(crate) fn emit(value: &Value, layout: Layout) -> Result<String, String> {
+pub(crate) fn emit(value: &Value, layout: Layout) -> Result<String, EmitError> {
     let node = build(value, layout)?;
     let mut e = Emitter {
         out: String::new(),
@@ -466,7 +475,7 @@ impl Emitter {
         self.indent = self.indents.pop().unwrap_or(-1);
     }
 
-    fn node(&mut self, node: &Node, ctx: Context) -> Result<(), String> {
+    fn node(&mut self, node: &Node, ctx: Context) -> Result<(), EmitError> {
         match node {
             Node::Scalar(text, requested) => self.scalar(text, *requested, ctx),
             Node::List(items) if items.is_empty() => {
@@ -537,7 +546,7 @@ impl Emitter {
         }
     }
 
-    fn scalar(&mut self, text: &str, requested: Requested, ctx: Context) -> Result<(), String> {
+    fn scalar(&mut self, text: &str, requested: Requested, ctx: Context) -> Result<(), EmitError> {
         let a = analyze(text, self.layout.tabs_in_blocks);
         let mut style = match requested {
             Requested::Plain => Style::Plain,

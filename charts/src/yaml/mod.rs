@@ -204,22 +204,29 @@ const GO_YAML_V3_PRETTY: emit::Layout = emit::Layout {
     letters_after_digits_first: true,
 };
 
+pub use emit::EmitError;
+
+/// Why sigs.k8s.io/yaml cannot marshal a value (it goes through JSON first), worded as it words it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("error marshaling into JSON: {0}")]
+pub struct MarshalError(#[source] pub EmitError);
+
 /// Helm's `toYaml`: sigs.k8s.io/yaml `Marshal` with the trailing newline removed.
-pub fn to_yaml(value: &Value) -> Result<String, String> {
+pub fn to_yaml(value: &Value) -> Result<String, MarshalError> {
     let layout = SIGS_YAML;
-    let text = emit::emit(value, layout).map_err(|e| format!("error marshaling into JSON: {e}"))?;
+    let text = emit::emit(value, layout).map_err(MarshalError)?;
     Ok(text.strip_suffix('\n').map(str::to_string).unwrap_or(text))
 }
 
 /// sigs.k8s.io/yaml `Marshal` as is, trailing newline included (what `helm get values` and `--set`
 /// round trips print).
-pub fn marshal(value: &Value) -> Result<String, String> {
+pub fn marshal(value: &Value) -> Result<String, MarshalError> {
     let layout = SIGS_YAML;
-    emit::emit(value, layout).map_err(|e| format!("error marshaling into JSON: {e}"))
+    emit::emit(value, layout).map_err(MarshalError)
 }
 
 /// Helm's `toYamlPretty`: go-yaml v3 with a two-space indent, trailing newline removed.
-pub fn to_yaml_pretty(value: &Value) -> Result<String, String> {
+pub fn to_yaml_pretty(value: &Value) -> Result<String, EmitError> {
     let layout = GO_YAML_V3_PRETTY;
     let text = emit::emit(value, layout)?;
     Ok(text.strip_suffix('\n').map(str::to_string).unwrap_or(text))

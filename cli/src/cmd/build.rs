@@ -483,11 +483,11 @@ fn render_images(out: &mut String, dry_run: &DryRun) {
     }
 }
 
-fn parse_output(text: &str) -> Result<Output, String> {
+fn parse_output(text: &str) -> Result<Output, builder::build::OutputSyntaxError> {
     text.parse()
 }
 
-fn parse_pull(text: &str) -> Result<builder::build::PullPolicy, String> {
+fn parse_pull(text: &str) -> Result<builder::build::PullPolicy, builder::build::UnknownPullPolicy> {
     text.parse()
 }
 
@@ -565,6 +565,8 @@ fn build_image(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<()> {
         args.platform.len(),
     );
     let mut progress = |event: Progress<'_>| display.event(event);
+    // The build blocks this thread; its pulls and ADD downloads run on the process's runtime.
+    let _runtime = crate::runtime()?.enter();
     let report = builder::build::build(&opts, &mut progress).context("build failed")?;
     print_report(args, &report)?;
     if !args.quiet && args.format == Format::Text {

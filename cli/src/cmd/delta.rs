@@ -10,7 +10,7 @@ use registry::delta::{import, volumes};
 use registry::mirror::{Location, MirrorOptions};
 
 use super::images::plural;
-use super::mirror::{ClientArgs, Progress, human_bytes, report_json, runtime};
+use super::mirror::{ClientArgs, Progress, S3Args, human_bytes, report_json, runtime};
 use crate::output::{Format, outln};
 
 /// Arguments of `sealos registry import`.
@@ -27,8 +27,12 @@ pub struct ImportArgs {
     /// every tag of the directory, relying on nothing), or a volume set (`PREFIX` or `PREFIX.volumes.json`,
     /// what `registry pack` writes).
     pub delivery: PathBuf,
-    /// Destination: a registry `host[:port][/prefix]` or a directory (Distribution layout).
+    /// Destination: a registry `host[:port][/prefix]`, a directory (Distribution layout) or a bucket
+    /// `s3://BUCKET[/PREFIX]`.
     pub dest: String,
+    /// S3 settings.
+    #[command(flatten)]
+    pub s3: S3Args,
     /// Images copied at once.
     #[arg(long, default_value_t = 5)]
     pub max_procs: usize,
@@ -116,7 +120,7 @@ pub fn run_pack(args: &PackArgs) -> anyhow::Result<()> {
 pub fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
     let progress = Arc::new(Progress::new());
     let client = args.client.client(&progress)?;
-    let dest = Location::parse(&args.dest, &client)?;
+    let dest = args.s3.location(&args.dest, &client)?;
     // A volume set is checked whole before anything is unpacked, then unpacked into a scratch directory.
     let mut scratch = None;
     let dir = match volumes::find_description(&args.delivery) {
@@ -196,13 +200,11 @@ fn scratch_parent(args: &ImportArgs, dest: &Location) -> PathBuf {
     if let Some(dir) = &args.scratch_dir {
         return dir.clone();
     }
-    match dest {
-        Location::Dir(layout) => layout
-            .paths()
-            .root()
+    match dest.store().and_then(|s| s.root()) {
+        Some(root) => root
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
-        _ => std::env::temp_dir(),
+        None => std::env::temp_dir(),
     }
 }

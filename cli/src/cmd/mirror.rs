@@ -1,5 +1,5 @@
-//! `sealos registry save|sync|copy`: air-gap mirroring of images into Distribution-layout directories and
-//! registries, plus the client options, progress display and failure reporting every image-moving command
+//! `sealos registry save|sync|copy`: air-gap mirroring of images into Distribution-layout directories, S3
+//! buckets and registries, plus the client options, progress display and failure reporting every image-moving command
 //! (`pull`, `push`, `manifest push`) shares.
 
 use std::collections::HashMap;
@@ -334,13 +334,8 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// A multi-threaded tokio runtime for one command.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
+/// The process's one tokio runtime ([`crate::runtime()`]).
+pub use crate::runtime::runtime;
 
 /// Runs `jobs` into `dest` and turns failures into an error naming each failed image.
 pub fn run_jobs(
@@ -453,13 +448,14 @@ impl PlatformArgs {
 /// The mirroring subcommands of `sealos registry`.
 #[derive(Debug, clap::Subcommand)]
 pub enum RegistryMirrorCommand {
-    /// Save images into a directory in the Docker Distribution layout (what a registry serves).
+    /// Save images into a directory in the Docker Distribution layout (what a registry serves), or a bucket.
     Save(SaveArgs),
-    /// Copy every repository and tag of one registry or directory into another.
+    /// Copy every repository and tag of one registry, directory or bucket into another.
     Sync(SyncArgs),
-    /// Copy one image into a registry.
+    /// Copy one image into a registry, a directory or a bucket.
     Copy(CopyArgs),
-    /// Take the inventory of a registry or directory (what an air-gapped site holds), for `save --inventory`.
+    /// Take the inventory of a registry, directory or bucket (what an air-gapped site holds), for
+    /// `save --inventory`.
     Inventory(InventoryArgs),
 }
 
@@ -475,7 +471,9 @@ Examples:
   sealos registry save --images 127.0.0.1:5000/app:v2 --inventory site.json --registry-dir delta
       only what the site (inventory taken there) lacks, plus delta/delivery.json
   sealos registry save --store-images mycluster:v2 --inventory site.json --registry-dir delta
-      a cluster image built here: only the layers that changed since the one the site holds")]
+      a cluster image built here: only the layers that changed since the one the site holds
+  sealos registry save --images nginx:1.27 --registry-dir s3://images/registry --config s3.toml
+      into a bucket (`registry serve s3 --config s3.toml --prefix registry` serves it)")]
 pub struct SaveArgs {
     /// Build context whose images are saved: found as `sealos build` finds them (`images/shim/*` lists,
     /// `manifests/`, `charts/`; see docs/discovery.md), and its `images/skopeo/tar.txt` archives.
@@ -493,9 +491,17 @@ pub struct SaveArgs {
     /// `sealos pull` brought; saved under their names without the registry host, as pulled images are.
     #[arg(long, value_delimiter = ',', value_name = "IMAGE")]
     pub store_images: Vec<String>,
-    /// Output directory (Docker Distribution layout).
-    #[arg(long, default_value = "registry", value_name = "DIR")]
+    /// Output directory (Docker Distribution layout), or a bucket `s3://BUCKET[/PREFIX]` (the same layout
+    /// under the prefix; see --config).
+    #[arg(
+        long,
+        default_value = "registry",
+        value_name = "DIR|s3://BUCKET/PREFIX"
+    )]
     pub registry_dir: PathBuf,
+    /// S3 settings.
+    #[command(flatten)]
+    pub s3: S3Args,
     /// Save a delta for an air-gapped site: write only the blobs and manifests this inventory (from
     /// `sealos registry inventory` on the site) lacks, plus `DIR/delivery.json` listing what is included
     /// and what the delivery relies on the site having. Every tag is still linked.
@@ -526,12 +532,17 @@ Examples:
   sealos registry sync ./registry 127.0.0.1:5000
       push a saved directory into a registry
   sealos registry sync quay.io/org registry.local:5000/mirror --all --include '^app:'
-  sealos registry sync src.example.com dst.example.com --src-tls-verify=false --dry-run --format json")]
+  sealos registry sync src.example.com dst.example.com --src-tls-verify=false --dry-run --format json
+  sealos registry sync ./registry s3://images/registry --config s3.toml")]
 pub struct SyncArgs {
-    /// Source: a registry `host[:port][/prefix]` or a directory (Distribution layout).
+    /// Source: a registry `host[:port][/prefix]`, a directory (Distribution layout) or a bucket
+    /// `s3://BUCKET[/PREFIX]`.
     pub source: String,
-    /// Destination: a registry `host[:port][/prefix]` or a directory.
+    /// Destination: a registry `host[:port][/prefix]`, a directory or a bucket `s3://BUCKET[/PREFIX]`.
     pub dest: String,
+    /// S3 settings.
+    #[command(flatten)]
+    pub s3: S3Args,
     /// Platform selection.
     #[command(flatten)]
     pub platform: PlatformArgs,
@@ -569,8 +580,12 @@ Examples:
 pub struct CopyArgs {
     /// The image to copy.
     pub image: String,
-    /// Destination registry `host[:port][/prefix]`.
+    /// Destination: a registry `host[:port][/prefix]`, a directory (Distribution layout) or a bucket
+    /// `s3://BUCKET[/PREFIX]`.
     pub dest: String,
+    /// S3 settings.
+    #[command(flatten)]
+    pub s3: S3Args,
     /// Platform selection.
     #[command(flatten)]
     pub platform: PlatformArgs,
@@ -586,6 +601,28 @@ pub struct CopyArgs {
     pub client: ClientArgs,
 }
 
+/// Settings of `s3://` locations.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct S3Args {
+    /// For `s3://BUCKET/PREFIX` locations: a TOML file with `endpoint`, `region`, `access_key_id`,
+    /// `secret_access_key` (the file `registry serve s3 --config` takes; the bucket and prefix are the
+    /// location's). Without it: AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl S3Args {
+    /// The location `spec` names (see [`Location::parse_with`]).
+    pub fn location(&self, spec: &str, client: &RegistryClient) -> anyhow::Result<Location> {
+        Ok(Location::parse_with(spec, client, self.config.as_deref())?)
+    }
+}
+
+/// True when `path` names a bucket (`s3://...`), not a directory.
+fn is_bucket(path: &Path) -> bool {
+    path.to_str().is_some_and(|p| p.starts_with("s3://"))
+}
+
 /// Runs a `sealos registry` mirroring subcommand.
 pub fn run_command(global: &GlobalArgs, command: &RegistryMirrorCommand) -> anyhow::Result<()> {
     match command {
@@ -599,6 +636,9 @@ pub fn run_command(global: &GlobalArgs, command: &RegistryMirrorCommand) -> anyh
 fn save(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<()> {
     // A delta's inventory is read first: a wrong file fails before anything is fetched.
     let plan = match &args.inventory {
+        Some(_) if is_bucket(&args.registry_dir) => bail!(
+            "a delta (--inventory) is saved into a directory, for removable media; give --registry-dir DIR"
+        ),
         Some(path) => Some(Arc::new(DeltaPlan::new(Inventory::load(path)?))),
         None => None,
     };
@@ -651,20 +691,31 @@ fn save(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<()> {
         jobs.extend(from_store);
         _store = Some(writer);
     }
-    std::fs::create_dir_all(&args.registry_dir)
-        .with_context(|| format!("cannot create {}", args.registry_dir.display()))?;
+    let bucket = is_bucket(&args.registry_dir);
+    let dest = if bucket {
+        let spec = args.registry_dir.to_string_lossy();
+        args.s3.location(&spec, &client)?
+    } else {
+        std::fs::create_dir_all(&args.registry_dir)
+            .with_context(|| format!("cannot create {}", args.registry_dir.display()))?;
+        Location::dir(&args.registry_dir)
+    };
     // Archives are read into a scratch OCI layout beside the output (same file system), removed after.
     let mut scratch = None;
     if !tars.is_empty() {
-        let dir = scratch_dir_beside(&args.registry_dir)?;
+        let dir = if bucket {
+            tempfile::Builder::new()
+                .prefix(".sealos-archives-")
+                .tempdir()
+                .context("cannot create a scratch directory")?
+        } else {
+            scratch_dir_beside(&args.registry_dir)?
+        };
         let tar_jobs = archive_jobs(&tars, dir.path(), global.expansion_limit())?;
         check_collisions(&jobs, &tar_jobs)?;
         jobs.extend(tar_jobs);
         scratch = Some(dir);
     }
-    let dest = Location::Dir(Arc::new(formats::distribution::DistributionLayout::new(
-        &args.registry_dir,
-    )));
     let rt = runtime()?;
     let opts = MirrorOptions {
         platforms: args.platform.filter(),
@@ -680,7 +731,7 @@ fn save(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<()> {
         Some(site) => Mirror::new(dest, opts).with_site(site),
         None => Mirror::new(dest, opts),
     };
-    let reports = run_mirror(&rt, make, jobs, opts, &progress);
+    let reports = run_mirror(rt, make, jobs, opts, &progress);
     if let Some(dir) = scratch {
         let path = dir.path().to_path_buf();
         dir.close()
@@ -945,17 +996,20 @@ fn sync(args: &SyncArgs) -> anyhow::Result<()> {
     let exclude = compile(&args.exclude, "--exclude")?;
     let progress = Arc::new(Progress::new());
     let (src_client, dest_client) = args.tls.clients(&args.client, &progress)?;
-    let source = Location::parse(&args.source, &src_client)?;
-    let dest = Location::parse(&args.dest, &dest_client)?;
-    if let Location::Dir(d) = &source
-        && !d.paths().repositories_dir().is_dir()
-    {
-        bail!(
-            "source directory {} holds no repositories (no docker/registry/v2/repositories)",
-            d.paths().root().display()
-        );
-    }
+    let source = args.s3.location(&args.source, &src_client)?;
+    let dest = args.s3.location(&args.dest, &dest_client)?;
     let rt = runtime()?;
+    if let Some(store) = source.store()
+        && !rt.block_on(store.has_repositories())?
+    {
+        match store.root() {
+            Some(root) => bail!(
+                "source directory {} holds no repositories (no docker/registry/v2/repositories)",
+                root.display()
+            ),
+            None => bail!("source {} holds no repositories", store.describe()),
+        }
+    }
     let jobs = rt
         .block_on(registry::mirror::sync_jobs(
             source,
@@ -971,7 +1025,7 @@ fn sync(args: &SyncArgs) -> anyhow::Result<()> {
         keep_pinned_index: true,
         ..MirrorOptions::default()
     };
-    let reports = run_jobs(&rt, dest, jobs, opts, &progress);
+    let reports = run_jobs(rt, dest, jobs, opts, &progress);
     let s = Summary::of(&reports);
     match args.format {
         Format::Json => outln!("{}", reports_json(&reports, args.dry_run))?,
@@ -993,14 +1047,7 @@ fn copy(args: &CopyArgs) -> anyhow::Result<()> {
     let (client, dest_client) = args.tls.clients(&args.client, &progress)?;
     let r = formats::reference::Reference::parse(&args.image)
         .map_err(|e| anyhow!("`{}` is not a valid image reference: {e}", args.image))?;
-    let dest = Location::parse(&args.dest, &dest_client)?;
-    if !matches!(dest, Location::Registry { .. }) {
-        bail!(
-            "`{}` is not a registry; use `sealos registry save --images {} --registry-dir DIR` for a directory",
-            args.dest,
-            args.image
-        );
-    }
+    let dest = args.s3.location(&args.dest, &dest_client)?;
     let job = registry::mirror::job_from_reference(&r, &client, r.repository().to_string());
     let rt = runtime()?;
     let opts = MirrorOptions {
@@ -1009,7 +1056,7 @@ fn copy(args: &CopyArgs) -> anyhow::Result<()> {
         keep_pinned_index: true,
         ..MirrorOptions::default()
     };
-    let reports = run_jobs(&rt, dest, vec![job], opts, &progress);
+    let reports = run_jobs(rt, dest, vec![job], opts, &progress);
     if args.format == Format::Json {
         let reference = reports
             .first()
@@ -1030,12 +1077,16 @@ Examples:
   sealos registry inventory /var/lib/registry -o site.json
       a Distribution-layout directory (what `registry save` writes and docker-registry serves)
   sealos registry inventory 127.0.0.1:5000 > site.json
-  sealos registry inventory registry.local:5000/mirror --tls-verify=false --authfile auth.json -o site.json")]
+  sealos registry inventory registry.local:5000/mirror --tls-verify=false --authfile auth.json -o site.json
+  sealos registry inventory s3://images/registry --config s3.toml -o site.json")]
 pub struct InventoryArgs {
     /// What to take the inventory of: a registry `host[:port][/prefix]` (catalog, tags and manifests are
-    /// read) or a Distribution-layout directory (a path starting with `/` or `.`, an existing directory, or
-    /// `dir:PATH`; walked on disk).
+    /// read), a Distribution-layout directory (a path starting with `/` or `.`, an existing directory, or
+    /// `dir:PATH`) or a bucket `s3://BUCKET[/PREFIX]` (both listed through the store).
     pub source: String,
+    /// S3 settings.
+    #[command(flatten)]
+    pub s3: S3Args,
     /// Write the inventory to FILE instead of stdout (a summary line then goes to stderr).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -1053,14 +1104,16 @@ pub struct InventoryArgs {
 fn inventory(args: &InventoryArgs) -> anyhow::Result<()> {
     let progress = Progress::hidden();
     let client = args.client.client(&progress)?;
-    let location = Location::parse(&args.source, &client)?;
-    if let Location::Dir(layout) = &location
-        && !layout.paths().v2().is_dir()
+    let location = args.s3.location(&args.source, &client)?;
+    if let Some(root) = location.store().and_then(|s| s.root())
+        && !formats::distribution::DistributionPaths::new(root)
+            .v2()
+            .is_dir()
     {
         bail!(
             "{}: not a Distribution-layout registry directory (no docker/registry/v2 inside); give the \
              directory `registry save --registry-dir` wrote or a registry serves",
-            layout.paths().root().display()
+            root.display()
         );
     }
     let rt = runtime()?;

@@ -19,6 +19,7 @@ pub mod pull;
 pub mod push;
 pub mod registry;
 pub mod registry_maint;
+pub mod registry_proxy;
 pub mod reset;
 pub mod rmi;
 pub mod run;

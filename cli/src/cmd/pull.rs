@@ -82,7 +82,7 @@ pub fn run(args: &PullArgs, store: &std::path::Path) -> anyhow::Result<()> {
         ..MirrorOptions::default()
     };
     let mut reports = run_jobs(
-        &runtime()?,
+        runtime()?,
         Location::Oci(Arc::new(writer.layout().clone())),
         vec![job],
         opts,

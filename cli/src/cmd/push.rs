@@ -93,7 +93,7 @@ fn push_reporting(
         ..MirrorOptions::default()
     };
     let reports = run_jobs(
-        &runtime()?,
+        runtime()?,
         Location::registry(&client, dst.registry()),
         vec![job],
         opts,

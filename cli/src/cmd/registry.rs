@@ -58,7 +58,8 @@ Examples:
   sealos registry serve filesystem /var/lib/registry -p 5000
   sealos registry serve fs ./registry --address 127.0.0.1 -p 0 --read-only
   sealos registry serve inmem -p 5000 --htpasswd ./htpasswd --tls-cert cert.pem --tls-key key.pem
-  sealos registry serve s3 --bucket images --endpoint http://127.0.0.1:9000")]
+  sealos registry serve s3 --bucket images --endpoint http://127.0.0.1:9000
+  sealos registry serve fs ./cache -p 5000 --proxy registry-1.docker.io --proxy-max-size 20G")]
 pub struct ServeArgs {
     /// Where the registry keeps its data.
     #[command(subcommand)]
@@ -218,6 +219,13 @@ pub struct ServeOptions {
     /// theirs in certs.d/HOST:PORT/NAME.cert with NAME.key).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Pull-through cache.
+    #[command(flatten)]
+    pub proxy: super::registry_proxy::ProxyArgs,
+    /// Serve the hub's web page and its JSON API under /ui/ on the same port, with the same auth: a user sees
+    /// only the repositories they may pull. See docs/hub.md.
+    #[arg(long)]
+    pub ui: bool,
 }
 
 /// A duration flag that must not be zero.
@@ -291,6 +299,14 @@ impl ServeOptions {
     }
 }
 
+/// Reads an S3 config file (TOML: `bucket`, `endpoint`, `region`, `prefix`, `redirect`, `access_key_id`,
+/// `secret_access_key`), as `registry serve s3 --config` and `registry gc|fsck --config` take it.
+pub(super) fn read_s3_config(file: &std::path::Path) -> anyhow::Result<S3Config> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok(S3Config::from_toml(&text, &file.display().to_string())?)
+}
+
 /// Runs `sealos registry ...`.
 pub fn run(global: &crate::GlobalArgs, args: &RegistryArgs) -> anyhow::Result<()> {
     match &args.command {
@@ -326,11 +342,7 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
             options,
         } => {
             let mut s3 = match config {
-                Some(file) => {
-                    let text = std::fs::read_to_string(file)
-                        .with_context(|| format!("cannot read {}", file.display()))?;
-                    S3Config::from_toml(&text, &file.display().to_string())?
-                }
+                Some(file) => read_s3_config(file)?,
                 None => S3Config {
                     region: "us-east-1".into(),
                     ..S3Config::default()
@@ -368,11 +380,7 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
             .try_init();
     }
     registry::allocator::tune_for_serving();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(serve_until_signal(storage, options, auth, tls))
+    crate::runtime()?.block_on(serve_until_signal(storage, options, auth, tls))
 }
 
 async fn serve_until_signal(
@@ -381,6 +389,7 @@ async fn serve_until_signal(
     auth: Option<AuthConfig>,
     tls: Option<tls::TlsConfig>,
 ) -> anyhow::Result<()> {
+    let storage = options.proxy.wrap(storage).await?;
     let addr = format!("{}:{}", options.address, options.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -415,6 +424,7 @@ async fn serve_until_signal(
             idle_timeout: options.upload_idle_timeout,
         },
         limits: options.connection_limits(),
+        ui: options.ui,
     };
     let limits = config.limits.clone();
     let router = server::router(storage, config);

@@ -1,40 +1,56 @@
-//! `sealos registry fsck DIR` and `sealos registry gc DIR`: offline maintenance of a registry directory in the
-//! Docker Distribution layout (see `docs/registry-maintenance.md`).
+//! `sealos registry fsck` and `sealos registry gc`: offline maintenance of a registry's storage, a directory in
+//! the Docker Distribution layout or an S3 bucket (`--config`, the file `registry serve s3` takes); see
+//! `docs/registry-maintenance.md`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use registry::storage::fsck::fsck;
-use registry::storage::gc::{GcOptions, GcReport, gc};
+use formats::distribution::DistributionPaths;
+use registry::storage::fsck::{FsckReport, fsck, fsck_store};
+use registry::storage::gc::{GcOptions, GcReport, gc, gc_store};
+use registry::storage::{S3Config, S3Storage};
 
 use super::images::{human_size, plural};
+use super::registry::read_s3_config;
 use crate::output::{Format, out, outln};
 
-/// `sealos registry fsck DIR`.
+/// `sealos registry fsck DIR | --config FILE`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
   sealos registry fsck /var/lib/registry
-  sealos registry fsck ./cluster/registry --format json")]
+  sealos registry fsck ./cluster/registry --format json
+  sealos registry fsck --config s3.toml")]
 pub struct FsckArgs {
     /// The directory that holds `docker/registry/v2`.
-    pub dir: PathBuf,
+    #[arg(required_unless_present = "config", conflicts_with = "config")]
+    pub dir: Option<PathBuf>,
+    /// Check the bucket an S3 config file names instead of a directory (the TOML file `registry serve s3
+    /// --config` takes: `bucket`, `endpoint`, `region`, `prefix`, credentials or the AWS_* variables).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
 
-/// `sealos registry gc DIR`.
+/// `sealos registry gc DIR | --config FILE`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
   sealos registry gc /var/lib/registry --dry-run
-  sealos registry gc /var/lib/registry --delete-untagged --grace-period 0s")]
+  sealos registry gc /var/lib/registry --delete-untagged --grace-period 0s
+  sealos registry gc --config s3.toml --dry-run")]
 pub struct GcArgs {
     /// The directory that holds `docker/registry/v2`.
-    pub dir: PathBuf,
+    #[arg(required_unless_present = "config", conflicts_with = "config")]
+    pub dir: Option<PathBuf>,
+    /// Collect in the bucket an S3 config file names instead of a directory (the TOML file `registry serve s3
+    /// --config` takes: `bucket`, `endpoint`, `region`, `prefix`, credentials or the AWS_* variables).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Show what would be removed; remove nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -48,6 +64,58 @@ pub struct GcArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// The storage a maintenance command works on.
+enum Target {
+    /// A directory holding `docker/registry/v2`.
+    Dir(PathBuf),
+    /// A bucket, from a config file.
+    S3(S3Config),
+}
+
+impl Target {
+    fn new(dir: Option<&PathBuf>, config: Option<&PathBuf>) -> anyhow::Result<Target> {
+        match (dir, config) {
+            (_, Some(file)) => Ok(Target::S3(read_s3_config(file)?)),
+            (Some(dir), None) => Ok(Target::Dir(dir.clone())),
+            (None, None) => bail!("name a registry directory, or an S3 config file with --config"),
+        }
+    }
+
+    /// `registry directory `DIR`` or `bucket `NAME``, for messages.
+    fn describe(&self) -> String {
+        match self {
+            Target::Dir(dir) => format!("registry directory `{}`", dir.display()),
+            Target::S3(s3) if s3.prefix.is_empty() => format!("bucket `{}`", s3.bucket),
+            Target::S3(s3) => format!("bucket `{}` (prefix `{}`)", s3.bucket, s3.prefix),
+        }
+    }
+
+    fn store(s3: &S3Config) -> anyhow::Result<S3Storage> {
+        S3Storage::new(s3).with_context(|| format!("cannot use bucket `{}`", s3.bucket))
+    }
+
+    async fn fsck(&self) -> anyhow::Result<FsckReport> {
+        Ok(match self {
+            Target::Dir(dir) => fsck(dir).await?,
+            Target::S3(s3) => {
+                // Problems name objects as `s3://BUCKET/PREFIX/docker/registry/v2/...`.
+                let mut at = format!("s3://{}", s3.bucket);
+                if !s3.prefix.is_empty() {
+                    at = format!("{at}/{}", s3.prefix.trim_matches('/'));
+                }
+                fsck_store(&Target::store(s3)?, &DistributionPaths::new(at)).await?
+            }
+        })
+    }
+
+    async fn gc(&self, options: &GcOptions) -> anyhow::Result<GcReport> {
+        Ok(match self {
+            Target::Dir(dir) => gc(dir, options).await?,
+            Target::S3(s3) => gc_store(&Target::store(s3)?, options).await?,
+        })
+    }
 }
 
 /// Parses `1h30m`, `90s`, `2d`, `15m`: numbers each followed by `s`, `m`, `h` or `d`.
@@ -83,8 +151,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Runs `sealos registry fsck`: prints the report; fails (exit 1) when anything is wrong.
 pub fn run_fsck(args: &FsckArgs) -> anyhow::Result<()> {
-    let report = fsck(&args.dir)
-        .with_context(|| format!("checking registry directory `{}`", args.dir.display()))?;
+    let target = Target::new(args.dir.as_ref(), args.config.as_ref())?;
+    let report = crate::runtime::runtime()?
+        .block_on(target.fsck())
+        .with_context(|| format!("checking {}", target.describe()))?;
     match args.format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&report)?)?,
         Format::Text => {
@@ -114,9 +184,9 @@ pub fn run_fsck(args: &FsckArgs) -> anyhow::Result<()> {
     }
     if !report.is_clean() {
         bail!(
-            "{} problems in `{}`",
-            report.problems.len(),
-            args.dir.display()
+            "{} in {}",
+            plural(report.problems.len(), "problem"),
+            target.describe()
         );
     }
     Ok(())
@@ -129,12 +199,10 @@ pub fn run_gc(args: &GcArgs) -> anyhow::Result<()> {
         delete_untagged: args.delete_untagged,
         grace_period: args.grace_period,
     };
-    let report = gc(&args.dir, &options).with_context(|| {
-        format!(
-            "collecting garbage in registry directory `{}`",
-            args.dir.display()
-        )
-    })?;
+    let target = Target::new(args.dir.as_ref(), args.config.as_ref())?;
+    let report = crate::runtime::runtime()?
+        .block_on(target.gc(&options))
+        .with_context(|| format!("collecting garbage in {}", target.describe()))?;
     match args.format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&report)?)?,
         Format::Text => out!("{}", render_gc(&report))?,

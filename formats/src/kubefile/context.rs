@@ -11,8 +11,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::error::{EvalError, EvalErrorKind};
+use super::error::{EvalError, EvalErrorKind, SharedError};
 use super::eval::{BuildPlan, ContextFile, CopyFrom, CopyPlan, FileKind, RegistryCopy};
+use crate::walk::{Walk, WalkEntry};
 
 /// File names looked for in a build context when no `-f` is given, in order; the first found is used.
 pub const DEFAULT_NAMES: [&str; 4] = ["Sealfile", "Kubefile", "Dockerfile", "Containerfile"];
@@ -298,6 +299,11 @@ pub struct SourceRules<'a> {
     /// True for the context paths (`/`-separated, relative to the root) COPY and ADD never see: the
     /// context's `.dockerignore`.
     pub excluded: Option<&'a dyn Fn(&str) -> bool>,
+    /// True for the context directories whose whole content [`SourceRules::excluded`] leaves out (no
+    /// exception can re-include anything below them): a directory walk does not enter them, so a large
+    /// ignored tree (`.git`, `node_modules`) costs nothing to skip. `None` walks everything and leaves paths
+    /// out afterwards.
+    pub skip_dir: Option<&'a dyn Fn(&str) -> bool>,
 }
 
 impl fmt::Debug for SourceRules<'_> {
@@ -305,6 +311,7 @@ impl fmt::Debug for SourceRules<'_> {
         f.debug_struct("SourceRules")
             .field("images", &self.images)
             .field("excluded", &self.excluded.is_some())
+            .field("skip_dir", &self.skip_dir.is_some())
             .finish()
     }
 }
@@ -341,7 +348,7 @@ pub fn resolve_sources(
             let images = match rules.images {
                 Some(images) if copy.sources.iter().any(is_registry) => images,
                 _ => {
-                    copy.files = files_for(copy, context).map_err(err)?;
+                    copy.files = files_for(copy, context, rules.skip_dir).map_err(err)?;
                     finish(copy, rules);
                     continue;
                 }
@@ -349,7 +356,7 @@ pub fn resolve_sources(
             let placeholder = registry_is_placeholder(context).map_err(err)?;
             let kind = match (images, placeholder) {
                 (SavedImages::Skipped, false) => {
-                    copy.files = files_for(copy, context).map_err(err)?;
+                    copy.files = files_for(copy, context, rules.skip_dir).map_err(err)?;
                     finish(copy, rules);
                     continue;
                 }
@@ -378,9 +385,9 @@ pub fn resolve_sources(
             copy.files = if placeholder {
                 let mut rest = copy.clone();
                 rest.sources.retain(|s| !is_registry(s));
-                files_for(&rest, context).map_err(err)?
+                files_for(&rest, context, rules.skip_dir).map_err(err)?
             } else {
-                files_for(copy, context).map_err(err)?
+                files_for(copy, context, rules.skip_dir).map_err(err)?
             };
             finish(copy, rules);
             copy.registry = Some(kind);
@@ -416,7 +423,7 @@ fn finish(copy: &mut CopyPlan, rules: &SourceRules<'_>) {
 fn registry_is_placeholder(context: &Path) -> Result<bool, EvalErrorKind> {
     let found = resolve_in_context(context, "registry").map_err(|e| EvalErrorKind::Io {
         path: context.join("registry").display().to_string(),
-        message: e.to_string(),
+        source: SharedError::new(e),
     })?;
     let Some(meta) = found.metadata() else {
         // A symlink leading out of the context is reported by the ordinary source rule.
@@ -425,12 +432,10 @@ fn registry_is_placeholder(context: &Path) -> Result<bool, EvalErrorKind> {
     if !meta.is_dir() {
         return Ok(false);
     }
-    let entries = fs::read_dir(&found.path).map_err(|e| io_error(&found.path, &e))?;
-    for e in entries {
-        let e = e.map_err(|e| io_error(&found.path, &e))?;
+    for e in Walk::children(&found.path) {
+        let e = e.map_err(|e| io_error(&e.path, e.source))?;
         let name = e.file_name();
-        let is_keep =
-            (name == ".keep" || name == ".gitkeep") && e.file_type().is_ok_and(|t| t.is_file());
+        let is_keep = (name == ".keep" || name == ".gitkeep") && e.file_type().is_file();
         if !is_keep {
             return Ok(false);
         }
@@ -442,7 +447,11 @@ fn is_url(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://") || source.starts_with("git@")
 }
 
-fn files_for(copy: &CopyPlan, context: &Path) -> Result<Vec<ContextFile>, EvalErrorKind> {
+fn files_for(
+    copy: &CopyPlan,
+    context: &Path,
+    skip_dir: Option<&dyn Fn(&str) -> bool>,
+) -> Result<Vec<ContextFile>, EvalErrorKind> {
     let mut files = Vec::new();
     let several = copy.destination_is_dir;
     for source in &copy.sources {
@@ -475,9 +484,9 @@ fn files_for(copy: &CopyPlan, context: &Path) -> Result<Vec<ContextFile>, EvalEr
             } else {
                 context.join(&rel)
             };
-            let meta = fs::symlink_metadata(&path).map_err(|e| io_error(&path, &e))?;
+            let meta = fs::symlink_metadata(&path).map_err(|e| io_error(&path, e))?;
             if meta.is_dir() {
-                walk(context, &rel, &copy.destination, &mut files)?;
+                walk(context, &rel, &copy.destination, skip_dir, &mut files)?;
             } else {
                 let destination = if into_dir {
                     join(&copy.destination, &name)
@@ -493,10 +502,10 @@ fn files_for(copy: &CopyPlan, context: &Path) -> Result<Vec<ContextFile>, EvalEr
     Ok(files)
 }
 
-fn io_error(path: &Path, e: &std::io::Error) -> EvalErrorKind {
+fn io_error(path: &Path, e: std::io::Error) -> EvalErrorKind {
     EvalErrorKind::Io {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source: SharedError::new(e),
     }
 }
 
@@ -532,11 +541,13 @@ fn join(dir: &str, name: &str) -> String {
     }
 }
 
-/// The contents of directory `rel` go into `destination` (the directory itself is not recreated).
+/// The contents of directory `rel` go into `destination` (the directory itself is not recreated). Directories
+/// `skip_dir` names are not entered (nor listed): nothing below them can be copied.
 fn walk(
     context: &Path,
     rel: &str,
     destination: &str,
+    skip_dir: Option<&dyn Fn(&str) -> bool>,
     out: &mut Vec<ContextFile>,
 ) -> Result<(), EvalErrorKind> {
     let dir = if rel.is_empty() {
@@ -544,24 +555,18 @@ fn walk(
     } else {
         context.join(rel)
     };
-    let mut entries: Vec<_> = fs::read_dir(&dir)
-        .map_err(|e| io_error(&dir, &e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| io_error(&dir, &e))?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let child_rel = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        let child_dest = join(destination, &name);
-        let meta = fs::symlink_metadata(e.path()).map_err(|err| io_error(&e.path(), &err))?;
-        out.push(entry(&child_rel, child_dest.clone(), &meta));
-        if meta.is_dir() {
-            walk(context, &child_rel, &child_dest, out)?;
-        }
+    let context_rel = |e: &WalkEntry| join_rel(rel, &e.rel_string());
+    let skipped = |e: &WalkEntry| {
+        skip_dir.is_some_and(|skip| e.file_type().is_dir() && skip(&context_rel(e)))
+    };
+    for e in Walk::new(&dir).sorted().min_depth(1).skipping(skipped) {
+        let e = e.map_err(|e| io_error(&e.path, e.source))?;
+        let meta = e.metadata().map_err(|e| io_error(&e.path, e.source))?;
+        out.push(entry(
+            &context_rel(&e),
+            join(destination, &e.rel_string()),
+            &meta,
+        ));
     }
     Ok(())
 }
@@ -605,13 +610,16 @@ fn glob(context: &Path, parts: &[String]) -> Result<(Vec<Match>, Option<Link>), 
                 if !fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
                     continue;
                 }
-                let mut names: Vec<String> = fs::read_dir(&dir)
-                    .map_err(|e| io_error(&dir, &e))?
-                    .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-                    .filter(|name| glob_match(part, name))
-                    .collect();
+                let mut names = Vec::new();
+                for e in Walk::children(&dir).sorted() {
+                    let e = e.map_err(|e| io_error(&e.path, e.source))?;
+                    let name = e.file_name().to_string_lossy();
+                    if glob_match(part, &name) {
+                        names.push(join_rel(base, &name));
+                    }
+                }
                 names.sort();
-                names.iter().map(|n| join_rel(base, n)).collect()
+                names
             } else {
                 vec![join_rel(base, part)]
             };
@@ -619,7 +627,7 @@ fn glob(context: &Path, parts: &[String]) -> Result<(Vec<Match>, Option<Link>), 
                 let found =
                     resolve_in_context(context, &candidate).map_err(|e| EvalErrorKind::Io {
                         path: candidate.clone(),
-                        message: e.to_string(),
+                        source: SharedError::new(e),
                     })?;
                 if found.metadata().is_some() {
                     let name = candidate.rsplit('/').next().unwrap_or_default().to_string();
@@ -880,7 +888,45 @@ mod tests {
         let rules = SourceRules {
             images: Some(SavedImages::Embedded),
             excluded: Some(&secret),
+            skip_dir: None,
         };
         assert_eq!(files(&rules), ["sub", "sub/deeper", "sub/file"]);
+    }
+
+    #[test]
+    fn skipped_directories_are_not_walked() {
+        let (_dir, ctx) = sandbox();
+        fs::create_dir_all(ctx.join("sub/deeper/deepest")).unwrap();
+        fs::write(ctx.join("sub/deeper/deepest/x"), "x").unwrap();
+        let kubefile = crate::kubefile::parse("FROM scratch\nCOPY . /app/\n").unwrap();
+        let mut plan =
+            crate::kubefile::evaluate(&kubefile, &crate::kubefile::EvalOptions::default()).unwrap();
+        let asked = std::cell::RefCell::new(Vec::new());
+        let excluded = |rel: &str| rel == "sub/deeper" || rel.starts_with("sub/deeper/");
+        let skip_dir = |rel: &str| {
+            asked.borrow_mut().push(rel.to_string());
+            rel == "sub/deeper"
+        };
+        let rules = SourceRules {
+            images: None,
+            excluded: Some(&excluded),
+            skip_dir: Some(&skip_dir),
+        };
+        resolve_sources(&mut plan, &ctx, "Kubefile", &rules).unwrap();
+        let copy = plan.stages[0].steps[0].copy.take().unwrap();
+        let files: Vec<_> = copy
+            .files
+            .into_iter()
+            .map(|f| (f.path, f.destination))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("sub".to_string(), "/app/sub".to_string()),
+                ("sub/file".to_string(), "/app/sub/file".to_string())
+            ]
+        );
+        // Only directories are asked about, and nothing below the skipped one.
+        assert_eq!(*asked.borrow(), ["sub", "sub/deeper"]);
     }
 }

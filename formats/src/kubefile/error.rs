@@ -1,6 +1,7 @@
 //! Errors of the Kubefile parser and evaluator, each naming the file, line and column and quoting the text.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// A syntax error: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -295,11 +296,44 @@ pub enum EvalErrorKind {
         context: String,
     },
     /// Reading the build context failed.
-    #[error("reading {path}: {message}")]
+    #[error("reading {path}: {source}")]
     Io {
         /// The path.
         path: String,
-        /// The error text.
-        message: String,
+        /// The error.
+        #[source]
+        source: SharedError,
     },
+}
+
+/// An error kept as the source of an error that is cloned and compared (as evaluation errors are): clones
+/// share it, and two are equal when their messages are.
+#[derive(Debug, Clone)]
+pub struct SharedError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl SharedError {
+    /// Keeps `error`.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> SharedError {
+        SharedError(Arc::new(error))
+    }
+}
+
+impl PartialEq for SharedError {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for SharedError {}
+
+impl fmt::Display for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }

@@ -35,7 +35,7 @@ pub use context::{
     ContextPath, ContextPathError, DEFAULT_NAMES, EMBEDDED_REGISTRY, IMAGES_LOCK, SavedImages,
     SourceRules, locate_kubefile, registry_destination, resolve_in_context, resolve_sources,
 };
-pub use error::{EvalError, EvalErrorKind, ParseError, ParseErrorKind};
+pub use error::{EvalError, EvalErrorKind, ParseError, ParseErrorKind, SharedError};
 pub use eval::{
     BaseImage, BuildPlan, ContextFile, CopyFrom, CopyPlan, EvalOptions, FileKind, ImageConfig,
     InlineFile, RegistryCopy, SCRATCH_PATH, Stage, Step, base_images, evaluate,
@@ -54,19 +54,53 @@ pub fn parse_named(name: &str, text: &str) -> Result<Kubefile, ParseError> {
 /// The round-trip property the fuzz target (`fuzz/fuzz_targets/kubefile.rs`) and the corpus test check: text
 /// that parses prints to text that parses back to the same tree. Text that does not parse passes. `Err`
 /// shows the input, the printed text and what went wrong.
-pub fn check_round_trip(text: &str) -> Result<(), String> {
+pub fn check_round_trip(text: &str) -> Result<(), RoundTripError> {
     let Ok(kubefile) = parse(text) else {
         return Ok(());
     };
     let printed = kubefile.to_string();
     match parse(&printed) {
         Ok(back) if back.same_content(&kubefile) => Ok(()),
-        Ok(back) => Err(format!(
-            "round trip changed the tree\ninput: {text:?}\nprinted: {printed:?}\nparsed: {:#?}\nreparsed: {:#?}",
-            kubefile.instructions, back.instructions
-        )),
-        Err(e) => Err(format!(
-            "printed text does not parse: {e}\ninput: {text:?}\nprinted: {printed:?}"
-        )),
+        Ok(back) => Err(RoundTripError::Changed {
+            input: text.to_string(),
+            printed,
+            parsed: format!("{:#?}", kubefile.instructions),
+            reparsed: format!("{:#?}", back.instructions),
+        }),
+        Err(source) => Err(RoundTripError::Unparsable {
+            input: text.to_string(),
+            printed,
+            source: Box::new(source),
+        }),
     }
+}
+
+/// A Kubefile that does not survive printing and parsing again (see [`check_round_trip`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RoundTripError {
+    /// The printed text parses to another tree.
+    #[error(
+        "round trip changed the tree\ninput: {input:?}\nprinted: {printed:?}\nparsed: {parsed}\nreparsed: {reparsed}"
+    )]
+    Changed {
+        /// The input.
+        input: String,
+        /// The input parsed and printed.
+        printed: String,
+        /// The input's instructions (`{:#?}`).
+        parsed: String,
+        /// The printed text's instructions (`{:#?}`).
+        reparsed: String,
+    },
+    /// The printed text does not parse.
+    #[error("printed text does not parse: {source}\ninput: {input:?}\nprinted: {printed:?}")]
+    Unparsable {
+        /// The input.
+        input: String,
+        /// The input parsed and printed.
+        printed: String,
+        /// Why the printed text does not parse.
+        #[source]
+        source: Box<ParseError>,
+    },
 }

@@ -21,6 +21,7 @@ use super::OCI_LAYER_MEDIA_TYPE;
 use super::compression::{Compression, GzipBlocks};
 use super::pgzip::PreviousBlob;
 use crate::digest::{Algorithm, Digest, DigestWriter};
+use crate::walk::Walk;
 
 const BLOCK: usize = 512;
 const NAME_FIELD: usize = 100;
@@ -401,9 +402,26 @@ fn collect_disk(
     entry: &LayerEntry,
 ) -> Result<(), LayerError> {
     let (uid, gid) = entry.owner.unwrap_or((0, 0));
-    // An explicit work list, not recursion: a deep tree must not overflow the stack.
-    let mut pending = vec![(root.to_path_buf(), root_metadata, root_key)];
-    while let Some((path, metadata, key)) = pending.pop() {
+    // The tree orders the entries, so the walk's order does not matter here. The root was looked at through
+    // a symlink (a source given by the user); nothing below it is followed.
+    let mut root_metadata = Some(root_metadata);
+    for walked in Walk::new(root) {
+        let walked = walked.map_err(|e| LayerError::Read {
+            path: e.path,
+            source: e.source,
+        })?;
+        let metadata = match root_metadata.take() {
+            Some(m) if walked.depth() == 0 => m,
+            _ => walked.metadata().map_err(|e| LayerError::Read {
+                path: e.path,
+                source: e.source,
+            })?,
+        };
+        let mut key = root_key.clone();
+        for part in walked.rel().components() {
+            key = join(&key, part.as_os_str().as_bytes());
+        }
+        let path = walked.into_path();
         let read_error = |e| LayerError::Read {
             path: path.clone(),
             source: e,
@@ -411,17 +429,6 @@ fn collect_disk(
         let file_type = metadata.file_type();
         let mode = entry.mode.unwrap_or(metadata.mode()) & 0o7777;
         let kind = if file_type.is_dir() {
-            for child in fs::read_dir(&path).map_err(read_error)? {
-                let child = child.map_err(read_error)?;
-                let child_path = child.path();
-                let child_metadata =
-                    fs::symlink_metadata(&child_path).map_err(|e| LayerError::Read {
-                        path: child_path.clone(),
-                        source: e,
-                    })?;
-                let child_key = join(&key, child.file_name().as_bytes());
-                pending.push((child_path, child_metadata, child_key));
-            }
             NodeKind::Dir
         } else if file_type.is_file() {
             NodeKind::DiskFile {

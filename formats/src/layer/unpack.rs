@@ -30,6 +30,8 @@ use std::time::{Duration, SystemTime};
 
 use tar::EntryType;
 
+use crate::walk::Walk;
+
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_WHITEOUT: &[u8] = b".wh..wh..opq";
 
@@ -83,6 +85,16 @@ pub enum UnpackError {
         entry: String,
         /// What is wrong.
         reason: String,
+    },
+    /// A numeric field of the entry's tar header does not parse.
+    #[error("cannot unpack layer entry `{entry}`: bad {field}: {source}")]
+    BadHeader {
+        /// The entry's name as written in the tar.
+        entry: String,
+        /// The field (`mode field`, `mtime field`, `uid`, `gid`).
+        field: &'static str,
+        /// The tar crate's error.
+        source: io::Error,
     },
     /// A file-system operation failed.
     #[error("cannot unpack layer entry `{entry}` to `{path}`: {source}")]
@@ -147,6 +159,17 @@ fn unsafe_entry(entry: &str, reason: impl Into<String>) -> UnpackError {
     UnpackError::Unsafe {
         entry: entry.to_string(),
         reason: reason.into(),
+    }
+}
+
+fn bad_header<'a>(
+    entry: &'a str,
+    field: &'static str,
+) -> impl FnOnce(io::Error) -> UnpackError + 'a {
+    move |source| UnpackError::BadHeader {
+        entry: entry.to_string(),
+        field,
+        source,
     }
 }
 
@@ -267,23 +290,15 @@ impl Unpacker<'_> {
         if last.starts_with(WHITEOUT_PREFIX) {
             return self.whiteout(&name, parents, last);
         }
-        let header_mode = header
-            .mode()
-            .map_err(|e| invalid_entry(&name, format!("bad mode field: {e}")))?;
+        let header_mode = header.mode().map_err(bad_header(&name, "mode field"))?;
         let mut mode = header_mode & 0o7777;
         if !self.opts.allow_setuid {
             mode &= !0o6000;
         }
-        let mtime = header
-            .mtime()
-            .map_err(|e| invalid_entry(&name, format!("bad mtime field: {e}")))?;
+        let mtime = header.mtime().map_err(bad_header(&name, "mtime field"))?;
         let owner = if self.opts.preserve_ownership {
-            let uid = header
-                .uid()
-                .map_err(|e| invalid_entry(&name, format!("bad uid: {e}")))?;
-            let gid = header
-                .gid()
-                .map_err(|e| invalid_entry(&name, format!("bad gid: {e}")))?;
+            let uid = header.uid().map_err(bad_header(&name, "uid"))?;
+            let gid = header.gid().map_err(bad_header(&name, "gid"))?;
             Some((
                 u32::try_from(uid).map_err(|_| invalid_entry(&name, "uid too large"))?,
                 u32::try_from(gid).map_err(|_| invalid_entry(&name, "gid too large"))?,
@@ -460,19 +475,21 @@ impl Unpacker<'_> {
 
     /// Removes everything under `dir` that this layer did not write (an opaque directory hides lower layers).
     fn clear_lower(&self, name: &str, dir: &Path, rel: PathBuf) -> Result<(), UnpackError> {
-        let mut pending = vec![(dir.to_path_buf(), rel)];
-        while let Some((dir, rel)) = pending.pop() {
-            for child in fs::read_dir(&dir).map_err(self.io(name, &dir))? {
-                let child = child.map_err(self.io(name, &dir))?;
-                let path = child.path();
-                let child_rel = rel.join(child.file_name());
-                let m = fs::symlink_metadata(&path).map_err(self.io(name, &path))?;
-                if !self.written.contains(&child_rel) {
-                    self.remove(name, &path, Some(&m))?;
-                } else if m.is_dir() && !m.file_type().is_symlink() {
-                    pending.push((path, child_rel));
-                }
+        // What this layer did not write is collected (and not entered), then removed after the walk.
+        let mut lower = Vec::new();
+        let walk = Walk::new(dir).min_depth(1).skipping(|e| {
+            let ours = self.written.contains(&rel.join(e.rel()));
+            if !ours {
+                lower.push(e.path().to_path_buf());
             }
+            !ours
+        });
+        for entry in walk {
+            entry.map_err(|e| self.io(name, &e.path)(e.source))?;
+        }
+        for path in lower {
+            let m = fs::symlink_metadata(&path).map_err(self.io(name, &path))?;
+            self.remove(name, &path, Some(&m))?;
         }
         Ok(())
     }

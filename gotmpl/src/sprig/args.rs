@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use crate::value::{Map, Value};
+use crate::value::{FuncResult, Map, Value};
 
 /// A value as a Go container stores it: a missing key becomes a plain nil.
 pub fn stored(v: Value) -> Value {
@@ -16,19 +16,20 @@ pub fn stored(v: Value) -> Value {
 }
 
 /// Exactly `N` arguments, or Go's "wrong number of args" error.
-pub fn take<const N: usize>(name: &str, args: Vec<Value>) -> Result<[Value; N], String> {
+pub fn take<const N: usize>(name: &str, args: Vec<Value>) -> FuncResult<[Value; N]> {
     let got = args.len();
     args.try_into()
-        .map_err(|_| format!("wrong number of args for {name}: want {N} got {got}"))
+        .map_err(|_| format!("wrong number of args for {name}: want {N} got {got}").into())
 }
 
 /// At least `min` arguments (a variadic Go function), or Go's "wrong number of args" error.
-pub fn at_least(name: &str, args: &[Value], min: usize) -> Result<(), String> {
+pub fn at_least(name: &str, args: &[Value], min: usize) -> FuncResult<()> {
     if args.len() < min {
         return Err(format!(
             "wrong number of args for {name}: want at least {min} got {}",
             args.len()
-        ));
+        )
+        .into());
     }
     Ok(())
 }
@@ -45,40 +46,40 @@ pub fn type_error(expected: &str, got: &Value) -> String {
 }
 
 /// A `string` parameter.
-pub fn string(v: &Value) -> Result<Rc<str>, String> {
+pub fn string(v: &Value) -> FuncResult<Rc<str>> {
     match v {
         Value::Str(s) => Ok(s.clone()),
-        other => Err(type_error("string", other)),
+        other => Err(type_error("string", other).into()),
     }
 }
 
 /// An `int` parameter. Template integer constants arrive as `Int`; an `int64` (sprig's arithmetic, `--set`
 /// numbers) and a float64 (every number read from values files) are rejected as Go rejects them.
-pub fn int(v: &Value) -> Result<i64, String> {
+pub fn int(v: &Value) -> FuncResult<i64> {
     match v {
         Value::Int(i) => Ok(*i),
-        other => Err(type_error("int", other)),
+        other => Err(type_error("int", other).into()),
     }
 }
 
 /// A `bool` parameter.
-pub fn boolean(v: &Value) -> Result<bool, String> {
+pub fn boolean(v: &Value) -> FuncResult<bool> {
     match v {
         Value::Bool(b) => Ok(*b),
-        other => Err(type_error("bool", other)),
+        other => Err(type_error("bool", other).into()),
     }
 }
 
 /// A `map[string]interface {}` parameter. A nil is rejected as Go rejects a missing value (Helm's
 /// missingkey=zero nil); Go would accept a literal `nil`, which the engine cannot tell apart.
-pub fn map(v: &Value) -> Result<Map, String> {
+pub fn map(v: &Value) -> FuncResult<Map> {
     match v {
         Value::Map(m) => Ok(m.clone()),
-        other => Err(type_error("map[string]interface {}", other)),
+        other => Err(type_error("map[string]interface {}", other).into()),
     }
 }
 
 /// A list of strings from the variadic `...string` parameters.
-pub fn strings(vs: &[Value]) -> Result<Vec<Rc<str>>, String> {
+pub fn strings(vs: &[Value]) -> FuncResult<Vec<Rc<str>>> {
     vs.iter().map(string).collect()
 }

@@ -3,6 +3,7 @@
 //! [`parse_float`] are public: hosts read Go number syntax with them too, as Helm's YAML resolver does).
 
 use super::args::{self, take};
+use crate::value::FuncResult;
 use crate::value::Value;
 
 /// sprig's `strval`: strings as they are, everything else as Go's `%v` (nil prints `<nil>`).
@@ -173,43 +174,43 @@ pub fn parse_float(s: &str) -> Option<f64> {
 }
 
 /// `toString`: sprig's `strval`.
-pub(crate) fn to_string(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn to_string(args: Vec<Value>) -> FuncResult {
     let [v] = take("toString", args)?;
     Ok(Value::from(strval(&v)))
 }
 
 /// `int`: `cast.ToInt`.
-pub(crate) fn int(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn int(args: Vec<Value>) -> FuncResult {
     let [v] = take("int", args)?;
     Ok(Value::Int(to_int64(&v)))
 }
 
 /// `int64`: `cast.ToInt64`.
-pub(crate) fn int64(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn int64(args: Vec<Value>) -> FuncResult {
     let [v] = take("int64", args)?;
     Ok(Value::Int64(to_int64(&v)))
 }
 
 /// `float64`: `cast.ToFloat64`.
-pub(crate) fn float64(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn float64(args: Vec<Value>) -> FuncResult {
     let [v] = take("float64", args)?;
     Ok(Value::Float(to_float64(&v)))
 }
 
 /// `atoi`: `strconv.Atoi`, errors give 0.
-pub(crate) fn atoi(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn atoi(args: Vec<Value>) -> FuncResult {
     let [s] = take("atoi", args)?;
     Ok(Value::Int(parse_int(&args::string(&s)?, 10).unwrap_or(0)))
 }
 
 /// `toDecimal`: reads the value's `%v` text as an octal number (`"0777"` is 511); errors give 0.
-pub(crate) fn to_decimal(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn to_decimal(args: Vec<Value>) -> FuncResult {
     let [v] = take("toDecimal", args)?;
     Ok(Value::Int64(parse_int(&strval(&v), 8).unwrap_or(0)))
 }
 
 /// `toStrings`: every non-nil item of a list as a string; a non-list becomes a one-item list.
-pub(crate) fn to_strings(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn to_strings(args: Vec<Value>) -> FuncResult {
     let [v] = take("toStrings", args)?;
     Ok(string_list(strslice(&v)))
 }

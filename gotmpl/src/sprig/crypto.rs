@@ -8,6 +8,7 @@
 //! They are not parseable keys or certificates; charts only embed them in Secrets, never in image
 //! references, so a render's images are unaffected. `buildCustomCert` is exact (it only decodes).
 
+use crate::value::FuncResult;
 use std::rc::Rc;
 
 use sha2::{Digest as _, Sha256, Sha512};
@@ -82,34 +83,34 @@ pub(crate) fn adler32(data: &[u8]) -> u32 {
     (b << 16) | a
 }
 
-fn one_string(name: &str, args: Vec<Value>) -> Result<Rc<str>, String> {
+fn one_string(name: &str, args: Vec<Value>) -> FuncResult<Rc<str>> {
     let [s] = take(name, args)?;
     args::string(&s)
 }
 
 /// `sha1sum S`: hex SHA-1.
-pub(crate) fn sha1sum(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn sha1sum(args: Vec<Value>) -> FuncResult {
     Ok(Value::from(hex::encode(sha1(
         one_string("sha1sum", args)?.as_bytes(),
     ))))
 }
 
 /// `sha256sum S`: hex SHA-256.
-pub(crate) fn sha256sum(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn sha256sum(args: Vec<Value>) -> FuncResult {
     Ok(Value::from(hex::encode(
         &Sha256::digest(one_string("sha256sum", args)?.as_bytes())[..],
     )))
 }
 
 /// `sha512sum S`: hex SHA-512.
-pub(crate) fn sha512sum(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn sha512sum(args: Vec<Value>) -> FuncResult {
     Ok(Value::from(hex::encode(
         &Sha512::digest(one_string("sha512sum", args)?.as_bytes())[..],
     )))
 }
 
 /// `adler32sum S`: the Adler-32 checksum in decimal.
-pub(crate) fn adler32sum(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn adler32sum(args: Vec<Value>) -> FuncResult {
     Ok(Value::from(
         adler32(one_string("adler32sum", args)?.as_bytes()).to_string(),
     ))
@@ -125,7 +126,7 @@ fn bcrypt_hash(password: &str) -> Result<String, String> {
 }
 
 /// `bcrypt S`.
-pub(crate) fn bcrypt_fn(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn bcrypt_fn(args: Vec<Value>) -> FuncResult {
     let s = one_string("bcrypt", args)?;
     Ok(Value::from(bcrypt_hash(&s).unwrap_or_else(|e| {
         format!("failed to encrypt string with bcrypt: {e}")
@@ -133,7 +134,7 @@ pub(crate) fn bcrypt_fn(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `htpasswd USER PASSWORD`: an Apache `user:bcrypt-hash` line.
-pub(crate) fn htpasswd(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn htpasswd(args: Vec<Value>) -> FuncResult {
     let [u, p] = take("htpasswd", args)?;
     let (u, p) = (args::string(&u)?, args::string(&p)?);
     if u.contains(':') {
@@ -300,11 +301,11 @@ fn template_chars(c: u8) -> &'static [u8] {
 }
 
 /// `derivePassword COUNTER TYPE PASSWORD USER SITE`: the Master Password algorithm (scrypt + HMAC).
-pub(crate) fn derive_password(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn derive_password(args: Vec<Value>) -> FuncResult {
     let [counter, kind, password, user, site] = take("derivePassword", args)?;
     let counter = match &counter {
         Value::Int(i) if u32::try_from(*i).is_ok() => *i as u32,
-        other => return Err(args::type_error("uint32", other)),
+        other => return Err(args::type_error("uint32", other).into()),
     };
     let (kind, password, user, site) = (
         args::string(&kind)?,
@@ -487,7 +488,7 @@ fn aes_key(password: &str) -> Aes256 {
 }
 
 /// `encryptAES PASSWORD TEXT`: AES-256-CBC with a random IV first, padded, base64-encoded.
-pub(crate) fn encrypt_aes(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn encrypt_aes(args: Vec<Value>) -> FuncResult {
     let [password, text] = take("encryptAES", args)?;
     let (password, text) = (args::string(&password)?, args::string(&text)?);
     if text.is_empty() {
@@ -513,15 +514,17 @@ pub(crate) fn encrypt_aes(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `decryptAES PASSWORD BASE64`: the inverse of `encryptAES`.
-pub(crate) fn decrypt_aes(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn decrypt_aes(args: Vec<Value>) -> FuncResult {
     let [password, text] = take("decryptAES", args)?;
     let (password, text) = (args::string(&password)?, args::string(&text)?);
     let data = base64_decode_bytes(&text)?;
     if data.len() < 16 {
-        return Err("cipherText too short".to_string());
+        return Err("cipherText too short".to_string().into());
     }
     if data.len() % 16 != 0 {
-        return Err("cipherText is not a multiple of the block size".to_string());
+        return Err("cipherText is not a multiple of the block size"
+            .to_string()
+            .into());
     }
     let cipher = aes_key(&password);
     let mut prev = [0u8; 16];
@@ -542,9 +545,7 @@ pub(crate) fn decrypt_aes(args: Vec<Value>) -> Result<Value, String> {
     if let Some(&pad) = out.last() {
         let keep = out.len() as i64 - i64::from(pad);
         if keep < 0 {
-            return Err(format!(
-                "runtime error: slice bounds out of range [:{keep}]"
-            ));
+            return Err(format!("runtime error: slice bounds out of range [:{keep}]").into());
         }
         out.truncate(keep as usize);
     }
@@ -579,7 +580,7 @@ fn private_key(kind: &str) -> Option<String> {
 }
 
 /// `genPrivateKey TYPE` (rsa, dsa, ecdsa, ed25519).
-pub(crate) fn gen_private_key(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn gen_private_key(args: Vec<Value>) -> FuncResult {
     let kind = one_string("genPrivateKey", args)?;
     Ok(Value::from(
         private_key(&kind).unwrap_or_else(|| "Unknown type ".to_string() + &kind),
@@ -619,10 +620,10 @@ fn placeholder_cert(key: Option<String>) -> Value {
     }))
 }
 
-fn pem_key_arg(v: &Value) -> Result<String, String> {
+fn pem_key_arg(v: &Value) -> FuncResult<String> {
     let key = args::string(v)?;
     if !key.contains("-----BEGIN") {
-        return Err("unable to decode PEM key".to_string());
+        return Err("unable to decode PEM key".into());
     }
     Ok(key.to_string())
 }
@@ -638,43 +639,43 @@ fn check_count(name: &str, args: &[Value], want: usize) -> Result<(), String> {
 }
 
 /// `genCA CN DAYS`.
-pub(crate) fn gen_ca(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn gen_ca(args: Vec<Value>) -> FuncResult {
     check_count("genCA", &args, 2)?;
     Ok(placeholder_cert(None))
 }
 
 /// `genCAWithKey CN DAYS KEY`.
-pub(crate) fn gen_ca_with_key(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn gen_ca_with_key(args: Vec<Value>) -> FuncResult {
     check_count("genCAWithKey", &args, 3)?;
     Ok(placeholder_cert(Some(pem_key_arg(&args[2])?)))
 }
 
 /// `genSelfSignedCert CN IPS SANS DAYS`.
-pub(crate) fn gen_self_signed_cert(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn gen_self_signed_cert(args: Vec<Value>) -> FuncResult {
     check_count("genSelfSignedCert", &args, 4)?;
     Ok(placeholder_cert(None))
 }
 
 /// `genSelfSignedCertWithKey CN IPS SANS DAYS KEY`.
-pub(crate) fn gen_self_signed_cert_with_key(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn gen_self_signed_cert_with_key(args: Vec<Value>) -> FuncResult {
     check_count("genSelfSignedCertWithKey", &args, 5)?;
     Ok(placeholder_cert(Some(pem_key_arg(&args[4])?)))
 }
 
 /// `genSignedCert CN IPS SANS DAYS CA`.
-pub(crate) fn gen_signed_cert(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn gen_signed_cert(args: Vec<Value>) -> FuncResult {
     check_count("genSignedCert", &args, 5)?;
     Ok(placeholder_cert(None))
 }
 
 /// `genSignedCertWithKey CN IPS SANS DAYS CA KEY`.
-pub(crate) fn gen_signed_cert_with_key(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn gen_signed_cert_with_key(args: Vec<Value>) -> FuncResult {
     check_count("genSignedCertWithKey", &args, 6)?;
     Ok(placeholder_cert(Some(pem_key_arg(&args[5])?)))
 }
 
 /// `buildCustomCert BASE64_CERT BASE64_KEY`: a certificate object from existing PEM text.
-pub(crate) fn build_custom_cert(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn build_custom_cert(args: Vec<Value>) -> FuncResult {
     let [c, k] = take("buildCustomCert", args)?;
     let (c, k) = (args::string(&c)?, args::string(&k)?);
     let cert =
@@ -687,10 +688,12 @@ pub(crate) fn build_custom_cert(args: Vec<Value>) -> Result<Value, String> {
     );
     if !(cert.contains("-----BEGIN CERTIFICATE-----") && cert.contains("-----END CERTIFICATE-----"))
     {
-        return Err("unable to decode certificate".to_string());
+        return Err("unable to decode certificate".to_string().into());
     }
     if !(key.contains("-----BEGIN") && key.contains("-----END")) {
-        return Err("error parsing private key: unable to decode PEM key".to_string());
+        return Err("error parsing private key: unable to decode PEM key"
+            .to_string()
+            .into());
     }
     Ok(Value::Object(Rc::new(Certificate { cert, key })))
 }

@@ -1,6 +1,7 @@
 //! Dates and durations: a Go `time.Time` host object, Go's layout-based `Format`/`Parse` ("2006-01-02"),
 //! `time.ParseDuration` and `Duration.String`, and sprig's date functions.
 
+use crate::value::FuncResult;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -830,7 +831,7 @@ impl Object for GoTime {
         })
     }
 
-    fn call(&self, name: &str, args: Vec<Value>) -> Option<Result<Value, String>> {
+    fn call(&self, name: &str, args: Vec<Value>) -> Option<FuncResult> {
         let result = match (name, args.as_slice()) {
             ("Format", [layout]) => args::string(layout).map(|l| Value::from(self.format(&l))),
             ("Add", [d]) => args::int(d).map(|d| Value::Object(Rc::new(self.add_nanos(d)))),
@@ -841,7 +842,7 @@ impl Object for GoTime {
             ("In", [loc]) => args::string(loc).and_then(|l| {
                 tz::load(&l)
                     .map(|z| Value::Object(Rc::new(self.in_zone(z))))
-                    .ok_or_else(|| format!("unknown time zone {l}"))
+                    .ok_or_else(|| format!("unknown time zone {l}").into())
             }),
             (_, []) => return self.field(name).map(Ok),
             _ => return None,
@@ -944,7 +945,7 @@ fn format_in_zone(layout: &str, date: &Value, zone: &str) -> String {
 }
 
 /// `now`: the current local time.
-pub(crate) fn now(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn now(args: Vec<Value>) -> FuncResult {
     let [] = take("now", args)?;
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     let mono = START
@@ -977,7 +978,7 @@ impl Object for Now {
         }
     }
 
-    fn call(&self, name: &str, args: Vec<Value>) -> Option<Result<Value, String>> {
+    fn call(&self, name: &str, args: Vec<Value>) -> Option<FuncResult> {
         self.time.call(name, args)
     }
 
@@ -994,7 +995,7 @@ impl Object for Now {
 }
 
 /// `date LAYOUT DATE`: DATE formatted in the local zone.
-pub(crate) fn date(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn date(args: Vec<Value>) -> FuncResult {
     let [layout, d] = take("date", args)?;
     Ok(Value::from(format_in_zone(
         &args::string(&layout)?,
@@ -1004,7 +1005,7 @@ pub(crate) fn date(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `dateInZone LAYOUT DATE ZONE` (and `date_in_zone`): an unknown zone means UTC.
-pub(crate) fn date_in_zone(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn date_in_zone(args: Vec<Value>) -> FuncResult {
     let [layout, d, zone] = take("dateInZone", args)?;
     Ok(Value::from(format_in_zone(
         &args::string(&layout)?,
@@ -1014,13 +1015,13 @@ pub(crate) fn date_in_zone(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `htmlDate DATE`: `2006-01-02` in the local zone.
-pub(crate) fn html_date(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn html_date(args: Vec<Value>) -> FuncResult {
     let [d] = take("htmlDate", args)?;
     Ok(Value::from(format_in_zone("2006-01-02", &d, "Local")))
 }
 
 /// `htmlDateInZone DATE ZONE`.
-pub(crate) fn html_date_in_zone(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn html_date_in_zone(args: Vec<Value>) -> FuncResult {
     let [d, zone] = take("htmlDateInZone", args)?;
     Ok(Value::from(format_in_zone(
         "2006-01-02",
@@ -1030,7 +1031,7 @@ pub(crate) fn html_date_in_zone(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `dateModify DURATION DATE` (and `date_modify`): DATE moved by DURATION; a bad duration leaves it.
-pub(crate) fn date_modify(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn date_modify(args: Vec<Value>) -> FuncResult {
     let [d, tv] = take("dateModify", args)?;
     let (d, t) = (args::string(&d)?, time_arg(&tv)?);
     Ok(match parse_duration(&d) {
@@ -1064,14 +1065,14 @@ fn monotonic(v: &Value) -> Option<i64> {
 }
 
 /// `mustDateModify DURATION DATE` (and `must_date_modify`).
-pub(crate) fn must_date_modify(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn must_date_modify(args: Vec<Value>) -> FuncResult {
     let [d, tv] = take("mustDateModify", args)?;
     let (d, t) = (args::string(&d)?, time_arg(&tv)?);
     Ok(moved(&tv, t, parse_duration(&d)?))
 }
 
 /// `toDate LAYOUT TEXT`: parsed in the local zone; a bad input gives the zero time.
-pub(crate) fn to_date(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn to_date(args: Vec<Value>) -> FuncResult {
     let [layout, s] = take("toDate", args)?;
     let (layout, s) = (args::string(&layout)?, args::string(&s)?);
     Ok(time_value(
@@ -1080,20 +1081,20 @@ pub(crate) fn to_date(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `mustToDate LAYOUT TEXT`.
-pub(crate) fn must_to_date(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn must_to_date(args: Vec<Value>) -> FuncResult {
     let [layout, s] = take("mustToDate", args)?;
     let (layout, s) = (args::string(&layout)?, args::string(&s)?);
     Ok(time_value(parse(&layout, &s, tz::local())?))
 }
 
 /// `unixEpoch DATE`: unix seconds as a string.
-pub(crate) fn unix_epoch(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn unix_epoch(args: Vec<Value>) -> FuncResult {
     let [t] = take("unixEpoch", args)?;
     Ok(Value::from(time_arg(&t)?.unix.to_string()))
 }
 
 /// `ago DATE`: time since DATE, rounded to seconds.
-pub(crate) fn ago(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn ago(args: Vec<Value>) -> FuncResult {
     let [d] = take("ago", args)?;
     let then = date_arg(&d);
     let since = GoTime::now().unix_nanos() - then.unix_nanos();
@@ -1111,7 +1112,7 @@ pub(crate) fn ago(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `duration SECONDS`: seconds (an integer or a decimal string) as a Go duration string.
-pub(crate) fn duration(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn duration(args: Vec<Value>) -> FuncResult {
     let [v] = take("duration", args)?;
     // sprig's type switch takes only int64 and string: a template literal (an `int`) gives 0s.
     let n = match &v {
@@ -1123,7 +1124,7 @@ pub(crate) fn duration(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `durationRound D`: a duration (string, nanoseconds, or time since a date) as its largest unit.
-pub(crate) fn duration_round(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn duration_round(args: Vec<Value>) -> FuncResult {
     let [v] = take("durationRound", args)?;
     let d: i128 = match &v {
         Value::Str(s) => i128::from(parse_duration(s).unwrap_or(0)),

@@ -2,6 +2,7 @@
 //! `mergeOverwrite` change the destination in place and return it; `merge` follows mergo's rules as
 //! sprig calls them (checked against Helm).
 
+use crate::value::FuncResult;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -15,7 +16,7 @@ fn new_map(entries: Entries) -> Value {
 }
 
 /// `dict K V K V...`: keys printed with `%v`; a key without a value maps to "".
-pub(crate) fn dict(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn dict(args: Vec<Value>) -> FuncResult {
     let mut entries = Entries::new();
     let mut it = args.into_iter();
     while let Some(k) = it.next() {
@@ -28,7 +29,7 @@ pub(crate) fn dict(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `get MAP KEY`: the value, or "" when the key is absent.
-pub(crate) fn get(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn get(args: Vec<Value>) -> FuncResult {
     let [m, k] = take("get", args)?;
     let (m, k) = (args::map(&m)?, args::string(&k)?);
     let v = m.borrow().get(&*k).cloned();
@@ -36,7 +37,7 @@ pub(crate) fn get(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `set MAP KEY VALUE`: sets the key in place and returns the map.
-pub(crate) fn set(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn set(args: Vec<Value>) -> FuncResult {
     let [m, k, v] = take("set", args)?;
     let (map, k) = (args::map(&m)?, args::string(&k)?);
     map.borrow_mut().insert(k.to_string(), args::stored(v));
@@ -44,7 +45,7 @@ pub(crate) fn set(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `unset MAP KEY`: removes the key in place and returns the map.
-pub(crate) fn unset(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn unset(args: Vec<Value>) -> FuncResult {
     let [m, k] = take("unset", args)?;
     let (map, k) = (args::map(&m)?, args::string(&k)?);
     map.borrow_mut().remove(&*k);
@@ -52,14 +53,14 @@ pub(crate) fn unset(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `hasKey MAP KEY`.
-pub(crate) fn has_key(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn has_key(args: Vec<Value>) -> FuncResult {
     let [m, k] = take("hasKey", args)?;
     let (map, k) = (args::map(&m)?, args::string(&k)?);
     Ok(Value::Bool(map.borrow().contains_key(&*k)))
 }
 
 /// `pluck KEY MAP...`: the values KEY has in each map that has it.
-pub(crate) fn pluck(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn pluck(args: Vec<Value>) -> FuncResult {
     at_least("pluck", &args, 1)?;
     let key = args::string(&args[0])?;
     let mut out = Vec::new();
@@ -72,7 +73,7 @@ pub(crate) fn pluck(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `keys MAP...`: all keys. Go's order is random; ours is sorted per map (charts sort them anyway).
-pub(crate) fn keys(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn keys(args: Vec<Value>) -> FuncResult {
     let mut out = Vec::new();
     for m in &args {
         out.extend(args::map(m)?.borrow().keys().cloned());
@@ -81,7 +82,7 @@ pub(crate) fn keys(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `values MAP`: the values (in key order; Go's is random).
-pub(crate) fn values(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn values(args: Vec<Value>) -> FuncResult {
     let [m] = take("values", args)?;
     let map = args::map(&m)?;
     let out: Vec<Value> = map.borrow().values().cloned().collect();
@@ -89,7 +90,7 @@ pub(crate) fn values(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `pick MAP KEY...`: a new map of the listed keys that exist.
-pub(crate) fn pick(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn pick(args: Vec<Value>) -> FuncResult {
     at_least("pick", &args, 1)?;
     let map = args::map(&args[0])?;
     let keys = args::strings(&args[1..])?;
@@ -102,7 +103,7 @@ pub(crate) fn pick(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `omit MAP KEY...`: a new map without the listed keys.
-pub(crate) fn omit(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn omit(args: Vec<Value>) -> FuncResult {
     at_least("omit", &args, 1)?;
     let map = args::map(&args[0])?;
     let keys = args::strings(&args[1..])?;
@@ -140,7 +141,7 @@ fn merge_into(dst: &Map, src: &Map, overwrite: bool) {
     }
 }
 
-fn merge_all(name: &str, args: Vec<Value>, overwrite: bool) -> Result<Value, String> {
+fn merge_all(name: &str, args: Vec<Value>, overwrite: bool) -> FuncResult {
     at_least(name, &args, 1)?;
     let dst = args::map(&args[0])?;
     for src in &args[1..] {
@@ -150,44 +151,46 @@ fn merge_all(name: &str, args: Vec<Value>, overwrite: bool) -> Result<Value, Str
 }
 
 /// `merge DST SRC...`: fills DST's missing and empty keys from each SRC, recursing into maps.
-pub(crate) fn merge(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn merge(args: Vec<Value>) -> FuncResult {
     merge_all("merge", args, false)
 }
 
 /// `mustMerge DST SRC...`.
-pub(crate) fn must_merge(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn must_merge(args: Vec<Value>) -> FuncResult {
     merge_all("mustMerge", args, false)
 }
 
 /// `mergeOverwrite DST SRC...`: like `merge`, but SRC values win (even empty ones).
-pub(crate) fn merge_overwrite(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn merge_overwrite(args: Vec<Value>) -> FuncResult {
     merge_all("mergeOverwrite", args, true)
 }
 
 /// `mustMergeOverwrite DST SRC...`.
-pub(crate) fn must_merge_overwrite(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn must_merge_overwrite(args: Vec<Value>) -> FuncResult {
     merge_all("mustMergeOverwrite", args, true)
 }
 
 /// `deepCopy V`.
-pub(crate) fn deep_copy(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn deep_copy(args: Vec<Value>) -> FuncResult {
     let [v] = take("deepCopy", args)?;
     if v.is_nil() {
-        return Err("reflect: call of reflect.Value.Type on zero Value".to_string());
+        return Err("reflect: call of reflect.Value.Type on zero Value"
+            .to_string()
+            .into());
     }
     Ok(v.deep_copy())
 }
 
 /// `mustDeepCopy V`.
-pub(crate) fn must_deep_copy(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn must_deep_copy(args: Vec<Value>) -> FuncResult {
     let [v] = take("mustDeepCopy", args)?;
     Ok(v.deep_copy())
 }
 
 /// `dig KEY... DEFAULT MAP`: the value at the key path, or DEFAULT when a key is absent.
-pub(crate) fn dig(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn dig(args: Vec<Value>) -> FuncResult {
     if args.len() < 3 {
-        return Err("dig needs at least three arguments".to_string());
+        return Err("dig needs at least three arguments".to_string().into());
     }
     let n = args.len();
     let mut current = match &args[n - 1] {
@@ -196,7 +199,8 @@ pub(crate) fn dig(args: Vec<Value>) -> Result<Value, String> {
             return Err(format!(
                 "interface conversion: interface {{}} is {}, not map[string]interface {{}}",
                 other.type_name()
-            ));
+            )
+            .into());
         }
     };
     let default = &args[n - 2];
@@ -208,7 +212,8 @@ pub(crate) fn dig(args: Vec<Value>) -> Result<Value, String> {
                 return Err(format!(
                     "interface conversion: interface {{}} is {}, not string",
                     other.type_name()
-                ));
+                )
+                .into());
             }
         };
         let step = current.borrow().get(&*k).cloned();
@@ -224,7 +229,8 @@ pub(crate) fn dig(args: Vec<Value>) -> Result<Value, String> {
                 return Err(format!(
                     "interface conversion: interface {{}} is {}, not map[string]interface {{}}",
                     other.type_name()
-                ));
+                )
+                .into());
             }
         };
     }

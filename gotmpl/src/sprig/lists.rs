@@ -2,6 +2,7 @@
 //! "Cannot <verb> on type <kind>"; non-`must` variants fail the same way (sprig v3 panics and
 //! `text/template` turns the panic into an error).
 
+use crate::value::FuncResult;
 use std::rc::Rc;
 
 use super::args::{self, at_least, take};
@@ -24,7 +25,7 @@ fn nil_kind() -> String {
 }
 
 /// `push LIST V` / `append`: a new list with V at the end.
-pub(crate) fn push(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn push(args: Vec<Value>) -> FuncResult {
     let [list, v] = take("push", args)?;
     let mut out = items(&list, "push")?.to_vec();
     out.push(args::stored(v));
@@ -32,7 +33,7 @@ pub(crate) fn push(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `prepend LIST V`: a new list with V first.
-pub(crate) fn prepend(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn prepend(args: Vec<Value>) -> FuncResult {
     let [list, v] = take("prepend", args)?;
     let mut out = vec![args::stored(v)];
     out.extend(items(&list, "prepend")?.iter().cloned());
@@ -40,7 +41,7 @@ pub(crate) fn prepend(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `first LIST`: the first item, nil for an empty list.
-pub(crate) fn first(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn first(args: Vec<Value>) -> FuncResult {
     let [list] = take("first", args)?;
     Ok(items(&list, "find first")?
         .first()
@@ -49,7 +50,7 @@ pub(crate) fn first(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `last LIST`: the last item, nil for an empty list.
-pub(crate) fn last(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn last(args: Vec<Value>) -> FuncResult {
     let [list] = take("last", args)?;
     Ok(items(&list, "find last")?
         .last()
@@ -58,7 +59,7 @@ pub(crate) fn last(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `rest LIST`: all but the first item.
-pub(crate) fn rest(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn rest(args: Vec<Value>) -> FuncResult {
     let [list] = take("rest", args)?;
     let l = items(&list, "find rest")?;
     // sprig returns a nil slice for an empty list (`toJson` prints `null`), `[]` for a one-item list.
@@ -69,7 +70,7 @@ pub(crate) fn rest(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `initial LIST`: all but the last item.
-pub(crate) fn initial(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn initial(args: Vec<Value>) -> FuncResult {
     let [list] = take("initial", args)?;
     let l = items(&list, "find initial")?;
     // As `rest`: a nil slice for an empty list.
@@ -80,7 +81,7 @@ pub(crate) fn initial(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `reverse LIST`: a reversed copy.
-pub(crate) fn reverse(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn reverse(args: Vec<Value>) -> FuncResult {
     let [list] = take("reverse", args)?;
     Ok(Value::from(
         items(&list, "find reverse")?
@@ -92,7 +93,7 @@ pub(crate) fn reverse(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `compact LIST`: the non-empty items.
-pub(crate) fn compact(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn compact(args: Vec<Value>) -> FuncResult {
     let [list] = take("compact", args)?;
     Ok(Value::from(
         items(&list, "compact")?
@@ -104,7 +105,7 @@ pub(crate) fn compact(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `uniq LIST`: the items without deep-equal repeats, first occurrence kept.
-pub(crate) fn uniq(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn uniq(args: Vec<Value>) -> FuncResult {
     let [list] = take("uniq", args)?;
     let mut out: Vec<Value> = Vec::new();
     for v in items(&list, "find uniq")?.iter() {
@@ -116,7 +117,7 @@ pub(crate) fn uniq(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `without LIST V...`: the items not deep-equal to any V.
-pub(crate) fn without(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn without(args: Vec<Value>) -> FuncResult {
     at_least("without", &args, 1)?;
     let omit = &args[1..];
     let l = items(&args[0], "find without")?;
@@ -129,7 +130,7 @@ pub(crate) fn without(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `has NEEDLE LIST`: whether LIST holds an item deep-equal to NEEDLE (false for a nil list).
-pub(crate) fn has(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn has(args: Vec<Value>) -> FuncResult {
     let [needle, list] = take("has", args)?;
     if list.is_nil() {
         return Ok(Value::Bool(false));
@@ -138,16 +139,15 @@ pub(crate) fn has(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `slice LIST [START [END]]`: Go's `list[start:end]`; out-of-range bounds fail.
-pub(crate) fn slice(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn slice(args: Vec<Value>) -> FuncResult {
     at_least("slice", &args, 1)?;
     let l = match &args[0] {
         Value::List(items) => items,
-        v if v.is_nil() => return Err(nil_kind()),
+        v if v.is_nil() => return Err(nil_kind().into()),
         other => {
-            return Err(format!(
-                "list should be type of slice or array but {}",
-                other.kind()
-            ));
+            return Err(
+                format!("list should be type of slice or array but {}", other.kind()).into(),
+            );
         }
     };
     if l.is_empty() {
@@ -156,19 +156,21 @@ pub(crate) fn slice(args: Vec<Value>) -> Result<Value, String> {
     let start = args.get(1).map_or(0, to_int64);
     let end = args.get(2).map_or(l.len() as i64, to_int64);
     if start < 0 || end < start || end > l.len() as i64 {
-        return Err("reflect.Value.Slice: slice index out of bounds".to_string());
+        return Err("reflect.Value.Slice: slice index out of bounds"
+            .to_string()
+            .into());
     }
     Ok(Value::from(l[start as usize..end as usize].to_vec()))
 }
 
 /// `concat LIST...`: the lists joined.
-pub(crate) fn concat(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn concat(args: Vec<Value>) -> FuncResult {
     let mut out = Vec::new();
     for list in &args {
         match list {
             Value::List(items) => out.extend(items.iter().cloned()),
-            v if v.is_nil() => return Err(nil_kind()),
-            other => return Err(format!("Cannot concat type {} as list", other.kind())),
+            v if v.is_nil() => return Err(nil_kind().into()),
+            other => return Err(format!("Cannot concat type {} as list", other.kind()).into()),
         }
     }
     // sprig appends to a nil slice: nothing appended leaves it nil (`toJson` prints `null`).
@@ -180,12 +182,12 @@ pub(crate) fn concat(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `chunk SIZE LIST`: the list cut into lists of SIZE items (the last may be shorter).
-pub(crate) fn chunk(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn chunk(args: Vec<Value>) -> FuncResult {
     let [size, list] = take("chunk", args)?;
     let size = args::int(&size)?;
     let l = items(&list, "chunk")?;
     if size <= 0 {
-        return Err("runtime error: integer divide by zero".to_string());
+        return Err("runtime error: integer divide by zero".to_string().into());
     }
     let chunks: Vec<Value> = l
         .chunks(size as usize)

@@ -4,49 +4,50 @@
 
 use super::args::{self, at_least, take};
 use super::conversion::{to_float64, to_int64};
+use crate::value::FuncResult;
 use crate::value::Value;
 
 /// `add ARGS...`: the integer sum.
-pub(crate) fn add(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn add(args: Vec<Value>) -> FuncResult {
     Ok(Value::Int64(
         args.iter().fold(0i64, |a, b| a.wrapping_add(to_int64(b))),
     ))
 }
 
 /// `add1 X`: X + 1 as an integer.
-pub(crate) fn add1(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn add1(args: Vec<Value>) -> FuncResult {
     let [a] = take("add1", args)?;
     Ok(Value::Int64(to_int64(&a).wrapping_add(1)))
 }
 
 /// `sub A B`.
-pub(crate) fn sub(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn sub(args: Vec<Value>) -> FuncResult {
     let [a, b] = take("sub", args)?;
     Ok(Value::Int64(to_int64(&a).wrapping_sub(to_int64(&b))))
 }
 
 /// `div A B`: integer division; dividing by zero fails as Go's runtime does.
-pub(crate) fn div(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn div(args: Vec<Value>) -> FuncResult {
     let [a, b] = take("div", args)?;
     let (a, b) = (to_int64(&a), to_int64(&b));
     if b == 0 {
-        return Err("runtime error: integer divide by zero".to_string());
+        return Err("runtime error: integer divide by zero".to_string().into());
     }
     Ok(Value::Int64(a.wrapping_div(b)))
 }
 
 /// `mod A B`: Go's remainder (the sign follows A).
-pub(crate) fn modulo(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn modulo(args: Vec<Value>) -> FuncResult {
     let [a, b] = take("mod", args)?;
     let (a, b) = (to_int64(&a), to_int64(&b));
     if b == 0 {
-        return Err("runtime error: integer divide by zero".to_string());
+        return Err("runtime error: integer divide by zero".to_string().into());
     }
     Ok(Value::Int64(a.wrapping_rem(b)))
 }
 
 /// `mul A ARGS...`: the integer product.
-pub(crate) fn mul(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn mul(args: Vec<Value>) -> FuncResult {
     at_least("mul", &args, 1)?;
     Ok(Value::Int64(
         args[1..]
@@ -56,19 +57,19 @@ pub(crate) fn mul(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `max A ARGS...` and `biggest`: the largest as an integer.
-pub(crate) fn max(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn max(args: Vec<Value>) -> FuncResult {
     at_least("max", &args, 1)?;
     Ok(Value::Int64(args.iter().map(to_int64).max().unwrap_or(0)))
 }
 
 /// `min A ARGS...`: the smallest as an integer.
-pub(crate) fn min(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn min(args: Vec<Value>) -> FuncResult {
     at_least("min", &args, 1)?;
     Ok(Value::Int64(args.iter().map(to_int64).min().unwrap_or(0)))
 }
 
 /// `maxf A ARGS...`: Go's `math.Max` over the floats.
-pub(crate) fn maxf(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn maxf(args: Vec<Value>) -> FuncResult {
     at_least("maxf", &args, 1)?;
     let first = to_float64(&args[0]);
     Ok(Value::Float(args[1..].iter().map(to_float64).fold(
@@ -84,7 +85,7 @@ pub(crate) fn maxf(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `minf A ARGS...`: Go's `math.Min` over the floats.
-pub(crate) fn minf(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn minf(args: Vec<Value>) -> FuncResult {
     at_least("minf", &args, 1)?;
     let first = to_float64(&args[0]);
     Ok(Value::Float(args[1..].iter().map(to_float64).fold(
@@ -100,26 +101,26 @@ pub(crate) fn minf(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `floor X`.
-pub(crate) fn floor(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn floor(args: Vec<Value>) -> FuncResult {
     let [a] = take("floor", args)?;
     Ok(Value::Float(to_float64(&a).floor()))
 }
 
 /// `ceil X`.
-pub(crate) fn ceil(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn ceil(args: Vec<Value>) -> FuncResult {
     let [a] = take("ceil", args)?;
     Ok(Value::Float(to_float64(&a).ceil()))
 }
 
 /// `round X PLACES [ROUND_ON]`: sprig's rounding (up when the fraction is at least ROUND_ON, default .5).
-pub(crate) fn round(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn round(args: Vec<Value>) -> FuncResult {
     at_least("round", &args, 2)?;
     let val = to_float64(&args[0]);
     let places = args::int(&args[1])? as f64;
     let round_on = match args.get(2) {
         Some(Value::Float(f)) => *f,
         Some(Value::Int(i) | Value::Int64(i)) => *i as f64,
-        Some(other) => return Err(args::type_error("float64", other)),
+        Some(other) => return Err(args::type_error("float64", other).into()),
         None => 0.5,
     };
     let pow = 10f64.powf(places);
@@ -134,7 +135,7 @@ pub(crate) fn round(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `until N`: 0..N (counting down for negative N).
-pub(crate) fn until(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn until(args: Vec<Value>) -> FuncResult {
     let [n] = take("until", args)?;
     let n = args::int(&n)?;
     let step = if n < 0 { -1 } else { 1 };
@@ -142,7 +143,7 @@ pub(crate) fn until(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `untilStep START STOP STEP`.
-pub(crate) fn until_step_fn(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn until_step_fn(args: Vec<Value>) -> FuncResult {
     let [a, b, c] = take("untilStep", args)?;
     Ok(int_list(until_step(
         args::int(&a)?,
@@ -187,15 +188,15 @@ pub(crate) fn until_step(start: i64, stop: i64, step: i64) -> Vec<i64> {
 }
 
 /// `randInt MIN MAX`: a random integer in [MIN, MAX).
-pub(crate) fn rand_int(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn rand_int(args: Vec<Value>) -> FuncResult {
     let [a, b] = take("randInt", args)?;
     let (lo, hi) = (args::int(&a)?, args::int(&b)?);
     if hi <= lo {
-        return Err("invalid argument to Intn".to_string());
+        return Err("invalid argument to Intn".to_string().into());
     }
     // Go's Intn takes an int: a span beyond int64 is its "invalid argument" panic too.
     let Some(span) = hi.checked_sub(lo) else {
-        return Err("invalid argument to Intn".to_string());
+        return Err("invalid argument to Intn".to_string().into());
     };
     Ok(Value::Int(lo + super::random::below(span as u64) as i64))
 }
@@ -291,13 +292,13 @@ fn decimal_fold(
     op: fn(Decimal, Decimal) -> Option<Decimal>,
     float_op: fn(f64, f64) -> f64,
     divides: bool,
-) -> Result<Value, String> {
+) -> FuncResult {
     let mut acc = Decimal::from_f64(first);
     let mut facc = first;
     for v in rest {
         let x = to_float64(v);
         if divides && x == 0.0 {
-            return Err("decimal division by 0".to_string());
+            return Err("decimal division by 0".into());
         }
         acc = acc.zip(Decimal::from_f64(x)).and_then(|(a, b)| op(a, b));
         facc = float_op(facc, x);
@@ -306,12 +307,12 @@ fn decimal_fold(
 }
 
 /// `addf ARGS...`.
-pub(crate) fn addf(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn addf(args: Vec<Value>) -> FuncResult {
     decimal_fold(0.0, &args, Decimal::add, |a, b| a + b, false)
 }
 
 /// `add1f X`.
-pub(crate) fn add1f(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn add1f(args: Vec<Value>) -> FuncResult {
     let [a] = take("add1f", args)?;
     decimal_fold(
         to_float64(&a),
@@ -323,7 +324,7 @@ pub(crate) fn add1f(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `subf A ARGS...`.
-pub(crate) fn subf(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn subf(args: Vec<Value>) -> FuncResult {
     at_least("subf", &args, 1)?;
     decimal_fold(
         to_float64(&args[0]),
@@ -335,7 +336,7 @@ pub(crate) fn subf(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `mulf A ARGS...`.
-pub(crate) fn mulf(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn mulf(args: Vec<Value>) -> FuncResult {
     at_least("mulf", &args, 1)?;
     decimal_fold(
         to_float64(&args[0]),
@@ -347,7 +348,7 @@ pub(crate) fn mulf(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `divf A ARGS...`: dividing by zero fails ("decimal division by 0"), as sprig's decimal panics.
-pub(crate) fn divf(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn divf(args: Vec<Value>) -> FuncResult {
     at_least("divf", &args, 1)?;
     decimal_fold(
         to_float64(&args[0]),
@@ -364,7 +365,7 @@ mod tests {
 
     #[test]
     fn decimal_math_avoids_binary_float_noise() {
-        let f = |v: Result<Value, String>| match v {
+        let f = |v: FuncResult| match v {
             Ok(Value::Float(x)) => x,
             other => panic!("{other:?}"),
         };

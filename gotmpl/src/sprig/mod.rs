@@ -35,16 +35,16 @@ mod tests;
 
 /// Second names of functions: the same behaviour, with Go's arity errors naming the name called.
 mod alias {
-    use crate::value::Value;
+    use crate::value::{FuncResult, Value};
 
     macro_rules! aliases {
         ($($alias:ident $name:literal = $base:path, $base_name:literal;)*) => {$(
             #[doc = concat!("`", $name, "`: `", $base_name, "` under another name.")]
-            pub(super) fn $alias(args: Vec<Value>) -> Result<Value, String> {
+            pub(super) fn $alias(args: Vec<Value>) -> FuncResult {
                 $base(args).map_err(|e| {
                     let from = concat!("wrong number of args for ", $base_name, ":");
-                    match e.strip_prefix(from) {
-                        Some(rest) => format!("wrong number of args for {}:{rest}", $name),
+                    match e.message().strip_prefix(from) {
+                        Some(rest) => format!("wrong number of args for {}:{rest}", $name).into(),
                         None => e,
                     }
                 })

@@ -2,6 +2,7 @@
 //! `clean`, `ext`, `isAbs` and their `os*` twins.
 
 use super::args::{self, take};
+use crate::value::FuncResult;
 use crate::value::Value;
 
 /// Go's `path.Clean`: the shortest equivalent path (`.` for empty).
@@ -65,7 +66,7 @@ pub(crate) fn ext(path: &str) -> String {
 macro_rules! path_fn {
     ($($(#[$doc:meta])* $fname:ident $tname:literal $body:expr;)*) => {$(
         $(#[$doc])*
-        pub(crate) fn $fname(args: Vec<Value>) -> Result<Value, String> {
+        pub(crate) fn $fname(args: Vec<Value>) -> FuncResult {
             let [p] = take($tname, args)?;
             let p = args::string(&p)?;
             let f: fn(&str) -> Value = $body;

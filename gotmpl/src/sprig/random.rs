@@ -2,6 +2,7 @@
 //! random source `shuffle` and `randInt` use. Randomness comes from the OS (through `uuid`'s v4 source).
 
 use super::args::{self, take};
+use crate::value::FuncResult;
 use crate::value::Value;
 
 /// 64 random bits.
@@ -28,7 +29,7 @@ pub(crate) fn below(n: u64) -> u64 {
     }
 }
 
-fn random_from(name: &str, args: Vec<Value>, alphabet: &[u8]) -> Result<Value, String> {
+fn random_from(name: &str, args: Vec<Value>, alphabet: &[u8]) -> FuncResult {
     let [n] = take(name, args)?;
     let n = args::int(&n)?.max(0) as usize;
     let s: String = (0..n)
@@ -42,22 +43,22 @@ const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 const DIGITS: &[u8] = b"0123456789";
 
 /// `randAlphaNum N`.
-pub(crate) fn rand_alpha_num(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn rand_alpha_num(args: Vec<Value>) -> FuncResult {
     random_from("randAlphaNum", args, ALNUM)
 }
 
 /// `randAlpha N`.
-pub(crate) fn rand_alpha(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn rand_alpha(args: Vec<Value>) -> FuncResult {
     random_from("randAlpha", args, ALPHA)
 }
 
 /// `randNumeric N`.
-pub(crate) fn rand_numeric(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn rand_numeric(args: Vec<Value>) -> FuncResult {
     random_from("randNumeric", args, DIGITS)
 }
 
 /// `randAscii N`: printable ASCII (space to `~`).
-pub(crate) fn rand_ascii(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn rand_ascii(args: Vec<Value>) -> FuncResult {
     let printable: Vec<u8> = (32u8..=126).collect();
     random_from("randAscii", args, &printable)
 }
@@ -68,14 +69,14 @@ pub(crate) fn bytes(n: usize) -> Vec<u8> {
 }
 
 /// `randBytes N`: N random bytes, base64-encoded.
-pub(crate) fn rand_bytes(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn rand_bytes(args: Vec<Value>) -> FuncResult {
     let [n] = take("randBytes", args)?;
     let n = args::int(&n)?.max(0) as usize;
     Ok(Value::from(super::encoding::base64_encode(&bytes(n))))
 }
 
 /// `uuidv4`.
-pub(crate) fn uuidv4(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn uuidv4(args: Vec<Value>) -> FuncResult {
     let [] = take("uuidv4", args)?;
     Ok(Value::from(uuid::Uuid::new_v4().to_string()))
 }

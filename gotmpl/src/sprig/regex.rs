@@ -3,6 +3,7 @@
 //! `Regexp.Split`. Non-`must` variants fail on a bad pattern too (sprig uses `MustCompile`), except
 //! `regexMatch`, which is false.
 
+use crate::value::FuncResult;
 use regex::Regex;
 
 use super::args::{self, take};
@@ -194,7 +195,7 @@ pub(crate) fn compile(pattern: &str) -> Result<Regex, String> {
 
 /// Compiles a pattern argument; the non-`must` functions use Go's `MustCompile`, whose panic message
 /// names the pattern.
-fn regex_arg(v: &Value, must: bool) -> Result<Regex, String> {
+fn regex_arg(v: &Value, must: bool) -> FuncResult<Regex> {
     let pattern = args::string(v)?;
     compile(&pattern).map_err(|e| {
         if must {
@@ -202,6 +203,7 @@ fn regex_arg(v: &Value, must: bool) -> Result<Regex, String> {
         } else {
             format!("regexp: Compile({}): {e}", go_backquote(&pattern))
         }
+        .into()
     })
 }
 
@@ -215,7 +217,7 @@ fn go_backquote(s: &str) -> String {
 }
 
 /// `regexMatch RE S`: false for a bad pattern.
-pub(crate) fn regex_match(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn regex_match(args: Vec<Value>) -> FuncResult {
     let [re, s] = take("regexMatch", args)?;
     let s = args::string(&s)?;
     Ok(Value::Bool(
@@ -224,13 +226,13 @@ pub(crate) fn regex_match(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `mustRegexMatch RE S`.
-pub(crate) fn must_regex_match(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn must_regex_match(args: Vec<Value>) -> FuncResult {
     let [re, s] = take("mustRegexMatch", args)?;
     let s = args::string(&s)?;
     Ok(Value::Bool(regex_arg(&re, true)?.is_match(&s)))
 }
 
-fn find_all(name: &str, args: Vec<Value>, must: bool) -> Result<Value, String> {
+fn find_all(name: &str, args: Vec<Value>, must: bool) -> FuncResult {
     let [re, s, n] = take(name, args)?;
     let (s, n) = (args::string(&s)?, args::int(&n)?);
     let re = regex_arg(&re, must)?;
@@ -249,16 +251,16 @@ fn find_all(name: &str, args: Vec<Value>, must: bool) -> Result<Value, String> {
 }
 
 /// `regexFindAll RE S N`: at most N matches (all when N < 0).
-pub(crate) fn regex_find_all(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn regex_find_all(args: Vec<Value>) -> FuncResult {
     find_all("regexFindAll", args, false)
 }
 
 /// `mustRegexFindAll RE S N`.
-pub(crate) fn must_regex_find_all(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn must_regex_find_all(args: Vec<Value>) -> FuncResult {
     find_all("mustRegexFindAll", args, true)
 }
 
-fn find(name: &str, args: Vec<Value>, must: bool) -> Result<Value, String> {
+fn find(name: &str, args: Vec<Value>, must: bool) -> FuncResult {
     let [re, s] = take(name, args)?;
     let s = args::string(&s)?;
     Ok(Value::from(
@@ -267,16 +269,16 @@ fn find(name: &str, args: Vec<Value>, must: bool) -> Result<Value, String> {
 }
 
 /// `regexFind RE S`: the first match or "".
-pub(crate) fn regex_find(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn regex_find(args: Vec<Value>) -> FuncResult {
     find("regexFind", args, false)
 }
 
 /// `mustRegexFind RE S`.
-pub(crate) fn must_regex_find(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn must_regex_find(args: Vec<Value>) -> FuncResult {
     find("mustRegexFind", args, true)
 }
 
-fn replace_all(name: &str, args: Vec<Value>, must: bool, literal: bool) -> Result<Value, String> {
+fn replace_all(name: &str, args: Vec<Value>, must: bool, literal: bool) -> FuncResult {
     let [re, s, repl] = take(name, args)?;
     let (s, repl) = (args::string(&s)?, args::string(&repl)?);
     let re = regex_arg(&re, must)?;
@@ -289,26 +291,26 @@ fn replace_all(name: &str, args: Vec<Value>, must: bool, literal: bool) -> Resul
 }
 
 /// `regexReplaceAll RE S REPL`: `$1`, `${name}` expanded as Go's `Regexp.Expand` does.
-pub(crate) fn regex_replace_all(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn regex_replace_all(args: Vec<Value>) -> FuncResult {
     replace_all("regexReplaceAll", args, false, false)
 }
 
 /// `mustRegexReplaceAll RE S REPL`.
-pub(crate) fn must_regex_replace_all(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn must_regex_replace_all(args: Vec<Value>) -> FuncResult {
     replace_all("mustRegexReplaceAll", args, true, false)
 }
 
 /// `regexReplaceAllLiteral RE S REPL`: REPL inserted as is.
-pub(crate) fn regex_replace_all_literal(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn regex_replace_all_literal(args: Vec<Value>) -> FuncResult {
     replace_all("regexReplaceAllLiteral", args, false, true)
 }
 
 /// `mustRegexReplaceAllLiteral RE S REPL`.
-pub(crate) fn must_regex_replace_all_literal(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn must_regex_replace_all_literal(args: Vec<Value>) -> FuncResult {
     replace_all("mustRegexReplaceAllLiteral", args, true, true)
 }
 
-fn split(name: &str, args: Vec<Value>, must: bool) -> Result<Value, String> {
+fn split(name: &str, args: Vec<Value>, must: bool) -> FuncResult {
     let [re, s, n] = take(name, args)?;
     let (s, n) = (args::string(&s)?, args::int(&n)?);
     let pattern = args::string(&re)?;
@@ -339,17 +341,17 @@ fn split(name: &str, args: Vec<Value>, must: bool) -> Result<Value, String> {
 }
 
 /// `regexSplit RE S N`: Go's `Regexp.Split` (at most N parts; all when N < 0).
-pub(crate) fn regex_split(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn regex_split(args: Vec<Value>) -> FuncResult {
     split("regexSplit", args, false)
 }
 
 /// `mustRegexSplit RE S N`.
-pub(crate) fn must_regex_split(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn must_regex_split(args: Vec<Value>) -> FuncResult {
     split("mustRegexSplit", args, true)
 }
 
 /// `regexQuoteMeta S`: Go's `QuoteMeta` (escapes `\.+*?()|[]{}^$`).
-pub(crate) fn regex_quote_meta(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn regex_quote_meta(args: Vec<Value>) -> FuncResult {
     let [s] = take("regexQuoteMeta", args)?;
     let s = args::string(&s)?;
     let mut out = String::with_capacity(s.len());

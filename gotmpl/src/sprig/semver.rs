@@ -2,6 +2,7 @@
 //! and constraints (`>=1.19-0`, `^1.2`, `~1.2.3`, `1.2.x`, `*`, hyphen ranges, `,`/space for "and",
 //! `||` for "or"). A prerelease version only satisfies an "and" group in which some version has a prerelease.
 
+use crate::value::{FuncError, FuncResult};
 use std::cmp::Ordering;
 use std::fmt;
 use std::rc::Rc;
@@ -393,7 +394,7 @@ pub fn constraint_matches(constraint: &str, version: &str) -> Result<bool, Strin
 }
 
 /// `semverCompare CONSTRAINT VERSION`.
-pub(crate) fn semver_compare(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn semver_compare(args: Vec<Value>) -> FuncResult {
     let [c, v] = take("semverCompare", args)?;
     Ok(Value::Bool(constraint_matches(
         &args::string(&c)?,
@@ -402,7 +403,7 @@ pub(crate) fn semver_compare(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `semver VERSION`: a `*semver.Version` with its methods (`Major`, `Prerelease`, `Compare`...).
-pub(crate) fn semver(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn semver(args: Vec<Value>) -> FuncResult {
     let [v] = take("semver", args)?;
     Ok(Value::Object(Rc::new(Version::parse(&args::string(&v)?)?)))
 }
@@ -450,7 +451,7 @@ impl Object for Version {
         })
     }
 
-    fn call(&self, name: &str, args: Vec<Value>) -> Option<Result<Value, String>> {
+    fn call(&self, name: &str, args: Vec<Value>) -> Option<FuncResult> {
         let other = || -> Result<Version, String> {
             match args.as_slice() {
                 [v] => version_arg(v),
@@ -460,14 +461,19 @@ impl Object for Version {
                 )),
             }
         };
-        Some(match name {
-            "Compare" => other().map(|o| Value::Int(self.compare(&o) as i64)),
-            "LessThan" => other().map(|o| Value::Bool(self.compare(&o) == Ordering::Less)),
-            "GreaterThan" => other().map(|o| Value::Bool(self.compare(&o) == Ordering::Greater)),
-            "Equal" => other().map(|o| Value::Bool(self.compare(&o) == Ordering::Equal)),
-            _ if args.is_empty() => return self.field(name).map(Ok),
-            _ => return None,
-        })
+        Some(
+            match name {
+                "Compare" => other().map(|o| Value::Int(self.compare(&o) as i64)),
+                "LessThan" => other().map(|o| Value::Bool(self.compare(&o) == Ordering::Less)),
+                "GreaterThan" => {
+                    other().map(|o| Value::Bool(self.compare(&o) == Ordering::Greater))
+                }
+                "Equal" => other().map(|o| Value::Bool(self.compare(&o) == Ordering::Equal)),
+                _ if args.is_empty() => return self.field(name).map(Ok),
+                _ => return None,
+            }
+            .map_err(FuncError::from),
+        )
     }
 
     fn display(&self) -> String {

@@ -3,13 +3,14 @@
 
 use super::args::{self, take};
 use super::conversion::{string_list, strslice, strval};
+use crate::value::FuncResult;
 use crate::value::{Entries, Value, go_quote};
 
 /// A one-string-argument function from a `&str -> String` map.
 macro_rules! unary {
     ($($(#[$doc:meta])* $fname:ident $tname:literal $body:expr;)*) => {$(
         $(#[$doc])*
-        pub(crate) fn $fname(args: Vec<Value>) -> Result<Value, String> {
+        pub(crate) fn $fname(args: Vec<Value>) -> FuncResult {
             let [s] = take($tname, args)?;
             let s = args::string(&s)?;
             let f: fn(&str) -> String = $body;
@@ -383,7 +384,7 @@ fn to_lower_words(s: &str, connector: char) -> String {
 }
 
 /// `abbrev WIDTH S`: truncates with "..." to at most WIDTH bytes (widths under 4 leave S alone).
-pub(crate) fn abbrev(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn abbrev(args: Vec<Value>) -> FuncResult {
     let [w, s] = take("abbrev", args)?;
     let (w, s) = (args::int(&w)?, args::string(&s)?);
     if w < 4 {
@@ -393,7 +394,7 @@ pub(crate) fn abbrev(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `abbrevboth LEFT RIGHT S`: abbreviates on both sides.
-pub(crate) fn abbrevboth(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn abbrevboth(args: Vec<Value>) -> FuncResult {
     let [l, r, s] = take("abbrevboth", args)?;
     let (l, r, s) = (args::int(&l)?, args::int(&r)?, args::string(&s)?);
     if r < 4 || l > 0 && r < 7 {
@@ -435,7 +436,7 @@ fn abbreviate_full(s: &str, offset: i64, max_width: i64) -> Option<String> {
 }
 
 /// `wrap WIDTH S`: goutils' `Wrap` (long words are not broken).
-pub(crate) fn wrap(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn wrap(args: Vec<Value>) -> FuncResult {
     let [w, s] = take("wrap", args)?;
     Ok(Value::from(wrap_custom(
         &args::string(&s)?,
@@ -446,7 +447,7 @@ pub(crate) fn wrap(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `wrapWith WIDTH SEP S`: goutils' `WrapCustom` with long words broken.
-pub(crate) fn wrap_with(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn wrap_with(args: Vec<Value>) -> FuncResult {
     let [w, sep, s] = take("wrapWith", args)?;
     Ok(Value::from(wrap_custom(
         &args::string(&s)?,
@@ -500,7 +501,7 @@ fn wrap_custom(s: &str, width: i64, newline: &str, wrap_long: bool) -> String {
 }
 
 /// `trunc N S`: the first N bytes, or for negative N the last -N bytes.
-pub(crate) fn trunc(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn trunc(args: Vec<Value>) -> FuncResult {
     let [c, s] = take("trunc", args)?;
     let (c, s) = (args::int(&c)?, args::string(&s)?);
     let len = s.len() as i64;
@@ -519,7 +520,7 @@ fn byte_slice(s: &str, from: usize, to: usize) -> String {
 }
 
 /// `substr START END S`: Go byte slicing with sprig's bounds rules; out-of-range bounds fail like Go's.
-pub(crate) fn substr(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn substr(args: Vec<Value>) -> FuncResult {
     let [a, b, s] = take("substr", args)?;
     let (start, end, s) = (args::int(&a)?, args::int(&b)?, args::string(&s)?);
     let len = s.len() as i64;
@@ -534,7 +535,8 @@ pub(crate) fn substr(args: Vec<Value>) -> Result<Value, String> {
         return Err(format!(
             "runtime error: slice bounds out of range [{}:{}]",
             range.0, range.1
-        ));
+        )
+        .into());
     }
     Ok(Value::from(byte_slice(
         &s,
@@ -544,74 +546,71 @@ pub(crate) fn substr(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `repeat COUNT S`.
-pub(crate) fn repeat(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn repeat(args: Vec<Value>) -> FuncResult {
     let [c, s] = take("repeat", args)?;
     let (c, s) = (args::int(&c)?, args::string(&s)?);
     if c < 0 {
-        return Err("strings: negative Repeat count".to_string());
+        return Err("strings: negative Repeat count".to_string().into());
     }
     if s.len()
         .checked_mul(c as usize)
         .is_none_or(|n| n > isize::MAX as usize)
     {
-        return Err("strings: Repeat output length overflow".to_string());
+        return Err("strings: Repeat output length overflow".to_string().into());
     }
     Ok(Value::from(s.repeat(c as usize)))
 }
 
 /// A `func(a, b string) string` taking its arguments in template order.
-fn two_strings(
-    name: &str,
-    args: Vec<Value>,
-) -> Result<(std::rc::Rc<str>, std::rc::Rc<str>), String> {
+fn two_strings(name: &str, args: Vec<Value>) -> FuncResult<(std::rc::Rc<str>, std::rc::Rc<str>)> {
     let [a, b] = take(name, args)?;
     Ok((args::string(&a)?, args::string(&b)?))
 }
 
 /// `trimAll CUTSET S`: `strings.Trim`.
-pub(crate) fn trim_all(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn trim_all(args: Vec<Value>) -> FuncResult {
     let (cut, s) = two_strings("trimAll", args)?;
     Ok(Value::from(s.trim_matches(|c| cut.contains(c))))
 }
 
 /// `trimall`: the deprecated spelling of `trimAll`.
-pub(crate) fn trimall(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn trimall(args: Vec<Value>) -> FuncResult {
     let (cut, s) = two_strings("trimall", args)?;
     Ok(Value::from(s.trim_matches(|c| cut.contains(c))))
 }
 
 /// `trimPrefix PREFIX S`.
-pub(crate) fn trim_prefix(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn trim_prefix(args: Vec<Value>) -> FuncResult {
     let (p, s) = two_strings("trimPrefix", args)?;
     Ok(Value::from(s.strip_prefix(&*p).unwrap_or(&s)))
 }
 
 /// `trimSuffix SUFFIX S`.
-pub(crate) fn trim_suffix(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn trim_suffix(args: Vec<Value>) -> FuncResult {
     let (p, s) = two_strings("trimSuffix", args)?;
     Ok(Value::from(s.strip_suffix(&*p).unwrap_or(&s)))
 }
 
 /// `contains SUBSTR S`.
-pub(crate) fn contains(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn contains(args: Vec<Value>) -> FuncResult {
     let (sub, s) = two_strings("contains", args)?;
     Ok(Value::Bool(s.contains(&*sub)))
 }
 
 /// `hasPrefix PREFIX S`.
-pub(crate) fn has_prefix(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn has_prefix(args: Vec<Value>) -> FuncResult {
     let (p, s) = two_strings("hasPrefix", args)?;
     Ok(Value::Bool(s.starts_with(&*p)))
 }
 
 /// `hasSuffix SUFFIX S`.
-pub(crate) fn has_suffix(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn has_suffix(args: Vec<Value>) -> FuncResult {
     let (p, s) = two_strings("hasSuffix", args)?;
     Ok(Value::Bool(s.ends_with(&*p)))
 }
 
 /// `quote ARGS...`: each non-nil argument as a Go-quoted string, joined by spaces.
-pub(crate) fn quote(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn quote(args: Vec<Value>) -> FuncResult {
     let parts: Vec<String> = args
         .iter()
         .filter(|v| !v.is_nil())
@@ -621,7 +620,7 @@ pub(crate) fn quote(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `squote ARGS...`: each non-nil argument in single quotes, joined by spaces.
-pub(crate) fn squote(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn squote(args: Vec<Value>) -> FuncResult {
     let parts: Vec<String> = args
         .iter()
         .filter(|v| !v.is_nil())
@@ -631,7 +630,7 @@ pub(crate) fn squote(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `cat ARGS...`: non-nil arguments printed with `%v`, joined by spaces.
-pub(crate) fn cat(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn cat(args: Vec<Value>) -> FuncResult {
     let parts: Vec<String> = args
         .iter()
         .filter(|v| !v.is_nil())
@@ -652,13 +651,13 @@ fn indent_by(spaces: i64, s: &str) -> Result<String, String> {
 }
 
 /// `indent N S`: N spaces before every line.
-pub(crate) fn indent(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn indent(args: Vec<Value>) -> FuncResult {
     let [n, s] = take("indent", args)?;
     Ok(Value::from(indent_by(args::int(&n)?, &args::string(&s)?)?))
 }
 
 /// `nindent N S`: a newline, then `indent N S`.
-pub(crate) fn nindent(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn nindent(args: Vec<Value>) -> FuncResult {
     let [n, s] = take("nindent", args)?;
     Ok(Value::from(format!(
         "\n{}",
@@ -667,7 +666,7 @@ pub(crate) fn nindent(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `replace OLD NEW S`: every OLD replaced (an empty OLD inserts NEW around every rune, as Go does).
-pub(crate) fn replace(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn replace(args: Vec<Value>) -> FuncResult {
     let [old, new, s] = take("replace", args)?;
     let (old, new, s) = (args::string(&old)?, args::string(&new)?, args::string(&s)?);
     if old.is_empty() {
@@ -682,7 +681,7 @@ pub(crate) fn replace(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `plural ONE MANY COUNT`.
-pub(crate) fn plural(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn plural(args: Vec<Value>) -> FuncResult {
     let [one, many, n] = take("plural", args)?;
     let (one, many, n) = (args::string(&one)?, args::string(&many)?, args::int(&n)?);
     Ok(Value::Str(if n == 1 { one } else { many }))
@@ -720,32 +719,32 @@ fn indexed_map(parts: Vec<String>) -> Value {
 }
 
 /// `splitList SEP S`: a list of the parts.
-pub(crate) fn split_list(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn split_list(args: Vec<Value>) -> FuncResult {
     let (sep, s) = two_strings("splitList", args)?;
     Ok(string_list(go_split(&s, &sep, -1)))
 }
 
 /// `split SEP S`: a map `_0`, `_1`... of the parts.
-pub(crate) fn split(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn split(args: Vec<Value>) -> FuncResult {
     let (sep, s) = two_strings("split", args)?;
     Ok(indexed_map(go_split(&s, &sep, -1)))
 }
 
 /// `splitn SEP N S`: a map of at most N parts.
-pub(crate) fn splitn(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn splitn(args: Vec<Value>) -> FuncResult {
     let [sep, n, s] = take("splitn", args)?;
     let (sep, n, s) = (args::string(&sep)?, args::int(&n)?, args::string(&s)?);
     Ok(indexed_map(go_split(&s, &sep, n)))
 }
 
 /// `join SEP LIST`: the list's non-nil items as strings, joined.
-pub(crate) fn join(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn join(args: Vec<Value>) -> FuncResult {
     let [sep, list] = take("join", args)?;
     Ok(Value::from(strslice(&list).join(&args::string(&sep)?)))
 }
 
 /// `sortAlpha LIST`: the items as strings, sorted; a non-list becomes a one-item list.
-pub(crate) fn sort_alpha(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn sort_alpha(args: Vec<Value>) -> FuncResult {
     let [list] = take("sortAlpha", args)?;
     let mut items = match &list {
         Value::List(_) => strslice(&list),
@@ -756,26 +755,26 @@ pub(crate) fn sort_alpha(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `hello`: sprig's greeting.
-pub(crate) fn hello(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn hello(args: Vec<Value>) -> FuncResult {
     let [] = take("hello", args)?;
     Ok(Value::from("Hello!"))
 }
 
 /// `fail MSG`: stops the render with MSG.
-pub(crate) fn fail(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn fail(args: Vec<Value>) -> FuncResult {
     let [msg] = take("fail", args)?;
-    Err(args::string(&msg)?.to_string())
+    Err(args::string(&msg)?.to_string().into())
 }
 
 /// `list ARGS...` and `tuple ARGS...`.
-pub(crate) fn list(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn list(args: Vec<Value>) -> FuncResult {
     Ok(Value::from(
         args.into_iter().map(args::stored).collect::<Vec<_>>(),
     ))
 }
 
 /// `seq [START [STEP]] END`: the numbers as a space-separated string.
-pub(crate) fn seq(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn seq(args: Vec<Value>) -> FuncResult {
     let p: Vec<i64> = args.iter().map(args::int).collect::<Result<_, _>>()?;
     let nums = match p.as_slice() {
         [end] => {

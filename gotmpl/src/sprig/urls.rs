@@ -2,6 +2,7 @@
 //! needs the network and so answers "" here: renders must not depend on DNS.
 
 use super::args::{self, take};
+use crate::value::FuncResult;
 use crate::value::{Entries, Value};
 
 /// The parts of a URL Go's `url.Parse` finds.
@@ -116,7 +117,7 @@ fn hostname(host: &str) -> String {
 }
 
 /// `urlParse URL`: a dict of scheme, host, hostname, path, query, opaque, fragment and userinfo.
-pub(crate) fn url_parse(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn url_parse(args: Vec<Value>) -> FuncResult {
     let [s] = take("urlParse", args)?;
     let s = args::string(&s)?;
     let u = parse(&s).map_err(|e| format!("unable to parse url: parse {:?}: {e}", &*s))?;
@@ -147,7 +148,7 @@ fn escape_userinfo(ui: &str) -> String {
 }
 
 /// `urlJoin DICT`: a URL from urlParse-style parts, escaped as Go's `URL.String` does.
-pub(crate) fn url_join(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn url_join(args: Vec<Value>) -> FuncResult {
     let [d] = take("urlJoin", args)?;
     let map = args::map(&d)?;
     let get = |k: &str| -> Result<String, String> {
@@ -220,7 +221,7 @@ pub(crate) fn url_join(args: Vec<Value>) -> Result<Value, String> {
 }
 
 /// `getHostByName NAME`: "" (no network lookups during a render).
-pub(crate) fn get_host_by_name(args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn get_host_by_name(args: Vec<Value>) -> FuncResult {
     let [name] = take("getHostByName", args)?;
     args::string(&name)?;
     Ok(Value::from(""))

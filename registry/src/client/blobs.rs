@@ -217,6 +217,120 @@ impl RegistryClient {
         }))
     }
 
+    /// Opens a blob of `size` bytes for streaming from byte `start` on (a `Range` request when it is not 0;
+    /// mirrors first): the chunks as they arrive, reported to the progress callback. The stream ends with an
+    /// error when the body is cut or would exceed `size`; it does not verify the digest, so the consumer must
+    /// (a store's upload session does when it is finished), and may continue a cut stream with a new call
+    /// from the bytes it kept. The host's request slot is held until the stream is dropped.
+    pub async fn fetch_blob_stream(
+        &self,
+        host: &str,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        start: u64,
+    ) -> Result<ChunkStream, ClientError> {
+        let eps = self.inner.endpoints(host, repository, true, true)?;
+        let mut last = None;
+        for ep in &eps {
+            let url = self.inner.url(ep, &blob_path(ep, digest)).await?;
+            let sent = self
+                .inner
+                .send(
+                    ep,
+                    &[repo_scope(&ep.repository, false)],
+                    Method::GET,
+                    &url,
+                    &|rb| {
+                        Ok(if start > 0 {
+                            rb.header(RANGE, format!("bytes={start}-"))
+                        } else {
+                            rb
+                        })
+                    },
+                )
+                .await;
+            let sent = match sent {
+                Ok(s) => expect_success(s, "GET", &url).await,
+                Err(e) => Err(e),
+            };
+            let Sent { resp, _permit } = match sent {
+                Ok(s) => s,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            // Bytes at the start of the body we already have (a server that ignored the Range).
+            let skip = match (start, resp.status()) {
+                (0, _) => 0,
+                (_, StatusCode::PARTIAL_CONTENT) => {
+                    let at = resp
+                        .headers()
+                        .get(CONTENT_RANGE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(content_range_start);
+                    if at != Some(start) {
+                        return Err(ClientError::InvalidResponse {
+                            url,
+                            message: format!(
+                                "asked for bytes from {start} but the registry sent Content-Range {at:?}"
+                            ),
+                        });
+                    }
+                    0
+                }
+                _ => start,
+            };
+            let client = self.clone();
+            let state = (resp, _permit, client, digest.clone(), skip, start, false);
+            let stream = futures_util::stream::unfold(
+                state,
+                move |(mut resp, permit, client, digest, mut skip, mut done, ended)| async move {
+                    if ended {
+                        return None;
+                    }
+                    loop {
+                        let chunk = match resp.chunk().await {
+                            Ok(Some(c)) => c,
+                            Ok(None) => return None,
+                            Err(e) => {
+                                let err = std::io::Error::other(e);
+                                return Some((
+                                    Err(err),
+                                    (resp, permit, client, digest, skip, done, true),
+                                ));
+                            }
+                        };
+                        let k = skip.min(chunk.len() as u64) as usize;
+                        skip -= k as u64;
+                        let data = chunk.slice(k..);
+                        if data.is_empty() {
+                            continue;
+                        }
+                        if done + data.len() as u64 > size {
+                            let err = std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!("blob {digest} is longer than its {size} bytes"),
+                            );
+                            return Some((
+                                Err(err),
+                                (resp, permit, client, digest, skip, done, true),
+                            ));
+                        }
+                        done += data.len() as u64;
+                        client.progress(&digest, done, Some(size), Direction::Pull);
+                        return Some((Ok(data), (resp, permit, client, digest, skip, done, false)));
+                    }
+                },
+            );
+            return Ok(Box::pin(stream));
+        }
+        Err(last.unwrap_or_else(|| {
+            ClientError::InvalidInput(format!("no source for `{host}/{repository}`"))
+        }))
+    }
+
     /// Streams one blob from one endpoint into `sink`, starting at byte `start` (a `Range` request when it
     /// is not 0) and resuming with `Range` after a cut body; checks the size (never writes more than
     /// expected) and, when given, feeds `hasher`. Returns the blob's full size (`start` included).
@@ -465,7 +579,7 @@ impl RegistryClient {
             })?;
         resolve(&base, loc)
             .map(Some)
-            .map_err(|message| ClientError::InvalidResponse { url, message })
+            .map_err(|source| ClientError::BadLink { url, source })
     }
 
     async fn upload_monolithic(
@@ -624,9 +738,9 @@ impl RegistryClient {
                     .map(str::to_string)
             };
             if let Some(l) = next {
-                location = resolve(&base, &l).map_err(|message| ClientError::InvalidResponse {
+                location = resolve(&base, &l).map_err(|source| ClientError::BadLink {
                     url: url.clone(),
-                    message,
+                    source,
                 })?;
             }
             offset = end + 1;

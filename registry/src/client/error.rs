@@ -76,6 +76,15 @@ pub enum ClientError {
         /// What is wrong with it.
         message: String,
     },
+    /// The registry sent a `Location` or `Link` that cannot be resolved to a URL.
+    #[error("{url}: invalid response: {source}")]
+    BadLink {
+        /// The URL requested.
+        url: String,
+        /// What is wrong with the link.
+        #[source]
+        source: super::manifests::ResolveError,
+    },
     /// A configuration or credentials file could not be read or parsed.
     #[error("`{path}`: {message}")]
     Config {

@@ -436,9 +436,9 @@ impl RegistryClient {
             let next = next_link(sent.resp.headers())
                 .map(|l| resolve(&base, &l))
                 .transpose()
-                .map_err(|message| ClientError::InvalidResponse {
+                .map_err(|source| ClientError::BadLink {
                     url: url.clone(),
-                    message,
+                    source,
                 })?;
             let body = sent
                 .resp
@@ -617,12 +617,41 @@ fn next_link(h: &HeaderMap) -> Option<String> {
     None
 }
 
+/// A URL a registry sent (`Location`, `Link`) that cannot be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The base the URL is relative to is no URL.
+    #[error("bad base URL `{base}`: {source}")]
+    Base {
+        /// The base.
+        base: String,
+        /// Why it does not parse.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The URL cannot be resolved against the base.
+    #[error("bad URL `{target}`: {source}")]
+    Target {
+        /// The URL as the registry sent it.
+        target: String,
+        /// Why it does not resolve.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
 /// Resolves a possibly relative URL from a registry against `base` (`scheme://host`).
-pub(crate) fn resolve(base: &str, target: &str) -> Result<String, String> {
-    let b = reqwest::Url::parse(base).map_err(|e| format!("bad base URL `{base}`: {e}"))?;
+pub(crate) fn resolve(base: &str, target: &str) -> Result<String, ResolveError> {
+    let b = reqwest::Url::parse(base).map_err(|e| ResolveError::Base {
+        base: base.to_string(),
+        source: e.into(),
+    })?;
     b.join(target)
         .map(|u| u.to_string())
-        .map_err(|e| format!("bad URL `{target}`: {e}"))
+        .map_err(|e| ResolveError::Target {
+            target: target.to_string(),
+            source: e.into(),
+        })
 }
 
 #[cfg(test)]

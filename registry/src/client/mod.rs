@@ -66,8 +66,8 @@ mod blobs;
 mod certs;
 mod conf;
 mod error;
+mod fetch_url;
 mod manifests;
-mod partial;
 mod referrers_tag;
 pub use referrers_tag::is_referrers_tag;
 mod transport;
@@ -85,7 +85,10 @@ pub use blobs::{BlobSource, ChunkStream, PushOutcome};
 pub use certs::{CertDirs, HostTls};
 pub use conf::{Endpoint, MirrorEntry, RegistriesConf, RegistryEntry, SYSTEM_REGISTRIES_CONF};
 pub use error::ClientError;
-pub use manifests::{DEFAULT_MANIFEST_ACCEPT, FetchedManifest, ManifestHead, Referrer};
+pub use fetch_url::UrlBody;
+pub use manifests::{
+    DEFAULT_MANIFEST_ACCEPT, FetchedManifest, ManifestHead, Referrer, ResolveError,
+};
 
 use formats::digest::Digest;
 

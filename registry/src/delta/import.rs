@@ -3,8 +3,8 @@
 //!
 //! 1. [`preflight`] walks every image of the delivery — manifests from the delivery (verified against their
 //!    digests), child manifests, configs and layers — and checks, **before anything is written**, that each
-//!    piece the delivery does not carry (what it relies on) is at the destination: `HEAD` on registries, a
-//!    file check on directories. A relied blob held by another repository of a registry is mounted from there.
+//!    piece the delivery does not carry (what it relies on) is at the destination: `HEAD` on registries, the
+//!    store's blob size on directories and buckets. A relied blob held by another repository of a registry is mounted from there.
 //!    Anything missing refuses the import with the full list ([`ImportError::Missing`]).
 //! 2. [`import`] then copies the delivery through the mirror engine ([`crate::mirror::Mirror`], the code path
 //!    of `registry sync DIR DEST`): blobs first, each verified against its digest, manifests byte-exact, the
@@ -18,14 +18,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use formats::digest::Digest;
-use formats::distribution::DistributionLayout;
 use formats::manifest::{Descriptor, ParsedManifest};
 use formats::media_type;
 
 use super::format::{DeliveredImage, Delivery, FormatError};
 use crate::mirror::{
     BlobOrigin, ImageJob, ImageReport, Location, Mirror, MirrorError, MirrorOptions, Outcome,
-    PlatformFilter,
+    PlatformFilter, Store,
 };
 
 /// Whether a missing piece is a blob (config, layer) or a manifest (image manifest or index).
@@ -213,7 +212,7 @@ impl Walk<'_> {
                 .blob_exists(host, &self.dest.full_repository(repo), digest)
                 .await?
                 .is_some(),
-            Location::Dir(layout) => layout.paths().blob_data(digest).is_file(),
+            Location::Store(s) => s.blob_size(digest).await?.is_some(),
             Location::Oci(layout) => layout.has_blob(digest),
         };
         self.checked.insert(key, present);
@@ -262,10 +261,7 @@ impl Walk<'_> {
         image: &str,
     ) -> Result<bool, MirrorError> {
         let in_delivery = match self.source {
-            Location::Dir(layout) => {
-                let p = layout.paths();
-                p.revision_link(repo, digest).is_file() && p.blob_data(digest).is_file()
-            }
+            Location::Store(s) => s.has_manifest(repo, digest).await?,
             _ => false,
         };
         if !in_delivery {
@@ -305,7 +301,7 @@ impl Walk<'_> {
     async fn blob(&mut self, repo: &str, d: &Descriptor, image: &str) -> Result<(), MirrorError> {
         self.seen.insert(d.digest.clone());
         let carried = match self.source {
-            Location::Dir(layout) => layout.paths().blob_data(&d.digest).is_file(),
+            Location::Store(s) => s.blob_size(&d.digest).await?.is_some(),
             _ => false,
         };
         if carried {
@@ -316,7 +312,7 @@ impl Walk<'_> {
             }
             let present = match self.dest {
                 // Present in any repository counts as there: the copier mounts or links it.
-                Location::Dir(layout) => layout.paths().blob_data(&d.digest).is_file(),
+                Location::Store(s) => s.blob_size(&d.digest).await?.is_some(),
                 _ => self.dest_has_blob(repo, &d.digest).await?,
             };
             let map = if present {
@@ -365,42 +361,37 @@ impl Walk<'_> {
     }
 }
 
-/// Opens a delivery directory: its `delivery.json` and its Distribution layout as a mirror source. A
-/// directory without `delivery.json` (a whole `registry save`) is a delivery of every tag it holds that
-/// relies on nothing.
-pub fn open(dir: &Path) -> Result<(Delivery, Location), ImportError> {
-    let layout = DistributionLayout::new(dir);
+/// Opens a delivery directory: its `delivery.json` and its Distribution layout as a mirror source (a
+/// directory store). A directory without `delivery.json` (a whole `registry save`) is a delivery of every tag
+/// it holds that relies on nothing.
+pub async fn open(dir: &Path) -> Result<(Delivery, Location), ImportError> {
+    let store = Store::dir(dir);
     let delivery = if dir.join(super::format::DELIVERY_FILE).exists() {
         Delivery::load(dir)?
     } else {
-        whole_delivery(&layout)?
+        whole_delivery(&store).await?
     };
-    Ok((delivery, Location::Dir(Arc::new(layout))))
+    Ok((delivery, Location::Store(Arc::new(store))))
 }
 
 /// The delivery of every tag of a directory `registry save` wrote whole.
-fn whole_delivery(layout: &DistributionLayout) -> Result<Delivery, ImportError> {
-    let root = layout.paths().root().display().to_string();
-    if !layout.paths().repositories_dir().is_dir() {
+async fn whole_delivery(store: &Store) -> Result<Delivery, ImportError> {
+    if !store.has_repositories().await? {
         return Err(MirrorError::NotFound(format!(
-            "a delivery in {root}: it has neither {} nor docker/registry/v2/repositories",
+            "a delivery in {}: it has neither {} nor docker/registry/v2/repositories",
+            store.place(),
             super::format::DELIVERY_FILE
         ))
         .into());
     }
     let mut delivery = Delivery::new(String::new());
-    for repository in layout.repositories().map_err(MirrorError::from)? {
-        for tag in layout.tags(&repository).map_err(MirrorError::from)? {
-            if let Some(digest) = layout
-                .resolve_tag(&repository, &tag)
-                .map_err(MirrorError::from)?
-            {
-                delivery.images.push(DeliveredImage {
-                    repository: repository.clone(),
-                    tag,
-                    digest,
-                });
-            }
+    for (repository, tag) in store.images().await? {
+        if let Some(digest) = store.tag(&repository, &tag).await? {
+            delivery.images.push(DeliveredImage {
+                repository,
+                tag,
+                digest,
+            });
         }
     }
     Ok(delivery)
@@ -434,10 +425,7 @@ pub async fn preflight(
     for image in &delivery.images {
         let name = format!("{}:{}", image.repository, image.tag);
         let carried = match source {
-            Location::Dir(layout) => layout
-                .paths()
-                .revision_link(&image.repository, &image.digest)
-                .is_file(),
+            Location::Store(s) => s.has_manifest(&image.repository, &image.digest).await?,
             _ => false,
         };
         let size = delivery
@@ -492,7 +480,7 @@ pub async fn import(
     dest: Location,
     options: MirrorOptions,
 ) -> Result<ImportReport, ImportError> {
-    let (delivery, source) = open(dir)?;
+    let (delivery, source) = open(dir).await?;
     let preflight = preflight(&delivery, &source, &dest).await?;
     // Relied blobs held by another repository of the destination registry.
     if let Location::Registry { client, host, .. } = &dest {

@@ -1,19 +1,18 @@
-//! Taking the inventory of a site: a Distribution-layout directory (walked on disk) or a registry (catalog,
-//! tags and manifests read through the client).
+//! Taking the inventory of a site: a registry store (a Distribution-layout directory, a bucket: read through
+//! the store) or a registry (catalog, tags and manifests read through the client).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use formats::Digest;
-use formats::distribution::DistributionLayout;
 use formats::manifest::{ParsedManifest, RawManifest};
 use futures_util::StreamExt;
 
 use super::format::{Inventory, RepositoryInventory, now_rfc3339};
-use crate::mirror::{Location, MirrorError};
+use crate::mirror::{Location, MirrorError, Store};
+use crate::storage::StorageError;
 
-/// The inventory of `location`, described as `source`: a directory is walked on disk (every blob file, every
-/// tag and every stored manifest revision); a registry is walked through its catalog, every tag and the
+/// The inventory of `location`, described as `source`: a store is read through its listings (every blob,
+/// every tag and every stored manifest revision); a registry is walked through its catalog, every tag and the
 /// manifests they reach (index children included; blobs with the sizes their manifests give). At most
 /// `max_parallel` registry requests for images run at once. An OCI layout is refused.
 pub async fn take_inventory(
@@ -22,50 +21,52 @@ pub async fn take_inventory(
     max_parallel: usize,
 ) -> Result<Inventory, MirrorError> {
     match location {
-        Location::Dir(layout) => {
-            let layout = layout.clone();
-            let source = source.to_string();
-            tokio::task::spawn_blocking(move || directory_inventory(&layout, &source))
-                .await
-                .map_err(|e| MirrorError::Internal(e.to_string()))?
-        }
+        Location::Store(store) => store_inventory(store, source).await,
         Location::Registry { .. } => registry_inventory(location, source, max_parallel).await,
         Location::Oci(_) => Err(MirrorError::BadLocation {
             spec: source.to_string(),
-            reason: "an inventory is taken of a registry or a Distribution-layout directory".into(),
+            reason:
+                "an inventory is taken of a registry, a Distribution-layout directory or a bucket"
+                    .into(),
         }),
     }
 }
 
-/// The inventory of a Distribution-layout directory, from its files alone (no manifest is parsed): blobs are
-/// the `blobs/<alg>/<xx>/<hex>/data` files that are not manifests, with their file sizes; a repository's
-/// manifests are its revision links whose data is present.
-pub fn directory_inventory(
-    layout: &DistributionLayout,
-    source: &str,
-) -> Result<Inventory, MirrorError> {
-    let paths = layout.paths();
+/// The inventory of a store from its listings alone (no manifest is parsed): blobs are the stored blobs that
+/// are not manifests, with their sizes; a repository's manifests are its revisions whose bytes are stored.
+pub async fn store_inventory(store: &Store, source: &str) -> Result<Inventory, MirrorError> {
+    let storage = store.storage();
     let mut inv = Inventory::new(source, now_rfc3339());
     let mut stored = BTreeMap::new();
-    walk_blobs(&paths.blobs_dir(), &mut stored)?;
+    for digest in storage.list_blobs().await? {
+        // A blob removed since the listing is not held.
+        if let Some(size) = storage.blob_size(&digest).await? {
+            stored.insert(digest, size);
+        }
+    }
     let mut manifests_anywhere = BTreeSet::new();
-    for repo in layout.repositories()? {
+    for repo in storage.list_repositories().await? {
         let mut entry = RepositoryInventory::default();
-        for tag in layout.tags(&repo)? {
-            if let Some(d) = layout.resolve_tag(&repo, &tag)?
+        let tags = match storage.list_tags(&repo).await {
+            Ok(t) => t,
+            Err(StorageError::NameUnknown(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        for tag in tags {
+            if let Some(d) = storage.resolve_tag(&repo, &tag).await?
                 && stored.contains_key(&d)
             {
                 entry.tags.insert(tag, d);
             }
         }
-        let revisions = paths.repository_dir(&repo).join("_manifests/revisions");
-        for digest in linked_digests(&revisions)? {
+        for digest in storage.list_revisions(&repo).await? {
             if stored.contains_key(&digest) {
                 entry.manifests.push(digest.clone());
                 manifests_anywhere.insert(digest);
             }
         }
         entry.manifests.sort();
+        entry.manifests.dedup();
         inv.repositories.insert(repo, entry);
     }
     inv.blobs = stored
@@ -73,93 +74,6 @@ pub fn directory_inventory(
         .filter(|(d, _)| !manifests_anywhere.contains(d))
         .collect();
     Ok(inv)
-}
-
-/// Every `<alg>/<xx>/<hex>/data` file under `blobs` -> its size.
-fn walk_blobs(blobs: &Path, out: &mut BTreeMap<Digest, u64>) -> Result<(), MirrorError> {
-    for (alg, alg_dir) in subdirs(blobs)? {
-        for (_, prefix_dir) in subdirs(&alg_dir)? {
-            for (hex, blob_dir) in subdirs(&prefix_dir)? {
-                let Ok(digest) = Digest::parse(&format!("{alg}:{hex}")) else {
-                    continue;
-                };
-                let data = blob_dir.join("data");
-                match std::fs::symlink_metadata(&data) {
-                    Ok(m) if m.is_file() => {
-                        out.insert(digest, m.len());
-                    }
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(source) => {
-                        return Err(MirrorError::Io {
-                            op: "stat",
-                            path: data,
-                            source,
-                        });
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The digests of `<dir>/<alg>/<hex>/link` entries whose link names the same digest.
-fn linked_digests(dir: &Path) -> Result<Vec<Digest>, MirrorError> {
-    let mut out = Vec::new();
-    for (alg, alg_dir) in subdirs(dir)? {
-        for (hex, entry) in subdirs(&alg_dir)? {
-            let Ok(digest) = Digest::parse(&format!("{alg}:{hex}")) else {
-                continue;
-            };
-            let link = entry.join("link");
-            let text = match std::fs::read_to_string(&link) {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => {
-                    return Err(MirrorError::Io {
-                        op: "read",
-                        path: link,
-                        source,
-                    });
-                }
-            };
-            if Digest::parse(text.trim()).ok().as_ref() == Some(&digest) {
-                out.push(digest);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The sub-directories of `dir` (none when it does not exist), sorted by name; symlinks are not followed.
-fn subdirs(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>, MirrorError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(MirrorError::Io {
-                op: "list",
-                path: dir.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| MirrorError::Io {
-            op: "list",
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        if entry.file_type().is_ok_and(|t| t.is_dir())
-            && let Some(name) = entry.file_name().to_str()
-        {
-            out.push((name.to_string(), entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// The inventory of a registry: every repository of its catalog (under the location's prefix, named without

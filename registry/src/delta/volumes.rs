@@ -214,7 +214,8 @@ fn file_name(path: &Path) -> String {
 }
 
 /// Writes directory `dir` as a tar cut into volumes of at most `volume_size` bytes: `PREFIX.vol001`... and
-/// `PREFIX.volumes.json` (returned too). `.staging` at the root (half-finished downloads) is left out.
+/// `PREFIX.volumes.json` (returned too). Upload sessions of half-brought blobs are left out: `.staging` at the
+/// root (their claims) and every repository's `_uploads` (no repository name starts with `_`).
 pub fn pack(dir: &Path, prefix: &Path, volume_size: u64) -> Result<VolumeSet, VolumeError> {
     if volume_size == 0 {
         return Err(VolumeError::ZeroSize);
@@ -264,7 +265,7 @@ fn append_tree(
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = entry.file_name();
-        if rel.as_os_str().is_empty() && name == ".staging" {
+        if (rel.as_os_str().is_empty() && name == ".staging") || name == "_uploads" {
             continue;
         }
         let path = entry.path();
@@ -484,6 +485,29 @@ mod tests {
             std::fs::read(src.join("docker/registry/v2/blobs/data")).unwrap()
         );
         assert_eq!(std::fs::read(dest.join("delivery.json")).unwrap(), b"{}");
+        // Sessions of half-brought blobs stay behind.
+        let session = src.join("docker/registry/v2/repositories/app/_uploads/u1");
+        std::fs::create_dir_all(&session).unwrap();
+        std::fs::write(session.join("data"), b"half").unwrap();
+        std::fs::create_dir_all(src.join(".staging")).unwrap();
+        std::fs::write(src.join(".staging/sha256-ab.upload"), b"app\nu1\n").unwrap();
+        let with_sessions = pack(&src, &tmp.path().join("out/sessions"), 16 * 1024).unwrap();
+        let unpacked = tmp.path().join("dest-sessions");
+        let desc2 = find_description(&tmp.path().join("out/sessions")).unwrap();
+        unpack(&desc2, &with_sessions, &unpacked).unwrap();
+        assert!(!unpacked.join(".staging").exists());
+        assert!(
+            unpacked
+                .join("docker/registry/v2/repositories/app")
+                .is_dir()
+        );
+        assert!(
+            !unpacked
+                .join("docker/registry/v2/repositories/app/_uploads")
+                .exists()
+        );
+        std::fs::remove_dir_all(src.join("docker/registry/v2/repositories")).unwrap();
+        std::fs::remove_dir_all(src.join(".staging")).unwrap();
         // Deterministic: the same tree gives the same whole.
         let again = pack(&src, &tmp.path().join("out/again"), 16 * 1024).unwrap();
         assert_eq!(again.sha256, set.sha256);

@@ -1,17 +1,18 @@
-//! Where images are copied from and to: a registry (`host[:port][/prefix]`), a directory in the Docker
-//! Distribution layout, or an OCI image layout (the local store). Each offers the same small set of
-//! operations (manifests by tag or digest, blob presence, blob transfer) so the copy logic is written once.
+//! Where images are copied from and to: a registry (`host[:port][/prefix]`), a registry store (a directory
+//! in the Docker Distribution layout, an S3 bucket: [`Store`]), or an OCI image layout (the local store).
+//! Each offers the same small set of operations (manifests by tag or digest, blob presence, blob transfer)
+//! so the copy logic is written once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use formats::digest::Digest;
-use formats::distribution::DistributionLayout;
 use formats::manifest::{Descriptor, RawManifest};
 use formats::oci_layout::OciLayout;
 
 use super::MirrorError;
+use super::store::Store;
 use crate::client::{BlobSource, DEFAULT_MANIFEST_ACCEPT, PushOutcome, RegistryClient};
 
 /// A place images live in.
@@ -26,8 +27,9 @@ pub enum Location {
         /// A repository prefix (no leading or trailing `/`), empty for none.
         prefix: String,
     },
-    /// A directory in the Docker Distribution layout (what `docker-registry` serves).
-    Dir(Arc<DistributionLayout>),
+    /// A registry store: a directory in the Docker Distribution layout (what `docker-registry` serves), an
+    /// S3 bucket; read and written through the store, which owns the layout.
+    Store(Arc<Store>),
     /// An OCI image layout; images are named by the `org.opencontainers.image.ref.name` tag in `index.json`
     /// (for the local store: the full normalised reference string).
     Oci(Arc<OciLayout>),
@@ -47,17 +49,33 @@ pub enum BlobOrigin {
     },
     /// A local file holding exactly the blob.
     File(PathBuf),
+    /// A registry store (a directory, a bucket), read through the store.
+    Store(Store),
 }
 
 impl Location {
     /// Parses a `SRC`/`DST` argument: `dir:PATH`, a path (starts with `/` or `.`, or an existing
-    /// directory), or a registry `[docker://]host[:port][/prefix]`.
+    /// directory), `s3://BUCKET[/PREFIX]` (settings from the AWS environment variables), or a registry
+    /// `[docker://]host[:port][/prefix]`.
     pub fn parse(spec: &str, client: &RegistryClient) -> Result<Location, MirrorError> {
+        Location::parse_with(spec, client, None)
+    }
+
+    /// [`Location::parse`], an `s3://` location reached with the settings of `s3_config` (the TOML file
+    /// `registry serve s3 --config` takes) when given.
+    pub fn parse_with(
+        spec: &str,
+        client: &RegistryClient,
+        s3_config: Option<&Path>,
+    ) -> Result<Location, MirrorError> {
         if let Some(p) = spec.strip_prefix("dir:") {
-            return Ok(Location::Dir(Arc::new(DistributionLayout::new(p))));
+            return Ok(Location::dir(p));
+        }
+        if spec.starts_with("s3://") {
+            return s3_location(spec, s3_config);
         }
         if spec.starts_with('/') || spec.starts_with('.') || Path::new(spec).is_dir() {
-            return Ok(Location::Dir(Arc::new(DistributionLayout::new(spec))));
+            return Ok(Location::dir(spec));
         }
         let rest = spec.strip_prefix("docker://").unwrap_or(spec);
         let rest = rest.trim_end_matches('/');
@@ -84,6 +102,19 @@ impl Location {
         })
     }
 
+    /// The directory `root` in the Docker Distribution layout.
+    pub fn dir(root: impl Into<PathBuf>) -> Location {
+        Location::Store(Arc::new(Store::dir(root)))
+    }
+
+    /// The registry store of this location, if it is one.
+    pub fn store(&self) -> Option<&Store> {
+        match self {
+            Location::Store(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// A registry location without prefix.
     pub fn registry(client: &RegistryClient, host: &str) -> Location {
         Location::Registry {
@@ -100,7 +131,7 @@ impl Location {
                 format!("registry {host}")
             }
             Location::Registry { host, prefix, .. } => format!("registry {host}/{prefix}"),
-            Location::Dir(d) => format!("directory {}", d.paths().root().display()),
+            Location::Store(s) => s.describe(),
             Location::Oci(o) => format!("OCI layout {}", o.root().display()),
         }
     }
@@ -124,7 +155,7 @@ impl Location {
             Location::Registry { host, .. } => {
                 format!("{host}/{}{sep}{reference}", self.full_repository(repo))
             }
-            Location::Dir(d) => format!("{}/{repo}{sep}{reference}", d.paths().root().display()),
+            Location::Store(s) => format!("{}/{repo}{sep}{reference}", s.place()),
             Location::Oci(_) if sep == ":" => reference.to_string(),
             Location::Oci(_) => format!("{repo}{sep}{reference}"),
         }
@@ -151,23 +182,7 @@ impl Location {
                 )?;
                 Ok(raw)
             }
-            Location::Dir(layout) => {
-                let layout = layout.clone();
-                let (repo, reference) = (repo.to_string(), reference.to_string());
-                blocking(move || {
-                    let d = match digest {
-                        Some(d) => d,
-                        None => layout.resolve_tag(&repo, &reference)?.ok_or_else(|| {
-                            MirrorError::NotFound(format!(
-                                "tag `{repo}:{reference}` in {}",
-                                layout.paths().root().display()
-                            ))
-                        })?,
-                    };
-                    Ok(layout.read_manifest(&repo, &d)?)
-                })
-                .await
-            }
+            Location::Store(s) => s.manifest(repo, reference).await,
             Location::Oci(layout) => {
                 let layout = layout.clone();
                 let reference = reference.to_string();
@@ -200,14 +215,10 @@ impl Location {
                 )
                 .await?
                 .and_then(|h| h.digest)),
-            Location::Dir(layout) => {
-                let (layout, repo, tag) = (layout.clone(), repo.to_string(), tag.to_string());
-                blocking(move || match layout.resolve_tag(&repo, &tag) {
-                    Ok(d) => Ok(d),
-                    Err(_) => Ok(None),
-                })
-                .await
-            }
+            Location::Store(s) => match s.tag(repo, tag).await {
+                Err(MirrorError::Distribution(_)) => Ok(None),
+                other => other,
+            },
             Location::Oci(layout) => {
                 let (layout, tag) = (layout.clone(), tag.to_string());
                 blocking(move || Ok(layout.resolve(&tag)?.map(|d| d.digest))).await
@@ -227,10 +238,7 @@ impl Location {
                 )
                 .await?
                 .is_some()),
-            Location::Dir(layout) => {
-                let p = layout.paths();
-                Ok(p.revision_link(repo, digest).is_file() && p.blob_data(digest).is_file())
-            }
+            Location::Store(s) => s.has_manifest(repo, digest).await,
             Location::Oci(layout) => Ok(layout.has_blob(digest)),
         }
     }
@@ -243,7 +251,7 @@ impl Location {
                 host: host.clone(),
                 repository: self.full_repository(repo),
             },
-            Location::Dir(layout) => BlobOrigin::File(layout.paths().blob_data(digest)),
+            Location::Store(s) => s.blob_origin(),
             Location::Oci(layout) => BlobOrigin::File(layout.blob_path(digest)),
         }
     }
@@ -271,6 +279,10 @@ impl Location {
                         repository: repository.clone(),
                     },
                     BlobOrigin::File(p) => BlobSource::File(p.clone()),
+                    BlobOrigin::Store(s) => match s.blob_file(digest) {
+                        Some(path) => BlobSource::File(path),
+                        None => BlobSource::Stream(s.lazy_stream(digest, desc.size)),
+                    },
                 };
                 let outcome = client
                     .push_blob(host, &full, digest, desc.size, source, mount.as_deref())
@@ -281,27 +293,11 @@ impl Location {
                     0
                 })
             }
-            Location::Dir(layout) => {
-                let dest = layout.paths().blob_data(digest);
-                let partial = partial_path(layout, digest);
-                let n = fetch_to_file(origin, desc, &dest, Some(&partial), {
-                    let layout = layout.clone();
-                    move |file: std::fs::File, d: Digest, size: u64| {
-                        layout
-                            .write_blob(std::io::BufReader::new(file), Some(&d), Some(size))
-                            .map(|_| ())
-                            .map_err(MirrorError::from)
-                    }
-                })
-                .await?;
-                let (layout, repo, d) = (layout.clone(), repo.to_string(), digest.clone());
-                blocking(move || Ok(layout.link_layer(&repo, &d)?)).await?;
-                Ok(n)
-            }
+            Location::Store(s) => s.put_blob(repo, desc, origin).await,
             Location::Oci(layout) => {
                 let dest = layout.blob_path(digest);
                 let layout = layout.clone();
-                fetch_to_file(origin, desc, &dest, None, move |file, d, size| {
+                fetch_to_file(origin, desc, &dest, move |file, d, size| {
                     layout
                         .write_blob(std::io::BufReader::new(file), Some(&d), Some(size))
                         .map(|_| ())
@@ -334,11 +330,7 @@ impl Location {
                     .await?;
                 Ok(())
             }
-            Location::Dir(layout) => {
-                let (layout, repo, raw) = (layout.clone(), repo.to_string(), raw.clone());
-                let tag = tag.map(str::to_string);
-                blocking(move || Ok(layout.put_manifest(&repo, &raw, tag.as_deref())?)).await
-            }
+            Location::Store(s) => s.put_manifest(repo, raw, tag).await,
             Location::Oci(layout) => {
                 let (layout, raw) = (layout.clone(), raw.clone());
                 let tag = tag.map(str::to_string);
@@ -398,21 +390,7 @@ impl Location {
                 }
                 Ok(out)
             }
-            Location::Dir(layout) => {
-                let layout = layout.clone();
-                blocking(move || {
-                    let mut out = Vec::new();
-                    for repo in layout.repositories()? {
-                        for tag in layout.tags(&repo)? {
-                            if !crate::client::is_referrers_tag(&tag) {
-                                out.push((repo.clone(), tag));
-                            }
-                        }
-                    }
-                    Ok(out)
-                })
-                .await
-            }
+            Location::Store(s) => s.images().await,
             Location::Oci(layout) => {
                 let layout = layout.clone();
                 blocking(move || {
@@ -428,10 +406,9 @@ impl Location {
     }
 
     /// Manifests here whose subject is `digest` (signatures, SBOMs): a registry is asked (referrers API or
-    /// its tag fallback); a Distribution-layout directory is searched through the repository's stored
-    /// manifests; an OCI layout has none.
+    /// its tag fallback); a store is searched through the repository's stored manifests; an OCI layout has
+    /// none.
     pub async fn referrers(&self, repo: &str, digest: &Digest) -> Result<Vec<Digest>, MirrorError> {
-        use crate::storage::Storage as _;
         match self {
             Location::Registry { client, host, .. } => Ok(client
                 .referrers(host, &self.full_repository(repo), digest, None)
@@ -439,40 +416,19 @@ impl Location {
                 .into_iter()
                 .map(|r| r.digest)
                 .collect()),
-            Location::Dir(layout) => {
-                let storage = crate::storage::FsStorage::new(layout.paths().root());
-                Ok(storage
-                    .referrers(repo, digest)
-                    .await?
-                    .into_iter()
-                    .map(|r| r.digest)
-                    .collect())
-            }
+            Location::Store(s) => s.referrers(repo, digest).await,
             Location::Oci(_) => Ok(Vec::new()),
         }
     }
 }
 
-/// Where a download into a Distribution-layout directory keeps the bytes received so far, so a rerun after
-/// an interruption continues it: `<root>/.staging/<algorithm>-<hex>.partial` (outside `docker/`, so a
-/// registry serving the directory never sees it; on the same filesystem, so the final rename is atomic).
-fn partial_path(layout: &DistributionLayout, digest: &Digest) -> PathBuf {
-    layout.paths().root().join(".staging").join(format!(
-        "{}-{}.partial",
-        digest.algorithm(),
-        digest.hex()
-    ))
-}
-
-/// Brings a blob to `dest` (a content-addressed path in a local layout): fetched from a registry through a
-/// verified download — resumable through `partial` when given, else staged beside `dest` — or copied from
-/// a local file by `copy_local` (which verifies too). Returns the bytes transferred (0 when it was already
-/// there).
+/// Brings a blob to `dest` (a content-addressed path in an OCI layout): fetched from a registry through a
+/// verified download staged beside `dest`, or copied from a local file by `copy_local` (which verifies
+/// too). Returns the bytes transferred (0 when it was already there).
 async fn fetch_to_file<F>(
     origin: &BlobOrigin,
     desc: &Descriptor,
     dest: &Path,
-    partial: Option<&Path>,
     copy_local: F,
 ) -> Result<u64, MirrorError>
 where
@@ -481,7 +437,7 @@ where
     if dest.is_file() {
         return Ok(0);
     }
-    match origin {
+    let path = match origin {
         BlobOrigin::Remote {
             client,
             host,
@@ -494,31 +450,43 @@ where
                     source,
                 })?;
             }
-            let size = Some(desc.size);
-            Ok(match partial {
-                Some(p) => {
-                    client
-                        .fetch_blob_resumable(host, repository, &desc.digest, size, dest, p)
-                        .await?
-                }
-                None => {
-                    client
-                        .fetch_blob(host, repository, &desc.digest, size, dest)
-                        .await?
-                }
-            })
+            return Ok(client
+                .fetch_blob(host, repository, &desc.digest, Some(desc.size), dest)
+                .await?);
         }
-        BlobOrigin::File(path) => {
-            let file = std::fs::File::open(path).map_err(|source| MirrorError::Io {
-                op: "open blob",
-                path: path.clone(),
-                source,
-            })?;
-            let (d, size) = (desc.digest.clone(), desc.size);
-            blocking(move || copy_local(file, d, size)).await?;
-            Ok(size)
-        }
-    }
+        BlobOrigin::File(path) => path.clone(),
+        BlobOrigin::Store(s) => s.blob_file(&desc.digest).ok_or_else(|| MirrorError::BadLocation {
+            spec: s.place().to_string(),
+            reason: format!(
+                "blob {} is not a file there: images are copied into an OCI layout from registries \
+                 and directories",
+                desc.digest
+            ),
+        })?,
+    };
+    let file = std::fs::File::open(&path).map_err(|source| MirrorError::Io {
+        op: "open blob",
+        path,
+        source,
+    })?;
+    let (d, size) = (desc.digest.clone(), desc.size);
+    blocking(move || copy_local(file, d, size)).await?;
+    Ok(size)
+}
+
+/// An `s3://BUCKET[/PREFIX]` location.
+#[cfg(feature = "s3")]
+fn s3_location(spec: &str, config: Option<&Path>) -> Result<Location, MirrorError> {
+    Ok(Location::Store(Arc::new(Store::s3(spec, config)?)))
+}
+
+/// An `s3://` location in a build without the S3 backend.
+#[cfg(not(feature = "s3"))]
+fn s3_location(spec: &str, _config: Option<&Path>) -> Result<Location, MirrorError> {
+    Err(MirrorError::BadLocation {
+        spec: spec.to_string(),
+        reason: "this build has no S3 support (the registry crate's `s3` feature)".into(),
+    })
 }
 
 /// Runs blocking file work off the async threads.

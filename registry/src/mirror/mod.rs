@@ -1,5 +1,5 @@
-//! Image-level copying between registries, Distribution-layout directories and the local OCI store: the
-//! engine behind `pull`, `push`, `registry save`, `registry sync` and `registry copy`.
+//! Image-level copying between registries, registry stores (Distribution-layout directories, S3 buckets) and
+//! the local OCI store: the engine behind `pull`, `push`, `registry save`, `registry sync` and `registry copy`.
 //!
 //! # How an image is copied
 //!
@@ -21,13 +21,13 @@
 //!    has it — a stored manifest implies its content is there), then each manifest's config and layers in
 //!    parallel, then the manifest, and the tag last; an interrupted copy leaves no tag pointing at missing
 //!    content and a rerun copies only what is missing. Blobs already at the destination are never read from
-//!    the source (`HEAD` on registries, a file check on directories). A blob that was half downloaded into
-//!    a Distribution-layout directory when the run was interrupted (even killed) is continued from where
-//!    it stopped: its bytes and hash state are kept in `<dir>/.staging/<alg>-<hex>.partial[.state]`
-//!    (see [`crate::client::RegistryClient::fetch_blob_resumable`]). An upload to a registry that was cut
-//!    is started again.
+//!    the source (`HEAD` on registries, the store's blob size on stores). Into a store, a blob is streamed
+//!    into an upload session the store verifies before the blob appears; a blob that was half brought into
+//!    a directory when the run was interrupted (even killed) is continued from where it stopped, with a
+//!    `Range` request for the rest (see [`Store`]: the session is named in `<dir>/.staging/<alg>-<hex>.upload`).
+//!    An upload to a registry, or into a bucket, that was cut is started again.
 //! 5. Referrers of the copied image (signatures, SBOMs) are copied by digest when the source is a registry
-//!    or a Distribution-layout directory (manifests there whose `subject` is the image).
+//!    or a store (manifests there whose `subject` is the image).
 //!
 //! Images run concurrently, at most [`MirrorOptions::max_images`] transferring at a time; the blobs of one
 //! image run concurrently too, limited per host by the client. A blob wanted by two images at once is
@@ -41,6 +41,7 @@
 
 mod location;
 pub mod shim;
+mod store;
 pub mod tars;
 
 use std::collections::HashMap;
@@ -55,6 +56,7 @@ use futures_util::StreamExt;
 use futures_util::future::join_all;
 
 pub use location::{BlobOrigin, Location};
+pub use store::Store;
 
 use crate::client::ClientError;
 
@@ -64,12 +66,20 @@ pub enum MirrorError {
     /// A registry request failed.
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// A Distribution-layout directory could not be read or written.
+    /// A repository name or tag is not acceptable in a store, or a path in it is refused.
     #[error(transparent)]
     Distribution(#[from] formats::distribution::DistributionError),
-    /// A Distribution-layout directory could not be searched (referrers).
+    /// A registry store (directory, bucket) could not be read or written.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    /// A blob's bytes could not be brought from its source.
+    #[error("blob {digest}: {reason}")]
+    Transfer {
+        /// The blob.
+        digest: Digest,
+        /// What went wrong.
+        reason: String,
+    },
     /// An OCI layout could not be read or written.
     #[error(transparent)]
     Layout(#[from] formats::oci_layout::LayoutError),
@@ -106,8 +116,10 @@ pub enum MirrorError {
         /// The platforms it does have.
         available: String,
     },
-    /// A `SRC`/`DST` argument is not a registry or a directory.
-    #[error("`{spec}` is not a registry (host[:port][/prefix]) or a directory: {reason}")]
+    /// A `SRC`/`DST` argument is not a registry, a directory or a bucket.
+    #[error(
+        "`{spec}` is not a registry (host[:port][/prefix]), a directory or a bucket (s3://BUCKET/PREFIX): {reason}"
+    )]
     BadLocation {
         /// The argument.
         spec: String,
@@ -957,6 +969,7 @@ pub async fn sync_jobs(
 mod tests {
     use super::*;
     use crate::client::{ClientOptions, RegistryClient};
+    use std::path::Path;
 
     #[test]
     fn arch_filter_matches_any_os_and_variant() {
@@ -1008,9 +1021,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            Location::parse("./out", &client).unwrap(),
-            Location::Dir(_)
-        ));
+        let dir = Location::parse("./out", &client).unwrap();
+        assert_eq!(dir.store().and_then(Store::root), Some(Path::new("./out")));
+        assert!(Location::parse("s3://", &client).is_err());
     }
 }

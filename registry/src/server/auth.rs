@@ -521,7 +521,7 @@ fn requirement(method: &Method, request: &V2Request) -> Requirement {
 
 /// Who is asking.
 #[derive(Debug)]
-enum Caller {
+pub(crate) enum Caller {
     /// No `Authorization` header.
     Nobody,
     /// A verified htpasswd user (Basic).
@@ -532,7 +532,7 @@ enum Caller {
 
 impl Caller {
     /// The logged-in user: a Basic user or a token's subject.
-    fn user(&self) -> Option<&str> {
+    pub(crate) fn user(&self) -> Option<&str> {
         match self {
             Caller::Nobody => None,
             Caller::User(u) => Some(u),
@@ -578,7 +578,20 @@ fn presented(headers: &HeaderMap) -> Presented {
     }
 }
 
-/// Checks credentials and access for the server; shared by the layer and the token endpoint.
+/// The request's `Host` header when it is a plausible host name (`name`, `name:port`, `[v6]:port`), for URLs
+/// the server writes back (the token realm, the hub's command lines).
+pub(crate) fn request_host(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+        })
+}
+
+/// Checks credentials and access for the server; shared by the layer, the token endpoint and the hub's pages.
 pub struct Authenticator {
     config: AuthConfig,
     https: bool,
@@ -694,15 +707,7 @@ impl Authenticator {
     }
 
     fn realm(&self, headers: &HeaderMap) -> String {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
-            })
-            .unwrap_or("localhost");
+        let host = request_host(headers).unwrap_or("localhost");
         let scheme = if self.https { "https" } else { "http" };
         format!("{scheme}://{host}/token")
     }
@@ -735,6 +740,31 @@ impl Authenticator {
                 self.challenge(headers, scope, error),
             )
             .into_response()
+    }
+
+    /// The caller `headers` name, checked as for a `/v2/` request; `Err` is the 401 answer to bad credentials.
+    /// For the hub's pages ([`super::ui`]), which then ask [`Authenticator::may_pull`] per repository.
+    pub(crate) async fn caller(&self, headers: &HeaderMap) -> Result<Caller, Response> {
+        match self.check(headers).await {
+            Checked::Caller(c) => Ok(c),
+            Checked::Refused(why, error) => Err(self.unauthorized(headers, None, error, why)),
+        }
+    }
+
+    /// Whether `caller` may pull `repository`: the check a `/v2/` read of its manifests, blobs or tags gets.
+    pub(crate) fn may_pull(&self, caller: &Caller, repository: &str) -> bool {
+        formats::reference::Repository::is_valid(repository)
+            && self.allows(caller, &Need::repository(repository, "pull"))
+    }
+
+    /// Whether callers without credentials may pull (`--anonymous-pull`).
+    pub(crate) fn anonymous_pull(&self) -> bool {
+        self.config.anonymous_pull
+    }
+
+    /// A 401 UNAUTHORIZED saying `message`, with the challenge `/v2/` sends (no scope).
+    pub(crate) fn unauthorized_response(&self, headers: &HeaderMap, message: String) -> Response {
+        self.unauthorized(headers, None, None, message)
     }
 
     /// Decides one request: `Ok` with the request to run, its parsed form in its extensions for the handler (a

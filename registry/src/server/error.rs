@@ -90,8 +90,11 @@ impl From<StorageError> for ApiError {
                 Self::new(StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UNKNOWN", msg)
                     .with_header(header::CONTENT_RANGE, format!("bytes */{size}"))
             }
+            StorageError::Denied(_) => Self::new(StatusCode::FORBIDDEN, "DENIED", msg),
             StorageError::Body(_) => Self::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", msg),
-            StorageError::Corrupt { .. } | StorageError::Io { .. } => {
+            StorageError::Corrupt { .. }
+            | StorageError::Io { .. }
+            | StorageError::InvalidConfig { .. } => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", msg)
             }
         }

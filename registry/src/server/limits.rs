@@ -102,34 +102,11 @@ impl ConnectionLimits {
 /// Raises this process's soft limit of open files (`RLIMIT_NOFILE`) to its hard limit and returns the soft
 /// limit now in force (`u64::MAX` when unlimited).
 pub fn raise_open_file_limit() -> io::Result<u64> {
-    let (soft, hard) = nofile_limits(None)?;
+    let (soft, hard) = formats::sys::open_file_limits(None)?;
     if soft >= hard {
         return Ok(soft);
     }
-    nofile_limits(Some(hard)).map(|(soft, _)| soft)
-}
-
-/// Reads `RLIMIT_NOFILE` (soft, hard), after setting the soft limit to `soft` when given.
-#[allow(unsafe_code)]
-fn nofile_limits(soft: Option<u64>) -> io::Result<(u64, u64)> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid, writable rlimit for getrlimit and a valid one for setrlimit; neither call
-    // keeps the pointer.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if let Some(soft) = soft {
-            limit.rlim_cur = soft;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-    }
-    Ok((limit.rlim_cur, limit.rlim_max))
+    formats::sys::open_file_limits(Some(hard)).map(|(soft, _)| soft)
 }
 
 /// The request-level limits shared by every connection: upload slots, overall and per client.
@@ -424,6 +401,6 @@ mod tests {
     #[test]
     fn raising_the_open_file_limit_reaches_the_hard_limit() {
         let soft = raise_open_file_limit().unwrap();
-        assert_eq!(soft, nofile_limits(None).unwrap().1);
+        assert_eq!(soft, formats::sys::open_file_limits(None).unwrap().1);
     }
 }

@@ -18,9 +18,6 @@ use tokio::net::TcpStream;
 
 use crate::storage::mapped;
 
-/// The most one `sendfile` call is asked to send (the kernel's own limit is just under 2 GiB).
-const SEND_MAX: usize = 1 << 30;
-
 /// Bytes this process has sent with `sendfile`, over all connections.
 static SENT: AtomicU64 = AtomicU64::new(0);
 
@@ -51,10 +48,9 @@ impl SendfileStream {
         let socket = self.inner.as_raw_fd();
         loop {
             ready!(self.inner.poll_write_ready(cx))?;
-            match self
-                .inner
-                .try_io(Interest::WRITABLE, || send_file(socket, fd, offset, len))
-            {
+            match self.inner.try_io(Interest::WRITABLE, || {
+                formats::sys::send_file(socket, fd, offset, len)
+            }) {
                 Ok(0) if len > 0 => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -70,19 +66,6 @@ impl SendfileStream {
             }
         }
     }
-}
-
-/// One `sendfile(2)` call: up to `len` bytes of `fd` from `offset` to `socket`.
-#[allow(unsafe_code)]
-fn send_file(socket: RawFd, fd: RawFd, offset: u64, len: usize) -> io::Result<usize> {
-    let mut off = libc::off_t::try_from(offset).map_err(io::Error::other)?;
-    // SAFETY: both descriptors are open for the duration of the call (the socket is owned by the caller, the
-    // file by the mapping the caller's buffer belongs to); `off` is a valid local the kernel may update.
-    let sent = unsafe { libc::sendfile(socket, fd, &mut off, len.min(SEND_MAX)) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(sent as usize)
 }
 
 impl AsyncRead for SendfileStream {

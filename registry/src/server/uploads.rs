@@ -2,6 +2,7 @@
 //! repository and in all, with 429 TOOMANYREQUESTS past a cap, and sessions idle for longer than
 //! [`UploadSessionLimits::idle_timeout`] cancelled by a periodic sweep. Without them anyone allowed to push could open
 //! sessions until the disk or memory ran out (10,000 in 6 s), each kept until gc.
+//! This is the sessions' bookkeeping; the upload endpoints themselves are `blob_upload`.
 //!
 //! The counts are this process's: sessions it opened, and those it found in storage when it started. A session of
 //! another replica (S3) is neither counted nor expired here; one this process opened but another replica keeps

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
+use formats::sys::ReadOnlyMap;
 
 use super::ByteStream;
 
@@ -47,71 +48,45 @@ pub(crate) fn lookup(bytes: &[u8]) -> Option<(RawFd, u64)> {
     (start + bytes.len() <= end).then_some((fd, (start - base) as u64))
 }
 
-/// A shared read-only mapping of a whole file, registered in [`MAPPINGS`] until dropped.
+/// A shared read-only mapping of a whole file ([`ReadOnlyMap`]), registered in [`MAPPINGS`] until dropped.
 struct Mapping {
-    addr: usize,
-    len: usize,
+    map: ReadOnlyMap,
     _file: File,
 }
 
 impl Mapping {
     /// Maps the first `len` bytes of `file`, or gives the file back when that fails.
-    #[allow(unsafe_code)]
     fn new(file: File, len: u64) -> Result<Mapping, File> {
-        let Ok(len) = usize::try_from(len) else {
+        let Some(map) = usize::try_from(len)
+            .ok()
+            .and_then(|len| ReadOnlyMap::new(&file, len).ok())
+        else {
             return Err(file);
         };
-        // SAFETY: a fresh read-only shared mapping of an open file; the kernel chooses the address, and the
-        // result is checked before use. It is unmapped once, in `drop`.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if addr == libc::MAP_FAILED {
-            return Err(file);
-        }
-        let addr = addr as usize;
         MAPPINGS
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(addr, (addr + len, file.as_raw_fd()));
+            .insert(map.addr(), (map.addr() + map.len(), file.as_raw_fd()));
         LIVE.fetch_add(1, Ordering::Relaxed);
-        Ok(Mapping {
-            addr,
-            len,
-            _file: file,
-        })
+        Ok(Mapping { map, _file: file })
     }
 }
 
 impl AsRef<[u8]> for Mapping {
-    #[allow(unsafe_code)]
     fn as_ref(&self) -> &[u8] {
-        // SAFETY: `addr..addr+len` is mapped readable for as long as `self` lives (see the module docs about files
-        // changed behind the store's back).
-        unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) }
+        self.map.as_ref()
     }
 }
 
 impl Drop for Mapping {
-    #[allow(unsafe_code)]
     fn drop(&mut self) {
-        // Unregistered first, so no writer finds an address that is about to be unmapped.
+        // Unregistered first (the map itself is unmapped after this), so no writer finds an address that is
+        // about to be unmapped.
         MAPPINGS
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.addr);
+            .remove(&self.map.addr());
         LIVE.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: the mapping made in `new`, unmapped once; no frame refers to it any more (they own `self`).
-        unsafe {
-            libc::munmap(self.addr as *mut libc::c_void, self.len);
-        }
     }
 }
 

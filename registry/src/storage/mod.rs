@@ -1,16 +1,19 @@
 //! Registry storage: the [`Storage`] trait the server talks to (content-addressed blobs, repository links,
-//! manifest revisions, tags, resumable upload sessions), with a filesystem backend in the Docker Distribution
-//! layout ([`FsStorage`]) and an in-memory one ([`MemoryStorage`]).
+//! manifest revisions, tags, resumable upload sessions), implemented once by [`DistributionStore`] in the Docker
+//! Distribution layout over a byte-level [`driver::Driver`]: a directory ([`FsStorage`]), memory
+//! ([`MemoryStorage`]) or an S3 bucket (`S3Storage`, feature `s3`).
 //!
 //! # Atomicity, honestly
-//! - A blob becomes visible only once complete and verified: the filesystem backend renames a fully written,
-//!   fsynced upload file into `blobs/` (atomic on one filesystem). Readers never see a partial blob.
-//! - Each link (layer, revision, tag `current`, tag `index`) is written atomically (temporary file + rename),
+//! - A blob becomes visible only once complete and verified: the store moves a fully written, durable upload file
+//!   into `blobs/` (on a filesystem an fsync, then a rename, atomic on one filesystem; on S3 a server-side copy).
+//!   Readers never see a partial blob.
+//! - Each link (layer, revision, tag `current`, tag `index`) is written atomically (temporary file + rename, or
+//!   one PUT),
 //!   but a group of links is not: pushing a manifest writes the revision link, then the tag index link, then the
 //!   tag's `current` link. A crash between them leaves a revision without the tag, never a tag without its
 //!   manifest. Readers may observe any prefix of that sequence.
 //! - Deletions remove links, not shared blob data; blob data is only removed by garbage collection.
-//! - Upload sessions survive the server process in the filesystem backend: a chunk that was acknowledged has been
+//! - Upload sessions survive the server process on the filesystem (and any replica continues them on S3): a chunk that was acknowledged has been
 //!   written to the session's data file (the kernel's page cache), so it is there after the server is killed and
 //!   restarted. Chunks are not fsynced one by one (neither does distribution): durability against power loss is
 //!   promised for finished blobs only, whose data is fsynced before the rename. After a power loss a session may be
@@ -28,18 +31,55 @@ use bytes::Bytes;
 use formats::digest::Digest;
 use futures_util::Stream;
 
-pub(crate) mod fs;
+pub mod driver;
 pub mod fsck;
 pub mod gc;
 pub(crate) mod mapped;
-mod memory;
-#[cfg(feature = "s3")]
-pub mod s3;
+pub mod store;
 
-pub use fs::FsStorage;
-pub use memory::MemoryStorage;
+pub(crate) use driver::fs;
+pub use store::DistributionStore;
+
+/// The store in a directory holding (or to hold) `docker/registry/v2`.
+pub type FsStorage = DistributionStore<driver::fs::FsDriver>;
+
+impl DistributionStore<driver::fs::FsDriver> {
+    /// The store rooted at `root` (the directory that holds, or will hold, `docker/registry/v2`).
+    pub fn new(root: impl Into<std::path::PathBuf>) -> Self {
+        Self::with_driver(driver::fs::FsDriver::new(root))
+    }
+}
+
+/// The in-memory store (`registry serve inmem`): everything is lost on exit.
+pub type MemoryStorage = DistributionStore<driver::memory::MemoryDriver>;
+
+impl DistributionStore<driver::memory::MemoryDriver> {
+    /// An empty in-memory store.
+    pub fn new() -> Self {
+        Self::with_driver(driver::memory::MemoryDriver::new())
+    }
+}
+
+impl Default for DistributionStore<driver::memory::MemoryDriver> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 #[cfg(feature = "s3")]
-pub use s3::{S3Config, S3Storage};
+pub use driver::s3::S3Config;
+
+/// The store on S3-compatible object storage, the layout under a key prefix: several stateless replicas can
+/// serve one bucket.
+#[cfg(feature = "s3")]
+pub type S3Storage = DistributionStore<driver::s3::S3Driver>;
+
+#[cfg(feature = "s3")]
+impl DistributionStore<driver::s3::S3Driver> {
+    /// The store in the bucket described by `config` (no request is made until the first operation).
+    pub fn new(config: &S3Config) -> Result<Self> {
+        Ok(Self::with_driver(driver::s3::S3Driver::new(config)?))
+    }
+}
 
 /// A stream of bytes: request bodies going in, blob contents going out.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -89,6 +129,9 @@ pub enum StorageError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The operation is not allowed here (a push to a pull-through cache's repository); the message says why.
+    #[error("{0}")]
+    Denied(String),
     /// A requested byte range lies outside the blob.
     #[error("range {start}-{end} is outside the blob of {size} bytes")]
     RangeNotSatisfiable {
@@ -102,6 +145,14 @@ pub enum StorageError {
     /// The request body failed while streaming (client went away); the chunk was rolled back.
     #[error("reading the request body: {0}")]
     Body(io::Error),
+    /// A storage configuration (an S3 config file, a bucket URL) is invalid.
+    #[error("{what}: {reason}")]
+    InvalidConfig {
+        /// The file or setting at fault.
+        what: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// Stored data is damaged (an unreadable link, a blob whose bytes do not match).
     #[error("corrupt storage at `{what}`: {reason}; run `sealos registry fsck` on the directory")]
     Corrupt {
@@ -202,6 +253,13 @@ pub struct Referrer {
 pub trait Storage: Send + Sync + 'static {
     /// The size of a stored blob, or `None` when it is not stored. Ignores repository links.
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>>;
+
+    /// When a stored blob's data was last written, or `None` when it is not stored or the backend does not
+    /// know (gc uses it to spare blobs younger than an upload could be). The default is `None`.
+    async fn blob_modified(&self, digest: &Digest) -> Result<Option<std::time::SystemTime>> {
+        let _ = digest;
+        Ok(None)
+    }
 
     /// Opens a blob for reading, optionally only `range` of it (checked against the size:
     /// [`StorageError::RangeNotSatisfiable`] when it starts past the end; an end past the end is clamped).

@@ -71,6 +71,20 @@ pub enum ExecError {
         /// What failed.
         reason: String,
     },
+    /// A local operation of a copy to the host failed.
+    #[error("host {host}: copying `{source_path}` to `{dest}` failed: {doing}{source}")]
+    CopyIo {
+        /// The host.
+        host: String,
+        /// The local path.
+        source_path: PathBuf,
+        /// The path on the host.
+        dest: String,
+        /// What was being done, as a prefix of the error (`cannot start tar: `), or empty.
+        doing: &'static str,
+        /// The I/O error.
+        source: io::Error,
+    },
 }
 
 /// A machine scripts run on.
@@ -158,6 +172,13 @@ pub fn copy_tree(
         dest: dest.to_string(),
         reason,
     };
+    let io_err = |doing: &'static str, source: io::Error| ExecError::CopyIo {
+        host: host.name().to_string(),
+        source_path: src.to_path_buf(),
+        dest: dest.to_string(),
+        doing,
+        source,
+    };
     let mut tar = Command::new("tar");
     tar.arg("-C").arg(src).arg("-cf").arg("-");
     for e in exclude {
@@ -176,7 +197,7 @@ pub fn copy_tree(
             if e.kind() == io::ErrorKind::NotFound {
                 copy_err("`tar` is not installed here (apt-get install tar)".into())
             } else {
-                copy_err(format!("cannot start tar: {e}"))
+                io_err("cannot start tar: ", e)
             }
         })?;
     let Some(packed) = packer.stdout.take() else {
@@ -185,7 +206,7 @@ pub fn copy_tree(
     let q = shell_quote(dest);
     let script = format!("mkdir -p {q} && tar -C {q} --no-same-owner -xf -");
     let code = pipe_into(host, &script, Stdio::from(packed), output)?;
-    let packed_status = packer.wait().map_err(|e| copy_err(e.to_string()))?;
+    let packed_status = packer.wait().map_err(|e| io_err("", e))?;
     if !packed_status.success() {
         let mut msg = String::new();
         if let Some(mut err) = packer.stderr.take() {
@@ -213,7 +234,13 @@ pub fn copy_file(
         dest: dest.to_string(),
         reason,
     };
-    let file = File::open(src).map_err(|e| copy_err(e.to_string()))?;
+    let file = File::open(src).map_err(|e| ExecError::CopyIo {
+        host: host.name().to_string(),
+        source_path: src.to_path_buf(),
+        dest: dest.to_string(),
+        doing: "",
+        source: e,
+    })?;
     let tmp = shell_quote(&format!("{dest}.tmp"));
     let q = shell_quote(dest);
     let parent = shell_quote(
