@@ -74,6 +74,24 @@ fn context_with(kubefile: &str) -> tempfile::TempDir {
     ctx
 }
 
+/// Builds `ctx` as `url:v1` into a fresh store, exporting the image's files; the scratch directory (kept
+/// alive by the caller) and the directory the files are in.
+fn build_to_dir(ctx: &tempfile::TempDir) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    build_ok(
+        &tmp.path().join("store"),
+        &[
+            "-t",
+            "url:v1",
+            "-o",
+            &format!("type=local,dest={}", out_dir.display()),
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    (tmp, out_dir)
+}
+
 /// Regular files under `dir` (recursively); empty when it does not exist.
 fn files_under(dir: &Path) -> Vec<String> {
     if !dir.exists() {
@@ -127,18 +145,7 @@ fn add_of_a_url_with_the_right_checksum_builds_and_chmod_overrides_the_mode() {
     let ctx = context_with(&format!(
         "FROM scratch\nADD --checksum={digest} --chmod=755 {base}/files/tool.bin /usr/bin/tool\n"
     ));
-    let tmp = tempfile::tempdir().unwrap();
-    let out_dir = tmp.path().join("out");
-    build_json(
-        &tmp.path().join("store"),
-        &[
-            "-t",
-            "url:v1",
-            "-o",
-            &format!("type=local,dest={}", out_dir.display()),
-            ctx.path().to_str().unwrap(),
-        ],
-    );
+    let (_tmp, out_dir) = build_to_dir(&ctx);
     let meta = fs::metadata(out_dir.join("usr/bin/tool")).unwrap();
     assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
 }
@@ -266,18 +273,7 @@ fn add_of_a_url_is_retried_after_a_503_as_registry_requests_are() {
     let ctx = context_with(&format!(
         "FROM scratch\nADD {base}/files/tool.bin /opt/tool\n"
     ));
-    let tmp = tempfile::tempdir().unwrap();
-    let out_dir = tmp.path().join("out");
-    build_ok(
-        &tmp.path().join("store"),
-        &[
-            "-t",
-            "url:v1",
-            "-o",
-            &format!("type=local,dest={}", out_dir.display()),
-            ctx.path().to_str().unwrap(),
-        ],
-    );
+    let (_tmp, out_dir) = build_to_dir(&ctx);
     assert_eq!(fs::read(out_dir.join("opt/tool")).unwrap(), body);
     assert_eq!(count.load(Ordering::SeqCst), 2, "one 503, then the retry");
 }

@@ -17,6 +17,7 @@ use dist_fixture::DistDir;
 use formats::digest::Digest;
 use formats::distribution::DistributionLayout;
 use formats::manifest::RawManifest;
+use testsupport::images::noise;
 use testsupport::{DockerRegistry, SealosRegistry};
 
 /// One request the proxy forwarded.
@@ -154,20 +155,6 @@ fn forward(client: TcpStream, upstream: &str, state: &ProxyState) -> std::io::Re
     }
     let _ = client.shutdown(Shutdown::Both);
     Ok(())
-}
-
-/// Deterministic bytes that do not compress (xorshift).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

@@ -5,24 +5,14 @@
 
 mod upstream;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use formats::digest::Digest;
-use testsupport::DockerRegistry;
+use testsupport::images::noise;
 use testsupport::moto::Moto;
+use testsupport::{DockerRegistry, SealosRegistry};
 use upstream::{client, push_image_layers, push_multi_arch, skopeo};
-
-/// A child process killed on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A scratch directory with a private store and an empty registries.conf.
 struct Env {
@@ -78,46 +68,16 @@ impl Env {
     }
 }
 
-/// `sealos registry serve s3 --config CONFIG` on a free port of 127.0.0.1, with its `host:port`.
-fn serve(config: &Path) -> (Killed, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealos"))
-        .args(["registry", "serve", "s3", "--config"])
-        .arg(config)
-        .args(["-p", "0", "--address", "127.0.0.1", "--disable-logging"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let child = Killed(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    (child, addr)
-}
-
-/// Deterministic bytes that do not compress (xorshift).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// The digest `skopeo inspect` reports for `image` (a `docker://` reference over plain HTTP).
-fn inspected_digest(image: &str) -> Digest {
-    let out = skopeo(&["inspect", "--tls-verify=false", "--raw", image]);
-    Digest::sha256_of(&out)
+/// Asserts that the registry at `addr` serves `reference` (`REPO:TAG` or `REPO@DIGEST`) with `digest`, as
+/// `skopeo inspect` over plain HTTP sees it.
+fn assert_serves(addr: &str, reference: &str, digest: &Digest) {
+    let out = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{addr}/{reference}"),
+    ]);
+    assert_eq!(Digest::sha256_of(&out), *digest, "{addr}/{reference}");
 }
 
 /// The JSON summary of `sealos registry save|sync ... --format json`.
@@ -126,24 +86,44 @@ fn summary(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-#[test]
-fn save_into_a_bucket_then_serve_s3_gives_skopeo_the_original_digests() {
-    let env = Env::new();
+/// The JSON summary of a `save|sync` that copied `images` images and failed none (asserted).
+fn copied_all(out: &Output, images: u64) -> serde_json::Value {
+    let v = summary(out);
+    assert_eq!(
+        (v["copied"].as_u64(), v["failed"].as_u64()),
+        (Some(images), Some(0)),
+        "{v}"
+    );
+    v
+}
+
+/// The `sealos` binary under test.
+fn sealos() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_sealos"))
+}
+
+/// A scratch environment, moto with an empty bucket `images`, and an empty Debian `docker-registry` to save
+/// images from.
+fn start() -> (Env, Moto, DockerRegistry) {
     let moto = Moto::start();
     moto.create_bucket("images");
-    let source = DockerRegistry::start_fresh();
+    (Env::new(), moto, DockerRegistry::start_fresh())
+}
+
+/// Pushes `team/app:v1` (amd64, of `layers`) and the two-platform index `lib/multi:v2` to `host`; the app
+/// manifest's digest, and the index's with its amd64 and arm64 manifests'.
+fn push_images(host: &str, layers: &[Vec<u8>]) -> (Digest, (Digest, Digest, Digest)) {
+    let (app, _) = push_image_layers(&client(), host, "team/app", Some("v1"), "amd64", layers);
+    (app, push_multi_arch(host, "lib/multi", "v2"))
+}
+
+#[test]
+fn save_into_a_bucket_then_serve_s3_gives_skopeo_the_original_digests() {
+    let (env, moto, source) = start();
     let host = source.host();
     // A layer over one multipart part (8 MiB) and an index with two platforms.
     let big = noise(10 << 20, 3);
-    let (app, _) = push_image_layers(
-        &client(),
-        &host,
-        "team/app",
-        Some("v1"),
-        "amd64",
-        &[big.clone(), b"small layer".to_vec()],
-    );
-    let (index, amd, arm) = push_multi_arch(&host, "lib/multi", "v2");
+    let (app, (index, amd, arm)) = push_images(&host, &[big.clone(), b"small layer".to_vec()]);
     let config = env.s3_config(&moto, "hub");
     let images = format!("{host}/team/app:v1,{host}/lib/multi:v2");
     let save = [
@@ -159,31 +139,18 @@ fn save_into_a_bucket_then_serve_s3_gives_skopeo_the_original_digests() {
         "--format",
         "json",
     ];
-    let first = summary(&env.ok(&save));
-    assert_eq!(
-        (first["copied"].as_u64(), first["failed"].as_u64()),
-        (Some(2), Some(0)),
-        "{first}"
-    );
+    let first = copied_all(&env.ok(&save), 2);
     assert!(
         first["bytes"].as_u64().unwrap() >= big.len() as u64,
         "{first}"
     );
 
-    let (_server, addr) = serve(&config);
-    assert_eq!(
-        inspected_digest(&format!("docker://{addr}/team/app:v1")),
-        app
-    );
-    assert_eq!(
-        inspected_digest(&format!("docker://{addr}/lib/multi:v2")),
-        index
-    );
+    let server = SealosRegistry::start_s3(sealos(), &config);
+    let addr = server.host();
+    assert_serves(addr, "team/app:v1", &app);
+    assert_serves(addr, "lib/multi:v2", &index);
     for child in [&amd, &arm] {
-        assert_eq!(
-            inspected_digest(&format!("docker://{addr}/lib/multi@{child}")),
-            *child
-        );
+        assert_serves(addr, &format!("lib/multi@{child}"), child);
     }
     // skopeo copies the image out of the bucket as it is (every blob verified), the big layer byte for byte.
     let out = env.path("copied");
@@ -214,20 +181,9 @@ fn save_into_a_bucket_then_serve_s3_gives_skopeo_the_original_digests() {
 
 #[test]
 fn sync_of_a_directory_into_a_bucket_keeps_every_tag_blob_and_digest() {
-    let env = Env::new();
-    let moto = Moto::start();
-    moto.create_bucket("images");
-    let source = DockerRegistry::start_fresh();
+    let (env, moto, source) = start();
     let host = source.host();
-    let (app, _) = push_image_layers(
-        &client(),
-        &host,
-        "team/app",
-        Some("v1"),
-        "amd64",
-        &[noise(3 << 20, 5)],
-    );
-    let (index, _, _) = push_multi_arch(&host, "lib/multi", "v2");
+    let (app, (index, _, _)) = push_images(&host, &[noise(3 << 20, 5)]);
     let dir = env.path("saved");
     let images = format!("{host}/team/app:v1,{host}/lib/multi:v2");
     env.ok(&[
@@ -252,12 +208,7 @@ fn sync_of_a_directory_into_a_bucket_keeps_every_tag_blob_and_digest() {
         "--format",
         "json",
     ];
-    let synced = summary(&env.ok(&sync));
-    assert_eq!(
-        (synced["copied"].as_u64(), synced["failed"].as_u64()),
-        (Some(2), Some(0)),
-        "{synced}"
-    );
+    copied_all(&env.ok(&sync), 2);
     // The bucket holds what the directory holds: the same inventory, read through the store.
     let inventory = |location: &str| -> serde_json::Value {
         let out = env.ok(&["registry", "inventory", location, "--config", config]);
@@ -274,15 +225,10 @@ fn sync_of_a_directory_into_a_bucket_keeps_every_tag_blob_and_digest() {
         "the inventory misses the image: {of_dir}"
     );
 
-    let (_server, addr) = serve(Path::new(config));
-    assert_eq!(
-        inspected_digest(&format!("docker://{addr}/team/app:v1")),
-        app
-    );
-    assert_eq!(
-        inspected_digest(&format!("docker://{addr}/lib/multi:v2")),
-        index
-    );
+    let server = SealosRegistry::start_s3(sealos(), Path::new(config));
+    let addr = server.host();
+    assert_serves(addr, "team/app:v1", &app);
+    assert_serves(addr, "lib/multi:v2", &index);
     // Synced again: nothing to do.
     let again = summary(&env.ok(&sync));
     assert_eq!(again["skipped"].as_u64(), Some(2), "{again}");

@@ -3,82 +3,22 @@
 //! finished on another, concurrent pushes and pulls through two replicas over one bucket, presigned
 //! redirects, and skopeo through both replicas.
 
-use std::net::TcpListener as StdListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use formats::digest::{Algorithm, Digest};
 use registry::server::{self, ServerConfig};
 use registry::storage::{S3Config, S3Storage, Storage};
 use reqwest::StatusCode;
 use serde_json::json;
-
-/// A moto S3 server on a free port, killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-async fn start_moto() -> Moto {
-    let port = free_port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 is needed to run the S3 test server (moto)");
-    let moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let client = reqwest::Client::new();
-    loop {
-        if client.get(&moto.endpoint).send().await.is_ok() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "moto did not start: install it with `pip install 'moto[server]'` (.ci/run does)"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    moto
-}
+use testsupport::moto::Moto;
 
 /// Makes a bucket and returns a backend config for it.
-async fn bucket(moto: &Moto, name: &str) -> S3Config {
-    let r = reqwest::Client::new()
-        .put(format!("{}/{name}", moto.endpoint))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "create bucket: {}", r.status());
+fn bucket(moto: &Moto, name: &str) -> S3Config {
+    moto.create_bucket(name);
     S3Config {
         bucket: name.to_string(),
-        endpoint: Some(moto.endpoint.clone()),
+        endpoint: Some(moto.endpoint()),
         region: "us-east-1".into(),
         prefix: "reg".into(),
         redirect: false,
@@ -193,8 +133,8 @@ async fn push_image(http: &reqwest::Client, base: &str, repo: &str, tag: &str, s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chunked_upload_started_on_one_replica_finishes_on_the_other() {
-    let moto = start_moto().await;
-    let config = bucket(&moto, "handover").await;
+    let moto = Moto::start();
+    let config = bucket(&moto, "handover");
     let (a, b) = (replica(&config).await, replica(&config).await);
     let http = reqwest::Client::new();
     // 21 MiB: two whole 8 MiB parts plus a tail, sent as three uneven chunks alternating replicas.
@@ -242,8 +182,8 @@ async fn chunked_upload_started_on_one_replica_finishes_on_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wrong_digest_stores_nothing_and_sha512_works() {
-    let moto = start_moto().await;
-    let config = bucket(&moto, "digests").await;
+    let moto = Moto::start();
+    let config = bucket(&moto, "digests");
     let a = replica(&config).await;
     let http = reqwest::Client::new();
     let blob = data(9 * 1024 * 1024, 2);
@@ -272,8 +212,8 @@ async fn wrong_digest_stores_nothing_and_sha512_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_push_and_pull_concurrently_over_one_bucket() {
-    let moto = start_moto().await;
-    let config = bucket(&moto, "shared").await;
+    let moto = Moto::start();
+    let config = bucket(&moto, "shared");
     let (a, b) = (replica(&config).await, replica(&config).await);
     let http = reqwest::Client::new();
     let mut pushes = Vec::new();
@@ -336,8 +276,8 @@ async fn two_replicas_push_and_pull_concurrently_over_one_bucket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redirect_mode_answers_blob_gets_with_a_presigned_url() {
-    let moto = start_moto().await;
-    let mut config = bucket(&moto, "redirects").await;
+    let moto = Moto::start();
+    let mut config = bucket(&moto, "redirects");
     config.redirect = true;
     let a = replica(&config).await;
     let http = reqwest::Client::new();
@@ -355,7 +295,7 @@ async fn redirect_mode_answers_blob_gets_with_a_presigned_url() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
     let location = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(location.starts_with(&moto.endpoint), "{location}");
+    assert!(location.starts_with(&moto.endpoint()), "{location}");
     let followed = http
         .get(format!("{}/v2/r/blobs/{digest}", a.base))
         .send()
@@ -368,8 +308,8 @@ async fn redirect_mode_answers_blob_gets_with_a_presigned_url() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn skopeo_copies_in_through_one_replica_and_out_through_the_other() {
     let skopeo = which("skopeo");
-    let moto = start_moto().await;
-    let config = bucket(&moto, "skopeo").await;
+    let moto = Moto::start();
+    let config = bucket(&moto, "skopeo");
     let (a, b) = (replica(&config).await, replica(&config).await);
     let http = reqwest::Client::new();
     let digest = push_image(&http, &a.base, "seed/img", "v1", 3).await;

@@ -118,6 +118,21 @@ fn write_manifest<T: serde::Serialize>(
     layout.write_manifest(&raw).expect("store a test manifest")
 }
 
+/// `len` deterministic bytes that do not compress (xorshift from `seed`): layer contents whose size a
+/// compressor cannot shrink, the same for a seed on every run.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -342,6 +342,8 @@ pub enum Backend<'a> {
     Fs(&'a Path),
     /// Memory only, empty at start (`serve inmem`).
     InMemory,
+    /// The S3 bucket an S3 settings file names (`serve s3 --config FILE`).
+    S3Config(&'a Path),
 }
 
 /// A running `sealos registry serve BACKEND -p 0 --address 127.0.0.1`, killed when dropped.
@@ -362,6 +364,12 @@ impl SealosRegistry {
         Self::start_with(bin, Backend::Fs(dir), extra, false)
     }
 
+    /// Starts the `sealos` binary at `bin` serving the S3 bucket the settings file `config` names
+    /// (`serve s3 --config CONFIG`), with logging disabled.
+    pub fn start_s3(bin: &Path, config: &Path) -> SealosRegistry {
+        Self::start_with(bin, Backend::S3Config(config), &[], false)
+    }
+
     /// Starts `sealos registry serve` on `backend` plus `extra` arguments. With `log_requests` the server logs
     /// every request (`--log-level info`) into a file that [`SealosRegistry::blob_gets`] counts; without, it
     /// logs nothing.
@@ -376,6 +384,7 @@ impl SealosRegistry {
         match backend {
             Backend::Fs(dir) => cmd.arg("fs").arg(dir),
             Backend::InMemory => cmd.arg("inmem"),
+            Backend::S3Config(file) => cmd.args(["s3", "--config"]).arg(file),
         };
         cmd.args(["-p", "0", "--address", "127.0.0.1"]);
         let request_log = if log_requests {

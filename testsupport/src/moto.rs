@@ -1,4 +1,4 @@
-//! An S3-compatible server for tests: moto (`python3 -m moto.server`, installed by `.ci/run`) on a free port of
+//! An S3-compatible server for tests and benchmarks: moto (`python3 -m moto.server`, installed by `.ci/run`) on a free port of
 //! 127.0.0.1, killed when dropped. moto accepts any credentials and needs no signature to create a bucket.
 
 use std::io::{Read, Write};
@@ -22,8 +22,13 @@ impl Drop for Moto {
 }
 
 impl Moto {
-    /// Starts moto and waits (up to 30 s) until it accepts connections.
+    /// Starts moto and waits (up to 30 s) until it answers; panics saying how to install it when it cannot.
     pub fn start() -> Moto {
+        Moto::try_start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Moto::start`] for callers that report errors instead of panicking (the benchmarks).
+    pub fn try_start() -> Result<Moto, String> {
         let port = free_port();
         let child = Command::new("python3")
             .args([
@@ -37,19 +42,24 @@ impl Moto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect(
-                "python3 with moto is needed (`pip install 'moto[server]'`; .ci/run installs it)",
-            );
+            .map_err(|e| {
+                format!(
+                    "cannot start python3 ({e}): python3 with moto is needed (`pip install 'moto[server]'`; \
+                     .ci/run installs it)"
+                )
+            })?;
         let moto = Moto { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         while moto.request("GET", "/", b"").is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not start: install it with `pip install 'moto[server]'`"
-            );
+            if Instant::now() >= deadline {
+                return Err(
+                    "moto did not start within 30 s: install it with `pip install 'moto[server]'`"
+                        .to_string(),
+                );
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
-        moto
+        Ok(moto)
     }
 
     /// The endpoint URL (`http://127.0.0.1:PORT`).
@@ -57,15 +67,23 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Creates a bucket.
+    /// Creates a bucket; panics when moto refuses.
     pub fn create_bucket(&self, name: &str) {
-        let answer = self.request("PUT", &format!("/{name}"), b"");
-        assert!(
-            answer
-                .as_deref()
-                .is_some_and(|a| a.starts_with("HTTP/1.1 200")),
-            "create bucket `{name}`: {answer:?}"
-        );
+        self.try_create_bucket(name)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// [`Moto::create_bucket`] for callers that report errors instead of panicking.
+    pub fn try_create_bucket(&self, name: &str) -> Result<(), String> {
+        match self.request("PUT", &format!("/{name}"), b"") {
+            Some(a) if a.starts_with("HTTP/1.1 200") => Ok(()),
+            answer => Err(format!(
+                "moto did not create bucket `{name}`: {}",
+                answer
+                    .as_deref()
+                    .map_or("no answer", |a| a.lines().next().unwrap_or_default())
+            )),
+        }
     }
 
     /// Writes an object as is, behind the back of whatever store uses the bucket (to damage it in a test).

@@ -117,7 +117,7 @@ pub const GROUPS: &[Group] = &[
     },
     Group {
         name: "proxy",
-        about: "P1: pull an image (4 random layers, --size in all) through the pull-through cache, cold (a new cache each run) and warm: sealos registry serve --proxy vs docker-registry in proxy mode, same local upstream",
+        about: "P1: pull an image (4 random layers, --size in all) through the pull-through cache, cold (a new cache each run) and warm: sealos registry serve --proxy vs docker-registry in proxy mode, same local upstream; P1 rows verify every blob in the client (hashing dominates warm), P1c/P1w (-curl-) fetch blobs with one curl --parallel to /dev/null (the caches' own cost)",
         rows: proxy::ROWS,
         pairs: proxy::pairs,
         default_pairs: proxy::DEFAULT_PAIRS,

@@ -8,8 +8,14 @@
 //! - `proxy-warm-vs-docker-registry`: a pull from a cache that already holds the image (filled, and done
 //!   storing it, before the runs). The CPU time each cache spent on each run is printed on stderr.
 //!
-//! The client is ours (`registry::client`): the manifest by tag, then every blob at once, verified, into a sink;
-//! as a container runtime pulls layers in parallel.
+//! - `proxy-cold-curl-vs-docker-registry` (P1c) and `proxy-warm-curl-vs-docker-registry` (P1w): the same cold
+//!   and warm pulls with a client that does what a node's container runtime does on the wire, minus hashing:
+//!   the manifest by tag, then one `curl --parallel` process fetching every blob at once to `/dev/null`. They
+//!   measure the caches (and loopback), where the verifying rows also measure the client hashing the image on
+//!   the same 2 cores (which dominates their warm time for both sides).
+//!
+//! The verifying rows' client is ours (`registry::client`): the manifest by tag, then every blob at once,
+//! verified, into a sink; as a container runtime pulls layers in parallel.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -31,6 +37,8 @@ use crate::harness::{Job, Pair, untimed};
 pub const ROWS: &[&str] = &[
     "proxy-cold-vs-docker-registry",
     "proxy-warm-vs-docker-registry",
+    "proxy-cold-curl-vs-docker-registry",
+    "proxy-warm-curl-vs-docker-registry",
 ];
 
 /// Measured pairs by default: each cold run moves the whole image twice.
@@ -162,12 +170,24 @@ async fn push_image(
     Ok(())
 }
 
-/// Pulls `REPO:v1` from `host`: the manifest, then every blob at once into a sink, verified.
-async fn pull_image(client: &RegistryClient, host: &str) -> anyhow::Result<()> {
+/// How a pull fetches the blobs of the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    /// Our client, every blob at once, each verified against its digest.
+    Verified,
+    /// One `curl --parallel` process, every blob at once to `/dev/null`, nothing hashed.
+    Curl,
+}
+
+/// Pulls `REPO:v1` from `host`: the manifest by tag, then every blob at once as `fetch` says.
+async fn pull_image(client: &RegistryClient, host: &str, fetch: Fetch) -> anyhow::Result<()> {
     let m = client
         .get_manifest(host, REPO, "v1", DEFAULT_MANIFEST_ACCEPT)
         .await?;
     let raw = RawManifest::from_bytes(m.bytes.to_vec(), Some(&m.media_type))?;
+    if fetch == Fetch::Curl {
+        return curl_blobs(host, &raw).await;
+    }
     let mut pulls = tokio::task::JoinSet::new();
     for d in raw.referenced_blobs() {
         let (client, host, digest, size) =
@@ -184,6 +204,36 @@ async fn pull_image(client: &RegistryClient, host: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fetches every blob `raw` references from `host` with one `curl --parallel` to `/dev/null`, failing on any
+/// HTTP error or short body.
+async fn curl_blobs(host: &str, raw: &RawManifest) -> anyhow::Result<()> {
+    let blobs = raw.referenced_blobs();
+    let mut curl = tokio::process::Command::new("curl");
+    curl.args([
+        "--silent",
+        "--no-progress-meter",
+        "--show-error",
+        "--fail",
+        "--parallel",
+    ])
+    .arg("--parallel-max")
+    .arg(blobs.len().max(1).to_string());
+    for d in &blobs {
+        curl.arg("--output")
+            .arg("/dev/null")
+            .arg(format!("http://{host}/v2/{REPO}/blobs/{}", d.digest));
+    }
+    let status = curl
+        .status()
+        .await
+        .context("cannot run curl (install the `curl` package)")?;
+    anyhow::ensure!(
+        status.success(),
+        "curl fetching the blobs of {REPO}:v1 from {host} failed: {status}"
+    );
+    Ok(())
+}
+
 /// What the jobs share: the upstream, the runtime of the client, and where caches keep their data.
 struct Bench {
     rt: tokio::runtime::Runtime,
@@ -193,15 +243,21 @@ struct Bench {
 }
 
 /// A job pulling through a cache that is new for each run.
-fn cold_job(bench: &Rc<Bench>, cache: Cache) -> anyhow::Result<Job> {
+fn cold_job(
+    bench: &Rc<Bench>,
+    cache: Cache,
+    fetch: Fetch,
+    row: &'static str,
+) -> anyhow::Result<Job> {
     let (bench, client) = (bench.clone(), client()?);
     Ok(Box::new(move || {
         let (server, _data) = untimed(|| cache.start(&bench.work, &bench.upstream.host))?;
         let cpu = server.cpu_seconds();
-        bench.rt.block_on(pull_image(&client, &server.host))?;
+        bench
+            .rt
+            .block_on(pull_image(&client, &server.host, fetch))?;
         eprintln!(
-            "  {} {}: the cache used {:.2} s of CPU until the pull ended",
-            ROWS[0],
+            "  {row} {}: the cache used {:.2} s of CPU until the pull ended",
             cache.name(),
             server.cpu_seconds() - cpu
         );
@@ -210,18 +266,32 @@ fn cold_job(bench: &Rc<Bench>, cache: Cache) -> anyhow::Result<Job> {
     }))
 }
 
-/// A job pulling through one cache kept across runs, filled (and done storing) before the first run.
-fn warm_job(bench: &Rc<Bench>, cache: Cache) -> anyhow::Result<Job> {
-    let (bench, client) = (bench.clone(), client()?);
+/// Starts a cache of `cache`'s kind and fills it with the image (done storing it) for the warm rows.
+fn warm_cache(bench: &Bench, cache: Cache) -> anyhow::Result<Rc<Server>> {
     let (server, data) = cache.start(&bench.work, &bench.upstream.host)?;
-    bench.rt.block_on(pull_image(&client, &server.host))?;
+    bench
+        .rt
+        .block_on(pull_image(&client()?, &server.host, Fetch::Verified))?;
     wait_stored(&data, &bench.layers)?;
+    Ok(Rc::new(server))
+}
+
+/// A job pulling through `server`, a cache filled by [`warm_cache`] and kept across runs (and rows).
+fn warm_job(
+    bench: &Rc<Bench>,
+    server: &Rc<Server>,
+    cache: Cache,
+    fetch: Fetch,
+    row: &'static str,
+) -> anyhow::Result<Job> {
+    let (bench, server, client) = (bench.clone(), server.clone(), client()?);
     Ok(Box::new(move || {
         let cpu = server.cpu_seconds();
-        bench.rt.block_on(pull_image(&client, &server.host))?;
+        bench
+            .rt
+            .block_on(pull_image(&client, &server.host, fetch))?;
         eprintln!(
-            "  {} {}: the cache used {:.2} s of CPU",
-            ROWS[1],
+            "  {row} {}: the cache used {:.2} s of CPU",
             cache.name(),
             server.cpu_seconds() - cpu
         );
@@ -229,7 +299,7 @@ fn warm_job(bench: &Rc<Bench>, cache: Cache) -> anyhow::Result<Job> {
     }))
 }
 
-/// Starts the upstream with the image and returns P1's cold and warm rows.
+/// Starts the upstream with the image and returns P1's cold and warm rows, verifying and with curl.
 pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
     let layer_size = (ctx.size / LAYERS).max(1);
     let layers = (0..LAYERS)
@@ -258,16 +328,28 @@ pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
         peer_name: PEER.to_string(),
         peer,
     };
+    let cold = |row: &'static str, fetch| -> anyhow::Result<Pair> {
+        Ok(pair(
+            row,
+            cold_job(&bench, Cache::Sealos, fetch, row)?,
+            cold_job(&bench, Cache::DockerRegistry, fetch, row)?,
+        ))
+    };
+    let (warm_ours, warm_peer) = (
+        warm_cache(&bench, Cache::Sealos)?,
+        warm_cache(&bench, Cache::DockerRegistry)?,
+    );
+    let warm = |row: &'static str, fetch| -> anyhow::Result<Pair> {
+        Ok(pair(
+            row,
+            warm_job(&bench, &warm_ours, Cache::Sealos, fetch, row)?,
+            warm_job(&bench, &warm_peer, Cache::DockerRegistry, fetch, row)?,
+        ))
+    };
     Ok(vec![
-        pair(
-            ROWS[0],
-            cold_job(&bench, Cache::Sealos)?,
-            cold_job(&bench, Cache::DockerRegistry)?,
-        ),
-        pair(
-            ROWS[1],
-            warm_job(&bench, Cache::Sealos)?,
-            warm_job(&bench, Cache::DockerRegistry)?,
-        ),
+        cold(ROWS[0], Fetch::Verified)?,
+        warm(ROWS[1], Fetch::Verified)?,
+        cold(ROWS[2], Fetch::Curl)?,
+        warm(ROWS[3], Fetch::Curl)?,
     ])
 }

@@ -23,16 +23,14 @@
 //!   17 GiB of RSS and about 12 GiB of temporary files: run 4G only where that much memory and disk are free.
 //!
 use std::ffi::OsString;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 
 use anyhow::{Context as _, bail};
+use testsupport::moto::Moto;
 
 use super::Context;
 use super::registry::{
-    Blob, Servers, blob_pairs, start_docker_registry, start_sealos, stream_pair, wait_listening,
+    Blob, Servers, blob_pairs, start_docker_registry, start_sealos, stream_pair,
 };
 use crate::harness::{Job, Pair};
 
@@ -76,67 +74,12 @@ fn stream_rows() -> anyhow::Result<Vec<(&'static str, u64)>> {
     Ok(rows)
 }
 
-/// A moto S3 server on 127.0.0.1, killed when dropped.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Moto {
-    fn start() -> anyhow::Result<Rc<Moto>> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start python3, needed for the S3 server moto")?;
-        let moto = Moto { child, port };
-        wait_listening(port, "moto (pip install 'moto[server]')")?;
-        Ok(Rc::new(moto))
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Creates `bucket` with an unsigned `PUT /BUCKET` (moto accepts any credentials, or none).
-    fn create_bucket(&self, bucket: &str) -> anyhow::Result<()> {
-        let mut conn = TcpStream::connect(("127.0.0.1", self.port))
-            .with_context(|| format!("cannot connect to moto at {}", self.endpoint()))?;
-        write!(
-            conn,
-            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )?;
-        let mut answer = String::new();
-        conn.read_to_string(&mut answer)
-            .with_context(|| format!("no answer from moto creating bucket {bucket}"))?;
-        if answer.split_whitespace().nth(1) != Some("200") {
-            bail!(
-                "moto did not create bucket {bucket}: {}",
-                answer.lines().next().unwrap_or_default()
-            );
-        }
-        Ok(())
-    }
-}
-
 /// Our server on bucket `{name}-sealos` and the peer on bucket `{name}-distribution`, both new, of `moto`.
 fn start_servers(ctx: &Context, moto: &Moto, name: &str) -> anyhow::Result<Rc<Servers>> {
     let endpoint = moto.endpoint();
     let ours_bucket = format!("{name}-sealos");
-    moto.create_bucket(&ours_bucket)?;
+    moto.try_create_bucket(&ours_bucket)
+        .map_err(anyhow::Error::msg)?;
     let root = tempfile::tempdir_in(&ctx.work).context("cannot create a registry directory")?;
     let config = root.path().join("s3.toml");
     std::fs::write(
@@ -151,7 +94,8 @@ fn start_servers(ctx: &Context, moto: &Moto, name: &str) -> anyhow::Result<Rc<Se
         &["s3".into(), "--config".into(), OsString::from(&config)],
     )?;
     let peer_bucket = format!("{name}-distribution");
-    moto.create_bucket(&peer_bucket)?;
+    moto.try_create_bucket(&peer_bucket)
+        .map_err(anyhow::Error::msg)?;
     let root = tempfile::tempdir_in(&ctx.work).context("cannot create a registry directory")?;
     let storage = format!(
         "  s3:\n    region: us-east-1\n    bucket: {peer_bucket}\n    regionendpoint: {endpoint}\n    \
@@ -173,7 +117,7 @@ fn keeping_moto(moto: &Rc<Moto>, mut job: Job) -> Job {
 
 /// Starts moto and the servers, generates the blob and returns the rows.
 pub fn pairs(ctx: &Context) -> anyhow::Result<Vec<Pair>> {
-    let moto = Moto::start()?;
+    let moto = Rc::new(Moto::try_start().map_err(anyhow::Error::msg)?);
     let blob = Blob::generate(&ctx.work, ctx.size.min(BLOB_CAP), ctx.seed)?;
     let servers = start_servers(ctx, &moto, "blob")?;
     let mut rows = blob_pairs(&servers, &blob, [ROWS[0], ROWS[1], ROWS[2]], PEER_S3, false)?;

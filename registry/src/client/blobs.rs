@@ -78,6 +78,39 @@ fn content_range_start(v: &str) -> Option<u64> {
     rest.split('-').next()?.trim().parse().ok()
 }
 
+/// `rb` asking for the bytes from `from` on (a `Range` header; none when `from` is 0).
+fn range_from(rb: reqwest::RequestBuilder, from: u64) -> reqwest::RequestBuilder {
+    if from > 0 {
+        rb.header(RANGE, format!("bytes={from}-"))
+    } else {
+        rb
+    }
+}
+
+/// How many bytes at the start of `resp`'s body, the answer to a request for the bytes from `from` (> 0)
+/// on, the caller already has: none for a `206` whose `Content-Range` starts at `from`, all `from` of them
+/// for a server that ignored the `Range` and sends the whole blob; a `206` starting elsewhere is an error.
+fn already_had(resp: &reqwest::Response, from: u64, url: &str) -> Result<u64, ClientError> {
+    if resp.status() != StatusCode::PARTIAL_CONTENT {
+        return Ok(from);
+    }
+    let at = resp
+        .headers()
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(content_range_start);
+    if at == Some(from) {
+        Ok(0)
+    } else {
+        Err(ClientError::InvalidResponse {
+            url: url.to_string(),
+            message: format!(
+                "asked for bytes from {from} but the registry sent Content-Range {at:?}"
+            ),
+        })
+    }
+}
+
 impl RegistryClient {
     /// `HEAD` on a blob: its size when `repository` has it, `None` when not.
     pub async fn blob_exists(
@@ -236,19 +269,7 @@ impl RegistryClient {
             let url = self.inner.url(ep, &blob_path(ep, digest)).await?;
             let sent = self
                 .inner
-                .send(
-                    ep,
-                    &[repo_scope(&ep.repository, false)],
-                    Method::GET,
-                    &url,
-                    &|rb| {
-                        Ok(if start > 0 {
-                            rb.header(RANGE, format!("bytes={start}-"))
-                        } else {
-                            rb
-                        })
-                    },
-                )
+                .get_pull(ep, &url, &|rb| Ok(range_from(rb, start)))
                 .await;
             let sent = match sent {
                 Ok(s) => expect_success(s, "GET", &url).await,
@@ -262,25 +283,10 @@ impl RegistryClient {
                 }
             };
             // Bytes at the start of the body we already have (a server that ignored the Range).
-            let skip = match (start, resp.status()) {
-                (0, _) => 0,
-                (_, StatusCode::PARTIAL_CONTENT) => {
-                    let at = resp
-                        .headers()
-                        .get(CONTENT_RANGE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(content_range_start);
-                    if at != Some(start) {
-                        return Err(ClientError::InvalidResponse {
-                            url,
-                            message: format!(
-                                "asked for bytes from {start} but the registry sent Content-Range {at:?}"
-                            ),
-                        });
-                    }
-                    0
-                }
-                _ => start,
+            let skip = if start > 0 {
+                already_had(&resp, start, &url)?
+            } else {
+                0
             };
             let client = self.clone();
             let state = (resp, _permit, client, digest.clone(), skip, start, false);
@@ -345,7 +351,6 @@ impl RegistryClient {
     ) -> Result<u64, ClientError> {
         let url = self.inner.url(ep, &blob_path(ep, digest)).await?;
         let policy = &self.inner.opts.retry;
-        let scopes = [repo_scope(&ep.repository, false)];
         let mut done: u64 = start;
         let mut total = size;
         let mut resumes = 0u32;
@@ -353,13 +358,7 @@ impl RegistryClient {
             let from = done;
             let sent = self
                 .inner
-                .send(ep, &scopes, Method::GET, &url, &|rb| {
-                    Ok(if from > 0 {
-                        rb.header(RANGE, format!("bytes={from}-"))
-                    } else {
-                        rb
-                    })
-                })
+                .get_pull(ep, &url, &|rb| Ok(range_from(rb, from)))
                 .await?;
             let Sent { mut resp, _permit } = sent;
             let status = resp.status();
@@ -369,23 +368,7 @@ impl RegistryClient {
             // Bytes at the start of this body we already have (a server that ignored our Range).
             let mut skip = 0u64;
             if from > 0 {
-                if status == StatusCode::PARTIAL_CONTENT {
-                    let start = resp
-                        .headers()
-                        .get(CONTENT_RANGE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(content_range_start);
-                    if start != Some(from) {
-                        return Err(ClientError::InvalidResponse {
-                            url,
-                            message: format!(
-                                "asked for bytes from {from} but the registry sent Content-Range {start:?}"
-                            ),
-                        });
-                    }
-                } else {
-                    skip = from;
-                }
+                skip = already_had(&resp, from, &url)?;
             } else if total.is_none() && status == StatusCode::OK {
                 total = resp.content_length();
             }
@@ -879,17 +862,7 @@ impl RegistryClient {
         let mut last = None;
         for ep in &eps {
             let url = self.inner.url(ep, &blob_path(ep, digest)).await?;
-            let sent = match self
-                .inner
-                .send(
-                    ep,
-                    &[repo_scope(&ep.repository, false)],
-                    Method::GET,
-                    &url,
-                    &|rb| Ok(rb),
-                )
-                .await
-            {
+            let sent = match self.inner.get_pull(ep, &url, &|rb| Ok(rb)).await {
                 Ok(s) => s,
                 Err(e) => {
                     last = Some(e);

@@ -166,13 +166,7 @@ impl RegistryClient {
         loop {
             let sent = self
                 .inner
-                .send(
-                    ep,
-                    &[repo_scope(&ep.repository, false)],
-                    Method::GET,
-                    url,
-                    &|rb| Ok(rb.header(ACCEPT, accept)),
-                )
+                .get_pull(ep, url, &|rb| Ok(rb.header(ACCEPT, accept)))
                 .await?;
             let mut sent = expect_success(sent, "GET", url).await?;
             let too_large = || ClientError::InvalidResponse {
@@ -501,13 +495,9 @@ impl RegistryClient {
         }
         let sent = self
             .inner
-            .send(
-                ep,
-                &[repo_scope(&ep.repository, false)],
-                Method::GET,
-                &url,
-                &|rb| Ok(rb.header(ACCEPT, "application/vnd.oci.image.index.v1+json")),
-            )
+            .get_pull(ep, &url, &|rb| {
+                Ok(rb.header(ACCEPT, "application/vnd.oci.image.index.v1+json"))
+            })
             .await?;
         let status = sent.resp.status();
         let body = if status.is_success() {

@@ -371,6 +371,23 @@ impl Inner {
         Ok(token.token)
     }
 
+    /// A `GET` of `url` that reads `ep`'s repository (the pull scope), through [`Inner::send`].
+    pub(crate) async fn get_pull(
+        &self,
+        ep: &Endpoint,
+        url: &str,
+        build: &Build<'_>,
+    ) -> Result<Sent, ClientError> {
+        self.send(
+            ep,
+            &[repo_scope(&ep.repository, false)],
+            Method::GET,
+            url,
+            build,
+        )
+        .await
+    }
+
     /// Sends a request built by `build`, authenticating, waiting for a host slot and retrying as configured.
     pub(crate) async fn send(
         &self,

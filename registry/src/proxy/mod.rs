@@ -877,3 +877,59 @@ impl Storage for ProxyStorage {
         self.proxy.inner.referrers(repo, subject).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientOptions;
+    use crate::storage::{FsStorage, mapped};
+
+    /// A cache over a filesystem store whose only upstream cannot be reached (nothing listens on port 1).
+    fn unreachable_cache(dir: &std::path::Path) -> (ProxyStorage, Arc<FsStorage>) {
+        let store = Arc::new(FsStorage::new(dir.join("data")));
+        let client = RegistryClient::new(ClientOptions {
+            insecure_loopback: true,
+            ..ClientOptions::default()
+        })
+        .unwrap();
+        let options = ProxyOptions {
+            upstreams: Upstreams::single(Upstream::parse_url("http://127.0.0.1:1").unwrap()),
+            tag_ttl: DEFAULT_TAG_TTL,
+            max_size: None,
+            spool_dir: dir.join("spool"),
+        };
+        (ProxyStorage::new(store.clone(), client, options), store)
+    }
+
+    #[tokio::test]
+    async fn a_cached_blob_is_served_as_mapped_file_views_without_the_upstream() {
+        let dir = tempfile::tempdir().unwrap();
+        let (proxy, store) = unreachable_cache(dir.path());
+        let blob = Bytes::from(
+            (0..4u32 << 20)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect::<Vec<u8>>(),
+        );
+        let digest = Digest::sha256_of(&blob);
+        store.put_blob_bytes(&digest, blob.clone()).await.unwrap();
+        store.link_layer("library/app", &digest).await.unwrap();
+
+        // As the server asks for a blob GET: has_layer and blob_size, then send_blob.
+        assert!(proxy.has_layer("library/app", &digest).await.unwrap());
+        assert_eq!(
+            proxy.blob_size(&digest).await.unwrap(),
+            Some(blob.len() as u64)
+        );
+        let reader = proxy.send_blob(&digest, None).await.unwrap();
+        assert_eq!(reader.size, blob.len() as u64);
+        let chunks: Vec<Bytes> = reader.stream.map(|c| c.unwrap()).collect::<Vec<_>>().await;
+        assert!(
+            chunks.iter().all(|c| mapped::lookup(c).is_some()),
+            "every chunk of a cached blob should be a view of the stored file, so the server sends it with \
+             sendfile(2)"
+        );
+        assert_eq!(chunks.concat(), blob.to_vec());
+        // The guard of the finished read is gone: the image is no longer counted as in use.
+        assert!(lock(&proxy.proxy.readers).is_empty());
+    }
+}

@@ -18,7 +18,7 @@ use super::headers::{blob_created, content_length, location, set};
 use super::routes::{mount_of, param, parse_digest};
 use super::uploads::Client;
 use super::{ApiResult, App};
-use crate::storage::{ByteStream, StorageError};
+use crate::storage::{ByteStream, StorageError, UploadStatus};
 
 fn body_stream(app: &App, body: Body) -> ByteStream {
     let counter = app.metrics.bytes_in.clone();
@@ -164,6 +164,18 @@ async fn on_session<T>(
     result
 }
 
+/// Where upload session `id` of `name` stands (forgotten when storage no longer has it).
+async fn session_status(app: &App, name: &str, id: &str) -> Result<UploadStatus, StorageError> {
+    on_session(
+        app,
+        name,
+        id,
+        app.storage.upload_status(name, id),
+        keeps_session,
+    )
+    .await
+}
+
 /// An upload request that keeps the session: only storage's "no such session" ends it.
 fn keeps_session<T>(_: &Result<T, StorageError>) -> bool {
     false
@@ -180,14 +192,7 @@ pub(super) async fn patch_upload(
         Ok(r) => r,
         Err(e) => {
             // A bogus range still tells the client where the session stands.
-            let status = on_session(
-                app,
-                name,
-                id,
-                app.storage.upload_status(name, id),
-                keeps_session,
-            )
-            .await?;
+            let status = session_status(app, name, id).await?;
             return Err(e
                 .with_header(header::RANGE, range_value(status.offset))
                 .with_header(
@@ -261,14 +266,7 @@ pub(super) async fn put_upload(
 }
 
 pub(super) async fn upload_status(app: &App, name: &str, id: &str) -> ApiResult {
-    let status = on_session(
-        app,
-        name,
-        id,
-        app.storage.upload_status(name, id),
-        keeps_session,
-    )
-    .await?;
+    let status = session_status(app, name, id).await?;
     Ok(upload_response(
         StatusCode::NO_CONTENT,
         name,

@@ -84,6 +84,26 @@ impl DistributionStore<driver::s3::S3Driver> {
 /// A stream of bytes: request bodies going in, blob contents going out.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
+/// Reads `stream` to its end, handing each chunk to `each`; a read error is a [`StorageError::Io`] of `op`
+/// on `what` (the blob or file the stream comes from).
+pub(crate) async fn for_each_chunk(
+    mut stream: ByteStream,
+    op: &'static str,
+    what: &str,
+    mut each: impl FnMut(&[u8]),
+) -> Result<()> {
+    use futures_util::StreamExt;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|source| StorageError::Io {
+            op,
+            path: what.to_string(),
+            source,
+        })?;
+        each(&chunk);
+    }
+    Ok(())
+}
+
 /// Errors from a storage backend. Each variant maps to one distribution-spec error code in the server.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -287,16 +307,10 @@ pub trait Storage: Send + Sync + 'static {
             return Err(StorageError::TooLarge { limit });
         }
         let mut out = Vec::with_capacity(usize::try_from(reader.size).unwrap_or(0));
-        let mut stream = reader.stream;
-        use futures_util::StreamExt;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|source| StorageError::Io {
-                op: "read blob",
-                path: digest.to_string(),
-                source,
-            })?;
-            out.extend_from_slice(&chunk);
-        }
+        for_each_chunk(reader.stream, "read blob", &digest.to_string(), |chunk| {
+            out.extend_from_slice(chunk)
+        })
+        .await?;
         Ok(Bytes::from(out))
     }
 

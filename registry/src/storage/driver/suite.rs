@@ -244,59 +244,16 @@ mod tests {
 
 #[cfg(all(test, feature = "s3"))]
 pub(crate) mod s3_tests {
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
+    use testsupport::moto::Moto;
 
     use super::run;
     use crate::storage::driver::s3::{S3Config, S3Driver};
 
-    /// A moto S3 server (`python3 -m moto.server`, installed by `.ci/run`) on 127.0.0.1, killed on drop.
-    pub(crate) struct Moto(Child);
-
-    impl Drop for Moto {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    /// Starts moto and returns it with a driver on a fresh bucket of it.
+    /// Starts moto (testsupport's) and returns it with a driver on a fresh bucket of it.
     pub(crate) async fn moto_driver() -> (Moto, S3Driver) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 with moto runs the S3 test server");
-        let moto = Moto(child);
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while client.get(&endpoint).send().await.is_err() {
-            assert!(Instant::now() < deadline, "moto did not start");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let made = client
-            .put(format!("{endpoint}/suite"))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            made.status().is_success(),
-            "create bucket: {}",
-            made.status()
-        );
+        let moto = Moto::start();
+        moto.create_bucket("suite");
+        let endpoint = moto.endpoint();
         let driver = S3Driver::new(&S3Config {
             bucket: "suite".into(),
             endpoint: Some(endpoint),

@@ -20,7 +20,7 @@ use formats::media_type;
 use formats::oci_layout::MAX_JSON_BLOB;
 use futures_util::StreamExt;
 
-use super::{FsStorage, Result, Storage, StorageError};
+use super::{FsStorage, Result, Storage, StorageError, for_each_chunk};
 
 pub(in crate::storage) mod tree;
 
@@ -254,16 +254,11 @@ async fn hash_blob(store: &dyn Storage, digest: &Digest) -> Result<Option<(Diges
     };
     let mut hasher = digest.algorithm().hasher();
     let mut len = 0u64;
-    let mut stream = reader.stream;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|source| StorageError::Io {
-            op: "read blob",
-            path: digest.to_string(),
-            source,
-        })?;
-        hasher.update(&chunk);
+    for_each_chunk(reader.stream, "read blob", &digest.to_string(), |chunk| {
+        hasher.update(chunk);
         len += chunk.len() as u64;
-    }
+    })
+    .await?;
     Ok(Some((hasher.finish(), len)))
 }
 

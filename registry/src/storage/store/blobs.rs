@@ -3,28 +3,23 @@
 use std::sync::Arc;
 
 use formats::digest::{Digest, Hasher};
-use futures_util::StreamExt;
 
 use super::{DistributionStore, locked};
 use crate::storage::driver::{Driver, FileInfo, Opened, ReadMode};
-use crate::storage::{BlobReader, ByteRange, ByteStream, Result, StorageError};
+use crate::storage::{BlobReader, ByteRange, ByteStream, Result, StorageError, for_each_chunk};
 
 /// Feeds a whole stream into `hasher`; `what` names the source in errors.
 pub(crate) async fn hash_stream(
-    mut stream: ByteStream,
+    stream: ByteStream,
     mut hasher: Hasher,
     what: &str,
 ) -> Result<(Hasher, u64)> {
     let mut len = 0u64;
-    while let Some(frame) = stream.next().await {
-        let frame = frame.map_err(|source| StorageError::Io {
-            op: "read",
-            path: what.to_string(),
-            source,
-        })?;
+    for_each_chunk(stream, "read", what, |frame| {
         len += frame.len() as u64;
-        hasher.update(&frame);
-    }
+        hasher.update(frame);
+    })
+    .await?;
     Ok((hasher, len))
 }
 

@@ -65,6 +65,32 @@ struct SessionPaths {
 /// What one chunk did: the session's running hash including the chunk, and the chunk's length.
 type Pumped = (Box<dyn UploadWriter>, Result<(Hasher, u64)>);
 
+/// What a chunk's body has yielded so far: the frames not yet handed to the writer, every byte's count, and
+/// how the body ended (its end, or the failure that stops the chunk).
+#[derive(Default)]
+struct Received {
+    batch: Vec<Bytes>,
+    batch_len: usize,
+    received: u64,
+    ended: bool,
+    failure: Option<StorageError>,
+}
+
+impl Received {
+    /// Takes what the body yielded next: a frame into the batch, an error as the failure, `None` as the end.
+    fn take(&mut self, frame: Option<std::io::Result<Bytes>>) {
+        match frame {
+            Some(Ok(frame)) => {
+                self.received += frame.len() as u64;
+                self.batch_len += frame.len();
+                self.batch.push(frame);
+            }
+            Some(Err(e)) => self.failure = Some(StorageError::Body(e)),
+            None => self.ended = true,
+        }
+    }
+}
+
 /// Streams `body` into `writer`, continuing `hasher`; hands back the writer (to commit or cancel) with the
 /// outcome. Frames are received here while the previous batch is hashed on a blocking thread and written by the
 /// driver, so receiving, hashing and writing overlap and one chunk holds two batches at most.
@@ -79,15 +105,14 @@ async fn pump(
     >;
     let mut idle = Some((writer, hasher));
     let mut in_flight: Option<InFlight> = None;
-    let (mut batch, mut batch_len, mut received) = (Vec::<Bytes>::new(), 0usize, 0u64);
-    let (mut ended, mut failure) = (false, None::<StorageError>);
+    let mut got = Received::default();
     loop {
-        if failure.is_none()
-            && !batch.is_empty()
+        if got.failure.is_none()
+            && !got.batch.is_empty()
             && let Some((mut writer, mut hasher)) = idle.take()
         {
-            let frames: Arc<[Bytes]> = std::mem::take(&mut batch).into();
-            batch_len = 0;
+            let frames: Arc<[Bytes]> = std::mem::take(&mut got.batch).into();
+            got.batch_len = 0;
             let to_hash = frames.clone();
             in_flight = Some(Box::pin(async move {
                 let hashing = tokio::task::spawn_blocking(move || {
@@ -104,38 +129,24 @@ async fn pump(
             }));
         }
         let Some(step) = in_flight.as_mut() else {
-            if ended || failure.is_some() {
+            if got.ended || got.failure.is_some() {
                 break;
             }
-            match body.next().await {
-                Some(Ok(frame)) => {
-                    received += frame.len() as u64;
-                    batch_len += frame.len();
-                    batch.push(frame);
-                }
-                Some(Err(e)) => failure = Some(StorageError::Body(e)),
-                None => ended = true,
-            }
+            got.take(body.next().await);
             continue;
         };
-        let receiving =
-            !ended && failure.is_none() && batch_len < WRITE_BATCH && batch.len() < BATCH_FRAMES;
+        let receiving = !got.ended
+            && got.failure.is_none()
+            && got.batch_len < WRITE_BATCH
+            && got.batch.len() < BATCH_FRAMES;
         tokio::select! {
-            frame = body.next(), if receiving => match frame {
-                Some(Ok(frame)) => {
-                    received += frame.len() as u64;
-                    batch_len += frame.len();
-                    batch.push(frame);
-                }
-                Some(Err(e)) => failure = Some(StorageError::Body(e)),
-                None => ended = true,
-            },
+            frame = body.next(), if receiving => got.take(frame),
             (writer, written, hashed) = step => {
                 in_flight = None;
                 match (written, hashed) {
                     (Ok(()), Ok(hasher)) => idle = Some((writer, hasher)),
                     (Err(e), _) | (_, Err(e)) => {
-                        failure = Some(e);
+                        got.failure = Some(e);
                         idle = Some((writer, Algorithm::Sha256.hasher()));
                     }
                 }
@@ -145,13 +156,13 @@ async fn pump(
     let Some((writer, hasher)) = idle else {
         unreachable!("the writer comes back from every batch")
     };
-    let outcome = match (failure, expected_len.filter(|e| *e != received)) {
+    let outcome = match (got.failure, expected_len.filter(|e| *e != got.received)) {
         (Some(e), _) => Err(e),
         (None, Some(expected)) => Err(StorageError::ChunkLength {
             expected,
-            actual: received,
+            actual: got.received,
         }),
-        (None, None) => Ok((hasher, received)),
+        (None, None) => Ok((hasher, got.received)),
     };
     (writer, outcome)
 }
