@@ -175,6 +175,24 @@ fn embedded_images_are_one_layer_each_and_both_registries_serve_them_with_origin
             "{annotated}"
         );
     }
+    // Text `inspect` names the image each embedded layer holds, as the JSON does.
+    let inspect = build_common::sealos()
+        .arg("--root")
+        .arg(&store)
+        .args(["inspect", "test/embed:v1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(inspect.status.success(), "{text}");
+    for layer in &layers[1..] {
+        let annotated = layer["annotations"]["io.sealos.image.embedded"]
+            .as_str()
+            .unwrap();
+        assert!(
+            text.contains(&format!("(embedded image {annotated})")),
+            "{text}"
+        );
+    }
 
     // The unpacked tree: sealos naming (host stripped), tags point at the amd64 manifests.
     let v2 = out.join("registry/docker/registry/v2");

@@ -233,9 +233,27 @@ pub fn render(d: &ImageDetails) -> String {
         let layers: Vec<String> = i
             .layers
             .iter()
-            .map(|l| format!("{}  {:>8}  {}", l.digest, human_size(l.size), l.media_type))
+            .map(|l| {
+                let line = format!("{}  {:>8}  {}", l.digest, human_size(l.size), l.media_type);
+                match embedded_note(&l.annotations) {
+                    Some(note) => format!("{line}  ({note})"),
+                    None => line,
+                }
+            })
             .collect();
         list(&mut out, "Layers", &layers);
     }
     out
+}
+
+/// What a layer of a cluster image's embedded registry holds, from its annotations: `embedded image REF@DIGEST`,
+/// or `blobs shared by the embedded images` for the shared layer.
+fn embedded_note(annotations: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    use formats::cluster_image::{EMBEDDED_IMAGE_ANNOTATION, SHARED_BLOBS_ANNOTATION};
+    if let Some(image) = annotations.get(EMBEDDED_IMAGE_ANNOTATION) {
+        return Some(format!("embedded image {image}"));
+    }
+    annotations
+        .contains_key(SHARED_BLOBS_ANNOTATION)
+        .then(|| "blobs shared by the embedded images".to_string())
 }
