@@ -766,18 +766,10 @@ fn images_lock_stays_out_of_the_image_unless_a_copy_names_it() {
     store_fixture::make_image(&src, "example.com/team/app:v1", "app");
     let ctx = tmp.path().join("ctx");
     std::fs::create_dir_all(ctx.join("images/skopeo")).unwrap();
-    let out = sealos()
-        .arg("--root")
-        .arg(&src)
-        .args(["save", "--format", "oci-archive", "-o"])
-        .arg(ctx.join("images/skopeo/app.tar"))
-        .arg("example.com/team/app:v1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sealos save: {}",
-        String::from_utf8_lossy(&out.stderr)
+    store_fixture::save_oci_archive(
+        &src,
+        "example.com/team/app:v1",
+        &ctx.join("images/skopeo/app.tar"),
     );
     write_context(
         &ctx,

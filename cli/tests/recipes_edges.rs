@@ -395,19 +395,7 @@ fn copy_registry_under_a_workdir_writes_the_embedded_tree_there_with_the_same_di
         ("app.tar", "example.com/team/app:v1"),
         ("web.tar", "example.com/team/web:v2"),
     ] {
-        let out = sealos()
-            .arg("--root")
-            .arg(&src)
-            .args(["save", "--format", "oci-archive", "-o"])
-            .arg(archives.join(name))
-            .arg(reference)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        store_fixture::save_oci_archive(&src, reference, &archives.join(name));
     }
     // The same images embedded by two Kubefiles: at /registry, and under WORKDIR /app.
     let built = |name: &str, copy: &str| {
@@ -519,18 +507,10 @@ fn an_archive_image_of_another_platform_is_a_warning_and_an_error_with_strict() 
     store_fixture::make_image(&src, "example.com/team/app:v1", "app");
     let ctx = tmp.path().join("ctx");
     std::fs::create_dir_all(ctx.join("images/skopeo")).unwrap();
-    let out = sealos()
-        .arg("--root")
-        .arg(&src)
-        .args(["save", "--format", "oci-archive", "-o"])
-        .arg(ctx.join("images/skopeo/app.tar"))
-        .arg("example.com/team/app:v1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    store_fixture::save_oci_archive(
+        &src,
+        "example.com/team/app:v1",
+        &ctx.join("images/skopeo/app.tar"),
     );
     write_context(
         &ctx,

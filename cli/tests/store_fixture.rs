@@ -89,6 +89,20 @@ pub fn make_image(store: &Path, name: &str, content: &str) -> Descriptor {
     desc
 }
 
+/// Saves `reference` from `store` as the oci-archive `dest` (`sealos save --format oci-archive`), as a
+/// recipe's `images/skopeo/*.tar` is made; panics with sealos's stderr when it fails.
+pub fn save_oci_archive(store: &Path, reference: &str, dest: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sealos"))
+        .arg("--root")
+        .arg(store)
+        .args(["save", "--format", "oci-archive", "-o"])
+        .arg(dest)
+        .arg(reference)
+        .output()
+        .expect("run sealos save");
+    assert!(out.status.success(), "sealos save: {}", stderr(&out));
+}
+
 /// The `sealos inspect --format json` document of an image.
 pub fn inspect_json(env: &Env, store: &Path, image: &str) -> serde_json::Value {
     let out = env.sealos_in(store, &["inspect", "--format", "json", image]);
