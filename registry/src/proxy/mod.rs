@@ -469,13 +469,30 @@ impl Proxy {
                 None => return Ok(Start::Missing),
             },
         };
+        // The upstream's answer took a while: another download of this digest may have started or been stored
+        // meanwhile. Join it, or read the store, instead of fetching the blob a second time.
+        if self
+            .inner
+            .blob_size(digest)
+            .await
+            .map_err(|e| failed(&e))?
+            .is_some()
+        {
+            return Ok(Start::Local);
+        }
         let (flight, writer) = Flight::start(&self.options.spool_dir, size, repo).map_err(|e| {
             failed(&format!(
                 "cannot create a spool file in `{}`: {e}",
                 self.options.spool_dir.display()
             ))
         })?;
-        lock(&self.downloads).insert(digest.clone(), flight.clone());
+        {
+            let mut downloads = lock(&self.downloads);
+            if let Some(running) = downloads.get(digest) {
+                return Ok(Start::Remote(running.clone()));
+            }
+            downloads.insert(digest.clone(), flight.clone());
+        }
         let me = self.clone();
         let (r, d, f) = (repo.to_string(), digest.clone(), flight.clone());
         tokio::spawn(async move { me.download(src, r, d, f, writer).await });
